@@ -1,0 +1,157 @@
+//! Body sniffing: Xero labels XML and form bodies `text/html`, so the bytes decide the family (xero-reference §2).
+
+use std::collections::HashSet;
+
+use super::{json, scan, xml};
+
+/// The most body bytes classification reads. Beyond it the body is treated as truncated at this length, so a
+/// hostile or runaway body never costs more than this much work or memory.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Messages in document order with exact duplicates dropped.
+#[derive(Debug, Default)]
+pub(crate) struct UniqueList {
+    items: Vec<String>,
+    seen: HashSet<String>,
+}
+
+impl UniqueList {
+    pub fn push(&mut self, message: &str) {
+        if !self.seen.contains(message) {
+            self.seen.insert(message.to_owned());
+            self.items.push(message.to_owned());
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<String> {
+        self.items
+    }
+}
+
+/// Everything the body told us, before the decision table looks at the status.
+#[derive(Debug, Default)]
+pub(crate) struct BodyFacts {
+    pub error_number: Option<i64>,
+    pub error_type: Option<String>,
+    pub message: Option<String>,
+    pub validation_messages: UniqueList,
+    pub warnings: UniqueList,
+    /// Validation errors seen, duplicates included: an error without a message still counts.
+    pub validation_error_count: usize,
+    /// Payroll `invalidFields` or Projects `modelState` entries seen.
+    pub field_error_count: usize,
+    pub failed_elements: Vec<u32>,
+    pub oauth_problem: Option<String>,
+    pub oauth_problem_advice: Option<String>,
+    pub problem_title: Option<String>,
+    pub problem_detail: Option<String>,
+    pub problem_instance: Option<String>,
+    /// The token endpoint's `error` member (`invalid_grant`, …).
+    pub token_error: Option<String>,
+    /// A short plain-text body, trimmed.
+    pub text: Option<String>,
+}
+
+impl BodyFacts {
+    pub fn has_element_errors(&self) -> bool {
+        self.validation_error_count > 0 || !self.failed_elements.is_empty()
+    }
+}
+
+/// Longest plain-text body kept as the message; longer text (an HTML page, say) is not a message.
+const MAX_TEXT_MESSAGE: usize = 512;
+
+/// Reads the body. For a 2xx, a cheap scan decides first whether anything in the body can matter.
+pub(crate) fn read(body: &[u8], success: bool) -> BodyFacts {
+    let body = &body[..body.len().min(MAX_BODY_BYTES)];
+    let mut facts = BodyFacts::default();
+    let utf16 = matches!(body, [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..]);
+    // The fast path for large successful pages: no error indicator in the raw bytes, nothing to parse.
+    if success && !utf16 && !scan::may_report_element_problems(body) {
+        return facts;
+    }
+    let decoded = decode_text(body);
+    let text = decoded.trim_start_matches('\u{feff}').trim();
+    if text.is_empty() {
+        return facts;
+    }
+    match text.as_bytes()[0] {
+        b'{' | b'[' | b'"' => json::read(text, &mut facts),
+        b'<' => xml::read(text, &mut facts),
+        _ if text.contains("oauth_problem=") => read_form(text, &mut facts),
+        _ => {
+            if text.len() <= MAX_TEXT_MESSAGE && !text.contains('\n') {
+                facts.text = Some(text.to_owned());
+            }
+        }
+    }
+    facts
+}
+
+/// Bodies are bytes. UTF-16 with a byte-order mark is decoded; anything else is read as UTF-8, replacing invalid
+/// sequences, so a stray byte never hides the rest of the message.
+fn decode_text(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    let utf16 = |big_endian: bool| {
+        let units = body[2..].chunks_exact(2).map(|pair| {
+            if big_endian { u16::from_be_bytes([pair[0], pair[1]]) } else { u16::from_le_bytes([pair[0], pair[1]]) }
+        });
+        char::decode_utf16(units).map(|c| c.unwrap_or('\u{fffd}')).collect::<String>().into()
+    };
+    match body {
+        [0xFF, 0xFE, ..] => utf16(false),
+        [0xFE, 0xFF, ..] => utf16(true),
+        _ => String::from_utf8_lossy(body),
+    }
+}
+
+/// OAuth 1.0a problems: `oauth_problem=…&oauth_problem_advice=…`, percent-encoded (advice sometimes raw).
+fn read_form(text: &str, facts: &mut BodyFacts) {
+    for (key, value) in form_urlencoded::parse(text.as_bytes()) {
+        match key.as_ref() {
+            "oauth_problem" if facts.oauth_problem.is_none() => facts.oauth_problem = Some(value.into_owned()),
+            "oauth_problem_advice" if facts.oauth_problem_advice.is_none() => {
+                facts.oauth_problem_advice = Some(value.into_owned())
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf16_bodies_with_bom_are_decoded() {
+        let mut body = vec![0xFF, 0xFE];
+        for unit in "<ApiException><Message>hé</Message></ApiException>".encode_utf16() {
+            body.extend_from_slice(&unit.to_le_bytes());
+        }
+        let facts = read(&body, false);
+        assert_eq!(facts.message.as_deref(), Some("hé"));
+    }
+
+    #[test]
+    fn form_advice_keeps_its_trailing_space_and_raw_text() {
+        let facts = read(b"oauth_problem=nonce_used&oauth_problem_advice=used%20\n", false);
+        assert_eq!(facts.oauth_problem_advice.as_deref(), Some("used "));
+        let facts = read(b"oauth_problem=token_rejected&oauth_problem_advice=not authorized, or revoked", false);
+        assert_eq!(facts.oauth_problem_advice.as_deref(), Some("not authorized, or revoked"));
+    }
+
+    #[test]
+    fn long_or_multiline_text_is_not_a_message() {
+        assert_eq!(read(b"  The Organisation is offline\n", false).text.as_deref(), Some("The Organisation is offline"));
+        assert!(read(b"line one\nline two", false).text.is_none());
+        assert!(read(&[b'x'; 600], false).text.is_none());
+    }
+
+    #[test]
+    fn unique_list_keeps_first_occurrence_order() {
+        let mut list = UniqueList::default();
+        for m in ["b", "a", "b", "c", "a"] {
+            list.push(m);
+        }
+        assert_eq!(list.into_vec(), ["b", "a", "c"]);
+    }
+}

@@ -1,0 +1,14 @@
+//! xeroguard: classify Xero API responses and pace calls so an app never trips Xero's rate limits.
+//!
+//! The Rust API is [`classify()`], [`classify_raw()`], [`backoff()`] and the pacing [`Limiter`]. The C ABI in
+//! [`ffi`] (header `include/xeroguard.h`) exposes the same to C, Python and .NET. The contract is
+//! `shared/xero-reference.md`; see the README for the vocabulary and the decisions made where it is silent.
+
+pub mod classify;
+pub mod ffi;
+pub mod retry;
+mod vocab;
+
+pub use classify::{Classification, RawError, classify, classify_raw};
+pub use retry::{Backoff, GiveUp, RetryPolicy, backoff};
+pub use vocab::{Action, AuthProblem, Category, RateLimitProblem, Reason};

@@ -1,0 +1,88 @@
+//! Shared by the integration tests: the language-neutral conformance cases of `../shared/conformance/`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use serde_json::Value;
+
+/// `../shared` beside the checkout (override with `XEROGUARD_SHARED`).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("XEROGUARD_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+pub struct Case {
+    pub name: String,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub expect: serde_json::Map<String, Value>,
+}
+
+impl Case {
+    pub fn header_refs(&self) -> Vec<(&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+    }
+
+    /// The case as a raw HTTP response, the way `curl -i` saves one.
+    pub fn raw(&self) -> Vec<u8> {
+        let mut raw = format!("HTTP/1.1 {} Xero\r\n", self.status).into_bytes();
+        for (name, value) in &self.headers {
+            raw.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(&self.body);
+        raw
+    }
+}
+
+pub fn load_cases() -> Vec<Case> {
+    let dir = shared_dir();
+    let path = dir.join("conformance/classify-cases.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let doc: Value = serde_json::from_str(&text).expect("conformance JSON");
+    let cases = doc["cases"].as_array().expect("cases array");
+    cases
+        .iter()
+        .map(|case| {
+            let body = if let Some(file) = case["body_file"].as_str() {
+                std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+            } else if let Some(b64) = case["body_base64"].as_str() {
+                base64::engine::general_purpose::STANDARD.decode(b64).expect("base64 body")
+            } else {
+                case["body"].as_str().unwrap_or("").as_bytes().to_vec()
+            };
+            Case {
+                name: case["name"].as_str().expect("name").to_owned(),
+                status: case["status"].as_u64().expect("status") as u16,
+                headers: case["headers"]
+                    .as_array()
+                    .expect("headers")
+                    .iter()
+                    .map(|pair| (pair[0].as_str().unwrap().to_owned(), pair[1].as_str().unwrap().to_owned()))
+                    .collect(),
+                body,
+                expect: case["expect"].as_object().expect("expect").clone(),
+            }
+        })
+        .collect()
+}
+
+/// The expectation keys whose values differ from `actual` (a §5 JSON object), as readable lines.
+pub fn mismatches(case: &Case, actual: &Value) -> Vec<String> {
+    case.expect
+        .iter()
+        .filter(|(key, want)| actual.get(key.as_str()) != Some(want))
+        .map(|(key, want)| format!("{}: {key}: want {want}, got {}", case.name, actual.get(key.as_str()).unwrap_or(&Value::Null)))
+        .collect()
+}
+
+/// Runs every case through `classify_json` and panics listing every mismatch.
+pub fn assert_conformance(label: &str, mut classify_json: impl FnMut(&Case) -> Value) {
+    let cases = load_cases();
+    assert_eq!(cases.len(), 70, "the conformance file holds 70 cases");
+    let failures: Vec<String> = cases.iter().flat_map(|case| mismatches(case, &classify_json(case))).collect();
+    assert!(failures.is_empty(), "{label}: {} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
