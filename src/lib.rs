@@ -6,9 +6,11 @@
 
 pub mod classify;
 pub mod ffi;
+pub mod pacing;
 pub mod retry;
 mod vocab;
 
 pub use classify::{Classification, RawError, classify, classify_raw};
+pub use pacing::{Clock, Decision, Limiter, Limits, Permit};
 pub use retry::{Backoff, GiveUp, RetryPolicy, backoff};
 pub use vocab::{Action, AuthProblem, Category, RateLimitProblem, Reason};

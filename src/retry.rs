@@ -45,8 +45,13 @@ pub enum Backoff {
 
 /// Decides whether retry number `attempt` (1 for the first retry) should happen, and after how long.
 pub fn backoff(classification: &Classification, attempt: u32, policy: &RetryPolicy) -> Backoff {
+    backoff_from_parts(classification.retryable(), classification.recommended_wait_ms, attempt, policy)
+}
+
+/// [`backoff`] from the two fields it reads (the C struct carries them).
+pub fn backoff_from_parts(retryable: bool, recommended_wait_ms: Option<u64>, attempt: u32, policy: &RetryPolicy) -> Backoff {
     let jitter = if policy.jitter_ms == 0 { 0 } else { random_u64() % (policy.jitter_ms + 1) };
-    backoff_with_jitter(classification.retryable(), classification.recommended_wait_ms, attempt, policy, jitter)
+    backoff_with_jitter(retryable, recommended_wait_ms, attempt, policy, jitter)
 }
 
 /// [`backoff`] with the jitter chosen by the caller: deterministic, and the form the C ABI uses.

@@ -2,14 +2,7 @@
 //! Python/C# enums, so every enum here carries its wire name and a fixed numeric code for the C ABI.
 
 macro_rules! vocabulary {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal => $wire:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[repr(u32)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant = $code,)+
-        }
-
+    ($name:ident { $($variant:ident => $wire:literal,)+ }) => {
         impl $name {
             /// Every value, in code order.
             pub const ALL: &'static [$name] = &[$($name::$variant,)+];
@@ -19,14 +12,24 @@ macro_rules! vocabulary {
                 match self { $($name::$variant => $wire,)+ }
             }
 
+            /// The vocabulary word as a NUL-terminated C string with static lifetime.
+            pub const fn c_name(self) -> &'static std::ffi::CStr {
+                match self {
+                    $($name::$variant => match std::ffi::CStr::from_bytes_with_nul(concat!($wire, "\0").as_bytes()) {
+                        Ok(name) => name,
+                        Err(_) => panic!("vocabulary words contain no NUL"),
+                    },)+
+                }
+            }
+
             /// The numeric code used over the C ABI.
             pub const fn code(self) -> u32 {
                 self as u32
             }
 
             /// The value for a C code; `None` for a code this version does not know.
-            pub const fn from_code(code: u32) -> Option<Self> {
-                match code { $($code => Some($name::$variant),)+ _ => None }
+            pub fn from_code(code: u32) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.code() == code)
             }
 
             /// The value for a vocabulary word (exact match).
@@ -43,78 +46,148 @@ macro_rules! vocabulary {
     };
 }
 
+/// What kind of response this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Category {
+    Success = 0,
+    PartialSuccess = 1,
+    ValidationError = 2,
+    BadRequest = 3,
+    Unauthorized = 4,
+    Forbidden = 5,
+    NotFound = 6,
+    MethodNotAllowed = 7,
+    Conflict = 8,
+    PreconditionFailed = 9,
+    RateLimited = 10,
+    InternalError = 11,
+    NotImplemented = 12,
+    ServiceUnavailable = 13,
+    OrganisationOffline = 14,
+    Unknown = 15,
+}
+
 vocabulary! {
-    /// What kind of response this is.
     Category {
-        Success = 0 => "success",
-        PartialSuccess = 1 => "partial_success",
-        ValidationError = 2 => "validation_error",
-        BadRequest = 3 => "bad_request",
-        Unauthorized = 4 => "unauthorized",
-        Forbidden = 5 => "forbidden",
-        NotFound = 6 => "not_found",
-        MethodNotAllowed = 7 => "method_not_allowed",
-        Conflict = 8 => "conflict",
-        PreconditionFailed = 9 => "precondition_failed",
-        RateLimited = 10 => "rate_limited",
-        InternalError = 11 => "internal_error",
-        NotImplemented = 12 => "not_implemented",
-        ServiceUnavailable = 13 => "service_unavailable",
-        OrganisationOffline = 14 => "organisation_offline",
-        Unknown = 15 => "unknown",
+        Success => "success",
+        PartialSuccess => "partial_success",
+        ValidationError => "validation_error",
+        BadRequest => "bad_request",
+        Unauthorized => "unauthorized",
+        Forbidden => "forbidden",
+        NotFound => "not_found",
+        MethodNotAllowed => "method_not_allowed",
+        Conflict => "conflict",
+        PreconditionFailed => "precondition_failed",
+        RateLimited => "rate_limited",
+        InternalError => "internal_error",
+        NotImplemented => "not_implemented",
+        ServiceUnavailable => "service_unavailable",
+        OrganisationOffline => "organisation_offline",
+        Unknown => "unknown",
     }
 }
 
+/// What the caller should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Action {
+    None = 0,
+    Retry = 1,
+    RefreshToken = 2,
+    Reauthorize = 3,
+    FixRequest = 4,
+}
+
 vocabulary! {
-    /// What the caller should do next.
     Action {
-        None = 0 => "none",
-        Retry = 1 => "retry",
-        RefreshToken = 2 => "refresh_token",
-        Reauthorize = 3 => "reauthorize",
-        FixRequest = 4 => "fix_request",
+        None => "none",
+        Retry => "retry",
+        RefreshToken => "refresh_token",
+        Reauthorize => "reauthorize",
+        FixRequest => "fix_request",
     }
 }
 
+/// Which rate limit a 429 (or an OAuth1 503) reports. Code 0 is reserved for "none" in C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum RateLimitProblem {
+    Minute = 1,
+    Day = 2,
+    AppMinute = 3,
+    Concurrent = 4,
+    Unknown = 5,
+}
+
 vocabulary! {
-    /// Which rate limit a 429 (or an OAuth1 503) reports. Code 0 is reserved for "none" in C.
     RateLimitProblem {
-        Minute = 1 => "minute",
-        Day = 2 => "day",
-        AppMinute = 3 => "app_minute",
-        Concurrent = 4 => "concurrent",
-        Unknown = 5 => "unknown",
+        Minute => "minute",
+        Day => "day",
+        AppMinute => "app_minute",
+        Concurrent => "concurrent",
+        Unknown => "unknown",
     }
 }
 
+/// Why authentication or authorisation failed. Code 0 is reserved for "none" in C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum AuthProblem {
+    TokenExpired = 1,
+    InvalidToken = 2,
+    InsufficientScope = 3,
+    TenantNotAuthorized = 4,
+    InvalidGrant = 5,
+    InvalidClient = 6,
+    UnsupportedGrantType = 7,
+    NonceUsed = 8,
+    SignatureInvalid = 9,
+    SignatureMethodRejected = 10,
+    TokenRejected = 11,
+    Other = 12,
+}
+
 vocabulary! {
-    /// Why authentication or authorisation failed. Code 0 is reserved for "none" in C.
     AuthProblem {
-        TokenExpired = 1 => "token_expired",
-        InvalidToken = 2 => "invalid_token",
-        InsufficientScope = 3 => "insufficient_scope",
-        TenantNotAuthorized = 4 => "tenant_not_authorized",
-        InvalidGrant = 5 => "invalid_grant",
-        InvalidClient = 6 => "invalid_client",
-        UnsupportedGrantType = 7 => "unsupported_grant_type",
-        NonceUsed = 8 => "nonce_used",
-        SignatureInvalid = 9 => "signature_invalid",
-        SignatureMethodRejected = 10 => "signature_method_rejected",
-        TokenRejected = 11 => "token_rejected",
-        Other = 12 => "other",
+        TokenExpired => "token_expired",
+        InvalidToken => "invalid_token",
+        InsufficientScope => "insufficient_scope",
+        TenantNotAuthorized => "tenant_not_authorized",
+        InvalidGrant => "invalid_grant",
+        InvalidClient => "invalid_client",
+        UnsupportedGrantType => "unsupported_grant_type",
+        NonceUsed => "nonce_used",
+        SignatureInvalid => "signature_invalid",
+        SignatureMethodRejected => "signature_method_rejected",
+        TokenRejected => "token_rejected",
+        Other => "other",
     }
 }
 
+/// Why the limiter refused (or would refuse) a call. Code 0 is reserved for "none" (granted) in C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Reason {
+    Minute = 1,
+    Day = 2,
+    AppMinute = 3,
+    Concurrency = 4,
+    RetryAfter = 5,
+    OrganisationOffline = 6,
+    Outage = 7,
+}
+
 vocabulary! {
-    /// Why the limiter refused (or would refuse) a call. Code 0 is reserved for "none" (granted) in C.
     Reason {
-        Minute = 1 => "minute",
-        Day = 2 => "day",
-        AppMinute = 3 => "app_minute",
-        Concurrency = 4 => "concurrency",
-        RetryAfter = 5 => "retry_after",
-        OrganisationOffline = 6 => "organisation_offline",
-        Outage = 7 => "outage",
+        Minute => "minute",
+        Day => "day",
+        AppMinute => "app_minute",
+        Concurrency => "concurrency",
+        RetryAfter => "retry_after",
+        OrganisationOffline => "organisation_offline",
+        Outage => "outage",
     }
 }
 

@@ -1,0 +1,331 @@
+//! Classification over the C ABI: `xg_classify`, `xg_classify_raw`, the retry policy, and vocabulary names.
+
+use std::ffi::c_char;
+use std::time::{Duration, SystemTime};
+
+use super::boundary::*;
+use crate::classify::{Classification, MAX_BODY_BYTES, MAX_HEADERS, classify, classify_raw};
+use crate::retry::{Backoff, GiveUp, RetryPolicy, backoff_from_parts};
+use crate::vocab::{Action, AuthProblem, Category, RateLimitProblem, Reason};
+
+/// The most headers `xg_classify` accepts (`XG_STATUS_TOO_LARGE` beyond).
+pub const XG_MAX_HEADERS: usize = 1024;
+/// Body bytes classification reads; a longer body is read as if truncated there.
+pub const XG_MAX_BODY_BYTES: usize = 33_554_432;
+/// The longest header name or value accepted, in bytes (`XG_STATUS_TOO_LARGE` beyond).
+pub const XG_MAX_HEADER_BYTES: usize = 65_536;
+/// `rate_limit_problem` and `auth_problem` are 0 when there is none; `reason` is 0 when granted.
+pub const XG_NONE: u32 = 0;
+/// Integer fields of `xg_classification` hold -1 where the result is unknown (JSON null).
+pub const XG_UNKNOWN: i64 = -1;
+
+const _: () = assert!(XG_MAX_HEADERS == MAX_HEADERS && XG_MAX_BODY_BYTES == MAX_BODY_BYTES);
+
+/// One response header: UTF-8 name and value as (pointer, length); they need not be NUL-terminated.
+#[repr(C)]
+pub struct xg_header {
+    pub name: *const c_char,
+    pub name_len: usize,
+    pub value: *const c_char,
+    pub value_len: usize,
+}
+
+/// A response to classify. `headers` may be NULL when `header_count` is 0; `body` may be NULL when `body_len` is
+/// 0 (bodies are bytes and need not be UTF-8). `now_unix_ms` is the time against which a `Retry-After` HTTP-date
+/// is measured when the response has no `Date` header; 0 means "read the system clock".
+#[repr(C)]
+pub struct xg_response {
+    pub status: u16,
+    pub headers: *const xg_header,
+    pub header_count: usize,
+    pub body: *const u8,
+    pub body_len: usize,
+    pub now_unix_ms: i64,
+}
+
+/// The scalar part of a classification (xero-reference §5). Set `struct_size = sizeof(xg_classification)` before
+/// passing it. Enum fields hold `xg_category` / `xg_action` / `xg_rate_limit_problem` / `xg_auth_problem` codes
+/// (0 = none for the last two); integer fields hold `XG_UNKNOWN` (-1) where the JSON form has null. The lists
+/// (messages, warnings, failed elements) and strings are in the JSON form; their counts are here.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct xg_classification {
+    pub struct_size: u32,
+    pub status: u16,
+    pub category: u32,
+    pub action: u32,
+    pub retryable: bool,
+    pub rate_limit_problem: u32,
+    pub auth_problem: u32,
+    pub retry_after_ms: i64,
+    pub recommended_wait_ms: i64,
+    pub minute_remaining: i64,
+    pub day_remaining: i64,
+    pub app_minute_remaining: i64,
+    pub has_error_number: bool,
+    pub error_number: i64,
+    pub validation_message_count: u32,
+    pub warning_count: u32,
+    pub failed_element_count: u32,
+}
+
+fn known<T: Into<i64>>(value: Option<T>) -> i64 {
+    value.map_or(XG_UNKNOWN, Into::into)
+}
+
+fn count(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+impl xg_classification {
+    pub(crate) fn from_classification(c: &Classification, struct_size: u32) -> Self {
+        xg_classification {
+            struct_size,
+            status: c.status,
+            category: c.category.code(),
+            action: c.action.code(),
+            retryable: c.retryable(),
+            rate_limit_problem: c.rate_limit_problem.map_or(XG_NONE, RateLimitProblem::code),
+            auth_problem: c.auth_problem.map_or(XG_NONE, AuthProblem::code),
+            retry_after_ms: known(c.retry_after_ms.map(|v| v as i64)),
+            recommended_wait_ms: known(c.recommended_wait_ms.map(|v| v as i64)),
+            minute_remaining: known(c.minute_remaining),
+            day_remaining: known(c.day_remaining),
+            app_minute_remaining: known(c.app_minute_remaining),
+            has_error_number: c.error_number.is_some(),
+            error_number: c.error_number.unwrap_or(0),
+            validation_message_count: count(c.validation_messages.len()),
+            warning_count: count(c.warnings.len()),
+            failed_element_count: count(c.failed_elements.len()),
+        }
+    }
+}
+
+fn system_time(now_unix_ms: i64) -> SystemTime {
+    if now_unix_ms == 0 {
+        SystemTime::now()
+    } else if now_unix_ms > 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(now_unix_ms as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_millis(now_unix_ms.unsigned_abs())
+    }
+}
+
+/// Checks the outputs, then writes them: the struct (if given) and the JSON (if asked for).
+unsafe fn deliver(c: &Classification, out: *mut xg_classification, json_out: *mut *mut c_char) -> FfiResult {
+    if out.is_null() && json_out.is_null() {
+        return Err(FfiError::new(XG_STATUS_NULL_POINTER, "out and json_out are both NULL: nothing to return"));
+    }
+    // SAFETY: a non-NULL `out` points to a caller-owned xg_classification.
+    if let Some(out) = unsafe { out.as_mut() } {
+        check_struct_size::<xg_classification>(out.struct_size, "out")?;
+        *out = xg_classification::from_classification(c, out.struct_size);
+    }
+    if !json_out.is_null() {
+        // SAFETY: a non-NULL `json_out` points to a caller-owned `char *`.
+        unsafe { *json_out = owned_c_string(c.to_json().to_string()) };
+    }
+    Ok(())
+}
+
+/// Classifies one response (xero-reference §6). Fills `*out` (if not NULL; set its `struct_size` first) and/or
+/// stores in `*json_out` (if not NULL) the full §5 JSON object, a library-owned string to free with
+/// `xg_string_free`. At least one of them must be given. Header names and values must be UTF-8; malformed bodies
+/// never fail, they classify as best they can. Outputs are written only when `XG_STATUS_OK` is returned.
+/// Thread safety: safe to call from any number of threads at once; it shares no state.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_classify(
+    response: *const xg_response,
+    out: *mut xg_classification,
+    json_out: *mut *mut c_char,
+) -> xg_status {
+    run("xg_classify", || {
+        // SAFETY (all blocks below): pointers come from the caller under the documented contract.
+        let response = unsafe { in_ref(response, "response")? };
+        if response.header_count > XG_MAX_HEADERS {
+            return Err(FfiError::new(
+                XG_STATUS_TOO_LARGE,
+                format!("header_count is {}; the limit is {XG_MAX_HEADERS}", response.header_count),
+            ));
+        }
+        let raw_headers: &[xg_header] = match (response.header_count, response.headers.is_null()) {
+            (0, _) => &[],
+            (n, true) => {
+                return Err(FfiError::new(XG_STATUS_NULL_POINTER, format!("response->headers is NULL but header_count is {n}")));
+            }
+            (n, false) => unsafe { std::slice::from_raw_parts(response.headers, n) },
+        };
+        let mut headers = Vec::with_capacity(raw_headers.len());
+        for (i, h) in raw_headers.iter().enumerate() {
+            let name = unsafe { text_arg(h.name, h.name_len, &format!("headers[{i}].name"), XG_MAX_HEADER_BYTES)? };
+            let value =
+                unsafe { text_arg(h.value, h.value_len, &format!("headers[{i}].value"), XG_MAX_HEADER_BYTES)? };
+            headers.push((name, value));
+        }
+        let body = unsafe { bytes_arg(response.body, response.body_len, "response->body", XG_MAX_BODY_BYTES)? };
+        let classification = classify(response.status, &headers, body, system_time(response.now_unix_ms));
+        unsafe { deliver(&classification, out, json_out) }
+    })
+}
+
+pub(crate) fn raw_error(e: crate::RawError) -> FfiError {
+    let status = match e {
+        crate::RawError::TooManyHeaders => XG_STATUS_TOO_LARGE,
+        crate::RawError::NoStatusLine | crate::RawError::BadStatusCode => XG_STATUS_MALFORMED_RESPONSE,
+    };
+    FfiError::new(status, e.to_string())
+}
+
+/// The most bytes of a raw response read: headers first, then a body up to its cap.
+pub(crate) const RAW_READ_CAP: usize = 2 * XG_MAX_BODY_BYTES;
+
+/// Classifies a raw HTTP response as bytes (as `curl -i` saves it: status line, headers, a blank line with CRLF
+/// or LF, the body). Outputs as for `xg_classify`. Header text that is not UTF-8 is decoded leniently.
+/// Returns `XG_STATUS_MALFORMED_RESPONSE` when there is no status line, `XG_STATUS_TOO_LARGE` beyond
+/// `XG_MAX_HEADERS` header lines. Thread safety: as `xg_classify`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_classify_raw(
+    raw: *const u8,
+    raw_len: usize,
+    now_unix_ms: i64,
+    out: *mut xg_classification,
+    json_out: *mut *mut c_char,
+) -> xg_status {
+    run("xg_classify_raw", || {
+        let raw = unsafe { bytes_arg(raw, raw_len, "raw", RAW_READ_CAP)? };
+        let classification = classify_raw(raw, system_time(now_unix_ms)).map_err(raw_error)?;
+        unsafe { deliver(&classification, out, json_out) }
+    })
+}
+
+/// Why `xg_backoff` gave up (0 = it did not).
+pub const XG_GIVE_UP_NOT_RETRYABLE: u32 = 1;
+pub const XG_GIVE_UP_ATTEMPTS_EXHAUSTED: u32 = 2;
+pub const XG_GIVE_UP_WAIT_TOO_LONG: u32 = 3;
+
+/// A retry policy (see `xg_retry_policy_default` for the defaults).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xg_retry_policy {
+    pub struct_size: u32,
+    /// Retries allowed after the first attempt.
+    pub max_retries: u32,
+    /// The first backoff; it doubles with each retry, up to `max_backoff_ms`.
+    pub base_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Up to this much random time is added to each wait.
+    pub jitter_ms: u64,
+    /// A needed wait longer than this is not slept through: `xg_backoff` gives up instead.
+    pub max_wait_ms: u64,
+}
+
+impl From<&xg_retry_policy> for RetryPolicy {
+    fn from(p: &xg_retry_policy) -> Self {
+        RetryPolicy {
+            max_retries: p.max_retries,
+            base_ms: p.base_ms,
+            max_backoff_ms: p.max_backoff_ms,
+            jitter_ms: p.jitter_ms,
+            max_wait_ms: p.max_wait_ms,
+        }
+    }
+}
+
+/// The outcome of `xg_backoff`: retry after `wait_ms`, or give up (`give_up` says why; `wait_ms` then holds the
+/// wait that was too long, else 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct xg_backoff_decision {
+    pub struct_size: u32,
+    pub retry: bool,
+    pub wait_ms: u64,
+    pub give_up: u32,
+}
+
+/// The default retry policy: 5 retries, 500 ms doubling to at most 30 s, up to 250 ms jitter, never waiting more
+/// than 5 minutes. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_retry_policy_default() -> xg_retry_policy {
+    let d = RetryPolicy::default();
+    xg_retry_policy {
+        struct_size: std::mem::size_of::<xg_retry_policy>() as u32,
+        max_retries: d.max_retries,
+        base_ms: d.base_ms,
+        max_backoff_ms: d.max_backoff_ms,
+        jitter_ms: d.jitter_ms,
+        max_wait_ms: d.max_wait_ms,
+    }
+}
+
+/// Decides whether retry number `attempt` (1 = the first retry) of a classified response should happen, and
+/// after how long: capped exponential backoff with jitter, never shorter than the classification's
+/// `recommended_wait_ms` (which honours Retry-After). `policy` may be NULL for the defaults.
+/// Thread safety: safe from any number of threads.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_backoff(
+    classification: *const xg_classification,
+    attempt: u32,
+    policy: *const xg_retry_policy,
+    out: *mut xg_backoff_decision,
+) -> xg_status {
+    run("xg_backoff", || {
+        let c = unsafe { in_ref(classification, "classification")? };
+        check_struct_size::<xg_classification>(c.struct_size, "classification")?;
+        let policy = match unsafe { policy.as_ref() } {
+            Some(p) => {
+                check_struct_size::<xg_retry_policy>(p.struct_size, "policy")?;
+                RetryPolicy::from(p)
+            }
+            None => RetryPolicy::default(),
+        };
+        let out = unsafe { out_ref(out, "out")? };
+        check_struct_size::<xg_backoff_decision>(out.struct_size, "out")?;
+        let action = Action::from_code(c.action)
+            .ok_or_else(|| FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown action code {}", c.action)))?;
+        let recommended = u64::try_from(c.recommended_wait_ms).ok();
+        let decision = backoff_from_parts(action.is_retry(), recommended, attempt, &policy);
+        let (retry, wait_ms, give_up) = match decision {
+            Backoff::RetryAfter { wait_ms } => (true, wait_ms, XG_NONE),
+            Backoff::GiveUp(GiveUp::NotRetryable) => (false, 0, XG_GIVE_UP_NOT_RETRYABLE),
+            Backoff::GiveUp(GiveUp::AttemptsExhausted) => (false, 0, XG_GIVE_UP_ATTEMPTS_EXHAUSTED),
+            Backoff::GiveUp(GiveUp::WaitTooLong { wait_ms }) => (false, wait_ms, XG_GIVE_UP_WAIT_TOO_LONG),
+        };
+        *out = xg_backoff_decision { struct_size: out.struct_size, retry, wait_ms, give_up };
+        Ok(())
+    })
+}
+
+fn c_name_or_null(name: Option<&'static std::ffi::CStr>) -> *const c_char {
+    name.map_or(std::ptr::null(), std::ffi::CStr::as_ptr)
+}
+
+/// The vocabulary word of an `xg_category` code (`"rate_limited"`, …): a static string, or NULL for an unknown
+/// code. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_category_name(code: u32) -> *const c_char {
+    c_name_or_null(Category::from_code(code).map(Category::c_name))
+}
+
+/// The vocabulary word of an `xg_action` code, or NULL for an unknown code. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_action_name(code: u32) -> *const c_char {
+    c_name_or_null(Action::from_code(code).map(Action::c_name))
+}
+
+/// The vocabulary word of an `xg_rate_limit_problem` code, or NULL (also for 0, none). Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_rate_limit_problem_name(code: u32) -> *const c_char {
+    c_name_or_null(RateLimitProblem::from_code(code).map(RateLimitProblem::c_name))
+}
+
+/// The vocabulary word of an `xg_auth_problem` code, or NULL (also for 0, none). Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_auth_problem_name(code: u32) -> *const c_char {
+    c_name_or_null(AuthProblem::from_code(code).map(AuthProblem::c_name))
+}
+
+/// The vocabulary word of an `xg_reason` code, or NULL (also for 0, granted). Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_reason_name(code: u32) -> *const c_char {
+    c_name_or_null(Reason::from_code(code).map(Reason::c_name))
+}

@@ -1,0 +1,449 @@
+//! Pacing over the C ABI: an opaque `xg_limiter` handle and its operations.
+
+use std::ffi::c_char;
+use std::time::SystemTime;
+
+use super::boundary::*;
+use super::classify::{RAW_READ_CAP, XG_NONE, raw_error, xg_classification};
+use crate::classify::classify_raw;
+use crate::pacing::{Clock, Decision, Feedback, Limiter, Limits, MAX_TENANT_ID_BYTES, PacingError, TenantLimits, WindowLimit};
+use crate::vocab::{Category, RateLimitProblem};
+
+/// The system's monotonic clock, counted from the limiter's creation.
+pub const XG_CLOCK_MONOTONIC: u32 = 0;
+/// A manual clock starting at 0 that moves only with `xg_limiter_advance_ms` / `xg_limiter_set_now_ms`.
+pub const XG_CLOCK_MANUAL: u32 = 1;
+/// The longest tenant id accepted, in bytes.
+pub const XG_MAX_TENANT_ID_BYTES: usize = 256;
+
+const _: () = assert!(XG_MAX_TENANT_ID_BYTES == MAX_TENANT_ID_BYTES);
+
+/// A limiter: per-tenant and per-app rolling windows, concurrency permits and server-feedback blocks. Opaque.
+/// Every function taking a `const xg_limiter *` may run concurrently from any number of threads on the same
+/// handle; only `xg_limiter_free` must not race with other calls on that handle.
+pub struct xg_limiter {
+    inner: Limiter,
+}
+
+/// One rolling window: at most `limit` calls in any `window_ms`, widened by `margin_ms`. `limit` 0 disables it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xg_window_limit {
+    pub limit: u32,
+    pub window_ms: u64,
+    pub margin_ms: u64,
+}
+
+/// Limiter configuration; start from `xg_limits_default()` (Xero's published limits with small margins).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xg_limits {
+    pub struct_size: u32,
+    pub tenant_minute: xg_window_limit,
+    pub tenant_day: xg_window_limit,
+    /// Calls in flight per tenant (0 = unlimited).
+    pub tenant_concurrency: u32,
+    pub app_minute: xg_window_limit,
+    /// A permit not released within this time expires.
+    pub permit_timeout_ms: u64,
+    /// The most tenants tracked at once (0 = no cap).
+    pub max_tenants: u32,
+}
+
+/// A tenant's own limits (e.g. its plan's daily limit); windows and margins stay the limiter's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xg_tenant_limits {
+    pub struct_size: u32,
+    pub minute_limit: u32,
+    pub day_limit: u32,
+    pub concurrency: u32,
+}
+
+/// The answer of acquire/peek: granted (with a permit to release; 0 for tenantless calls, which hold none), or
+/// refused with the exact `wait_ms` until it would be granted and the `xg_reason` code.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct xg_decision {
+    pub struct_size: u32,
+    pub granted: bool,
+    pub permit: u64,
+    pub wait_ms: u64,
+    pub reason: u32,
+}
+
+/// A booked future slot: the call counts from now on at `at_ms` (limiter clock), `wait_ms` from now.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct xg_reservation {
+    pub struct_size: u32,
+    pub id: u64,
+    pub at_ms: u64,
+    pub wait_ms: u64,
+}
+
+fn to_c_window(w: WindowLimit) -> xg_window_limit {
+    xg_window_limit { limit: w.limit, window_ms: w.window_ms, margin_ms: w.margin_ms }
+}
+
+fn from_c_window(w: &xg_window_limit) -> WindowLimit {
+    WindowLimit::new(w.limit, w.window_ms, w.margin_ms)
+}
+
+fn to_c_limits(l: Limits) -> xg_limits {
+    xg_limits {
+        struct_size: std::mem::size_of::<xg_limits>() as u32,
+        tenant_minute: to_c_window(l.tenant_minute),
+        tenant_day: to_c_window(l.tenant_day),
+        tenant_concurrency: l.tenant_concurrency,
+        app_minute: to_c_window(l.app_minute),
+        permit_timeout_ms: l.permit_timeout_ms,
+        max_tenants: l.max_tenants,
+    }
+}
+
+/// Xero's limits with margins: 60/60 s (+500 ms) and 5000/24 h (+60 s) per tenant, 5 in flight, 10,000/60 s
+/// (+500 ms) per app, permits expiring after 120 s, no tenant cap. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_limits_default() -> xg_limits {
+    to_c_limits(Limits::default())
+}
+
+/// Xero's limits exactly, with no margins (the theoretical maximum). Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_limits_exact() -> xg_limits {
+    to_c_limits(Limits::exact())
+}
+
+fn pacing_error(e: PacingError) -> FfiError {
+    let status = match e {
+        PacingError::TenantIdTooLong => XG_STATUS_TOO_LARGE,
+        PacingError::TooManyTenants => XG_STATUS_TOO_MANY_TENANTS,
+        PacingError::UnknownPermit => XG_STATUS_UNKNOWN_PERMIT,
+        PacingError::UnknownReservation => XG_STATUS_UNKNOWN_RESERVATION,
+        PacingError::NotManualClock => XG_STATUS_WRONG_CLOCK,
+        PacingError::ClockBackwards | PacingError::InvalidLimits(_) | PacingError::Timeout(_) => {
+            XG_STATUS_INVALID_ARGUMENT
+        }
+    };
+    FfiError::new(status, e.to_string())
+}
+
+unsafe fn limiter_arg<'a>(limiter: *const xg_limiter) -> FfiResult<&'a Limiter> {
+    // SAFETY: a non-NULL handle comes from xg_limiter_new and is not yet freed (caller's contract).
+    Ok(&unsafe { in_ref(limiter, "limiter")? }.inner)
+}
+
+unsafe fn tenant_arg<'a>(tenant: *const c_char, tenant_len: usize) -> FfiResult<&'a str> {
+    unsafe { text_arg(tenant, tenant_len, "tenant id", XG_MAX_TENANT_ID_BYTES) }
+}
+
+/// Checks an out struct's `struct_size` and returns it with the pointer, before any state changes.
+unsafe fn out_struct<'a, T>(ptr: *mut T, size_of: impl Fn(&T) -> u32, what: &str) -> FfiResult<(&'a mut T, u32)> {
+    let out = unsafe { out_ref(ptr, what)? };
+    let declared = size_of(out);
+    check_struct_size::<T>(declared, what)?;
+    Ok((out, declared))
+}
+
+fn decision_to_c(decision: Decision, struct_size: u32) -> xg_decision {
+    match decision {
+        Decision::Granted(permit) => {
+            xg_decision { struct_size, granted: true, permit: permit.id, wait_ms: 0, reason: XG_NONE }
+        }
+        Decision::Refused(r) => {
+            xg_decision { struct_size, granted: false, permit: 0, wait_ms: r.wait_ms, reason: r.reason.code() }
+        }
+    }
+}
+
+/// Creates a limiter. `limits` may be NULL for `xg_limits_default()`; `clock` is `XG_CLOCK_MONOTONIC` or
+/// `XG_CLOCK_MANUAL`. On success `*out` receives a handle to free with `xg_limiter_free`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_new(limits: *const xg_limits, clock: u32, out: *mut *mut xg_limiter) -> xg_status {
+    run("xg_limiter_new", || {
+        let out = unsafe { out_ref(out, "out")? };
+        let limits = match unsafe { limits.as_ref() } {
+            None => Limits::default(),
+            Some(l) => {
+                check_struct_size::<xg_limits>(l.struct_size, "limits")?;
+                Limits {
+                    tenant_minute: from_c_window(&l.tenant_minute),
+                    tenant_day: from_c_window(&l.tenant_day),
+                    tenant_concurrency: l.tenant_concurrency,
+                    app_minute: from_c_window(&l.app_minute),
+                    permit_timeout_ms: l.permit_timeout_ms,
+                    max_tenants: l.max_tenants,
+                }
+            }
+        };
+        let clock = match clock {
+            XG_CLOCK_MONOTONIC => Clock::Monotonic,
+            XG_CLOCK_MANUAL => Clock::Manual,
+            other => return Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown clock {other}"))),
+        };
+        let inner = Limiter::new(limits, clock).map_err(pacing_error)?;
+        *out = Box::into_raw(Box::new(xg_limiter { inner }));
+        Ok(())
+    })
+}
+
+/// Frees a limiter. NULL is a no-op. No other call may be using the handle, and it must not be used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_free(limiter: *mut xg_limiter) {
+    if limiter.is_null() {
+        return;
+    }
+    run_value("xg_limiter_free", (), || {
+        // SAFETY: the handle came from xg_limiter_new and is freed once (caller's contract).
+        drop(unsafe { Box::from_raw(limiter) });
+    });
+}
+
+/// Stores the limiter's clock reading (ms) in `*out_ms`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_now_ms(limiter: *const xg_limiter, out_ms: *mut u64) -> xg_status {
+    run("xg_limiter_now_ms", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let out = unsafe { out_ref(out_ms, "out_ms")? };
+        *out = limiter.now();
+        Ok(())
+    })
+}
+
+/// Moves a manual clock forward by `ms` and wakes `xg_limiter_acquire_wait` callers. `XG_STATUS_WRONG_CLOCK` on a
+/// monotonic limiter. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_advance_ms(limiter: *const xg_limiter, ms: u64) -> xg_status {
+    run("xg_limiter_advance_ms", || unsafe { limiter_arg(limiter)? }.advance(ms).map(drop).map_err(pacing_error))
+}
+
+/// Sets a manual clock to `now_ms`; it cannot move backwards (`XG_STATUS_INVALID_ARGUMENT`). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_set_now_ms(limiter: *const xg_limiter, now_ms: u64) -> xg_status {
+    run("xg_limiter_set_now_ms", || unsafe { limiter_arg(limiter)? }.set_now(now_ms).map_err(pacing_error))
+}
+
+/// Asks for a call now. Granted: the call is recorded in every window and `out->permit` holds a concurrency
+/// slot to give back with `xg_limiter_release`. Refused: nothing changes and `out->wait_ms` / `out->reason` say
+/// exactly how long and why. Tenant ids are UTF-8 (pointer, length); an empty id (NULL, 0) is a tenantless call
+/// (e.g. `/connections`), limited only by the app window. Thread-safe; tenants on different shards never contend.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_acquire(
+    limiter: *const xg_limiter,
+    tenant: *const c_char,
+    tenant_len: usize,
+    out: *mut xg_decision,
+) -> xg_status {
+    run("xg_limiter_acquire", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
+        let (out, size) = unsafe { out_struct(out, |d: &xg_decision| d.struct_size, "out")? };
+        let decision = limiter.acquire(tenant, limiter.now()).map_err(pacing_error)?;
+        *out = decision_to_c(decision, size);
+        Ok(())
+    })
+}
+
+/// Like `xg_limiter_acquire`, but blocks the calling thread until granted or until `timeout_ms` (on the
+/// limiter's clock) has passed. Returns `XG_STATUS_OK` either way: `out->granted` says which; when not granted,
+/// `wait_ms`/`reason` are the last refusal. It fails early when the wait certainly ends after the timeout.
+/// Thread-safe; wakes on releases, cancellations and clock moves.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_acquire_wait(
+    limiter: *const xg_limiter,
+    tenant: *const c_char,
+    tenant_len: usize,
+    timeout_ms: u64,
+    out: *mut xg_decision,
+) -> xg_status {
+    run("xg_limiter_acquire_wait", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
+        let (out, size) = unsafe { out_struct(out, |d: &xg_decision| d.struct_size, "out")? };
+        let decision = match limiter.acquire_wait(tenant, timeout_ms) {
+            Ok(permit) => Decision::Granted(permit),
+            Err(PacingError::Timeout(refusal)) => Decision::Refused(refusal),
+            Err(e) => return Err(pacing_error(e)),
+        };
+        *out = decision_to_c(decision, size);
+        Ok(())
+    })
+}
+
+/// What `xg_limiter_acquire` would answer now, taking nothing (`out->permit` is 0). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_peek(
+    limiter: *const xg_limiter,
+    tenant: *const c_char,
+    tenant_len: usize,
+    out: *mut xg_decision,
+) -> xg_status {
+    run("xg_limiter_peek", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
+        let (out, size) = unsafe { out_struct(out, |d: &xg_decision| d.struct_size, "out")? };
+        let decision = match limiter.peek(tenant, limiter.now()).map_err(pacing_error)? {
+            None => Decision::Granted(crate::pacing::Permit { id: 0 }),
+            Some(refusal) => Decision::Refused(refusal),
+        };
+        *out = decision_to_c(decision, size);
+        Ok(())
+    })
+}
+
+/// Counts a call made without the limiter, now (it counts even over a limit: it happened). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_record(limiter: *const xg_limiter, tenant: *const c_char, tenant_len: usize) -> xg_status {
+    run("xg_limiter_record", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
+        limiter.record(tenant, limiter.now()).map_err(pacing_error)
+    })
+}
+
+/// Gives back a permit from acquire. Permit 0 is a no-op. `XG_STATUS_UNKNOWN_PERMIT` when it is not held (already
+/// released, expired, or never granted). Thread-safe; wakes `xg_limiter_acquire_wait` callers.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_release(limiter: *const xg_limiter, permit: u64) -> xg_status {
+    run("xg_limiter_release", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        limiter.release(crate::pacing::Permit { id: permit }, limiter.now()).map_err(pacing_error)
+    })
+}
+
+/// Books the tenant's next free slot (after those already booked: first come, first served) and counts the call
+/// there from now on. It takes no concurrency permit. Cancel with `xg_limiter_cancel` before `at_ms` to free
+/// the slot. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_reserve(
+    limiter: *const xg_limiter,
+    tenant: *const c_char,
+    tenant_len: usize,
+    out: *mut xg_reservation,
+) -> xg_status {
+    run("xg_limiter_reserve", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
+        let (out, size) = unsafe { out_struct(out, |r: &xg_reservation| r.struct_size, "out")? };
+        let r = limiter.reserve(tenant, limiter.now()).map_err(pacing_error)?;
+        *out = xg_reservation { struct_size: size, id: r.id, at_ms: r.at_ms, wait_ms: r.wait_ms };
+        Ok(())
+    })
+}
+
+/// Frees a reserved slot whose time has not come. `XG_STATUS_UNKNOWN_RESERVATION` otherwise. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_cancel(limiter: *const xg_limiter, reservation: u64) -> xg_status {
+    run("xg_limiter_cancel", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        limiter.cancel(reservation, limiter.now()).map_err(pacing_error)
+    })
+}
+
+fn optional_count(value: i64) -> Option<u32> {
+    u32::try_from(value).ok()
+}
+
+fn feedback_from_c(c: &xg_classification) -> FfiResult<Feedback> {
+    check_struct_size::<xg_classification>(c.struct_size, "classification")?;
+    let category = Category::from_code(c.category)
+        .ok_or_else(|| FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown category code {}", c.category)))?;
+    let rate_limit_problem = match c.rate_limit_problem {
+        XG_NONE => None,
+        code => Some(RateLimitProblem::from_code(code).ok_or_else(|| {
+            FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown rate_limit_problem code {code}"))
+        })?),
+    };
+    Ok(Feedback {
+        status: c.status,
+        category,
+        rate_limit_problem,
+        recommended_wait_ms: u64::try_from(c.recommended_wait_ms).ok(),
+        minute_remaining: optional_count(c.minute_remaining),
+        day_remaining: optional_count(c.day_remaining),
+        app_minute_remaining: optional_count(c.app_minute_remaining),
+    })
+}
+
+/// Takes the server's feedback on a call for `tenant`, from a classification made by `xg_classify`:
+/// remaining-count headers raise local usage (never lower it); a 429 blocks the tenant (or the whole app for
+/// `app_minute`) for `recommended_wait_ms`; an offline organisation blocks its tenant; a 503 outage blocks the
+/// app. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_observe(
+    limiter: *const xg_limiter,
+    tenant: *const c_char,
+    tenant_len: usize,
+    classification: *const xg_classification,
+) -> xg_status {
+    run("xg_limiter_observe", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
+        let feedback = feedback_from_c(unsafe { in_ref(classification, "classification")? })?;
+        limiter.observe(tenant, &feedback, limiter.now()).map_err(pacing_error)
+    })
+}
+
+/// `xg_limiter_observe` on a raw HTTP response (as for `xg_classify_raw`). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_observe_raw(
+    limiter: *const xg_limiter,
+    tenant: *const c_char,
+    tenant_len: usize,
+    raw: *const u8,
+    raw_len: usize,
+) -> xg_status {
+    run("xg_limiter_observe_raw", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
+        let raw = unsafe { bytes_arg(raw, raw_len, "raw", RAW_READ_CAP)? };
+        let classification = classify_raw(raw, SystemTime::now()).map_err(raw_error)?;
+        limiter.observe(tenant, &Feedback::from(&classification), limiter.now()).map_err(pacing_error)
+    })
+}
+
+/// Stores in `*json_out` a JSON object describing the tenant now: per window `limit`, `window_ms`, `count`,
+/// `remaining`, `booked`; `in_flight`, `concurrency_limit`, blocks (`blocked_until_ms`, `block_reason`, and the
+/// app's), and what acquire would answer (`wait_ms`, `wait_reason`). Free it with `xg_string_free`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_snapshot_json(
+    limiter: *const xg_limiter,
+    tenant: *const c_char,
+    tenant_len: usize,
+    json_out: *mut *mut c_char,
+) -> xg_status {
+    run("xg_limiter_snapshot_json", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
+        let out = unsafe { out_ref(json_out, "json_out")? };
+        let snapshot = limiter.snapshot(tenant, limiter.now()).map_err(pacing_error)?;
+        *out = owned_c_string(snapshot.to_json().to_string());
+        Ok(())
+    })
+}
+
+/// Sets a tenant's own limits, or clears them when `limits` is NULL. Its recorded calls are kept. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_set_tenant_limits(
+    limiter: *const xg_limiter,
+    tenant: *const c_char,
+    tenant_len: usize,
+    limits: *const xg_tenant_limits,
+) -> xg_status {
+    run("xg_limiter_set_tenant_limits", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
+        if tenant.is_empty() {
+            return Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, "tenantless calls have no tenant limits"));
+        }
+        let limits = match unsafe { limits.as_ref() } {
+            None => None,
+            Some(l) => {
+                check_struct_size::<xg_tenant_limits>(l.struct_size, "limits")?;
+                Some(TenantLimits { minute_limit: l.minute_limit, day_limit: l.day_limit, concurrency: l.concurrency })
+            }
+        };
+        limiter.set_tenant_limits(tenant, limits).map_err(pacing_error)
+    })
+}
