@@ -1,0 +1,144 @@
+//! Builds the C and C++ programs in tests/c/ and examples/c/ against include/xeroguard.h and the library this
+//! test run built, runs them, and fails on any failed check. Flags: C99 and C++17 with warnings as errors.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-D_POSIX_C_SOURCE=200809L"];
+const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror"];
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding libxeroguard.so (target/<profile>/, above deps/). `cargo test` builds the library as an
+/// rlib only, so the shared library is built here once (a no-op when it is fresh).
+fn library_dir() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--lib", "--quiet"]).current_dir(repo());
+        if dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("running cargo build --lib");
+        assert!(status.success(), "cargo build --lib failed");
+    });
+    assert!(dir.join("libxeroguard.so").exists(), "{} has no libxeroguard.so", dir.display());
+    dir
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    let dir = library_dir().join("c-tests").join(name);
+    std::fs::create_dir_all(&dir).expect("c-tests dir");
+    dir
+}
+
+/// Compiles `sources` into an executable and returns its path; panics with the compiler's output on failure.
+fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], exe: &Path) {
+    let lib = library_dir();
+    let output = Command::new(compiler)
+        .args(flags)
+        .arg("-I")
+        .arg(repo().join("include"))
+        .arg("-I")
+        .arg(repo().join("tests/c"))
+        .args(sources)
+        .arg("-o")
+        .arg(exe)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lxeroguard")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-pthread")
+        .output()
+        .unwrap_or_else(|e| panic!("running {compiler}: {e} (install gcc/g++)"));
+    assert!(
+        output.status.success(),
+        "{compiler} failed for {sources:?}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs a test program and asserts it succeeded; returns its stdout.
+fn run(exe: &Path, args: &[&str]) -> String {
+    let output = Command::new(exe).args(args).output().expect("running the C test");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(output.status.success(), "{} failed:\n{stdout}\n{stderr}", exe.display());
+    stdout
+}
+
+fn c_program(name: &str, source: &str, args: &[&str]) -> String {
+    let dir = work_dir(name);
+    let exe = dir.join(name);
+    compile("cc", C_FLAGS, &[repo().join(source)], &exe);
+    run(&exe, args)
+}
+
+/// Writes the conformance cases in the flat format tests/c/conformance.c reads.
+fn write_flat_cases(path: &Path) {
+    let mut out = Vec::new();
+    for case in common::load_cases() {
+        out.extend_from_slice(format!("CASE {}\nSTATUS {}\n", case.name, case.status).as_bytes());
+        for (name, value) in &case.headers {
+            out.extend_from_slice(format!("HEADER {} {}\n{name}{value}\n", name.len(), value.len()).as_bytes());
+        }
+        out.extend_from_slice(format!("BODY {}\n", case.body.len()).as_bytes());
+        out.extend_from_slice(&case.body);
+        out.push(b'\n');
+        for (key, value) in &case.expect {
+            let value = value.to_string();
+            out.extend_from_slice(format!("EXPECT {key} {}\n{value}\n", value.len()).as_bytes());
+        }
+        out.extend_from_slice(b"END\n");
+    }
+    std::fs::write(path, out).expect("writing the flat cases");
+}
+
+#[test]
+fn c_conformance_cases() {
+    let cases = work_dir("conformance").join("cases.txt");
+    write_flat_cases(&cases);
+    let out = c_program("conformance", "tests/c/conformance.c", &[cases.to_str().unwrap()]);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn c_bad_input_never_crashes() {
+    let out = c_program("bad_input", "tests/c/bad_input.c", &[]);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn c_threads_classify_and_pace_concurrently() {
+    let out = c_program("threads", "tests/c/threads.c", &[]);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn c_pacing_functions() {
+    let out = c_program("pacing", "tests/c/pacing.c", &[]);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn cpp_program_links_and_runs() {
+    let dir = work_dir("cpp");
+    let exe = dir.join("cpp_smoke");
+    compile("g++", CXX_FLAGS, &[repo().join("tests/c/cpp_smoke.cpp")], &exe);
+    let out = run(&exe, &[]);
+    assert!(out.contains("rate_limited"), "{out}");
+}
+
+#[test]
+fn readme_c_examples_run() {
+    let out = c_program("example_classify", "examples/c/classify.c", &[]);
+    assert!(out.contains("rate_limited") && out.contains("17000"), "{out}");
+    let out = c_program("example_pacing", "examples/c/pacing.c", &[]);
+    assert!(out.contains("granted 60 of 70"), "{out}");
+}
