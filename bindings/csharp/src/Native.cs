@@ -1,0 +1,130 @@
+using System;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace XeroGuard
+{
+    // Status checking, string conversion and the one-time ABI check shared by the public classes.
+    internal static class Native
+    {
+        internal const uint AbiVersion = 1;
+
+        private static readonly UTF8Encoding StrictUtf8 = new UTF8Encoding(false, true);
+        private static readonly object AbiLock = new object();
+        private static volatile bool abiChecked;
+
+        // Called before the first real call; a mismatched library would corrupt memory rather than fail.
+        internal static void EnsureAbi()
+        {
+            if (abiChecked) return;
+            lock (AbiLock)
+            {
+                if (abiChecked) return;
+                uint found = NativeMethods.xg_abi_version();
+                if (found != AbiVersion)
+                {
+                    throw new AbiMismatchException(string.Format(
+                        "libxeroguard has ABI version {0}; this binding needs {1}", found, AbiVersion));
+                }
+                abiChecked = true;
+            }
+        }
+
+        internal static uint SizeOf<T>() where T : struct
+        {
+            return (uint)Marshal.SizeOf(typeof(T));
+        }
+
+        // Maps a non-OK xg_status to its exception, with the calling thread's last error message.
+        internal static void Ensure(int status)
+        {
+            if (status == NativeMethods.StatusOk) return;
+            string name = StaticString(NativeMethods.xg_status_name(status)) ?? "unknown_status";
+            string message = LastErrorMessage();
+            if (string.IsNullOrEmpty(message)) message = name;
+            switch (status)
+            {
+                case 2: throw new InvalidUtf8Exception(status, name, message);
+                case 3: throw new InvalidArgumentException(status, name, message);
+                case 4: throw new MalformedResponseException(status, name, message);
+                case 6: throw new TooLargeException(status, name, message);
+                case 7: throw new UnknownPermitException(status, name, message);
+                case 8: throw new UnknownReservationException(status, name, message);
+                case 9: throw new TooManyTenantsException(status, name, message);
+                case 10: throw new WrongClockException(status, name, message);
+                case 99: throw new NativePanicException(status, name, message);
+                default: throw new XeroGuardException(status, name, message);
+            }
+        }
+
+        internal static string LastErrorMessage()
+        {
+            UIntPtr needed;
+            NativeMethods.xg_last_error_message(null, UIntPtr.Zero, out needed);
+            // The message can only grow between the two calls if another call intervenes on this thread; none does.
+            var buf = new byte[Math.Max(1, (int)needed.ToUInt64())];
+            NativeMethods.xg_last_error_message(buf, (UIntPtr)buf.Length, out needed);
+            int len = Array.IndexOf(buf, (byte)0);
+            return Encoding.UTF8.GetString(buf, 0, len < 0 ? buf.Length : len);
+        }
+
+        // A NUL-terminated UTF-8 string the library owns forever (names, version); null stays null.
+        internal static string StaticString(IntPtr ptr)
+        {
+            if (ptr == IntPtr.Zero) return null;
+            int len = 0;
+            while (Marshal.ReadByte(ptr, len) != 0) len++;
+            var bytes = new byte[len];
+            Marshal.Copy(ptr, bytes, 0, len);
+            return Encoding.UTF8.GetString(bytes);
+        }
+
+        // Copies a library-owned string (JSON) into a byte array and frees it with xg_string_free.
+        internal static byte[] TakeString(IntPtr ptr)
+        {
+            if (ptr == IntPtr.Zero) return new byte[0];
+            try
+            {
+                int len = 0;
+                while (Marshal.ReadByte(ptr, len) != 0) len++;
+                var bytes = new byte[len];
+                Marshal.Copy(ptr, bytes, 0, len);
+                return bytes;
+            }
+            finally
+            {
+                NativeMethods.xg_string_free(ptr);
+            }
+        }
+
+        // UTF-8 bytes for text arguments; strict, so a lone surrogate fails here instead of turning into U+FFFD.
+        internal static byte[] Utf8(string text)
+        {
+            if (string.IsNullOrEmpty(text)) return null;
+            try
+            {
+                return StrictUtf8.GetBytes(text);
+            }
+            catch (EncoderFallbackException e)
+            {
+                throw new ArgumentException("text is not valid Unicode: " + e.Message, "text");
+            }
+        }
+
+        internal static UIntPtr Len(byte[] bytes)
+        {
+            return (UIntPtr)(bytes == null ? 0 : bytes.Length);
+        }
+
+        internal static ulong CheckedMs(long ms, string paramName)
+        {
+            if (ms < 0) throw new ArgumentOutOfRangeException(paramName, ms, "must not be negative");
+            return (ulong)ms;
+        }
+
+        internal static long ClampToLong(ulong value)
+        {
+            return value > long.MaxValue ? long.MaxValue : (long)value;
+        }
+    }
+}

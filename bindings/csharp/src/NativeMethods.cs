@@ -1,0 +1,256 @@
+using System;
+using System.Runtime.InteropServices;
+
+namespace XeroGuard
+{
+    // Mirrors of the C structs in include/xeroguard.h. Field order and types follow the header exactly;
+    // C bool is one byte (I1) and size_t is UIntPtr, so Sequential layout gives the C offsets.
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgHeader
+    {
+        public IntPtr Name;
+        public UIntPtr NameLen;
+        public IntPtr Value;
+        public UIntPtr ValueLen;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgResponse
+    {
+        public ushort Status;
+        public IntPtr Headers;
+        public UIntPtr HeaderCount;
+        public IntPtr Body;
+        public UIntPtr BodyLen;
+        public long NowUnixMs;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgClassification
+    {
+        public uint StructSize;
+        public ushort Status;
+        public uint Category;
+        public uint Action;
+        [MarshalAs(UnmanagedType.I1)] public bool Retryable;
+        public uint RateLimitProblem;
+        public uint AuthProblem;
+        public long RetryAfterMs;
+        public long RecommendedWaitMs;
+        public long MinuteRemaining;
+        public long DayRemaining;
+        public long AppMinuteRemaining;
+        [MarshalAs(UnmanagedType.I1)] public bool HasErrorNumber;
+        public long ErrorNumber;
+        public uint ValidationMessageCount;
+        public uint WarningCount;
+        public uint FailedElementCount;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgRetryPolicy
+    {
+        public uint StructSize;
+        public uint MaxRetries;
+        public ulong BaseMs;
+        public ulong MaxBackoffMs;
+        public ulong JitterMs;
+        public ulong MaxWaitMs;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgBackoffDecision
+    {
+        public uint StructSize;
+        [MarshalAs(UnmanagedType.I1)] public bool Retry;
+        public ulong WaitMs;
+        public uint GiveUp;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgWindowLimit
+    {
+        public uint Limit;
+        public ulong WindowMs;
+        public ulong MarginMs;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgLimits
+    {
+        public uint StructSize;
+        public XgWindowLimit TenantMinute;
+        public XgWindowLimit TenantDay;
+        public uint TenantConcurrency;
+        public XgWindowLimit AppMinute;
+        public ulong PermitTimeoutMs;
+        public uint MaxTenants;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgDecision
+    {
+        public uint StructSize;
+        [MarshalAs(UnmanagedType.I1)] public bool Granted;
+        public ulong Permit;
+        public ulong WaitMs;
+        public uint Reason;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgReservation
+    {
+        public uint StructSize;
+        public ulong Id;
+        public ulong AtMs;
+        public ulong WaitMs;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgTenantLimits
+    {
+        public uint StructSize;
+        public uint MinuteLimit;
+        public uint DayLimit;
+        public uint Concurrency;
+    }
+
+    // Owns an xg_limiter*. The P/Invoke marshaller AddRefs a SafeHandle around every call, so
+    // ReleaseHandle (xg_limiter_free) never races with a call in flight, as the header requires.
+    internal sealed class LimiterHandle : SafeHandle
+    {
+        public LimiterHandle() : base(IntPtr.Zero, true) { }
+
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+
+        protected override bool ReleaseHandle()
+        {
+            NativeMethods.xg_limiter_free(handle);
+            return true;
+        }
+    }
+
+    // One declaration per function of xeroguard.h, in header order.
+    internal static class NativeMethods
+    {
+        private const string Lib = "xeroguard";
+
+        internal const int StatusOk = 0;
+        internal const int StatusBufferTooSmall = 5;
+        internal const uint ClockMonotonic = 0;
+        internal const uint ClockManual = 1;
+        internal const long Unknown = -1;
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_last_error_message(byte[] buf, UIntPtr bufLen, out UIntPtr needed);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_status_name(int status);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void xg_string_free(IntPtr str);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_version();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern uint xg_abi_version();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_classify(ref XgResponse response, ref XgClassification output, out IntPtr jsonOut);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_classify_raw(byte[] raw, UIntPtr rawLen, long nowUnixMs,
+            ref XgClassification output, out IntPtr jsonOut);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern XgRetryPolicy xg_retry_policy_default();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_backoff(ref XgClassification classification, uint attempt,
+            ref XgRetryPolicy policy, ref XgBackoffDecision output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_category_name(uint code);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_action_name(uint code);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_rate_limit_problem_name(uint code);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_auth_problem_name(uint code);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_reason_name(uint code);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern XgLimits xg_limits_default();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern XgLimits xg_limits_exact();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_new(ref XgLimits limits, uint clock, out LimiterHandle output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void xg_limiter_free(IntPtr limiter);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_now_ms(LimiterHandle limiter, out ulong outMs);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_advance_ms(LimiterHandle limiter, ulong ms);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_set_now_ms(LimiterHandle limiter, ulong nowMs);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_acquire(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
+            ref XgDecision output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_acquire_wait(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
+            ulong timeoutMs, ref XgDecision output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_peek(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
+            ref XgDecision output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_record(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_release(LimiterHandle limiter, ulong permit);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_reserve(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
+            ref XgReservation output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_cancel(LimiterHandle limiter, ulong reservation);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_observe(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
+            ref XgClassification classification);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_observe_raw(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
+            byte[] raw, UIntPtr rawLen);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_snapshot_json(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
+            out IntPtr jsonOut);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_set_tenant_limits(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
+            ref XgTenantLimits limits);
+
+        // The same entry point with NULL limits (clears a tenant's own limits).
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, EntryPoint = "xg_limiter_set_tenant_limits")]
+        internal static extern int xg_limiter_clear_tenant_limits(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
+            IntPtr nullLimits);
+    }
+}
