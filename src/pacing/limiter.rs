@@ -360,6 +360,12 @@ impl Limiter {
             let cap = self.limits.max_tenants as usize;
             if cap > 0 && self.tenants.load(Ordering::Acquire) >= cap {
                 self.sweep(shard, now);
+                // Other shards too, without waiting: this thread holds a shard lock, so blocking could deadlock.
+                for other in self.shards.iter() {
+                    if let Some(mut other) = other.try_lock() {
+                        self.sweep(&mut other, now);
+                    }
+                }
                 if self.tenants.load(Ordering::Acquire) >= cap {
                     return Err(PacingError::TooManyTenants);
                 }

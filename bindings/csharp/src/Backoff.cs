@@ -1,0 +1,76 @@
+using System;
+
+namespace XeroGuard
+{
+    /// <summary>A retry policy mirroring xg_retry_policy; a new instance holds the library's defaults.</summary>
+    public sealed class RetryPolicy
+    {
+        public RetryPolicy()
+        {
+            Native.EnsureAbi();
+            XgRetryPolicy d = NativeMethods.xg_retry_policy_default();
+            MaxRetries = (int)d.MaxRetries;
+            BaseMs = Native.ClampToLong(d.BaseMs);
+            MaxBackoffMs = Native.ClampToLong(d.MaxBackoffMs);
+            JitterMs = Native.ClampToLong(d.JitterMs);
+            MaxWaitMs = Native.ClampToLong(d.MaxWaitMs);
+        }
+
+        /// <summary>Retries allowed after the first attempt.</summary>
+        public int MaxRetries { get; set; }
+        /// <summary>The first backoff; it doubles with each retry up to <see cref="MaxBackoffMs"/>.</summary>
+        public long BaseMs { get; set; }
+        public long MaxBackoffMs { get; set; }
+        /// <summary>Up to this much random time is added to each wait.</summary>
+        public long JitterMs { get; set; }
+        /// <summary>A needed wait longer than this (a day limit, say) is not slept through: give up instead.</summary>
+        public long MaxWaitMs { get; set; }
+
+        internal XgRetryPolicy ToNative()
+        {
+            if (MaxRetries < 0) throw new ArgumentOutOfRangeException("MaxRetries", MaxRetries, "must not be negative");
+            return new XgRetryPolicy
+            {
+                StructSize = Native.SizeOf<XgRetryPolicy>(),
+                MaxRetries = (uint)MaxRetries,
+                BaseMs = Native.CheckedMs(BaseMs, "BaseMs"),
+                MaxBackoffMs = Native.CheckedMs(MaxBackoffMs, "MaxBackoffMs"),
+                JitterMs = Native.CheckedMs(JitterMs, "JitterMs"),
+                MaxWaitMs = Native.CheckedMs(MaxWaitMs, "MaxWaitMs"),
+            };
+        }
+    }
+
+    /// <summary>The outcome of <see cref="Backoff.Decide"/>: retry after <see cref="WaitMs"/>, or give up.</summary>
+    public sealed class BackoffDecision
+    {
+        internal BackoffDecision(bool retry, long waitMs, GiveUpReason giveUp)
+        {
+            Retry = retry;
+            WaitMs = waitMs;
+            GiveUp = giveUp;
+        }
+
+        public bool Retry { get; private set; }
+        /// <summary>The wait before retrying; when giving up for <see cref="GiveUpReason.WaitTooLong"/>, the wait that was too long.</summary>
+        public long WaitMs { get; private set; }
+        public GiveUpReason GiveUp { get; private set; }
+        public TimeSpan Wait { get { return TimeSpan.FromMilliseconds(WaitMs); } }
+    }
+
+    /// <summary>The retry policy's decision (xg_backoff): capped exponential backoff with jitter, never below the server's wait.</summary>
+    public static class Backoff
+    {
+        /// <summary>Whether retry number <paramref name="attempt"/> (1 = the first retry) should happen, and after how long.</summary>
+        public static BackoffDecision Decide(Classification classification, int attempt, RetryPolicy policy = null)
+        {
+            if (classification == null) throw new ArgumentNullException("classification");
+            if (attempt < 0) throw new ArgumentOutOfRangeException("attempt", attempt, "must not be negative");
+            XgRetryPolicy p = (policy ?? new RetryPolicy()).ToNative();
+            XgClassification c = classification.Native;
+            var output = new XgBackoffDecision { StructSize = Native.SizeOf<XgBackoffDecision>() };
+            Native.Ensure(NativeMethods.xg_backoff(ref c, (uint)attempt, ref p, ref output));
+            return new BackoffDecision(output.Retry, Native.ClampToLong(output.WaitMs), (GiveUpReason)output.GiveUp);
+        }
+    }
+}
