@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test suite: Rust (unit, conformance, properties, CLI, header drift), C and C++ (from the Rust
+# suite), Python (pytest) and C# (Mono). A missing toolchain is installed or named; no suite is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "test.sh: '$1' is required: $2" >&2; exit 1; }
+}
+need cargo "install Rust (rustup)"
+need cc "install gcc (Debian: apt-get install -y gcc)"
+need g++ "install g++ (Debian: apt-get install -y g++)"
+need python3 "install Python 3.9+ (Debian: apt-get install -y python3 python3-venv)"
+
+[ -d ../shared/conformance ] || [ -n "${XEROGUARD_SHARED:-}" ] || {
+  echo "test.sh: ../shared (conformance cases and fixtures) must sit beside the checkout, or set XEROGUARD_SHARED" >&2
+  exit 1
+}
+
+echo "== Rust, C and C++ suites (cargo test)"
+cargo test --all-targets 2>&1
+
+echo "== Python suite"
+bash bindings/python/run-tests.sh
+
+echo "== C# suite (Mono)"
+bash bindings/csharp/run-tests.sh
+
+echo "== all suites passed"
