@@ -223,6 +223,22 @@ impl Snapshot {
     }
 }
 
+/// A tenant's shard and the app window, locked, for one operation at `now`.
+struct Entered<'l> {
+    index: usize,
+    now: u64,
+    limits: TenantLimits,
+    shard: parking_lot::MutexGuard<'l, Shard>,
+    app: parking_lot::MutexGuard<'l, App>,
+}
+
+impl Entered<'_> {
+    /// The tenant's state and the app window, borrowed together.
+    fn parts(&mut self, tenant: &str) -> (&mut TenantState, &mut App) {
+        (self.shard.tenants.get_mut(tenant).expect("created by enter"), &mut self.app)
+    }
+}
+
 struct ClockSource {
     kind: Clock,
     origin: Instant,
@@ -415,6 +431,19 @@ impl Limiter {
         }
     }
 
+    /// Locks the tenant's shard and then the app window (always in that order), with the tenant's state created
+    /// and every window pruned to `now`.
+    fn enter(&self, tenant: &str, now: u64) -> Result<Entered<'_>, PacingError> {
+        Self::check_tenant(tenant)?;
+        let now = self.monotone(now);
+        let (index, mut shard) = self.lock_shard(tenant, now);
+        let limits = tenant_limits(&shard, tenant, &self.limits);
+        self.state(&mut shard, tenant, now)?;
+        let mut app = self.app.lock();
+        app.minute.prune(now, self.limits.app_minute.span());
+        Ok(Entered { index, now, limits, shard, app })
+    }
+
     fn record_call(&self, state: &mut TenantState, limits: &TenantLimits, app: &mut App, at: u64, now: u64) {
         state.minute.insert(at, limits.minute_limit as usize, now);
         state.day.insert(at, limits.day_limit as usize, now);
@@ -423,28 +452,22 @@ impl Limiter {
 
     /// Admits a call now, or says exactly how long to wait and why. A refusal changes nothing.
     pub fn acquire(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
-        Self::check_tenant(tenant)?;
-        let now = self.monotone(now);
-        let (index, mut guard) = self.lock_shard(tenant, now);
-        let shard = &mut *guard;
-        let limits = tenant_limits(shard, tenant, &self.limits);
-        let state = self.state(shard, tenant, now)?;
-        let mut app = self.app.lock();
-        app.minute.prune(now, self.limits.app_minute.span());
-        let (at, reason) = self.earliest(&limits, state, &app, now, true);
+        let mut e = self.enter(tenant, now)?;
+        let (now, limits, index) = (e.now, e.limits, e.index);
+        let (state, app) = e.parts(tenant);
+        let (at, reason) = self.earliest(&limits, state, app, now, true);
         if at > now {
             let reason = reason.expect("a later instant always has a reason");
             return Ok(Decision::Refused(Refusal { wait_ms: at - now, reason }));
         }
-        self.record_call(state, &limits, &mut app, now, now);
-        drop(app);
+        self.record_call(state, &limits, app, now, now);
         if tenant.is_empty() {
             return Ok(Decision::Granted(Permit { id: 0 }));
         }
         let id = self.new_id(index);
         let expires = now.saturating_add(self.limits.permit_timeout_ms);
         state.in_flight.push((id, expires));
-        shard.permits.insert(id, (tenant.into(), expires));
+        e.shard.permits.insert(id, (tenant.into(), expires));
         Ok(Decision::Granted(Permit { id }))
     }
 
@@ -463,15 +486,10 @@ impl Limiter {
 
     /// Counts a call made without the limiter (it happened, so it counts even over a limit).
     pub fn record(&self, tenant: &str, now: u64) -> Result<(), PacingError> {
-        Self::check_tenant(tenant)?;
-        let now = self.monotone(now);
-        let (_, mut guard) = self.lock_shard(tenant, now);
-        let shard = &mut *guard;
-        let limits = tenant_limits(shard, tenant, &self.limits);
-        let state = self.state(shard, tenant, now)?;
-        let mut app = self.app.lock();
-        app.minute.prune(now, self.limits.app_minute.span());
-        self.record_call(state, &limits, &mut app, now, now);
+        let mut e = self.enter(tenant, now)?;
+        let (now, limits) = (e.now, e.limits);
+        let (state, app) = e.parts(tenant);
+        self.record_call(state, &limits, app, now, now);
         Ok(())
     }
 
@@ -500,19 +518,13 @@ impl Limiter {
     /// Books the tenant's next free slot: the earliest instant every window and block allows, after the slots
     /// already booked (so reservations are served in order, without a queue). Concurrency is not reserved.
     pub fn reserve(&self, tenant: &str, now: u64) -> Result<Reservation, PacingError> {
-        Self::check_tenant(tenant)?;
-        let now = self.monotone(now);
-        let (index, mut guard) = self.lock_shard(tenant, now);
-        let shard = &mut *guard;
-        let limits = tenant_limits(shard, tenant, &self.limits);
-        let state = self.state(shard, tenant, now)?;
-        let mut app = self.app.lock();
-        app.minute.prune(now, self.limits.app_minute.span());
-        let (at, _) = self.earliest(&limits, state, &app, now, false);
-        self.record_call(state, &limits, &mut app, at, now);
-        drop(app);
+        let mut e = self.enter(tenant, now)?;
+        let (now, limits, index) = (e.now, e.limits, e.index);
+        let (state, app) = e.parts(tenant);
+        let (at, _) = self.earliest(&limits, state, app, now, false);
+        self.record_call(state, &limits, app, at, now);
         let id = self.new_id(index);
-        shard.reservations.insert(id, (tenant.into(), at));
+        e.shard.reservations.insert(id, (tenant.into(), at));
         Ok(Reservation { id, at_ms: at, wait_ms: at - now })
     }
 
@@ -539,14 +551,9 @@ impl Limiter {
     /// Takes the server's word: remaining counts raise local usage (never lower it), 429s block the scope they
     /// name, an offline organisation blocks its tenant, and an outage (503) blocks the app.
     pub fn observe(&self, tenant: &str, feedback: &Feedback, now: u64) -> Result<(), PacingError> {
-        Self::check_tenant(tenant)?;
-        let now = self.monotone(now);
-        let (_, mut guard) = self.lock_shard(tenant, now);
-        let shard = &mut *guard;
-        let limits = tenant_limits(shard, tenant, &self.limits);
-        let state = self.state(shard, tenant, now)?;
-        let mut app = self.app.lock();
-        app.minute.prune(now, self.limits.app_minute.span());
+        let mut e = self.enter(tenant, now)?;
+        let (now, limits) = (e.now, e.limits);
+        let (state, app) = e.parts(tenant);
 
         let wait = feedback.recommended_wait_ms.unwrap_or(0);
         let until = now.saturating_add(wait);
