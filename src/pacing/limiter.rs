@@ -3,8 +3,11 @@
 //! each operation's `now` is raised to the latest `now` any operation has used.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use foldhash::fast::RandomState;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -127,8 +130,13 @@ fn extend_block(slot: &mut Option<Block>, until: u64, reason: Reason) {
     }
 }
 
+/// Maps keyed by tenant ids the app itself supplies: a fast seeded hash, no need for SipHash's DoS resistance.
+type FastMap<K, V> = HashMap<K, V, RandomState>;
+
 #[derive(Debug, Default)]
 struct TenantState {
+    /// The tenant id, shared with the map key and the permit table (no allocation per permit).
+    name: Arc<str>,
     minute: Window,
     day: Window,
     /// (permit id, expiry) of calls in flight.
@@ -152,12 +160,12 @@ impl TenantState {
 
 #[derive(Default)]
 struct Shard {
-    tenants: HashMap<Box<str>, TenantState>,
-    overrides: HashMap<Box<str>, TenantLimits>,
+    tenants: FastMap<Arc<str>, TenantState>,
+    overrides: FastMap<Box<str>, TenantLimits>,
     /// permit id → (tenant, expiry)
-    permits: HashMap<u64, (Box<str>, u64)>,
+    permits: FastMap<u64, (Arc<str>, u64)>,
     /// reservation id → (tenant, booked instant)
-    reservations: HashMap<u64, (Box<str>, u64)>,
+    reservations: FastMap<u64, (Arc<str>, u64)>,
     next_sweep: u64,
 }
 
@@ -257,6 +265,8 @@ pub struct Limiter {
     hasher: RandomState,
     /// Bumped and signalled whenever capacity may have been freed, for `acquire_wait`.
     wake: (Mutex<u64>, Condvar),
+    /// Threads inside `acquire_wait`; with none, a release signals nobody.
+    waiters: AtomicUsize,
 }
 
 /// Effective limits of one scope: a tenant, or the tenantless scope (empty id), which only the app window limits.
@@ -278,8 +288,9 @@ impl Limiter {
             tenants: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             time_floor: AtomicU64::new(0),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             wake: (Mutex::new(0), Condvar::new()),
+            waiters: AtomicUsize::new(0),
         })
     }
 
@@ -326,6 +337,10 @@ impl Limiter {
     }
 
     fn wake_waiters(&self) {
+        // SeqCst pairs with the waiter's increment: either it sees our change, or we see it waiting.
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let (generation, signal) = &self.wake;
         *generation.lock() += 1;
         signal.notify_all();
@@ -391,7 +406,8 @@ impl Limiter {
                 }
             }
             self.tenants.fetch_add(1, Ordering::AcqRel);
-            shard.tenants.insert(tenant.into(), TenantState::default());
+            let name: Arc<str> = tenant.into();
+            shard.tenants.insert(Arc::clone(&name), TenantState { name, ..TenantState::default() });
         }
         let state = shard.tenants.get_mut(tenant).expect("inserted above");
         state.refresh(now, &self.limits);
@@ -467,7 +483,8 @@ impl Limiter {
         let id = self.new_id(index);
         let expires = now.saturating_add(self.limits.permit_timeout_ms);
         state.in_flight.push((id, expires));
-        e.shard.permits.insert(id, (tenant.into(), expires));
+        let name = Arc::clone(&state.name);
+        e.shard.permits.insert(id, (name, expires));
         Ok(Decision::Granted(Permit { id }))
     }
 
@@ -523,8 +540,9 @@ impl Limiter {
         let (state, app) = e.parts(tenant);
         let (at, _) = self.earliest(&limits, state, app, now, false);
         self.record_call(state, &limits, app, at, now);
+        let name = Arc::clone(&state.name);
         let id = self.new_id(index);
-        e.shard.reservations.insert(id, (tenant.into(), at));
+        e.shard.reservations.insert(id, (name, at));
         Ok(Reservation { id, at_ms: at, wait_ms: at - now })
     }
 
@@ -639,6 +657,14 @@ impl Limiter {
     /// (on the limiter's clock) would be exceeded. A refusal whose wait ends beyond the deadline fails at once,
     /// except for concurrency, where a release may come sooner.
     pub fn acquire_wait(&self, tenant: &str, timeout_ms: u64) -> Result<Permit, PacingError> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiters);
         let deadline = self.now().saturating_add(timeout_ms);
         loop {
             let generation = *self.wake.0.lock();

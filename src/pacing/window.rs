@@ -90,10 +90,16 @@ impl Window {
         if cap == 0 {
             return;
         }
-        let p = self.times.partition_point(|&e| e <= t);
-        self.times.insert(p, t);
-        let past = self.times.partition_point(|&e| e <= now);
-        self.times.drain(..past.saturating_sub(cap));
+        if self.times.back().is_none_or(|&last| last <= t) {
+            self.times.push_back(t); // the common case: calls arrive in time order
+        } else {
+            let p = self.times.partition_point(|&e| e <= t);
+            self.times.insert(p, t);
+        }
+        if self.times.len() > cap {
+            let past = self.times.partition_point(|&e| e <= now);
+            self.times.drain(..past.saturating_sub(cap));
+        }
     }
 
     /// Removes one call recorded at `t`; false when there is none.
