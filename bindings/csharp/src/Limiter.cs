@@ -1,0 +1,427 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Runtime.Serialization;
+using System.Runtime.Serialization.Json;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace XeroGuard
+{
+    /// <summary>Which clock a limiter reads.</summary>
+    public enum LimiterClock
+    {
+        /// <summary>The system's monotonic clock, counted from the limiter's creation.</summary>
+        Monotonic = 0,
+        /// <summary>Starts at 0 and moves only with <see cref="Limiter.Advance(long)"/> / <see cref="Limiter.SetNow"/> (tests).</summary>
+        Manual = 1,
+    }
+
+    /// <summary>The answer of acquire or peek: granted (with a permit from acquire), or refused with the exact wait and why.</summary>
+    public sealed class Decision
+    {
+        internal Decision(bool granted, Permit permit, long waitMs, Reason? reason)
+        {
+            Granted = granted;
+            Permit = permit;
+            WaitMs = waitMs;
+            Reason = reason;
+        }
+
+        public bool Granted { get; private set; }
+        /// <summary>The permit to release when the call is done (acquire only; null for peek and refusals).</summary>
+        public Permit Permit { get; private set; }
+        /// <summary>How long until the call would be granted (0 when granted).</summary>
+        public long WaitMs { get; private set; }
+        public TimeSpan Wait { get { return TimeSpan.FromMilliseconds(WaitMs); } }
+        /// <summary>Why it was refused; null when granted.</summary>
+        public Reason? Reason { get; private set; }
+
+        public override string ToString()
+        {
+            return Granted ? "granted" : string.Format("refused: wait {0} ms ({1})", WaitMs, Vocabulary.Name(Reason.Value));
+        }
+    }
+
+    /// <summary>A granted call's concurrency slot. Dispose (or <see cref="Limiter.Release"/>) gives it back; disposing twice is harmless.</summary>
+    public sealed class Permit : IDisposable
+    {
+        private readonly Limiter limiter;
+        private int released;
+
+        internal Permit(Limiter limiter, ulong id, string tenantId)
+        {
+            this.limiter = limiter;
+            Id = id;
+            TenantId = tenantId;
+        }
+
+        /// <summary>The library's permit id (0 for tenantless calls, which hold no slot).</summary>
+        public ulong Id { get; private set; }
+        public string TenantId { get; private set; }
+        internal Limiter Owner { get { return limiter; } }
+
+        /// <summary>True once this permit was given back through this object.</summary>
+        public bool IsReleased { get { return Volatile.Read(ref released) != 0; } }
+
+        internal bool MarkReleased()
+        {
+            return Interlocked.Exchange(ref released, 1) == 0;
+        }
+
+        public void Dispose()
+        {
+            if (MarkReleased()) limiter.ReleaseQuietly(Id);
+        }
+    }
+
+    /// <summary>A booked future slot: the call counts from now on at <see cref="AtMs"/> (limiter clock), <see cref="WaitMs"/> from now.</summary>
+    public sealed class Reservation
+    {
+        internal Reservation(ulong id, long atMs, long waitMs)
+        {
+            Id = id;
+            AtMs = atMs;
+            WaitMs = waitMs;
+        }
+
+        public ulong Id { get; private set; }
+        public long AtMs { get; private set; }
+        public long WaitMs { get; private set; }
+        public TimeSpan Wait { get { return TimeSpan.FromMilliseconds(WaitMs); } }
+    }
+
+    /// <summary>One window's view in a <see cref="LimiterSnapshot"/>.</summary>
+    [DataContract]
+    public sealed class WindowSnapshot
+    {
+        [DataMember(Name = "limit")] private long limit = 0;
+        [DataMember(Name = "window_ms")] private long windowMs = 0;
+        [DataMember(Name = "count")] private long count = 0;
+        [DataMember(Name = "remaining")] private long remaining = 0;
+        [DataMember(Name = "booked")] private long booked = 0;
+
+        public long Limit { get { return limit; } }
+        public long WindowMs { get { return windowMs; } }
+        /// <summary>Calls in the window ending now.</summary>
+        public long Count { get { return count; } }
+        /// <summary>Calls still allowed in the window ending now.</summary>
+        public long Remaining { get { return remaining; } }
+        /// <summary>Calls booked (reserved) for later instants.</summary>
+        public long Booked { get { return booked; } }
+    }
+
+    /// <summary>A tenant's state in a limiter now (xg_limiter_snapshot_json).</summary>
+    [DataContract]
+    public sealed class LimiterSnapshot
+    {
+        [DataMember(Name = "tenant")] private string tenant = null;
+        [DataMember(Name = "now_ms")] private long nowMs = 0;
+        [DataMember(Name = "minute")] private WindowSnapshot minute = null;
+        [DataMember(Name = "day")] private WindowSnapshot day = null;
+        [DataMember(Name = "app_minute")] private WindowSnapshot appMinute = null;
+        [DataMember(Name = "in_flight")] private long inFlight = 0;
+        [DataMember(Name = "concurrency_limit")] private long concurrencyLimit = 0;
+        [DataMember(Name = "blocked_until_ms")] private long? blockedUntilMs = null;
+        [DataMember(Name = "block_reason")] private string blockReason = null;
+        [DataMember(Name = "app_blocked_until_ms")] private long? appBlockedUntilMs = null;
+        [DataMember(Name = "app_block_reason")] private string appBlockReason = null;
+        [DataMember(Name = "wait_ms")] private long waitMs = 0;
+        [DataMember(Name = "wait_reason")] private string waitReason = null;
+        [DataMember(Name = "tenants_tracked")] private long tenantsTracked = 0;
+
+        public string TenantId { get { return tenant; } }
+        public long NowMs { get { return nowMs; } }
+        public WindowSnapshot Minute { get { return minute; } }
+        public WindowSnapshot Day { get { return day; } }
+        public WindowSnapshot AppMinute { get { return appMinute; } }
+        public long InFlight { get { return inFlight; } }
+        public long ConcurrencyLimit { get { return concurrencyLimit; } }
+        public long? BlockedUntilMs { get { return blockedUntilMs; } }
+        public Reason? BlockReason { get { return Vocabulary.ParseReason(blockReason); } }
+        public long? AppBlockedUntilMs { get { return appBlockedUntilMs; } }
+        public Reason? AppBlockReason { get { return Vocabulary.ParseReason(appBlockReason); } }
+        /// <summary>What acquire would answer now: 0 when it would grant.</summary>
+        public long WaitMs { get { return waitMs; } }
+        public Reason? WaitReason { get { return Vocabulary.ParseReason(waitReason); } }
+        public long TenantsTracked { get { return tenantsTracked; } }
+        /// <summary>The library's JSON form.</summary>
+        public string Json { get; internal set; }
+
+        public override string ToString()
+        {
+            return Json;
+        }
+    }
+
+    /// <summary>
+    /// Paces calls within Xero's limits: per-tenant and per-app rolling windows, concurrency permits and blocks
+    /// from server feedback, all decided by the native library. Thread-safe; dispose when done.
+    /// </summary>
+    public sealed class Limiter : IDisposable
+    {
+        private static readonly DataContractJsonSerializer SnapshotSerializer = new DataContractJsonSerializer(typeof(LimiterSnapshot));
+
+        private readonly LimiterHandle handle;
+        // Completed (and replaced) whenever capacity may have been freed, so async waiters re-ask at once.
+        private TaskCompletionSource<bool> wake = NewWake();
+
+        /// <summary>A limiter with <paramref name="limits"/> (null: the library's defaults) on the given clock.</summary>
+        public Limiter(Limits limits = null, LimiterClock clock = LimiterClock.Monotonic)
+        {
+            Native.EnsureAbi();
+            XgLimits l = (limits ?? new Limits()).ToNative();
+            LimiterHandle h;
+            Native.Ensure(NativeMethods.xg_limiter_new(ref l, (uint)clock, out h));
+            handle = h;
+            Clock = clock;
+        }
+
+        public LimiterClock Clock { get; private set; }
+
+        /// <summary>The limiter's clock reading in milliseconds.</summary>
+        public long Now
+        {
+            get
+            {
+                ulong ms;
+                Native.Ensure(NativeMethods.xg_limiter_now_ms(Handle, out ms));
+                return Native.ClampToLong(ms);
+            }
+        }
+
+        /// <summary>Moves a manual clock forward (<see cref="WrongClockException"/> on a monotonic one).</summary>
+        public void Advance(long ms)
+        {
+            Native.Ensure(NativeMethods.xg_limiter_advance_ms(Handle, Native.CheckedMs(ms, "ms")));
+            Signal();
+        }
+
+        public void Advance(TimeSpan by)
+        {
+            Advance((long)by.TotalMilliseconds);
+        }
+
+        /// <summary>Sets a manual clock; it cannot move backwards (<see cref="InvalidArgumentException"/>).</summary>
+        public void SetNow(long nowMs)
+        {
+            Native.Ensure(NativeMethods.xg_limiter_set_now_ms(Handle, Native.CheckedMs(nowMs, "nowMs")));
+            Signal();
+        }
+
+        /// <summary>
+        /// Asks for a call now. Granted: the call is counted and <see cref="Decision.Permit"/> must be released.
+        /// Refused: nothing changes. A null or empty tenant id is a tenantless call (app window only).
+        /// </summary>
+        public Decision Acquire(string tenantId)
+        {
+            byte[] tenant = Native.Utf8(tenantId);
+            var d = NewDecision();
+            Native.Ensure(NativeMethods.xg_limiter_acquire(Handle, tenant, Native.Len(tenant), ref d));
+            return ToDecision(d, tenantId, true);
+        }
+
+        /// <summary>Blocks the calling thread until granted or until <paramref name="timeoutMs"/> (limiter clock) has passed.</summary>
+        public Decision AcquireWait(string tenantId, long timeoutMs)
+        {
+            byte[] tenant = Native.Utf8(tenantId);
+            var d = NewDecision();
+            Native.Ensure(NativeMethods.xg_limiter_acquire_wait(Handle, tenant, Native.Len(tenant),
+                Native.CheckedMs(timeoutMs, "timeoutMs"), ref d));
+            return ToDecision(d, tenantId, true);
+        }
+
+        /// <summary>What <see cref="Acquire"/> would answer now, taking nothing.</summary>
+        public Decision Peek(string tenantId)
+        {
+            byte[] tenant = Native.Utf8(tenantId);
+            var d = NewDecision();
+            Native.Ensure(NativeMethods.xg_limiter_peek(Handle, tenant, Native.Len(tenant), ref d));
+            return ToDecision(d, tenantId, false);
+        }
+
+        /// <summary>Waits (without blocking a thread) until a call is granted, and returns its permit.</summary>
+        public Task<Permit> AcquireAsync(string tenantId, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            return AcquireAsync(tenantId, Timeout.InfiniteTimeSpan, cancellationToken);
+        }
+
+        /// <summary>
+        /// As <see cref="AcquireAsync(string, CancellationToken)"/>, but throws <see cref="RateLimitWaitTooLongException"/>
+        /// instead of waiting longer than <paramref name="maxWait"/> in all (e.g. through a day limit).
+        /// </summary>
+        public async Task<Permit> AcquireAsync(string tenantId, TimeSpan maxWait, CancellationToken cancellationToken)
+        {
+            bool bounded = maxWait != Timeout.InfiniteTimeSpan;
+            if (bounded && maxWait < TimeSpan.Zero) throw new ArgumentOutOfRangeException("maxWait");
+            Stopwatch waited = Stopwatch.StartNew();
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                // Taken before asking, so a release between the refusal and the wait is not missed.
+                Task woken = Volatile.Read(ref wake).Task;
+                Decision d = Acquire(tenantId);
+                if (d.Granted) return d.Permit;
+
+                long delayMs = Math.Max(1, d.WaitMs);
+                if (bounded)
+                {
+                    long budget = (long)(maxWait - waited.Elapsed).TotalMilliseconds;
+                    // A concurrency wait ends early when a permit comes back, so only the budget bounds it.
+                    if (budget <= 0 || (d.WaitMs > budget && d.Reason != Reason.Concurrency))
+                        throw new RateLimitWaitTooLongException(tenantId, d.Wait, d.Reason, maxWait);
+                    delayMs = Math.Min(delayMs, budget);
+                }
+                using (var delayCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+                {
+                    Task delay = Task.Delay(TimeSpan.FromMilliseconds(Math.Min(delayMs, int.MaxValue)), delayCancel.Token);
+                    await Task.WhenAny(delay, woken).ConfigureAwait(false);
+                    delayCancel.Cancel(); // frees the timer when woken early
+                }
+            }
+        }
+
+        /// <summary>Counts a call made without the limiter, now (it counts even over a limit: it happened).</summary>
+        public void Record(string tenantId)
+        {
+            byte[] tenant = Native.Utf8(tenantId);
+            Native.Ensure(NativeMethods.xg_limiter_record(Handle, tenant, Native.Len(tenant)));
+        }
+
+        /// <summary>Gives back a permit. <see cref="UnknownPermitException"/> when it is not held (released twice, or expired).</summary>
+        public void Release(Permit permit)
+        {
+            if (permit == null) throw new ArgumentNullException("permit");
+            if (permit.Owner != this) throw new ArgumentException("the permit belongs to another limiter", "permit");
+            permit.MarkReleased();
+            Native.Ensure(NativeMethods.xg_limiter_release(Handle, permit.Id));
+            Signal();
+        }
+
+        // Permit.Dispose: an expired permit or a disposed limiter leaves nothing to give back.
+        internal void ReleaseQuietly(ulong permitId)
+        {
+            if (handle.IsClosed) return;
+            try
+            {
+                Native.Ensure(NativeMethods.xg_limiter_release(handle, permitId));
+            }
+            catch (UnknownPermitException) { }
+            catch (ObjectDisposedException) { }
+            Signal();
+        }
+
+        /// <summary>Books the tenant's next free slot (first come, first served); it takes no concurrency permit.</summary>
+        public Reservation Reserve(string tenantId)
+        {
+            byte[] tenant = Native.Utf8(tenantId);
+            var r = new XgReservation { StructSize = Native.SizeOf<XgReservation>() };
+            Native.Ensure(NativeMethods.xg_limiter_reserve(Handle, tenant, Native.Len(tenant), ref r));
+            return new Reservation(r.Id, Native.ClampToLong(r.AtMs), Native.ClampToLong(r.WaitMs));
+        }
+
+        /// <summary>Frees a reserved slot whose time has not come (<see cref="UnknownReservationException"/> otherwise).</summary>
+        public void Cancel(Reservation reservation)
+        {
+            if (reservation == null) throw new ArgumentNullException("reservation");
+            Native.Ensure(NativeMethods.xg_limiter_cancel(Handle, reservation.Id));
+            Signal();
+        }
+
+        /// <summary>Takes the server's feedback on a call: remaining counts, 429 blocks, offline and outage blocks.</summary>
+        public void Observe(string tenantId, Classification classification)
+        {
+            if (classification == null) throw new ArgumentNullException("classification");
+            byte[] tenant = Native.Utf8(tenantId);
+            XgClassification c = classification.Native;
+            Native.Ensure(NativeMethods.xg_limiter_observe(Handle, tenant, Native.Len(tenant), ref c));
+        }
+
+        /// <summary>As <see cref="Observe(string, Classification)"/>, from a raw HTTP response.</summary>
+        public void Observe(string tenantId, byte[] rawResponse)
+        {
+            if (rawResponse == null) throw new ArgumentNullException("rawResponse");
+            byte[] tenant = Native.Utf8(tenantId);
+            Native.Ensure(NativeMethods.xg_limiter_observe_raw(Handle, tenant, Native.Len(tenant), rawResponse, Native.Len(rawResponse)));
+        }
+
+        /// <summary>The tenant's windows, permits, blocks and what acquire would answer, now.</summary>
+        public LimiterSnapshot Snapshot(string tenantId)
+        {
+            byte[] tenant = Native.Utf8(tenantId);
+            IntPtr json;
+            Native.Ensure(NativeMethods.xg_limiter_snapshot_json(Handle, tenant, Native.Len(tenant), out json));
+            byte[] bytes = Native.TakeString(json);
+            LimiterSnapshot snapshot;
+            using (var stream = new MemoryStream(bytes, false))
+            {
+                snapshot = (LimiterSnapshot)SnapshotSerializer.ReadObject(stream);
+            }
+            snapshot.Json = Encoding.UTF8.GetString(bytes);
+            return snapshot;
+        }
+
+        /// <summary>Sets a tenant's own limits, or clears them with null. Its recorded calls are kept.</summary>
+        public void SetTenantLimits(string tenantId, TenantLimits limits)
+        {
+            byte[] tenant = Native.Utf8(tenantId);
+            if (limits == null)
+            {
+                Native.Ensure(NativeMethods.xg_limiter_clear_tenant_limits(Handle, tenant, Native.Len(tenant), IntPtr.Zero));
+            }
+            else
+            {
+                var l = new XgTenantLimits
+                {
+                    StructSize = Native.SizeOf<XgTenantLimits>(),
+                    MinuteLimit = (uint)limits.MinuteLimit,
+                    DayLimit = (uint)limits.DayLimit,
+                    Concurrency = (uint)limits.Concurrency,
+                };
+                Native.Ensure(NativeMethods.xg_limiter_set_tenant_limits(Handle, tenant, Native.Len(tenant), ref l));
+            }
+            Signal();
+        }
+
+        public bool IsDisposed { get { return handle.IsClosed; } }
+
+        /// <summary>Frees the native limiter once no call is using it; later calls throw <see cref="ObjectDisposedException"/>.</summary>
+        public void Dispose()
+        {
+            handle.Dispose();
+            Signal(); // async waiters wake and see the limiter is gone
+        }
+
+        private LimiterHandle Handle
+        {
+            get
+            {
+                if (handle.IsClosed) throw new ObjectDisposedException(typeof(Limiter).FullName);
+                return handle;
+            }
+        }
+
+        private static TaskCompletionSource<bool> NewWake()
+        {
+            return new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        private void Signal()
+        {
+            Interlocked.Exchange(ref wake, NewWake()).TrySetResult(true);
+        }
+
+        private static XgDecision NewDecision()
+        {
+            return new XgDecision { StructSize = Native.SizeOf<XgDecision>() };
+        }
+
+        private Decision ToDecision(XgDecision d, string tenantId, bool withPermit)
+        {
+            if (d.Granted)
+                return new Decision(true, withPermit ? new Permit(this, d.Permit, tenantId) : null, 0, null);
+            return new Decision(false, null, Native.ClampToLong(d.WaitMs), d.Reason == 0 ? (Reason?)null : (Reason)d.Reason);
+        }
+    }
+}

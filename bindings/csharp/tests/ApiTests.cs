@@ -1,0 +1,222 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Net.Http;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace XeroGuard.Tests
+{
+    internal static class ApiTests
+    {
+        private static KeyValuePair<string, string> H(string name, string value)
+        {
+            return new KeyValuePair<string, string>(name, value);
+        }
+
+        internal static string Snake(string pascal)
+        {
+            return Regex.Replace(pascal, "(?<=[a-z0-9])([A-Z])", "_$1").ToLowerInvariant();
+        }
+
+        public static void Register(Runner r, string shared)
+        {
+            r.Run("library/version_and_abi", () =>
+            {
+                Assert.Equal(1, Library.AbiVersion, "xg_abi_version");
+                Assert.True(Regex.IsMatch(Library.Version, @"^\d+\.\d+\.\d+"), "version looks like x.y.z: " + Library.Version);
+            });
+
+            r.Run("interop/struct_layouts_match_c", () => CheckLayouts(Environment.GetEnvironmentVariable("XG_LAYOUT_FILE")));
+
+            r.Run("vocabulary/enums_match_library_words", () =>
+            {
+                CheckEnum<Category>(v => Vocabulary.Name(v), true);
+                CheckEnum<Action>(v => Vocabulary.Name(v), true);
+                CheckEnum<RateLimitProblem>(v => Vocabulary.Name(v), false);
+                CheckEnum<AuthProblem>(v => Vocabulary.Name(v), false);
+                CheckEnum<Reason>(v => Vocabulary.Name(v), false);
+            });
+
+            r.Run("classify/immutable_lists_and_json", () =>
+            {
+                byte[] body = File.ReadAllBytes(Path.Combine(shared, "fixtures/xero/200_summarize_errors_false_docs_example.txt"));
+                var c = Classifier.Classify(200, new[] { H("Content-Type", "application/json") }, body);
+                Assert.Equal(Category.PartialSuccess, c.Category, "category");
+                Assert.True(c.FailedElements.Count > 0, "failed elements present");
+                Assert.True(((ICollection<int>)c.FailedElements).IsReadOnly, "failed elements read-only");
+                Assert.Throws<NotSupportedException>(() => ((IList<string>)c.ValidationMessages).Add("x"), "validation messages read-only");
+                Assert.True(c.Json.Contains("\"partial_success\""), "JSON form carried: " + c.Json);
+                Assert.True(c.Json == c.ToString(), "ToString is the JSON");
+            });
+
+            r.Run("classify/null_headers_and_body", () =>
+            {
+                var c = Classifier.Classify(204, null, null);
+                Assert.Equal(Category.Success, c.Category, "204 success");
+                Assert.Equal(0L, c.RecommendedWaitMs, "success waits 0");
+                Assert.Equal(0, c.ValidationMessages.Count, "no messages");
+                Assert.Equal<long?>(null, c.MinuteRemaining, "no remaining header");
+            });
+
+            r.Run("classify/retry_after_http_date_against_now", () =>
+            {
+                var now = new DateTimeOffset(2025, 11, 24, 12, 0, 0, TimeSpan.Zero);
+                var c = Classifier.Classify(429, new[] { H("Retry-After", "Mon, 24 Nov 2025 12:00:42 GMT") }, new byte[0], now);
+                Assert.Equal(42000L, c.RetryAfterMs, "HTTP-date Retry-After measured against now");
+                Assert.Equal(TimeSpan.FromSeconds(42), c.RecommendedWait, "recommended wait");
+            });
+
+            r.Run("classify/rejects_bad_input", () =>
+            {
+                Assert.Throws<ArgumentOutOfRangeException>(() => Classifier.Classify(70000, null, null), "status beyond 16 bits");
+                Assert.Throws<ArgumentException>(() => Classifier.Classify(200, new[] { H("X-Bad", "\ud800") }, null), "lone surrogate");
+                var tooMany = Enumerable.Range(0, 1025).Select(i => H("X-H" + i, "v"));
+                var e = Assert.Throws<TooLargeException>(() => Classifier.Classify(200, tooMany, null), "1025 headers");
+                Assert.Equal(6, e.Status, "status code");
+                Assert.Equal("too_large", e.StatusName, "status name");
+                Assert.True(e.Message.Contains("xg_classify"), "message from xg_last_error_message: " + e.Message);
+            });
+
+            r.Run("classify_raw/malformed", () =>
+            {
+                var e = Assert.Throws<MalformedResponseException>(() => Classifier.ClassifyRaw(Encoding.ASCII.GetBytes("not http at all")), "no status line");
+                Assert.True(e.Message.Length > 0 && e.Message.Contains("xg_classify_raw"), "message: " + e.Message);
+                Assert.Throws<ArgumentNullException>(() => Classifier.ClassifyRaw(null), "null raw");
+            });
+
+            r.Run("classify_raw/fixture_429_day", () =>
+            {
+                var c = Classifier.ClassifyRaw(File.ReadAllBytes(Path.Combine(shared, "fixtures/xero/429_day_headers_observed.txt")));
+                Assert.Equal(Category.RateLimited, c.Category, "category");
+                Assert.Equal<RateLimitProblem?>(RateLimitProblem.Day, c.RateLimitProblem, "problem");
+                Assert.Equal(XeroGuard.Action.Retry, c.Action, "action");
+                Assert.Equal(0L, c.DayRemaining, "day remaining");
+            });
+
+            r.Run("http/classify_response_message", () =>
+            {
+                var response = new HttpResponseMessage((HttpStatusCode)429);
+                response.Headers.Add("X-Rate-Limit-Problem", "minute");
+                response.Headers.Add("Retry-After", "7");
+                response.Headers.Add("X-MinLimit-Remaining", "0");
+                response.Content = new ByteArrayContent(new byte[0]);
+                var c = response.Classify();
+                Assert.Equal(Category.RateLimited, c.Category, "category");
+                Assert.Equal<RateLimitProblem?>(RateLimitProblem.Minute, c.RateLimitProblem, "problem");
+                Assert.Equal(7000L, c.RetryAfterMs, "retry after");
+                Assert.Equal(0L, c.MinuteRemaining, "minute remaining");
+                Assert.Equal<Classification>(null, response.GetXeroGuardClassification(), "no handler, no stored classification");
+
+                var bad = new HttpResponseMessage(HttpStatusCode.BadRequest);
+                bad.Content = new StringContent("{\"ErrorNumber\":10,\"Type\":\"ValidationException\",\"Message\":\"A validation exception occurred\"," +
+                    "\"Elements\":[{\"ValidationErrors\":[{\"Message\":\"Email address must be valid\"}]}]}", Encoding.UTF8, "application/json");
+                var v = bad.ClassifyAsync().Result;
+                Assert.Equal(Category.ValidationError, v.Category, "validation category");
+                Assert.Sequence(new[] { "Email address must be valid" }, v.ValidationMessages, "messages");
+                Assert.Equal("A validation exception occurred", v.Message, "message");
+                Assert.True(bad.Content.ReadAsStringAsync().Result.Contains("Email address"), "the body can still be read after classifying");
+            });
+
+            r.Run("backoff/defaults_and_decisions", () =>
+            {
+                var p = new RetryPolicy();
+                Assert.Equal(5, p.MaxRetries, "max retries");
+                Assert.Equal(500L, p.BaseMs, "base");
+                Assert.Equal(30000L, p.MaxBackoffMs, "max backoff");
+                Assert.Equal(250L, p.JitterMs, "jitter");
+                Assert.Equal(300000L, p.MaxWaitMs, "max wait");
+
+                var notFound = Classifier.Classify(404, null, null);
+                var d = Backoff.Decide(notFound, 1);
+                Assert.True(!d.Retry && d.GiveUp == GiveUpReason.NotRetryable, "404 is not retried");
+
+                var day = Classifier.Classify(429, new[] { H("X-Rate-Limit-Problem", "day"), H("Retry-After", "66975") }, null);
+                d = Backoff.Decide(day, 1);
+                Assert.True(!d.Retry && d.GiveUp == GiveUpReason.WaitTooLong, "a day limit is not slept through");
+                Assert.Equal(66975000L, d.WaitMs, "the too-long wait is reported");
+
+                var internalError = Classifier.Classify(500, null, null);
+                d = Backoff.Decide(internalError, 1);
+                Assert.True(d.Retry && d.WaitMs >= 5000 && d.WaitMs <= 5250, "500 waits at least its recommended 5 s: " + d.WaitMs);
+                d = Backoff.Decide(internalError, 6);
+                Assert.True(!d.Retry && d.GiveUp == GiveUpReason.AttemptsExhausted, "attempt 6 > 5 retries");
+
+                // A custom policy reaches the library intact: no jitter, exact doubling.
+                var nonce = Classifier.Classify(401, null, Encoding.ASCII.GetBytes("oauth_problem=nonce_used"));
+                var exact = new RetryPolicy { BaseMs = 100, JitterMs = 0, MaxBackoffMs = 350, MaxRetries = 4, MaxWaitMs = 1000 };
+                Assert.Sequence(new long[] { 100, 200, 350, 350 }, Enumerable.Range(1, 4).Select(a => Backoff.Decide(nonce, a, exact).WaitMs), "waits");
+                Assert.Equal(GiveUpReason.AttemptsExhausted, Backoff.Decide(nonce, 5, exact).GiveUp, "attempt 5 > 4 retries");
+                Assert.Throws<ArgumentOutOfRangeException>(() => Backoff.Decide(nonce, 1, new RetryPolicy { BaseMs = -1 }), "negative base");
+            });
+
+            r.Run("limits/defaults_from_library", () =>
+            {
+                var l = new Limits();
+                Assert.Equal("60/60000 ms (+500 ms)", l.TenantMinute.ToString(), "tenant minute");
+                Assert.Equal("5000/86400000 ms (+60000 ms)", l.TenantDay.ToString(), "tenant day");
+                Assert.Equal(5, l.TenantConcurrency, "concurrency");
+                Assert.Equal("10000/60000 ms (+500 ms)", l.AppMinute.ToString(), "app minute");
+                Assert.Equal(120000L, l.PermitTimeoutMs, "permit timeout");
+                Assert.Equal(0, l.MaxTenants, "tenant cap");
+                Assert.Equal(0L, Limits.Exact().TenantMinute.MarginMs, "exact limits have no margin");
+            });
+        }
+
+        private static void CheckEnum<T>(Func<T, string> name, bool zeroIsValue) where T : struct
+        {
+            var values = Enum.GetValues(typeof(T)).Cast<T>().ToList();
+            foreach (T v in values)
+                Assert.Equal(Snake(v.ToString()), name(v), typeof(T).Name + "." + v);
+            // One past the last code is unknown to the library: the enum is complete.
+            int next = values.Select(v => Convert.ToInt32(v)).Max() + 1;
+            Assert.Equal<string>(null, name((T)Enum.ToObject(typeof(T), next)), typeof(T).Name + " has no code " + next);
+            if (!zeroIsValue) Assert.Equal<string>(null, name((T)Enum.ToObject(typeof(T), 0)), typeof(T).Name + " code 0 is none");
+        }
+
+        // Compares every mirrored struct with the C compiler's view (layout_probe output).
+        private static void CheckLayouts(string file)
+        {
+            Assert.True(!string.IsNullOrEmpty(file) && File.Exists(file), "XG_LAYOUT_FILE names layout_probe's output (run-tests.sh makes it)");
+            Assembly lib = typeof(Classifier).Assembly;
+            var seen = new HashSet<string>();
+            int checkedFields = 0;
+            foreach (string line in File.ReadAllLines(file).Where(l => l.Trim().Length > 0))
+            {
+                string[] parts = line.Split(' ');
+                string typeName = "XeroGuard." + Pascal(parts[0]);
+                Type t = lib.GetType(typeName);
+                Assert.True(t != null, "C# mirror of " + parts[0] + " (" + typeName + ")");
+                long expected = long.Parse(parts[2]);
+                if (parts[1] == "-")
+                {
+                    Assert.Equal(expected, (long)Marshal.SizeOf(t), "sizeof(" + parts[0] + ")");
+                    seen.Add(t.Name);
+                }
+                else
+                {
+                    string field = Pascal(parts[1]);
+                    Assert.True(t.GetField(field) != null, parts[0] + "." + parts[1] + " is mirrored as " + field);
+                    Assert.Equal(expected, (long)Marshal.OffsetOf(t, field), "offsetof(" + parts[0] + ", " + parts[1] + ")");
+                    checkedFields++;
+                }
+            }
+            foreach (Type t in lib.GetTypes().Where(t => t.Namespace == "XeroGuard" && t.Name.StartsWith("Xg") && t.IsValueType))
+            {
+                Assert.True(seen.Contains(t.Name), t.Name + " is checked against C");
+                Assert.Equal(t.GetFields().Length, File.ReadAllLines(file).Count(l => l.StartsWith(Snake(t.Name) + " ") && !l.Contains(" - ")),
+                    "every field of " + t.Name + " is checked");
+            }
+            Assert.True(checkedFields > 40, "fields checked: " + checkedFields);
+        }
+
+        private static string Pascal(string snake)
+        {
+            return string.Concat(snake.Split('_').Select(w => char.ToUpperInvariant(w[0]) + w.Substring(1)));
+        }
+    }
+}

@@ -1,0 +1,27 @@
+using System;
+using System.IO;
+
+namespace XeroGuard.Tests
+{
+    // Usage: mono XeroGuard.Tests.exe [filter]. Environment: XEROGUARD_SHARED (the shared/ folder),
+    // XG_LAYOUT_FILE (output of layout_probe), XG_SERVER_URL (the Xero-like test server).
+    internal static class Program
+    {
+        private static int Main(string[] args)
+        {
+            var runner = new Runner(args.Length > 0 ? args[0] : null);
+            string shared = Environment.GetEnvironmentVariable("XEROGUARD_SHARED");
+            if (string.IsNullOrEmpty(shared))
+                shared = Path.Combine(AppDomain.CurrentDomain.BaseDirectory, "..", "..", "..", "..", "shared");
+
+            ApiTests.Register(runner, shared);
+            ConformanceTests.Register(runner, shared);
+            LimiterTests.Register(runner);
+            HandlerTests.Register(runner, Environment.GetEnvironmentVariable("XG_SERVER_URL"));
+
+            if (runner.Failures.Count > 0) Console.WriteLine("failed: " + string.Join(", ", runner.Failures));
+            Console.WriteLine("{0} passed, {1} failed", runner.Passed, runner.Failed);
+            return runner.Failed == 0 && runner.Passed > 0 ? 0 : 1;
+        }
+    }
+}
