@@ -19,8 +19,9 @@ use crate::vocab::{Category, RateLimitProblem, Reason};
 
 const SHARD_BITS: u32 = 5;
 const SHARDS: usize = 1 << SHARD_BITS;
-/// How often (in limiter time) a shard looks for idle tenants to evict, on the call path.
-const SWEEP_INTERVAL_MS: u64 = 1_000;
+/// How often (in limiter time) a shard looks for idle tenants to evict, on the call path. A tenant turns idle only
+/// when its day window empties, so a minute is prompt enough and keeps the sweep's cost per call tiny.
+const SWEEP_INTERVAL_MS: u64 = 60_000;
 /// Tenant ids are Xero GUIDs; anything much longer is a caller's bug, refused before it costs memory.
 pub const MAX_TENANT_ID_BYTES: usize = 256;
 

@@ -90,6 +90,11 @@ impl Window {
         if cap == 0 {
             return;
         }
+        if self.times.len() == self.times.capacity() && self.times.len() < cap {
+            // Grow towards the limit, never past it: a full day window holds exactly `cap` calls.
+            let target = (self.times.len() * 2).max(4).min(cap);
+            self.times.reserve_exact(target - self.times.len());
+        }
         if self.times.back().is_none_or(|&last| last <= t) {
             self.times.push_back(t); // the common case: calls arrive in time order
         } else {
