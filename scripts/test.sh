@@ -19,6 +19,7 @@ need python3 "install Python 3.9+ (Debian: apt-get install -y python3 python3-ve
 
 echo "== Rust, C and C++ suites (cargo test)"
 cargo test --all-targets 2>&1
+cargo test --features fault-injection --test ffi_panic 2>&1
 
 echo "== Python suite"
 bash bindings/python/run-tests.sh

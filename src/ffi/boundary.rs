@@ -62,8 +62,27 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
+#[cfg(feature = "fault-injection")]
+thread_local! {
+    static PANIC_NEXT_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Test-only (feature `fault-injection`): the next fallible export called on this thread panics inside the
+/// boundary, as a bug would.
+#[cfg(feature = "fault-injection")]
+pub fn inject_panic_in_next_call() {
+    PANIC_NEXT_CALL.with(|flag| flag.set(true));
+}
+
 /// The panic boundary every fallible export runs in.
 pub(crate) fn run(function: &'static str, body: impl FnOnce() -> FfiResult) -> xg_status {
+    let body = || {
+        #[cfg(feature = "fault-injection")]
+        if PANIC_NEXT_CALL.with(|flag| flag.replace(false)) {
+            panic!("injected fault in {function}");
+        }
+        body()
+    };
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => XG_STATUS_OK,
         Ok(Err(error)) => {
