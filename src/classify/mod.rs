@@ -158,7 +158,8 @@ impl Verdict {
     }
 }
 
-/// The decision table of xero-reference §6.
+/// The decision table of xero-reference §6. Specific statuses come before the ranges that hold them.
+#[allow(clippy::match_overlapping_arm)]
 fn decide(status: u16, head: &HeaderFacts<'_>, facts: &BodyFacts) -> Verdict {
     use Category as C;
     match status {
