@@ -21,6 +21,17 @@ echo "== Rust, C and C++ suites (cargo test)"
 cargo test --all-targets 2>&1
 cargo test --features fault-injection --test ffi_panic 2>&1
 
+echo "== C suites under valgrind memcheck (errors or definite leaks fail)"
+if ! command -v valgrind >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null || { echo "test.sh: could not install valgrind (apt-get install valgrind)" >&2; exit 1; }
+  else
+    echo "test.sh: valgrind is required for the memcheck run: apt-get install valgrind" >&2; exit 1
+  fi
+fi
+XEROGUARD_C_WRAPPER="valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite" \
+  cargo test --test c_suite 2>&1
+
 echo "== Python suite"
 bash bindings/python/run-tests.sh
 

@@ -63,9 +63,20 @@ fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], exe: &Path) {
     );
 }
 
-/// Runs a test program and asserts it succeeded; returns its stdout.
+/// Runs a test program and asserts it succeeded; returns its stdout. `XEROGUARD_C_WRAPPER` runs it under a tool,
+/// e.g. valgrind (scripts/test.sh does this for memcheck).
 fn run(exe: &Path, args: &[&str]) -> String {
-    let output = Command::new(exe).args(args).output().expect("running the C test");
+    let wrapper = std::env::var("XEROGUARD_C_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(words).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let output = command.args(args).output().expect("running the C test");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
