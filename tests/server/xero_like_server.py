@@ -11,7 +11,7 @@ CLI:
         [--day-ms 86400000] [--day-limit 5000] [--concurrency 5] [--app-minute-limit 10000]
         [--latency-ms 5] [--seed N] [--host 127.0.0.1] [--ignore-stdin]
   prints `READY <port>` as its first stdout line, then serves until killed or until stdin reaches EOF
-  (unless --ignore-stdin).
+  (stdin is watched only when it is a pipe, socket or terminal, and not with --ignore-stdin).
 
 Module:
     with XeroLikeServer(minute_ms=1000, minute_limit=60) as server:
@@ -20,7 +20,7 @@ Module:
 
 Routes:
     ANY  /api.xro/2.0/...      tenant calls (header Xero-Tenant-Id required)
-    ANY  /connections          tenantless call (app window only), answers a JSON list
+    ANY  /connections          tenantless call (app window only), answers a JSON list (paths match in any case)
     POST /__control/offline?tenant=T&ms=N   tenant T answers 503 "The Organisation is offline" for N ms
     POST /__control/maintenance?ms=N        everyone answers 503 maintenance for N ms
     POST /__control/reset                   forget all counts, blocks and stats
@@ -34,7 +34,9 @@ import argparse
 import collections
 import json
 import math
+import os
 import random
+import stat
 import sys
 import threading
 import time
@@ -57,7 +59,7 @@ class _FixedWindow:
         self.length_ms = length_ms
         self.limit = limit
         self.phase_ms = phase_ms
-        self.index = None  # type: Optional[int]
+        self.index: Optional[int] = None
         self.count = 0
 
     def _roll(self, now_ms: float) -> None:
@@ -89,7 +91,7 @@ class _Rolling:
 
     def __init__(self, length_ms: int) -> None:
         self.length_ms = length_ms
-        self.times = collections.deque()  # type: Deque[float]
+        self.times: Deque[float] = collections.deque()
         self.max = 0
 
     def add(self, now_ms: float) -> None:
@@ -153,13 +155,13 @@ class _State:
         rng = random.Random("%s:app" % cfg.seed)
         self.app = _FixedWindow(cfg.minute_ms, cfg.app_minute_limit, rng.uniform(0, cfg.minute_ms))
         self.app_rolling = _Rolling(cfg.minute_ms)
-        self.tenants = {}  # type: Dict[str, _Tenant]
+        self.tenants: Dict[str, _Tenant] = {}
         self.maintenance_until_ms = -1.0
         self.total = 0
-        self.by_status = collections.Counter()  # type: collections.Counter[str]
-        self.by_problem = collections.Counter()  # type: collections.Counter[str]
+        self.by_status: "collections.Counter[str]" = collections.Counter()
+        self.by_problem: "collections.Counter[str]" = collections.Counter()
         self.tenantless_admitted = 0
-        self.log = []  # type: List[Dict[str, Any]]
+        self.log: List[Dict[str, Any]] = []
 
     def reset(self) -> None:
         with self.lock:
@@ -198,7 +200,7 @@ def _retry_after_seconds(ms: float) -> str:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real clients expect
     server_version = "xero-like/1"
-    state = None  # type: _State  # set on a per-server subclass
+    state: "_State"  # set on a per-server subclass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
         pass
@@ -211,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: List[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -239,12 +241,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode(), headers, "application/json; charset=utf-8")
 
     def _dispatch(self) -> None:
-        self._read_body()
+        self.body = self._read_body()
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path.startswith("/__control/") or url.path in ("/__stats", "/__log"):
             self._control(url.path, query)
-        elif url.path.startswith(API_PREFIX) or url.path.rstrip("/") == "/connections":
+        elif _is_api(url.path) or _is_connections(url.path):
             self._api(url.path)
         else:
             self._send(404, NOT_FOUND_BODY, content_type="text/html")
@@ -280,9 +282,9 @@ class _Handler(BaseHTTPRequestHandler):
         st = self.state
         cfg = st.config
         tenant_id = (self.headers.get("Xero-Tenant-Id") or "").strip()
-        tenantless = not path.startswith(API_PREFIX)
-        problem = None  # type: Optional[str]
-        headers = []  # type: List[Tuple[str, str]]
+        tenantless = _is_connections(path)
+        problem: Optional[str] = None
+        headers: List[Tuple[str, str]] = []
         with st.lock:
             now = st.now_ms()
             st.total += 1
@@ -329,7 +331,8 @@ class _Handler(BaseHTTPRequestHandler):
             st.by_status[str(status)] += 1
             if len(st.log) < LOG_CAP:
                 st.log.append({"t_ms": round(now, 3), "method": self.command, "path": path,
-                               "tenant": tenant_id or None, "status": status, "problem": problem})
+                               "tenant": tenant_id or None, "status": status, "problem": problem,
+                               "body_bytes": len(self.body)})
         if status == 200:
             try:
                 time.sleep(cfg.latency_ms / 1000.0)
@@ -344,15 +347,24 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, headers, "text/html" if status == 503 else "application/json")
 
 
+# Xero matches paths case-insensitively (xero-python asks for /Connections).
+def _is_api(path: str) -> bool:
+    return path.lower().startswith(API_PREFIX)
+
+
+def _is_connections(path: str) -> bool:
+    return path.lower().rstrip("/") == "/connections"
+
+
 def _ok_body(path: str, tenantless: bool) -> Any:
     now = int(time.time() * 1000)
     if tenantless:
         return []  # /connections: tenants are not modelled; an empty list is valid
     segments = [s for s in path[len(API_PREFIX):].split("/") if s]
-    body = {"Id": str(uuid.uuid4()), "Status": "OK", "ProviderName": "xeroguard-test",
-            "DateTimeUTC": "/Date(%d)/" % now}  # type: Dict[str, Any]
+    body: Dict[str, Any] = {"Id": str(uuid.uuid4()), "Status": "OK", "ProviderName": "xeroguard-test",
+                            "DateTimeUTC": "/Date(%d)/" % now}
     for seg in dict.fromkeys([segments[0], segments[-1]] if segments else []):
-        if seg == "Organisation":
+        if seg.lower() == "organisation":
             body["Organisations"] = [{
                 "OrganisationID": str(uuid.uuid4()), "Name": "xeroguard test org",
                 "LegalName": "xeroguard test org", "ShortCode": "!test", "IsDemoCompany": False,
@@ -362,6 +374,11 @@ def _ok_body(path: str, tenantless: bool) -> Any:
     return body
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    # A burst of clients must not overflow the default listen backlog of 5 (they would stall for a second).
+    request_queue_size = 128
+
+
 class XeroLikeServer:
     """The server in a background thread: `start()`/`stop()` or use it as a context manager."""
 
@@ -369,11 +386,11 @@ class XeroLikeServer:
         self.config = Config(**config)
         self.state = _State(self.config)
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _HTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.host = host
         self.port = self.httpd.server_address[1]
-        self._thread = None  # type: Optional[threading.Thread]
+        self._thread: Optional[threading.Thread] = None
 
     @property
     def base_url(self) -> str:
@@ -422,6 +439,16 @@ class XeroLikeServer:
             self.state.maintenance_until_ms = self.state.now_ms() + ms
 
 
+def _stdin_can_end() -> bool:
+    """Only a pipe, socket or terminal on stdin is a parent's lifeline. /dev/null or no stdin at all (as under
+    CI) would read EOF at once and stop the server before any test ran."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or sys.stdin.isatty()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
@@ -443,7 +470,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     sys.stdout.write("READY %d\n" % server.port)
     sys.stdout.flush()
     done = threading.Event()
-    if not a.ignore_stdin:
+    if not a.ignore_stdin and _stdin_can_end():
         def watch_stdin() -> None:
             try:
                 while sys.stdin.buffer.read(4096):

@@ -1,0 +1,392 @@
+"""Limiter: a managed xg_limiter handle, with blocking and asyncio permits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import json
+import math
+import threading
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional, Set, Tuple, TypeVar, Union
+
+from . import _native as n
+from ._classify import REASON_NAMES, Classification, Reason
+from .errors import PermitTimeout, UnknownPermitError
+
+T = TypeVar("T")
+Tenant = Union[str, bytes]
+Observed = Union[Classification, bytes, bytearray, memoryview]
+
+# Stands for "no timeout": far beyond any real wait, and safe from overflow in the library's deadline sum.
+_FOREVER_MS = 1 << 62
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowLimit:
+    """At most `limit` calls in any `window_ms`, widened by `margin_ms`; `limit` 0 disables the window."""
+
+    limit: int
+    window_ms: int
+    margin_ms: int = 0
+
+    @classmethod
+    def _from_c(cls, w: n.XgWindowLimit) -> "WindowLimit":
+        return cls(limit=w.limit, window_ms=w.window_ms, margin_ms=w.margin_ms)
+
+    def _to_c(self) -> n.XgWindowLimit:
+        return n.XgWindowLimit(limit=self.limit, window_ms=self.window_ms, margin_ms=self.margin_ms)
+
+
+_DEFAULT = n.lib.xg_limits_default()
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Mirrors xg_limits. Field defaults are the library's (xg_limits_default: Xero's limits with margins)."""
+
+    tenant_minute: WindowLimit = WindowLimit._from_c(_DEFAULT.tenant_minute)
+    tenant_day: WindowLimit = WindowLimit._from_c(_DEFAULT.tenant_day)
+    tenant_concurrency: int = _DEFAULT.tenant_concurrency
+    app_minute: WindowLimit = WindowLimit._from_c(_DEFAULT.app_minute)
+    permit_timeout_ms: int = _DEFAULT.permit_timeout_ms
+    max_tenants: int = _DEFAULT.max_tenants
+
+    @classmethod
+    def _from_c(cls, c: n.XgLimits) -> "Limits":
+        return cls(
+            tenant_minute=WindowLimit._from_c(c.tenant_minute),
+            tenant_day=WindowLimit._from_c(c.tenant_day),
+            tenant_concurrency=c.tenant_concurrency,
+            app_minute=WindowLimit._from_c(c.app_minute),
+            permit_timeout_ms=c.permit_timeout_ms,
+            max_tenants=c.max_tenants,
+        )
+
+    @classmethod
+    def default(cls) -> "Limits":
+        return cls._from_c(n.lib.xg_limits_default())
+
+    @classmethod
+    def exact(cls) -> "Limits":
+        """Xero's limits with no margins (xg_limits_exact)."""
+        return cls._from_c(n.lib.xg_limits_exact())
+
+    def _to_c(self) -> n.XgLimits:
+        return n.XgLimits(
+            tenant_minute=self.tenant_minute._to_c(),
+            tenant_day=self.tenant_day._to_c(),
+            tenant_concurrency=self.tenant_concurrency,
+            app_minute=self.app_minute._to_c(),
+            permit_timeout_ms=self.permit_timeout_ms,
+            max_tenants=self.max_tenants,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TenantLimits:
+    """A tenant's own limits (xg_tenant_limits); windows and margins stay the limiter's."""
+
+    minute_limit: int
+    day_limit: int
+    concurrency: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """Granted (with `permit` to release; 0 for tenantless calls), or refused for `wait_ms` because of `reason`."""
+
+    granted: bool
+    permit: int
+    wait_ms: int
+    reason: Optional[Reason]
+
+    @classmethod
+    def _from_c(cls, d: n.XgDecision) -> "Decision":
+        reason = Reason(REASON_NAMES[d.reason]) if d.reason else None
+        return cls(granted=bool(d.granted), permit=int(d.permit), wait_ms=int(d.wait_ms), reason=reason)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reservation:
+    """A booked slot: the call counts from now on at `at_ms` (limiter clock), `wait_ms` from now."""
+
+    id: int
+    at_ms: int
+    wait_ms: int
+
+
+def _timeout_ms(timeout: Optional[float]) -> int:
+    if timeout is None:
+        return _FOREVER_MS
+    if timeout < 0:
+        raise ValueError("timeout must be >= 0 seconds")
+    return min(_FOREVER_MS, int(math.ceil(timeout * 1000)))
+
+
+class Permit:
+    """A granted call. Release it when the response arrives (the `permit` context managers do)."""
+
+    def __init__(self, limiter: "Limiter", tenant: Tenant, decision: Decision) -> None:
+        self.limiter = limiter
+        self.tenant = tenant
+        self.id = decision.permit
+        self.decision = decision
+        self.released = False
+
+    def observe(self, response: Observed) -> None:
+        """Feeds the response back to the limiter (remaining counts, 429 blocks, outages)."""
+        self.limiter.observe(self.tenant, response)
+
+    def release(self) -> None:
+        """Gives the concurrency slot back; a second call does nothing."""
+        if self.released:
+            return
+        self.released = True
+        try:
+            self.limiter.release(self.id)
+        except UnknownPermitError:
+            # It expired (permit_timeout_ms): the slot is free already, which is all release promises.
+            pass
+
+    def __repr__(self) -> str:
+        return "Permit(tenant=%r, id=%d, released=%r)" % (self.tenant, self.id, self.released)
+
+
+class Limiter:
+    """Paces calls per tenant and per app. Thread-safe; close it (or use `with`) to free the native handle.
+
+    `clock="monotonic"` uses the system's monotonic clock; `clock="manual"` starts at 0 and moves only with
+    `advance` / `set_now` (for tests). Times are milliseconds on the limiter's clock.
+    """
+
+    def __init__(self, limits: Optional[Limits] = None, clock: str = "monotonic") -> None:
+        clocks = {"monotonic": n.XG_CLOCK_MONOTONIC, "manual": n.XG_CLOCK_MANUAL}
+        if clock not in clocks:
+            raise ValueError("clock must be 'monotonic' or 'manual', not %r" % (clock,))
+        self.clock = clock
+        self.limits = limits if limits is not None else Limits.default()
+        self._state = threading.Condition()
+        self._users = 0
+        self._closed = False
+        self._handle = None  # type: Any
+        c_limits = self.limits._to_c()
+        handle = ctypes.POINTER(n.XgLimiter)()
+        n.lib.xg_limiter_new(ctypes.byref(c_limits), clocks[clock], ctypes.byref(handle))
+        self._handle = handle
+        self._async_waiters: Set[Tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    # Lifetime: calls count themselves in and out; the handle is freed by close() or by the last call out,
+    # so it is never freed under another thread (xg_limiter_free must not race with other calls).
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._state:
+            if self._closed:
+                raise ValueError("the limiter is closed")
+            self._users += 1
+        try:
+            return fn(self._handle, *args)
+        finally:
+            with self._state:
+                self._users -= 1
+                if self._closed and self._users == 0:
+                    self._free()
+
+    def _free(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle:
+            n.lib.xg_limiter_free(handle)
+
+    def close(self) -> None:
+        """Frees the native handle (at once, or when the last call in progress returns). Idempotent."""
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            if self._users == 0:
+                self._free()
+        self._wake_async()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "Limiter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # Clock.
+
+    def now(self) -> int:
+        """The limiter's clock, in ms."""
+        out = ctypes.c_uint64()
+        self._call(n.lib.xg_limiter_now_ms, ctypes.byref(out))
+        return out.value
+
+    def advance(self, ms: int) -> None:
+        """Moves a manual clock forward (WrongClockError on a monotonic limiter)."""
+        self._call(n.lib.xg_limiter_advance_ms, ms)
+        self._wake_async()
+
+    def set_now(self, ms: int) -> None:
+        """Sets a manual clock; it cannot move backwards."""
+        self._call(n.lib.xg_limiter_set_now_ms, ms)
+        self._wake_async()
+
+    # Calls.
+
+    def _decide(self, fn: Any, tenant: Tenant, *extra: Any) -> Decision:
+        t = n.text_arg(tenant)
+        out = n.XgDecision()
+        self._call(fn, t, len(t), *extra, ctypes.byref(out))
+        return Decision._from_c(out)
+
+    def acquire(self, tenant: Tenant = "") -> Decision:
+        """Asks for a call now. Granted: counted, and `permit` must be released. Refused: nothing changes."""
+        return self._decide(n.lib.xg_limiter_acquire, tenant)
+
+    def acquire_wait(self, tenant: Tenant = "", timeout_ms: int = _FOREVER_MS) -> Decision:
+        """Blocks (GIL released) until granted or `timeout_ms` on the limiter's clock has passed; the
+        decision says which. The library gives up early when the wait certainly ends after the timeout."""
+        return self._decide(n.lib.xg_limiter_acquire_wait, tenant, timeout_ms)
+
+    def peek(self, tenant: Tenant = "") -> Decision:
+        """What `acquire` would answer now, taking nothing."""
+        return self._decide(n.lib.xg_limiter_peek, tenant)
+
+    def record(self, tenant: Tenant = "") -> None:
+        """Counts a call made without the limiter (even over a limit: it happened)."""
+        t = n.text_arg(tenant)
+        self._call(n.lib.xg_limiter_record, t, len(t))
+
+    def release(self, permit: Union[int, Decision, Permit]) -> None:
+        """Gives back a permit; UnknownPermitError when it is not held."""
+        if isinstance(permit, Decision):
+            permit = permit.permit
+        elif isinstance(permit, Permit):
+            permit = permit.id
+        self._call(n.lib.xg_limiter_release, permit)
+        self._wake_async()
+
+    def reserve(self, tenant: Tenant = "") -> Reservation:
+        """Books the tenant's next free slot (first come, first served); takes no concurrency permit."""
+        t = n.text_arg(tenant)
+        out = n.XgReservation()
+        self._call(n.lib.xg_limiter_reserve, t, len(t), ctypes.byref(out))
+        return Reservation(id=int(out.id), at_ms=int(out.at_ms), wait_ms=int(out.wait_ms))
+
+    def cancel(self, reservation: Union[int, Reservation]) -> None:
+        """Frees a reserved slot whose time has not come (UnknownReservationError otherwise)."""
+        rid = reservation.id if isinstance(reservation, Reservation) else reservation
+        self._call(n.lib.xg_limiter_cancel, rid)
+        self._wake_async()
+
+    def observe(self, tenant: Tenant, response: Observed) -> None:
+        """Takes the server's feedback: a Classification, or a raw HTTP response as bytes."""
+        t = n.text_arg(tenant)
+        if isinstance(response, Classification):
+            c = response._to_c()
+            self._call(n.lib.xg_limiter_observe, t, len(t), ctypes.byref(c))
+        elif isinstance(response, (bytes, bytearray, memoryview)):
+            raw = bytes(response)
+            self._call(n.lib.xg_limiter_observe_raw, t, len(t), raw, len(raw))
+        else:
+            raise TypeError("observe takes a Classification or raw response bytes, not %s" % type(response).__name__)
+
+    def snapshot(self, tenant: Tenant = "") -> Dict[str, Any]:
+        """The tenant's state now (xg_limiter_snapshot_json), as a dict."""
+        t = n.text_arg(tenant)
+        out = ctypes.c_void_p()
+        self._call(n.lib.xg_limiter_snapshot_json, t, len(t), ctypes.byref(out))
+        snap: Dict[str, Any] = json.loads(n.take_string(out))
+        return snap
+
+    def set_tenant_limits(self, tenant: Tenant, limits: Optional[TenantLimits]) -> None:
+        """Sets a tenant's own limits, or clears them with None. Its recorded calls are kept."""
+        t = n.text_arg(tenant)
+        if limits is None:
+            self._call(n.lib.xg_limiter_set_tenant_limits, t, len(t), None)
+            return
+        c = n.XgTenantLimits(minute_limit=limits.minute_limit, day_limit=limits.day_limit,
+                             concurrency=limits.concurrency)
+        self._call(n.lib.xg_limiter_set_tenant_limits, t, len(t), ctypes.byref(c))
+        self._wake_async()
+
+    # Permits as context managers.
+
+    @contextlib.contextmanager
+    def permit(self, tenant: Tenant = "", timeout: Optional[float] = None) -> Iterator[Permit]:
+        """Blocks until the call may go (at most `timeout` seconds on the limiter's clock; None waits as long
+        as needed), yields the Permit, and releases it on exit, exceptions included. PermitTimeout otherwise."""
+        timeout_ms = _timeout_ms(timeout)
+        d = self.acquire_wait(tenant, timeout_ms)
+        if not d.granted:
+            raise PermitTimeout(_tenant_str(tenant), timeout_ms, d.wait_ms, d.reason.value if d.reason else None)
+        p = Permit(self, tenant, d)
+        try:
+            yield p
+        finally:
+            p.release()
+
+    @contextlib.asynccontextmanager
+    async def permit_async(self, tenant: Tenant = "", timeout: Optional[float] = None) -> AsyncIterator[Permit]:
+        """`permit` for asyncio: awaits instead of blocking the event loop."""
+        p = Permit(self, tenant, await self._acquire_async(tenant, _timeout_ms(timeout)))
+        try:
+            yield p
+        finally:
+            p.release()
+
+    async def _acquire_async(self, tenant: Tenant, timeout_ms: int) -> Decision:
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        waiter = (loop, wake)
+        with self._state:
+            self._async_waiters.add(waiter)
+        try:
+            deadline = self.now() + timeout_ms
+            while True:
+                wake.clear()
+                d = self.acquire(tenant)
+                if d.granted:
+                    return d
+                remaining = deadline - self.now()
+                # The same early exit as xg_limiter_acquire_wait: a wait that certainly ends after the
+                # deadline is not slept through; a concurrency wait can end early with any release.
+                if remaining <= 0 or (d.wait_ms > remaining and d.reason is not Reason.CONCURRENCY):
+                    raise PermitTimeout(_tenant_str(tenant), timeout_ms, d.wait_ms,
+                                        d.reason.value if d.reason else None)
+                # A manual clock moves only by advance/set_now, which wake us; poll now and then regardless.
+                sleep_ms = min(d.wait_ms, remaining) if self.clock == "monotonic" else 50
+                try:
+                    await asyncio.wait_for(wake.wait(), max(sleep_ms, 1) / 1000.0)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            with self._state:
+                self._async_waiters.discard(waiter)
+
+    def _wake_async(self) -> None:
+        with self._state:
+            waiters = list(self._async_waiters)
+        for loop, event in waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that loop is closed
+                pass
+
+    def __repr__(self) -> str:
+        return "Limiter(clock=%r, closed=%r)" % (self.clock, self._closed)
+
+
+def _tenant_str(tenant: Tenant) -> str:
+    return tenant.decode("utf-8", "replace") if isinstance(tenant, (bytes, bytearray)) else str(tenant)

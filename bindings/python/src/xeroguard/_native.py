@@ -1,0 +1,313 @@
+"""The C ABI of libxeroguard (include/xeroguard.h): loading, struct mirrors, and one declaration table."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import warnings
+from ctypes import (
+    POINTER,
+    Structure,
+    c_bool,
+    c_char,
+    c_char_p,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint8,
+    c_uint16,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Tuple
+
+from .errors import STATUS_ERRORS, XeroGuardError
+
+# The ABI this package was written against (XG_ABI_VERSION in the header).
+EXPECTED_ABI_VERSION = 1
+
+XG_NONE = 0
+XG_UNKNOWN = -1
+XG_MAX_TENANT_ID_BYTES = 256
+XG_CLOCK_MONOTONIC = 0
+XG_CLOCK_MANUAL = 1
+XG_STATUS_OK = 0
+XG_STATUS_BUFFER_TOO_SMALL = 5
+
+
+class XgHeader(Structure):
+    _fields_ = [
+        ("name", c_char_p),
+        ("name_len", c_size_t),
+        ("value", c_char_p),
+        ("value_len", c_size_t),
+    ]
+
+
+class XgResponse(Structure):
+    _fields_ = [
+        ("status", c_uint16),
+        ("headers", POINTER(XgHeader)),
+        ("header_count", c_size_t),
+        ("body", POINTER(c_uint8)),
+        ("body_len", c_size_t),
+        ("now_unix_ms", c_int64),
+    ]
+
+
+class _Sized(Structure):
+    """A struct beginning with `struct_size`, which the library checks: set on construction."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.struct_size = ctypes.sizeof(self)
+
+
+class XgClassification(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("status", c_uint16),
+        ("category", c_uint32),
+        ("action", c_uint32),
+        ("retryable", c_bool),
+        ("rate_limit_problem", c_uint32),
+        ("auth_problem", c_uint32),
+        ("retry_after_ms", c_int64),
+        ("recommended_wait_ms", c_int64),
+        ("minute_remaining", c_int64),
+        ("day_remaining", c_int64),
+        ("app_minute_remaining", c_int64),
+        ("has_error_number", c_bool),
+        ("error_number", c_int64),
+        ("validation_message_count", c_uint32),
+        ("warning_count", c_uint32),
+        ("failed_element_count", c_uint32),
+    ]
+
+
+class XgRetryPolicy(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("max_retries", c_uint32),
+        ("base_ms", c_uint64),
+        ("max_backoff_ms", c_uint64),
+        ("jitter_ms", c_uint64),
+        ("max_wait_ms", c_uint64),
+    ]
+
+
+class XgBackoffDecision(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("retry", c_bool),
+        ("wait_ms", c_uint64),
+        ("give_up", c_uint32),
+    ]
+
+
+class XgWindowLimit(Structure):
+    _fields_ = [
+        ("limit", c_uint32),
+        ("window_ms", c_uint64),
+        ("margin_ms", c_uint64),
+    ]
+
+
+class XgLimits(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("tenant_minute", XgWindowLimit),
+        ("tenant_day", XgWindowLimit),
+        ("tenant_concurrency", c_uint32),
+        ("app_minute", XgWindowLimit),
+        ("permit_timeout_ms", c_uint64),
+        ("max_tenants", c_uint32),
+    ]
+
+
+class XgDecision(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("granted", c_bool),
+        ("permit", c_uint64),
+        ("wait_ms", c_uint64),
+        ("reason", c_uint32),
+    ]
+
+
+class XgReservation(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("id", c_uint64),
+        ("at_ms", c_uint64),
+        ("wait_ms", c_uint64),
+    ]
+
+
+class XgTenantLimits(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("minute_limit", c_uint32),
+        ("day_limit", c_uint32),
+        ("concurrency", c_uint32),
+    ]
+
+
+class XgLimiter(Structure):
+    """Opaque handle type."""
+
+
+_LimiterP = POINTER(XgLimiter)
+# char ** for library-owned strings: c_void_p keeps the address so it can be freed (c_char_p would copy it away).
+_StrOut = POINTER(c_void_p)
+_Bytes = c_char_p  # (pointer, length) text and byte inputs; bytes objects pass without copying
+
+
+def _library_names() -> List[str]:
+    if sys.platform == "win32":
+        return ["xeroguard.dll"]
+    if sys.platform == "darwin":
+        return ["libxeroguard.dylib"]
+    return ["libxeroguard.so"]
+
+
+def _load() -> Tuple[ctypes.CDLL, str]:
+    tried: List[str] = []
+    override = os.environ.get("XEROGUARD_LIBRARY")
+    candidates: List[Path] = []
+    if override:
+        candidates.append(Path(override))
+    here = Path(__file__).resolve().parent
+    candidates += [here / name for name in _library_names()]
+    for i, path in enumerate(candidates):
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as exc:
+            tried.append("%s (%s)" % (path, exc))
+            continue
+        if override and i > 0:
+            # A broken override silently replaced by the bundled copy would hide the user's mistake.
+            warnings.warn("XEROGUARD_LIBRARY=%s could not be loaded; using %s" % (override, path), RuntimeWarning)
+        return lib, str(path)
+    raise ImportError(
+        "xeroguard: cannot load the native library libxeroguard. Tried (in order): "
+        + "; ".join(tried)
+        + ". Set XEROGUARD_LIBRARY to the library's path, or reinstall the package (pip install builds it)."
+    )
+
+
+lib, library_path = _load()
+
+
+def last_error_message() -> str:
+    """The calling thread's last error message from the library."""
+    needed = c_size_t(0)
+    buf = ctypes.create_string_buffer(512)
+    status = lib.xg_last_error_message(buf, len(buf), ctypes.byref(needed))
+    if status == XG_STATUS_BUFFER_TOO_SMALL:
+        buf = ctypes.create_string_buffer(needed.value)
+        lib.xg_last_error_message(buf, len(buf), ctypes.byref(needed))
+    return buf.value.decode("utf-8", "replace")
+
+
+def status_name(status: int) -> str:
+    name: bytes = lib.xg_status_name(status)
+    return name.decode("ascii")
+
+
+def _check_status(result: int, func: Any, args: Any) -> int:
+    """errcheck for every xg_status function: runs on the calling thread right after the call, so the
+    thread-local last error still belongs to it."""
+    if result != XG_STATUS_OK:
+        message = last_error_message() or func.__name__
+        cls = STATUS_ERRORS.get(result, XeroGuardError)
+        raise cls(message, status=result, status_name=status_name(result))
+    return result
+
+
+def _static_str(result: Optional[bytes], func: Any, args: Any) -> Optional[str]:
+    return None if result is None else result.decode("utf-8")
+
+
+_S = c_int32  # xg_status
+_Decl = Tuple[str, Any, List[Any], Optional[Callable[..., Any]]]
+
+# Every function of include/xeroguard.h: (name, restype, argtypes, errcheck).
+DECLARATIONS: List[_Decl] = [
+    ("xg_last_error_message", _S, [POINTER(c_char), c_size_t, POINTER(c_size_t)], None),
+    ("xg_status_name", c_char_p, [_S], None),
+    ("xg_string_free", None, [c_void_p], None),
+    ("xg_version", c_char_p, [], _static_str),
+    ("xg_abi_version", c_uint32, [], None),
+    ("xg_classify", _S, [POINTER(XgResponse), POINTER(XgClassification), _StrOut], _check_status),
+    ("xg_classify_raw", _S, [_Bytes, c_size_t, c_int64, POINTER(XgClassification), _StrOut], _check_status),
+    ("xg_retry_policy_default", XgRetryPolicy, [], None),
+    ("xg_backoff", _S, [POINTER(XgClassification), c_uint32, POINTER(XgRetryPolicy), POINTER(XgBackoffDecision)],
+     _check_status),
+    ("xg_category_name", c_char_p, [c_uint32], _static_str),
+    ("xg_action_name", c_char_p, [c_uint32], _static_str),
+    ("xg_rate_limit_problem_name", c_char_p, [c_uint32], _static_str),
+    ("xg_auth_problem_name", c_char_p, [c_uint32], _static_str),
+    ("xg_reason_name", c_char_p, [c_uint32], _static_str),
+    ("xg_limits_default", XgLimits, [], None),
+    ("xg_limits_exact", XgLimits, [], None),
+    ("xg_limiter_new", _S, [POINTER(XgLimits), c_uint32, POINTER(_LimiterP)], _check_status),
+    ("xg_limiter_free", None, [_LimiterP], None),
+    ("xg_limiter_now_ms", _S, [_LimiterP, POINTER(c_uint64)], _check_status),
+    ("xg_limiter_advance_ms", _S, [_LimiterP, c_uint64], _check_status),
+    ("xg_limiter_set_now_ms", _S, [_LimiterP, c_uint64], _check_status),
+    ("xg_limiter_acquire", _S, [_LimiterP, _Bytes, c_size_t, POINTER(XgDecision)], _check_status),
+    ("xg_limiter_acquire_wait", _S, [_LimiterP, _Bytes, c_size_t, c_uint64, POINTER(XgDecision)], _check_status),
+    ("xg_limiter_peek", _S, [_LimiterP, _Bytes, c_size_t, POINTER(XgDecision)], _check_status),
+    ("xg_limiter_record", _S, [_LimiterP, _Bytes, c_size_t], _check_status),
+    ("xg_limiter_release", _S, [_LimiterP, c_uint64], _check_status),
+    ("xg_limiter_reserve", _S, [_LimiterP, _Bytes, c_size_t, POINTER(XgReservation)], _check_status),
+    ("xg_limiter_cancel", _S, [_LimiterP, c_uint64], _check_status),
+    ("xg_limiter_observe", _S, [_LimiterP, _Bytes, c_size_t, POINTER(XgClassification)], _check_status),
+    ("xg_limiter_observe_raw", _S, [_LimiterP, _Bytes, c_size_t, _Bytes, c_size_t], _check_status),
+    ("xg_limiter_snapshot_json", _S, [_LimiterP, _Bytes, c_size_t, _StrOut], _check_status),
+    ("xg_limiter_set_tenant_limits", _S, [_LimiterP, _Bytes, c_size_t, POINTER(XgTenantLimits)], _check_status),
+]
+
+for _name, _restype, _argtypes, _errcheck in DECLARATIONS:
+    try:
+        _fn = getattr(lib, _name)
+    except AttributeError:
+        raise ImportError("xeroguard: %s lacks the function %s; it is not a matching build" % (library_path, _name))
+    _fn.restype = _restype
+    _fn.argtypes = _argtypes
+    if _errcheck is not None:
+        _fn.errcheck = _errcheck
+
+abi_version: int = lib.xg_abi_version()
+if abi_version != EXPECTED_ABI_VERSION:
+    raise ImportError(
+        "xeroguard: %s has ABI version %d but this package needs %d; install a matching library"
+        % (library_path, abi_version, EXPECTED_ABI_VERSION)
+    )
+version: str = lib.xg_version()
+
+
+def take_string(ptr: c_void_p) -> str:
+    """Copies a library-owned string and frees it."""
+    if not ptr.value:
+        raise XeroGuardError("the library returned no string")
+    try:
+        return ctypes.string_at(ptr.value).decode("utf-8")
+    finally:
+        lib.xg_string_free(ptr)
+
+
+def text_arg(value: Any, what: str = "tenant") -> bytes:
+    """A (pointer, length) text argument: str is encoded as UTF-8; bytes are passed as given (the library
+    checks them)."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if value is None:
+        return b""
+    raise TypeError("%s must be str or bytes, not %s" % (what, type(value).__name__))

@@ -1,0 +1,97 @@
+"""Exceptions raised by xeroguard: one class per C status code, plus the waits that ran out."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Type
+
+
+class XeroGuardError(Exception):
+    """A call into the native library failed; `status` is the xg_status code, `message` its explanation."""
+
+    status: int = -1
+
+    def __init__(self, message: str, status: Optional[int] = None, status_name: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.status_name = status_name
+
+
+class NullPointerError(XeroGuardError):
+    status = 1
+
+
+class InvalidUtf8Error(XeroGuardError, ValueError):
+    status = 2
+
+
+class InvalidArgumentError(XeroGuardError, ValueError):
+    status = 3
+
+
+class MalformedResponseError(XeroGuardError, ValueError):
+    status = 4
+
+
+class BufferTooSmallError(XeroGuardError):
+    status = 5
+
+
+class TooLargeError(XeroGuardError, ValueError):
+    status = 6
+
+
+class UnknownPermitError(XeroGuardError):
+    status = 7
+
+
+class UnknownReservationError(XeroGuardError):
+    status = 8
+
+
+class TooManyTenantsError(XeroGuardError):
+    status = 9
+
+
+class WrongClockError(XeroGuardError):
+    status = 10
+
+
+class PanicError(XeroGuardError):
+    status = 99
+
+
+STATUS_ERRORS: Dict[int, Type[XeroGuardError]] = {
+    cls.status: cls
+    for cls in (
+        NullPointerError,
+        InvalidUtf8Error,
+        InvalidArgumentError,
+        MalformedResponseError,
+        BufferTooSmallError,
+        TooLargeError,
+        UnknownPermitError,
+        UnknownReservationError,
+        TooManyTenantsError,
+        WrongClockError,
+        PanicError,
+    )
+}
+
+
+class PermitTimeout(XeroGuardError, TimeoutError):
+    """No permit within the timeout. `wait_ms` and `reason` are the limiter's last refusal."""
+
+    def __init__(self, tenant: str, timeout_ms: int, wait_ms: int, reason: Optional[str]) -> None:
+        super().__init__(
+            "no permit for tenant %r within %d ms: the limiter asks to wait %d ms more (reason: %s)"
+            % (tenant, timeout_ms, wait_ms, reason)
+        )
+        self.tenant = tenant
+        self.timeout_ms = timeout_ms
+        self.wait_ms = wait_ms
+        self.reason = reason
+
+
+__all__ = [name for name in dir() if name.endswith(("Error", "Timeout"))] + ["STATUS_ERRORS"]

@@ -1,0 +1,6 @@
+"""Ready-made guards for HTTP clients. Each submodule imports its client library only when imported itself:
+
+- `xeroguard.integrations.xero_python`: `guard(api_client, limiter)` for the official xero-python SDK
+- `xeroguard.integrations.requests`: `XeroGuardAdapter` / `guard_session` for requests
+- `xeroguard.integrations.httpx`: `XeroGuardTransport` / `AsyncXeroGuardTransport` for httpx
+"""

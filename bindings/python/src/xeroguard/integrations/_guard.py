@@ -1,0 +1,103 @@
+"""The loop every integration shares: wait for a permit, send, classify, observe, release, maybe retry.
+
+Whether to retry and how long to wait are the library's answers (classify + backoff); this only follows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Awaitable, Callable, Mapping, Optional, Tuple, TypeVar, Union
+
+from .._classify import RetryPolicy, backoff, classify
+from .._limiter import Limiter
+
+log = logging.getLogger("xeroguard")
+
+R = TypeVar("R")
+# What one attempt gives back: the result to hand to the caller, and (status, headers, body) to classify.
+Attempt = Tuple[R, Tuple[int, Any, bytes]]
+Retries = Union[RetryPolicy, int, None]
+
+TENANT_HEADER = "xero-tenant-id"
+
+
+def resolve_policy(retries: Retries) -> RetryPolicy:
+    """A RetryPolicy, or an int (max retries with the other defaults), or None for the defaults."""
+    if retries is None:
+        return RetryPolicy()
+    if isinstance(retries, RetryPolicy):
+        return retries
+    if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0:
+        return RetryPolicy(max_retries=retries)
+    raise TypeError("retries must be a RetryPolicy, a non-negative int or None")
+
+
+def tenant_of(headers: Optional[Mapping[str, Any]]) -> str:
+    """The Xero-Tenant-Id request header ('' for tenantless calls such as /connections)."""
+    if not headers:
+        return ""
+    for name, value in headers.items():
+        key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+        if key.lower() == TENANT_HEADER:
+            return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return ""
+
+
+class Guard:
+    """Shared settings: the limiter, the retry policy, and how long to wait for a permit (seconds).
+
+    The permit wait defaults to the policy's `max_wait_ms`, so a day limit is never slept through beyond
+    that cap: the limiter refuses at once with PermitTimeout when its wait is certainly longer.
+    """
+
+    def __init__(self, limiter: Limiter, retries: Retries = None, permit_timeout: Optional[float] = None) -> None:
+        if not isinstance(limiter, Limiter):
+            raise TypeError("limiter must be a xeroguard.Limiter")
+        self.limiter = limiter
+        self.policy = resolve_policy(retries)
+        self.permit_timeout = permit_timeout if permit_timeout is not None else self.policy.max_wait_ms / 1000.0
+
+    def run(self, tenant: str, attempt: Callable[[], Attempt[R]], discard: Callable[[R], None] = lambda r: None,
+            sleep: Callable[[float], None] = time.sleep) -> R:
+        n = 0
+        while True:
+            with self.limiter.permit(tenant, timeout=self.permit_timeout) as permit:
+                result, (status, headers, body) = attempt()
+                c = classify(status, headers, body)
+                # Observed before the permit goes back, so the next waiter sees the server's view.
+                permit.observe(c)
+            wait = self._next_wait(c, n + 1)
+            if wait is None:
+                return result
+            n += 1
+            discard(result)
+            sleep(wait)
+
+    async def run_async(self, tenant: str, attempt: Callable[[], Awaitable[Attempt[R]]],
+                        discard: Callable[[R], Awaitable[None]]) -> R:
+        n = 0
+        while True:
+            async with self.limiter.permit_async(tenant, timeout=self.permit_timeout) as permit:
+                result, (status, headers, body) = await attempt()
+                c = classify(status, headers, body)
+                permit.observe(c)
+            wait = self._next_wait(c, n + 1)
+            if wait is None:
+                return result
+            n += 1
+            await discard(result)
+            await asyncio.sleep(wait)
+
+    def _next_wait(self, c: Any, attempt: int) -> Optional[float]:
+        """Seconds to wait before retry `attempt`, or None to hand the response to the caller."""
+        if not c.retryable:
+            return None
+        d = backoff(c, attempt, self.policy)
+        if not d.retry:
+            log.info("xeroguard: not retrying %d %s: %s (wait %d ms)", c.status, c.category.value,
+                     d.give_up.value if d.give_up else "?", d.wait_ms)
+            return None
+        log.debug("xeroguard: retry %d after %d ms (%d %s)", attempt, d.wait_ms, c.status, c.category.value)
+        return d.wait_ms / 1000.0

@@ -1,0 +1,39 @@
+"""The examples in examples/python/ run and do what they say."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import EXAMPLES
+
+
+def run(*args: str) -> str:
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_classify_example_builtin() -> None:
+    out = run(str(EXAMPLES / "classify_response.py"))
+    assert "category: rate_limited" in out and "recommended wait (ms): 37000" in out
+    assert "first retry: after" in out
+
+
+def test_classify_example_raw_file(tmp_path: Path) -> None:
+    raw = tmp_path / "offline.http"
+    raw.write_bytes(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\n\r\nThe Organisation is offline")
+    out = run(str(EXAMPLES / "classify_response.py"), str(raw))
+    assert "category: organisation_offline" in out and "recommended wait (ms): 300000" in out
+
+
+def test_paced_httpx_example(xero_server: Any) -> None:
+    server = xero_server(minute_limit=5)
+    out = run(str(EXAMPLES / "paced_httpx_client.py"), server.base_url, "--calls", "8", "--tenants", "a,b",
+              "--minute-ms", "1000", "--minute-limit", "5")
+    assert "calls: 16" in out and "statuses: {200: 16}" in out
+    stats = server.stats()
+    assert stats["count_429"] == 0 and stats["admitted"] == {"a": 8, "b": 8}
+    assert max(stats["max_admitted_in_rolling_minute"].values()) <= 5
