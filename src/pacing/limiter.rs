@@ -384,7 +384,7 @@ impl Limiter {
         });
         self.tenants.fetch_sub(before - shard.tenants.len(), Ordering::AcqRel);
         // Idle tenants should cost no memory: give back table space once most of it is empty.
-        if shard.tenants.capacity() > 4 * shard.tenants.len() + 16 {
+        if shard.tenants.is_empty() || shard.tenants.capacity() > 4 * shard.tenants.len() + 16 {
             shard.tenants.shrink_to_fit();
         }
         shard.next_sweep = now.saturating_add(SWEEP_INTERVAL_MS);
