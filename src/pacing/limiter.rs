@@ -491,6 +491,14 @@ impl Limiter {
 
     /// What `acquire` would answer now, without taking anything: `None` when it would be granted.
     pub fn peek(&self, tenant: &str, now: u64) -> Result<Option<Refusal>, PacingError> {
+        self.view(tenant, now, |now, limits, state, app| {
+            let (at, reason) = self.earliest(limits, state, app, now, true);
+            reason.filter(|_| at > now).map(|reason| Refusal { wait_ms: at - now, reason })
+        })
+    }
+
+    /// Runs `read` on the tenant's state (an empty one if unknown: reading creates nothing) and the app window.
+    fn view<R>(&self, tenant: &str, now: u64, read: impl FnOnce(u64, &TenantLimits, &TenantState, &App) -> R) -> Result<R, PacingError> {
         Self::check_tenant(tenant)?;
         let now = self.monotone(now);
         let (_, shard) = self.lock_shard(tenant, now);
@@ -498,8 +506,7 @@ impl Limiter {
         let empty = TenantState::default();
         let state = shard.tenants.get(tenant).unwrap_or(&empty);
         let app = self.app.lock();
-        let (at, reason) = self.earliest(&limits, state, &app, now, true);
-        Ok(reason.filter(|_| at > now).map(|reason| Refusal { wait_ms: at - now, reason }))
+        Ok(read(now, &limits, state, &app))
     }
 
     /// Counts a call made without the limiter (it happened, so it counts even over a limit).
@@ -604,14 +611,11 @@ impl Limiter {
 
     /// Counts, remaining calls, blocks and permits for one tenant (the empty id: the tenantless scope).
     pub fn snapshot(&self, tenant: &str, now: u64) -> Result<Snapshot, PacingError> {
-        Self::check_tenant(tenant)?;
-        let now = self.monotone(now);
-        let (_, shard) = self.lock_shard(tenant, now);
-        let limits = tenant_limits(&shard, tenant, &self.limits);
-        let empty = TenantState::default();
-        let state = shard.tenants.get(tenant).unwrap_or(&empty);
-        let app = self.app.lock();
-        let (at, reason) = self.earliest(&limits, state, &app, now, true);
+        self.view(tenant, now, |now, limits, state, app| self.snapshot_of(tenant, now, limits, state, app))
+    }
+
+    fn snapshot_of(&self, tenant: &str, now: u64, limits: &TenantLimits, state: &TenantState, app: &App) -> Snapshot {
+        let (at, reason) = self.earliest(limits, state, app, now, true);
         let window = |w: &Window, limit: u32, spec: WindowLimit| {
             let count = u32::try_from(w.count_at(now, spec.span())).unwrap_or(u32::MAX);
             WindowSnapshot {
@@ -623,7 +627,7 @@ impl Limiter {
             }
         };
         let live = |b: Option<Block>| b.filter(|b| b.until > now);
-        Ok(Snapshot {
+        Snapshot {
             tenant: tenant.to_owned(),
             now_ms: now,
             minute: window(&state.minute, limits.minute_limit, self.limits.tenant_minute),
@@ -638,7 +642,7 @@ impl Limiter {
             wait_ms: at - now,
             wait_reason: reason.filter(|_| at > now),
             tenants_tracked: self.tenants.load(Ordering::Acquire) as u64,
-        })
+        }
     }
 
     /// Sets (or with `None` clears) a tenant's own limits. Its recorded calls are kept.
