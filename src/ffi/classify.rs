@@ -157,9 +157,10 @@ pub unsafe extern "C" fn xg_classify(
         };
         let mut headers = Vec::with_capacity(raw_headers.len());
         for (i, h) in raw_headers.iter().enumerate() {
-            let name = unsafe { text_arg(h.name, h.name_len, &format!("headers[{i}].name"), XG_MAX_HEADER_BYTES)? };
-            let value =
-                unsafe { text_arg(h.value, h.value_len, &format!("headers[{i}].value"), XG_MAX_HEADER_BYTES)? };
+            // The header's index goes into the message only on failure: no formatting on the success path.
+            let at = |e: FfiError| FfiError::new(e.status, format!("headers[{i}]: {}", e.message));
+            let name = unsafe { text_arg(h.name, h.name_len, "name", XG_MAX_HEADER_BYTES) }.map_err(at)?;
+            let value = unsafe { text_arg(h.value, h.value_len, "value", XG_MAX_HEADER_BYTES) }.map_err(at)?;
             headers.push((name, value));
         }
         let body = unsafe { bytes_arg(response.body, response.body_len, "response->body", XG_MAX_BODY_BYTES)? };
