@@ -359,19 +359,25 @@ impl Limiter {
         if tenant.len() > MAX_TENANT_ID_BYTES { Err(PacingError::TenantIdTooLong) } else { Ok(()) }
     }
 
-    /// Raises `now` to the latest instant already used, so windows never see time run backwards.
+    /// Raises `now` to the latest instant already used, so windows never see time run backwards. Call it only
+    /// with the locks of everything the operation touches held: then whoever held a lock before used an instant
+    /// no later than ours (taken before the lock, a thread could decide at an older instant than one that
+    /// already pruned the window, and admit a call too many).
     fn monotone(&self, now: u64) -> u64 {
         self.time_floor.fetch_max(now, Ordering::AcqRel).max(now)
     }
 
-    /// Locks the tenant's shard, sweeping idle tenants when due.
-    fn lock_shard(&self, tenant: &str, now: u64) -> (usize, parking_lot::MutexGuard<'_, Shard>) {
+    /// Locks the tenant's shard and then the app window (always in that order), fixes `now` (see `monotone`) and
+    /// sweeps the shard's idle tenants when due.
+    fn lock_both(&self, tenant: &str, now: u64) -> (usize, parking_lot::MutexGuard<'_, Shard>, parking_lot::MutexGuard<'_, App>, u64) {
         let index = self.shard_index(tenant);
         let mut shard = self.shards[index].lock();
+        let app = self.app.lock();
+        let now = self.monotone(now);
         if now >= shard.next_sweep {
             self.sweep(&mut shard, now);
         }
-        (index, shard)
+        (index, shard, app, now)
     }
 
     fn sweep(&self, shard: &mut Shard, now: u64) {
@@ -448,15 +454,13 @@ impl Limiter {
         }
     }
 
-    /// Locks the tenant's shard and then the app window (always in that order), with the tenant's state created
-    /// and every window pruned to `now`.
+    /// Locks the tenant's shard and the app window, with the tenant's state created and every window pruned to
+    /// `now`.
     fn enter(&self, tenant: &str, now: u64) -> Result<Entered<'_>, PacingError> {
         Self::check_tenant(tenant)?;
-        let now = self.monotone(now);
-        let (index, mut shard) = self.lock_shard(tenant, now);
+        let (index, mut shard, mut app, now) = self.lock_both(tenant, now);
         let limits = tenant_limits(&shard, tenant, &self.limits);
         self.state(&mut shard, tenant, now)?;
-        let mut app = self.app.lock();
         app.minute.prune(now, self.limits.app_minute.span());
         Ok(Entered { index, now, limits, shard, app })
     }
@@ -500,12 +504,10 @@ impl Limiter {
     /// Runs `read` on the tenant's state (an empty one if unknown: reading creates nothing) and the app window.
     fn view<R>(&self, tenant: &str, now: u64, read: impl FnOnce(u64, &TenantLimits, &TenantState, &App) -> R) -> Result<R, PacingError> {
         Self::check_tenant(tenant)?;
-        let now = self.monotone(now);
-        let (_, shard) = self.lock_shard(tenant, now);
+        let (_, shard, app, now) = self.lock_both(tenant, now);
         let limits = tenant_limits(&shard, tenant, &self.limits);
         let empty = TenantState::default();
         let state = shard.tenants.get(tenant).unwrap_or(&empty);
-        let app = self.app.lock();
         Ok(read(now, &limits, state, &app))
     }
 
@@ -523,9 +525,9 @@ impl Limiter {
         if permit.id == 0 {
             return Ok(());
         }
-        let now = self.monotone(now);
         let index = (permit.id as usize) & (SHARDS - 1);
         let mut shard = self.shards[index].lock();
+        let now = self.monotone(now);
         let (tenant, expires) = shard.permits.remove(&permit.id).ok_or(PacingError::UnknownPermit)?;
         let held = shard.tenants.get_mut(&tenant).and_then(|state| {
             let at = state.in_flight.iter().position(|&(id, _)| id == permit.id)?;
@@ -556,9 +558,10 @@ impl Limiter {
 
     /// Frees a reserved slot whose time has not yet come.
     pub fn cancel(&self, reservation_id: u64, now: u64) -> Result<(), PacingError> {
-        let now = self.monotone(now);
         let index = (reservation_id as usize) & (SHARDS - 1);
         let mut guard = self.shards[index].lock();
+        let mut app = self.app.lock();
+        let now = self.monotone(now);
         let shard = &mut *guard;
         let (tenant, at) = shard.reservations.remove(&reservation_id).ok_or(PacingError::UnknownReservation)?;
         if at <= now {
@@ -568,7 +571,8 @@ impl Limiter {
             state.minute.remove(at);
             state.day.remove(at);
         }
-        self.app.lock().minute.remove(at);
+        app.minute.remove(at);
+        drop(app);
         drop(guard);
         self.wake_waiters();
         Ok(())
