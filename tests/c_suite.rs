@@ -32,8 +32,18 @@ fn library_dir() -> PathBuf {
     dir
 }
 
+/// `XEROGUARD_C_SANITIZE=1` builds the C/C++ programs with AddressSanitizer + UndefinedBehaviorSanitizer (any
+/// report aborts the program, leaks included); scripts/test.sh runs the suite once this way.
+fn sanitize_flags() -> &'static [&'static str] {
+    match std::env::var("XEROGUARD_C_SANITIZE").as_deref() {
+        Ok("1") => &["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"],
+        _ => &[],
+    }
+}
+
 fn work_dir(name: &str) -> PathBuf {
-    let dir = library_dir().join("c-tests").join(name);
+    let mode = if sanitize_flags().is_empty() { "c-tests" } else { "c-tests-asan" };
+    let dir = library_dir().join(mode).join(name);
     std::fs::create_dir_all(&dir).expect("c-tests dir");
     dir
 }
@@ -43,6 +53,7 @@ fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], exe: &Path) {
     let lib = library_dir();
     let output = Command::new(compiler)
         .args(flags)
+        .args(sanitize_flags())
         .arg("-I")
         .arg(repo().join("include"))
         .arg("-I")
@@ -76,6 +87,8 @@ fn run(exe: &Path, args: &[&str]) -> String {
         }
         None => Command::new(exe),
     };
+    // Leaks are errors; exit code 23 tells a sanitizer report from a failed check.
+    command.env("ASAN_OPTIONS", "detect_leaks=1:exitcode=23").env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
     let output = command.args(args).output().expect("running the C test");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
