@@ -32,6 +32,9 @@ fi
 XEROGUARD_C_WRAPPER="valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite" \
   cargo test --test c_suite 2>&1
 
+echo "== C suites under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails)"
+XEROGUARD_C_SANITIZE=1 cargo test --test c_suite 2>&1
+
 echo "== fuzz smoke run (10 s per target; longer: scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh 10
 
