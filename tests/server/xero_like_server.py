@@ -199,6 +199,8 @@ def _retry_after_seconds(ms: float) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real clients expect
+    # Headers and body go out in two writes; without TCP_NODELAY the body waits for a delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server_version = "xero-like/1"
     state: "_State"  # set on a per-server subclass
 
