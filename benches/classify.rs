@@ -63,6 +63,11 @@ fn bench(c: &mut Criterion) {
     });
     let headers = [("Retry-After", "17"), ("X-Rate-Limit-Problem", "minute"), ("X-MinLimit-Remaining", "0"), ("X-DayLimit-Remaining", "4321")];
     group.bench_function("headers_only_429/xeroguard", |b| b.iter(|| classify(429, black_box(&headers), b"", now)));
+    // The body is empty, so the anchor parses the same information as a user would hold it: the headers as JSON.
+    let headers_json = serde_json::to_vec(&headers.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>()).unwrap();
+    group.bench_function("headers_only_429/serde_json_value", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&headers_json)).unwrap())
+    });
     group.finish();
 }
 
