@@ -167,7 +167,7 @@ class Limiter:
             raise ValueError("clock must be 'monotonic' or 'manual', not %r" % (clock,))
         self.clock = clock
         self.limits = limits if limits is not None else Limits.default()
-        self._state = threading.Condition()
+        self._state = threading.Lock()  # guards _users/_closed/_async_waiters (a plain Lock: it is on every call)
         self._users = 0
         self._closed = False
         self._handle = None  # type: Any
@@ -376,6 +376,10 @@ class Limiter:
                 self._async_waiters.discard(waiter)
 
     def _wake_async(self) -> None:
+        # Nobody waiting is the common case: skip the lock. An async waiter registers before its first
+        # attempt, so a release it could miss here happened before that attempt saw the limiter.
+        if not self._async_waiters:
+            return
         with self._state:
             waiters = list(self._async_waiters)
         for loop, event in waiters:
