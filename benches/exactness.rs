@@ -116,11 +116,12 @@ fn main() {
     for schedule in spec["schedules"].as_array().unwrap() {
         let name = schedule["name"].as_str().unwrap();
         let instants = attempt_instants(schedule, max_burst, horizon);
+        let ours = concat!("xeroguard ", env!("CARGO_PKG_VERSION"), " (Rust)");
         let limiters: Vec<(&str, &str, &str, Box<dyn FnMut(u64) -> bool>)> = vec![
-            ("xeroguard", "exact windows, default margins", "Limits::default(): 60/60.5 s, 5000/24 h + 60 s", Box::new(xeroguard_driver(Limits::default(), start))),
-            ("xeroguard", "exact windows, no margins", "Limits::exact()", Box::new(xeroguard_driver(Limits::exact(), start))),
-            ("governor", "GCRA per_minute(60)", "minute quota only (burst 60)", Box::new(governor_driver(vec![minute]))),
-            ("governor", "GCRA minute + day", "per_minute(60) then 5000/day (burst 5000), checked in order", Box::new(governor_driver(vec![minute, day]))),
+            (ours, "exact windows, default margins", "Limits::default(): 60/60.5 s, 5000/24 h + 60 s", Box::new(xeroguard_driver(Limits::default(), start))),
+            (ours, "exact windows, no margins", "Limits::exact()", Box::new(xeroguard_driver(Limits::exact(), start))),
+            ("governor 0.10.4", "GCRA per_minute(60)", "minute quota only (burst 60)", Box::new(governor_driver(vec![minute]))),
+            ("governor 0.10.4", "GCRA minute + day", "per_minute(60) then 5000/day (burst 5000), checked in order", Box::new(governor_driver(vec![minute, day]))),
         ];
         for (limiter, strategy, note, mut try_call) in limiters {
             let admitted = drive(&instants, &mut try_call);
@@ -128,12 +129,12 @@ fn main() {
             for w in &windows {
                 let most = max_in_rolling_window(&admitted, w.length_ms);
                 row[format!("max_{}", w.name.replace(' ', ""))] = json!(most);
-                if limiter == "xeroguard" {
+                if limiter == ours {
                     // The point of the table: whatever the schedule, xeroguard never exceeds a window.
                     assert!(most as u64 <= w.limit, "{strategy} admitted {most} in a {} window ({name})", w.name);
                 }
             }
-            println!("{name:12} {limiter:10} {strategy:32} max_60s {:4} max_24h {:5} admitted {}", row["max_60s"], row["max_24h"], row["admitted"]);
+            println!("{name:12} {limiter:24} {strategy:32} max_60s {:4} max_24h {:5} admitted {}", row["max_60s"], row["max_24h"], row["admitted"]);
             rows.push(row);
         }
     }

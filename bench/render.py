@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md from one run's results: criterion estimates (target/criterion), and the JSON files the
+benchmark scripts left in --results. Called by scripts/bench.sh; never edit BENCHMARKS.md by hand."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+CRITERION = ROOT / "target" / "criterion"
+
+# (row label, criterion id of xeroguard's row, criterion id of the anchor, anchor label)
+CLASSIFY_ROWS = [
+    ("1 KB JSON 400, validation errors", "classify/json_400_1kb/xeroguard", "classify/json_400_1kb/serde_json_value", "`serde_json::from_slice::<Value>`"),
+    ("1 MB JSON 200 batch, no errors", "classify/json_200_1mb_clean/xeroguard", "classify/json_200_1mb_clean/serde_json_value", "`serde_json::from_slice::<Value>`"),
+    ("1 MB JSON 200 batch, error in the last element", "classify/json_200_1mb_error_last/xeroguard", "classify/json_200_1mb_error_last/serde_json_value", "`serde_json::from_slice::<Value>`"),
+    ("XML 400, validation errors (fixture)", "classify/xml_400/xeroguard", "classify/xml_400/quick_xml_events", "quick-xml reading every event"),
+    ("headers-only 429 (4 rate-limit headers)", "classify/headers_only_429/xeroguard", "classify/headers_only_429/serde_json_value", "`Value` parse of the same headers as JSON"),
+]
+PACING_ROWS = [
+    (f"{tenants} tenant{'s' if tenants != '1' else ''}, {threads} thread{'s' if threads != 1 else ''}",
+     f"acquire_release/xeroguard/{tenants.replace(',', '')}_tenants/{threads}_threads",
+     f"acquire_release/governor_keyed/{tenants.replace(',', '')}_tenants/{threads}_threads")
+    for tenants in ("1", "10,000") for threads in (1, 2)
+]
+
+
+# Why xeroguard is slower than its anchor, printed under a table only for the rows where it was slower in this run.
+WHY_SLOWER = {
+    "classify/json_400_1kb/xeroguard": "it parses the body with serde_json as the anchor does (keeping document "
+        "order), then walks the tree for the ApiException fields and copies every message, warning and failed "
+        "element into owned strings; the anchor stops after parsing.",
+    "classify/json_200_1mb_error_last/xeroguard": "the scan finds an error indicator, so the whole body is parsed "
+        "like the anchor's, after the scan and followed by the walk over every element.",
+    "classify/xml_400/xeroguard": "the anchor only reads the events; classify reads the same events and collects "
+        "messages, element indexes and the error number as it goes.",
+    "acquire_release": "each acquire checks four exact constraints (tenant minute and day windows, tenant "
+        "concurrency, app minute window), records the call in three sorted windows and hands out a permit that "
+        "release gives back; governor's check is one GCRA compare-and-swap with nothing to give back. With two "
+        "threads every call also takes the app-wide lock (the app window is shared by all tenants), which has no "
+        "counterpart in governor.",
+    "python_limiter": "xeroguard's row is two ctypes calls (acquire, then release), each converting arguments and "
+        "checking a status, against one pure-Python call that, with limits never reached, appends to a list.",
+    "python_classify": "the binding marshals the headers into C structs, calls the library, and parses its JSON "
+        "answer into a frozen Classification with enums; json.loads only parses.",
+}
+
+
+def criterion_estimates() -> Dict[str, Dict[str, float]]:
+    """full_id -> {median, low, high} in ns, from criterion's latest run."""
+    found: Dict[str, Dict[str, float]] = {}
+    for meta in CRITERION.glob("*/*/new/benchmark.json"):
+        full_id = json.loads(meta.read_text())["full_id"]
+        median = json.loads((meta.parent / "estimates.json").read_text())["median"]
+        found[full_id] = {"median": median["point_estimate"], "low": median["confidence_interval"]["lower_bound"],
+                          "high": median["confidence_interval"]["upper_bound"]}
+    return found
+
+
+def duration(ns: float) -> str:
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def ratio(ours: float, anchor: float) -> str:
+    """How xeroguard compares, worded so nobody has to work out which way the ratio goes."""
+    if ours <= anchor:
+        return f"{anchor / ours:.2f}x faster"
+    return f"{ours / anchor:.2f}x slower"
+
+
+def command(*argv: str) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine(load_before: str) -> List[str]:
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")), cpu)
+    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), 0) if Path("/proc/meminfo").exists() else 0
+    os_name = platform.platform()
+    os_release = Path("/etc/os-release")
+    if os_release.exists():
+        os_name = next((line.split("=", 1)[1].strip('"') for line in os_release.read_text().splitlines() if line.startswith("PRETTY_NAME=")), os_name)
+    return [
+        f"- CPU: {cpu}, {os.cpu_count()} logical cores; memory {mem_kb / 1024 / 1024:.0f} GiB",
+        f"- OS: {os_name}, kernel {platform.release()}",
+        f"- {command('rustc', '--version')}; Python {platform.python_version()}",
+        f"- load average before the run (1/5/15 min): {load_before}",
+    ]
+
+
+def table(header: List[str], rows: List[List[Any]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def load(results: Path, name: str) -> Optional[Dict[str, Any]]:
+    path = results / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def rust_section(results: Path) -> List[str]:
+    est = criterion_estimates()
+    missing = [i for _, ours, anchor, *_ in CLASSIFY_ROWS + PACING_ROWS for i in (ours, anchor) if i not in est]
+    if missing:
+        sys.exit(f"render.py: criterion results missing (run cargo bench first): {', '.join(missing)}")
+    out = ["## Rust (criterion): classify", "",
+           "Median time per call, 95 % confidence interval in brackets; anchor measured in the same run.", ""]
+    out += table(["case", "xeroguard `classify`", "anchor", "anchor time", "xeroguard vs anchor"],
+                 [[label, f"{duration(est[o]['median'])} [{duration(est[o]['low'])}–{duration(est[o]['high'])}]", name,
+                   duration(est[a]["median"]), ratio(est[o]["median"], est[a]["median"])] for label, o, a, name in CLASSIFY_ROWS])
+    out += why([(label, WHY_SLOWER.get(o)) for label, o, a, _ in CLASSIFY_ROWS if est[o]["median"] > est[a]["median"]])
+    out += ["", "## Rust (criterion): acquire + release", "",
+            "xeroguard: `acquire` + `release` on the exact four-window limiter (tenant minute, tenant day, tenant "
+            "concurrency, app minute), manual clock. Anchor: `governor` keyed limiter (`Quota::per_minute(60)`), "
+            "`check_key`. Time per operation.", ""]
+    out += table(["tenants, threads", "xeroguard", "governor keyed", "xeroguard vs governor"],
+                 [[label, duration(est[o]["median"]), duration(est[a]["median"]), ratio(est[o]["median"], est[a]["median"])]
+                  for label, o, a in PACING_ROWS])
+    if any(est[o]["median"] > est[a]["median"] for _, o, a in PACING_ROWS):
+        out += why([("acquire + release", WHY_SLOWER["acquire_release"])])
+    memory = load(results, "memory.json")
+    if memory:
+        out += ["", f"Memory (counting global allocator in the bench): **{memory['active_tenant_bytes']:,} heap bytes per "
+                f"active tenant** holding a full {memory['day_window_calls']:,}-call day window; "
+                f"**{memory['idle_tenant_bytes']:.0f} bytes per idle tenant** once evicted (mean over {memory['tenants']} tenants)."]
+    return out
+
+
+def exactness_section(results: Path) -> List[str]:
+    rows: List[Dict[str, Any]] = []
+    for name in ("exactness-rust.json", "exactness-python.json"):
+        data = load(results, name)
+        if data is None:
+            sys.exit(f"render.py: {results / name} missing")
+        rows += data["rows"]
+    spec = json.loads((ROOT / "bench" / "schedules.json").read_text())
+    out = ["## Window exactness", "",
+           "Every limiter configured for 60 calls per 60 s and 5000 per 24 h on one tenant, driven under virtual time by "
+           "the same schedules (`bench/schedules.json`); the table shows the most calls admitted in any rolling "
+           "(half-open) 60 s and 24 h window. Anything above 60 or 5000 is a 429 from Xero.", ""]
+    for schedule in spec["schedules"]:
+        out += [f"**{schedule['name']}**: {schedule['description']}.", ""]
+        out += table(["limiter", "strategy", "max in 60 s", "max in 24 h", "calls admitted", "configuration"],
+                     [[r["limiter"], r["strategy"], mark(r["max_60s"], 60), mark(r["max_24h"], 5000), f"{r['admitted']:,}", r.get("note", "")]
+                      for r in rows if r["schedule"] == schedule["name"]])
+        out.append("")
+    return out
+
+
+def python_section(results: Path) -> List[str]:
+    data = load(results, "python-ops.json")
+    if data is None:
+        sys.exit(f"render.py: {results / 'python-ops.json'} missing")
+    out = ["## Python (ctypes binding) beside `limits` and PyrateLimiter", "",
+           f"CPython {data['python']}; each figure is the {data['statistic']} of several timed trials. Every limiter "
+           "is configured with the same two windows and limits so high that every call is granted, so each row is "
+           "the cost of one granted decision.", ""]
+    rows = data["limiter_rows"]
+    ours = {r["scenario"]: r for r in rows if r["limiter"].startswith("xeroguard")}
+    out += table(["tenants", "limiter", "API", "ops/s", "µs per op", "xeroguard vs this"],
+                 [[r["scenario"], r["limiter"], r["api"], f"{r['ops_per_s']:,}", f"{r['us_per_op']:.2f}",
+                   "—" if r["limiter"].startswith("xeroguard") else ratio(ours[r["scenario"]]["us_per_op"], r["us_per_op"])]
+                  for r in rows])
+    if any(not r["limiter"].startswith("xeroguard") and r["us_per_op"] < ours[r["scenario"]]["us_per_op"] for r in rows):
+        out += why([("where a peer is faster", WHY_SLOWER["python_limiter"])])
+    out += ["", "`classify` through the binding (header marshalling, the native call, the JSON result turned into a "
+            "`Classification`), beside `json.loads` of the same body:", ""]
+    out += table(["case", "xeroguard.classify", "json.loads", "xeroguard vs json.loads"],
+                 [[r["case"], f"{r['classify_us']:.1f} µs", f"{r['json_loads_us']:.1f} µs" if r.get("json_loads_us") else "—",
+                   ratio(r["classify_us"], r["json_loads_us"]) if r.get("json_loads_us") else "—"]
+                  for r in data["classify_rows"]])
+    out += why([("classify in Python", WHY_SLOWER["python_classify"])])
+    out += ["", "Notes from the run:", ""] + [f"- {note}" for note in data.get("notes", [])]
+    return out
+
+
+def efficiency_section(results: Path, chart: str) -> List[str]:
+    data = load(results, "efficiency.json")
+    if data is None:
+        sys.exit(f"render.py: {results / 'efficiency.json'} missing")
+    cfg, theory = data["config"], data["theoretical"]
+    scale = 60_000 / cfg["minute_ms"]
+    out = ["## Pacing efficiency against the local Xero-like server", "",
+           f"`tests/server/xero_like_server.py` enforces Xero's limits the way Xero does (fixed windows, a random "
+           f"phase per tenant, {cfg['concurrency']} in flight), time-scaled: one minute lasts {cfg['minute_ms']} ms. "
+           f"{cfg['tenants']} tenants, {cfg['workers']} worker threads each, {cfg['minutes']} scaled minutes per client, "
+           f"a workload of {cfg['workload_per_tenant']:,} calls per tenant (more than the limits allow), "
+           f"{cfg['latency_ms']:g} ms server latency. The most a client can complete is {theory['fixed_window_max']:,} "
+           f"calls ({theory['fixed_windows_overlapped']} fixed windows per tenant overlap the run); the most it can complete "
+           f"without ever exceeding {cfg['minute_limit']} calls in a rolling minute, which is what a 429-free client on "
+           f"a rolling-window server must do, is {theory['rolling_ceiling']:,}. Latency is the time from \"the worker wants "
+           f"to call\" to \"the request is sent\" (real ms; closed-loop workers with more work than allowed, so it is "
+           f"mostly queueing for the next window).", ""]
+    header = ["client", "completed per scaled minute", "% of max", "% of rolling ceiling", "429s received",
+              "most 2xx in a rolling minute (one tenant)", "added latency p50 / p99"]
+
+    def row(c: Dict[str, Any]) -> List[Any]:
+        problems = ", ".join(f"{k} {v}" for k, v in sorted(c["count_429_by_problem"].items()))
+        return [c["client"], f"{c['completed_per_scaled_minute']:.1f}", f"{c['pct_of_fixed_window_max']:.1f} %",
+                f"{c['pct_of_rolling_ceiling']:.1f} %", f"**{c['count_429']}**" + (f" ({problems})" if problems else ""),
+                mark(c["max_2xx_sent_in_rolling_minute_any_tenant"], cfg["minute_limit"]),
+                f"{c['latency_p50']['ms']:.0f} ms / {c['latency_p99']['ms']:.0f} ms"]
+    out += table(header, [row(c) for c in data["clients"]])
+    out += ["", f"Two processes sharing the same {cfg['tenants']} tenants, each with its own in-process xeroguard "
+            f"limiter ({cfg['proc_workers']} workers per tenant each; no header tells a process about the other's "
+            "calls in flight, so each takes 2 of the 5 concurrency slots), with and without feeding every response "
+            "to `observe` (the remaining-calls headers):", ""]
+    out += table(header, [row(c) for c in data["two_processes"]])
+    out += ["", "Reading it: the naive and token-bucket clients can complete a little more of the fixed-window "
+            "maximum than xeroguard only by using both ends of the run's partial windows, which takes up to twice "
+            "the limit in one rolling minute: against a server that counts rolling windows (or any other phase) "
+            "those calls are 429s, and even here they earn 429s at every window edge. xeroguard's figure to compare "
+            "is its share of the rolling ceiling. Feedback between processes cuts 429s but cannot reach zero: the "
+            "remaining-calls headers arrive after the fact, and \"0 remaining\" says the server's fixed window is "
+            "full, not when it turns, so a process can free slots (its own old calls leaving its rolling window) "
+            "before the server's window resets."]
+    out += ["", f"![calls per rolling minute for each client against the limit]({chart})", "",
+            f"Run took {data['elapsed_s']:.0f} s ({scale:.0f}x time scale)."]
+    return out
+
+
+def why(reasons: List[Any]) -> List[str]:
+    reasons = [(label, text) for label, text in reasons if text]
+    return ["", "Where xeroguard is slower, and why:", ""] + [f"- {label}: {text}" for label, text in reasons] if reasons else []
+
+
+def mark(value: int, limit: int) -> str:
+    return f"**{value:,}** (over)" if value > limit else f"{value:,}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--load-before", default="unknown")
+    parser.add_argument("--chart", default="benchmarks-efficiency.png", help="the chart's path relative to BENCHMARKS.md")
+    parser.add_argument("--quick", action="store_true", help="smoke run: write into --results, not BENCHMARKS.md")
+    args = parser.parse_args()
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = ["# Benchmarks", "",
+             "Generated by `scripts/bench.sh` (do not edit by hand; rerun it). One run, one machine:", ""]
+    lines += [f"- date: {today}"] + machine(args.load_before) + [""]
+    lines += rust_section(args.results) + [""]
+    lines += exactness_section(args.results) + [""]
+    lines += python_section(args.results) + [""]
+    lines += efficiency_section(args.results, args.chart)
+    target = args.results / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md"
+    target.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
