@@ -168,12 +168,24 @@ struct Shard {
     /// reservation id → (tenant, booked instant)
     reservations: FastMap<u64, (Arc<str>, u64)>,
     next_sweep: u64,
+    /// The latest instant any operation on this shard used (see `later`).
+    floor: u64,
 }
 
 #[derive(Default)]
 struct App {
     minute: Window,
     block: Option<Block>,
+    /// The latest instant any operation on the app window used (see `later`).
+    floor: u64,
+}
+
+/// Time never runs backwards for a window: each lock keeps the latest instant its holders used, and an operation
+/// decides at no earlier instant than that, read while it holds the lock. (An instant fixed before taking the
+/// lock could be older than one a previous holder already pruned the window to, and admit a call too many.)
+fn later(floor: &mut u64, now: u64) -> u64 {
+    *floor = (*floor).max(now);
+    *floor
 }
 
 /// One window's view in a [`Snapshot`].
@@ -261,8 +273,6 @@ pub struct Limiter {
     app: Mutex<App>,
     tenants: AtomicUsize,
     next_id: AtomicU64,
-    /// The latest `now` any operation has used.
-    time_floor: AtomicU64,
     hasher: RandomState,
     /// Bumped and signalled whenever capacity may have been freed, for `acquire_wait`.
     wake: (Mutex<u64>, Condvar),
@@ -288,7 +298,6 @@ impl Limiter {
             app: Mutex::new(App::default()),
             tenants: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
-            time_floor: AtomicU64::new(0),
             hasher: RandomState::default(),
             wake: (Mutex::new(0), Condvar::new()),
             waiters: AtomicUsize::new(0),
@@ -359,28 +368,28 @@ impl Limiter {
         if tenant.len() > MAX_TENANT_ID_BYTES { Err(PacingError::TenantIdTooLong) } else { Ok(()) }
     }
 
-    /// Raises `now` to the latest instant already used, so windows never see time run backwards. Call it only
-    /// with the locks of everything the operation touches held: then whoever held a lock before used an instant
-    /// no later than ours (taken before the lock, a thread could decide at an older instant than one that
-    /// already pruned the window, and admit a call too many).
-    fn monotone(&self, now: u64) -> u64 {
-        self.time_floor.fetch_max(now, Ordering::AcqRel).max(now)
-    }
-
-    /// Locks the tenant's shard and then the app window (always in that order), fixes `now` (see `monotone`) and
-    /// sweeps the shard's idle tenants when due.
-    fn lock_both(&self, tenant: &str, now: u64) -> (usize, parking_lot::MutexGuard<'_, Shard>, parking_lot::MutexGuard<'_, App>, u64) {
+    /// Locks the tenant's shard, moving its time to `now` (see `later`) and sweeping its idle tenants when due.
+    fn lock_shard(&self, tenant: &str, now: u64) -> (usize, parking_lot::MutexGuard<'_, Shard>, u64) {
         let index = self.shard_index(tenant);
         let mut shard = self.shards[index].lock();
-        let app = self.app.lock();
-        let now = self.monotone(now);
+        let now = later(&mut shard.floor, now);
         if now >= shard.next_sweep {
             self.sweep(&mut shard, now);
         }
-        (index, shard, app, now)
+        (index, shard, now)
+    }
+
+    /// Then locks the app window (always after a shard) and returns the instant the operation decides at: the
+    /// latest of both locks' floors, which the shard keeps too.
+    fn lock_app<'a>(&'a self, shard: &mut Shard, now: u64) -> (parking_lot::MutexGuard<'a, App>, u64) {
+        let mut app = self.app.lock();
+        let now = later(&mut app.floor, now);
+        shard.floor = now;
+        (app, now)
     }
 
     fn sweep(&self, shard: &mut Shard, now: u64) {
+        later(&mut shard.floor, now); // also when sweeping another thread's shard at the tenant cap
         shard.permits.retain(|_, (_, expires)| *expires > now);
         shard.reservations.retain(|_, (_, at)| *at > now);
         let before = shard.tenants.len();
@@ -458,9 +467,11 @@ impl Limiter {
     /// `now`.
     fn enter(&self, tenant: &str, now: u64) -> Result<Entered<'_>, PacingError> {
         Self::check_tenant(tenant)?;
-        let (index, mut shard, mut app, now) = self.lock_both(tenant, now);
+        let (index, mut shard, now) = self.lock_shard(tenant, now);
         let limits = tenant_limits(&shard, tenant, &self.limits);
         self.state(&mut shard, tenant, now)?;
+        // The tenant's windows were pruned to the shard's instant; deciding at a later one is safe.
+        let (mut app, now) = self.lock_app(&mut shard, now);
         app.minute.prune(now, self.limits.app_minute.span());
         Ok(Entered { index, now, limits, shard, app })
     }
@@ -504,7 +515,8 @@ impl Limiter {
     /// Runs `read` on the tenant's state (an empty one if unknown: reading creates nothing) and the app window.
     fn view<R>(&self, tenant: &str, now: u64, read: impl FnOnce(u64, &TenantLimits, &TenantState, &App) -> R) -> Result<R, PacingError> {
         Self::check_tenant(tenant)?;
-        let (_, shard, app, now) = self.lock_both(tenant, now);
+        let (_, mut shard, now) = self.lock_shard(tenant, now);
+        let (app, now) = self.lock_app(&mut shard, now);
         let limits = tenant_limits(&shard, tenant, &self.limits);
         let empty = TenantState::default();
         let state = shard.tenants.get(tenant).unwrap_or(&empty);
@@ -527,7 +539,7 @@ impl Limiter {
         }
         let index = (permit.id as usize) & (SHARDS - 1);
         let mut shard = self.shards[index].lock();
-        let now = self.monotone(now);
+        let now = later(&mut shard.floor, now);
         let (tenant, expires) = shard.permits.remove(&permit.id).ok_or(PacingError::UnknownPermit)?;
         let held = shard.tenants.get_mut(&tenant).and_then(|state| {
             let at = state.in_flight.iter().position(|&(id, _)| id == permit.id)?;
@@ -560,9 +572,9 @@ impl Limiter {
     pub fn cancel(&self, reservation_id: u64, now: u64) -> Result<(), PacingError> {
         let index = (reservation_id as usize) & (SHARDS - 1);
         let mut guard = self.shards[index].lock();
-        let mut app = self.app.lock();
-        let now = self.monotone(now);
         let shard = &mut *guard;
+        let now = later(&mut shard.floor, now);
+        let (mut app, now) = self.lock_app(shard, now);
         let (tenant, at) = shard.reservations.remove(&reservation_id).ok_or(PacingError::UnknownReservation)?;
         if at <= now {
             return Err(PacingError::UnknownReservation);
