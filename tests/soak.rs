@@ -84,6 +84,16 @@ impl Shared {
         let hi = self.limiter.now();
         self.log.lock().push(Call { tenant, lo, hi });
     }
+    /// Cancels a reservation; cancelled, the slot is free again and leaves the log. Too late: it counts.
+    fn cancel(&self, id: u64, at: u64, tenant: usize) -> bool {
+        let mut log = self.log.lock();
+        if self.limiter.cancel(id, self.now()).is_err() {
+            return false;
+        }
+        let i = log.iter().rposition(|c| c.tenant == tenant && c.lo == at && c.hi == at).expect("reserved call in the log");
+        log.swap_remove(i);
+        true
+    }
     /// A release refused as unknown is fine only if the permit may have outlived its timeout.
     fn expired(&self, granted_at: u64) -> bool {
         self.limiter.now() >= granted_at + PERMIT_TIMEOUT_MS
@@ -188,18 +198,19 @@ fn worker(shared: &Shared, seed: u64) -> Tally {
                 // A reservation's instant is exact.
                 shared.log.lock().push(Call { tenant: t, lo: r.at_ms, hi: r.at_ms });
                 tally.reserved += 1;
-                if r.at_ms > now {
+                if r.wait_ms > 5_000 {
+                    // A caller that will not wait that long gives the slot back at once; without this the future
+                    // fills with bookings and a long soak ends up refusing every acquire.
+                    if shared.cancel(r.id, r.at_ms, t) {
+                        tally.cancelled += 1;
+                    }
+                } else if r.at_ms > now {
                     reservations.push((r.id, r.at_ms, t));
                 }
             }
             86..=91 if !reservations.is_empty() => {
                 let (id, at, rt) = reservations.swap_remove(rng.below(reservations.len() as u64) as usize);
-                let now = shared.now();
-                // Cancelled: the slot is free again, so it leaves the log. Too late: it counts.
-                let mut log = shared.log.lock();
-                if l.cancel(id, now).is_ok() {
-                    let at = log.iter().rposition(|c| c.tenant == rt && c.lo == at && c.hi == at).expect("reserved call in the log");
-                    log.swap_remove(at);
+                if shared.cancel(id, at, rt) {
                     tally.cancelled += 1;
                 }
             }
