@@ -223,8 +223,8 @@ def efficiency_section(results: Path, chart: str) -> List[str]:
             "calls in flight, so each takes 2 of the 5 concurrency slots), with and without feeding every response "
             "to `observe` (the remaining-calls headers):", ""]
     out += table(header, [row(c) for c in data["two_processes"]])
-    out += ["", "Reading it: the naive and token-bucket clients can complete a little more of the fixed-window "
-            "maximum than xeroguard only by using both ends of the run's partial windows, which takes up to twice "
+    out += ["", "Reading it: where a client that overshoots completes more of the fixed-window maximum than "
+            "xeroguard, it does so only by using the partial windows at both ends of the run, which takes up to twice "
             "the limit in one rolling minute: against a server that counts rolling windows (or any other phase) "
             "those calls are 429s, and even here they earn 429s at every window edge. xeroguard's figure to compare "
             "is its share of the rolling ceiling. Feedback between processes cuts 429s but cannot reach zero: the "
