@@ -369,6 +369,18 @@ def sleep_for_retry(wait_s: float, deadline: float) -> bool:
     return True
 
 
+def after_response(cfg: Config, trace: Trace, ti: int, t0: float, want: float, sent: float, status: int,
+                   headers: List[Tuple[str, str]], deadline: float) -> Optional[bool]:
+    """Records a sent request (the same for every client). True: the call is done; False: its retry cannot
+    complete within the run; None: it was a 429 and its wait has been slept, so send it again."""
+    trace.sent(ti, (sent - t0) * 1000.0, status, headers)
+    if status != 429:
+        if 200 <= status < 300:
+            trace.latencies_ms.append((sent - want) * 1000.0)
+        return True
+    return None if sleep_for_retry(retry_wait_s(cfg, headers), deadline) else False
+
+
 def scaled_limits(cfg: Config, concurrency: int) -> Any:
     import xeroguard
 
@@ -409,14 +421,10 @@ def run_guarded(cfg: Config, port: int, feedback: bool = True, concurrency: Opti
                         limiter.observe(tenant, xeroguard.classify(status, headers, body))
                 finally:
                     limiter.release(d.permit)
-                trace.sent(ti, (sent - t0_) * 1000.0, status, headers)
-                if status != 429:
-                    if 200 <= status < 300:
-                        trace.latencies_ms.append((sent - want) * 1000.0)
-                    return True
-                # With feedback the limiter is blocked for the same Retry-After, so this adds no extra wait.
-                if not sleep_for_retry(retry_wait_s(cfg, headers), deadline):
-                    return False
+                # With feedback the limiter is blocked for the same Retry-After, so a 429's sleep adds no wait.
+                done = after_response(cfg, trace, ti, t0_, want, sent, status, headers, deadline)
+                if done is not None:
+                    return done
 
         return drive(cfg, port, workers or cfg.workers, call, t0)
 
@@ -432,13 +440,9 @@ def run_naive(cfg: Config, port: int) -> Trace:
             if sent >= deadline:
                 return False
             status, headers, _ = http_.get(tenants[ti])
-            trace.sent(ti, (sent - t0) * 1000.0, status, headers)
-            if status != 429:
-                if 200 <= status < 300:
-                    trace.latencies_ms.append((sent - want) * 1000.0)
-                return True
-            if not sleep_for_retry(retry_wait_s(cfg, headers), deadline):
-                return False
+            done = after_response(cfg, trace, ti, t0, want, sent, status, headers, deadline)
+            if done is not None:
+                return done
 
     return drive(cfg, port, cfg.workers, call)
 
@@ -479,13 +483,9 @@ def run_token_bucket(cfg: Config, port: int) -> Trace:
             time.sleep(wait)
             sent = time.monotonic()
             status, headers, _ = http_.get(tenants[ti])
-            trace.sent(ti, (sent - t0) * 1000.0, status, headers)
-            if status != 429:
-                if 200 <= status < 300:
-                    trace.latencies_ms.append((sent - want) * 1000.0)
-                return True
-            if not sleep_for_retry(retry_wait_s(cfg, headers), deadline):
-                return False
+            done = after_response(cfg, trace, ti, t0, want, sent, status, headers, deadline)
+            if done is not None:
+                return done
 
     # Created just before the run starts: full (capacity = limit) at t0, since a bucket cannot hold more than full.
     buckets.extend(TokenBucket(cfg.minute_limit, cfg.minute_ms) for _ in tenants)
