@@ -368,11 +368,17 @@ impl Limiter {
         if tenant.len() > MAX_TENANT_ID_BYTES { Err(PacingError::TenantIdTooLong) } else { Ok(()) }
     }
 
-    /// Locks the tenant's shard, moving its time to `now` (see `later`) and sweeping its idle tenants when due.
-    fn lock_shard(&self, tenant: &str, now: u64) -> (usize, parking_lot::MutexGuard<'_, Shard>, u64) {
-        let index = self.shard_index(tenant);
+    /// Locks shard `index` and moves its time to `now` (see `later`).
+    fn lock_index(&self, index: usize, now: u64) -> (parking_lot::MutexGuard<'_, Shard>, u64) {
         let mut shard = self.shards[index].lock();
         let now = later(&mut shard.floor, now);
+        (shard, now)
+    }
+
+    /// Locks the tenant's shard at `now`, sweeping its idle tenants when due.
+    fn lock_shard(&self, tenant: &str, now: u64) -> (usize, parking_lot::MutexGuard<'_, Shard>, u64) {
+        let index = self.shard_index(tenant);
+        let (mut shard, now) = self.lock_index(index, now);
         if now >= shard.next_sweep {
             self.sweep(&mut shard, now);
         }
@@ -537,9 +543,7 @@ impl Limiter {
         if permit.id == 0 {
             return Ok(());
         }
-        let index = (permit.id as usize) & (SHARDS - 1);
-        let mut shard = self.shards[index].lock();
-        let now = later(&mut shard.floor, now);
+        let (mut shard, now) = self.lock_index((permit.id as usize) & (SHARDS - 1), now);
         let (tenant, expires) = shard.permits.remove(&permit.id).ok_or(PacingError::UnknownPermit)?;
         let held = shard.tenants.get_mut(&tenant).and_then(|state| {
             let at = state.in_flight.iter().position(|&(id, _)| id == permit.id)?;
@@ -570,10 +574,8 @@ impl Limiter {
 
     /// Frees a reserved slot whose time has not yet come.
     pub fn cancel(&self, reservation_id: u64, now: u64) -> Result<(), PacingError> {
-        let index = (reservation_id as usize) & (SHARDS - 1);
-        let mut guard = self.shards[index].lock();
+        let (mut guard, now) = self.lock_index((reservation_id as usize) & (SHARDS - 1), now);
         let shard = &mut *guard;
-        let now = later(&mut shard.floor, now);
         let (mut app, now) = self.lock_app(shard, now);
         let (tenant, at) = shard.reservations.remove(&reservation_id).ok_or(PacingError::UnknownReservation)?;
         if at <= now {
