@@ -11,6 +11,9 @@ use governor::{Quota, RateLimiter};
 use serde_json::{Value, json};
 use xeroguard::pacing::{Clock, Decision, Limiter, Limits};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const TENANT: &str = "00000000-0000-4000-8000-000000000001";
 const SMOKE_HORIZON_MS: u64 = 2 * 3_600_000;
 
@@ -55,18 +58,6 @@ fn drive(instants: &[(u64, u64)], mut try_call: impl FnMut(u64) -> bool) -> Vec<
     admitted
 }
 
-/// The most admitted calls in any half-open window [s, s + length) (two pointers over sorted instants).
-fn max_in_rolling_window(admitted: &[u64], length_ms: u64) -> usize {
-    let (mut best, mut first) = (0, 0);
-    for (last, &t) in admitted.iter().enumerate() {
-        while admitted[first] + length_ms <= t {
-            first += 1;
-        }
-        best = best.max(last + 1 - first);
-    }
-    best
-}
-
 fn xeroguard_driver(limits: Limits, start: u64) -> impl FnMut(u64) -> bool {
     let limiter = Limiter::new(limits, Clock::Manual).expect("limits");
     move |t| match limiter.acquire(TENANT, start + t).expect("acquire") {
@@ -77,6 +68,9 @@ fn xeroguard_driver(limits: Limits, start: u64) -> impl FnMut(u64) -> bool {
         Decision::Refused(_) => false,
     }
 }
+
+/// Answers whether one call at `t` (ms after the start) is admitted, and counts it if so.
+type Driver = Box<dyn FnMut(u64) -> bool>;
 
 type DirectGovernor = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, FakeRelativeClock, governor::middleware::NoOpMiddleware<governor::nanos::Nanos>>;
 
@@ -117,7 +111,7 @@ fn main() {
         let name = schedule["name"].as_str().unwrap();
         let instants = attempt_instants(schedule, max_burst, horizon);
         let ours = concat!("xeroguard ", env!("CARGO_PKG_VERSION"), " (Rust)");
-        let limiters: Vec<(&str, &str, &str, Box<dyn FnMut(u64) -> bool>)> = vec![
+        let limiters: Vec<(&str, &str, &str, Driver)> = vec![
             (ours, "exact windows, default margins", "Limits::default(): 60/60.5 s, 5000/24 h + 60 s", Box::new(xeroguard_driver(Limits::default(), start))),
             (ours, "exact windows, no margins", "Limits::exact()", Box::new(xeroguard_driver(Limits::exact(), start))),
             ("governor 0.10.4", "GCRA per_minute(60)", "minute quota only (burst 60)", Box::new(governor_driver(vec![minute]))),
@@ -127,7 +121,7 @@ fn main() {
             let admitted = drive(&instants, &mut try_call);
             let mut row = json!({"limiter": limiter, "strategy": strategy, "schedule": name, "admitted": admitted.len(), "note": note});
             for w in &windows {
-                let most = max_in_rolling_window(&admitted, w.length_ms);
+                let most = common::max_in_any_window(&admitted, w.length_ms);
                 row[format!("max_{}", w.name.replace(' ', ""))] = json!(most);
                 if limiter == ours {
                     // The point of the table: whatever the schedule, xeroguard never exceeds a window.

@@ -10,6 +10,8 @@ use std::ptr;
 
 use xeroguard::ffi::*;
 
+mod common;
+
 struct Counting;
 thread_local! {
     // Per thread, so tests running in parallel do not see each other's allocations.
@@ -32,18 +34,13 @@ fn live_bytes() -> isize {
     LIVE.with(Cell::get)
 }
 
-fn last_error() -> String {
-    let mut buf = [0 as c_char; 1024];
-    unsafe { xg_last_error_message(buf.as_mut_ptr(), buf.len(), ptr::null_mut()) };
-    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
-}
 
 /// Runs a refused call three times: the status is the documented one, the message names the function and what
 /// was wrong, and after the first call no further memory stays allocated (the last error replaces itself).
 #[track_caller]
 fn refused(function: &str, expected: xg_status, what: &str, mut call: impl FnMut() -> xg_status) {
-    assert_eq!(call(), expected, "{function} ({what}): {}", last_error());
-    let message = last_error();
+    assert_eq!(call(), expected, "{function} ({what}): {}", common::last_error());
+    let message = common::last_error();
     assert!(message.starts_with(function), "{function} ({what}): the message should name it: {message:?}");
     assert!(message.to_lowercase().contains(&what.to_lowercase()), "{function}: message {message:?} should mention {what:?}");
     assert!(message.is_ascii() && message.len() < 400, "readable: {message:?}");
@@ -167,10 +164,10 @@ fn backoff_and_buffers_refuse_bad_arguments() {
     unsafe { xg_backoff(ptr::null(), 1, ptr::null(), &mut d) };
     let mut needed = 0usize;
     assert_eq!(unsafe { xg_last_error_message(ptr::null_mut(), 0, &mut needed) }, XG_STATUS_BUFFER_TOO_SMALL);
-    assert_eq!(needed, last_error().len() + 1);
+    assert_eq!(needed, common::last_error().len() + 1);
     let mut short = [0x7f as c_char; 5];
     assert_eq!(unsafe { xg_last_error_message(short.as_mut_ptr(), short.len(), ptr::null_mut()) }, XG_STATUS_BUFFER_TOO_SMALL);
-    assert_eq!(unsafe { CStr::from_ptr(short.as_ptr()) }.to_bytes(), &last_error().as_bytes()[..4]);
+    assert_eq!(unsafe { CStr::from_ptr(short.as_ptr()) }.to_bytes(), &common::last_error().as_bytes()[..4]);
     assert_eq!(unsafe { xg_last_error_message(ptr::null_mut(), 10, ptr::null_mut()) }, XG_STATUS_NULL_POINTER);
 
     // Names of unknown codes are NULL (or "unknown_status"), never a crash.
@@ -198,7 +195,7 @@ impl Drop for Handle {
 fn new_limiter(limits: Option<xg_limits>, clock: u32) -> Handle {
     let mut out = ptr::null_mut();
     let limits_ptr = limits.as_ref().map_or(ptr::null(), |l| l as *const xg_limits);
-    assert_eq!(unsafe { xg_limiter_new(limits_ptr, clock, &mut out) }, XG_STATUS_OK, "{}", last_error());
+    assert_eq!(unsafe { xg_limiter_new(limits_ptr, clock, &mut out) }, XG_STATUS_OK, "{}", common::last_error());
     Handle(out)
 }
 

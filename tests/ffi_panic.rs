@@ -7,11 +7,8 @@ use std::ptr;
 
 use xeroguard::ffi::*;
 
-fn last_error() -> String {
-    let mut buf = [0 as std::ffi::c_char; 512];
-    unsafe { xg_last_error_message(buf.as_mut_ptr(), buf.len(), ptr::null_mut()) };
-    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
-}
+mod common;
+
 
 fn classify_429(out: &mut xg_classification) -> xg_status {
     let raw = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 5\r\n\r\n";
@@ -24,7 +21,7 @@ fn an_injected_panic_is_caught_and_the_library_keeps_working() {
     let mut c = xg_classification::default();
     inject_panic_in_next_call();
     assert_eq!(classify_429(&mut c), XG_STATUS_PANIC);
-    assert!(last_error().contains("xg_classify_raw: internal panic: injected fault"), "{}", last_error());
+    assert!(common::last_error().contains("xg_classify_raw: internal panic: injected fault"), "{}", common::last_error());
     assert_eq!((c.status, c.recommended_wait_ms), (0, 0), "no output on failure");
     assert_eq!(classify_429(&mut c), XG_STATUS_OK);
     assert_eq!(c.recommended_wait_ms, 5000);

@@ -24,18 +24,6 @@ fn grant(l: &Limiter, tenant: &str, now: u64) -> Option<Permit> {
     }
 }
 
-/// The most entries of a sorted log within any window of `span` ms: (s − span, s].
-fn max_in_any_window(log: &[u64], span: u64) -> usize {
-    let (mut start, mut best) = (0, 0);
-    for end in 0..log.len() {
-        while log[end] - log[start] >= span {
-            start += 1;
-        }
-        best = best.max(end - start + 1);
-    }
-    best
-}
-
 /// Greedy: ask, and when refused jump exactly to now + wait. Returns the admission log.
 fn greedy(l: &Limiter, tenant: &str, until: u64) -> Vec<u64> {
     let (mut now, mut log) = (0, Vec::new());
@@ -55,8 +43,8 @@ fn greedy(l: &Limiter, tenant: &str, until: u64) -> Vec<u64> {
 fn greedy_full_speed_reaches_exactly_the_theoretical_maximum() {
     let l = manual(Limits::exact());
     let log = greedy(&l, "t", 2 * 86_400_000);
-    assert_eq!(max_in_any_window(&log, 60_000), 60, "never more than 60 in any 60 s");
-    assert_eq!(max_in_any_window(&log, 86_400_000), 5000, "never more than 5000 in any 24 h");
+    assert_eq!(common::max_in_any_window(&log, 60_000), 60, "never more than 60 in any 60 s");
+    assert_eq!(common::max_in_any_window(&log, 86_400_000), 5000, "never more than 5000 in any 24 h");
     // Theoretical maximum: 60 per minute until the day's 5000 are used, then nothing until 24 h after the first.
     let first_day = log.iter().filter(|&&t| t < 86_400_000).count();
     assert_eq!(first_day, 5000);
@@ -85,8 +73,8 @@ fn adversarial_bursts_never_exceed_any_window() {
         }
     }
     assert!(log.len() > 1000);
-    assert_eq!(max_in_any_window(&log, 60_000), 60, "saturated, and not beyond");
-    assert_eq!(max_in_any_window(&log, 600_000), 300);
+    assert_eq!(common::max_in_any_window(&log, 60_000), 60, "saturated, and not beyond");
+    assert_eq!(common::max_in_any_window(&log, 600_000), 300);
 }
 
 #[test]

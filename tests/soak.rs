@@ -272,7 +272,7 @@ fn soak_mixed_operations_on_shared_tenants() {
     for id in 0..WORKERS {
         let (shared, done) = (Arc::clone(&shared), done_tx.clone());
         handles.push(std::thread::spawn(move || {
-            let tally = worker(&shared, 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1) * 0x1234_5678_9ABC_DEF1);
+            let tally = worker(&shared, 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x1234_5678_9ABC_DEF1));
             done.send(()).ok();
             tally
         }));

@@ -86,3 +86,22 @@ pub fn assert_conformance(label: &str, mut classify_json: impl FnMut(&Case) -> V
     let failures: Vec<String> = cases.iter().flat_map(|case| mismatches(case, &classify_json(case))).collect();
     assert!(failures.is_empty(), "{label}: {} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// The calling thread's last FFI error message.
+pub fn last_error() -> String {
+    let mut buf = [0 as std::ffi::c_char; 1024];
+    unsafe { xeroguard::ffi::xg_last_error_message(buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()) };
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+}
+
+/// The most calls of a sorted log within any window of `span` ms (calls closer together than `span`).
+pub fn max_in_any_window(log: &[u64], span: u64) -> usize {
+    let (mut start, mut best) = (0, 0);
+    for end in 0..log.len() {
+        while log[end] - log[start] >= span {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
