@@ -43,7 +43,6 @@ try:
 except Exception as exc:  # ImportError, or OSError when the native library cannot load
     _die("cannot import xeroguard (%s); run `bash bench/setup-venv.sh` and use bench/.venv/bin/python" % exc)
 try:
-    import limits
     import limits.storage.memory as limits_memory
     import limits.strategies as limits_strategies
     from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
@@ -53,7 +52,6 @@ try:
 except Exception as exc:
     _die("cannot import limits (%s); run `bash bench/setup-venv.sh` (bench/requirements.txt pins it)" % exc)
 try:
-    import pyrate_limiter
     from pyrate_limiter import Duration, InMemoryBucket, Rate
     from pyrate_limiter import Limiter as PyrateLimiter
 except Exception as exc:
