@@ -90,7 +90,8 @@ impl Shared {
         if self.limiter.cancel(id, self.now()).is_err() {
             return false;
         }
-        let i = log.iter().rposition(|c| c.tenant == tenant && c.lo == at && c.hi == at).expect("reserved call in the log");
+        let i =
+            log.iter().rposition(|c| c.tenant == tenant && c.lo == at && c.hi == at).expect("reserved call in the log");
         log.swap_remove(i);
         true
     }
@@ -278,12 +279,15 @@ fn soak_mixed_operations_on_shared_tenants() {
         }));
     }
     // The clock: small random steps, so a call's [lo, hi] stays narrow and the log check stays sharp.
+    // The clock keeps moving until every worker is done: a worker waiting on a concurrency slot held by an abandoned
+    // permit is freed only by that permit's expiry, which needs time to pass.
+    let clock_stop = Arc::new(AtomicBool::new(false));
     let clock = {
-        let shared = Arc::clone(&shared);
+        let (shared, clock_stop) = (Arc::clone(&shared), Arc::clone(&clock_stop));
         std::thread::spawn(move || {
             let mut rng = XorShift(42);
             for step in 0u64.. {
-                if shared.stop.load(Ordering::Relaxed) {
+                if clock_stop.load(Ordering::Relaxed) {
                     break;
                 }
                 shared.limiter.advance(1 + rng.below(20)).unwrap();
@@ -298,7 +302,9 @@ fn soak_mixed_operations_on_shared_tenants() {
     // the clock moves slower, and the run is longer rather than thinner (within a generous cap).
     let started = Instant::now();
     let cap = Duration::from_secs(seconds + 120);
-    while (started.elapsed() < Duration::from_secs(seconds) || shared.limiter.now() < 3 * DAY.1) && started.elapsed() < cap {
+    while (started.elapsed() < Duration::from_secs(seconds) || shared.limiter.now() < 3 * DAY.1)
+        && started.elapsed() < cap
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     shared.stop.store(true, Ordering::Relaxed);
@@ -307,6 +313,7 @@ fn soak_mixed_operations_on_shared_tenants() {
     for _ in 0..WORKERS {
         done_rx.recv_timeout(Duration::from_secs(60)).expect("a worker hung (deadlock?)");
     }
+    clock_stop.store(true, Ordering::Relaxed);
     clock.join().unwrap();
     let tallies: Vec<Tally> = handles.into_iter().map(|h| h.join().expect("worker panicked")).collect();
     let l = &shared.limiter;
