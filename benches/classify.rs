@@ -10,7 +10,10 @@ fn validation_400() -> Vec<u8> {
     let elements: Vec<String> = (0..6)
         .map(|i| format!(r#"{{"ContactID":"00000000-0000-0000-0000-000000000000","Name":"Contact {i}","ValidationErrors":[{{"Message":"The contact name Contact {i} is already assigned to another contact."}}]}}"#))
         .collect();
-    let body = format!(r#"{{"ErrorNumber":10,"Type":"ValidationException","Message":"A validation exception occurred","Elements":[{}]}}"#, elements.join(","));
+    let body = format!(
+        r#"{{"ErrorNumber":10,"Type":"ValidationException","Message":"A validation exception occurred","Elements":[{}]}}"#,
+        elements.join(",")
+    );
     assert!((900..1400).contains(&body.len()), "about 1 KB: {}", body.len());
     body.into_bytes()
 }
@@ -21,7 +24,9 @@ fn batch_200(error_last: bool) -> Vec<u8> {
     let mut size = 0;
     while size < 1_000_000 {
         let i = invoices.len();
-        let invoice = format!(r#"{{"InvoiceID":"{i:08}-2222-3333-4444-555555555555","Type":"ACCREC","Contact":{{"ContactID":"c-{i}","Name":"Customer {i}"}},"LineItems":[{{"Description":"Consulting","Quantity":1.0,"UnitAmount":115.0,"AccountCode":"200"}}],"Total":115.0,"HasErrors":false,"ValidationErrors":[],"StatusAttributeString":"OK"}}"#);
+        let invoice = format!(
+            r#"{{"InvoiceID":"{i:08}-2222-3333-4444-555555555555","Type":"ACCREC","Contact":{{"ContactID":"c-{i}","Name":"Customer {i}"}},"LineItems":[{{"Description":"Consulting","Quantity":1.0,"UnitAmount":115.0,"AccountCode":"200"}}],"Total":115.0,"HasErrors":false,"ValidationErrors":[],"StatusAttributeString":"OK"}}"#
+        );
         size += invoice.len() + 1;
         invoices.push(invoice);
     }
@@ -41,7 +46,11 @@ fn bench(c: &mut Criterion) {
     let now = SystemTime::now();
     let mut group = c.benchmark_group("classify");
     group.sample_size(30).measurement_time(std::time::Duration::from_secs(3));
-    let json_cases = [("json_400_1kb", 400, validation_400()), ("json_200_1mb_clean", 200, batch_200(false)), ("json_200_1mb_error_last", 200, batch_200(true))];
+    let json_cases = [
+        ("json_400_1kb", 400, validation_400()),
+        ("json_200_1mb_clean", 200, batch_200(false)),
+        ("json_200_1mb_error_last", 200, batch_200(true)),
+    ];
     for (name, status, body) in &json_cases {
         group.bench_function(format!("{name}/xeroguard"), |b| b.iter(|| classify(*status, &[], black_box(body), now)));
         group.bench_function(format!("{name}/serde_json_value"), |b| {
@@ -61,10 +70,18 @@ fn bench(c: &mut Criterion) {
             events
         })
     });
-    let headers = [("Retry-After", "17"), ("X-Rate-Limit-Problem", "minute"), ("X-MinLimit-Remaining", "0"), ("X-DayLimit-Remaining", "4321")];
+    let headers = [
+        ("Retry-After", "17"),
+        ("X-Rate-Limit-Problem", "minute"),
+        ("X-MinLimit-Remaining", "0"),
+        ("X-DayLimit-Remaining", "4321"),
+    ];
     group.bench_function("headers_only_429/xeroguard", |b| b.iter(|| classify(429, black_box(&headers), b"", now)));
     // The body is empty, so the anchor parses the same information as a user would hold it: the headers as JSON.
-    let headers_json = serde_json::to_vec(&headers.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>()).unwrap();
+    let headers_json = serde_json::to_vec(
+        &headers.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+    )
+    .unwrap();
     group.bench_function("headers_only_429/serde_json_value", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&headers_json)).unwrap())
     });

@@ -32,7 +32,11 @@ fn attempt_instants(schedule: &Value, max_burst: u64, horizon_ms: u64) -> Vec<(u
         let times: Vec<u64> = match attempt["at_ms"].as_u64() {
             Some(at) => vec![at],
             None => {
-                let (from, to, step) = (attempt["from_ms"].as_u64().unwrap(), attempt["to_ms"].as_u64().unwrap(), attempt["step_ms"].as_u64().unwrap());
+                let (from, to, step) = (
+                    attempt["from_ms"].as_u64().unwrap(),
+                    attempt["to_ms"].as_u64().unwrap(),
+                    attempt["step_ms"].as_u64().unwrap(),
+                );
                 (from..=to).step_by(step as usize).collect()
             }
         };
@@ -72,13 +76,19 @@ fn xeroguard_driver(limits: Limits, start: u64) -> impl FnMut(u64) -> bool {
 /// Answers whether one call at `t` (ms after the start) is admitted, and counts it if so.
 type Driver = Box<dyn FnMut(u64) -> bool>;
 
-type DirectGovernor = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, FakeRelativeClock, governor::middleware::NoOpMiddleware<governor::nanos::Nanos>>;
+type DirectGovernor = RateLimiter<
+    governor::state::NotKeyed,
+    governor::state::InMemoryState,
+    FakeRelativeClock,
+    governor::middleware::NoOpMiddleware<governor::nanos::Nanos>,
+>;
 
 /// governor limiters over one fake clock; a call is admitted when every quota admits it, checked in order
 /// (the way two governor limiters are combined: a later refusal does not give back an earlier cell).
 fn governor_driver(quotas: Vec<Quota>) -> impl FnMut(u64) -> bool {
     let clock = FakeRelativeClock::default();
-    let limiters: Vec<DirectGovernor> = quotas.into_iter().map(|q| RateLimiter::direct_with_clock(q, clock.clone())).collect();
+    let limiters: Vec<DirectGovernor> =
+        quotas.into_iter().map(|q| RateLimiter::direct_with_clock(q, clock.clone())).collect();
     let mut clock_ms = 0;
     move |t| {
         clock.advance(Duration::from_millis(t - clock_ms));
@@ -91,14 +101,19 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--smoke");
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/schedules.json");
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("bench/schedules.json")).expect("schedules JSON");
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("bench/schedules.json")).expect("schedules JSON");
     let start = spec["start_unix_ms"].as_u64().unwrap();
     let max_burst = spec["max_burst"].as_u64().unwrap();
     let windows: Vec<Window> = spec["windows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| Window { name: w["name"].as_str().unwrap().to_owned(), length_ms: w["length_ms"].as_u64().unwrap(), limit: w["limit"].as_u64().unwrap() })
+        .map(|w| Window {
+            name: w["name"].as_str().unwrap().to_owned(),
+            length_ms: w["length_ms"].as_u64().unwrap(),
+            limit: w["limit"].as_u64().unwrap(),
+        })
         .collect();
     let horizon = if full { u64::MAX } else { SMOKE_HORIZON_MS };
     let minute = Quota::per_minute(NonZeroU32::new(windows[0].limit as u32).unwrap());
@@ -112,10 +127,25 @@ fn main() {
         let instants = attempt_instants(schedule, max_burst, horizon);
         let ours = concat!("xeroguard ", env!("CARGO_PKG_VERSION"), " (Rust)");
         let limiters: Vec<(&str, &str, &str, Driver)> = vec![
-            (ours, "exact windows, default margins", "Limits::default(): 60/60.5 s, 5000/24 h + 60 s", Box::new(xeroguard_driver(Limits::default(), start))),
+            (
+                ours,
+                "exact windows, default margins",
+                "Limits::default(): 60/60.5 s, 5000/24 h + 60 s",
+                Box::new(xeroguard_driver(Limits::default(), start)),
+            ),
             (ours, "exact windows, no margins", "Limits::exact()", Box::new(xeroguard_driver(Limits::exact(), start))),
-            ("governor 0.10.4", "GCRA per_minute(60)", "minute quota only (burst 60)", Box::new(governor_driver(vec![minute]))),
-            ("governor 0.10.4", "GCRA minute + day", "per_minute(60) then 5000/day (burst 5000), checked in order", Box::new(governor_driver(vec![minute, day]))),
+            (
+                "governor 0.10.4",
+                "GCRA per_minute(60)",
+                "minute quota only (burst 60)",
+                Box::new(governor_driver(vec![minute])),
+            ),
+            (
+                "governor 0.10.4",
+                "GCRA minute + day",
+                "per_minute(60) then 5000/day (burst 5000), checked in order",
+                Box::new(governor_driver(vec![minute, day])),
+            ),
         ];
         for (limiter, strategy, note, mut try_call) in limiters {
             let admitted = drive(&instants, &mut try_call);
@@ -128,13 +158,17 @@ fn main() {
                     assert!(most as u64 <= w.limit, "{strategy} admitted {most} in a {} window ({name})", w.name);
                 }
             }
-            println!("{name:12} {limiter:24} {strategy:32} max_60s {:4} max_24h {:5} admitted {}", row["max_60s"], row["max_24h"], row["admitted"]);
+            println!(
+                "{name:12} {limiter:24} {strategy:32} max_60s {:4} max_24h {:5} admitted {}",
+                row["max_60s"], row["max_24h"], row["admitted"]
+            );
             rows.push(row);
         }
     }
     if let Ok(dir) = std::env::var("XEROGUARD_BENCH_OUT") {
         let out = std::path::Path::new(&dir).join("exactness-rust.json");
-        std::fs::write(&out, serde_json::to_string_pretty(&json!({"rows": rows, "full": full})).unwrap()).expect("write results");
+        std::fs::write(&out, serde_json::to_string_pretty(&json!({"rows": rows, "full": full})).unwrap())
+            .expect("write results");
         println!("wrote {}", out.display());
     }
 }

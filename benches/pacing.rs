@@ -110,7 +110,9 @@ fn memory_report() {
         limiter.peek(&format!("probe-{shard_probe}"), 5000 * 17_000 + 86_400_000 + 2_000).unwrap();
     }
     let idle = (LIVE_BYTES.load(Ordering::Relaxed) - before) as f64 / tenants as f64;
-    println!("memory: {active} heap bytes per active tenant (full 5000-call day window); {idle:.1} per idle tenant after eviction");
+    println!(
+        "memory: {active} heap bytes per active tenant (full 5000-call day window); {idle:.1} per idle tenant after eviction"
+    );
     if let Ok(dir) = std::env::var("XEROGUARD_BENCH_OUT") {
         let report = serde_json::json!({"active_tenant_bytes": active, "idle_tenant_bytes": idle, "tenants": tenants, "day_window_calls": 5000});
         std::fs::write(std::path::Path::new(&dir).join("memory.json"), report.to_string()).expect("write memory.json");

@@ -17,6 +17,11 @@ need python3 "install Python 3.9+ (Debian: apt-get install -y python3 python3-ve
   exit 1
 }
 
+echo "== formatting and lints (cargo fmt --check, cargo clippy -D warnings)"
+cargo fmt --check
+(cd fuzz && cargo fmt --check)
+cargo clippy --all-targets -- -D warnings 2>&1
+
 echo "== Rust, C and C++ suites (cargo test)"
 cargo test --all-targets 2>&1
 cargo test --features fault-injection --test ffi_panic 2>&1

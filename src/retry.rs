@@ -49,7 +49,12 @@ pub fn backoff(classification: &Classification, attempt: u32, policy: &RetryPoli
 }
 
 /// [`backoff`] from the two fields it reads (the C struct carries them).
-pub fn backoff_from_parts(retryable: bool, recommended_wait_ms: Option<u64>, attempt: u32, policy: &RetryPolicy) -> Backoff {
+pub fn backoff_from_parts(
+    retryable: bool,
+    recommended_wait_ms: Option<u64>,
+    attempt: u32,
+    policy: &RetryPolicy,
+) -> Backoff {
     let jitter = if policy.jitter_ms == 0 { 0 } else { random_u64() % (policy.jitter_ms + 1) };
     backoff_with_jitter(retryable, recommended_wait_ms, attempt, policy, jitter)
 }
@@ -97,16 +102,24 @@ fn random_u64() -> u64 {
 mod tests {
     use super::*;
 
-    const POLICY: RetryPolicy = RetryPolicy { max_retries: 4, base_ms: 100, max_backoff_ms: 1_000, jitter_ms: 50, max_wait_ms: 10_000 };
+    const POLICY: RetryPolicy =
+        RetryPolicy { max_retries: 4, base_ms: 100, max_backoff_ms: 1_000, jitter_ms: 50, max_wait_ms: 10_000 };
 
     #[test]
     fn exponential_capped_with_jitter_and_never_below_server_wait() {
         let waits: Vec<_> = (1..=4).map(|a| backoff_with_jitter(true, Some(0), a, &POLICY, 7)).collect();
         let expected = [107, 207, 407, 807].map(|wait_ms| Backoff::RetryAfter { wait_ms });
         assert_eq!(waits, expected);
-        assert_eq!(backoff_with_jitter(true, None, 4, &RetryPolicy { max_backoff_ms: 300, ..POLICY }, 0), Backoff::RetryAfter { wait_ms: 300 });
+        assert_eq!(
+            backoff_with_jitter(true, None, 4, &RetryPolicy { max_backoff_ms: 300, ..POLICY }, 0),
+            Backoff::RetryAfter { wait_ms: 300 }
+        );
         assert_eq!(backoff_with_jitter(true, Some(5_000), 1, &POLICY, 10), Backoff::RetryAfter { wait_ms: 5_000 });
-        assert_eq!(backoff_with_jitter(true, Some(0), 1, &POLICY, 10_000), Backoff::RetryAfter { wait_ms: 150 }, "jitter is capped");
+        assert_eq!(
+            backoff_with_jitter(true, Some(0), 1, &POLICY, 10_000),
+            Backoff::RetryAfter { wait_ms: 150 },
+            "jitter is capped"
+        );
     }
 
     #[test]
@@ -125,7 +138,9 @@ mod tests {
         assert_eq!(nonce_used.recommended_wait_ms, Some(0));
         let mut seen = std::collections::HashSet::new();
         for _ in 0..500 {
-            let Backoff::RetryAfter { wait_ms } = backoff(&nonce_used, 2, &POLICY) else { panic!("nonce_used retries") };
+            let Backoff::RetryAfter { wait_ms } = backoff(&nonce_used, 2, &POLICY) else {
+                panic!("nonce_used retries")
+            };
             assert!((200..=250).contains(&wait_ms), "{wait_ms}");
             seen.insert(wait_ms);
         }

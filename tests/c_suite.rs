@@ -67,11 +67,7 @@ fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], exe: &Path) {
         .arg("-pthread")
         .output()
         .unwrap_or_else(|e| panic!("running {compiler}: {e} (install gcc/g++)"));
-    assert!(
-        output.status.success(),
-        "{compiler} failed for {sources:?}:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{compiler} failed for {sources:?}:\n{}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// Runs a test program and asserts it succeeded; returns its stdout. `XEROGUARD_C_WRAPPER` runs it under a tool,
@@ -88,7 +84,9 @@ fn run(exe: &Path, args: &[&str]) -> String {
         None => Command::new(exe),
     };
     // Leaks are errors; exit code 23 tells a sanitizer report from a failed check.
-    command.env("ASAN_OPTIONS", "detect_leaks=1:exitcode=23").env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
+    command
+        .env("ASAN_OPTIONS", "detect_leaks=1:exitcode=23")
+        .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
     let output = command.args(args).output().expect("running the C test");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -15,7 +15,11 @@ fn xeroguard(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
         .expect("running xeroguard");
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -54,7 +58,15 @@ fn unreadable_input_fails_with_a_message() {
 fn demo_prints_a_row_per_table_row() {
     let (code, stdout, _) = xeroguard(&["demo"], b"");
     assert_eq!(code, 0);
-    for category in ["success", "partial_success", "validation_error", "unauthorized/token_expired", "rate_limited/day", "organisation_offline", "service_unavailable"] {
+    for category in [
+        "success",
+        "partial_success",
+        "validation_error",
+        "unauthorized/token_expired",
+        "rate_limited/day",
+        "organisation_offline",
+        "service_unavailable",
+    ] {
         assert!(stdout.contains(category), "demo lacks {category}:\n{stdout}");
     }
     assert!(stdout.lines().count() >= 22);

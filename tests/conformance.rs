@@ -21,10 +21,28 @@ fn raw_responses_pass_every_conformance_case() {
 #[test]
 fn every_section_5_key_is_always_present() {
     const KEYS: [&str; 22] = [
-        "status", "category", "action", "retryable", "rate_limit_problem", "retry_after_ms", "recommended_wait_ms",
-        "minute_remaining", "day_remaining", "app_minute_remaining", "error_number", "error_type", "message",
-        "validation_messages", "warnings", "failed_elements", "oauth_problem", "oauth_problem_advice", "auth_problem",
-        "problem_title", "problem_detail", "correlation_id",
+        "status",
+        "category",
+        "action",
+        "retryable",
+        "rate_limit_problem",
+        "retry_after_ms",
+        "recommended_wait_ms",
+        "minute_remaining",
+        "day_remaining",
+        "app_minute_remaining",
+        "error_number",
+        "error_type",
+        "message",
+        "validation_messages",
+        "warnings",
+        "failed_elements",
+        "oauth_problem",
+        "oauth_problem_advice",
+        "auth_problem",
+        "problem_title",
+        "problem_detail",
+        "correlation_id",
     ];
     for case in common::load_cases() {
         let json = classify(case.status, &case.header_refs(), &case.body, SystemTime::now()).to_json();

@@ -34,7 +34,6 @@ fn live_bytes() -> isize {
     LIVE.with(Cell::get)
 }
 
-
 /// Runs a refused call three times: the status is the documented one, the message names the function and what
 /// was wrong, and after the first call no further memory stays allocated (the last error replaces itself).
 #[track_caller]
@@ -42,7 +41,10 @@ fn refused(function: &str, expected: xg_status, what: &str, mut call: impl FnMut
     assert_eq!(call(), expected, "{function} ({what}): {}", common::last_error());
     let message = common::last_error();
     assert!(message.starts_with(function), "{function} ({what}): the message should name it: {message:?}");
-    assert!(message.to_lowercase().contains(&what.to_lowercase()), "{function}: message {message:?} should mention {what:?}");
+    assert!(
+        message.to_lowercase().contains(&what.to_lowercase()),
+        "{function}: message {message:?} should mention {what:?}"
+    );
     assert!(message.is_ascii() && message.len() < 400, "readable: {message:?}");
     let before = live_bytes();
     for _ in 0..2 {
@@ -56,7 +58,12 @@ fn size_of<T>() -> u32 {
 }
 
 fn sentinel_classification() -> xg_classification {
-    xg_classification { struct_size: size_of::<xg_classification>(), status: 777, error_number: 4242, ..Default::default() }
+    xg_classification {
+        struct_size: size_of::<xg_classification>(),
+        status: 777,
+        error_number: 4242,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -81,7 +88,9 @@ fn classify_refuses_bad_arguments_without_writing_outputs() {
     let f = "xg_classify";
 
     refused(f, XG_STATUS_NULL_POINTER, "response", || unsafe { xg_classify(ptr::null(), &mut out, &mut json) });
-    refused(f, XG_STATUS_NULL_POINTER, "NULL", || unsafe { xg_classify(&response(&good), ptr::null_mut(), ptr::null_mut()) });
+    refused(f, XG_STATUS_NULL_POINTER, "NULL", || unsafe {
+        xg_classify(&response(&good), ptr::null_mut(), ptr::null_mut())
+    });
     let mut r = response(&good);
     r.headers = ptr::null();
     refused(f, XG_STATUS_NULL_POINTER, "headers", || unsafe { xg_classify(&r, &mut out, &mut json) });
@@ -110,14 +119,17 @@ fn classify_refuses_bad_arguments_without_writing_outputs() {
     r.body_len = usize::MAX;
     refused(f, XG_STATUS_INVALID_ARGUMENT, "body", || unsafe { xg_classify(&r, &mut out, &mut json) });
     let mut small = xg_classification { struct_size: 4, ..Default::default() };
-    refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_classify(&response(&good), &mut small, ptr::null_mut()) });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+        xg_classify(&response(&good), &mut small, ptr::null_mut())
+    });
 
     assert_eq!((out.status, out.error_number), (777, 4242), "a refused call wrote its out struct");
     assert!(json.is_null(), "a refused call wrote json_out");
     assert_eq!((small.status, small.category), (0, 0));
 
     // Zero lengths with any pointer are empty values, and the good call works afterwards.
-    let headers = [header(b"Retry-After", b"5"), xg_header { value: ptr::null(), value_len: 0, ..header(b"X-Empty", b"") }];
+    let headers =
+        [header(b"Retry-After", b"5"), xg_header { value: ptr::null(), value_len: 0, ..header(b"X-Empty", b"") }];
     assert_eq!(unsafe { xg_classify(&response(&headers), &mut out, &mut json) }, XG_STATUS_OK);
     assert_eq!(out.recommended_wait_ms, 5000);
     assert!(!json.is_null());
@@ -128,17 +140,33 @@ fn classify_refuses_bad_arguments_without_writing_outputs() {
 fn classify_raw_refuses_bad_arguments() {
     let mut out = sentinel_classification();
     let f = "xg_classify_raw";
-    refused(f, XG_STATUS_NULL_POINTER, "raw", || unsafe { xg_classify_raw(ptr::null(), 10, 0, &mut out, ptr::null_mut()) });
+    refused(f, XG_STATUS_NULL_POINTER, "raw", || unsafe {
+        xg_classify_raw(ptr::null(), 10, 0, &mut out, ptr::null_mut())
+    });
     let raw = b"HTTP/1.1 503 Service Unavailable\r\n\r\n";
-    refused(f, XG_STATUS_NULL_POINTER, "NULL", || unsafe { xg_classify_raw(raw.as_ptr(), raw.len(), 0, ptr::null_mut(), ptr::null_mut()) });
-    refused(f, XG_STATUS_INVALID_ARGUMENT, "raw length", || unsafe { xg_classify_raw(raw.as_ptr(), usize::MAX, 0, &mut out, ptr::null_mut()) });
+    refused(f, XG_STATUS_NULL_POINTER, "NULL", || unsafe {
+        xg_classify_raw(raw.as_ptr(), raw.len(), 0, ptr::null_mut(), ptr::null_mut())
+    });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "raw length", || unsafe {
+        xg_classify_raw(raw.as_ptr(), usize::MAX, 0, &mut out, ptr::null_mut())
+    });
     for garbage in [&b""[..], b"garbage", b"HTTP/1.1 abc\r\n", b"\xff\xfe\x00\x01"] {
-        refused(f, XG_STATUS_MALFORMED_RESPONSE, "status line", || unsafe { xg_classify_raw(garbage.as_ptr(), garbage.len(), 0, &mut out, ptr::null_mut()) });
+        refused(f, XG_STATUS_MALFORMED_RESPONSE, "status line", || unsafe {
+            xg_classify_raw(garbage.as_ptr(), garbage.len(), 0, &mut out, ptr::null_mut())
+        });
     }
-    let many: Vec<u8> = std::iter::once(&b"HTTP/1.1 200 OK\r\n"[..]).chain(std::iter::repeat_n(&b"X-A: 1\r\n"[..], XG_MAX_HEADERS + 1)).flatten().copied().collect();
-    refused(f, XG_STATUS_TOO_LARGE, "header", || unsafe { xg_classify_raw(many.as_ptr(), many.len(), 0, &mut out, ptr::null_mut()) });
+    let many: Vec<u8> = std::iter::once(&b"HTTP/1.1 200 OK\r\n"[..])
+        .chain(std::iter::repeat_n(&b"X-A: 1\r\n"[..], XG_MAX_HEADERS + 1))
+        .flatten()
+        .copied()
+        .collect();
+    refused(f, XG_STATUS_TOO_LARGE, "header", || unsafe {
+        xg_classify_raw(many.as_ptr(), many.len(), 0, &mut out, ptr::null_mut())
+    });
     let mut small = xg_classification { struct_size: size_of::<xg_classification>() - 1, ..Default::default() };
-    refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_classify_raw(raw.as_ptr(), raw.len(), 0, &mut small, ptr::null_mut()) });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+        xg_classify_raw(raw.as_ptr(), raw.len(), 0, &mut small, ptr::null_mut())
+    });
     assert_eq!((out.status, out.error_number), (777, 4242), "a refused call wrote its out struct");
 }
 
@@ -166,7 +194,10 @@ fn backoff_and_buffers_refuse_bad_arguments() {
     assert_eq!(unsafe { xg_last_error_message(ptr::null_mut(), 0, &mut needed) }, XG_STATUS_BUFFER_TOO_SMALL);
     assert_eq!(needed, common::last_error().len() + 1);
     let mut short = [0x7f as c_char; 5];
-    assert_eq!(unsafe { xg_last_error_message(short.as_mut_ptr(), short.len(), ptr::null_mut()) }, XG_STATUS_BUFFER_TOO_SMALL);
+    assert_eq!(
+        unsafe { xg_last_error_message(short.as_mut_ptr(), short.len(), ptr::null_mut()) },
+        XG_STATUS_BUFFER_TOO_SMALL
+    );
     assert_eq!(unsafe { CStr::from_ptr(short.as_ptr()) }.to_bytes(), &common::last_error().as_bytes()[..4]);
     assert_eq!(unsafe { xg_last_error_message(ptr::null_mut(), 10, ptr::null_mut()) }, XG_STATUS_NULL_POINTER);
 
@@ -215,12 +246,18 @@ fn limiter_new_refuses_bad_arguments() {
     refused(f, XG_STATUS_NULL_POINTER, "out", || unsafe { xg_limiter_new(&exact, XG_CLOCK_MANUAL, ptr::null_mut()) });
     refused(f, XG_STATUS_INVALID_ARGUMENT, "clock", || unsafe { xg_limiter_new(&exact, 7, &mut out) });
     let small = xg_limits { struct_size: 0, ..exact };
-    refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_limiter_new(&small, XG_CLOCK_MANUAL, &mut out) });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+        xg_limiter_new(&small, XG_CLOCK_MANUAL, &mut out)
+    });
     let mut no_window = exact;
     no_window.tenant_minute.window_ms = 0;
-    refused(f, XG_STATUS_INVALID_ARGUMENT, "limits", || unsafe { xg_limiter_new(&no_window, XG_CLOCK_MANUAL, &mut out) });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "limits", || unsafe {
+        xg_limiter_new(&no_window, XG_CLOCK_MANUAL, &mut out)
+    });
     let never_expires = xg_limits { permit_timeout_ms: 0, ..exact };
-    refused(f, XG_STATUS_INVALID_ARGUMENT, "limits", || unsafe { xg_limiter_new(&never_expires, XG_CLOCK_MANUAL, &mut out) });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "limits", || unsafe {
+        xg_limiter_new(&never_expires, XG_CLOCK_MANUAL, &mut out)
+    });
     assert!(out.is_null(), "no handle on failure");
 }
 
@@ -249,9 +286,16 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
     // Every export taking (limiter, tenant, tenant_len, ...): NULL limiter, NULL tenant with a length, bad UTF-8,
     // a tenant id over the cap.
     type TenantCall<'a> = Box<dyn FnMut(*const xg_limiter, *const c_char, usize) -> xg_status + 'a>;
-    let classification = xg_classification { struct_size: size_of::<xg_classification>(), status: 429, category: 6, action: 1, ..Default::default() };
+    let classification = xg_classification {
+        struct_size: size_of::<xg_classification>(),
+        status: 429,
+        category: 6,
+        action: 1,
+        ..Default::default()
+    };
     let raw = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 5\r\nX-Rate-Limit-Problem: minute\r\n\r\n";
-    let tenant_limits = xg_tenant_limits { struct_size: size_of::<xg_tenant_limits>(), minute_limit: 1, day_limit: 1, concurrency: 1 };
+    let tenant_limits =
+        xg_tenant_limits { struct_size: size_of::<xg_tenant_limits>(), minute_limit: 1, day_limit: 1, concurrency: 1 };
     let (dp, rp, jp) = (&mut d as *mut xg_decision, &mut r as *mut xg_reservation, &mut json as *mut *mut c_char);
     let calls: Vec<(&str, TenantCall)> = vec![
         ("xg_limiter_acquire", Box::new(|l, t, n| unsafe { xg_limiter_acquire(l, t, n, dp) })),
@@ -260,9 +304,15 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
         ("xg_limiter_record", Box::new(|l, t, n| unsafe { xg_limiter_record(l, t, n) })),
         ("xg_limiter_reserve", Box::new(|l, t, n| unsafe { xg_limiter_reserve(l, t, n, rp) })),
         ("xg_limiter_observe", Box::new(|l, t, n| unsafe { xg_limiter_observe(l, t, n, &classification) })),
-        ("xg_limiter_observe_raw", Box::new(|l, t, n| unsafe { xg_limiter_observe_raw(l, t, n, raw.as_ptr(), raw.len()) })),
+        (
+            "xg_limiter_observe_raw",
+            Box::new(|l, t, n| unsafe { xg_limiter_observe_raw(l, t, n, raw.as_ptr(), raw.len()) }),
+        ),
         ("xg_limiter_snapshot_json", Box::new(|l, t, n| unsafe { xg_limiter_snapshot_json(l, t, n, jp) })),
-        ("xg_limiter_set_tenant_limits", Box::new(|l, t, n| unsafe { xg_limiter_set_tenant_limits(l, t, n, &tenant_limits) })),
+        (
+            "xg_limiter_set_tenant_limits",
+            Box::new(|l, t, n| unsafe { xg_limiter_set_tenant_limits(l, t, n, &tenant_limits) }),
+        ),
     ];
     for (f, mut call) in calls {
         refused(f, XG_STATUS_NULL_POINTER, "limiter", || call(ptr::null(), tp, tl));
@@ -272,20 +322,42 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
     }
 
     // Out-parameters: NULL and undersized.
-    refused("xg_limiter_acquire", XG_STATUS_NULL_POINTER, "out", || unsafe { xg_limiter_acquire(l.0, tp, tl, ptr::null_mut()) });
-    refused("xg_limiter_peek", XG_STATUS_NULL_POINTER, "out", || unsafe { xg_limiter_peek(l.0, tp, tl, ptr::null_mut()) });
-    refused("xg_limiter_acquire_wait", XG_STATUS_NULL_POINTER, "out", || unsafe { xg_limiter_acquire_wait(l.0, tp, tl, 5, ptr::null_mut()) });
-    refused("xg_limiter_reserve", XG_STATUS_NULL_POINTER, "out", || unsafe { xg_limiter_reserve(l.0, tp, tl, ptr::null_mut()) });
-    refused("xg_limiter_snapshot_json", XG_STATUS_NULL_POINTER, "json_out", || unsafe { xg_limiter_snapshot_json(l.0, tp, tl, ptr::null_mut()) });
-    refused("xg_limiter_now_ms", XG_STATUS_NULL_POINTER, "out_ms", || unsafe { xg_limiter_now_ms(l.0, ptr::null_mut()) });
+    refused("xg_limiter_acquire", XG_STATUS_NULL_POINTER, "out", || unsafe {
+        xg_limiter_acquire(l.0, tp, tl, ptr::null_mut())
+    });
+    refused("xg_limiter_peek", XG_STATUS_NULL_POINTER, "out", || unsafe {
+        xg_limiter_peek(l.0, tp, tl, ptr::null_mut())
+    });
+    refused("xg_limiter_acquire_wait", XG_STATUS_NULL_POINTER, "out", || unsafe {
+        xg_limiter_acquire_wait(l.0, tp, tl, 5, ptr::null_mut())
+    });
+    refused("xg_limiter_reserve", XG_STATUS_NULL_POINTER, "out", || unsafe {
+        xg_limiter_reserve(l.0, tp, tl, ptr::null_mut())
+    });
+    refused("xg_limiter_snapshot_json", XG_STATUS_NULL_POINTER, "json_out", || unsafe {
+        xg_limiter_snapshot_json(l.0, tp, tl, ptr::null_mut())
+    });
+    refused("xg_limiter_now_ms", XG_STATUS_NULL_POINTER, "out_ms", || unsafe {
+        xg_limiter_now_ms(l.0, ptr::null_mut())
+    });
     let mut small_d = xg_decision { struct_size: 1, ..Default::default() };
-    refused("xg_limiter_acquire", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_limiter_acquire(l.0, tp, tl, &mut small_d) });
-    refused("xg_limiter_acquire_wait", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_limiter_acquire_wait(l.0, tp, tl, 5, &mut small_d) });
+    refused("xg_limiter_acquire", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+        xg_limiter_acquire(l.0, tp, tl, &mut small_d)
+    });
+    refused("xg_limiter_acquire_wait", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+        xg_limiter_acquire_wait(l.0, tp, tl, 5, &mut small_d)
+    });
     let mut small_r = xg_reservation { struct_size: 0, ..Default::default() };
-    refused("xg_limiter_reserve", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_limiter_reserve(l.0, tp, tl, &mut small_r) });
+    refused("xg_limiter_reserve", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+        xg_limiter_reserve(l.0, tp, tl, &mut small_r)
+    });
     let small_limits = xg_tenant_limits { struct_size: 2, ..tenant_limits };
-    refused("xg_limiter_set_tenant_limits", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_limiter_set_tenant_limits(l.0, tp, tl, &small_limits) });
-    refused("xg_limiter_set_tenant_limits", XG_STATUS_INVALID_ARGUMENT, "tenant", || unsafe { xg_limiter_set_tenant_limits(l.0, ptr::null(), 0, &tenant_limits) });
+    refused("xg_limiter_set_tenant_limits", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+        xg_limiter_set_tenant_limits(l.0, tp, tl, &small_limits)
+    });
+    refused("xg_limiter_set_tenant_limits", XG_STATUS_INVALID_ARGUMENT, "tenant", || unsafe {
+        xg_limiter_set_tenant_limits(l.0, ptr::null(), 0, &tenant_limits)
+    });
 
     // Classifications with unknown enum codes or a short struct, raw responses that are not HTTP.
     let f = "xg_limiter_observe";
@@ -297,20 +369,36 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
     ] {
         refused(f, XG_STATUS_INVALID_ARGUMENT, what, || unsafe { xg_limiter_observe(l.0, tp, tl, &bad) });
     }
-    refused("xg_limiter_observe_raw", XG_STATUS_NULL_POINTER, "raw", || unsafe { xg_limiter_observe_raw(l.0, tp, tl, ptr::null(), 9) });
-    refused("xg_limiter_observe_raw", XG_STATUS_MALFORMED_RESPONSE, "status line", || unsafe { xg_limiter_observe_raw(l.0, tp, tl, b"nope".as_ptr(), 4) });
-    refused("xg_limiter_observe_raw", XG_STATUS_INVALID_ARGUMENT, "raw length", || unsafe { xg_limiter_observe_raw(l.0, tp, tl, raw.as_ptr(), usize::MAX) });
+    refused("xg_limiter_observe_raw", XG_STATUS_NULL_POINTER, "raw", || unsafe {
+        xg_limiter_observe_raw(l.0, tp, tl, ptr::null(), 9)
+    });
+    refused("xg_limiter_observe_raw", XG_STATUS_MALFORMED_RESPONSE, "status line", || unsafe {
+        xg_limiter_observe_raw(l.0, tp, tl, b"nope".as_ptr(), 4)
+    });
+    refused("xg_limiter_observe_raw", XG_STATUS_INVALID_ARGUMENT, "raw length", || unsafe {
+        xg_limiter_observe_raw(l.0, tp, tl, raw.as_ptr(), usize::MAX)
+    });
 
     // Handles and ids that are not ours; clocks that cannot move that way.
     refused("xg_limiter_release", XG_STATUS_UNKNOWN_PERMIT, "permit", || unsafe { xg_limiter_release(l.0, 12345) });
-    refused("xg_limiter_release", XG_STATUS_NULL_POINTER, "limiter", || unsafe { xg_limiter_release(ptr::null(), held.permit) });
-    refused("xg_limiter_cancel", XG_STATUS_UNKNOWN_RESERVATION, "reservation", || unsafe { xg_limiter_cancel(l.0, u64::MAX) });
+    refused("xg_limiter_release", XG_STATUS_NULL_POINTER, "limiter", || unsafe {
+        xg_limiter_release(ptr::null(), held.permit)
+    });
+    refused("xg_limiter_cancel", XG_STATUS_UNKNOWN_RESERVATION, "reservation", || unsafe {
+        xg_limiter_cancel(l.0, u64::MAX)
+    });
     refused("xg_limiter_cancel", XG_STATUS_NULL_POINTER, "limiter", || unsafe { xg_limiter_cancel(ptr::null(), 1) });
     refused("xg_limiter_advance_ms", XG_STATUS_WRONG_CLOCK, "manual", || unsafe { xg_limiter_advance_ms(mono.0, 10) });
     refused("xg_limiter_set_now_ms", XG_STATUS_WRONG_CLOCK, "manual", || unsafe { xg_limiter_set_now_ms(mono.0, 10) });
-    refused("xg_limiter_set_now_ms", XG_STATUS_INVALID_ARGUMENT, "backwards", || unsafe { xg_limiter_set_now_ms(l.0, 5) });
-    refused("xg_limiter_advance_ms", XG_STATUS_NULL_POINTER, "limiter", || unsafe { xg_limiter_advance_ms(ptr::null(), 1) });
-    refused("xg_limiter_now_ms", XG_STATUS_NULL_POINTER, "limiter", || unsafe { xg_limiter_now_ms(ptr::null(), &mut 0) });
+    refused("xg_limiter_set_now_ms", XG_STATUS_INVALID_ARGUMENT, "backwards", || unsafe {
+        xg_limiter_set_now_ms(l.0, 5)
+    });
+    refused("xg_limiter_advance_ms", XG_STATUS_NULL_POINTER, "limiter", || unsafe {
+        xg_limiter_advance_ms(ptr::null(), 1)
+    });
+    refused("xg_limiter_now_ms", XG_STATUS_NULL_POINTER, "limiter", || unsafe {
+        xg_limiter_now_ms(ptr::null(), &mut 0)
+    });
 
     // Nothing above changed the limiter or wrote an out-parameter.
     assert_eq!(snapshot(&l, t), before, "a refused call changed the tenant's state");

@@ -9,7 +9,6 @@ use xeroguard::ffi::*;
 
 mod common;
 
-
 fn classify_429(out: &mut xg_classification) -> xg_status {
     let raw = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 5\r\n\r\n";
     out.struct_size = std::mem::size_of::<xg_classification>() as u32;
@@ -21,7 +20,11 @@ fn an_injected_panic_is_caught_and_the_library_keeps_working() {
     let mut c = xg_classification::default();
     inject_panic_in_next_call();
     assert_eq!(classify_429(&mut c), XG_STATUS_PANIC);
-    assert!(common::last_error().contains("xg_classify_raw: internal panic: injected fault"), "{}", common::last_error());
+    assert!(
+        common::last_error().contains("xg_classify_raw: internal panic: injected fault"),
+        "{}",
+        common::last_error()
+    );
     assert_eq!((c.status, c.recommended_wait_ms), (0, 0), "no output on failure");
     assert_eq!(classify_429(&mut c), XG_STATUS_OK);
     assert_eq!(c.recommended_wait_ms, 5000);

@@ -124,7 +124,11 @@ fn feedback_from_real_responses_blocks_the_right_scope() {
     assert_eq!(l.peek("b", 0).unwrap(), None);
 
     l.observe("e", &case_feedback("429_app_minute"), 0).unwrap();
-    assert_eq!(l.peek("b", 0).unwrap().map(|r| (r.reason, r.wait_ms)), Some((Reason::RetryAfter, 5_000)), "app_minute blocks every tenant");
+    assert_eq!(
+        l.peek("b", 0).unwrap().map(|r| (r.reason, r.wait_ms)),
+        Some((Reason::RetryAfter, 5_000)),
+        "app_minute blocks every tenant"
+    );
     assert_eq!(l.peek("", 0).unwrap().map(|r| r.wait_ms), Some(5_000), "and tenantless calls");
 
     l.observe("e", &case_feedback("seed_503_maintenance"), 6_000).unwrap();
@@ -136,7 +140,8 @@ fn feedback_from_real_responses_blocks_the_right_scope() {
 fn remaining_headers_raise_local_usage_but_never_lower_it() {
     let l = manual(Limits::exact());
     let ok = |remaining: &str| {
-        let raw = format!("HTTP/1.1 200 OK\r\nX-MinLimit-Remaining: {remaining}\r\nX-DayLimit-Remaining: 4000\r\n\r\n{{}}");
+        let raw =
+            format!("HTTP/1.1 200 OK\r\nX-MinLimit-Remaining: {remaining}\r\nX-DayLimit-Remaining: 4000\r\n\r\n{{}}");
         Feedback::from(&classify_raw(raw.as_bytes(), SystemTime::now()).unwrap())
     };
     l.observe("t", &ok("10"), 0).unwrap();

@@ -8,7 +8,8 @@ use libfuzzer_sys::fuzz_target;
 use xeroguard::ffi::*;
 
 fuzz_target!(|data: &[u8]| {
-    let mut out = xg_classification { struct_size: std::mem::size_of::<xg_classification>() as u32, ..Default::default() };
+    let mut out =
+        xg_classification { struct_size: std::mem::size_of::<xg_classification>() as u32, ..Default::default() };
     let mut json = ptr::null_mut();
     let status = unsafe { xg_classify_raw(data.as_ptr(), data.len(), 1_700_000_000_000, &mut out, &mut json) };
     match status {

@@ -143,7 +143,11 @@ mod tests {
     fn bom_and_deeply_nested_xml_are_survived() {
         let facts = read(b"\xEF\xBB\xBF{\"ErrorNumber\": 16, \"Type\": \"QueryParseException\"}", false);
         assert_eq!(facts.error_number, Some(16));
-        let deep = format!("<ApiException><Message>m</Message>{}{}</ApiException>", "<a>".repeat(200_000), "</a>".repeat(200_000));
+        let deep = format!(
+            "<ApiException><Message>m</Message>{}{}</ApiException>",
+            "<a>".repeat(200_000),
+            "</a>".repeat(200_000)
+        );
         assert_eq!(read(deep.as_bytes(), false).message.as_deref(), Some("m"));
         let unclosed = "<a>".repeat(200_000);
         assert!(read(unclosed.as_bytes(), true).message.is_none());
@@ -151,7 +155,10 @@ mod tests {
 
     #[test]
     fn long_or_multiline_text_is_not_a_message() {
-        assert_eq!(read(b"  The Organisation is offline\n", false).text.as_deref(), Some("The Organisation is offline"));
+        assert_eq!(
+            read(b"  The Organisation is offline\n", false).text.as_deref(),
+            Some("The Organisation is offline")
+        );
         assert!(read(b"line one\nline two", false).text.is_none());
         assert!(read(&[b'x'; 600], false).text.is_none());
     }

@@ -65,10 +65,7 @@ impl<'a> HeaderFacts<'a> {
             return Some(seconds.saturating_mul(1000).min(RETRY_AFTER_CAP_MS));
         }
         let at = httpdate::parse_http_date(value).ok()?;
-        let reference = self
-            .date
-            .and_then(|d| httpdate::parse_http_date(d).ok())
-            .unwrap_or(now);
+        let reference = self.date.and_then(|d| httpdate::parse_http_date(d).ok()).unwrap_or(now);
         let wait = at.duration_since(reference).ok()?;
         Some(duration_ms(wait).min(RETRY_AFTER_CAP_MS))
     }
@@ -125,7 +122,12 @@ mod tests {
 
     #[test]
     fn counts_reject_garbage_and_first_wins() {
-        let h = [("X-MinLimit-Remaining", "abc"), ("x-daylimit-remaining", "-1"), ("X-APPMINLIMIT-REMAINING", " 12 "), ("x-appminlimit-remaining", "3")];
+        let h = [
+            ("X-MinLimit-Remaining", "abc"),
+            ("x-daylimit-remaining", "-1"),
+            ("X-APPMINLIMIT-REMAINING", " 12 "),
+            ("x-appminlimit-remaining", "3"),
+        ];
         let f = facts(&h);
         assert_eq!((f.minute_remaining, f.day_remaining, f.app_minute_remaining), (None, None, Some(12)));
     }

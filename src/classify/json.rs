@@ -36,11 +36,7 @@ fn parse_lenient(text: &str) -> Option<Value> {
 }
 
 fn byte_offset(text: &str, line: usize, column: usize) -> Option<usize> {
-    let line_start = if line <= 1 {
-        0
-    } else {
-        text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)?
-    };
+    let line_start = if line <= 1 { 0 } else { text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)? };
     Some((line_start + column.saturating_sub(1)).min(text.len()))
 }
 
@@ -292,7 +288,9 @@ mod tests {
 
     #[test]
     fn nested_validation_errors_mark_their_element() {
-        let f = facts(r#"{"Invoices":[{"A":1},{"Contact":{"ValidationErrors":[{"Message":"x"},{"Message":"x"}]}},{"LineItems":[{"ValidationErrors":[{}]}]}]}"#);
+        let f = facts(
+            r#"{"Invoices":[{"A":1},{"Contact":{"ValidationErrors":[{"Message":"x"},{"Message":"x"}]}},{"LineItems":[{"ValidationErrors":[{}]}]}]}"#,
+        );
         assert_eq!(f.failed_elements, [1, 2]);
         assert_eq!(f.validation_error_count, 3);
         assert_eq!(f.validation_messages.into_vec(), ["x"]);

@@ -234,7 +234,9 @@ fn oauth_or_token_problem(status: u16, facts: &BodyFacts) -> Option<Verdict> {
         return match problem.to_ascii_lowercase().as_str() {
             "token_expired" => unauthorized(Action::RefreshToken, P::TokenExpired),
             "token_rejected" => unauthorized(Action::Reauthorize, P::TokenRejected),
-            "nonce_used" => Some(Verdict { auth_problem: Some(P::NonceUsed), ..Verdict::retry(Category::Unauthorized, 0) }),
+            "nonce_used" => {
+                Some(Verdict { auth_problem: Some(P::NonceUsed), ..Verdict::retry(Category::Unauthorized, 0) })
+            }
             "signature_invalid" => unauthorized(Action::FixRequest, P::SignatureInvalid),
             "signature_method_rejected" => unauthorized(Action::FixRequest, P::SignatureMethodRejected),
             _ if status == 401 => unauthorized(Action::Reauthorize, P::Other),

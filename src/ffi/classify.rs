@@ -151,7 +151,10 @@ pub unsafe extern "C" fn xg_classify(
         let raw_headers: &[xg_header] = match (response.header_count, response.headers.is_null()) {
             (0, _) => &[],
             (n, true) => {
-                return Err(FfiError::new(XG_STATUS_NULL_POINTER, format!("response->headers is NULL but header_count is {n}")));
+                return Err(FfiError::new(
+                    XG_STATUS_NULL_POINTER,
+                    format!("response->headers is NULL but header_count is {n}"),
+                ));
             }
             (n, false) => unsafe { std::slice::from_raw_parts(response.headers, n) },
         };

@@ -6,7 +6,9 @@ use std::time::SystemTime;
 use super::boundary::*;
 use super::classify::{RAW_READ_CAP, XG_NONE, raw_error, xg_classification};
 use crate::classify::classify_raw;
-use crate::pacing::{Clock, Decision, Feedback, Limiter, Limits, MAX_TENANT_ID_BYTES, PacingError, TenantLimits, WindowLimit};
+use crate::pacing::{
+    Clock, Decision, Feedback, Limiter, Limits, MAX_TENANT_ID_BYTES, PacingError, TenantLimits, WindowLimit,
+};
 use crate::vocab::{Category, RateLimitProblem};
 
 /// The system's monotonic clock, counted from the limiter's creation.
@@ -294,7 +296,11 @@ pub unsafe extern "C" fn xg_limiter_peek(
 
 /// Counts a call made without the limiter, now (it counts even over a limit: it happened). Thread-safe.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xg_limiter_record(limiter: *const xg_limiter, tenant: *const c_char, tenant_len: usize) -> xg_status {
+pub unsafe extern "C" fn xg_limiter_record(
+    limiter: *const xg_limiter,
+    tenant: *const c_char,
+    tenant_len: usize,
+) -> xg_status {
     run("xg_limiter_record", || {
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };

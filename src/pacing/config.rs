@@ -68,7 +68,9 @@ impl Limits {
 
     /// Checks the configuration: an enabled window needs a positive length, and permits must be able to expire.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, w) in [("tenant_minute", self.tenant_minute), ("tenant_day", self.tenant_day), ("app_minute", self.app_minute)] {
+        for (name, w) in
+            [("tenant_minute", self.tenant_minute), ("tenant_day", self.tenant_day), ("app_minute", self.app_minute)]
+        {
             if w.limit > 0 && w.window_ms == 0 {
                 return Err(format!("{name}: window_ms must be positive when limit is set"));
             }

@@ -222,9 +222,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn to_json(&self) -> serde_json::Value {
-        let window = |w: &WindowSnapshot| {
-            serde_json::json!({"limit": w.limit, "window_ms": w.window_ms, "count": w.count, "remaining": w.remaining, "booked": w.booked})
-        };
+        let window = |w: &WindowSnapshot| serde_json::json!({"limit": w.limit, "window_ms": w.window_ms, "count": w.count, "remaining": w.remaining, "booked": w.booked});
         serde_json::json!({
             "tenant": self.tenant,
             "now_ms": self.now_ms,
@@ -437,7 +435,14 @@ impl Limiter {
     }
 
     /// The earliest instant ≥ `now` at which every constraint holds, and the constraint that set it.
-    fn earliest(&self, limits: &TenantLimits, state: &TenantState, app: &App, now: u64, with_concurrency: bool) -> (u64, Option<Reason>) {
+    fn earliest(
+        &self,
+        limits: &TenantLimits,
+        state: &TenantState,
+        app: &App,
+        now: u64,
+        with_concurrency: bool,
+    ) -> (u64, Option<Reason>) {
         let (minute, day, app_minute) = (self.limits.tenant_minute, self.limits.tenant_day, self.limits.app_minute);
         let fit = |w: &Window, limit: u32, spec: WindowLimit, t: u64| w.earliest(t, limit as usize, spec.span());
         let block_end = |b: Option<Block>, t: u64| b.filter(|b| b.until > t).map_or(t, |b| b.until);
@@ -451,7 +456,10 @@ impl Limiter {
                 (fit(&state.day, limits.day_limit, day, t), Some(Reason::Day)),
                 (fit(&app.minute, app_minute.limit, app_minute, t), Some(Reason::AppMinute)),
                 (fit(&state.minute, limits.minute_limit, minute, t), Some(Reason::Minute)),
-                (if with_concurrency { concurrency_free_at(&state.in_flight, limits.concurrency, t) } else { t }, Some(Reason::Concurrency)),
+                (
+                    if with_concurrency { concurrency_free_at(&state.in_flight, limits.concurrency, t) } else { t },
+                    Some(Reason::Concurrency),
+                ),
             ];
             let mut next = t;
             let mut why = None;
@@ -519,7 +527,12 @@ impl Limiter {
     }
 
     /// Runs `read` on the tenant's state (an empty one if unknown: reading creates nothing) and the app window.
-    fn view<R>(&self, tenant: &str, now: u64, read: impl FnOnce(u64, &TenantLimits, &TenantState, &App) -> R) -> Result<R, PacingError> {
+    fn view<R>(
+        &self,
+        tenant: &str,
+        now: u64,
+        read: impl FnOnce(u64, &TenantLimits, &TenantState, &App) -> R,
+    ) -> Result<R, PacingError> {
         Self::check_tenant(tenant)?;
         let (_, mut shard, now) = self.lock_shard(tenant, now);
         let (app, now) = self.lock_app(&mut shard, now);
@@ -601,7 +614,8 @@ impl Limiter {
 
         let wait = feedback.recommended_wait_ms.unwrap_or(0);
         let until = now.saturating_add(wait);
-        let limited = (feedback.category == Category::RateLimited).then(|| feedback.rate_limit_problem.unwrap_or(RateLimitProblem::Unknown));
+        let limited = (feedback.category == Category::RateLimited)
+            .then(|| feedback.rate_limit_problem.unwrap_or(RateLimitProblem::Unknown));
         match (feedback.category, limited) {
             (_, Some(RateLimitProblem::AppMinute)) => extend_block(&mut app.block, until, Reason::RetryAfter),
             (_, Some(_)) => extend_block(&mut state.block, until, Reason::RetryAfter),
@@ -715,9 +729,10 @@ impl Limiter {
     /// Approximate heap bytes held for one tenant's state (for benchmarks and diagnostics); 0 when evicted.
     pub fn tenant_heap_bytes(&self, tenant: &str) -> usize {
         let shard = self.shards[self.shard_index(tenant)].lock();
-        shard.tenants.get(tenant).map_or(0, |s| {
-            s.minute.heap_bytes() + s.day.heap_bytes() + s.in_flight.capacity() * 16 + tenant.len()
-        })
+        shard
+            .tenants
+            .get(tenant)
+            .map_or(0, |s| s.minute.heap_bytes() + s.day.heap_bytes() + s.in_flight.capacity() * 16 + tenant.len())
     }
 }
 

@@ -45,9 +45,7 @@ impl Window {
         let p = self.times.partition_point(|&e| e <= t);
         let first_run = p.saturating_sub(limit);
         let last_run = p.min(n - limit);
-        (first_run..=last_run).all(|j| {
-            self.with_inserted(t, p, j + limit) - self.with_inserted(t, p, j) >= span
-        })
+        (first_run..=last_run).all(|j| self.with_inserted(t, p, j + limit) - self.with_inserted(t, p, j) >= span)
     }
 
     /// The earliest instant ≥ `t` at which a call fits.
@@ -169,7 +167,10 @@ mod tests {
                 for probe in t..at {
                     let mut with = all.clone();
                     with.push(probe);
-                    assert!(exceeded(&with, limit, span), "refused {probe} but it fits: {all:?} limit {limit} span {span}");
+                    assert!(
+                        exceeded(&with, limit, span),
+                        "refused {probe} but it fits: {all:?} limit {limit} span {span}"
+                    );
                 }
                 let mut with = all.clone();
                 with.push(at);

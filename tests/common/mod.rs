@@ -75,7 +75,9 @@ pub fn mismatches(case: &Case, actual: &Value) -> Vec<String> {
     case.expect
         .iter()
         .filter(|(key, want)| actual.get(key.as_str()) != Some(want))
-        .map(|(key, want)| format!("{}: {key}: want {want}, got {}", case.name, actual.get(key.as_str()).unwrap_or(&Value::Null)))
+        .map(|(key, want)| {
+            format!("{}: {key}: want {want}, got {}", case.name, actual.get(key.as_str()).unwrap_or(&Value::Null))
+        })
         .collect()
 }
 
