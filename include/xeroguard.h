@@ -62,6 +62,29 @@
 // The longest tenant id accepted, in bytes.
 #define XG_MAX_TENANT_ID_BYTES 256
 
+// How far ahead `xg_limiter_reserve` books at most (about 24.8 days); beyond it, `XG_STATUS_BOOKING_TOO_FAR`.
+#define XG_MAX_BOOKING_AHEAD_MS 2147483648
+
+// A deadline that never passes, for `xg_limiter_acquire_until`.
+#define XG_NO_DEADLINE UINT64_MAX
+
+// The longest window (with its margin) a limiter keeps: windows store 4-byte millisecond offsets, which must cover
+// the window and the booking horizon ([`super::MAX_BOOKING_AHEAD_MS`]) together.
+#define MAX_WINDOW_SPAN_MS ((1 << 31) - 1)
+
+// How far ahead a reservation may be booked: windows store 4-byte millisecond offsets, and a booking must stay
+// within their range together with the longest window (see [`super::Limits::validate`]).
+#define MAX_BOOKING_AHEAD_MS (1 << 31)
+
+// On a manual clock time moves only by `advance`/`set_now`, which wake waiters; they re-ask this often regardless.
+#define MANUAL_RECHECK_MS 50
+
+// When a backend cannot see every release (other processes share its state), a concurrency wait re-asks this often.
+#define SHARED_RELEASE_POLL_MS 25
+
+// Stands for "no deadline".
+#define NO_DEADLINE UINT64_MAX
+
 // What kind of response this is.
 enum xg_category
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -182,6 +205,27 @@ typedef uint32_t xg_reason;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How a wait step ended (`xg_wait_step.outcome`).
+enum xg_wait_outcome
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Granted: `permit` holds the concurrency slot to release.
+  XG_WAIT_OUTCOME_GRANTED = 1,
+  // Not yet: sleep `sleep_ms` (or until something else on this limiter frees capacity), then call again.
+  XG_WAIT_OUTCOME_ASK_AGAIN = 2,
+  // The deadline has passed, or the wait certainly ends after it: `wait_ms`/`reason` are the last refusal.
+  XG_WAIT_OUTCOME_GIVE_UP = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum xg_wait_outcome xg_wait_outcome;
+#else
+typedef uint32_t xg_wait_outcome;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A limiter: per-tenant and per-app rolling windows, concurrency permits and server-feedback blocks. Opaque.
 // Every function taking a `const xg_limiter *` may run concurrently from any number of threads on the same
 // handle; only `xg_limiter_free` must not race with other calls on that handle.
@@ -288,6 +332,19 @@ typedef struct {
   uint32_t reason;
 } xg_decision;
 
+// One step of a wait (`xg_limiter_acquire_until`). `outcome` is an `xg_wait_outcome` code.
+typedef struct {
+  uint32_t struct_size;
+  uint32_t outcome;
+  // Granted: the permit (0 for tenantless calls).
+  uint64_t permit;
+  // Not granted: the last refusal's exact wait and `xg_reason`.
+  uint64_t wait_ms;
+  uint32_t reason;
+  // `XG_WAIT_OUTCOME_ASK_AGAIN`: how long to sleep before the next step (0: at once).
+  uint64_t sleep_ms;
+} xg_wait_step;
+
 // A booked future slot: the call counts from now on at `at_ms` (limiter clock), `wait_ms` from now.
 typedef struct {
   uint32_t struct_size;
@@ -336,6 +393,12 @@ typedef struct {
 
 // The operation needs the manual clock (`xg_limiter_advance_ms`, `xg_limiter_set_now_ms`).
 #define XG_STATUS_WRONG_CLOCK 10
+
+// The wait was ended by `xg_limiter_interrupt` (the limiter is shutting down).
+#define XG_STATUS_INTERRUPTED 11
+
+// A reservation's slot lies beyond the booking horizon (`XG_MAX_BOOKING_AHEAD_MS`).
+#define XG_STATUS_BOOKING_TOO_FAR 12
 
 // A panic inside the library was caught at the boundary. The library remains usable.
 #define XG_STATUS_PANIC 99
@@ -454,13 +517,40 @@ xg_status xg_limiter_acquire(const xg_limiter *limiter,
 
 // Like `xg_limiter_acquire`, but blocks the calling thread until granted or until `timeout_ms` (on the
 // limiter's clock) has passed. Returns `XG_STATUS_OK` either way: `out->granted` says which; when not granted,
-// `wait_ms`/`reason` are the last refusal. It fails early when the wait certainly ends after the timeout.
+// `wait_ms`/`reason` are the last refusal. It fails early when the wait certainly ends after the timeout, except
+// for concurrency (a release may come sooner). `XG_STATUS_INTERRUPTED` when `xg_limiter_interrupt` is called.
 // Thread-safe; wakes on releases, cancellations and clock moves.
 xg_status xg_limiter_acquire_wait(const xg_limiter *limiter,
                                   const char *tenant,
                                   size_t tenant_len,
                                   uint64_t timeout_ms,
                                   xg_decision *out);
+
+// Stores in `*deadline_ms` the instant `timeout_ms` from now on the limiter's clock (saturating:
+// `XG_NO_DEADLINE` never passes), for `xg_limiter_acquire_until`. Thread-safe.
+xg_status xg_limiter_deadline_ms(const xg_limiter *limiter,
+                                 uint64_t timeout_ms,
+                                 uint64_t *deadline_ms);
+
+// One step of a wait for a permit, with `deadline_ms` on the limiter's clock (from `xg_limiter_deadline_ms`). It
+// blocks at most `max_block_ms` (0: not at all), then `out->outcome` says: `XG_WAIT_OUTCOME_GRANTED` (`permit`);
+// `XG_WAIT_OUTCOME_GIVE_UP` (the deadline has passed or the wait certainly ends after it; `wait_ms`/`reason` are
+// the last refusal); or `XG_WAIT_OUTCOME_ASK_AGAIN` (sleep `sleep_ms`, waking sooner when this process frees
+// capacity, then call again). This is the wait policy of `xg_limiter_acquire_wait` cut into steps, so a caller
+// can stay responsive (a Python thread to Ctrl-C, an async task to cancellation) and never decides itself when to
+// give up. `XG_STATUS_INTERRUPTED` after `xg_limiter_interrupt`. Thread-safe.
+xg_status xg_limiter_acquire_until(const xg_limiter *limiter,
+                                   const char *tenant,
+                                   size_t tenant_len,
+                                   uint64_t deadline_ms,
+                                   uint64_t max_block_ms,
+                                   xg_wait_step *out);
+
+// Ends every wait on this limiter, now and later: threads blocked in `xg_limiter_acquire_wait` or
+// `xg_limiter_acquire_until` return `XG_STATUS_INTERRUPTED` at once, and so do later waits. Every other function
+// keeps working. Shutting down a limiter that threads may be waiting on: call this, join those threads, then
+// `xg_limiter_free`. Thread-safe (also from a signal-handling thread; it takes no lock a waiter holds for long).
+xg_status xg_limiter_interrupt(const xg_limiter *limiter);
 
 // What `xg_limiter_acquire` would answer now, taking nothing (`out->permit` is 0). Thread-safe.
 xg_status xg_limiter_peek(const xg_limiter *limiter,
@@ -499,7 +589,9 @@ xg_status xg_limiter_observe(const xg_limiter *limiter,
                              size_t tenant_len,
                              const xg_classification *classification);
 
-// `xg_limiter_observe` on a raw HTTP response (as for `xg_classify_raw`). Thread-safe.
+// `xg_limiter_observe` on a raw HTTP response (as for `xg_classify_raw`). A `Retry-After` HTTP-date without a
+// `Date` header is measured against the limiter's clock: the system clock for `XG_CLOCK_MONOTONIC`, and for
+// `XG_CLOCK_MANUAL` the manual reading taken as milliseconds since the Unix epoch. Thread-safe.
 xg_status xg_limiter_observe_raw(const xg_limiter *limiter,
                                  const char *tenant,
                                  size_t tenant_len,

@@ -29,6 +29,10 @@ pub const XG_STATUS_UNKNOWN_RESERVATION: xg_status = 8;
 pub const XG_STATUS_TOO_MANY_TENANTS: xg_status = 9;
 /// The operation needs the manual clock (`xg_limiter_advance_ms`, `xg_limiter_set_now_ms`).
 pub const XG_STATUS_WRONG_CLOCK: xg_status = 10;
+/// The wait was ended by `xg_limiter_interrupt` (the limiter is shutting down).
+pub const XG_STATUS_INTERRUPTED: xg_status = 11;
+/// A reservation's slot lies beyond the booking horizon (`XG_MAX_BOOKING_AHEAD_MS`).
+pub const XG_STATUS_BOOKING_TOO_FAR: xg_status = 12;
 /// A panic inside the library was caught at the boundary. The library remains usable.
 pub const XG_STATUS_PANIC: xg_status = 99;
 
@@ -142,16 +146,72 @@ pub(crate) unsafe fn out_ref<'a, T>(ptr: *mut T, what: &str) -> FfiResult<&'a mu
     unsafe { ptr.as_mut() }.ok_or_else(|| FfiError::new(XG_STATUS_NULL_POINTER, format!("{what} is NULL")))
 }
 
-/// Checks a caller-declared `struct_size` against the size this library needs.
-pub(crate) fn check_struct_size<T>(declared: u32, what: &str) -> FfiResult {
-    let needed = std::mem::size_of::<T>();
-    if (declared as usize) < needed {
-        return Err(FfiError::new(
-            XG_STATUS_INVALID_ARGUMENT,
-            format!("{what}.struct_size is {declared}; this library needs at least {needed} (set it to sizeof)"),
-        ));
+/// A struct that begins with `uint32_t struct_size` and grows only by appending fields (design.md "Growing
+/// structs"): a caller built against an older header passes a smaller `struct_size`, and the library uses defaults
+/// for the fields it lacks and writes only the fields it has.
+pub(crate) trait SizedStruct: Copy {
+    /// Earlier layouts still accepted, oldest first: (their `sizeof`, where their last field ends). A new field can
+    /// sit in an earlier layout's tail padding, so only the bytes of its own fields are ever taken from it.
+    const EARLIER: &'static [(usize, usize)] = &[];
+
+    /// How many leading bytes of a caller's struct of `declared` bytes this library reads or writes.
+    fn usable_bytes(declared: u32) -> Option<usize> {
+        let declared = declared as usize;
+        if declared >= std::mem::size_of::<Self>() {
+            return Some(std::mem::size_of::<Self>());
+        }
+        Self::EARLIER.iter().rev().find(|&&(size, _)| declared >= size).map(|&(_, fields_end)| fields_end)
     }
-    Ok(())
+}
+
+fn struct_size_error<T>(declared: u32, what: &str) -> FfiError {
+    let needed = std::mem::size_of::<T>();
+    FfiError::new(
+        XG_STATUS_INVALID_ARGUMENT,
+        format!(
+            "{what}.struct_size is {declared}; this library needs {needed} or an earlier layout's size (set it to sizeof)"
+        ),
+    )
+}
+
+/// Reads an input struct; the fields an older caller's layout lacks take `defaults`.
+pub(crate) unsafe fn read_sized<T: SizedStruct>(ptr: *const T, what: &str, defaults: T) -> FfiResult<T> {
+    if ptr.is_null() {
+        return Err(FfiError::new(XG_STATUS_NULL_POINTER, format!("{what} is NULL")));
+    }
+    // SAFETY: a non-NULL pointer points to a struct beginning with its u32 struct_size (caller's contract).
+    let declared = unsafe { ptr.cast::<u32>().read() };
+    let bytes = T::usable_bytes(declared).ok_or_else(|| struct_size_error::<T>(declared, what))?;
+    let mut value = defaults;
+    // SAFETY: the caller's struct has at least `bytes` readable bytes; `value` has room for size_of::<T>() ≥ bytes.
+    unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut value).cast::<u8>(), bytes) };
+    Ok(value)
+}
+
+/// A checked output struct: written once, at most the caller's layout's bytes.
+pub(crate) struct SizedOut<T> {
+    ptr: *mut T,
+    bytes: usize,
+    /// The caller's `struct_size`, to write back unchanged.
+    pub declared: u32,
+}
+
+impl<T: SizedStruct> SizedOut<T> {
+    pub fn write(&self, value: T) {
+        // SAFETY: checked by `sized_out`: `ptr` is non-NULL and has room for `bytes` ≤ size_of::<T>() bytes.
+        unsafe { std::ptr::copy_nonoverlapping((&raw const value).cast::<u8>(), self.ptr.cast::<u8>(), self.bytes) };
+    }
+}
+
+/// Checks an output struct's pointer and declared size before any state changes.
+pub(crate) unsafe fn sized_out<T: SizedStruct>(ptr: *mut T, what: &str) -> FfiResult<SizedOut<T>> {
+    if ptr.is_null() {
+        return Err(FfiError::new(XG_STATUS_NULL_POINTER, format!("{what} is NULL")));
+    }
+    // SAFETY: a non-NULL pointer points to a struct beginning with its u32 struct_size (caller's contract).
+    let declared = unsafe { ptr.cast::<u32>().read() };
+    let bytes = T::usable_bytes(declared).ok_or_else(|| struct_size_error::<T>(declared, what))?;
+    Ok(SizedOut { ptr, bytes, declared })
 }
 
 /// A library-owned, NUL-terminated copy of `text`, for `xg_string_free`.
@@ -200,22 +260,26 @@ pub unsafe extern "C" fn xg_last_error_message(buf: *mut c_char, buf_len: usize,
 /// version does not define. Never NULL; never freed. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_status_name(status: xg_status) -> *const c_char {
-    let name: &'static CStr = match status {
-        XG_STATUS_OK => c"ok",
-        XG_STATUS_NULL_POINTER => c"null_pointer",
-        XG_STATUS_INVALID_UTF8 => c"invalid_utf8",
-        XG_STATUS_INVALID_ARGUMENT => c"invalid_argument",
-        XG_STATUS_MALFORMED_RESPONSE => c"malformed_response",
-        XG_STATUS_BUFFER_TOO_SMALL => c"buffer_too_small",
-        XG_STATUS_TOO_LARGE => c"too_large",
-        XG_STATUS_UNKNOWN_PERMIT => c"unknown_permit",
-        XG_STATUS_UNKNOWN_RESERVATION => c"unknown_reservation",
-        XG_STATUS_TOO_MANY_TENANTS => c"too_many_tenants",
-        XG_STATUS_WRONG_CLOCK => c"wrong_clock",
-        XG_STATUS_PANIC => c"panic",
-        _ => c"unknown_status",
-    };
-    name.as_ptr()
+    run_value("xg_status_name", c"unknown_status".as_ptr(), || {
+        let name: &'static CStr = match status {
+            XG_STATUS_OK => c"ok",
+            XG_STATUS_NULL_POINTER => c"null_pointer",
+            XG_STATUS_INVALID_UTF8 => c"invalid_utf8",
+            XG_STATUS_INVALID_ARGUMENT => c"invalid_argument",
+            XG_STATUS_MALFORMED_RESPONSE => c"malformed_response",
+            XG_STATUS_BUFFER_TOO_SMALL => c"buffer_too_small",
+            XG_STATUS_TOO_LARGE => c"too_large",
+            XG_STATUS_UNKNOWN_PERMIT => c"unknown_permit",
+            XG_STATUS_UNKNOWN_RESERVATION => c"unknown_reservation",
+            XG_STATUS_TOO_MANY_TENANTS => c"too_many_tenants",
+            XG_STATUS_WRONG_CLOCK => c"wrong_clock",
+            XG_STATUS_INTERRUPTED => c"interrupted",
+            XG_STATUS_BOOKING_TOO_FAR => c"booking_too_far",
+            XG_STATUS_PANIC => c"panic",
+            _ => c"unknown_status",
+        };
+        name.as_ptr()
+    })
 }
 
 /// Frees a string the library returned (classification or snapshot JSON). NULL is a no-op. Freeing the same
@@ -234,11 +298,13 @@ pub unsafe extern "C" fn xg_string_free(string: *mut c_char) {
 /// The library version, e.g. `"0.1.0"`: a static string, never freed. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_version() -> *const c_char {
-    const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-        Ok(v) => v,
-        Err(_) => panic!("the version has no NUL"),
-    };
-    VERSION.as_ptr()
+    run_value("xg_version", c"".as_ptr(), || {
+        const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => panic!("the version has no NUL"),
+        };
+        VERSION.as_ptr()
+    })
 }
 
 /// The ABI version this header describes; bumped whenever a struct layout or a signature changes.
@@ -248,5 +314,53 @@ pub const XG_ABI_VERSION: u32 = 1;
 /// means the struct layouts or function signatures differ. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_abi_version() -> u32 {
-    XG_ABI_VERSION
+    run_value("xg_abi_version", 0, || XG_ABI_VERSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Version 2 of a struct: version 1 ended after `a` (size 8); `b` was appended.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Grown {
+        struct_size: u32,
+        a: u32,
+        b: u64,
+    }
+
+    impl SizedStruct for Grown {
+        const EARLIER: &'static [(usize, usize)] = &[(8, 8)];
+    }
+
+    #[repr(C)]
+    struct Version1 {
+        struct_size: u32,
+        a: u32,
+    }
+
+    #[test]
+    fn an_older_callers_struct_is_read_with_defaults_and_written_only_as_far_as_it_goes() {
+        let defaults = Grown { struct_size: 0, a: 0, b: 77 };
+        let old = Version1 { struct_size: 8, a: 5 };
+        let read = unsafe { read_sized((&raw const old).cast::<Grown>(), "old", defaults) }.ok().unwrap();
+        assert_eq!((read.a, read.b), (5, 77), "a from the caller, b the default");
+
+        // Written into a version-1 struct followed by other memory: the memory after it is untouched.
+        #[repr(C, align(8))]
+        struct Buffer([u8; 16]);
+        let mut buffer = Buffer([0xAA; 16]);
+        buffer.0[..4].copy_from_slice(&8u32.to_ne_bytes());
+        let out = unsafe { sized_out((&raw mut buffer).cast::<Grown>(), "out") }.ok().unwrap();
+        out.write(Grown { struct_size: out.declared, a: 9, b: 123 });
+        assert_eq!(&buffer.0[4..8], &9u32.to_ne_bytes());
+        assert_eq!(&buffer.0[8..], &[0xAA; 8], "nothing written past the caller's struct");
+
+        let too_small = Version1 { struct_size: 4, a: 1 };
+        let refused = unsafe { read_sized((&raw const too_small).cast::<Grown>(), "old", defaults) };
+        assert!(refused.is_err_and(|e| e.status == XG_STATUS_INVALID_ARGUMENT && e.message.contains("struct_size")));
+        let current = Grown { struct_size: 16, a: 1, b: 2 };
+        assert_eq!(unsafe { read_sized(&raw const current, "new", defaults) }.ok(), Some(current));
+    }
 }

@@ -69,6 +69,10 @@ pub struct xg_classification {
     pub failed_element_count: u32,
 }
 
+impl SizedStruct for xg_classification {}
+impl SizedStruct for xg_retry_policy {}
+impl SizedStruct for xg_backoff_decision {}
+
 fn known<T: Into<i64>>(value: Option<T>) -> i64 {
     value.map_or(XG_UNKNOWN, Into::into)
 }
@@ -116,10 +120,9 @@ unsafe fn deliver(c: &Classification, out: *mut xg_classification, json_out: *mu
     if out.is_null() && json_out.is_null() {
         return Err(FfiError::new(XG_STATUS_NULL_POINTER, "out and json_out are both NULL: nothing to return"));
     }
-    // SAFETY: a non-NULL `out` points to a caller-owned xg_classification.
-    if let Some(out) = unsafe { out.as_mut() } {
-        check_struct_size::<xg_classification>(out.struct_size, "out")?;
-        *out = xg_classification::from_classification(c, out.struct_size);
+    if !out.is_null() {
+        let out = unsafe { sized_out(out, "out")? };
+        out.write(xg_classification::from_classification(c, out.declared));
     }
     if !json_out.is_null() {
         // SAFETY: a non-NULL `json_out` points to a caller-owned `char *`.
@@ -246,19 +249,25 @@ pub struct xg_backoff_decision {
     pub give_up: u32,
 }
 
+/// What `xg_retry_policy_default` returns after an internal fault: `struct_size` 0, which every function refuses.
+const NEVER_VALID_POLICY: xg_retry_policy =
+    xg_retry_policy { struct_size: 0, max_retries: 0, base_ms: 0, max_backoff_ms: 0, jitter_ms: 0, max_wait_ms: 0 };
+
 /// The default retry policy: 5 retries, 500 ms doubling to at most 30 s, up to 250 ms jitter, never waiting more
 /// than 5 minutes. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_retry_policy_default() -> xg_retry_policy {
-    let d = RetryPolicy::default();
-    xg_retry_policy {
-        struct_size: std::mem::size_of::<xg_retry_policy>() as u32,
-        max_retries: d.max_retries,
-        base_ms: d.base_ms,
-        max_backoff_ms: d.max_backoff_ms,
-        jitter_ms: d.jitter_ms,
-        max_wait_ms: d.max_wait_ms,
-    }
+    run_value("xg_retry_policy_default", NEVER_VALID_POLICY, || {
+        let d = RetryPolicy::default();
+        xg_retry_policy {
+            struct_size: std::mem::size_of::<xg_retry_policy>() as u32,
+            max_retries: d.max_retries,
+            base_ms: d.base_ms,
+            max_backoff_ms: d.max_backoff_ms,
+            jitter_ms: d.jitter_ms,
+            max_wait_ms: d.max_wait_ms,
+        }
+    })
 }
 
 /// Decides whether retry number `attempt` (1 = the first retry) of a classified response should happen, and
@@ -273,17 +282,12 @@ pub unsafe extern "C" fn xg_backoff(
     out: *mut xg_backoff_decision,
 ) -> xg_status {
     run("xg_backoff", || {
-        let c = unsafe { in_ref(classification, "classification")? };
-        check_struct_size::<xg_classification>(c.struct_size, "classification")?;
-        let policy = match unsafe { policy.as_ref() } {
-            Some(p) => {
-                check_struct_size::<xg_retry_policy>(p.struct_size, "policy")?;
-                RetryPolicy::from(p)
-            }
-            None => RetryPolicy::default(),
+        let c = unsafe { read_sized(classification, "classification", xg_classification::default())? };
+        let policy = match policy.is_null() {
+            true => RetryPolicy::default(),
+            false => RetryPolicy::from(&unsafe { read_sized(policy, "policy", xg_retry_policy_default())? }),
         };
-        let out = unsafe { out_ref(out, "out")? };
-        check_struct_size::<xg_backoff_decision>(out.struct_size, "out")?;
+        let out = unsafe { sized_out(out, "out")? };
         let action = Action::from_code(c.action)
             .ok_or_else(|| FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown action code {}", c.action)))?;
         let recommended = u64::try_from(c.recommended_wait_ms).ok();
@@ -294,7 +298,7 @@ pub unsafe extern "C" fn xg_backoff(
             Backoff::GiveUp(GiveUp::AttemptsExhausted) => (false, 0, XG_GIVE_UP_ATTEMPTS_EXHAUSTED),
             Backoff::GiveUp(GiveUp::WaitTooLong { wait_ms }) => (false, wait_ms, XG_GIVE_UP_WAIT_TOO_LONG),
         };
-        *out = xg_backoff_decision { struct_size: out.struct_size, retry, wait_ms, give_up };
+        out.write(xg_backoff_decision { struct_size: out.declared, retry, wait_ms, give_up });
         Ok(())
     })
 }
@@ -307,29 +311,33 @@ fn c_name_or_null(name: Option<&'static std::ffi::CStr>) -> *const c_char {
 /// code. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_category_name(code: u32) -> *const c_char {
-    c_name_or_null(Category::from_code(code).map(Category::c_name))
+    run_value("xg_category_name", std::ptr::null(), || c_name_or_null(Category::from_code(code).map(Category::c_name)))
 }
 
 /// The vocabulary word of an `xg_action` code, or NULL for an unknown code. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_action_name(code: u32) -> *const c_char {
-    c_name_or_null(Action::from_code(code).map(Action::c_name))
+    run_value("xg_action_name", std::ptr::null(), || c_name_or_null(Action::from_code(code).map(Action::c_name)))
 }
 
 /// The vocabulary word of an `xg_rate_limit_problem` code, or NULL (also for 0, none). Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_rate_limit_problem_name(code: u32) -> *const c_char {
-    c_name_or_null(RateLimitProblem::from_code(code).map(RateLimitProblem::c_name))
+    run_value("xg_rate_limit_problem_name", std::ptr::null(), || {
+        c_name_or_null(RateLimitProblem::from_code(code).map(RateLimitProblem::c_name))
+    })
 }
 
 /// The vocabulary word of an `xg_auth_problem` code, or NULL (also for 0, none). Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_auth_problem_name(code: u32) -> *const c_char {
-    c_name_or_null(AuthProblem::from_code(code).map(AuthProblem::c_name))
+    run_value("xg_auth_problem_name", std::ptr::null(), || {
+        c_name_or_null(AuthProblem::from_code(code).map(AuthProblem::c_name))
+    })
 }
 
 /// The vocabulary word of an `xg_reason` code, or NULL (also for 0, granted). Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_reason_name(code: u32) -> *const c_char {
-    c_name_or_null(Reason::from_code(code).map(Reason::c_name))
+    run_value("xg_reason_name", std::ptr::null(), || c_name_or_null(Reason::from_code(code).map(Reason::c_name)))
 }

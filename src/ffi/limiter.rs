@@ -1,13 +1,14 @@
 //! Pacing over the C ABI: an opaque `xg_limiter` handle and its operations.
 
 use std::ffi::c_char;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::boundary::*;
 use super::classify::{RAW_READ_CAP, XG_NONE, raw_error, xg_classification};
 use crate::classify::classify_raw;
 use crate::pacing::{
-    Clock, Decision, Feedback, Limiter, Limits, MAX_TENANT_ID_BYTES, PacingError, TenantLimits, WindowLimit,
+    Clock, Decision, Feedback, Limiter, Limits, MAX_BOOKING_AHEAD_MS, MAX_TENANT_ID_BYTES, PacingError, Permit,
+    Refusal, Step, TenantLimits, WindowLimit, wait,
 };
 use crate::vocab::{Category, RateLimitProblem};
 
@@ -18,7 +19,13 @@ pub const XG_CLOCK_MANUAL: u32 = 1;
 /// The longest tenant id accepted, in bytes.
 pub const XG_MAX_TENANT_ID_BYTES: usize = 256;
 
+/// How far ahead `xg_limiter_reserve` books at most (about 24.8 days); beyond it, `XG_STATUS_BOOKING_TOO_FAR`.
+pub const XG_MAX_BOOKING_AHEAD_MS: u64 = 2_147_483_648;
+/// A deadline that never passes, for `xg_limiter_acquire_until`.
+pub const XG_NO_DEADLINE: u64 = u64::MAX;
+
 const _: () = assert!(XG_MAX_TENANT_ID_BYTES == MAX_TENANT_ID_BYTES);
+const _: () = assert!(XG_MAX_BOOKING_AHEAD_MS == MAX_BOOKING_AHEAD_MS && XG_NO_DEADLINE == wait::NO_DEADLINE);
 
 /// A limiter: per-tenant and per-app rolling windows, concurrency permits and server-feedback blocks. Opaque.
 /// Every function taking a `const xg_limiter *` may run concurrently from any number of threads on the same
@@ -84,6 +91,39 @@ pub struct xg_reservation {
     pub wait_ms: u64,
 }
 
+/// How a wait step ended (`xg_wait_step.outcome`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// Granted: `permit` holds the concurrency slot to release.
+    Granted = 1,
+    /// Not yet: sleep `sleep_ms` (or until something else on this limiter frees capacity), then call again.
+    AskAgain = 2,
+    /// The deadline has passed, or the wait certainly ends after it: `wait_ms`/`reason` are the last refusal.
+    GiveUp = 3,
+}
+
+/// One step of a wait (`xg_limiter_acquire_until`). `outcome` is an `xg_wait_outcome` code.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct xg_wait_step {
+    pub struct_size: u32,
+    pub outcome: u32,
+    /// Granted: the permit (0 for tenantless calls).
+    pub permit: u64,
+    /// Not granted: the last refusal's exact wait and `xg_reason`.
+    pub wait_ms: u64,
+    pub reason: u32,
+    /// `XG_WAIT_OUTCOME_ASK_AGAIN`: how long to sleep before the next step (0: at once).
+    pub sleep_ms: u64,
+}
+
+impl SizedStruct for xg_limits {}
+impl SizedStruct for xg_tenant_limits {}
+impl SizedStruct for xg_decision {}
+impl SizedStruct for xg_reservation {}
+impl SizedStruct for xg_wait_step {}
+
 fn to_c_window(w: WindowLimit) -> xg_window_limit {
     xg_window_limit { limit: w.limit, window_ms: w.window_ms, margin_ms: w.margin_ms }
 }
@@ -104,17 +144,39 @@ fn to_c_limits(l: Limits) -> xg_limits {
     }
 }
 
+/// What the `xg_limits_*` constructors return after an internal fault: `struct_size` 0, which every function refuses.
+const NEVER_VALID_LIMITS: xg_limits = xg_limits {
+    struct_size: 0,
+    tenant_minute: xg_window_limit { limit: 0, window_ms: 0, margin_ms: 0 },
+    tenant_day: xg_window_limit { limit: 0, window_ms: 0, margin_ms: 0 },
+    tenant_concurrency: 0,
+    app_minute: xg_window_limit { limit: 0, window_ms: 0, margin_ms: 0 },
+    permit_timeout_ms: 0,
+    max_tenants: 0,
+};
+
 /// Xero's limits with margins: 60/60 s (+500 ms) and 5000/24 h (+60 s) per tenant, 5 in flight, 10,000/60 s
 /// (+500 ms) per app, permits expiring after 120 s, no tenant cap. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_limits_default() -> xg_limits {
-    to_c_limits(Limits::default())
+    run_value("xg_limits_default", NEVER_VALID_LIMITS, || to_c_limits(Limits::default()))
 }
 
 /// Xero's limits exactly, with no margins (the theoretical maximum). Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_limits_exact() -> xg_limits {
-    to_c_limits(Limits::exact())
+    run_value("xg_limits_exact", NEVER_VALID_LIMITS, || to_c_limits(Limits::exact()))
+}
+
+fn from_c_limits(l: &xg_limits) -> Limits {
+    Limits {
+        tenant_minute: from_c_window(&l.tenant_minute),
+        tenant_day: from_c_window(&l.tenant_day),
+        tenant_concurrency: l.tenant_concurrency,
+        app_minute: from_c_window(&l.app_minute),
+        permit_timeout_ms: l.permit_timeout_ms,
+        max_tenants: l.max_tenants,
+    }
 }
 
 fn pacing_error(e: PacingError) -> FfiError {
@@ -124,6 +186,8 @@ fn pacing_error(e: PacingError) -> FfiError {
         PacingError::UnknownPermit => XG_STATUS_UNKNOWN_PERMIT,
         PacingError::UnknownReservation => XG_STATUS_UNKNOWN_RESERVATION,
         PacingError::NotManualClock => XG_STATUS_WRONG_CLOCK,
+        PacingError::Interrupted => XG_STATUS_INTERRUPTED,
+        PacingError::BookingTooFar { .. } => XG_STATUS_BOOKING_TOO_FAR,
         PacingError::ClockBackwards | PacingError::InvalidLimits(_) | PacingError::Timeout(_) => {
             XG_STATUS_INVALID_ARGUMENT
         }
@@ -140,14 +204,6 @@ unsafe fn tenant_arg<'a>(tenant: *const c_char, tenant_len: usize) -> FfiResult<
     unsafe { text_arg(tenant, tenant_len, "tenant id", XG_MAX_TENANT_ID_BYTES) }
 }
 
-/// Checks an out struct's `struct_size` and returns it with the pointer, before any state changes.
-unsafe fn out_struct<'a, T>(ptr: *mut T, size_of: impl Fn(&T) -> u32, what: &str) -> FfiResult<(&'a mut T, u32)> {
-    let out = unsafe { out_ref(ptr, what)? };
-    let declared = size_of(out);
-    check_struct_size::<T>(declared, what)?;
-    Ok((out, declared))
-}
-
 fn decision_to_c(decision: Decision, struct_size: u32) -> xg_decision {
     match decision {
         Decision::Granted(permit) => {
@@ -159,25 +215,38 @@ fn decision_to_c(decision: Decision, struct_size: u32) -> xg_decision {
     }
 }
 
+fn step_to_c(step: Step, struct_size: u32) -> xg_wait_step {
+    let refused = |outcome: WaitOutcome, r: Refusal, sleep_ms: u64| xg_wait_step {
+        struct_size,
+        outcome: outcome as u32,
+        permit: 0,
+        wait_ms: r.wait_ms,
+        reason: r.reason.code(),
+        sleep_ms,
+    };
+    match step {
+        Step::Granted(p) => xg_wait_step {
+            struct_size,
+            outcome: WaitOutcome::Granted as u32,
+            permit: p.id,
+            wait_ms: 0,
+            reason: XG_NONE,
+            sleep_ms: 0,
+        },
+        Step::AskAgain { sleep_ms, refusal } => refused(WaitOutcome::AskAgain, refusal, sleep_ms),
+        Step::GiveUp(refusal) => refused(WaitOutcome::GiveUp, refusal, 0),
+    }
+}
+
 /// Creates a limiter. `limits` may be NULL for `xg_limits_default()`; `clock` is `XG_CLOCK_MONOTONIC` or
 /// `XG_CLOCK_MANUAL`. On success `*out` receives a handle to free with `xg_limiter_free`. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xg_limiter_new(limits: *const xg_limits, clock: u32, out: *mut *mut xg_limiter) -> xg_status {
     run("xg_limiter_new", || {
         let out = unsafe { out_ref(out, "out")? };
-        let limits = match unsafe { limits.as_ref() } {
-            None => Limits::default(),
-            Some(l) => {
-                check_struct_size::<xg_limits>(l.struct_size, "limits")?;
-                Limits {
-                    tenant_minute: from_c_window(&l.tenant_minute),
-                    tenant_day: from_c_window(&l.tenant_day),
-                    tenant_concurrency: l.tenant_concurrency,
-                    app_minute: from_c_window(&l.app_minute),
-                    permit_timeout_ms: l.permit_timeout_ms,
-                    max_tenants: l.max_tenants,
-                }
-            }
+        let limits = match limits.is_null() {
+            true => Limits::default(),
+            false => from_c_limits(&unsafe { read_sized(limits, "limits", xg_limits_default())? }),
         };
         let clock = match clock {
             XG_CLOCK_MONOTONIC => Clock::Monotonic,
@@ -240,16 +309,17 @@ pub unsafe extern "C" fn xg_limiter_acquire(
     run("xg_limiter_acquire", || {
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
-        let (out, size) = unsafe { out_struct(out, |d: &xg_decision| d.struct_size, "out")? };
+        let out = unsafe { sized_out(out, "out")? };
         let decision = limiter.acquire(tenant, limiter.now()).map_err(pacing_error)?;
-        *out = decision_to_c(decision, size);
+        out.write(decision_to_c(decision, out.declared));
         Ok(())
     })
 }
 
 /// Like `xg_limiter_acquire`, but blocks the calling thread until granted or until `timeout_ms` (on the
 /// limiter's clock) has passed. Returns `XG_STATUS_OK` either way: `out->granted` says which; when not granted,
-/// `wait_ms`/`reason` are the last refusal. It fails early when the wait certainly ends after the timeout.
+/// `wait_ms`/`reason` are the last refusal. It fails early when the wait certainly ends after the timeout, except
+/// for concurrency (a release may come sooner). `XG_STATUS_INTERRUPTED` when `xg_limiter_interrupt` is called.
 /// Thread-safe; wakes on releases, cancellations and clock moves.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xg_limiter_acquire_wait(
@@ -262,13 +332,69 @@ pub unsafe extern "C" fn xg_limiter_acquire_wait(
     run("xg_limiter_acquire_wait", || {
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
-        let (out, size) = unsafe { out_struct(out, |d: &xg_decision| d.struct_size, "out")? };
+        let out = unsafe { sized_out(out, "out")? };
         let decision = match limiter.acquire_wait(tenant, timeout_ms) {
             Ok(permit) => Decision::Granted(permit),
             Err(PacingError::Timeout(refusal)) => Decision::Refused(refusal),
             Err(e) => return Err(pacing_error(e)),
         };
-        *out = decision_to_c(decision, size);
+        out.write(decision_to_c(decision, out.declared));
+        Ok(())
+    })
+}
+
+/// Stores in `*deadline_ms` the instant `timeout_ms` from now on the limiter's clock (saturating:
+/// `XG_NO_DEADLINE` never passes), for `xg_limiter_acquire_until`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_deadline_ms(
+    limiter: *const xg_limiter,
+    timeout_ms: u64,
+    deadline_ms: *mut u64,
+) -> xg_status {
+    run("xg_limiter_deadline_ms", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let out = unsafe { out_ref(deadline_ms, "deadline_ms")? };
+        *out = limiter.deadline(timeout_ms);
+        Ok(())
+    })
+}
+
+/// One step of a wait for a permit, with `deadline_ms` on the limiter's clock (from `xg_limiter_deadline_ms`). It
+/// blocks at most `max_block_ms` (0: not at all), then `out->outcome` says: `XG_WAIT_OUTCOME_GRANTED` (`permit`);
+/// `XG_WAIT_OUTCOME_GIVE_UP` (the deadline has passed or the wait certainly ends after it; `wait_ms`/`reason` are
+/// the last refusal); or `XG_WAIT_OUTCOME_ASK_AGAIN` (sleep `sleep_ms`, waking sooner when this process frees
+/// capacity, then call again). This is the wait policy of `xg_limiter_acquire_wait` cut into steps, so a caller
+/// can stay responsive (a Python thread to Ctrl-C, an async task to cancellation) and never decides itself when to
+/// give up. `XG_STATUS_INTERRUPTED` after `xg_limiter_interrupt`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_acquire_until(
+    limiter: *const xg_limiter,
+    tenant: *const c_char,
+    tenant_len: usize,
+    deadline_ms: u64,
+    max_block_ms: u64,
+    out: *mut xg_wait_step,
+) -> xg_status {
+    run("xg_limiter_acquire_until", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
+        let out = unsafe { sized_out(out, "out")? };
+        let step = limiter
+            .acquire_until(tenant, deadline_ms, Some(Duration::from_millis(max_block_ms)))
+            .map_err(pacing_error)?;
+        out.write(step_to_c(step, out.declared));
+        Ok(())
+    })
+}
+
+/// Ends every wait on this limiter, now and later: threads blocked in `xg_limiter_acquire_wait` or
+/// `xg_limiter_acquire_until` return `XG_STATUS_INTERRUPTED` at once, and so do later waits. Every other function
+/// keeps working. Shutting down a limiter that threads may be waiting on: call this, join those threads, then
+/// `xg_limiter_free`. Thread-safe (also from a signal-handling thread; it takes no lock a waiter holds for long).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_interrupt(limiter: *const xg_limiter) -> xg_status {
+    run("xg_limiter_interrupt", || {
+        unsafe { limiter_arg(limiter)? }.interrupt();
         Ok(())
     })
 }
@@ -284,12 +410,12 @@ pub unsafe extern "C" fn xg_limiter_peek(
     run("xg_limiter_peek", || {
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
-        let (out, size) = unsafe { out_struct(out, |d: &xg_decision| d.struct_size, "out")? };
+        let out = unsafe { sized_out(out, "out")? };
         let decision = match limiter.peek(tenant, limiter.now()).map_err(pacing_error)? {
-            None => Decision::Granted(crate::pacing::Permit { id: 0 }),
+            None => Decision::Granted(Permit { id: 0 }),
             Some(refusal) => Decision::Refused(refusal),
         };
-        *out = decision_to_c(decision, size);
+        out.write(decision_to_c(decision, out.declared));
         Ok(())
     })
 }
@@ -314,7 +440,7 @@ pub unsafe extern "C" fn xg_limiter_record(
 pub unsafe extern "C" fn xg_limiter_release(limiter: *const xg_limiter, permit: u64) -> xg_status {
     run("xg_limiter_release", || {
         let limiter = unsafe { limiter_arg(limiter)? };
-        limiter.release(crate::pacing::Permit { id: permit }, limiter.now()).map_err(pacing_error)
+        limiter.release(Permit { id: permit }, limiter.now()).map_err(pacing_error)
     })
 }
 
@@ -331,9 +457,9 @@ pub unsafe extern "C" fn xg_limiter_reserve(
     run("xg_limiter_reserve", || {
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
-        let (out, size) = unsafe { out_struct(out, |r: &xg_reservation| r.struct_size, "out")? };
+        let out = unsafe { sized_out(out, "out")? };
         let r = limiter.reserve(tenant, limiter.now()).map_err(pacing_error)?;
-        *out = xg_reservation { struct_size: size, id: r.id, at_ms: r.at_ms, wait_ms: r.wait_ms };
+        out.write(xg_reservation { struct_size: out.declared, id: r.id, at_ms: r.at_ms, wait_ms: r.wait_ms });
         Ok(())
     })
 }
@@ -352,7 +478,6 @@ fn optional_count(value: i64) -> Option<u32> {
 }
 
 fn feedback_from_c(c: &xg_classification) -> FfiResult<Feedback> {
-    check_struct_size::<xg_classification>(c.struct_size, "classification")?;
     let category = Category::from_code(c.category)
         .ok_or_else(|| FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown category code {}", c.category)))?;
     let rate_limit_problem = match c.rate_limit_problem {
@@ -386,12 +511,15 @@ pub unsafe extern "C" fn xg_limiter_observe(
     run("xg_limiter_observe", || {
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
-        let feedback = feedback_from_c(unsafe { in_ref(classification, "classification")? })?;
+        let c = unsafe { read_sized(classification, "classification", xg_classification::default())? };
+        let feedback = feedback_from_c(&c)?;
         limiter.observe(tenant, &feedback, limiter.now()).map_err(pacing_error)
     })
 }
 
-/// `xg_limiter_observe` on a raw HTTP response (as for `xg_classify_raw`). Thread-safe.
+/// `xg_limiter_observe` on a raw HTTP response (as for `xg_classify_raw`). A `Retry-After` HTTP-date without a
+/// `Date` header is measured against the limiter's clock: the system clock for `XG_CLOCK_MONOTONIC`, and for
+/// `XG_CLOCK_MANUAL` the manual reading taken as milliseconds since the Unix epoch. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xg_limiter_observe_raw(
     limiter: *const xg_limiter,
@@ -404,8 +532,15 @@ pub unsafe extern "C" fn xg_limiter_observe_raw(
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
         let raw = unsafe { bytes_arg(raw, raw_len, "raw", RAW_READ_CAP)? };
-        let classification = classify_raw(raw, SystemTime::now()).map_err(raw_error)?;
-        limiter.observe(tenant, &Feedback::from(&classification), limiter.now()).map_err(pacing_error)
+        let now = limiter.now();
+        // A Retry-After date is measured on the limiter's clock: a manual clock reads as milliseconds since the
+        // epoch (so tests can pin it), the monotonic one has no date and uses the system's.
+        let date = match limiter.clock() {
+            Clock::Manual => SystemTime::UNIX_EPOCH + Duration::from_millis(now),
+            Clock::Monotonic => SystemTime::now(),
+        };
+        let classification = classify_raw(raw, date).map_err(raw_error)?;
+        limiter.observe(tenant, &Feedback::from(&classification), now).map_err(pacing_error)
     })
 }
 
@@ -443,10 +578,17 @@ pub unsafe extern "C" fn xg_limiter_set_tenant_limits(
         if tenant.is_empty() {
             return Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, "tenantless calls have no tenant limits"));
         }
-        let limits = match unsafe { limits.as_ref() } {
-            None => None,
-            Some(l) => {
-                check_struct_size::<xg_tenant_limits>(l.struct_size, "limits")?;
+        let limits = match limits.is_null() {
+            true => None,
+            false => {
+                let defaults = limiter.limits().tenant();
+                let defaults = xg_tenant_limits {
+                    struct_size: 0,
+                    minute_limit: defaults.minute_limit,
+                    day_limit: defaults.day_limit,
+                    concurrency: defaults.concurrency,
+                };
+                let l = unsafe { read_sized(limits, "limits", defaults)? };
                 Some(TenantLimits { minute_limit: l.minute_limit, day_limit: l.day_limit, concurrency: l.concurrency })
             }
         };

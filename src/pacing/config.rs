@@ -1,5 +1,9 @@
 //! Limits (xero-reference §3, §7). Every number is configurable: Xero's limits differ by plan and change.
 
+/// The longest window (with its margin) a limiter keeps: windows store 4-byte millisecond offsets, which must cover
+/// the window and the booking horizon ([`super::MAX_BOOKING_AHEAD_MS`]) together.
+pub const MAX_WINDOW_SPAN_MS: u64 = (1 << 31) - 1;
+
 /// One rolling window: at most `limit` calls in any `window_ms`, widened by `margin_ms` because Xero counts
 /// arrival time and we count send time. `limit == 0` disables the window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +78,9 @@ impl Limits {
             if w.limit > 0 && w.window_ms == 0 {
                 return Err(format!("{name}: window_ms must be positive when limit is set"));
             }
+            if w.span() > MAX_WINDOW_SPAN_MS {
+                return Err(format!("{name}: window_ms + margin_ms must be at most {MAX_WINDOW_SPAN_MS} (24.8 days)"));
+            }
         }
         if self.permit_timeout_ms == 0 {
             return Err("permit_timeout_ms must be positive".into());
@@ -81,7 +88,8 @@ impl Limits {
         Ok(())
     }
 
-    pub(crate) fn tenant(&self) -> TenantLimits {
+    /// The limits every tenant has unless it has its own.
+    pub fn tenant(&self) -> TenantLimits {
         TenantLimits {
             minute_limit: self.tenant_minute.limit,
             day_limit: self.tenant_day.limit,

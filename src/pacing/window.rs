@@ -4,45 +4,85 @@
 
 use std::collections::VecDeque;
 
+/// The instants are kept as 4-byte offsets from `base` (half the memory of 8-byte instants: a full 5000-call day
+/// window is 20 KB). A window only ever holds instants within its span before now and bookings at most
+/// [`super::MAX_BOOKING_AHEAD_MS`] after it, so offsets from the oldest entry always fit; `base` moves forward when
+/// they would not.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Window {
-    times: VecDeque<u64>,
+    base: u64,
+    offsets: VecDeque<u32>,
 }
 
 impl Window {
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.times.len()
+        self.offsets.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.times.is_empty()
+        self.offsets.is_empty()
+    }
+
+    fn at(&self, i: usize) -> u64 {
+        self.base + u64::from(self.offsets[i])
+    }
+
+    fn front(&self) -> Option<u64> {
+        self.offsets.front().map(|&o| self.base + u64::from(o))
+    }
+
+    fn back(&self) -> Option<u64> {
+        self.offsets.back().map(|&o| self.base + u64::from(o))
+    }
+
+    /// How many entries are at or before `t`.
+    fn count_le(&self, t: u64) -> usize {
+        match t.checked_sub(self.base) {
+            None => 0,
+            Some(off) => match u32::try_from(off) {
+                Ok(off) => self.offsets.partition_point(|&e| e <= off),
+                Err(_) => self.offsets.len(),
+            },
+        }
+    }
+
+    /// How many entries are before `t`.
+    fn count_lt(&self, t: u64) -> usize {
+        match t.checked_sub(self.base) {
+            None | Some(0) => 0,
+            Some(off) => self.count_le(self.base + off - 1),
+        }
+    }
+
+    fn instants(&self) -> impl Iterator<Item = u64> + '_ {
+        self.offsets.iter().map(|&o| self.base + u64::from(o))
     }
 
     /// Forgets calls that no window containing an instant ≥ `now` can hold.
     pub fn prune(&mut self, now: u64, span: u64) {
-        while self.times.front().is_some_and(|&e| e.saturating_add(span) <= now) {
-            self.times.pop_front();
+        while self.front().is_some_and(|e| e.saturating_add(span) <= now) {
+            self.offsets.pop_front();
         }
     }
 
     /// The element of the sorted sequence with `t` inserted at position `p`.
     fn with_inserted(&self, t: u64, p: usize, i: usize) -> u64 {
         match i.cmp(&p) {
-            std::cmp::Ordering::Less => self.times[i],
+            std::cmp::Ordering::Less => self.at(i),
             std::cmp::Ordering::Equal => t,
-            std::cmp::Ordering::Greater => self.times[i - 1],
+            std::cmp::Ordering::Greater => self.at(i - 1),
         }
     }
 
     /// Whether a call at `t` keeps every window within `limit` (0 means unlimited).
     pub fn admits(&self, t: u64, limit: usize, span: u64) -> bool {
-        let n = self.times.len();
+        let n = self.offsets.len();
         if limit == 0 || n < limit {
             return true;
         }
         // Violation iff some run of limit+1 consecutive calls (one of them `t`) spans less than `span`.
-        let p = self.times.partition_point(|&e| e <= t);
+        let p = self.count_le(t);
         let first_run = p.saturating_sub(limit);
         let last_run = p.min(n - limit);
         (first_run..=last_run).all(|j| self.with_inserted(t, p, j + limit) - self.with_inserted(t, p, j) >= span)
@@ -50,13 +90,13 @@ impl Window {
 
     /// The earliest instant ≥ `t` at which a call fits.
     pub fn earliest(&self, t: u64, limit: usize, span: u64) -> u64 {
-        let n = self.times.len();
+        let n = self.offsets.len();
         if limit == 0 || n < limit {
             return t;
         }
         // Calls at or before `t` alone push the answer to at least this.
-        let p = self.times.partition_point(|&e| e <= t);
-        let floor = if p >= limit { t.max(self.times[p - limit].saturating_add(span)) } else { t };
+        let p = self.count_le(t);
+        let floor = if p >= limit { t.max(self.at(p - limit).saturating_add(span)) } else { t };
         if p == n {
             return floor; // nothing booked in the future: the common case, O(log n)
         }
@@ -64,8 +104,8 @@ impl Window {
             return floor;
         }
         // Fitness changes only where a call leaves a window (e + span) or where `t` passes a booked call (e).
-        let mut leaving = self.times.iter().map(|&e| e.saturating_add(span)).filter(|&c| c > floor).peekable();
-        let mut passing = self.times.iter().copied().filter(|&c| c > floor).peekable();
+        let mut leaving = self.instants().map(|e| e.saturating_add(span)).filter(|&c| c > floor).peekable();
+        let mut passing = self.instants().filter(|&c| c > floor).peekable();
         loop {
             let candidate = match (leaving.peek(), passing.peek()) {
                 (Some(&a), Some(&b)) if a <= b => leaving.next(),
@@ -74,12 +114,29 @@ impl Window {
                 (None, None) => None,
             };
             let Some(candidate) = candidate else {
-                return self.times.back().map_or(floor, |&last| last.saturating_add(span));
+                return self.back().map_or(floor, |last| last.saturating_add(span));
             };
             if self.admits(candidate, limit, span) {
                 return candidate;
             }
         }
+    }
+
+    /// The offset of `t`, moving `base` to the oldest entry first when `t` is too far from it.
+    fn offset_of(&mut self, t: u64) -> u32 {
+        if self.offsets.is_empty() {
+            self.base = t;
+        }
+        if let Some(off) = t.checked_sub(self.base).and_then(|off| u32::try_from(off).ok()) {
+            return off;
+        }
+        let new_base = self.front().map_or(t, |front| front.min(t));
+        let old_base = self.base;
+        for off in self.offsets.iter_mut() {
+            *off = fit_u32(old_base + u64::from(*off) - new_base);
+        }
+        self.base = new_base;
+        fit_u32(t - new_base)
     }
 
     /// Records a call at `t`. Of the calls at or before `now`, only the newest `cap` are kept: an older one
@@ -88,28 +145,29 @@ impl Window {
         if cap == 0 {
             return;
         }
-        if self.times.len() == self.times.capacity() && self.times.len() < cap {
+        if self.offsets.len() == self.offsets.capacity() && self.offsets.len() < cap {
             // Grow towards the limit, never past it: a full day window holds exactly `cap` calls.
-            let target = (self.times.len() * 2).max(4).min(cap);
-            self.times.reserve_exact(target - self.times.len());
+            let target = (self.offsets.len() * 2).max(4).min(cap);
+            self.offsets.reserve_exact(target - self.offsets.len());
         }
-        if self.times.back().is_none_or(|&last| last <= t) {
-            self.times.push_back(t); // the common case: calls arrive in time order
+        let off = self.offset_of(t);
+        if self.offsets.back().is_none_or(|&last| last <= off) {
+            self.offsets.push_back(off); // the common case: calls arrive in time order
         } else {
-            let p = self.times.partition_point(|&e| e <= t);
-            self.times.insert(p, t);
+            let p = self.offsets.partition_point(|&e| e <= off);
+            self.offsets.insert(p, off);
         }
-        if self.times.len() > cap {
-            let past = self.times.partition_point(|&e| e <= now);
-            self.times.drain(..past.saturating_sub(cap));
+        if self.offsets.len() > cap {
+            let past = self.count_le(now);
+            self.offsets.drain(..past.saturating_sub(cap));
         }
     }
 
     /// Removes one call recorded at `t`; false when there is none.
     pub fn remove(&mut self, t: u64) -> bool {
-        let p = self.times.partition_point(|&e| e < t);
-        if self.times.get(p) == Some(&t) {
-            self.times.remove(p);
+        let p = self.count_lt(t);
+        if p < self.offsets.len() && self.at(p) == t {
+            self.offsets.remove(p);
             true
         } else {
             false
@@ -118,23 +176,26 @@ impl Window {
 
     /// Calls in the window ending at `now`: (now − span, now].
     pub fn count_at(&self, now: u64, span: u64) -> usize {
-        let upto_now = self.times.partition_point(|&e| e <= now);
-        let expired = match now.checked_sub(span) {
-            Some(edge) => self.times.partition_point(|&e| e <= edge),
-            None => 0,
-        };
+        let upto_now = self.count_le(now);
+        let expired = now.checked_sub(span).map_or(0, |edge| self.count_le(edge));
         upto_now - expired
     }
 
     /// Calls booked after `now` (reservations).
     pub fn booked_after(&self, now: u64) -> usize {
-        self.times.len() - self.times.partition_point(|&e| e <= now)
+        self.offsets.len() - self.count_le(now)
     }
 
     /// Bytes this window holds on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.times.capacity() * std::mem::size_of::<u64>()
+        self.offsets.capacity() * std::mem::size_of::<u32>()
     }
+}
+
+/// An offset that fits by the window's invariant (see [`Window`]); saturates rather than wrap if it ever did not.
+fn fit_u32(offset: u64) -> u32 {
+    debug_assert!(offset <= u64::from(u32::MAX), "a window spans more than 2^32 ms");
+    u32::try_from(offset).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -197,5 +258,33 @@ mod tests {
         assert_eq!(w.len(), 1, "capped to the newest");
         w.insert(90, 1, 50);
         assert_eq!(w.len(), 2, "future bookings are never dropped");
+    }
+
+    #[test]
+    fn offsets_stay_exact_across_rebases() {
+        // A window that is never empty for 120 days (its base must move), with bookings ahead, checked against
+        // a plain list of instants.
+        let (span, limit) = (86_400_000u64, 3usize);
+        let start = 1_700_000_000_000u64;
+        let mut w = Window::default();
+        let mut all: Vec<u64> = Vec::new();
+        let mut now = start;
+        while now < start + 120 * span {
+            w.prune(now, span);
+            all.retain(|&e| e + span > now);
+            let at = w.earliest(now, limit, span);
+            let mut with = all.clone();
+            with.push(at);
+            assert!(!exceeded(&with, limit, span));
+            assert!(at == now || exceeded(&[all.clone(), vec![at - 1]].concat(), limit, span));
+            w.insert(at, limit, now);
+            all.push(at);
+            all.sort_unstable();
+            assert_eq!(w.count_at(now, span), all.iter().filter(|&&e| e <= now && e + span > now).count());
+            assert_eq!(w.booked_after(now), all.iter().filter(|&&e| e > now).count());
+            now += span / 2 + 12_345;
+        }
+        assert!(w.base > start, "the base moved forward");
+        assert!(w.remove(*all.last().unwrap()));
     }
 }

@@ -1,0 +1,162 @@
+//! What pacing operations take and give: permits, decisions, reservations, feedback, snapshots and errors. Every
+//! backend speaks these types.
+
+use crate::classify::Classification;
+use crate::vocab::{Category, RateLimitProblem, Reason};
+
+/// Tenant ids are Xero GUIDs; anything much longer is a caller's bug, refused before it costs memory.
+pub const MAX_TENANT_ID_BYTES: usize = 256;
+
+/// How far ahead a reservation may be booked: windows store 4-byte millisecond offsets, and a booking must stay
+/// within their range together with the longest window (see [`super::Limits::validate`]).
+pub const MAX_BOOKING_AHEAD_MS: u64 = 1 << 31;
+
+/// A concurrency slot held by one call in flight. Id 0 is a tenantless call's, which holds no slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Permit {
+    pub id: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Exactly how long until the call would be admitted, if nothing else changes.
+    pub wait_ms: u64,
+    pub reason: Reason,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Granted(Permit),
+    Refused(Refusal),
+}
+
+/// A call booked for a future instant: it counts in every window from now on. It takes no concurrency permit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: u64,
+    pub at_ms: u64,
+    pub wait_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PacingError {
+    TenantIdTooLong,
+    TooManyTenants,
+    UnknownPermit,
+    UnknownReservation,
+    NotManualClock,
+    ClockBackwards,
+    InvalidLimits(String),
+    /// `acquire_wait` could not be granted in time; the last refusal says why.
+    Timeout(Refusal),
+    /// The limiter was interrupted (`Limiter::interrupt`): waits end at once.
+    Interrupted,
+    /// The next free slot lies beyond [`MAX_BOOKING_AHEAD_MS`]; the wait until it is in the error.
+    BookingTooFar {
+        wait_ms: u64,
+    },
+}
+
+impl std::fmt::Display for PacingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PacingError::TenantIdTooLong => write!(f, "tenant id longer than {MAX_TENANT_ID_BYTES} bytes"),
+            PacingError::TooManyTenants => f.write_str("the limiter tracks max_tenants tenants and none is idle"),
+            PacingError::UnknownPermit => f.write_str("unknown permit: never granted, already released, or expired"),
+            PacingError::UnknownReservation => {
+                f.write_str("unknown reservation: never made, already cancelled, or its time has come")
+            }
+            PacingError::NotManualClock => f.write_str("only a limiter with the manual clock can be moved by hand"),
+            PacingError::ClockBackwards => f.write_str("the manual clock cannot move backwards"),
+            PacingError::InvalidLimits(why) => write!(f, "invalid limits: {why}"),
+            PacingError::Timeout(r) => write!(f, "timed out: would need {} ms more ({})", r.wait_ms, r.reason),
+            PacingError::Interrupted => f.write_str("interrupted: the limiter is shutting down"),
+            PacingError::BookingTooFar { wait_ms } => write!(
+                f,
+                "the next free slot is {wait_ms} ms away, beyond the booking horizon of {MAX_BOOKING_AHEAD_MS} ms"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PacingError {}
+
+/// What `observe` needs from a classification (the C struct carries exactly these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Feedback {
+    pub status: u16,
+    pub category: Category,
+    pub rate_limit_problem: Option<RateLimitProblem>,
+    pub recommended_wait_ms: Option<u64>,
+    pub minute_remaining: Option<u32>,
+    pub day_remaining: Option<u32>,
+    pub app_minute_remaining: Option<u32>,
+}
+
+impl From<&Classification> for Feedback {
+    fn from(c: &Classification) -> Self {
+        Feedback {
+            status: c.status,
+            category: c.category,
+            rate_limit_problem: c.rate_limit_problem,
+            recommended_wait_ms: c.recommended_wait_ms,
+            minute_remaining: c.minute_remaining,
+            day_remaining: c.day_remaining,
+            app_minute_remaining: c.app_minute_remaining,
+        }
+    }
+}
+
+/// One window's view in a [`Snapshot`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSnapshot {
+    pub limit: u32,
+    pub window_ms: u64,
+    /// Calls in the window ending now.
+    pub count: u32,
+    /// Calls still allowed in the window ending now.
+    pub remaining: u32,
+    /// Calls booked (reserved) for later instants.
+    pub booked: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub tenant: String,
+    pub now_ms: u64,
+    pub minute: WindowSnapshot,
+    pub day: WindowSnapshot,
+    pub app_minute: WindowSnapshot,
+    pub in_flight: u32,
+    pub concurrency_limit: u32,
+    pub blocked_until_ms: Option<u64>,
+    pub block_reason: Option<Reason>,
+    pub app_blocked_until_ms: Option<u64>,
+    pub app_block_reason: Option<Reason>,
+    /// What `peek` would answer now.
+    pub wait_ms: u64,
+    pub wait_reason: Option<Reason>,
+    pub tenants_tracked: u64,
+}
+
+impl Snapshot {
+    pub fn to_json(&self) -> serde_json::Value {
+        let window = |w: &WindowSnapshot| serde_json::json!({"limit": w.limit, "window_ms": w.window_ms, "count": w.count, "remaining": w.remaining, "booked": w.booked});
+        serde_json::json!({
+            "tenant": self.tenant,
+            "now_ms": self.now_ms,
+            "minute": window(&self.minute),
+            "day": window(&self.day),
+            "app_minute": window(&self.app_minute),
+            "in_flight": self.in_flight,
+            "concurrency_limit": self.concurrency_limit,
+            "blocked_until_ms": self.blocked_until_ms,
+            "block_reason": self.block_reason.map(Reason::as_str),
+            "app_blocked_until_ms": self.app_blocked_until_ms,
+            "app_block_reason": self.app_block_reason.map(Reason::as_str),
+            "wait_ms": self.wait_ms,
+            "wait_reason": self.wait_reason.map(Reason::as_str),
+            "tenants_tracked": self.tenants_tracked,
+        })
+    }
+}
