@@ -209,7 +209,7 @@ fn backoff_and_buffers_refuse_bad_arguments() {
         assert!(xg_reason_name(code).is_null());
     }
     assert!(xg_category_name(u32::MAX).is_null());
-    for status in [-1, 11, 98, 100, i32::MIN, i32::MAX] {
+    for status in [-1, 50, 98, 100, i32::MIN, i32::MAX] {
         assert_eq!(unsafe { CStr::from_ptr(xg_status_name(status)) }.to_str().unwrap(), "unknown_status");
     }
     unsafe { xg_string_free(ptr::null_mut()) };
@@ -296,10 +296,13 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
     let raw = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 5\r\nX-Rate-Limit-Problem: minute\r\n\r\n";
     let tenant_limits =
         xg_tenant_limits { struct_size: size_of::<xg_tenant_limits>(), minute_limit: 1, day_limit: 1, concurrency: 1 };
+    let mut step = xg_wait_step { struct_size: size_of::<xg_wait_step>(), permit: 99, ..Default::default() };
     let (dp, rp, jp) = (&mut d as *mut xg_decision, &mut r as *mut xg_reservation, &mut json as *mut *mut c_char);
+    let sp = &mut step as *mut xg_wait_step;
     let calls: Vec<(&str, TenantCall)> = vec![
         ("xg_limiter_acquire", Box::new(|l, t, n| unsafe { xg_limiter_acquire(l, t, n, dp) })),
         ("xg_limiter_acquire_wait", Box::new(|l, t, n| unsafe { xg_limiter_acquire_wait(l, t, n, 0, dp) })),
+        ("xg_limiter_acquire_until", Box::new(|l, t, n| unsafe { xg_limiter_acquire_until(l, t, n, 0, 0, sp) })),
         ("xg_limiter_peek", Box::new(|l, t, n| unsafe { xg_limiter_peek(l, t, n, dp) })),
         ("xg_limiter_record", Box::new(|l, t, n| unsafe { xg_limiter_record(l, t, n) })),
         ("xg_limiter_reserve", Box::new(|l, t, n| unsafe { xg_limiter_reserve(l, t, n, rp) })),
@@ -340,6 +343,20 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
     refused("xg_limiter_now_ms", XG_STATUS_NULL_POINTER, "out_ms", || unsafe {
         xg_limiter_now_ms(l.0, ptr::null_mut())
     });
+    refused("xg_limiter_deadline_ms", XG_STATUS_NULL_POINTER, "deadline_ms", || unsafe {
+        xg_limiter_deadline_ms(l.0, 5, ptr::null_mut())
+    });
+    refused("xg_limiter_deadline_ms", XG_STATUS_NULL_POINTER, "limiter", || unsafe {
+        xg_limiter_deadline_ms(ptr::null(), 5, &mut 0)
+    });
+    refused("xg_limiter_acquire_until", XG_STATUS_NULL_POINTER, "out", || unsafe {
+        xg_limiter_acquire_until(l.0, tp, tl, 0, 0, ptr::null_mut())
+    });
+    let mut small_step = xg_wait_step { struct_size: 3, ..Default::default() };
+    refused("xg_limiter_acquire_until", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+        xg_limiter_acquire_until(l.0, tp, tl, 0, 0, &mut small_step)
+    });
+    refused("xg_limiter_interrupt", XG_STATUS_NULL_POINTER, "limiter", || unsafe { xg_limiter_interrupt(ptr::null()) });
     let mut small_d = xg_decision { struct_size: 1, ..Default::default() };
     refused("xg_limiter_acquire", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
         xg_limiter_acquire(l.0, tp, tl, &mut small_d)
@@ -402,7 +419,7 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
 
     // Nothing above changed the limiter or wrote an out-parameter.
     assert_eq!(snapshot(&l, t), before, "a refused call changed the tenant's state");
-    assert_eq!((d.permit, d.wait_ms, r.id), (99, 99, 99), "a refused call wrote an out-parameter");
+    assert_eq!((d.permit, d.wait_ms, r.id, step.permit), (99, 99, 99, 99), "a refused call wrote an out-parameter");
     assert!(json.is_null());
     assert_eq!(unsafe { xg_limiter_release(l.0, held.permit) }, XG_STATUS_OK, "the permit survived every refusal");
 }

@@ -3,9 +3,12 @@
 mod common;
 
 use std::sync::{Arc, Barrier};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
-use xeroguard::pacing::{Clock, Decision, Feedback, Limiter, Limits, PacingError, Permit, TenantLimits, WindowLimit};
+use xeroguard::pacing::{
+    Clock, Decision, Feedback, Limiter, Limits, MAX_BOOKING_AHEAD_MS, PacingError, Permit, Step, TenantLimits,
+    WindowLimit,
+};
 use xeroguard::{Reason, classify, classify_raw};
 
 fn manual(limits: Limits) -> Limiter {
@@ -213,6 +216,76 @@ fn acquire_wait_wakes_when_the_manual_clock_moves() {
     let permit = l.acquire_wait("t", 120_000).expect("granted after the clock moved");
     mover.join().unwrap();
     l.release(permit, l.now()).unwrap();
+}
+
+#[test]
+fn acquire_until_steps_follow_the_one_wait_policy() {
+    let l = manual(Limits::exact());
+    for _ in 0..60 {
+        l.record("t", 0).unwrap();
+    }
+    // The minute frees at 60 s: a deadline before it gives up at once, one after it asks again.
+    let early = l.deadline(59_999);
+    assert!(matches!(l.acquire_until("t", early, None), Ok(Step::GiveUp(r)) if r.wait_ms == 60_000));
+    let late = l.deadline(60_000);
+    let step = l.acquire_until("t", late, Some(Duration::ZERO)).unwrap();
+    assert!(matches!(step, Step::AskAgain { sleep_ms: 50, refusal } if refusal.reason == Reason::Minute));
+    l.advance(60_000).unwrap();
+    let Ok(Step::Granted(permit)) = l.acquire_until("t", late, Some(Duration::ZERO)) else { panic!("granted") };
+    l.release(permit, l.now()).unwrap();
+    // A deadline already passed gives up even where a release could come (concurrency).
+    let l = manual(Limits { tenant_concurrency: 1, ..Limits::exact() });
+    let held = grant(&l, "c", 0).unwrap();
+    let passed = l.now();
+    assert!(matches!(l.acquire_until("c", passed, None), Ok(Step::GiveUp(r)) if r.reason == Reason::Concurrency));
+    // With time left, a concurrency wait blocks at most max_block and asks again.
+    let started = Instant::now();
+    let step = l.acquire_until("c", l.deadline(1_000), Some(Duration::from_millis(30))).unwrap();
+    assert!(matches!(step, Step::AskAgain { refusal, .. } if refusal.reason == Reason::Concurrency));
+    assert!(started.elapsed() >= Duration::from_millis(30), "it blocked up to max_block");
+    l.release(held, l.now()).unwrap();
+}
+
+#[test]
+fn interrupt_ends_every_wait_now_and_later() {
+    let l = Arc::new(manual(Limits { tenant_concurrency: 1, ..Limits::exact() }));
+    let held = grant(&l, "t", 0).unwrap();
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let l = Arc::clone(&l);
+            std::thread::spawn(move || l.acquire_wait("t", u64::MAX))
+        })
+        .collect();
+    // The waiters block on the held slot with no deadline: only an interrupt ends them. (The pause lets them reach
+    // the block; one that arrives after the interrupt ends at once, which the test accepts too.)
+    std::thread::sleep(Duration::from_millis(20));
+    l.interrupt();
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), Err(PacingError::Interrupted));
+    }
+    assert_eq!(l.acquire_wait("t", 10), Err(PacingError::Interrupted), "later waits end at once");
+    assert_eq!(l.acquire_until("t", u64::MAX, None), Err(PacingError::Interrupted));
+    l.release(held, l.now()).expect("other operations keep working");
+    assert!(matches!(l.acquire("t", l.now()), Ok(Decision::Granted(_))));
+}
+
+#[test]
+fn bookings_stay_within_the_horizon_and_windows_within_their_offsets() {
+    let l = manual(Limits::exact());
+    let offline = Feedback {
+        status: 503,
+        category: xeroguard::Category::OrganisationOffline,
+        rate_limit_problem: None,
+        recommended_wait_ms: Some(MAX_BOOKING_AHEAD_MS + 1),
+        minute_remaining: None,
+        day_remaining: None,
+        app_minute_remaining: None,
+    };
+    l.observe("t", &offline, 0).unwrap();
+    assert_eq!(l.reserve("t", 0), Err(PacingError::BookingTooFar { wait_ms: MAX_BOOKING_AHEAD_MS + 1 }));
+    assert_eq!(l.reserve("t", 1).unwrap().wait_ms, MAX_BOOKING_AHEAD_MS, "at the horizon it books");
+    let too_long = Limits { tenant_day: WindowLimit::new(5_000, 30 * 86_400_000, 0), ..Limits::exact() };
+    assert!(matches!(Limiter::new(too_long, Clock::Manual), Err(PacingError::InvalidLimits(_))));
 }
 
 #[test]

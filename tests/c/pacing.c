@@ -131,6 +131,64 @@ static void blocking_wait(xg_limiter *lim) {
     xg_limiter_release(lim, d.permit);
 }
 
+static void stepped_wait(xg_limiter *lim) {
+    xg_wait_step step;
+    uint64_t deadline = 0;
+    int i;
+    memset(&step, 0, sizeof step);
+    step.struct_size = sizeof step;
+    for (i = 0; i < 60; i++) xg_limiter_record(lim, "stepper", 7);
+    CHECK_STATUS(xg_limiter_deadline_ms(lim, 30000, &deadline), XG_STATUS_OK);
+    CHECK_STATUS(xg_limiter_acquire_until(lim, "stepper", 7, deadline, 0, &step), XG_STATUS_OK);
+    CHECK(step.outcome == XG_WAIT_OUTCOME_GIVE_UP && step.reason == XG_REASON_MINUTE && step.wait_ms == 60000,
+          "a minute wait beyond a 30 s deadline gives up at once (outcome %u)", (unsigned)step.outcome);
+    CHECK_STATUS(xg_limiter_deadline_ms(lim, 120000, &deadline), XG_STATUS_OK);
+    CHECK_STATUS(xg_limiter_acquire_until(lim, "stepper", 7, deadline, 0, &step), XG_STATUS_OK);
+    CHECK(step.outcome == XG_WAIT_OUTCOME_ASK_AGAIN && step.sleep_ms > 0, "within the deadline: ask again");
+    xg_limiter_advance_ms(lim, 60000);
+    CHECK_STATUS(xg_limiter_acquire_until(lim, "stepper", 7, deadline, 0, &step), XG_STATUS_OK);
+    CHECK(step.outcome == XG_WAIT_OUTCOME_GRANTED && step.permit != 0, "granted once the minute has passed");
+    xg_limiter_release(lim, step.permit);
+}
+
+struct waiter {
+    xg_limiter *lim;
+    xg_status status;
+};
+
+static void *wait_forever(void *arg) {
+    struct waiter *w = (struct waiter *)arg;
+    xg_decision d = decision();
+    w->status = xg_limiter_acquire_wait(w->lim, "busy", 4, UINT64_MAX, &d);
+    return NULL;
+}
+
+/* The documented shutdown order: interrupt the limiter, join the threads waiting on it, then free it. */
+static void shutdown_while_threads_wait(void) {
+    xg_limiter *lim = NULL;
+    xg_limits limits = xg_limits_exact();
+    xg_decision held = decision();
+    struct waiter waiters[4];
+    pthread_t threads[4];
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    int i;
+    limits.tenant_concurrency = 1;
+    CHECK_STATUS(xg_limiter_new(&limits, XG_CLOCK_MONOTONIC, &lim), XG_STATUS_OK);
+    CHECK_STATUS(xg_limiter_acquire(lim, "busy", 4, &held), XG_STATUS_OK);
+    for (i = 0; i < 4; i++) {
+        waiters[i].lim = lim;
+        waiters[i].status = -1;
+        pthread_create(&threads[i], NULL, wait_forever, &waiters[i]);
+    }
+    nanosleep(&pause, NULL); /* let them block on the held slot; one arriving later ends at once too */
+    CHECK_STATUS(xg_limiter_interrupt(lim), XG_STATUS_OK);
+    for (i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(waiters[i].status == XG_STATUS_INTERRUPTED, "waiter %d: %s", i, xg_status_name(waiters[i].status));
+    }
+    xg_limiter_free(lim);
+}
+
 int main(void) {
     xg_limiter *lim = NULL;
     xg_limits limits = xg_limits_exact();
@@ -140,6 +198,8 @@ int main(void) {
     reservations(lim);
     feedback(lim);
     blocking_wait(lim);
+    stepped_wait(lim);
     xg_limiter_free(lim);
+    shutdown_while_threads_wait();
     return finish();
 }
