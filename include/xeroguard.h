@@ -196,6 +196,8 @@ enum xg_reason
   XG_REASON_RETRY_AFTER = 5,
   XG_REASON_ORGANISATION_OFFLINE = 6,
   XG_REASON_OUTAGE = 7,
+  // The shared store (Redis) could not be reached and the limiter's failure policy is `closed`.
+  XG_REASON_STORE_UNAVAILABLE = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -223,6 +225,28 @@ enum xg_wait_outcome
 typedef enum xg_wait_outcome xg_wait_outcome;
 #else
 typedef uint32_t xg_wait_outcome;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What a limiter sharing its state through a store does when the store cannot be reached, and which of it applied
+// to a decision. Code 0 is reserved for "none" (the store decided) in C.
+enum xg_failure_policy
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Refuse, with reason `store_unavailable`: never more calls than allowed (the default).
+  XG_FAILURE_POLICY_CLOSED = 1,
+  // Grant, flagged: the app keeps running and risks a 429.
+  XG_FAILURE_POLICY_OPEN = 2,
+  // Decide in this process with its share of every limit (the limit divided by the configured workers).
+  XG_FAILURE_POLICY_LOCAL = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum xg_failure_policy xg_failure_policy;
+#else
+typedef uint32_t xg_failure_policy;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -330,6 +354,9 @@ typedef struct {
   uint64_t permit;
   uint64_t wait_ms;
   uint32_t reason;
+  // 0 when the limiter's state decided; else the `xg_failure_policy` that decided because a shared store could
+  // not be reached (added in ABI 2, in what was padding: older callers never see it).
+  uint32_t fallback;
 } xg_decision;
 
 // One step of a wait (`xg_limiter_acquire_until`). `outcome` is an `xg_wait_outcome` code.
@@ -343,6 +370,8 @@ typedef struct {
   uint32_t reason;
   // `XG_WAIT_OUTCOME_ASK_AGAIN`: how long to sleep before the next step (0: at once).
   uint64_t sleep_ms;
+  // As `xg_decision.fallback`.
+  uint32_t fallback;
 } xg_wait_step;
 
 // A booked future slot: the call counts from now on at `at_ms` (limiter clock), `wait_ms` from now.
@@ -399,6 +428,12 @@ typedef struct {
 
 // A reservation's slot lies beyond the booking horizon (`XG_MAX_BOOKING_AHEAD_MS`).
 #define XG_STATUS_BOOKING_TOO_FAR 12
+
+// The shared store (Redis) could not be reached within the deadline, and the failure policy did not decide instead.
+#define XG_STATUS_STORE_UNAVAILABLE 13
+
+// The shared store answered with an error (e.g. its key prefix runs on another clock); the message has it.
+#define XG_STATUS_STORE_ERROR 14
 
 // A panic inside the library was caught at the boundary. The library remains usable.
 #define XG_STATUS_PANIC 99

@@ -13,4 +13,4 @@ mod vocab;
 pub use classify::{Classification, RawError, classify, classify_raw};
 pub use pacing::{Clock, Decision, Limiter, Limits, Permit};
 pub use retry::{Backoff, GiveUp, RetryPolicy, backoff};
-pub use vocab::{Action, AuthProblem, Category, RateLimitProblem, Reason};
+pub use vocab::{Action, AuthProblem, Category, FailurePolicy, RateLimitProblem, Reason};

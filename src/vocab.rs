@@ -177,6 +177,8 @@ pub enum Reason {
     RetryAfter = 5,
     OrganisationOffline = 6,
     Outage = 7,
+    /// The shared store (Redis) could not be reached and the limiter's failure policy is `closed`.
+    StoreUnavailable = 8,
 }
 
 vocabulary! {
@@ -188,6 +190,28 @@ vocabulary! {
         RetryAfter => "retry_after",
         OrganisationOffline => "organisation_offline",
         Outage => "outage",
+        StoreUnavailable => "store_unavailable",
+    }
+}
+
+/// What a limiter sharing its state through a store does when the store cannot be reached, and which of it applied
+/// to a decision. Code 0 is reserved for "none" (the store decided) in C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum FailurePolicy {
+    /// Refuse, with reason `store_unavailable`: never more calls than allowed (the default).
+    Closed = 1,
+    /// Grant, flagged: the app keeps running and risks a 429.
+    Open = 2,
+    /// Decide in this process with its share of every limit (the limit divided by the configured workers).
+    Local = 3,
+}
+
+vocabulary! {
+    FailurePolicy {
+        Closed => "closed",
+        Open => "open",
+        Local => "local",
     }
 }
 

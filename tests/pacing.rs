@@ -172,7 +172,7 @@ fn tenant_overrides_apply_at_runtime_and_keep_history() {
 fn tenantless_calls_count_only_in_the_app_window() {
     let l = manual(Limits::exact());
     for _ in 0..100 {
-        assert_eq!(grant(&l, "", 0), Some(Permit { id: 0 }));
+        assert_eq!(grant(&l, "", 0), Some(Permit::new(0)));
     }
     let s = l.snapshot("t", 0).unwrap();
     assert_eq!((s.minute.count, s.app_minute.count), (0, 100));

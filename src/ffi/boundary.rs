@@ -33,6 +33,10 @@ pub const XG_STATUS_WRONG_CLOCK: xg_status = 10;
 pub const XG_STATUS_INTERRUPTED: xg_status = 11;
 /// A reservation's slot lies beyond the booking horizon (`XG_MAX_BOOKING_AHEAD_MS`).
 pub const XG_STATUS_BOOKING_TOO_FAR: xg_status = 12;
+/// The shared store (Redis) could not be reached within the deadline, and the failure policy did not decide instead.
+pub const XG_STATUS_STORE_UNAVAILABLE: xg_status = 13;
+/// The shared store answered with an error (e.g. its key prefix runs on another clock); the message has it.
+pub const XG_STATUS_STORE_ERROR: xg_status = 14;
 /// A panic inside the library was caught at the boundary. The library remains usable.
 pub const XG_STATUS_PANIC: xg_status = 99;
 
@@ -275,6 +279,8 @@ pub extern "C" fn xg_status_name(status: xg_status) -> *const c_char {
             XG_STATUS_WRONG_CLOCK => c"wrong_clock",
             XG_STATUS_INTERRUPTED => c"interrupted",
             XG_STATUS_BOOKING_TOO_FAR => c"booking_too_far",
+            XG_STATUS_STORE_UNAVAILABLE => c"store_unavailable",
+            XG_STATUS_STORE_ERROR => c"store_error",
             XG_STATUS_PANIC => c"panic",
             _ => c"unknown_status",
         };

@@ -10,7 +10,7 @@ use crate::pacing::{
     Clock, Decision, Feedback, Limiter, Limits, MAX_BOOKING_AHEAD_MS, MAX_TENANT_ID_BYTES, PacingError, Permit,
     Refusal, Step, TenantLimits, WindowLimit, wait,
 };
-use crate::vocab::{Category, RateLimitProblem};
+use crate::vocab::{Category, FailurePolicy, RateLimitProblem};
 
 /// The system's monotonic clock, counted from the limiter's creation.
 pub const XG_CLOCK_MONOTONIC: u32 = 0;
@@ -79,6 +79,9 @@ pub struct xg_decision {
     pub permit: u64,
     pub wait_ms: u64,
     pub reason: u32,
+    /// 0 when the limiter's state decided; else the `xg_failure_policy` that decided because a shared store could
+    /// not be reached (added in ABI 2, in what was padding: older callers never see it).
+    pub fallback: u32,
 }
 
 /// A booked future slot: the call counts from now on at `at_ms` (limiter clock), `wait_ms` from now.
@@ -116,6 +119,8 @@ pub struct xg_wait_step {
     pub reason: u32,
     /// `XG_WAIT_OUTCOME_ASK_AGAIN`: how long to sleep before the next step (0: at once).
     pub sleep_ms: u64,
+    /// As `xg_decision.fallback`.
+    pub fallback: u32,
 }
 
 impl SizedStruct for xg_limits {}
@@ -188,6 +193,8 @@ fn pacing_error(e: PacingError) -> FfiError {
         PacingError::NotManualClock => XG_STATUS_WRONG_CLOCK,
         PacingError::Interrupted => XG_STATUS_INTERRUPTED,
         PacingError::BookingTooFar { .. } => XG_STATUS_BOOKING_TOO_FAR,
+        PacingError::StoreUnavailable(_) => XG_STATUS_STORE_UNAVAILABLE,
+        PacingError::Store(_) => XG_STATUS_STORE_ERROR,
         PacingError::ClockBackwards | PacingError::InvalidLimits(_) | PacingError::Timeout(_) => {
             XG_STATUS_INVALID_ARGUMENT
         }
@@ -204,14 +211,28 @@ unsafe fn tenant_arg<'a>(tenant: *const c_char, tenant_len: usize) -> FfiResult<
     unsafe { text_arg(tenant, tenant_len, "tenant id", XG_MAX_TENANT_ID_BYTES) }
 }
 
+fn fallback_code(fallback: Option<FailurePolicy>) -> u32 {
+    fallback.map_or(XG_NONE, FailurePolicy::code)
+}
+
 fn decision_to_c(decision: Decision, struct_size: u32) -> xg_decision {
     match decision {
-        Decision::Granted(permit) => {
-            xg_decision { struct_size, granted: true, permit: permit.id, wait_ms: 0, reason: XG_NONE }
-        }
-        Decision::Refused(r) => {
-            xg_decision { struct_size, granted: false, permit: 0, wait_ms: r.wait_ms, reason: r.reason.code() }
-        }
+        Decision::Granted(p) => xg_decision {
+            struct_size,
+            granted: true,
+            permit: p.id,
+            wait_ms: 0,
+            reason: XG_NONE,
+            fallback: fallback_code(p.fallback),
+        },
+        Decision::Refused(r) => xg_decision {
+            struct_size,
+            granted: false,
+            permit: 0,
+            wait_ms: r.wait_ms,
+            reason: r.reason.code(),
+            fallback: fallback_code(r.fallback),
+        },
     }
 }
 
@@ -223,6 +244,7 @@ fn step_to_c(step: Step, struct_size: u32) -> xg_wait_step {
         wait_ms: r.wait_ms,
         reason: r.reason.code(),
         sleep_ms,
+        fallback: fallback_code(r.fallback),
     };
     match step {
         Step::Granted(p) => xg_wait_step {
@@ -232,6 +254,7 @@ fn step_to_c(step: Step, struct_size: u32) -> xg_wait_step {
             wait_ms: 0,
             reason: XG_NONE,
             sleep_ms: 0,
+            fallback: fallback_code(p.fallback),
         },
         Step::AskAgain { sleep_ms, refusal } => refused(WaitOutcome::AskAgain, refusal, sleep_ms),
         Step::GiveUp(refusal) => refused(WaitOutcome::GiveUp, refusal, 0),
@@ -412,7 +435,7 @@ pub unsafe extern "C" fn xg_limiter_peek(
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
         let out = unsafe { sized_out(out, "out")? };
         let decision = match limiter.peek(tenant, limiter.now()).map_err(pacing_error)? {
-            None => Decision::Granted(Permit { id: 0 }),
+            None => Decision::Granted(Permit::new(0)),
             Some(refusal) => Decision::Refused(refusal),
         };
         out.write(decision_to_c(decision, out.declared));
@@ -440,7 +463,7 @@ pub unsafe extern "C" fn xg_limiter_record(
 pub unsafe extern "C" fn xg_limiter_release(limiter: *const xg_limiter, permit: u64) -> xg_status {
     run("xg_limiter_release", || {
         let limiter = unsafe { limiter_arg(limiter)? };
-        limiter.release(Permit { id: permit }, limiter.now()).map_err(pacing_error)
+        limiter.release(Permit::new(permit), limiter.now()).map_err(pacing_error)
     })
 }
 

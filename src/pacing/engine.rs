@@ -154,7 +154,7 @@ impl Scope<'_> {
     /// What `acquire` would answer, changing nothing: `None` when it would be granted.
     pub fn peek(&self) -> Option<Refusal> {
         let (at, reason) = self.earliest(true);
-        reason.filter(|_| at > self.now).map(|reason| Refusal { wait_ms: at - self.now, reason })
+        reason.filter(|_| at > self.now).map(|reason| Refusal::new(at - self.now, reason))
     }
 
     /// Counts a call at `at` in every window it belongs to (it counts even over a limit: it happened, or is booked).
@@ -171,15 +171,15 @@ impl Scope<'_> {
         let (at, reason) = self.earliest(true);
         if at > self.now {
             let reason = reason.expect("a later instant always has a reason");
-            return Decision::Refused(Refusal { wait_ms: at - self.now, reason });
+            return Decision::Refused(Refusal::new(at - self.now, reason));
         }
         self.record_call(self.now);
         if tenantless {
-            return Decision::Granted(Permit { id: 0 });
+            return Decision::Granted(Permit::new(0));
         }
         let id = permit_id();
         self.tenant.in_flight.push((id, self.permit_expiry()));
-        Decision::Granted(Permit { id })
+        Decision::Granted(Permit::new(id))
     }
 
     /// When a permit granted now expires.
@@ -201,7 +201,7 @@ impl Scope<'_> {
 
     /// Takes the server's word (see [`Effects`]).
     pub fn observe(&mut self, feedback: &Feedback) {
-        Effects::of(feedback, &self.tenant_limits, self.limits).apply(self);
+        Effects::of(feedback).apply(self);
     }
 
     pub fn snapshot(&self, tenant: &str, tenants_tracked: u64) -> Snapshot {
@@ -248,23 +248,22 @@ pub(crate) fn unbook(tenant: Option<&mut TenantState>, app: &mut AppState, at: u
 }
 
 /// What the server's feedback on one call means for pacing, relative to the moment it is applied: which scope to
-/// block for how long, and per window how many calls the server has seen at least (which raises local usage,
-/// never lowers it).
+/// block for how long, and per window how many calls the server says are left, from which the calls it has seen
+/// follow (`limit − remaining`, with the scope's limit): they raise local usage, never lower it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Effects {
     pub tenant_block: Option<(u64, Reason)>,
     pub app_block: Option<(u64, Reason)>,
-    pub seen_minute: Option<u32>,
-    pub seen_day: Option<u32>,
-    pub seen_app_minute: Option<u32>,
+    pub minute_remaining: Option<u32>,
+    pub day_remaining: Option<u32>,
+    pub app_minute_remaining: Option<u32>,
 }
 
 impl Effects {
     /// 429s block the scope they name (the app for `app_minute`), an offline organisation blocks its tenant, a 503
-    /// outage blocks the app, for the classification's recommended wait; remaining counts say how many calls the
-    /// server has seen, except in the window a 429 names, whose block already covers it (phantoms there would
-    /// outlast the server's Retry-After).
-    pub fn of(feedback: &Feedback, tenant_limits: &TenantLimits, limits: &Limits) -> Self {
+    /// outage blocks the app, for the classification's recommended wait; remaining counts apply, except in the
+    /// window a 429 names, whose block already covers it (phantoms there would outlast the server's Retry-After).
+    pub fn of(feedback: &Feedback) -> Self {
         let wait = feedback.recommended_wait_ms.unwrap_or(0);
         let limited = (feedback.category == Category::RateLimited)
             .then(|| feedback.rate_limit_problem.unwrap_or(RateLimitProblem::Unknown));
@@ -278,14 +277,11 @@ impl Effects {
             }
             _ => {}
         }
-        let seen = |problem: RateLimitProblem, limit: u32, remaining: Option<u32>| {
-            let remaining = remaining.filter(|_| limit > 0 && limited != Some(problem))?;
-            Some(limit.saturating_sub(remaining))
-        };
-        effects.seen_minute = seen(RateLimitProblem::Minute, tenant_limits.minute_limit, feedback.minute_remaining);
-        effects.seen_day = seen(RateLimitProblem::Day, tenant_limits.day_limit, feedback.day_remaining);
-        effects.seen_app_minute =
-            seen(RateLimitProblem::AppMinute, limits.app_minute.limit, feedback.app_minute_remaining);
+        let uncovered =
+            |problem: RateLimitProblem, remaining: Option<u32>| remaining.filter(|_| limited != Some(problem));
+        effects.minute_remaining = uncovered(RateLimitProblem::Minute, feedback.minute_remaining);
+        effects.day_remaining = uncovered(RateLimitProblem::Day, feedback.day_remaining);
+        effects.app_minute_remaining = uncovered(RateLimitProblem::AppMinute, feedback.app_minute_remaining);
         effects
     }
 
@@ -298,19 +294,20 @@ impl Effects {
             extend_block(&mut scope.app.block, now.saturating_add(wait), reason);
         }
         let limits = scope.limits;
-        let minute_cap = scope.tenant_limits.minute_limit;
-        let day_cap = scope.tenant_limits.day_limit;
-        add_phantoms(&mut scope.tenant.minute, minute_cap, limits.tenant_minute, self.seen_minute, now);
-        add_phantoms(&mut scope.tenant.day, day_cap, limits.tenant_day, self.seen_day, now);
-        add_phantoms(&mut scope.app.minute, limits.app_minute.limit, limits.app_minute, self.seen_app_minute, now);
+        let (minute, day) = (scope.tenant_limits.minute_limit, scope.tenant_limits.day_limit);
+        add_phantoms(&mut scope.tenant.minute, minute, limits.tenant_minute, self.minute_remaining, now);
+        add_phantoms(&mut scope.tenant.day, day, limits.tenant_day, self.day_remaining, now);
+        add_phantoms(&mut scope.app.minute, limits.app_minute.limit, limits.app_minute, self.app_minute_remaining, now);
     }
 }
 
-/// Adds the calls the server saw and we did not, at `now` (the conservative place: they expire last).
-fn add_phantoms(window: &mut Window, limit: u32, spec: WindowLimit, seen: Option<u32>, now: u64) {
-    let Some(seen) = seen else { return };
-    let local = window.count_at(now, spec.window_ms);
-    for _ in local..seen as usize {
+/// Adds the calls the server saw (`limit − remaining`) and we did not, at `now` (the conservative place: they
+/// expire last). A disabled window (limit 0) takes none.
+fn add_phantoms(window: &mut Window, limit: u32, spec: WindowLimit, remaining: Option<u32>, now: u64) {
+    let Some(remaining) = remaining.filter(|_| limit > 0) else { return };
+    let seen = limit.saturating_sub(remaining) as usize;
+    let here = window.count_at(now, spec.window_ms);
+    for _ in here..seen {
         window.insert(now, limit as usize, now);
     }
 }
@@ -366,23 +363,23 @@ mod tests {
     #[test]
     fn concurrency_then_minute_then_day_with_exact_waits() {
         let mut w = World::new();
-        assert!(matches!(w.acquire(0), Decision::Granted(Permit { id: 1 })));
+        assert!(matches!(w.acquire(0), Decision::Granted(Permit { id: 1, .. })));
         assert!(matches!(w.acquire(10), Decision::Granted(_)));
         // Two in flight: the third waits for the first permit's expiry (granted at 0, 500 ms timeout).
-        assert_eq!(refused(w.acquire(20)), Refusal { wait_ms: 480, reason: Reason::Concurrency });
+        assert_eq!(refused(w.acquire(20)), Refusal::new(480, Reason::Concurrency));
         assert!(w.tenant.release(1));
         assert!(!w.tenant.release(1), "released twice");
         assert!(matches!(w.acquire(20), Decision::Granted(_)));
         // Three in the minute: the fourth waits until the first leaves (0 + 1000).
         w.tenant.in_flight.clear();
-        assert_eq!(refused(w.acquire(30)), Refusal { wait_ms: 970, reason: Reason::Minute });
+        assert_eq!(refused(w.acquire(30)), Refusal::new(970, Reason::Minute));
         assert!(matches!(w.acquire(1_000), Decision::Granted(_)));
         w.tenant.in_flight.clear();
         assert!(matches!(w.acquire(2_000), Decision::Granted(_)));
         w.tenant.in_flight.clear();
         // Five in the day: the day window (the first call at 0 leaves at 10,000) outranks everything.
-        assert_eq!(refused(w.acquire(2_001)), Refusal { wait_ms: 7_999, reason: Reason::Day });
-        assert_eq!(w.at(2_001).peek(), Some(Refusal { wait_ms: 7_999, reason: Reason::Day }));
+        assert_eq!(refused(w.acquire(2_001)), Refusal::new(7_999, Reason::Day));
+        assert_eq!(w.at(2_001).peek(), Some(Refusal::new(7_999, Reason::Day)));
     }
 
     #[test]
@@ -431,26 +428,33 @@ mod tests {
 
     #[test]
     fn feedback_effects_follow_the_reference() {
-        let l = limits();
-        let tl = l.tenant();
         let minute_429 = feedback(429, Category::RateLimited, Some(RateLimitProblem::Minute), Some(7_000));
         assert_eq!(
-            Effects::of(&Feedback { minute_remaining: Some(0), day_remaining: Some(1), ..minute_429 }, &tl, &l),
-            Effects { tenant_block: Some((7_000, Reason::RetryAfter)), seen_day: Some(4), ..Effects::default() },
-            "the minute window is covered by the block; the day window learns the server saw 4"
+            Effects::of(&Feedback { minute_remaining: Some(0), day_remaining: Some(1), ..minute_429 }),
+            Effects { tenant_block: Some((7_000, Reason::RetryAfter)), day_remaining: Some(1), ..Effects::default() },
+            "the minute window is covered by the block; the day window learns what is left"
         );
         let app_429 = feedback(429, Category::RateLimited, Some(RateLimitProblem::AppMinute), Some(60_000));
-        assert_eq!(Effects::of(&app_429, &tl, &l).app_block, Some((60_000, Reason::RetryAfter)));
+        assert_eq!(Effects::of(&app_429).app_block, Some((60_000, Reason::RetryAfter)));
         let offline = feedback(503, Category::OrganisationOffline, None, Some(300_000));
-        assert_eq!(Effects::of(&offline, &tl, &l).tenant_block, Some((300_000, Reason::OrganisationOffline)));
+        assert_eq!(Effects::of(&offline).tenant_block, Some((300_000, Reason::OrganisationOffline)));
         let outage = feedback(503, Category::ServiceUnavailable, None, Some(60_000));
-        assert_eq!(Effects::of(&outage, &tl, &l).app_block, Some((60_000, Reason::Outage)));
+        assert_eq!(Effects::of(&outage).app_block, Some((60_000, Reason::Outage)));
         let gateway = feedback(504, Category::ServiceUnavailable, None, Some(5_000));
-        assert_eq!(Effects::of(&gateway, &tl, &l), Effects::default(), "a gateway hiccup blocks nothing");
+        assert_eq!(Effects::of(&gateway), Effects::default(), "a gateway hiccup blocks nothing");
+    }
+
+    #[test]
+    fn remaining_counts_apply_with_the_scopes_limits() {
         let ok = Feedback { minute_remaining: Some(1), ..feedback(200, Category::Success, None, Some(0)) };
-        assert_eq!(Effects::of(&ok, &tl, &l).seen_minute, Some(2));
-        let tenantless = scope_limits("", None, &l);
-        assert_eq!(Effects::of(&ok, &tenantless, &l).seen_minute, None, "no tenant windows to correct");
+        let mut w = World::new();
+        w.at(0).observe(&ok);
+        assert_eq!(w.at(0).snapshot("t", 1).minute.count, 2, "limit 3 - 1 remaining");
+        let (limits, mut tenant, mut app) = (limits(), TenantState::default(), AppState::default());
+        let tenant_limits = scope_limits("", None, &limits);
+        let mut tenantless = Scope { limits: &limits, tenant_limits, tenant: &mut tenant, app: &mut app, now: 0 };
+        tenantless.observe(&ok);
+        assert!(tenant.minute.is_empty(), "no tenant windows to correct");
     }
 
     #[test]
@@ -466,6 +470,6 @@ mod tests {
         let blocked = feedback(429, Category::RateLimited, Some(RateLimitProblem::Day), Some(1_234));
         w.at(30).observe(&blocked);
         w.tenant.in_flight.clear();
-        assert_eq!(refused(w.acquire(30)), Refusal { wait_ms: 1_234, reason: Reason::RetryAfter });
+        assert_eq!(refused(w.acquire(30)), Refusal::new(1_234, Reason::RetryAfter));
     }
 }

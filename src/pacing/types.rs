@@ -2,7 +2,7 @@
 //! backend speaks these types.
 
 use crate::classify::Classification;
-use crate::vocab::{Category, RateLimitProblem, Reason};
+use crate::vocab::{Category, FailurePolicy, RateLimitProblem, Reason};
 
 /// Tenant ids are Xero GUIDs; anything much longer is a caller's bug, refused before it costs memory.
 pub const MAX_TENANT_ID_BYTES: usize = 256;
@@ -15,6 +15,14 @@ pub const MAX_BOOKING_AHEAD_MS: u64 = 1 << 31;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Permit {
     pub id: u64,
+    /// Set when a shared store could not decide and the limiter's failure policy did (see [`FailurePolicy`]).
+    pub fallback: Option<FailurePolicy>,
+}
+
+impl Permit {
+    pub const fn new(id: u64) -> Self {
+        Permit { id, fallback: None }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +30,14 @@ pub struct Refusal {
     /// Exactly how long until the call would be admitted, if nothing else changes.
     pub wait_ms: u64,
     pub reason: Reason,
+    /// Set when a shared store could not decide and the limiter's failure policy did (see [`FailurePolicy`]).
+    pub fallback: Option<FailurePolicy>,
+}
+
+impl Refusal {
+    pub const fn new(wait_ms: u64, reason: Reason) -> Self {
+        Refusal { wait_ms, reason, fallback: None }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +71,10 @@ pub enum PacingError {
     BookingTooFar {
         wait_ms: u64,
     },
+    /// The shared store could not be reached in time (and the failure policy did not decide instead).
+    StoreUnavailable(String),
+    /// The shared store answered with an error: another clock or prefix setup, a bad script, a protocol mismatch.
+    Store(String),
 }
 
 impl std::fmt::Display for PacingError {
@@ -71,6 +91,8 @@ impl std::fmt::Display for PacingError {
             PacingError::InvalidLimits(why) => write!(f, "invalid limits: {why}"),
             PacingError::Timeout(r) => write!(f, "timed out: would need {} ms more ({})", r.wait_ms, r.reason),
             PacingError::Interrupted => f.write_str("interrupted: the limiter is shutting down"),
+            PacingError::StoreUnavailable(why) => write!(f, "the shared store is unavailable: {why}"),
+            PacingError::Store(why) => write!(f, "the shared store refused: {why}"),
             PacingError::BookingTooFar { wait_ms } => write!(
                 f,
                 "the next free slot is {wait_ms} ms away, beyond the booking horizon of {MAX_BOOKING_AHEAD_MS} ms"

@@ -118,7 +118,7 @@ mod tests {
     use super::*;
 
     fn refusal(wait_ms: u64, reason: Reason) -> Refusal {
-        Refusal { wait_ms, reason }
+        Refusal::new(wait_ms, reason)
     }
 
     #[test]
