@@ -86,7 +86,7 @@ namespace XeroGuard.Tests
                     HttpResponseMessage response = client.SendAsync(Get("http://xero.invalid/api.xro/2.0/Contacts", "acme")).Result;
                     Assert.Equal(1, stub.Calls, "sent once");
                     Classification c = response.GetXeroGuardClassification();
-                    Assert.Equal(XeroGuard.Action.RefreshToken, c.Action, "the caller is told to refresh the token");
+                    Assert.Equal(RecommendedAction.RefreshToken, c.Action, "the caller is told to refresh the token");
                     Assert.Equal<AuthProblem?>(AuthProblem.InvalidToken, c.AuthProblem, "auth problem");
                 }
             });
