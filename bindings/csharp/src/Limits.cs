@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 
 namespace XeroGuard
 {
@@ -51,6 +52,7 @@ namespace XeroGuard
             MaxTenants = (int)Math.Min(l.MaxTenants, int.MaxValue);
         }
 
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         private static XgLimits LoadDefault()
         {
             Native.EnsureAbi();
@@ -58,6 +60,7 @@ namespace XeroGuard
         }
 
         /// <summary>Xero's limits exactly, with no margins (xg_limits_exact).</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         public static Limits Exact()
         {
             Native.EnsureAbi();

@@ -171,6 +171,25 @@ namespace XeroGuard.Tests
                 Assert.Throws<ArgumentOutOfRangeException>(() => Backoff.Decide(nonce, 1, new RetryPolicy { BaseMs = -1 }), "negative base");
             });
 
+            r.Run("errors/invalid_argument_is_an_argument_exception", () =>
+            {
+                using (var limiter = new Limiter(null, LimiterClock.Manual))
+                {
+                    limiter.SetNow(1000);
+                    var e = Assert.Throws<ArgumentException>(() => limiter.SetNow(999), "a clock moved backwards");
+                    var invalid = e as InvalidArgumentException;
+                    Assert.True(invalid != null, "it is the library's InvalidArgumentException: " + e.GetType());
+                    Assert.Equal(3, invalid.Status, "status");
+                    Assert.Equal("invalid_argument", invalid.StatusName, "status name");
+                    Assert.True(e is IXeroGuardError && !typeof(XeroGuardException).IsInstanceOfType(e),
+                        "an IXeroGuardError, outside the XeroGuardException family");
+                    Assert.True(e.Message.Length > 0 && !e.Message.Equals("invalid_argument"), "the library's message: " + e.Message);
+                }
+                IXeroGuardError tooLarge = Assert.Throws<TooLargeException>(
+                    () => Classifier.Classify(200, Enumerable.Range(0, 1025).Select(i => H("X-H" + i, "v")), null), "1025 headers");
+                Assert.Equal("too_large", tooLarge.StatusName, "other statuses are IXeroGuardError too");
+            });
+
             r.Run("limits/defaults_from_library", () =>
             {
                 var l = new Limits();
