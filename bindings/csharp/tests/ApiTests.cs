@@ -128,6 +128,9 @@ namespace XeroGuard.Tests
                 Assert.Equal(7000L, c.RetryAfterMs, "retry after");
                 Assert.Equal(0L, c.MinuteRemaining, "minute remaining");
                 Assert.Equal<Classification>(null, response.GetXeroGuardClassification(), "no handler, no stored classification");
+                response.RequestMessage = new HttpRequestMessage();
+                Assert.Equal<Classification>(null, response.GetXeroGuardClassification(), "nor with a request the handler did not see");
+                Assert.Equal<int?>(null, response.GetXeroGuardAttempts(), "and no attempts");
 
                 var bad = new HttpResponseMessage(HttpStatusCode.BadRequest);
                 bad.Content = new StringContent("{\"ErrorNumber\":10,\"Type\":\"ValidationException\",\"Message\":\"A validation exception occurred\"," +

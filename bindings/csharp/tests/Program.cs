@@ -19,6 +19,7 @@ namespace XeroGuard.Tests
             ConformanceTests.Register(runner, shared);
             LimiterTests.Register(runner);
             HandlerTests.Register(runner, Environment.GetEnvironmentVariable("XG_SERVER_URL"));
+            ResponseBodyTests.Register(runner, shared);
             LoaderTests.Register(runner);
 
             if (runner.Failures.Count > 0) Console.WriteLine("failed: " + string.Join(", ", runner.Failures));
