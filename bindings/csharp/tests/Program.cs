@@ -21,6 +21,7 @@ namespace XeroGuard.Tests
             HandlerTests.Register(runner, Environment.GetEnvironmentVariable("XG_SERVER_URL"));
             ResponseBodyTests.Register(runner, shared);
             LoaderTests.Register(runner);
+            DocsTests.Register(runner);
 
             if (runner.Failures.Count > 0) Console.WriteLine("failed: " + string.Join(", ", runner.Failures));
             Console.WriteLine("{0} passed, {1} failed", runner.Passed, runner.Failed);
