@@ -57,7 +57,8 @@ namespace XeroGuard
     public sealed class XeroGuardLoadException : DllNotFoundException
     {
         /// <summary>A load failure: the full explanation, the places looked at, the setting in force and the runtime's own error.</summary>
-        public XeroGuardLoadException(string message, IEnumerable<string> placesLooked, string nativeLibraryPath, Exception innerException)
+        public XeroGuardLoadException(string message, IEnumerable<string> placesLooked, string nativeLibraryPath,
+            Exception innerException)
             : base(message, innerException)
         {
             PlacesLooked = new ReadOnlyCollection<string>(new List<string>(placesLooked ?? new string[0]));

@@ -28,7 +28,8 @@ namespace XeroGuard
             new HttpRequestOptionsKey<Classification>(ClassificationProperty);
 
         /// <summary>The <see cref="HttpRequestMessage.Options"/> key of the number of attempts.</summary>
-        public static readonly HttpRequestOptionsKey<int> AttemptsOption = new HttpRequestOptionsKey<int>(AttemptsProperty);
+        public static readonly HttpRequestOptionsKey<int> AttemptsOption =
+            new HttpRequestOptionsKey<int>(AttemptsProperty);
 #endif
 
         /// <summary>
@@ -152,7 +153,8 @@ namespace XeroGuard
                     response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
                     try
                     {
-                        classification = await ResponseBody.ClassifyAsync(response, MaxSuccessBodyBytes, cancellationToken).ConfigureAwait(false);
+                        classification = await ResponseBody.ClassifyAsync(response, MaxSuccessBodyBytes, cancellationToken)
+                            .ConfigureAwait(false);
                         limiter.Observe(tenant, classification);
                     }
                     catch
@@ -198,7 +200,8 @@ namespace XeroGuard
             return Classifier.Classify((int)response.StatusCode, Headers(response), body);
         }
 
-        private static async Task<byte[]> ReadAsync(HttpResponseMessage response, long maxSuccessBodyBytes, CancellationToken cancellationToken)
+        private static async Task<byte[]> ReadAsync(HttpResponseMessage response, long maxSuccessBodyBytes,
+            CancellationToken cancellationToken)
         {
             HttpContent content = response.Content;
             if (content == null) return None;
@@ -259,8 +262,9 @@ namespace XeroGuard
         {
             if (contentType == null || contentType.MediaType == null) return false;
             string type = contentType.MediaType.ToLowerInvariant();
-            return type == "application/json" || type == "text/json" || type == "application/xml" || type == "text/xml" ||
-                type.EndsWith("+json", StringComparison.Ordinal) || type.EndsWith("+xml", StringComparison.Ordinal);
+            return type == "application/json" || type == "text/json" || type == "application/xml" ||
+                type == "text/xml" || type.EndsWith("+json", StringComparison.Ordinal) ||
+                type.EndsWith("+xml", StringComparison.Ordinal);
         }
 
         // One (name, value) pair per value; the library matches names case-insensitively.
@@ -349,10 +353,12 @@ namespace XeroGuard
         {
 #if NET5_0_OR_GREATER
             Classification value;
-            return request.Options.TryGetValue(HttpResponseMessageExtensions.ClassificationOption, out value) ? value : null;
+            bool found = request.Options.TryGetValue(HttpResponseMessageExtensions.ClassificationOption, out value);
+            return found ? value : null;
 #else
             object value;
-            return request.Properties.TryGetValue(HttpResponseMessageExtensions.ClassificationProperty, out value) ? value as Classification : null;
+            bool found = request.Properties.TryGetValue(HttpResponseMessageExtensions.ClassificationProperty, out value);
+            return found ? value as Classification : null;
 #endif
         }
 
@@ -360,10 +366,12 @@ namespace XeroGuard
         {
 #if NET5_0_OR_GREATER
             int value;
-            return request.Options.TryGetValue(HttpResponseMessageExtensions.AttemptsOption, out value) ? value : (int?)null;
+            bool found = request.Options.TryGetValue(HttpResponseMessageExtensions.AttemptsOption, out value);
+            return found ? value : (int?)null;
 #else
             object value;
-            return request.Properties.TryGetValue(HttpResponseMessageExtensions.AttemptsProperty, out value) ? value as int? : null;
+            bool found = request.Properties.TryGetValue(HttpResponseMessageExtensions.AttemptsProperty, out value);
+            return found ? value as int? : null;
 #endif
         }
     }

@@ -46,8 +46,8 @@ namespace XeroGuard
             {
                 if (Volatile.Read(ref firstCallMade) != 0)
                 {
-                    throw new InvalidOperationException(
-                        "Library.NativeLibraryPath must be set before the first XeroGuard call; the native library was already looked up");
+                    throw new InvalidOperationException("Library.NativeLibraryPath must be set before the first XeroGuard call; " +
+                        "the native library was already looked up");
                 }
                 pathSetting = value;
                 Volatile.Write(ref overrideFile, value == null ? null : FileNamedBy(value));
@@ -114,7 +114,8 @@ namespace XeroGuard
             MethodInfo load = nativeLibrary.GetMethod("Load", new[] { typeof(string) });
             if (setResolver == null || load == null) return false;
             MethodInfo resolve = typeof(NativeLoader).GetMethod("ResolveOnCoreClr", BindingFlags.NonPublic | BindingFlags.Static);
-            setResolver.Invoke(null, new object[] { typeof(NativeLoader).Assembly, Delegate.CreateDelegate(resolverType, resolve) });
+            Delegate resolver = Delegate.CreateDelegate(resolverType, resolve);
+            setResolver.Invoke(null, new object[] { typeof(NativeLoader).Assembly, resolver });
             coreClrLoad = load;
             resolverInstalled = true;
             return true;
@@ -151,7 +152,10 @@ namespace XeroGuard
         private static void PreloadOnWindows(string file)
         {
             if (LoadLibraryW(file) == IntPtr.Zero)
-                throw Failure(new DllNotFoundException("LoadLibrary failed with Windows error " + Marshal.GetLastWin32Error()), file);
+            {
+                var cause = new DllNotFoundException("LoadLibrary failed with Windows error " + Marshal.GetLastWin32Error());
+                throw Failure(cause, file);
+            }
         }
 
         private static XeroGuardLoadException Failure(Exception cause, string file)
@@ -160,28 +164,34 @@ namespace XeroGuard
             string[] files = file != null
                 ? new[] { file }
                 : UsualDirectories().Select(dir => Path.Combine(dir, PlatformFileName)).ToArray();
-            foreach (string f in files)
-                places.Add(f + (File.Exists(f) ? " (exists)" : " (not found)") + (file != null ? ", from Library.NativeLibraryPath" : ""));
+            string origin = file != null ? ", from Library.NativeLibraryPath" : "";
+            foreach (string f in files) places.Add(f + (File.Exists(f) ? " (exists)" : " (not found)") + origin);
             if (file == null)
             {
                 string value = Environment.GetEnvironmentVariable(SearchPathVariable);
-                places.Add(string.IsNullOrEmpty(value) ? SearchPathVariable + " (not set)" : "the directories on " + SearchPathVariable + ": " + value);
-                places.Add(IsWindows ? "the Windows system directories" : "the system's library directories (/etc/ld.so.cache, /lib, /usr/lib)");
+                places.Add(string.IsNullOrEmpty(value)
+                    ? SearchPathVariable + " (not set)"
+                    : "the directories on " + SearchPathVariable + ": " + value);
+                places.Add(IsWindows
+                    ? "the Windows system directories"
+                    : "the system's library directories (/etc/ld.so.cache, /lib, /usr/lib)");
             }
 
             string why = cause == null ? "the file does not exist" : cause.GetType().Name + ": " + cause.Message;
             var message = new System.Text.StringBuilder();
-            message.AppendFormat("The xeroguard native library ({0}) could not be loaded ({1}).", PlatformFileName, why).AppendLine();
+            message.AppendFormat("The xeroguard native library ({0}) could not be loaded ({1}).", PlatformFileName, why)
+                .AppendLine();
             message.AppendLine("Looked for it in:");
             foreach (string place in places) message.Append("  - ").AppendLine(place);
             if (cause != null && files.Any(File.Exists))
             {
-                message.AppendLine("A file was found but did not load: it may be built for another platform or architecture, " +
-                    "need a library that is missing, or not be xeroguard at all.");
+                message.AppendLine("A file was found but did not load: it may be built for another platform or " +
+                    "architecture, need a library that is missing, or not be xeroguard at all.");
             }
-            message.AppendFormat("To fix it: build it (cargo build --release in the xeroguard repository makes target/release/{0}), then ", PlatformFileName);
-            message.AppendFormat("put it next to XeroGuard.dll, or set XeroGuard.Library.NativeLibraryPath to the file or its directory " +
-                "before the first XeroGuard call, or add its directory to {0}.", SearchPathVariable);
+            message.AppendFormat("To fix it: build it (cargo build --release in the xeroguard repository makes " +
+                "target/release/{0}), then put it next to XeroGuard.dll, or set XeroGuard.Library.NativeLibraryPath to the " +
+                "file or its directory before the first XeroGuard call, or add its directory to {1}.", PlatformFileName,
+                SearchPathVariable);
             return new XeroGuardLoadException(message.ToString(), places, PathSetting, cause);
         }
 
