@@ -59,9 +59,9 @@ internal static class Example
                     using (HttpResponseMessage response = client.SendAsync(request).Result)
                     {
                         Classification r = response.GetXeroGuardClassification();
-                        Console.WriteLine("GET Organisation: {0} {1}, {2} calls left this minute",
-                            (int)response.StatusCode, Vocabulary.Name(r.Category), r.MinuteRemaining);
-                        if (r.Category != Category.Success) return 1;
+                        Console.WriteLine("GET Organisation: {0} {1}, {2} calls left this minute, sent {3} time(s)",
+                            (int)response.StatusCode, Vocabulary.Name(r.Category), r.MinuteRemaining, response.GetXeroGuardAttempts());
+                        if (r.Category != Category.Success || r.Action != RecommendedAction.None) return 1;
                     }
                 }
             }

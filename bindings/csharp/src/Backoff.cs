@@ -5,6 +5,7 @@ namespace XeroGuard
     /// <summary>A retry policy mirroring xg_retry_policy; a new instance holds the library's defaults.</summary>
     public sealed class RetryPolicy
     {
+        /// <summary>A policy holding the library's defaults (xg_retry_policy_default): 5 retries, 500 ms doubling to 30 s, 250 ms jitter, 5 minutes at most.</summary>
         public RetryPolicy()
         {
             Native.EnsureAbi();
@@ -20,6 +21,7 @@ namespace XeroGuard
         public int MaxRetries { get; set; }
         /// <summary>The first backoff; it doubles with each retry up to <see cref="MaxBackoffMs"/>.</summary>
         public long BaseMs { get; set; }
+        /// <summary>The longest backoff before jitter; the server's wait (Retry-After) can still be longer.</summary>
         public long MaxBackoffMs { get; set; }
         /// <summary>Up to this much random time is added to each wait.</summary>
         public long JitterMs { get; set; }
@@ -51,10 +53,13 @@ namespace XeroGuard
             GiveUp = giveUp;
         }
 
+        /// <summary>True: retry after <see cref="WaitMs"/>. False: give up, for <see cref="GiveUp"/>.</summary>
         public bool Retry { get; private set; }
         /// <summary>The wait before retrying; when giving up for <see cref="GiveUpReason.WaitTooLong"/>, the wait that was too long.</summary>
         public long WaitMs { get; private set; }
+        /// <summary>Why it gave up (<see cref="GiveUpReason.None"/> when retrying).</summary>
         public GiveUpReason GiveUp { get; private set; }
+        /// <summary><see cref="WaitMs"/> as a TimeSpan.</summary>
         public TimeSpan Wait { get { return TimeSpan.FromMilliseconds(WaitMs); } }
     }
 

@@ -33,7 +33,7 @@ namespace XeroGuard
             // Enums come from the struct's codes; everything else from the JSON form, which carries all of §5.
             Status = native.Status;
             Category = (Category)native.Category;
-            Action = (Action)native.Action;
+            Action = (RecommendedAction)native.Action;
             Retryable = native.Retryable;
             RateLimitProblem = native.RateLimitProblem == 0 ? (RateLimitProblem?)null : (RateLimitProblem)native.RateLimitProblem;
             AuthProblem = native.AuthProblem == 0 ? (AuthProblem?)null : (AuthProblem)native.AuthProblem;
@@ -62,30 +62,47 @@ namespace XeroGuard
 
         /// <summary>The HTTP status given.</summary>
         public int Status { get; private set; }
+        /// <summary>What kind of response this is.</summary>
         public Category Category { get; private set; }
-        public Action Action { get; private set; }
-        /// <summary>True exactly when <see cref="Action"/> is <see cref="XeroGuard.Action.Retry"/>.</summary>
+        /// <summary>What the caller should do next.</summary>
+        public RecommendedAction Action { get; private set; }
+        /// <summary>True exactly when <see cref="Action"/> is <see cref="RecommendedAction.Retry"/>.</summary>
         public bool Retryable { get; private set; }
+        /// <summary>Which rate limit was hit; null when not rate limited.</summary>
         public RateLimitProblem? RateLimitProblem { get; private set; }
+        /// <summary>Why authentication or authorisation failed; null when it did not.</summary>
         public AuthProblem? AuthProblem { get; private set; }
         /// <summary>From Retry-After (seconds or HTTP-date), capped at one day.</summary>
         public long? RetryAfterMs { get; private set; }
         /// <summary>How long to wait before retrying: 0 for success, null when the action is not retry.</summary>
         public long? RecommendedWaitMs { get; private set; }
+        /// <summary>Calls left in the tenant's minute (<c>X-MinLimit-Remaining</c>).</summary>
         public long? MinuteRemaining { get; private set; }
+        /// <summary>Calls left in the tenant's day (<c>X-DayLimit-Remaining</c>).</summary>
         public long? DayRemaining { get; private set; }
+        /// <summary>Calls left in the app's minute (<c>X-AppMinLimit-Remaining</c>).</summary>
         public long? AppMinuteRemaining { get; private set; }
+        /// <summary>The body's <c>ErrorNumber</c> (Xero's ApiException).</summary>
         public long? ErrorNumber { get; private set; }
+        /// <summary>The body's error type, e.g. <c>ValidationException</c>.</summary>
         public string ErrorType { get; private set; }
+        /// <summary>The body's human-readable error text (for problem bodies, the detail or title).</summary>
         public string Message { get; private set; }
+        /// <summary>Every validation message in the body, in document order, duplicates dropped.</summary>
         public IReadOnlyList<string> ValidationMessages { get; private set; }
+        /// <summary>Every warning message in the body, in document order, duplicates dropped.</summary>
         public IReadOnlyList<string> Warnings { get; private set; }
         /// <summary>For partial success: 0-based indexes of the elements that failed.</summary>
         public IReadOnlyList<int> FailedElements { get; private set; }
+        /// <summary>The OAuth 1.0a style <c>oauth_problem</c> field, decoded.</summary>
         public string OAuthProblem { get; private set; }
+        /// <summary>The OAuth 1.0a style <c>oauth_problem_advice</c> field, decoded.</summary>
         public string OAuthProblemAdvice { get; private set; }
+        /// <summary>The title of a problem-shaped body.</summary>
         public string ProblemTitle { get; private set; }
+        /// <summary>The detail of a problem-shaped body.</summary>
         public string ProblemDetail { get; private set; }
+        /// <summary>The <c>Xero-Correlation-Id</c> header, else the problem body's <c>Instance</c>; quote it to Xero support.</summary>
         public string CorrelationId { get; private set; }
 
         /// <summary>The library's full JSON form (xero-reference §5).</summary>
@@ -97,6 +114,7 @@ namespace XeroGuard
             get { return RecommendedWaitMs.HasValue ? TimeSpan.FromMilliseconds(RecommendedWaitMs.Value) : (TimeSpan?)null; }
         }
 
+        /// <summary>The library's JSON form, as <see cref="Json"/>.</summary>
         public override string ToString()
         {
             return Json;

@@ -1,10 +1,27 @@
 using System;
+using System.Collections.Generic;
+using System.Collections.ObjectModel;
 
 namespace XeroGuard
 {
-    /// <summary>A call into the native library failed. <see cref="Status"/> is the xg_status code.</summary>
-    public class XeroGuardException : Exception
+    /// <summary>
+    /// A failure the native library reported with an xg_status. <see cref="XeroGuardException"/> and
+    /// <see cref="InvalidArgumentException"/> (an <see cref="ArgumentException"/>) both carry it, so one
+    /// <c>catch (Exception e) when (e is IXeroGuardError)</c> sees every such failure.
+    /// </summary>
+    public interface IXeroGuardError
     {
+        /// <summary>The xg_status code (-1 for errors raised by the binding itself).</summary>
+        int Status { get; }
+
+        /// <summary>The library's name for the status (<c>"invalid_argument"</c>, …).</summary>
+        string StatusName { get; }
+    }
+
+    /// <summary>A call into the native library failed. <see cref="Status"/> is the xg_status code.</summary>
+    public class XeroGuardException : Exception, IXeroGuardError
+    {
+        /// <summary>A failure the library reported: its status code, the code's name and the library's message.</summary>
         public XeroGuardException(int status, string statusName, string message)
             : base(message)
         {
@@ -12,6 +29,7 @@ namespace XeroGuard
             StatusName = statusName;
         }
 
+        /// <summary>A failure found by the binding itself (<see cref="Status"/> -1, <see cref="StatusName"/> "binding").</summary>
         public XeroGuardException(string message) : base(message)
         {
             Status = -1;
@@ -28,60 +46,108 @@ namespace XeroGuard
     /// <summary>The loaded native library speaks a different ABI version than this binding.</summary>
     public sealed class AbiMismatchException : XeroGuardException
     {
+        /// <summary>Says which versions were found and needed.</summary>
         public AbiMismatchException(string message) : base(message) { }
+    }
+
+    /// <summary>
+    /// The native library could not be loaded. The message lists where it was looked for and how to fix it; it is a
+    /// <see cref="DllNotFoundException"/>, so code that already catches that keeps working.
+    /// </summary>
+    public sealed class XeroGuardLoadException : DllNotFoundException
+    {
+        /// <summary>A load failure: the full explanation, the places looked at, the setting in force and the runtime's own error.</summary>
+        public XeroGuardLoadException(string message, IEnumerable<string> placesLooked, string nativeLibraryPath,
+            Exception innerException)
+            : base(message, innerException)
+        {
+            PlacesLooked = new ReadOnlyCollection<string>(new List<string>(placesLooked ?? new string[0]));
+            NativeLibraryPath = nativeLibraryPath;
+        }
+
+        /// <summary>The files and directories where the library was looked for, each marked found or not found.</summary>
+        public IReadOnlyList<string> PlacesLooked { get; private set; }
+
+        /// <summary>The <see cref="Library.NativeLibraryPath"/> in force (null: the runtime's usual search).</summary>
+        public string NativeLibraryPath { get; private set; }
     }
 
     /// <summary>Text the library needs as UTF-8 was not (XG_STATUS_INVALID_UTF8).</summary>
     public sealed class InvalidUtf8Exception : XeroGuardException
     {
+        /// <summary>The library's status, its name and message.</summary>
         public InvalidUtf8Exception(int status, string name, string message) : base(status, name, message) { }
     }
 
-    /// <summary>An argument was out of range, e.g. a bad limit or a clock moved backwards (XG_STATUS_INVALID_ARGUMENT).</summary>
-    public sealed class InvalidArgumentException : XeroGuardException
+    /// <summary>
+    /// An argument was out of range, e.g. a bad limit or a clock moved backwards (XG_STATUS_INVALID_ARGUMENT).
+    /// It is an <see cref="ArgumentException"/>, as .NET code expects of a bad argument, so
+    /// <c>catch (XeroGuardException)</c> does not catch it; it carries the same <see cref="Status"/> and
+    /// <see cref="StatusName"/> (<see cref="IXeroGuardError"/>).
+    /// </summary>
+    public sealed class InvalidArgumentException : ArgumentException, IXeroGuardError
     {
-        public InvalidArgumentException(int status, string name, string message) : base(status, name, message) { }
+        /// <summary>The library's status, its name and message.</summary>
+        public InvalidArgumentException(int status, string name, string message)
+            : base(message)
+        {
+            Status = status;
+            StatusName = name;
+        }
+
+        /// <summary>The xg_status code (3).</summary>
+        public int Status { get; private set; }
+
+        /// <summary>The library's name for the status ("invalid_argument").</summary>
+        public string StatusName { get; private set; }
     }
 
     /// <summary>A raw response had no parsable status line (XG_STATUS_MALFORMED_RESPONSE).</summary>
     public sealed class MalformedResponseException : XeroGuardException
     {
+        /// <summary>The library's status, its name and message.</summary>
         public MalformedResponseException(int status, string name, string message) : base(status, name, message) { }
     }
 
     /// <summary>An input exceeded a documented cap: header count, header or tenant id length (XG_STATUS_TOO_LARGE).</summary>
     public sealed class TooLargeException : XeroGuardException
     {
+        /// <summary>The library's status, its name and message.</summary>
         public TooLargeException(int status, string name, string message) : base(status, name, message) { }
     }
 
     /// <summary>The permit is not held: already released, expired, or never granted (XG_STATUS_UNKNOWN_PERMIT).</summary>
     public sealed class UnknownPermitException : XeroGuardException
     {
+        /// <summary>The library's status, its name and message.</summary>
         public UnknownPermitException(int status, string name, string message) : base(status, name, message) { }
     }
 
     /// <summary>The reservation is not pending (XG_STATUS_UNKNOWN_RESERVATION).</summary>
     public sealed class UnknownReservationException : XeroGuardException
     {
+        /// <summary>The library's status, its name and message.</summary>
         public UnknownReservationException(int status, string name, string message) : base(status, name, message) { }
     }
 
     /// <summary>The limiter tracks its maximum number of tenants and none is idle (XG_STATUS_TOO_MANY_TENANTS).</summary>
     public sealed class TooManyTenantsException : XeroGuardException
     {
+        /// <summary>The library's status, its name and message.</summary>
         public TooManyTenantsException(int status, string name, string message) : base(status, name, message) { }
     }
 
     /// <summary>The operation needs a manual clock (XG_STATUS_WRONG_CLOCK).</summary>
     public sealed class WrongClockException : XeroGuardException
     {
+        /// <summary>The library's status, its name and message.</summary>
         public WrongClockException(int status, string name, string message) : base(status, name, message) { }
     }
 
     /// <summary>A panic inside the library was caught at the boundary; the library stays usable (XG_STATUS_PANIC).</summary>
     public sealed class NativePanicException : XeroGuardException
     {
+        /// <summary>The library's status, its name and message.</summary>
         public NativePanicException(int status, string name, string message) : base(status, name, message) { }
     }
 
@@ -91,6 +157,7 @@ namespace XeroGuard
     /// </summary>
     public sealed class RateLimitWaitTooLongException : XeroGuardException
     {
+        /// <summary>The tenant, the wait the limiter asked for and why, and the most the caller allowed.</summary>
         public RateLimitWaitTooLongException(string tenantId, TimeSpan wait, Reason? reason, TimeSpan maxWait)
             : base(string.Format("tenant '{0}' must wait {1} ms ({2}), longer than the allowed {3} ms",
                 tenantId ?? "", (long)wait.TotalMilliseconds, reason.HasValue ? Vocabulary.Name(reason.Value) : "unknown",
@@ -101,8 +168,11 @@ namespace XeroGuard
             Reason = reason;
         }
 
+        /// <summary>The tenant whose call was refused (null for a tenantless call).</summary>
         public string TenantId { get; private set; }
+        /// <summary>How long the limiter said the call must wait.</summary>
         public TimeSpan Wait { get; private set; }
+        /// <summary>Why it must wait (the day limit, a Retry-After, …).</summary>
         public Reason? Reason { get; private set; }
     }
 }

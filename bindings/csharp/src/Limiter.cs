@@ -1,6 +1,7 @@
 using System;
 using System.Diagnostics;
 using System.IO;
+using System.Runtime.CompilerServices;
 using System.Runtime.Serialization;
 using System.Runtime.Serialization.Json;
 using System.Text;
@@ -29,15 +30,18 @@ namespace XeroGuard
             Reason = reason;
         }
 
+        /// <summary>True when the call may go ahead now.</summary>
         public bool Granted { get; private set; }
         /// <summary>The permit to release when the call is done (acquire only; null for peek and refusals).</summary>
         public Permit Permit { get; private set; }
         /// <summary>How long until the call would be granted (0 when granted).</summary>
         public long WaitMs { get; private set; }
+        /// <summary><see cref="WaitMs"/> as a TimeSpan.</summary>
         public TimeSpan Wait { get { return TimeSpan.FromMilliseconds(WaitMs); } }
         /// <summary>Why it was refused; null when granted.</summary>
         public Reason? Reason { get; private set; }
 
+        /// <summary>"granted", or the wait and its reason.</summary>
         public override string ToString()
         {
             return Granted ? "granted" : string.Format("refused: wait {0} ms ({1})", WaitMs, Vocabulary.Name(Reason.Value));
@@ -59,6 +63,7 @@ namespace XeroGuard
 
         /// <summary>The library's permit id (0 for tenantless calls, which hold no slot).</summary>
         public ulong Id { get; private set; }
+        /// <summary>The tenant the permit was granted for (null for a tenantless call).</summary>
         public string TenantId { get; private set; }
         internal Limiter Owner { get { return limiter; } }
 
@@ -70,6 +75,7 @@ namespace XeroGuard
             return Interlocked.Exchange(ref released, 1) == 0;
         }
 
+        /// <summary>Gives the permit back (once; later calls do nothing, and nothing is thrown when it expired or the limiter is gone).</summary>
         public void Dispose()
         {
             if (MarkReleased()) limiter.ReleaseQuietly(Id);
@@ -86,9 +92,13 @@ namespace XeroGuard
             WaitMs = waitMs;
         }
 
+        /// <summary>The library's reservation id, for <see cref="Limiter.Cancel"/>.</summary>
         public ulong Id { get; private set; }
+        /// <summary>When the call counts, on the limiter's clock (ms).</summary>
         public long AtMs { get; private set; }
+        /// <summary>How long from now until <see cref="AtMs"/>.</summary>
         public long WaitMs { get; private set; }
+        /// <summary><see cref="WaitMs"/> as a TimeSpan.</summary>
         public TimeSpan Wait { get { return TimeSpan.FromMilliseconds(WaitMs); } }
     }
 
@@ -102,7 +112,12 @@ namespace XeroGuard
         [DataMember(Name = "remaining")] private long remaining = 0;
         [DataMember(Name = "booked")] private long booked = 0;
 
+        // Made only by deserialising the library's JSON.
+        internal WindowSnapshot() { }
+
+        /// <summary>The window's limit.</summary>
         public long Limit { get { return limit; } }
+        /// <summary>The window's length in milliseconds.</summary>
         public long WindowMs { get { return windowMs; } }
         /// <summary>Calls in the window ending now.</summary>
         public long Count { get { return count; } }
@@ -131,24 +146,41 @@ namespace XeroGuard
         [DataMember(Name = "wait_reason")] private string waitReason = null;
         [DataMember(Name = "tenants_tracked")] private long tenantsTracked = 0;
 
+        // Made only by deserialising the library's JSON.
+        internal LimiterSnapshot() { }
+
+        /// <summary>The tenant asked about.</summary>
         public string TenantId { get { return tenant; } }
+        /// <summary>The limiter's clock when the snapshot was taken (ms).</summary>
         public long NowMs { get { return nowMs; } }
+        /// <summary>The tenant's minute window.</summary>
         public WindowSnapshot Minute { get { return minute; } }
+        /// <summary>The tenant's day window.</summary>
         public WindowSnapshot Day { get { return day; } }
+        /// <summary>The app's minute window (shared by all tenants).</summary>
         public WindowSnapshot AppMinute { get { return appMinute; } }
+        /// <summary>The tenant's permits not yet released.</summary>
         public long InFlight { get { return inFlight; } }
+        /// <summary>The tenant's concurrency limit (0: none).</summary>
         public long ConcurrencyLimit { get { return concurrencyLimit; } }
+        /// <summary>Until when the tenant is blocked by server feedback (limiter clock, ms); null when not blocked.</summary>
         public long? BlockedUntilMs { get { return blockedUntilMs; } }
+        /// <summary>Why the tenant is blocked; null when not blocked.</summary>
         public Reason? BlockReason { get { return Vocabulary.ParseReason(blockReason); } }
+        /// <summary>Until when every tenant is blocked (an app-wide 429, an outage); null when not blocked.</summary>
         public long? AppBlockedUntilMs { get { return appBlockedUntilMs; } }
+        /// <summary>Why every tenant is blocked; null when not blocked.</summary>
         public Reason? AppBlockReason { get { return Vocabulary.ParseReason(appBlockReason); } }
         /// <summary>What acquire would answer now: 0 when it would grant.</summary>
         public long WaitMs { get { return waitMs; } }
+        /// <summary>Why acquire would refuse now; null when it would grant.</summary>
         public Reason? WaitReason { get { return Vocabulary.ParseReason(waitReason); } }
+        /// <summary>How many tenants the limiter is tracking.</summary>
         public long TenantsTracked { get { return tenantsTracked; } }
         /// <summary>The library's JSON form.</summary>
         public string Json { get; internal set; }
 
+        /// <summary>The library's JSON form, as <see cref="Json"/>.</summary>
         public override string ToString()
         {
             return Json;
@@ -178,11 +210,13 @@ namespace XeroGuard
             Clock = clock;
         }
 
+        /// <summary>The clock the limiter reads.</summary>
         public LimiterClock Clock { get; private set; }
 
         /// <summary>The limiter's clock reading in milliseconds.</summary>
         public long Now
         {
+            [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
             get
             {
                 ulong ms;
@@ -198,6 +232,7 @@ namespace XeroGuard
             Signal();
         }
 
+        /// <summary>Moves a manual clock forward by <paramref name="by"/> (whole milliseconds).</summary>
         public void Advance(TimeSpan by)
         {
             Advance((long)by.TotalMilliseconds);
@@ -283,6 +318,7 @@ namespace XeroGuard
         }
 
         /// <summary>Counts a call made without the limiter, now (it counts even over a limit: it happened).</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         public void Record(string tenantId)
         {
             byte[] tenant = Native.Utf8(tenantId);
@@ -384,6 +420,7 @@ namespace XeroGuard
             Signal();
         }
 
+        /// <summary>True once <see cref="Dispose"/> was called.</summary>
         public bool IsDisposed { get { return handle.IsClosed; } }
 
         /// <summary>Frees the native limiter once no call is using it; later calls throw <see cref="ObjectDisposedException"/>.</summary>

@@ -1,10 +1,12 @@
 using System;
+using System.Runtime.CompilerServices;
 
 namespace XeroGuard
 {
     /// <summary>One rolling window: at most <see cref="Limit"/> calls in any <see cref="WindowMs"/>, widened by <see cref="MarginMs"/>. Limit 0 disables it.</summary>
     public sealed class WindowLimit
     {
+        /// <summary>A window of at most <paramref name="limit"/> calls in any <paramref name="windowMs"/>, counted as if each call lasted <paramref name="marginMs"/> longer (room for clock skew and transit).</summary>
         public WindowLimit(int limit, long windowMs, long marginMs)
         {
             if (limit < 0) throw new ArgumentOutOfRangeException("limit", limit, "must not be negative");
@@ -18,8 +20,11 @@ namespace XeroGuard
         internal WindowLimit(XgWindowLimit w)
             : this((int)Math.Min(w.Limit, int.MaxValue), Native.ClampToLong(w.WindowMs), Native.ClampToLong(w.MarginMs)) { }
 
+        /// <summary>The most calls in any window (0: the window is not enforced).</summary>
         public int Limit { get; private set; }
+        /// <summary>The window's length in milliseconds.</summary>
         public long WindowMs { get; private set; }
+        /// <summary>Extra time each call is counted for, so the server's count never sees more than the limit.</summary>
         public long MarginMs { get; private set; }
 
         internal XgWindowLimit ToNative()
@@ -27,6 +32,7 @@ namespace XeroGuard
             return new XgWindowLimit { Limit = (uint)Limit, WindowMs = (ulong)WindowMs, MarginMs = (ulong)MarginMs };
         }
 
+        /// <summary>"limit/window ms (+margin ms)".</summary>
         public override string ToString()
         {
             return string.Format("{0}/{1} ms (+{2} ms)", Limit, WindowMs, MarginMs);
@@ -39,6 +45,7 @@ namespace XeroGuard
     /// </summary>
     public sealed class Limits
     {
+        /// <summary>The library's defaults (xg_limits_default): Xero's published limits with small margins.</summary>
         public Limits() : this(LoadDefault()) { }
 
         private Limits(XgLimits l)
@@ -51,6 +58,7 @@ namespace XeroGuard
             MaxTenants = (int)Math.Min(l.MaxTenants, int.MaxValue);
         }
 
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         private static XgLimits LoadDefault()
         {
             Native.EnsureAbi();
@@ -58,16 +66,20 @@ namespace XeroGuard
         }
 
         /// <summary>Xero's limits exactly, with no margins (xg_limits_exact).</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         public static Limits Exact()
         {
             Native.EnsureAbi();
             return new Limits(NativeMethods.xg_limits_exact());
         }
 
+        /// <summary>The tenant's rolling minute (Xero: 60 calls).</summary>
         public WindowLimit TenantMinute { get; set; }
+        /// <summary>The tenant's rolling day (Xero: 5,000 calls on most plans).</summary>
         public WindowLimit TenantDay { get; set; }
         /// <summary>Calls in flight per tenant (0 = unlimited).</summary>
         public int TenantConcurrency { get; set; }
+        /// <summary>The app's rolling minute across all tenants (Xero: 10,000 calls).</summary>
         public WindowLimit AppMinute { get; set; }
         /// <summary>A permit not released within this time expires.</summary>
         public long PermitTimeoutMs { get; set; }
@@ -96,6 +108,7 @@ namespace XeroGuard
     /// <summary>A tenant's own limits (e.g. its plan's daily limit); windows and margins stay the limiter's.</summary>
     public sealed class TenantLimits
     {
+        /// <summary>A tenant's own limits, replacing the limiter's three for that tenant; 0 means no limit, as in <see cref="Limits"/>.</summary>
         public TenantLimits(int minuteLimit, int dayLimit, int concurrency)
         {
             if (minuteLimit < 0) throw new ArgumentOutOfRangeException("minuteLimit");
@@ -106,8 +119,11 @@ namespace XeroGuard
             Concurrency = concurrency;
         }
 
+        /// <summary>Calls per minute for this tenant.</summary>
         public int MinuteLimit { get; private set; }
+        /// <summary>Calls per day for this tenant.</summary>
         public int DayLimit { get; private set; }
+        /// <summary>Calls in flight for this tenant.</summary>
         public int Concurrency { get; private set; }
     }
 }

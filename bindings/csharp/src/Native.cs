@@ -20,7 +20,7 @@ namespace XeroGuard
             lock (AbiLock)
             {
                 if (abiChecked) return;
-                uint found = NativeMethods.xg_abi_version();
+                uint found = NativeLoader.AbiVersion();
                 if (found != AbiVersion)
                 {
                     throw new AbiMismatchException(string.Format(

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace XeroGuard
@@ -124,6 +125,7 @@ namespace XeroGuard
 
         public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
 
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         protected override bool ReleaseHandle()
         {
             NativeMethods.xg_limiter_free(handle);
@@ -134,7 +136,7 @@ namespace XeroGuard
     // One declaration per function of xeroguard.h, in header order.
     internal static class NativeMethods
     {
-        private const string Lib = "xeroguard";
+        private const string Lib = NativeLoader.DllImportName;
 
         internal const int StatusOk = 0;
         internal const int StatusBufferTooSmall = 5;

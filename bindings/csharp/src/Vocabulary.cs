@@ -1,86 +1,141 @@
 using System;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 
 namespace XeroGuard
 {
     // Codes equal the C enums of xeroguard.h; names are xero-reference §4's words in PascalCase.
 
-    /// <summary>What kind of response this is.</summary>
+    /// <summary>What kind of response this is (xero-reference §4 <c>category</c>).</summary>
     public enum Category
     {
+        /// <summary>2xx with no element errors (warnings allowed).</summary>
         Success = 0,
+        /// <summary>2xx batch (summarizeErrors=false) where some elements failed: see <see cref="Classification.FailedElements"/>.</summary>
         PartialSuccess = 1,
+        /// <summary>The request was understood but its data is invalid: see <see cref="Classification.ValidationMessages"/>.</summary>
         ValidationError = 2,
+        /// <summary>The request itself is wrong (bad query, malformed body, other 400s).</summary>
         BadRequest = 3,
+        /// <summary>401: the token expired, is invalid or lacks a scope; see <see cref="Classification.AuthProblem"/>.</summary>
         Unauthorized = 4,
+        /// <summary>403: not allowed, for example a tenant the user has disconnected.</summary>
         Forbidden = 5,
+        /// <summary>404.</summary>
         NotFound = 6,
+        /// <summary>405.</summary>
         MethodNotAllowed = 7,
+        /// <summary>409.</summary>
         Conflict = 8,
+        /// <summary>412.</summary>
         PreconditionFailed = 9,
+        /// <summary>429, or a rate limit reported another way; see <see cref="Classification.RateLimitProblem"/>.</summary>
         RateLimited = 10,
+        /// <summary>500: Xero failed.</summary>
         InternalError = 11,
+        /// <summary>501.</summary>
         NotImplemented = 12,
+        /// <summary>503: Xero is down or in maintenance.</summary>
         ServiceUnavailable = 13,
+        /// <summary>503 for one organisation that is offline (for example being upgraded).</summary>
         OrganisationOffline = 14,
+        /// <summary>Anything the reference does not describe.</summary>
         Unknown = 15,
+        /// <summary>413: the batch or file is too large; split it.</summary>
+        PayloadTooLarge = 16,
     }
 
-    /// <summary>What the caller should do next.</summary>
-    public enum Action
+    /// <summary>
+    /// What the caller should do next (xero-reference §4 <c>action</c>). Not named <c>Action</c>, which would
+    /// collide with <see cref="System.Action"/> in every file that imports <c>System</c>.
+    /// </summary>
+    public enum RecommendedAction
     {
+        /// <summary>Nothing: the call succeeded, or failed in a way that resending cannot change.</summary>
         None = 0,
+        /// <summary>Send the same request again after <see cref="Classification.RecommendedWaitMs"/>.</summary>
         Retry = 1,
+        /// <summary>Refresh the access token, then resend.</summary>
         RefreshToken = 2,
+        /// <summary>The user must reconnect or consent again.</summary>
         Reauthorize = 3,
+        /// <summary>Do not resend the request unchanged.</summary>
         FixRequest = 4,
     }
 
     /// <summary>Which rate limit a 429 reports (absent, i.e. null, when not rate limited).</summary>
     public enum RateLimitProblem
     {
+        /// <summary>The tenant's 60 calls per minute.</summary>
         Minute = 1,
+        /// <summary>The tenant's daily limit.</summary>
         Day = 2,
+        /// <summary>The app's 10,000 calls per minute across all tenants.</summary>
         AppMinute = 3,
+        /// <summary>The tenant's 5 calls in flight.</summary>
         Concurrent = 4,
+        /// <summary>Rate limited, but the response does not say which limit.</summary>
         Unknown = 5,
     }
 
     /// <summary>Why authentication or authorisation failed (null when it did not).</summary>
     public enum AuthProblem
     {
+        /// <summary>The access token expired: refresh it.</summary>
         TokenExpired = 1,
+        /// <summary>The access token is not valid: refresh it.</summary>
         InvalidToken = 2,
+        /// <summary>The token lacks a scope the call needs: the user must consent again.</summary>
         InsufficientScope = 3,
+        /// <summary>The tenant is not connected to this app (any more).</summary>
         TenantNotAuthorized = 4,
+        /// <summary>Token endpoint: the refresh token or code is invalid or used.</summary>
         InvalidGrant = 5,
+        /// <summary>Token endpoint: the client id or secret is wrong.</summary>
         InvalidClient = 6,
+        /// <summary>Token endpoint: the grant type is not supported.</summary>
         UnsupportedGrantType = 7,
+        /// <summary>OAuth 1.0a: the nonce was used before; resend with a new one.</summary>
         NonceUsed = 8,
+        /// <summary>OAuth 1.0a: the signature is invalid.</summary>
         SignatureInvalid = 9,
+        /// <summary>OAuth 1.0a: the signature method is not accepted.</summary>
         SignatureMethodRejected = 10,
+        /// <summary>OAuth 1.0a: the token was rejected.</summary>
         TokenRejected = 11,
+        /// <summary>Another authentication problem.</summary>
         Other = 12,
     }
 
     /// <summary>Why the limiter refused (or would refuse) a call (null when granted).</summary>
     public enum Reason
     {
+        /// <summary>The tenant's minute window is full.</summary>
         Minute = 1,
+        /// <summary>The tenant's day window is full.</summary>
         Day = 2,
+        /// <summary>The app's minute window is full.</summary>
         AppMinute = 3,
+        /// <summary>The tenant has its maximum of calls in flight.</summary>
         Concurrency = 4,
+        /// <summary>The server asked to wait (Retry-After on a 429).</summary>
         RetryAfter = 5,
+        /// <summary>The organisation is offline.</summary>
         OrganisationOffline = 6,
+        /// <summary>Xero is unavailable.</summary>
         Outage = 7,
     }
 
     /// <summary>Why <see cref="Backoff.Decide"/> gave up.</summary>
     public enum GiveUpReason
     {
+        /// <summary>It did not give up: retry.</summary>
         None = 0,
+        /// <summary>The classification says resending cannot help.</summary>
         NotRetryable = 1,
+        /// <summary>The policy's <see cref="RetryPolicy.MaxRetries"/> are used up.</summary>
         AttemptsExhausted = 2,
+        /// <summary>The needed wait is longer than the policy's <see cref="RetryPolicy.MaxWaitMs"/>.</summary>
         WaitTooLong = 3,
     }
 
@@ -90,10 +145,28 @@ namespace XeroGuard
         private static readonly object Lock = new object();
         private static Dictionary<string, Reason> reasons;
 
+        // NoInlining (here and on the other small members that call the library): Mono binds a P/Invoke when the
+        // method calling it is compiled, so one inlined into the caller's method would bind before that method sets
+        // Library.NativeLibraryPath.
+
+        /// <summary>The word for a category (<c>"rate_limited"</c>), or null for a code the library does not know.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
         public static string Name(Category value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_category_name((uint)value)); }
-        public static string Name(Action value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_action_name((uint)value)); }
+
+        /// <summary>The word for an action (<c>"refresh_token"</c>), or null for a code the library does not know.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static string Name(RecommendedAction value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_action_name((uint)value)); }
+
+        /// <summary>The word for a rate limit problem (<c>"app_minute"</c>), or null for a code the library does not know.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
         public static string Name(RateLimitProblem value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_rate_limit_problem_name((uint)value)); }
+
+        /// <summary>The word for an auth problem (<c>"token_expired"</c>), or null for a code the library does not know.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
         public static string Name(AuthProblem value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_auth_problem_name((uint)value)); }
+
+        /// <summary>The word for a limiter reason (<c>"retry_after"</c>), or null for a code the library does not know.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
         public static string Name(Reason value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_reason_name((uint)value)); }
 
         // Snapshot JSON names reasons by word; the table is read from the library, not written here.

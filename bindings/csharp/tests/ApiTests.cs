@@ -35,11 +35,28 @@ namespace XeroGuard.Tests
 
             r.Run("vocabulary/enums_match_library_words", () =>
             {
-                CheckEnum<Category>(v => Vocabulary.Name(v), true);
-                CheckEnum<Action>(v => Vocabulary.Name(v), true);
+                // payload_too_large (C code 16) is being added to the library; a build from before it names code 16
+                // null. Once every build has it, drop the pending argument.
+                CheckEnum<Category>(v => Vocabulary.Name(v), true, Category.PayloadTooLarge);
+                CheckEnum<RecommendedAction>(v => Vocabulary.Name(v), true);
                 CheckEnum<RateLimitProblem>(v => Vocabulary.Name(v), false);
                 CheckEnum<AuthProblem>(v => Vocabulary.Name(v), false);
                 CheckEnum<Reason>(v => Vocabulary.Name(v), false);
+            });
+
+            r.Run("api/no_type_name_collides_with_common_namespaces", () =>
+            {
+                // A public type named like one in a namespace most files import is ambiguous (CS0104) wherever both
+                // namespaces are imported, as XeroGuard.Action was with System.Action.
+                var imported = new HashSet<string> { "System", "System.Collections.Generic", "System.IO", "System.Linq",
+                    "System.Net", "System.Net.Http", "System.Text", "System.Threading", "System.Threading.Tasks" };
+                var frameworkNames = new HashSet<string>(new[] { typeof(object), typeof(Uri), typeof(Enumerable), typeof(HttpClient) }
+                    .Select(t => t.Assembly).Distinct().SelectMany(a => a.GetExportedTypes())
+                    .Where(t => imported.Contains(t.Namespace)).Select(t => SimpleName(t)));
+                Assert.True(frameworkNames.Contains("Action") && frameworkNames.Contains("HttpClient"), "the check sees System.Action");
+                var clashes = typeof(Classifier).Assembly.GetExportedTypes().Where(t => frameworkNames.Contains(SimpleName(t)))
+                    .Select(t => t.FullName);
+                Assert.Sequence(new string[0], clashes, "XeroGuard types named like framework types");
             });
 
             r.Run("classify/immutable_lists_and_json", () =>
@@ -94,7 +111,7 @@ namespace XeroGuard.Tests
                 var c = Classifier.ClassifyRaw(File.ReadAllBytes(Path.Combine(shared, "fixtures/xero/429_day_headers_observed.txt")));
                 Assert.Equal(Category.RateLimited, c.Category, "category");
                 Assert.Equal<RateLimitProblem?>(RateLimitProblem.Day, c.RateLimitProblem, "problem");
-                Assert.Equal(XeroGuard.Action.Retry, c.Action, "action");
+                Assert.Equal(RecommendedAction.Retry, c.Action, "action");
                 Assert.Equal(0L, c.DayRemaining, "day remaining");
             });
 
@@ -111,6 +128,9 @@ namespace XeroGuard.Tests
                 Assert.Equal(7000L, c.RetryAfterMs, "retry after");
                 Assert.Equal(0L, c.MinuteRemaining, "minute remaining");
                 Assert.Equal<Classification>(null, response.GetXeroGuardClassification(), "no handler, no stored classification");
+                response.RequestMessage = new HttpRequestMessage();
+                Assert.Equal<Classification>(null, response.GetXeroGuardClassification(), "nor with a request the handler did not see");
+                Assert.Equal<int?>(null, response.GetXeroGuardAttempts(), "and no attempts");
 
                 var bad = new HttpResponseMessage(HttpStatusCode.BadRequest);
                 bad.Content = new StringContent("{\"ErrorNumber\":10,\"Type\":\"ValidationException\",\"Message\":\"A validation exception occurred\"," +
@@ -154,6 +174,25 @@ namespace XeroGuard.Tests
                 Assert.Throws<ArgumentOutOfRangeException>(() => Backoff.Decide(nonce, 1, new RetryPolicy { BaseMs = -1 }), "negative base");
             });
 
+            r.Run("errors/invalid_argument_is_an_argument_exception", () =>
+            {
+                using (var limiter = new Limiter(null, LimiterClock.Manual))
+                {
+                    limiter.SetNow(1000);
+                    var e = Assert.Throws<ArgumentException>(() => limiter.SetNow(999), "a clock moved backwards");
+                    var invalid = e as InvalidArgumentException;
+                    Assert.True(invalid != null, "it is the library's InvalidArgumentException: " + e.GetType());
+                    Assert.Equal(3, invalid.Status, "status");
+                    Assert.Equal("invalid_argument", invalid.StatusName, "status name");
+                    Assert.True(e is IXeroGuardError && !typeof(XeroGuardException).IsInstanceOfType(e),
+                        "an IXeroGuardError, outside the XeroGuardException family");
+                    Assert.True(e.Message.Length > 0 && !e.Message.Equals("invalid_argument"), "the library's message: " + e.Message);
+                }
+                IXeroGuardError tooLarge = Assert.Throws<TooLargeException>(
+                    () => Classifier.Classify(200, Enumerable.Range(0, 1025).Select(i => H("X-H" + i, "v")), null), "1025 headers");
+                Assert.Equal("too_large", tooLarge.StatusName, "other statuses are IXeroGuardError too");
+            });
+
             r.Run("limits/defaults_from_library", () =>
             {
                 var l = new Limits();
@@ -167,11 +206,18 @@ namespace XeroGuard.Tests
             });
         }
 
-        private static void CheckEnum<T>(Func<T, string> name, bool zeroIsValue) where T : struct
+        private static void CheckEnum<T>(Func<T, string> name, bool zeroIsValue, T? pendingInLibrary = null) where T : struct
         {
             var values = Enum.GetValues(typeof(T)).Cast<T>().ToList();
             foreach (T v in values)
+            {
+                if (pendingInLibrary.HasValue && v.Equals(pendingInLibrary.Value) && name(v) == null)
+                {
+                    Console.WriteLine("     note: this build of the library does not know {0}.{1} yet", typeof(T).Name, v);
+                    continue;
+                }
                 Assert.Equal(Snake(v.ToString()), name(v), typeof(T).Name + "." + v);
+            }
             // One past the last code is unknown to the library: the enum is complete.
             int next = values.Select(v => Convert.ToInt32(v)).Max() + 1;
             Assert.Equal<string>(null, name((T)Enum.ToObject(typeof(T), next)), typeof(T).Name + " has no code " + next);
@@ -212,6 +258,13 @@ namespace XeroGuard.Tests
                     "every field of " + t.Name + " is checked");
             }
             Assert.True(checkedFields > 40, "fields checked: " + checkedFields);
+        }
+
+        // "Action`1" and "Action" are the same name in source.
+        private static string SimpleName(Type t)
+        {
+            int tick = t.Name.IndexOf('`');
+            return tick < 0 ? t.Name : t.Name.Substring(0, tick);
         }
 
         private static string Pascal(string snake)

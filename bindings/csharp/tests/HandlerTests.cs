@@ -30,8 +30,36 @@ namespace XeroGuard.Tests
         }
     }
 
+    // A handler registered before XeroGuardHandler in a pipeline (logging, auth, …): counts what passes through.
+    internal sealed class CountingDelegatingHandler : DelegatingHandler
+    {
+        public int Calls;
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Calls);
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+
     internal static class HandlerTests
     {
+        // What IHttpClientFactory's handler builder does with the handlers of AddHttpMessageHandler: it refuses one
+        // whose InnerHandler is set, links them outermost first, and puts the primary handler last.
+        internal static HttpMessageHandler FactoryPipeline(HttpMessageHandler primary, params DelegatingHandler[] handlers)
+        {
+            HttpMessageHandler next = primary;
+            for (int i = handlers.Length - 1; i >= 0; i--)
+            {
+                if (handlers[i].InnerHandler != null)
+                    throw new InvalidOperationException("The 'InnerHandler' property must be null. 'DelegatingHandler' instances " +
+                        "provided to 'HttpMessageHandlerBuilder' must not be reused or cached.");
+                handlers[i].InnerHandler = next;
+                next = handlers[i];
+            }
+            return next;
+        }
+
         private static HttpResponseMessage Respond(int status, params string[] headers)
         {
             var r = new HttpResponseMessage((HttpStatusCode)status) { Content = new ByteArrayContent(new byte[0]) };
@@ -70,8 +98,11 @@ namespace XeroGuard.Tests
                     Assert.Sequence(new[] { "{\"Invoices\":[]}", "{\"Invoices\":[]}" }, stub.Bodies, "the body was sent both times");
                     Classification c = response.GetXeroGuardClassification();
                     Assert.True(c != null && c.Category == Category.Success, "the final classification is on the response");
-                    Assert.True(ReferenceEquals(c, response.RequestMessage.Properties["XeroGuard.Classification"]), "under the documented key");
-                    Assert.Equal(2, (int)response.RequestMessage.Properties["XeroGuard.Attempts"], "attempts");
+                    Assert.Equal<int?>(2, response.GetXeroGuardAttempts(), "attempts");
+                    // netstandard2.0 keeps them in Properties (Options on .NET 5+), under the documented keys.
+                    Assert.True(ReferenceEquals(c, response.RequestMessage.Properties[HttpResponseMessageExtensions.ClassificationProperty]),
+                        "under the documented key");
+                    Assert.Equal(2, (int)response.RequestMessage.Properties["XeroGuard.Attempts"], "attempts key");
                     Assert.Equal(0L, limiter.Snapshot("acme").InFlight, "permits released");
                     Assert.Equal(2L, limiter.Snapshot("acme").Minute.Count, "both sends counted");
                 }
@@ -86,7 +117,7 @@ namespace XeroGuard.Tests
                     HttpResponseMessage response = client.SendAsync(Get("http://xero.invalid/api.xro/2.0/Contacts", "acme")).Result;
                     Assert.Equal(1, stub.Calls, "sent once");
                     Classification c = response.GetXeroGuardClassification();
-                    Assert.Equal(XeroGuard.Action.RefreshToken, c.Action, "the caller is told to refresh the token");
+                    Assert.Equal(RecommendedAction.RefreshToken, c.Action, "the caller is told to refresh the token");
                     Assert.Equal<AuthProblem?>(AuthProblem.InvalidToken, c.AuthProblem, "auth problem");
                 }
             });
@@ -100,7 +131,7 @@ namespace XeroGuard.Tests
                     HttpResponseMessage response = client.SendAsync(Get("http://xero.invalid/api.xro/2.0/Contacts", "acme")).Result;
                     Assert.Equal(4, stub.Calls, "first call plus 3 retries");
                     Assert.Equal(Category.InternalError, response.GetXeroGuardClassification().Category, "the last answer is returned");
-                    Assert.Equal(4, (int)response.RequestMessage.Properties["XeroGuard.Attempts"], "attempts");
+                    Assert.Equal<int?>(4, response.GetXeroGuardAttempts(), "attempts");
                 }
             });
 
@@ -140,6 +171,47 @@ namespace XeroGuard.Tests
                     Assert.True(ok.Wait(TimeSpan.FromSeconds(5)) && ok.Result.StatusCode == HttpStatusCode.OK, "the next call is not stuck");
                     var tenantless = client.SendAsync(Get("http://xero.invalid/connections", null)).Result;
                     Assert.Equal(Category.Success, tenantless.GetXeroGuardClassification().Category, "tenantless calls pass too");
+                }
+            });
+
+            r.Run("handler/fits_an_http_client_factory_pipeline", () =>
+            {
+                var stub = new ScriptedHandler(n => n == 1 ? Respond(500, "Retry-After", "0") : Respond(200));
+                var outer = new CountingDelegatingHandler();
+                using (var limiter = new Limiter())
+                {
+                    var guard = new XeroGuardHandler(limiter, FastPolicy());
+                    Assert.True(guard.InnerHandler == null, "no inner handler of its own");
+                    Assert.Throws<InvalidOperationException>(() => FactoryPipeline(new ScriptedHandler(n => Respond(200)),
+                        new XeroGuardHandler(limiter, FastPolicy(), new ScriptedHandler(n => Respond(200)))), "the factory refuses one with an inner handler");
+                    using (var client = new HttpClient(FactoryPipeline(stub, outer, guard)))
+                    {
+                        HttpResponseMessage response = client.SendAsync(Get("http://xero.invalid/api.xro/2.0/Contacts", "acme")).Result;
+                        Assert.Equal(HttpStatusCode.OK, response.StatusCode, "final status");
+                        Assert.True(ReferenceEquals(stub, guard.InnerHandler), "the factory's primary handler is the one used");
+                        Assert.Equal(1, outer.Calls, "the outer handler saw one call");
+                        Assert.Equal(2, stub.Calls, "the guard retried through the primary handler");
+                        Assert.Equal<int?>(2, response.GetXeroGuardAttempts(), "attempts");
+                        Assert.Equal(2L, limiter.Snapshot("acme").Minute.Count, "both sends paced");
+                    }
+                }
+            });
+
+            r.Run("server/without_inner_handler_sends_through_a_default_one", () =>
+            {
+                Assert.True(!string.IsNullOrEmpty(serverUrl), "XG_SERVER_URL names the running Xero-like server");
+                using (var limiter = new Limiter())
+                {
+                    var guard = new XeroGuardHandler(limiter);
+                    using (var client = new HttpClient(guard))
+                    {
+                        // Many first requests at once: the default inner handler is set exactly once, before any is sent.
+                        var tasks = Enumerable.Range(0, 8).Select(i => client.SendAsync(Get(serverUrl + "/api.xro/2.0/Organisation", "default-" + i))).ToArray();
+                        Assert.True(Task.WaitAll(tasks, TimeSpan.FromSeconds(30)), "the calls finished");
+                        Assert.True(tasks.All(t => t.Result.StatusCode == HttpStatusCode.OK), "every call succeeded");
+                        Assert.True(guard.InnerHandler is HttpClientHandler, "a default HttpClientHandler: " + guard.InnerHandler);
+                        Assert.True(tasks.All(t => t.Result.GetXeroGuardClassification().Category == Category.Success), "classified");
+                    }
                 }
             });
 
@@ -225,7 +297,7 @@ namespace XeroGuard.Tests
                         };
                         request.Headers.Add("Xero-Tenant-Id", tenant);
                         using (HttpResponseMessage response = await client.SendAsync(request))
-                            return Tuple.Create((int)response.StatusCode, (int)response.RequestMessage.Properties["XeroGuard.Attempts"]);
+                            return Tuple.Create((int)response.StatusCode, response.GetXeroGuardAttempts().Value);
                     })).ToArray();
                     start.Set();
                     Assert.True(Task.WaitAll(tasks, TimeSpan.FromSeconds(60)), "the round finished");

@@ -3,12 +3,13 @@ using System.IO;
 
 namespace XeroGuard.Tests
 {
-    // Usage: mono XeroGuard.Tests.exe [filter]. Environment: XEROGUARD_SHARED (the shared/ folder),
+    // Usage: mono XeroGuard.Tests.exe [filter] (or --load-probe PATH: see LoaderTests). Environment: XEROGUARD_SHARED (the shared/ folder),
     // XG_LAYOUT_FILE (output of layout_probe), XG_SERVER_URL (the Xero-like test server).
     internal static class Program
     {
         private static int Main(string[] args)
         {
+            if (args.Length == 2 && args[0] == LoaderTests.ProbeFlag) return LoaderTests.Probe(args[1]);
             var runner = new Runner(args.Length > 0 ? args[0] : null);
             string shared = Environment.GetEnvironmentVariable("XEROGUARD_SHARED");
             if (string.IsNullOrEmpty(shared))
@@ -18,6 +19,9 @@ namespace XeroGuard.Tests
             ConformanceTests.Register(runner, shared);
             LimiterTests.Register(runner);
             HandlerTests.Register(runner, Environment.GetEnvironmentVariable("XG_SERVER_URL"));
+            ResponseBodyTests.Register(runner, shared);
+            LoaderTests.Register(runner);
+            DocsTests.Register(runner);
 
             if (runner.Failures.Count > 0) Console.WriteLine("failed: " + string.Join(", ", runner.Failures));
             Console.WriteLine("{0} passed, {1} failed", runner.Passed, runner.Failed);
