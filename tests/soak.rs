@@ -3,11 +3,13 @@
 #[path = "suites/soak.rs"]
 mod soak;
 
+use std::time::Duration;
+
 use xeroguard::pacing::{Clock, Limiter};
 
 #[test]
 fn soak_in_process_limiter() {
-    soak::run(&|limits| Limiter::new(limits, Clock::Manual).unwrap(), soak::seconds());
+    soak::run(&|limits| Limiter::new(limits, Clock::Manual).unwrap(), soak::seconds(), 3, Duration::ZERO);
 }
 
 #[test]

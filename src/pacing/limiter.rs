@@ -7,6 +7,7 @@ use super::Backend;
 use super::clock::{Clock, ClockSource};
 use super::config::{Limits, TenantLimits};
 use super::memory::MemoryBackend;
+use super::redis::{RedisBackend, RedisOptions};
 use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot};
 use super::wait::{self, Step, Waiters};
 
@@ -20,6 +21,13 @@ impl Limiter {
     /// An in-process limiter.
     pub fn new(limits: Limits, clock: Clock) -> Result<Self, PacingError> {
         Ok(Self::with_backend(Box::new(MemoryBackend::new(limits)?), clock))
+    }
+
+    /// A limiter whose state every process sharing `options.key_prefix` shares, through Redis. `clock` is
+    /// [`Clock::Monotonic`] in production (the store's clock decides; this one measures waits) and
+    /// [`Clock::Manual`] for tests (the manual reading is the store's clock too).
+    pub fn new_redis(limits: Limits, options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
+        Ok(Self::with_backend(Box::new(RedisBackend::connect(limits, options, clock)?), clock))
     }
 
     /// A limiter over any backend. `clock` is the clock `now` arguments and wait deadlines are read on.

@@ -3,7 +3,8 @@
 //! tests run on a manual clock and never sleep.
 //!
 //! - [`engine`]: the pure decisions (windows, `earliest`, admission, concurrency, feedback → effects);
-//! - a [`Backend`] stores the state and makes each whole operation atomic: [`memory`] (in-process, sharded);
+//! - a [`Backend`] stores the state and makes each whole operation atomic: [`memory`] (in-process, sharded) and
+//!   [`redis`] (shared by every process of an app, one script per operation);
 //! - [`wait`]: the one wait policy; [`Limiter`]: the façade every caller and every export uses.
 
 mod clock;
@@ -11,6 +12,7 @@ mod config;
 pub mod engine;
 mod limiter;
 pub mod memory;
+pub mod redis;
 mod types;
 pub mod wait;
 mod window;
@@ -20,6 +22,7 @@ pub use config::{Limits, MAX_WINDOW_SPAN_MS, TenantLimits, WindowLimit};
 pub use engine::Effects;
 pub use limiter::Limiter;
 pub use memory::MemoryBackend;
+pub use redis::{RedisBackend, RedisOptions};
 pub use types::{
     Decision, Feedback, MAX_BOOKING_AHEAD_MS, MAX_TENANT_ID_BYTES, PacingError, Permit, Refusal, Reservation, Snapshot,
     WindowSnapshot,

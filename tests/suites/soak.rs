@@ -6,6 +6,7 @@
 //! Short version (the test command): 3 s and three scaled days of the manual clock, whichever is longer. Long version:
 //!     XEROGUARD_SOAK_SECONDS=600 cargo test --release --test soak -- --nocapture
 //! A test file runs [`run`] with its way to make a limiter on the manual clock (`tests/soak.rs`: in-process).
+#![allow(dead_code)] // each test file uses the part it needs
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -265,9 +266,11 @@ pub fn seconds() -> u64 {
     std::env::var("XEROGUARD_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3)
 }
 
-/// Soaks a limiter from `make` (given the soak's limits; it must use the manual clock) for `seconds` and three
-/// scaled days, whichever is longer, then checks the log, the permits and that every path ran.
-pub fn run(make: &dyn Fn(Limits) -> Limiter, seconds: u64) {
+/// Soaks a limiter from `make` (given the soak's limits; it must use the manual clock) for `seconds` and `days`
+/// scaled days, whichever is longer, then checks the log, the permits and that every path ran. The clock pauses
+/// `clock_pause` between steps: a backend a network away needs the clock slower, for the same mix of waits and
+/// expiries per operation.
+pub fn run(make: &dyn Fn(Limits) -> Limiter, seconds: u64, days: u64, clock_pause: Duration) {
     let shared = Arc::new(Shared {
         limiter: make(soak_limits()),
         log: Mutex::new(Vec::new()),
@@ -296,6 +299,9 @@ pub fn run(make: &dyn Fn(Limits) -> Limiter, seconds: u64) {
                 if clock_stop.load(Ordering::Relaxed) {
                     break;
                 }
+                if !clock_pause.is_zero() {
+                    std::thread::sleep(clock_pause);
+                }
                 shared.limiter.advance(1 + rng.below(20)).unwrap();
                 // Yielding every step would hand the core to a busy worker each time and starve the clock.
                 if step % 16 == 0 {
@@ -304,11 +310,11 @@ pub fn run(make: &dyn Fn(Limits) -> Limiter, seconds: u64) {
             }
         })
     };
-    // At least `seconds` of real time and three windows of the scaled day on the manual clock: on a loaded machine
+    // At least `seconds` of real time and `days` windows of the scaled day on the manual clock: on a loaded machine
     // the clock moves slower, and the run is longer rather than thinner (within a generous cap).
     let started = Instant::now();
     let cap = Duration::from_secs(seconds + 120);
-    while (started.elapsed() < Duration::from_secs(seconds) || shared.limiter.now() < 3 * DAY.1)
+    while (started.elapsed() < Duration::from_secs(seconds) || shared.limiter.now() < days * DAY.1)
         && started.elapsed() < cap
     {
         std::thread::sleep(Duration::from_millis(50));
@@ -372,7 +378,7 @@ pub fn run(make: &dyn Fn(Limits) -> Limiter, seconds: u64) {
     // The run must have exercised every path, or it proves nothing.
     assert!(total.granted > 100 && total.refused > 100 && total.released > 100, "{total:?}");
     assert!(total.reserved > 10 && total.cancelled > 0 && total.observed > 10 && total.waited > 0, "{total:?}");
-    assert!(now > 3 * DAY.1, "the clock crossed three day windows ({now} ms)");
+    assert!(now > days * DAY.1, "the clock crossed {days} day windows ({now} ms)");
 }
 
 /// The log check itself must catch an overrun, or the soak proves nothing.

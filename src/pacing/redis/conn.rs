@@ -1,0 +1,331 @@
+//! Talking to the store within a deadline: a small pool of connections made lazily and dropped after any error,
+//! discarded in a forked child (it must never share a socket with its parent), a breaker that stops asking for a
+//! cooldown after a failure, and the scripts (EVALSHA, loaded again on NOSCRIPT).
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redis::{ConnectionLike, ErrorKind, RedisError, Script, ServerErrorKind, Value};
+
+use super::RedisOptions;
+use crate::pacing::PacingError;
+
+/// One script per operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Acquire,
+    Peek,
+    Record,
+    Release,
+    Reserve,
+    Cancel,
+    Observe,
+    Snapshot,
+}
+
+const PRELUDE: &str = include_str!("prelude.lua");
+
+struct Scripts {
+    by_op: Vec<(Op, Script)>,
+    init: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
+    let with_prelude = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
+    Scripts {
+        by_op: vec![
+            (Op::Acquire, with_prelude(include_str!("acquire.lua"))),
+            (Op::Peek, with_prelude(include_str!("peek.lua"))),
+            (Op::Record, with_prelude(include_str!("record.lua"))),
+            (Op::Release, with_prelude(include_str!("release.lua"))),
+            (Op::Reserve, with_prelude(include_str!("reserve.lua"))),
+            (Op::Cancel, with_prelude(include_str!("cancel.lua"))),
+            (Op::Observe, with_prelude(include_str!("observe.lua"))),
+            (Op::Snapshot, with_prelude(include_str!("snapshot.lua"))),
+        ],
+        init: Script::new(include_str!("init.lua")),
+    }
+});
+
+fn script(op: Op) -> &'static Script {
+    &SCRIPTS.by_op.iter().find(|(o, _)| *o == op).expect("a script per operation").1
+}
+
+/// A fresh operation id: random, non-zero, below 2^63 (the top bit marks local-share permits).
+pub fn op_id() -> u64 {
+    static SEED: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let id = SEED.hash_one((std::process::id(), n, Instant::now())) >> 1;
+    id.max(1)
+}
+
+/// Why the store did not answer an operation.
+#[derive(Debug)]
+pub enum StoreFailure {
+    /// Not reachable within the deadline (or the breaker is open): the failure policy decides.
+    Unavailable(String),
+    /// It answered with an error that waiting will not fix (permissions, another clock, a script error).
+    Refused(String),
+}
+
+enum Client {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+enum Connection {
+    Single(Box<redis::Connection>),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Connection {
+    fn like(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Connection::Single(c) => c.as_mut(),
+            Connection::Cluster(c) => c.as_mut(),
+        }
+    }
+
+    fn set_timeouts(&self, t: Duration) -> redis::RedisResult<()> {
+        match self {
+            Connection::Single(c) => {
+                c.set_read_timeout(Some(t))?;
+                c.set_write_timeout(Some(t))
+            }
+            Connection::Cluster(c) => {
+                c.set_read_timeout(Some(t))?;
+                c.set_write_timeout(Some(t))
+            }
+        }
+    }
+}
+
+struct Pool {
+    /// The process the connections were made in: a forked child never uses its parent's sockets.
+    pid: u32,
+    idle: Vec<Connection>,
+}
+
+/// The connections a pool keeps idle: concurrent callers beyond it connect and then drop theirs.
+const POOL_SIZE: usize = 4;
+
+pub struct Store {
+    client: Client,
+    deadline: Duration,
+    cooldown: Duration,
+    pool: Mutex<Pool>,
+    /// Until when the breaker is open (no calls to the store), if it is.
+    open_until: Mutex<Option<Instant>>,
+    /// Set when a call succeeds after the breaker had opened, until `recovered` reports it once.
+    recovered: Mutex<bool>,
+}
+
+fn client_error(e: RedisError) -> PacingError {
+    PacingError::InvalidLimits(format!("the store URL or TLS settings are not usable: {e}"))
+}
+
+impl Store {
+    pub fn open(options: &RedisOptions) -> Result<Self, PacingError> {
+        let certs = match &options.tls_ca_file {
+            None => None,
+            Some(path) => Some(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(
+                    std::fs::read(path)
+                        .map_err(|e| PacingError::InvalidLimits(format!("cannot read the TLS CA file {path}: {e}")))?,
+                ),
+            }),
+        };
+        let url = options.url.trim();
+        let client = if let Some((scheme, nodes)) = url.split_once("+cluster://") {
+            let nodes: Vec<String> = nodes.split(',').map(|node| format!("{scheme}://{node}")).collect();
+            let mut builder = redis::cluster::ClusterClient::builder(nodes)
+                .connection_timeout(options.deadline)
+                .response_timeout(options.deadline)
+                .retries(0);
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
+            Client::Cluster(builder.build().map_err(client_error)?)
+        } else {
+            let client = match certs {
+                None => redis::Client::open(url),
+                Some(certs) => redis::Client::build_with_tls(url, certs),
+            };
+            Client::Single(client.map_err(client_error)?)
+        };
+        Ok(Store {
+            client,
+            deadline: options.deadline,
+            cooldown: options.breaker_cooldown,
+            pool: Mutex::new(Pool { pid: std::process::id(), idle: Vec::new() }),
+            open_until: Mutex::new(None),
+            recovered: Mutex::new(false),
+        })
+    }
+
+    /// How long the breaker stays open (zero when closed).
+    pub fn cooldown_left(&self) -> Duration {
+        self.open_until.lock().map_or(Duration::ZERO, |until| until.saturating_duration_since(Instant::now()))
+    }
+
+    /// True once after the first success that follows an outage.
+    pub fn recovered(&self) -> bool {
+        std::mem::take(&mut *self.recovered.lock())
+    }
+
+    /// Forgets every pooled connection (after a reply that did not belong to its request).
+    pub fn discard_connections(&self) {
+        self.pool.lock().idle.clear();
+    }
+
+    fn checkout(&self, deadline: Instant) -> Result<Connection, StoreFailure> {
+        {
+            let mut pool = self.pool.lock();
+            let pid = std::process::id();
+            if pool.pid != pid {
+                // Inherited from the parent: closing them here is harmless to it, but using them would mix replies.
+                for inherited in pool.idle.drain(..) {
+                    std::mem::forget(inherited);
+                }
+                pool.pid = pid;
+            }
+            if let Some(c) = pool.idle.pop() {
+                return Ok(c);
+            }
+        }
+        let left = remaining(deadline)?;
+        let connection = match &self.client {
+            Client::Single(c) => c.get_connection_with_timeout(left).map(|c| Connection::Single(Box::new(c))),
+            Client::Cluster(c) => c.get_connection().map(|c| Connection::Cluster(Box::new(c))),
+        };
+        connection.map_err(unavailable)
+    }
+
+    fn checkin(&self, connection: Connection) {
+        let mut pool = self.pool.lock();
+        if pool.pid == std::process::id() && pool.idle.len() < POOL_SIZE {
+            pool.idle.push(connection);
+        }
+    }
+
+    /// Runs `attempt` on a connection within the deadline: a connection that failed is dropped and, while time
+    /// remains, the attempt is made once more on a fresh one (mutations carry operation ids, so a script that ran
+    /// before its reply was lost is answered from its stored result, not run twice).
+    fn with_connection(
+        &self,
+        mut attempt: impl FnMut(&mut dyn ConnectionLike) -> redis::RedisResult<Value>,
+    ) -> Result<Value, StoreFailure> {
+        if !self.cooldown_left().is_zero() {
+            return Err(StoreFailure::Unavailable("the store failed recently; waiting for the breaker".into()));
+        }
+        let deadline = Instant::now() + self.deadline;
+        let mut last = None;
+        for _ in 0..2 {
+            let mut connection = match self.checkout(deadline) {
+                Ok(c) => c,
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            };
+            let outcome = match remaining(deadline) {
+                Ok(left) => connection.set_timeouts(left).map_err(unavailable).and_then(|()| {
+                    attempt(connection.like()).map_err(|e| if refused(&e) { refusal(e) } else { unavailable(e) })
+                }),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(value) => {
+                    self.checkin(connection);
+                    let mut open = self.open_until.lock();
+                    if open.take().is_some() {
+                        *self.recovered.lock() = true;
+                    }
+                    return Ok(value);
+                }
+                Err(StoreFailure::Refused(why)) => {
+                    self.checkin(connection);
+                    return Err(StoreFailure::Refused(why));
+                }
+                Err(e) => last = Some(e), // the connection is dropped: its state is unknown
+            }
+            if remaining(deadline).is_err() {
+                break;
+            }
+        }
+        *self.open_until.lock() = Some(Instant::now() + self.cooldown);
+        Err(last.unwrap_or_else(|| StoreFailure::Unavailable("no time left".into())))
+    }
+
+    pub fn eval(&self, op: Op, keys: &[String], args: &[String]) -> Result<Value, StoreFailure> {
+        let script = script(op);
+        self.with_connection(|c| {
+            let mut invocation = script.prepare_invoke();
+            for k in keys {
+                invocation.key(k);
+            }
+            for a in args {
+                invocation.arg(a);
+            }
+            invocation.invoke(c)
+        })
+    }
+
+    pub fn init(&self, config_key: &str, args: &[String]) -> Result<Value, StoreFailure> {
+        self.with_connection(|c| {
+            let mut invocation = SCRIPTS.init.prepare_invoke();
+            invocation.key(config_key);
+            for a in args {
+                invocation.arg(a);
+            }
+            invocation.invoke(c)
+        })
+    }
+
+    /// Sets (or with `None` removes) one field of the config hash: a tenant's own limits. One command, atomic.
+    pub fn set_override(&self, config_key: &str, field: &str, value: Option<&str>) -> Result<(), StoreFailure> {
+        self.with_connection(|c| match value {
+            Some(v) => redis::cmd("HSET").arg(config_key).arg(field).arg(v).query(c),
+            None => redis::cmd("HDEL").arg(config_key).arg(field).query(c),
+        })
+        .map(drop)
+    }
+}
+
+fn remaining(deadline: Instant) -> Result<Duration, StoreFailure> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_millis(1) {
+        return Err(StoreFailure::Unavailable("the deadline passed".into()));
+    }
+    Ok(left)
+}
+
+/// Errors the store gives that waiting will not fix.
+fn refused(e: &RedisError) -> bool {
+    match e.kind() {
+        ErrorKind::Server(kind) => {
+            matches!(kind, ServerErrorKind::ResponseError | ServerErrorKind::NoScript | ServerErrorKind::CrossSlot)
+                || e.code().is_some_and(|c| c == "NOPERM" || c == "WRONGTYPE")
+        }
+        ErrorKind::Extension => e.code().is_none_or(|c| c != "OOM"),
+        ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig | ErrorKind::UnexpectedReturnType => true,
+        _ => false,
+    }
+}
+
+fn refusal(e: RedisError) -> StoreFailure {
+    let text = match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        _ => e.to_string(),
+    };
+    StoreFailure::Refused(text)
+}
+
+fn unavailable(e: RedisError) -> StoreFailure {
+    StoreFailure::Unavailable(e.to_string())
+}

@@ -1,0 +1,85 @@
+//! Key names. Every key of one app shares the hash tag `{prefix}`, so a script touching a tenant and the app window
+//! lives in one Cluster slot. Tenant ids are untrusted: they are percent-encoded (everything but `A-Z a-z 0-9 - _ .`),
+//! so no id can contain a brace or a separator, and no two ids map to one key.
+
+use std::fmt::Write;
+
+pub struct KeySpace {
+    /// `xg:{prefix}:`
+    base: String,
+}
+
+/// The longest key prefix accepted.
+pub const MAX_PREFIX_BYTES: usize = 128;
+
+impl KeySpace {
+    pub fn new(prefix: &str) -> Result<Self, String> {
+        if prefix.is_empty() || prefix.len() > MAX_PREFIX_BYTES {
+            return Err(format!("the key prefix must have 1 to {MAX_PREFIX_BYTES} bytes"));
+        }
+        if let Some(bad) = prefix.chars().find(|c| matches!(c, '{' | '}') || c.is_whitespace() || c.is_control()) {
+            return Err(format!("the key prefix may not contain {bad:?} (braces, spaces or control characters)"));
+        }
+        Ok(KeySpace { base: format!("xg:{{{prefix}}}:") })
+    }
+
+    pub fn config(&self) -> String {
+        format!("{}cfg", self.base)
+    }
+
+    /// The config field holding a tenant's own limits.
+    pub fn override_field(&self, tenant: &str) -> String {
+        format!("o:{}", encode(tenant))
+    }
+
+    /// The keys every script takes, in order (see prelude.lua): config, app-minute log, tenant minute, day, state,
+    /// permits, and the operation's result key. The tenantless scope's keys use the empty encoding, which no tenant
+    /// id has.
+    pub fn for_tenant(&self, tenant: &str, op: Option<u64>) -> Vec<String> {
+        let t = format!("{}t:{}:", self.base, encode(tenant));
+        vec![
+            self.config(),
+            format!("{}am", self.base),
+            format!("{t}m"),
+            format!("{t}d"),
+            format!("{t}s"),
+            format!("{t}p"),
+            format!("{}op:{}", self.base, op.unwrap_or(0)),
+        ]
+    }
+}
+
+fn encode(tenant: &str) -> String {
+    let mut out = String::with_capacity(tenant.len());
+    for b in tenant.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_cannot_reach_other_keys_or_slots() {
+        let k = KeySpace::new("app").unwrap();
+        let hostile = ["x}:t:y", "{other}", "a:m", "", "a%3Am", "ünï"];
+        let mut seen = std::collections::HashSet::new();
+        for t in hostile {
+            for key in k.for_tenant(t, Some(1)) {
+                // The first brace pair is the prefix's: the slot is the app's whatever the id.
+                assert!(key.starts_with("xg:{app}:"), "{key}");
+                assert_eq!(key.matches('{').count(), 1, "{key}");
+                assert_eq!(key.matches('}').count(), 1, "{key}");
+            }
+            assert!(seen.insert(k.for_tenant(t, None)[2].clone()), "two ids share a key: {t}");
+        }
+        assert_ne!(encode("a:m"), encode("a%3Am"), "the escape character is escaped too");
+        assert!(KeySpace::new("my{app}").is_err() && KeySpace::new("").is_err() && KeySpace::new("a b").is_err());
+    }
+}
