@@ -5,6 +5,18 @@
 //!
 //! Include with `#[path = "support/redis.rs"] mod redis_support;`. Needs `redis-server`, `redis-cli` and, for
 //! TLS, `openssl` on PATH (`scripts/test.sh` installs Debian's packages when it can).
+//!
+//! ```ignore
+//! let mut server = RedisServer::builder().tcp().aof().start(); // or RedisServer::start(): unix socket
+//! let client = redis::Client::open(server.url())?;             // redis+unix://, redis://, rediss://
+//! server.pause(); /* calls must give up within their deadline */ server.resume();
+//! server.restart();                                             // same port; AOF data back
+//! assert!(server.keys_without_ttl("xg:*").iter().all(|key| key.ends_with(":cfg")));
+//! let proxy = ReplyDroppingProxy::start(server.addr());         // a client on proxy.url()
+//! proxy.drop_next_replies(1);                                   // the script runs, its reply is lost
+//! let tls = RedisServer::builder().tls().start();               // trust tls.ca_cert_pem()
+//! let cluster = RedisCluster::start();                          // ClusterClient::new(cluster.seed_urls())
+//! ```
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
@@ -23,8 +35,8 @@ use tempfile::TempDir;
 /// The port no test may use: a developer's or the machine's own Redis.
 pub const FORBIDDEN_PORT: u16 = 6379;
 const LOOPBACK: &str = "127.0.0.1";
-const INSTALL_HINT: &str = "install Debian's redis-server and redis-tools (apt-get install -y redis-server redis-tools); scripts/test.sh \
-     does this when run as root";
+const INSTALL_HINT: &str =
+    "apt-get install -y redis-server redis-tools (Debian's packages; scripts/test.sh installs them as root)";
 // Generous bounds for a loaded 2-core machine; they only turn a hang into a failure, nothing is timed.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -576,7 +588,8 @@ fn keys_without_ttl(connection: &mut RespConnection, keys: Vec<String>) -> Vec<S
 fn run_cli(args: &[&str]) -> String {
     let mut command = Command::new("redis-cli");
     command.args(args);
-    let output = run_bounded(command, CLI_TIMEOUT).unwrap_or_else(|e| panic!("redis-cli {args:?}: {e}"));
+    let output =
+        run_bounded(command, CLI_TIMEOUT).unwrap_or_else(|e| panic!("redis-cli {args:?}: {e} ({INSTALL_HINT})"));
     assert!(
         output.status.success(),
         "redis-cli {args:?} failed ({}): {}{}",
@@ -596,7 +609,7 @@ pub fn run_bounded(mut command: Command, timeout: Duration) -> Result<Output, St
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {program} ({e}): {INSTALL_HINT}"))?;
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
     // Drain both pipes while waiting so a chatty tool never blocks on a full pipe.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {
@@ -1234,10 +1247,12 @@ fn pump_requests(mut client: TcpStream, shared: Arc<ProxyShared>) {
                 }
             }
             let server = upstream.as_mut().expect("connected above");
+            // Counted before the write: the reply (and a test reading the count after it) cannot come first.
+            shared.requests_forwarded.fetch_add(1, Ordering::SeqCst);
             if server.write_all(&request).is_err() {
+                shared.requests_forwarded.fetch_sub(1, Ordering::SeqCst);
                 break 'connection;
             }
-            shared.requests_forwarded.fetch_add(1, Ordering::SeqCst);
         }
     }
     // The client is gone (or the server is): end both directions so the reply thread ends too.
