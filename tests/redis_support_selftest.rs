@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -367,6 +368,7 @@ fn a_panicking_test_still_kills_its_server_and_removes_its_dir() {
 fn helper_start_a_server_and_wait_to_be_killed() {
     let server = RedisServer::start();
     println!("redis-pid={}", server.pid());
+    println!("redis-dir={}", server.dir().display());
     std::io::stdout().flush().unwrap();
     let mut rest = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut rest); // until the parent kills us
@@ -385,10 +387,16 @@ fn servers_die_with_a_killed_test_process() {
     let redis_pid: u32 = lines
         .find_map(|line| line.ok()?.strip_prefix("redis-pid=")?.parse().ok())
         .expect("the helper reports its server's pid");
+    let redis_dir: PathBuf = lines
+        .find_map(|line| Some(PathBuf::from(line.ok()?.strip_prefix("redis-dir=")?)))
+        .expect("the helper reports its server's dir");
     assert!(process_alive(redis_pid));
     child.kill().unwrap(); // SIGKILL: no Drop runs in the child
     child.wait().unwrap();
     wait_until("the orphaned redis-server died", || !process_alive(redis_pid));
+    // A killed process removes nothing; only the dir is left, and it is ours to remove.
+    assert!(redis_dir.file_name().unwrap().to_string_lossy().starts_with("xg-redis-"), "{}", redis_dir.display());
+    std::fs::remove_dir_all(&redis_dir).unwrap();
 }
 
 #[test]
