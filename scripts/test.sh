@@ -11,6 +11,17 @@ need cargo "install Rust (rustup)"
 need cc "install gcc (Debian: apt-get install -y gcc)"
 need g++ "install g++ (Debian: apt-get install -y g++)"
 need python3 "install Python 3.9+ (Debian: apt-get install -y python3 python3-venv)"
+# The Redis tests start their own redis-server instances (never the one on 6379); TLS ones need openssl.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
+    || ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq redis-server redis-tools openssl) >/dev/null \
+      || { echo "test.sh: could not install redis-server redis-tools openssl (apt-get install)" >&2; exit 1; }
+  fi
+fi
+need redis-server "install Debian's redis-server (apt-get install -y redis-server)"
+need redis-cli "install Debian's redis-tools (apt-get install -y redis-tools)"
+need openssl "install Debian's openssl (apt-get install -y openssl)"
 
 [ -d ../shared/conformance ] || [ -n "${XEROGUARD_SHARED:-}" ] || {
   echo "test.sh: ../shared (conformance cases and fixtures) must sit beside the checkout, or set XEROGUARD_SHARED" >&2

@@ -12,6 +12,9 @@ import pytest
 
 import xeroguard
 
+# Fixtures redis_server and redis_server_factory (tests/redis_server.py).
+pytest_plugins = ["redis_server"]
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # bindings/python
 REPO = PACKAGE_DIR.parents[1]
 SHARED = Path(os.environ.get("XEROGUARD_SHARED") or REPO.parent / "shared")
