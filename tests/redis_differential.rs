@@ -4,6 +4,8 @@
 
 #[path = "suites/model.rs"]
 mod model;
+#[path = "support/redis.rs"]
+mod redis_support;
 #[path = "suites/soak.rs"]
 mod soak;
 
@@ -11,18 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
-// TEMPORARY until the support module lands.
-struct RedisServer {
-    url: String,
-}
-impl RedisServer {
-    fn start() -> Self {
-        RedisServer { url: std::env::var("XG_DEV_REDIS").unwrap() }
-    }
-    fn url(&self) -> &str {
-        &self.url
-    }
-}
+use redis_support::RedisServer;
 use xeroguard::pacing::{
     Clock, Decision, Feedback, Limiter, Limits, PacingError, Permit, RedisOptions, Snapshot, TenantLimits, WindowLimit,
 };
