@@ -218,14 +218,14 @@ impl Store {
     /// before its reply was lost is answered from its stored result, not run twice).
     fn with_connection(
         &self,
-        mut attempt: impl FnMut(&mut dyn ConnectionLike) -> redis::RedisResult<Value>,
+        mut attempt: impl FnMut(&mut dyn ConnectionLike, bool) -> redis::RedisResult<Value>,
     ) -> Result<Value, StoreFailure> {
         if !self.cooldown_left().is_zero() {
             return Err(StoreFailure::Unavailable("the store failed recently; waiting for the breaker".into()));
         }
         let deadline = Instant::now() + self.deadline;
         let mut last = None;
-        for _ in 0..2 {
+        for retry in [false, true] {
             let mut connection = match self.checkout(deadline) {
                 Ok(c) => c,
                 Err(e) => {
@@ -235,7 +235,7 @@ impl Store {
             };
             let outcome = match remaining(deadline) {
                 Ok(left) => connection.set_timeouts(left).map_err(unavailable).and_then(|()| {
-                    attempt(connection.like()).map_err(|e| if refused(&e) { refusal(e) } else { unavailable(e) })
+                    attempt(connection.like(), retry).map_err(|e| if refused(&e) { refusal(e) } else { unavailable(e) })
                 }),
                 Err(e) => Err(e),
             };
@@ -262,22 +262,27 @@ impl Store {
         Err(last.unwrap_or_else(|| StoreFailure::Unavailable("no time left".into())))
     }
 
+    /// Runs an operation's script. On a retry the operation id (the first argument, echoed back first in the reply)
+    /// is sent as `r:<id>`, telling the script to answer from the first attempt's stored result if it ran.
     pub fn eval(&self, op: Op, keys: &[String], args: &[String]) -> Result<Value, StoreFailure> {
         let script = script(op);
-        self.with_connection(|c| {
+        self.with_connection(|c, retry| {
             let mut invocation = script.prepare_invoke();
             for k in keys {
                 invocation.key(k);
             }
-            for a in args {
-                invocation.arg(a);
+            for (i, a) in args.iter().enumerate() {
+                match (i, retry) {
+                    (0, true) if !a.is_empty() => invocation.arg(format!("r:{a}")),
+                    _ => invocation.arg(a),
+                };
             }
             invocation.invoke(c)
         })
     }
 
     pub fn init(&self, config_key: &str, args: &[String]) -> Result<Value, StoreFailure> {
-        self.with_connection(|c| {
+        self.with_connection(|c, _| {
             let mut invocation = SCRIPTS.init.prepare_invoke();
             invocation.key(config_key);
             for a in args {
@@ -289,7 +294,7 @@ impl Store {
 
     /// Sets (or with `None` removes) one field of the config hash: a tenant's own limits. One command, atomic.
     pub fn set_override(&self, config_key: &str, field: &str, value: Option<&str>) -> Result<(), StoreFailure> {
-        self.with_connection(|c| match value {
+        self.with_connection(|c, _| match value {
             Some(v) => redis::cmd("HSET").arg(config_key).arg(field).arg(v).query(c),
             None => redis::cmd("HDEL").arg(config_key).arg(field).query(c),
         })

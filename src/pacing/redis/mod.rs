@@ -175,8 +175,7 @@ impl RedisBackend {
     fn init_config(&self, replace: bool) -> Result<Limits, PacingError> {
         let l = &self.limits;
         let clock = if self.manual_clock { "manual" } else { "server" };
-        let mut args = vec![clock.to_owned(), if replace { "1" } else { "0" }.to_owned()];
-        for n in [
+        let numbers = [
             u64::from(l.tenant_minute.limit),
             l.tenant_minute.window_ms,
             l.tenant_minute.margin_ms,
@@ -188,14 +187,24 @@ impl RedisBackend {
             l.app_minute.window_ms,
             l.app_minute.margin_ms,
             l.permit_timeout_ms,
-        ] {
-            args.push(n.to_string());
-        }
+        ];
+        let packed = numbers.map(|n| n.to_string()).join(",");
+        let args = [clock.to_owned(), if replace { "1" } else { "0" }.to_owned(), packed];
         let reply = self.store.init(&self.keys.config(), &args).map_err(|f| self.failure(f))?;
-        let Value::Array(items) = reply else { return Err(protocol("init reply is not an array")) };
-        let n: Vec<u64> = items.iter().skip(1).map(uint).collect::<Result<_, _>>()?;
-        if n.len() != 11 {
-            return Err(protocol("init reply has the wrong length"));
+        let stored = match reply {
+            Value::Array(items) => match items.get(1) {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => return Err(protocol("init reply has no limits")),
+            },
+            _ => return Err(protocol("init reply is not an array")),
+        };
+        let n: Vec<u64> = stored
+            .split(',')
+            .map(|v| v.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|_| protocol(format!("stored limits {stored:?}")))?;
+        if n.len() != numbers.len() {
+            return Err(protocol(format!("stored limits {stored:?}")));
         }
         let window = |limit: u64, window_ms: u64, margin_ms: u64| WindowLimit {
             limit: u32::try_from(limit).unwrap_or(u32::MAX),
@@ -243,7 +252,8 @@ impl RedisBackend {
             Value::SimpleString(s) => Some(s.clone()),
             _ => None,
         });
-        if echo.as_deref() != Some(args[0].as_str()) {
+        let echoed = echo.as_deref().map(|e| e.strip_prefix("r:").unwrap_or(e));
+        if echoed != Some(args[0].as_str()) {
             self.store.discard_connections();
             return Err(StoreFailure::Unavailable("a reply for another operation arrived (connection reset)".into()));
         }

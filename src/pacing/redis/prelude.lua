@@ -6,10 +6,12 @@
 -- ARGV: 1 operation id ('' for reads), 2 manual clock reading ('' = the server's TIME), 3 the config field of the
 --       tenant's own limits ('' for a tenantless call), 4... the operation's own arguments.
 --
--- A log is a string: a 16-byte header (u32 base high, u32 base low, u32 head, u32 used) and then u32 millisecond
--- offsets from base, sorted; slots before `head` are dead, slots from `used` on are spare room. It is read by
--- offset (GETRANGE), never copied whole on the common path, and grows by rewriting at its exact size, so a full
--- 5000-call day window costs about 20 KB.
+-- A log is a string: a 40-byte header (u32s: base high, base low, head, used, room, first, last, expiry high,
+-- expiry low, spare) and then u32 millisecond offsets from base, sorted; slots before `head` are dead, slots from
+-- `used` to `room` are spare. The header carries the first and last live entries and when the key's TTL ends, so
+-- the common decision reads one header per log and nothing else. Entries are read by offset (GETRANGE), never
+-- copied whole on the common path; the string grows by rewriting at its exact size, so a full 5000-call day
+-- window costs about 20 KB.
 redis.replicate_commands()
 
 local K_CFG, K_AM, K_TM, K_TD, K_TS, K_TP, K_OP = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -17,14 +19,15 @@ local OP, TENANT_FIELD = ARGV[1], ARGV[3]
 local TENANTLESS = TENANT_FIELD == ''
 local U32 = 4294967296
 local SLACK = 32
-local HEADER = 16
+local HEADER = 40
+-- A log's TTL is extended by this much beyond what it needs, so it is refreshed about once a minute, not per call.
+local TTL_SLACK = 60000
 local HORIZON = 2147483648
 local OP_TTL = 60000
 -- Reason codes (vocab.rs).
 local R_MINUTE, R_DAY, R_APP, R_CONC = 1, 2, 3, 4
 
-local cf = redis.call('HMGET', K_CFG, 'clock', 'mm', 'mw', 'mg', 'dm', 'dw', 'dg', 'cc', 'am', 'aw', 'ag', 'pt',
-  'floor', 'ab', 'abr', TENANTLESS and 'o:' or TENANT_FIELD)
+local cf = redis.call('HMGET', K_CFG, 'clock', 'lim', 'floor', 'ab', 'abr', TENANTLESS and 'o:' or TENANT_FIELD)
 if not cf[1] then
   return redis.error_reply('XG_NOCONFIG the limits of this key prefix are not stored')
 end
@@ -36,18 +39,22 @@ local function num(v)
   return tonumber(v) or 0
 end
 
+-- The limits (init.lua): minute limit, window, margin; day limit, window, margin; concurrency; app-minute limit,
+-- window, margin; permit timeout.
+local lim = {}
+for n in string.gmatch(cf[2], '%d+') do lim[#lim + 1] = tonumber(n) end
 local L = {
-  minute_window = num(cf[3]), minute_span = num(cf[3]) + num(cf[4]),
-  day_window = num(cf[6]), day_span = num(cf[6]) + num(cf[7]),
-  app_limit = num(cf[9]), app_window = num(cf[10]), app_span = num(cf[10]) + num(cf[11]),
-  permit_timeout = num(cf[12]),
+  minute_window = lim[2], minute_span = lim[2] + lim[3],
+  day_window = lim[5], day_span = lim[5] + lim[6],
+  app_limit = lim[8], app_window = lim[9], app_span = lim[9] + lim[10],
+  permit_timeout = lim[11],
 }
 -- The scope's limits: the tenant's own, the app's defaults, or none but the app window for tenantless calls.
-local TL = { minute = num(cf[2]), day = num(cf[5]), conc = num(cf[8]) }
+local TL = { minute = lim[1], day = lim[4], conc = lim[7] }
 if TENANTLESS then
   TL = { minute = 0, day = 0, conc = 0 }
-elseif cf[16] then
-  local m, d, c = string.match(cf[16], '^(%d+),(%d+),(%d+)$')
+elseif cf[6] then
+  local m, d, c = string.match(cf[6], '^(%d+),(%d+),(%d+)$')
   TL = { minute = tonumber(m), day = tonumber(d), conc = tonumber(c) }
 end
 
@@ -58,24 +65,28 @@ if ARGV[2] == '' then
 else
   now = tonumber(ARGV[2])
 end
-local stored_floor = num(cf[13])
+local stored_floor = num(cf[3])
 -- Time never runs backwards: not after a failover to a host with another clock, not between callers.
 if now < stored_floor then now = stored_floor end
 
-local app_block = { tonumber(cf[14]), tonumber(cf[15]) }
+local app_block = { tonumber(cf[4]), tonumber(cf[5]) }
 local ts = redis.call('HMGET', K_TS, 'bu', 'br')
 local tenant_block = { tonumber(ts[1]), tonumber(ts[2]) }
 
+-- On the server's clock the floor only guards against a clock that steps back (a failover): keeping it within a
+-- second is enough, and saves a write per call. A manual clock keeps it exact.
+local FLOOR_SLACK = ARGV[2] == '' and 1000 or 0
 local function commit_floor()
-  if now > stored_floor then
+  if now > stored_floor + FLOOR_SLACK then
     redis.call('HSET', K_CFG, 'floor', now)
     stored_floor = now
   end
 end
 
--- Idempotent retries: a mutation stores its result under its operation id for a while.
+-- Idempotent retries: a mutation stores its result under its operation id for a while, and a retry (its id
+-- prefixed 'r:') is answered from it when the first attempt ran.
 local function replay()
-  if OP ~= '' then
+  if string.sub(OP, 1, 2) == 'r:' then
     local previous = redis.call('GET', K_OP)
     if previous then return cjson.decode(previous) end
   end
@@ -93,13 +104,21 @@ end
 local Log = {}
 Log.__index = Log
 
+local function empty_log(key)
+  return setmetatable({ key = key, base = 0, head = 0, used = 0, room = 0, expiry = 0, cache = {}, dirty = false },
+    Log)
+end
+
 local function open_log(key)
-  local self = setmetatable({ key = key, base = 0, head = 0, used = 0, room = 0, cache = {}, dirty = false }, Log)
+  local self = empty_log(key)
   local h = redis.call('GETRANGE', key, 0, HEADER - 1)
   if #h == HEADER then
-    local hi, lo, head, used = struct.unpack('>I4>I4>I4>I4', h)
-    self.base, self.head, self.used = hi * U32 + lo, head, used
-    self.room = (redis.call('STRLEN', key) - HEADER) / 4
+    local hi, lo, head, used, room, first, last, ehi, elo = struct.unpack('>I4>I4>I4>I4>I4>I4>I4>I4>I4', h)
+    self.base, self.head, self.used, self.room, self.expiry = hi * U32 + lo, head, used, room, ehi * U32 + elo
+    if used > head then
+      self.cache[0] = self.base + first
+      self.cache[used - head - 1] = self.base + last
+    end
   end
   return self
 end
@@ -116,6 +135,19 @@ function Log:at(i)
   v = self.base + struct.unpack('>I4', redis.call('GETRANGE', self.key, pos, pos + 3))
   self.cache[i] = v
   return v
+end
+
+-- Keeps what is known of the entries from live index `from` on, renumbered from `to` (after slots move).
+function Log:recache(from, to)
+  local old = self.cache
+  self.cache = {}
+  for i, v in pairs(old) do
+    if i < math.min(from, to) then
+      self.cache[i] = v
+    elseif i >= from then
+      self.cache[i - from + to] = v
+    end
+  end
 end
 
 -- Every live entry, as a 1-based table.
@@ -148,14 +180,30 @@ function Log:count_lt(t)
   return self:count_le(t - 1)
 end
 
--- Forgets calls that no window containing an instant >= now can hold.
+-- Forgets calls that no window containing an instant >= now can hold. Usually one or two leave per call, so
+-- the search gallops from the front instead of bisecting the whole log.
 function Log:prune(span)
-  local k = self:count_le(now - span)
-  if k > 0 then
-    self.head = self.head + k
-    self.cache = {}
-    self.dirty = true
+  local edge, n = now - span, self:live()
+  if n == 0 or self:at(0) > edge then return end
+  local k
+  if self:at(n - 1) <= edge then
+    k = n
+  else
+    local lo, step = 0, 1 -- at(lo) <= edge
+    while lo + step < n - 1 and self:at(lo + step) <= edge do
+      lo = lo + step
+      step = step * 2
+    end
+    local hi = math.min(lo + step, n - 1) -- at(hi) > edge
+    while hi - lo > 1 do
+      local mid = math.floor((lo + hi) / 2)
+      if self:at(mid) <= edge then lo = mid else hi = mid end
+    end
+    k = hi
   end
+  self.head = self.head + k
+  self:recache(k, 0)
+  self.dirty = true
 end
 
 local function with_inserted(all, t, p, i) -- 0-based i over `all` with t inserted at position p
@@ -213,7 +261,7 @@ function Log:rewrite(base, extra)
   local n = self:live()
   local room = math.max(self.room, n + extra + SLACK)
   if n + extra + SLACK < self.room - 4 * SLACK then room = n + extra + SLACK end -- give back what a purge freed
-  local header = struct.pack('>I4>I4>I4>I4', math.floor(base / U32), base % U32, 0, n)
+  local header = string.rep('\0', HEADER) -- written by flush
   local body
   if base == self.base then
     local from = HEADER + 4 * self.head
@@ -224,11 +272,13 @@ function Log:rewrite(base, extra)
     body = table.concat(parts)
   end
   if room == self.room then
-    redis.call('SETRANGE', self.key, 0, header .. body) -- same size: no reallocation
+    redis.call('SETRANGE', self.key, HEADER, body) -- same size: no reallocation
   else
     redis.call('SET', self.key, header .. body .. string.rep('\0', 4 * (room - n)))
+    self.expiry = 0 -- SET dropped the TTL
   end
-  self.base, self.head, self.used, self.room, self.cache = base, 0, n, room, {}
+  -- The cache holds instants by live index, which neither a move nor a new base changes.
+  self.base, self.head, self.used, self.room = base, 0, n, room
 end
 
 -- Records k calls at t. Of the calls at or before now, only the newest `cap` are kept (Window::insert).
@@ -244,12 +294,15 @@ function Log:insert(t, k, cap)
   local tail = ''
   if p < self:live() then tail = redis.call('GETRANGE', self.key, from, HEADER + 4 * self.used - 1) end
   redis.call('SETRANGE', self.key, from, string.rep(entry, k) .. tail)
+  self:recache(p, p + k)
+  for i = p, p + k - 1 do self.cache[i] = t end
   self.used = self.used + k
-  self.cache = {}
   if self:live() > cap then
     local drop = self:count_le(now) - cap
-    if drop > 0 then self.head = self.head + drop end
-    self.cache = {}
+    if drop > 0 then
+      self.head = self.head + drop
+      self:recache(drop, 0)
+    end
   end
   self.dirty = true
 end
@@ -261,13 +314,14 @@ function Log:remove(t)
   local from = HEADER + 4 * (self.head + p)
   local tail = redis.call('GETRANGE', self.key, from + 4, HEADER + 4 * self.used - 1)
   if #tail > 0 then redis.call('SETRANGE', self.key, from, tail) end
+  self:recache(p + 1, p)
   self.used = self.used - 1
-  self.cache = {}
   self.dirty = true
   return true
 end
 
--- Writes the header back and keeps the key exactly as long as its newest entry can matter; an empty log goes.
+-- Writes the header back and keeps the key as long as its newest entry can matter (and at most TTL_SLACK
+-- longer); an empty log goes.
 function Log:flush(span)
   if not self.dirty then return end
   local n = self:live()
@@ -275,13 +329,15 @@ function Log:flush(span)
     redis.call('DEL', self.key)
     return
   end
-  if self.head > SLACK and self.head > n then
-    self:rewrite(self.base, 0)
-  else
-    redis.call('SETRANGE', self.key, 0, struct.pack('>I4>I4>I4>I4', math.floor(self.base / U32), self.base % U32,
-      self.head, self.used))
+  if self.head > SLACK and self.head > n then self:rewrite(self.base, 0) end
+  local needed = self:at(n - 1) + span + 1000
+  if self.expiry < needed then
+    self.expiry = needed + TTL_SLACK
+    redis.call('PEXPIRE', self.key, self.expiry - now)
   end
-  redis.call('PEXPIRE', self.key, math.max(self:at(n - 1) + span - now, 1) + 1000)
+  redis.call('SETRANGE', self.key, 0, struct.pack('>I4>I4>I4>I4>I4>I4>I4>I4>I4>I4', math.floor(self.base / U32),
+    self.base % U32, self.head, self.used, self.room, self:at(0) - self.base, self:at(n - 1) - self.base,
+    math.floor(self.expiry / U32), self.expiry % U32, 0))
 end
 
 ---------------------------------------------------------------------------------------------------------------------
@@ -290,8 +346,7 @@ end
 local AM = open_log(K_AM)
 local TM, TD
 if TENANTLESS then
-  TM, TD = setmetatable({ key = K_TM, base = 0, head = 0, used = 0, room = 0, cache = {}, dirty = false }, Log),
-    setmetatable({ key = K_TD, base = 0, head = 0, used = 0, room = 0, cache = {}, dirty = false }, Log)
+  TM, TD = empty_log(K_TM), empty_log(K_TD)
 else
   TM, TD = open_log(K_TM), open_log(K_TD)
 end
@@ -306,15 +361,12 @@ if not TENANTLESS then
   for i = 2, #z, 2 do in_flight[#in_flight + 1] = tonumber(z[i]) end
 end
 
+-- When the in-flight count drops below the limit by expiry alone. `in_flight` is ascending, so the permits that
+-- outlive t are a suffix, and the limit-th latest of them is the limit-th latest of all.
 local function concurrency_free_at(t)
-  local limit = TL.conc
-  if limit == 0 then return t end
-  local active = {}
-  for _, e in ipairs(in_flight) do
-    if e > t then active[#active + 1] = e end
-  end
-  if #active < limit then return t end
-  return active[#active - limit + 1]
+  local limit, n = TL.conc, #in_flight
+  if limit == 0 or n < limit or in_flight[n - limit + 1] <= t then return t end
+  return in_flight[n - limit + 1]
 end
 
 local function block_end(block, t)
@@ -322,21 +374,25 @@ local function block_end(block, t)
   return t
 end
 
--- The earliest instant >= now at which every constraint holds, and the constraint that set it.
+-- The earliest instant >= now at which every constraint holds, and the constraint that set it. In priority order:
+-- on a tie the first named is the reason reported. (Written out, not looped over a table: tables cost here.)
 local function earliest(with_concurrency)
   local t, reason = now, nil
   while true do
-    local candidates = {
-      { block_end(app_block, t), app_block[2] },
-      { block_end(tenant_block, t), tenant_block[2] },
-      { TD:earliest(t, TL.day, L.day_span), R_DAY },
-      { AM:earliest(t, L.app_limit, L.app_span), R_APP },
-      { TM:earliest(t, TL.minute, L.minute_span), R_MINUTE },
-      { with_concurrency and concurrency_free_at(t) or t, R_CONC },
-    }
     local next_t, why = t, nil
-    for _, c in ipairs(candidates) do
-      if c[1] > next_t then next_t, why = c[1], c[2] end
+    local c = block_end(app_block, t)
+    if c > next_t then next_t, why = c, app_block[2] end
+    c = block_end(tenant_block, t)
+    if c > next_t then next_t, why = c, tenant_block[2] end
+    c = TD:earliest(t, TL.day, L.day_span)
+    if c > next_t then next_t, why = c, R_DAY end
+    c = AM:earliest(t, L.app_limit, L.app_span)
+    if c > next_t then next_t, why = c, R_APP end
+    c = TM:earliest(t, TL.minute, L.minute_span)
+    if c > next_t then next_t, why = c, R_MINUTE end
+    if with_concurrency then
+      c = concurrency_free_at(t)
+      if c > next_t then next_t, why = c, R_CONC end
     end
     if next_t == t then return t, reason end
     t, reason = next_t, why
