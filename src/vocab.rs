@@ -191,28 +191,6 @@ vocabulary! {
     }
 }
 
-impl RateLimitProblem {
-    /// Reads an `X-Rate-Limit-Problem` value (xero-reference §4): case-insensitive, unknown words map to `Unknown`.
-    pub fn from_header(value: &str) -> Self {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "minute" => Self::Minute,
-            "day" | "daily" => Self::Day,
-            "appminute" | "app_minute" | "app-minute" | "app" => Self::AppMinute,
-            "concurrent" | "concurrency" => Self::Concurrent,
-            _ => Self::Unknown,
-        }
-    }
-
-    /// The wait xero-reference §6 recommends for this problem when the server sent no Retry-After.
-    pub const fn default_wait_ms(self) -> u64 {
-        match self {
-            Self::Day => 3_600_000,
-            Self::Concurrent => 1_000,
-            Self::Minute | Self::AppMinute | Self::Unknown => 60_000,
-        }
-    }
-}
-
 impl Action {
     /// `retryable` in the result is exactly `action == retry`.
     pub const fn is_retry(self) -> bool {

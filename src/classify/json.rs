@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::body::{BodyFacts, UniqueList};
+use super::facts::{BodyFacts, UniqueList};
 
 /// How many times a malformed body is repaired and re-parsed before giving up.
 const MAX_REPAIRS: usize = 16;

@@ -5,7 +5,7 @@
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use super::body::BodyFacts;
+use super::facts::BodyFacts;
 
 /// Which text is being collected, and where it goes.
 #[derive(Clone, Copy, PartialEq)]
