@@ -84,6 +84,8 @@ enum xg_category
   XG_CATEGORY_SERVICE_UNAVAILABLE = 13,
   XG_CATEGORY_ORGANISATION_OFFLINE = 14,
   XG_CATEGORY_UNKNOWN = 15,
+  // 413: the request (a batch or a file) is over the size limit. Added after `unknown`: codes are never renumbered.
+  XG_CATEGORY_PAYLOAD_TOO_LARGE = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -66,6 +66,8 @@ pub enum Category {
     ServiceUnavailable = 13,
     OrganisationOffline = 14,
     Unknown = 15,
+    /// 413: the request (a batch or a file) is over the size limit. Added after `unknown`: codes are never renumbered.
+    PayloadTooLarge = 16,
 }
 
 vocabulary! {
@@ -86,6 +88,7 @@ vocabulary! {
         ServiceUnavailable => "service_unavailable",
         OrganisationOffline => "organisation_offline",
         Unknown => "unknown",
+        PayloadTooLarge => "payload_too_large",
     }
 }
 

@@ -24,6 +24,7 @@ namespace XeroGuard
         ServiceUnavailable = 13,
         OrganisationOffline = 14,
         Unknown = 15,
+        PayloadTooLarge = 16,
     }
 
     /// <summary>What the caller should do next.</summary>
