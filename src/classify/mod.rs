@@ -45,12 +45,25 @@ pub struct Classification {
     pub problem_title: Option<String>,
     pub problem_detail: Option<String>,
     pub correlation_id: Option<String>,
+    /// From the decision table: the server certainly did not carry the request out (see `may_have_been_processed`).
+    certainly_not_processed: bool,
 }
 
 impl Classification {
     /// True exactly when the action is `retry`.
     pub fn retryable(&self) -> bool {
         self.action.is_retry()
+    }
+
+    /// Whether the server may have carried the request out (xero-reference §8), which decides whether a write
+    /// without an Idempotency-Key may be resent. For a retryable result: false when it certainly did not (429, a
+    /// 503 OAuth1 rate limit, an offline organisation, a 503 maintenance or not-available outage, OAuth1
+    /// `nonce_used`, Finance `rate-limit-error`); true when it may have (500, 502, 504, other 5xx, Finance
+    /// `request-timeout`). For a result that is not retryable the question does not arise and the answer is the
+    /// cautious one, true: nothing here proves the request was not carried out (a summarizing 400 batch, for one,
+    /// may have created its valid elements).
+    pub fn may_have_been_processed(&self) -> bool {
+        !self.certainly_not_processed
     }
 
     /// The §5 JSON object, every key present.
@@ -106,7 +119,7 @@ pub fn classify(status: u16, headers: &[(&str, &str)], body: &[u8], now: SystemT
         _ => None,
     };
     let BodyFacts { error_number, error_type, message, validation_messages, warnings, failed_elements, .. } = facts;
-    let message = message.or(facts.text);
+    let message = facts.first_field_message.or(message).or(facts.text);
     Classification {
         status,
         category: verdict.category,
@@ -129,6 +142,7 @@ pub fn classify(status: u16, headers: &[(&str, &str)], body: &[u8], now: SystemT
         problem_title: facts.problem_title,
         problem_detail: facts.problem_detail,
         correlation_id: head.correlation_id.map(str::to_owned).or(facts.problem_instance),
+        certainly_not_processed: verdict.not_processed,
     }
 }
 

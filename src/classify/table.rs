@@ -5,17 +5,33 @@ use super::facts::BodyFacts;
 use super::headers::HeaderFacts;
 use crate::vocab::{Action, AuthProblem, Category, RateLimitProblem};
 
+/// How long to wait before retrying when the server sends no Retry-After (xero-reference §6; the rate-limit waits
+/// are [`RateLimitProblem::default_wait_ms`]).
+const ORGANISATION_OFFLINE_WAIT_MS: u64 = 300_000;
+const OUTAGE_WAIT_MS: u64 = 60_000;
+const SERVER_ERROR_WAIT_MS: u64 = 5_000;
+
 pub(super) struct Verdict {
     pub category: Category,
     pub action: Action,
     pub default_wait_ms: u64,
     pub rate_limit_problem: Option<RateLimitProblem>,
     pub auth_problem: Option<AuthProblem>,
+    /// The server certainly did not carry the request out (xero-reference §8: rate limits, an offline organisation,
+    /// maintenance, a used nonce). False wherever it may have.
+    pub not_processed: bool,
 }
 
 impl Verdict {
     fn new(category: Category, action: Action) -> Self {
-        Verdict { category, action, default_wait_ms: 0, rate_limit_problem: None, auth_problem: None }
+        Verdict {
+            category,
+            action,
+            default_wait_ms: 0,
+            rate_limit_problem: None,
+            auth_problem: None,
+            not_processed: false,
+        }
     }
 
     fn retry(category: Category, wait_ms: u64) -> Self {
@@ -25,6 +41,10 @@ impl Verdict {
     fn auth(category: Category, action: Action, problem: AuthProblem) -> Self {
         Verdict { auth_problem: Some(problem), ..Verdict::new(category, action) }
     }
+
+    fn not_processed(self) -> Self {
+        Verdict { not_processed: true, ..self }
+    }
 }
 
 /// The decision table of xero-reference §6. Specific statuses come before the ranges that hold them.
@@ -32,16 +52,17 @@ impl Verdict {
 pub(super) fn decide(status: u16, head: &HeaderFacts<'_>, facts: &BodyFacts) -> Verdict {
     use Category as C;
     match status {
+        200..=299 if facts.request_failed => Verdict::new(C::BadRequest, Action::FixRequest),
         200..=299 if facts.has_element_errors() => Verdict::new(C::PartialSuccess, Action::FixRequest),
         200..=299 => Verdict::new(C::Success, Action::None),
+        _ if let Some(verdict) = finance_problem(head, facts) => verdict,
         429 => rate_limited(head),
-        503 if facts.oauth_problem.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("rate limit exceeded")) => {
-            rate_limited(head)
-        }
-        503 if facts.text.as_deref().is_some_and(is_organisation_offline) => {
-            Verdict::retry(C::OrganisationOffline, 300_000)
-        }
-        503 => Verdict::retry(C::ServiceUnavailable, 60_000),
+        // OAuth 1.0a sent these on 503, and SDK tests on 401 too: a rate limit or an offline organisation is never
+        // fixed by reconnecting, whatever the status.
+        _ if oauth_problem_is(facts, "rate limit exceeded") => rate_limited(head),
+        _ if oauth_problem_is(facts, "organisation offline") => organisation_offline(),
+        503 if names_one_organisation(facts) => organisation_offline(),
+        503 => Verdict::retry(C::ServiceUnavailable, OUTAGE_WAIT_MS).not_processed(),
         400 | 401 | 403 if let Some(verdict) = oauth_or_token_problem(status, facts) => verdict,
         400 if is_validation(facts) => Verdict::new(C::ValidationError, Action::FixRequest),
         400 => Verdict::new(C::BadRequest, Action::FixRequest),
@@ -54,18 +75,44 @@ pub(super) fn decide(status: u16, head: &HeaderFacts<'_>, facts: &BodyFacts) -> 
         405 => Verdict::new(C::MethodNotAllowed, Action::FixRequest),
         409 => Verdict::new(C::Conflict, Action::FixRequest),
         412 => Verdict::new(C::PreconditionFailed, Action::FixRequest),
+        413 => Verdict::new(C::PayloadTooLarge, Action::FixRequest),
+        422 => Verdict::new(C::ValidationError, Action::FixRequest),
         501 => Verdict::new(C::NotImplemented, Action::FixRequest),
-        500 => Verdict::retry(C::InternalError, 5_000),
-        502 | 504 => Verdict::retry(C::ServiceUnavailable, 5_000),
+        500 => Verdict::retry(C::InternalError, SERVER_ERROR_WAIT_MS),
+        502 | 504 => Verdict::retry(C::ServiceUnavailable, SERVER_ERROR_WAIT_MS),
         400..=499 => Verdict::new(C::Unknown, Action::FixRequest),
-        500..=599 => Verdict::retry(C::Unknown, 5_000),
+        500..=599 => Verdict::retry(C::Unknown, SERVER_ERROR_WAIT_MS),
         _ => Verdict::new(C::Unknown, Action::FixRequest),
     }
 }
 
-fn is_organisation_offline(text: &str) -> bool {
-    let text = text.to_ascii_lowercase();
-    text.contains("organisation is offline") || text.contains("organization is offline")
+fn organisation_offline() -> Verdict {
+    Verdict::retry(Category::OrganisationOffline, ORGANISATION_OFFLINE_WAIT_MS).not_processed()
+}
+
+/// Finance API problem types that decide whatever the status (xero-reference §6).
+fn finance_problem(head: &HeaderFacts<'_>, facts: &BodyFacts) -> Option<Verdict> {
+    match facts.problem_type.as_deref()?.trim().to_ascii_lowercase().as_str() {
+        "rate-limit-error" => Some(rate_limited(head)),
+        "request-timeout" => Some(Verdict::retry(Category::ServiceUnavailable, SERVER_ERROR_WAIT_MS)),
+        "organisation-offline" => Some(organisation_offline()),
+        _ => None,
+    }
+}
+
+fn oauth_problem_is(facts: &BodyFacts, problem: &str) -> bool {
+    facts.oauth_problem.as_deref().is_some_and(|p| p.trim().eq_ignore_ascii_case(problem))
+}
+
+/// A 503 whose text names one organisation: `The Organisation is offline`, Finance's `Cannot process org … at this
+/// time`. Only that tenant is affected, so pacing blocks the tenant rather than the app.
+fn names_one_organisation(facts: &BodyFacts) -> bool {
+    [&facts.text, &facts.problem_detail, &facts.message].into_iter().flatten().any(|text| {
+        let text = text.to_ascii_lowercase();
+        text.contains("organisation is offline")
+            || text.contains("organization is offline")
+            || text.contains("cannot process org")
+    })
 }
 
 fn is_validation(facts: &BodyFacts) -> bool {
@@ -93,6 +140,7 @@ fn rate_limited(head: &HeaderFacts<'_>) -> Verdict {
         None => RateLimitProblem::Unknown,
     };
     Verdict { rate_limit_problem: Some(problem), ..Verdict::retry(Category::RateLimited, problem.default_wait_ms()) }
+        .not_processed()
 }
 
 /// OAuth 1.0a form problems and token-endpoint errors, on 400, 401 or 403.
@@ -103,9 +151,10 @@ fn oauth_or_token_problem(status: u16, facts: &BodyFacts) -> Option<Verdict> {
         return match problem.to_ascii_lowercase().as_str() {
             "token_expired" => unauthorized(Action::RefreshToken, P::TokenExpired),
             "token_rejected" => unauthorized(Action::Reauthorize, P::TokenRejected),
-            "nonce_used" => {
-                Some(Verdict { auth_problem: Some(P::NonceUsed), ..Verdict::retry(Category::Unauthorized, 0) })
-            }
+            "nonce_used" => Some(
+                Verdict { auth_problem: Some(P::NonceUsed), ..Verdict::retry(Category::Unauthorized, 0) }
+                    .not_processed(),
+            ),
             "signature_invalid" => unauthorized(Action::FixRequest, P::SignatureInvalid),
             "signature_method_rejected" => unauthorized(Action::FixRequest, P::SignatureMethodRejected),
             _ if status == 401 => unauthorized(Action::Reauthorize, P::Other),
@@ -123,11 +172,19 @@ fn oauth_or_token_problem(status: u16, facts: &BodyFacts) -> Option<Verdict> {
 fn unauthorized(head: &HeaderFacts<'_>, facts: &BodyFacts) -> Verdict {
     use AuthProblem as P;
     let challenge = head.www_authenticate.unwrap_or("").to_ascii_lowercase().replace('"', "");
+    // The same RFC 6750 words may come in the JSON body instead of the challenge: {"error": "invalid_token"}.
+    let error_word = facts.token_error.as_deref().unwrap_or("").trim().to_ascii_lowercase();
     let (action, problem) = if problem_says(facts, "TokenExpired") {
         (Action::RefreshToken, P::TokenExpired)
-    } else if problem_says(facts, "AuthorizationUnsuccessful") || challenge.contains("error=insufficient_scope") {
+    } else if problem_says(facts, "AuthorizationUnsuccessful")
+        || challenge.contains("error=insufficient_scope")
+        || error_word == "insufficient_scope"
+    {
         (Action::Reauthorize, P::InsufficientScope)
-    } else if problem_says(facts, "AuthenticationUnsuccessful") || challenge.contains("error=invalid_token") {
+    } else if problem_says(facts, "AuthenticationUnsuccessful")
+        || challenge.contains("error=invalid_token")
+        || error_word == "invalid_token"
+    {
         (Action::RefreshToken, P::InvalidToken)
     } else {
         (Action::Reauthorize, P::Other)
@@ -154,5 +211,92 @@ impl RateLimitProblem {
             Self::Concurrent => 1_000,
             Self::Minute | Self::AppMinute | Self::Unknown => 60_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use crate::classify::classify;
+    use crate::vocab::Category;
+
+    fn processed(status: u16, headers: &[(&str, &str)], body: &str) -> (Category, bool, bool) {
+        let c = classify(status, headers, body.as_bytes(), SystemTime::UNIX_EPOCH);
+        (c.category, c.retryable(), c.may_have_been_processed())
+    }
+
+    #[test]
+    fn retryable_results_that_were_certainly_not_processed() {
+        use Category as C;
+        let finance = |kind: &str| format!(r#"{{"type": "{kind}", "title": "t", "status": 503}}"#);
+        let cases: &[(u16, String, Category)] = &[
+            (429, String::new(), C::RateLimited),
+            (503, "oauth_problem=rate%20limit%20exceeded&oauth_problem_advice=wait".into(), C::RateLimited),
+            (503, "The Organisation is offline".into(), C::OrganisationOffline),
+            (503, "Cannot process org 42 at this time. Apologies for inconvenience.".into(), C::OrganisationOffline),
+            (503, finance("organisation-offline"), C::OrganisationOffline),
+            (503, finance("rate-limit-error"), C::RateLimited),
+            (503, "The Xero API is currently offline for maintenance".into(), C::ServiceUnavailable),
+            (503, "The Xero API is temporarily unavailable".into(), C::ServiceUnavailable),
+            (401, "oauth_problem=nonce_used&oauth_problem_advice=used".into(), C::Unauthorized),
+        ];
+        for (status, body, category) in cases {
+            assert_eq!(processed(*status, &[], body), (*category, true, false), "{status} {body}");
+        }
+    }
+
+    #[test]
+    fn retryable_results_that_may_have_been_processed() {
+        use Category as C;
+        let timeout = r#"{"type": "request-timeout", "title": "RequestTimeout"}"#;
+        let cases: &[(u16, &str, Category)] = &[
+            (500, "", C::InternalError),
+            (502, "", C::ServiceUnavailable),
+            (504, "", C::ServiceUnavailable),
+            (520, "", C::Unknown),
+            (599, "", C::Unknown),
+            (503, timeout, C::ServiceUnavailable),
+            (408, timeout, C::ServiceUnavailable),
+        ];
+        for (status, body, category) in cases {
+            assert_eq!(processed(*status, &[], body), (*category, true, true), "{status} {body}");
+        }
+    }
+
+    #[test]
+    fn results_that_are_not_retryable_answer_the_cautious_true() {
+        for (status, body) in [(200, ""), (400, r#"{"Type": "ValidationException"}"#), (404, ""), (413, "")] {
+            let (_, retryable, may) = processed(status, &[], body);
+            assert!(!retryable && may, "{status}");
+        }
+    }
+
+    #[test]
+    fn finance_problem_types_decide_whatever_the_status() {
+        let body = |kind: &str| format!(r#"{{"type": "{kind}", "title": "t", "status": 400}}"#);
+        let c =
+            classify(400, &[("X-Rate-Limit-Problem", "day")], body("rate-limit-error").as_bytes(), SystemTime::now());
+        assert_eq!((c.category, c.rate_limit_problem.map(|p| p.as_str())), (Category::RateLimited, Some("day")));
+        assert_eq!(c.recommended_wait_ms, Some(3_600_000));
+        let c = classify(400, &[], body("Request-Timeout").as_bytes(), SystemTime::now());
+        assert_eq!((c.category, c.recommended_wait_ms), (Category::ServiceUnavailable, Some(5_000)));
+        let c = classify(502, &[], body("organisation-offline").as_bytes(), SystemTime::now());
+        assert_eq!((c.category, c.recommended_wait_ms), (Category::OrganisationOffline, Some(300_000)));
+        // A success is never turned into a failure by a problem type.
+        let c = classify(200, &[], body("rate-limit-error").as_bytes(), SystemTime::now());
+        assert_eq!(c.category, Category::Success);
+        // Other problem types leave the status in charge.
+        let c = classify(400, &[], body("invalid-request").as_bytes(), SystemTime::now());
+        assert_eq!(c.category, Category::BadRequest);
+    }
+
+    #[test]
+    fn a_401_error_word_in_the_body_names_the_auth_problem() {
+        let c = classify(401, &[], br#"{"error": "insufficient_scope"}"#, SystemTime::now());
+        assert_eq!(c.auth_problem.map(|p| p.as_str()), Some("insufficient_scope"));
+        assert_eq!(c.action.as_str(), "reauthorize");
+        let c = classify(401, &[], br#"{"error": "something_else"}"#, SystemTime::now());
+        assert_eq!((c.auth_problem.map(|p| p.as_str()), c.message.as_deref()), (Some("other"), Some("something_else")));
     }
 }
