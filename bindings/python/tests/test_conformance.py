@@ -39,10 +39,13 @@ PROJECT_CASES = _cases(PROJECT_TESTS)
 
 def _body(case: Dict[str, Any]) -> bytes:
     if "body_file" in case:
-        return (case["_base"] / case["body_file"]).read_bytes()
+        base: Path = case["_base"]
+        name: str = case["body_file"]
+        return (base / name).read_bytes()
     if "body_base64" in case:
         return base64.b64decode(case["body_base64"])
-    return case.get("body", "").encode("utf-8")
+    body: str = case.get("body", "")
+    return body.encode("utf-8")
 
 
 def test_cases_found(shared_dir: Path) -> None:
@@ -143,6 +146,7 @@ def test_backoff_follows_the_policy() -> None:
     s500 = xeroguard.classify(500, {}, b"")
     flat = xeroguard.RetryPolicy(max_retries=10, base_ms=100, max_backoff_ms=400, jitter_ms=0)
     waits = [xeroguard.backoff(s500, a, flat).wait_ms for a in (1, 2, 3, 4)]
+    assert s500.recommended_wait_ms is not None
     assert waits == sorted(waits) and all(w >= s500.recommended_wait_ms for w in waits)
 
 
