@@ -142,7 +142,7 @@ pub fn classify(status: u16, headers: &[(&str, &str)], body: &[u8], now: SystemT
         problem_title: facts.problem_title,
         problem_detail: facts.problem_detail,
         correlation_id: head.correlation_id.map(str::to_owned).or(facts.problem_instance),
-        certainly_not_processed: verdict.not_processed,
+        certainly_not_processed: verdict.certainly_not_processed,
     }
 }
 

@@ -19,7 +19,7 @@ pub(super) struct Verdict {
     pub auth_problem: Option<AuthProblem>,
     /// The server certainly did not carry the request out (xero-reference §8: rate limits, an offline organisation,
     /// maintenance, a used nonce). False wherever it may have.
-    pub not_processed: bool,
+    pub certainly_not_processed: bool,
 }
 
 impl Verdict {
@@ -30,7 +30,7 @@ impl Verdict {
             default_wait_ms: 0,
             rate_limit_problem: None,
             auth_problem: None,
-            not_processed: false,
+            certainly_not_processed: false,
         }
     }
 
@@ -42,8 +42,8 @@ impl Verdict {
         Verdict { auth_problem: Some(problem), ..Verdict::new(category, action) }
     }
 
-    fn not_processed(self) -> Self {
-        Verdict { not_processed: true, ..self }
+    fn certainly_not_processed(self) -> Self {
+        Verdict { certainly_not_processed: true, ..self }
     }
 }
 
@@ -62,7 +62,7 @@ pub(super) fn decide(status: u16, head: &HeaderFacts<'_>, facts: &BodyFacts) -> 
         _ if oauth_problem_is(facts, "rate limit exceeded") => rate_limited(head),
         _ if oauth_problem_is(facts, "organisation offline") => organisation_offline(),
         503 if names_one_organisation(facts) => organisation_offline(),
-        503 => Verdict::retry(C::ServiceUnavailable, OUTAGE_WAIT_MS).not_processed(),
+        503 => Verdict::retry(C::ServiceUnavailable, OUTAGE_WAIT_MS).certainly_not_processed(),
         400 | 401 | 403 if let Some(verdict) = oauth_or_token_problem(status, facts) => verdict,
         400 if is_validation(facts) => Verdict::new(C::ValidationError, Action::FixRequest),
         400 => Verdict::new(C::BadRequest, Action::FixRequest),
@@ -87,7 +87,7 @@ pub(super) fn decide(status: u16, head: &HeaderFacts<'_>, facts: &BodyFacts) -> 
 }
 
 fn organisation_offline() -> Verdict {
-    Verdict::retry(Category::OrganisationOffline, ORGANISATION_OFFLINE_WAIT_MS).not_processed()
+    Verdict::retry(Category::OrganisationOffline, ORGANISATION_OFFLINE_WAIT_MS).certainly_not_processed()
 }
 
 /// Finance API problem types that decide whatever the status (xero-reference §6).
@@ -140,7 +140,7 @@ fn rate_limited(head: &HeaderFacts<'_>) -> Verdict {
         None => RateLimitProblem::Unknown,
     };
     Verdict { rate_limit_problem: Some(problem), ..Verdict::retry(Category::RateLimited, problem.default_wait_ms()) }
-        .not_processed()
+        .certainly_not_processed()
 }
 
 /// OAuth 1.0a form problems and token-endpoint errors, on 400, 401 or 403.
@@ -153,7 +153,7 @@ fn oauth_or_token_problem(status: u16, facts: &BodyFacts) -> Option<Verdict> {
             "token_rejected" => unauthorized(Action::Reauthorize, P::TokenRejected),
             "nonce_used" => Some(
                 Verdict { auth_problem: Some(P::NonceUsed), ..Verdict::retry(Category::Unauthorized, 0) }
-                    .not_processed(),
+                    .certainly_not_processed(),
             ),
             "signature_invalid" => unauthorized(Action::FixRequest, P::SignatureInvalid),
             "signature_method_rejected" => unauthorized(Action::FixRequest, P::SignatureMethodRejected),
