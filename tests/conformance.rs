@@ -4,7 +4,8 @@ mod common;
 
 use std::time::SystemTime;
 
-use xeroguard::{classify, classify_raw};
+use xeroguard::pacing::{Clock, Feedback, Limiter, Limits};
+use xeroguard::{Reason, classify, classify_raw};
 
 #[test]
 fn rust_api_passes_every_conformance_case() {
@@ -44,6 +45,26 @@ fn project_cases_have_unique_names_and_sources() {
     for case in doc["cases"].as_array().unwrap() {
         assert!(case["source"].as_str().is_some_and(|s| !s.is_empty()), "{} names no source", case["name"]);
     }
+}
+
+/// A 503 that names one organisation (Finance's `Cannot process org … at this time`) blocks that tenant only;
+/// a maintenance 503 blocks the app.
+#[test]
+fn a_503_naming_one_organisation_blocks_only_its_tenant() {
+    let feedback = |name: &str| {
+        let case = common::load_project_cases().into_iter().find(|c| c.name == name).expect("project case");
+        Feedback::from(&classify(case.status, &case.header_refs(), &case.body, SystemTime::now()))
+    };
+    let limiter = Limiter::new(Limits::exact(), Clock::Manual).unwrap();
+    limiter.observe("offline-org", &feedback("finance_503_cannot_process_org_problem"), 0).unwrap();
+    limiter.observe("text-org", &feedback("finance_503_cannot_process_org_text"), 0).unwrap();
+    for tenant in ["offline-org", "text-org"] {
+        let refusal = limiter.peek(tenant, 0).unwrap().map(|r| (r.reason, r.wait_ms));
+        assert_eq!(refusal, Some((Reason::OrganisationOffline, 300_000)), "{tenant}");
+    }
+    assert_eq!(limiter.peek("other-org", 0).unwrap(), None, "other tenants are not blocked");
+    limiter.observe("any", &feedback("payrolluk_503_service_unavailable_envelope"), 0).unwrap();
+    assert_eq!(limiter.peek("other-org", 0).unwrap().map(|r| r.reason), Some(Reason::Outage));
 }
 
 #[test]
