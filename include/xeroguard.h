@@ -72,6 +72,9 @@
 // the window and the booking horizon ([`super::MAX_BOOKING_AHEAD_MS`]) together.
 #define MAX_WINDOW_SPAN_MS ((1 << 31) - 1)
 
+// The longest key prefix accepted.
+#define MAX_PREFIX_BYTES 128
+
 // How far ahead a reservation may be booked: windows store 4-byte millisecond offsets, and a booking must stay
 // within their range together with the longest window (see [`super::Limits::validate`]).
 #define MAX_BOOKING_AHEAD_MS (1 << 31)
@@ -107,6 +110,8 @@ enum xg_category
   XG_CATEGORY_SERVICE_UNAVAILABLE = 13,
   XG_CATEGORY_ORGANISATION_OFFLINE = 14,
   XG_CATEGORY_UNKNOWN = 15,
+  // 413: the request (a batch or a file) is over the size limit. Added after `unknown`: codes are never renumbered.
+  XG_CATEGORY_PAYLOAD_TOO_LARGE = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -66,6 +66,8 @@ pub enum Category {
     ServiceUnavailable = 13,
     OrganisationOffline = 14,
     Unknown = 15,
+    /// 413: the request (a batch or a file) is over the size limit. Added after `unknown`: codes are never renumbered.
+    PayloadTooLarge = 16,
 }
 
 vocabulary! {
@@ -86,6 +88,7 @@ vocabulary! {
         ServiceUnavailable => "service_unavailable",
         OrganisationOffline => "organisation_offline",
         Unknown => "unknown",
+        PayloadTooLarge => "payload_too_large",
     }
 }
 
@@ -212,28 +215,6 @@ vocabulary! {
         Closed => "closed",
         Open => "open",
         Local => "local",
-    }
-}
-
-impl RateLimitProblem {
-    /// Reads an `X-Rate-Limit-Problem` value (xero-reference §4): case-insensitive, unknown words map to `Unknown`.
-    pub fn from_header(value: &str) -> Self {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "minute" => Self::Minute,
-            "day" | "daily" => Self::Day,
-            "appminute" | "app_minute" | "app-minute" | "app" => Self::AppMinute,
-            "concurrent" | "concurrency" => Self::Concurrent,
-            _ => Self::Unknown,
-        }
-    }
-
-    /// The wait xero-reference §6 recommends for this problem when the server sent no Retry-After.
-    pub const fn default_wait_ms(self) -> u64 {
-        match self {
-            Self::Day => 3_600_000,
-            Self::Concurrent => 1_000,
-            Self::Minute | Self::AppMinute | Self::Unknown => 60_000,
-        }
     }
 }
 

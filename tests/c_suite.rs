@@ -102,10 +102,10 @@ fn c_program(name: &str, source: &str, args: &[&str]) -> String {
     run(&exe, args)
 }
 
-/// Writes the conformance cases in the flat format tests/c/conformance.c reads.
-fn write_flat_cases(path: &Path) {
+/// Writes conformance cases in the flat format tests/c/conformance.c reads.
+fn write_flat_cases(path: &Path, cases: &[common::Case]) {
     let mut out = Vec::new();
-    for case in common::load_cases() {
+    for case in cases {
         out.extend_from_slice(format!("CASE {}\nSTATUS {}\n", case.name, case.status).as_bytes());
         for (name, value) in &case.headers {
             out.extend_from_slice(format!("HEADER {} {}\n{name}{value}\n", name.len(), value.len()).as_bytes());
@@ -122,12 +122,23 @@ fn write_flat_cases(path: &Path) {
     std::fs::write(path, out).expect("writing the flat cases");
 }
 
+/// Builds tests/c/conformance.c as `program` (one build per test, so the tests can run at once) and runs `cases`.
+fn run_c_conformance(program: &str, cases: &[common::Case]) {
+    let path = work_dir(program).join("cases.txt");
+    write_flat_cases(&path, cases);
+    let count = cases.len().to_string();
+    let out = c_program(program, "tests/c/conformance.c", &[path.to_str().unwrap(), &count]);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
 #[test]
 fn c_conformance_cases() {
-    let cases = work_dir("conformance").join("cases.txt");
-    write_flat_cases(&cases);
-    let out = c_program("conformance", "tests/c/conformance.c", &[cases.to_str().unwrap()]);
-    assert!(out.contains(" passed, 0 failed"), "{out}");
+    run_c_conformance("conformance", &common::load_cases());
+}
+
+#[test]
+fn c_project_conformance_cases() {
+    run_c_conformance("conformance_project", &common::load_project_cases());
 }
 
 #[test]

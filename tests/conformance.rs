@@ -1,10 +1,11 @@
-//! Every case of `../shared/conformance/classify-cases.json` through the Rust API, the raw-response parser, and
-//! the §5 key set.
+//! Every case of `../shared/conformance/classify-cases.json` and of the project's own
+//! `tests/conformance/classify-cases.json` through the Rust API, the raw-response parser, and the §5 key set.
 mod common;
 
 use std::time::SystemTime;
 
-use xeroguard::{classify, classify_raw};
+use xeroguard::pacing::{Clock, Feedback, Limiter, Limits};
+use xeroguard::{Reason, classify, classify_raw};
 
 #[test]
 fn rust_api_passes_every_conformance_case() {
@@ -16,6 +17,54 @@ fn rust_api_passes_every_conformance_case() {
 #[test]
 fn raw_responses_pass_every_conformance_case() {
     common::assert_conformance("classify_raw", |case| classify_raw(&case.raw(), SystemTime::now()).unwrap().to_json());
+}
+
+#[test]
+fn rust_api_passes_every_project_case() {
+    common::assert_project_conformance("classify", |case| {
+        classify(case.status, &case.header_refs(), &case.body, SystemTime::now()).to_json()
+    });
+}
+
+#[test]
+fn raw_responses_pass_every_project_case() {
+    common::assert_project_conformance("classify_raw", |case| {
+        classify_raw(&case.raw(), SystemTime::now()).unwrap().to_json()
+    });
+}
+
+#[test]
+fn project_cases_have_unique_names_and_sources() {
+    let cases = common::load_project_cases();
+    let mut names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), cases.len(), "duplicate case names");
+    let text = std::fs::read_to_string(common::project_tests_dir().join("conformance/classify-cases.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for case in doc["cases"].as_array().unwrap() {
+        assert!(case["source"].as_str().is_some_and(|s| !s.is_empty()), "{} names no source", case["name"]);
+    }
+}
+
+/// A 503 that names one organisation (Finance's `Cannot process org … at this time`) blocks that tenant only;
+/// a maintenance 503 blocks the app.
+#[test]
+fn a_503_naming_one_organisation_blocks_only_its_tenant() {
+    let feedback = |name: &str| {
+        let case = common::load_project_cases().into_iter().find(|c| c.name == name).expect("project case");
+        Feedback::from(&classify(case.status, &case.header_refs(), &case.body, SystemTime::now()))
+    };
+    let limiter = Limiter::new(Limits::exact(), Clock::Manual).unwrap();
+    limiter.observe("offline-org", &feedback("finance_503_cannot_process_org_problem"), 0).unwrap();
+    limiter.observe("text-org", &feedback("finance_503_cannot_process_org_text"), 0).unwrap();
+    for tenant in ["offline-org", "text-org"] {
+        let refusal = limiter.peek(tenant, 0).unwrap().map(|r| (r.reason, r.wait_ms));
+        assert_eq!(refusal, Some((Reason::OrganisationOffline, 300_000)), "{tenant}");
+    }
+    assert_eq!(limiter.peek("other-org", 0).unwrap(), None, "other tenants are not blocked");
+    limiter.observe("any", &feedback("payrolluk_503_service_unavailable_envelope"), 0).unwrap();
+    assert_eq!(limiter.peek("other-org", 0).unwrap().map(|r| r.reason), Some(Reason::Outage));
 }
 
 #[test]
@@ -44,7 +93,7 @@ fn every_section_5_key_is_always_present() {
         "problem_detail",
         "correlation_id",
     ];
-    for case in common::load_cases() {
+    for case in common::load_cases().into_iter().chain(common::load_project_cases()) {
         let json = classify(case.status, &case.header_refs(), &case.body, SystemTime::now()).to_json();
         let object = json.as_object().unwrap();
         assert_eq!(object.len(), KEYS.len(), "{}", case.name);

@@ -1,62 +1,11 @@
 //! Body sniffing: Xero labels XML and form bodies `text/html`, so the bytes decide the family (xero-reference §2).
 
-use std::collections::HashSet;
-
+use super::facts::BodyFacts;
 use super::{json, scan, xml};
 
 /// The most body bytes classification reads. Beyond it the body is treated as truncated at this length, so a
 /// hostile or runaway body never costs more than this much work or memory.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
-
-/// Messages in document order with exact duplicates dropped.
-#[derive(Debug, Default)]
-pub(crate) struct UniqueList {
-    items: Vec<String>,
-    seen: HashSet<String>,
-}
-
-impl UniqueList {
-    pub fn push(&mut self, message: &str) {
-        if !self.seen.contains(message) {
-            self.seen.insert(message.to_owned());
-            self.items.push(message.to_owned());
-        }
-    }
-
-    pub fn into_vec(self) -> Vec<String> {
-        self.items
-    }
-}
-
-/// Everything the body told us, before the decision table looks at the status.
-#[derive(Debug, Default)]
-pub(crate) struct BodyFacts {
-    pub error_number: Option<i64>,
-    pub error_type: Option<String>,
-    pub message: Option<String>,
-    pub validation_messages: UniqueList,
-    pub warnings: UniqueList,
-    /// Validation errors seen, duplicates included: an error without a message still counts.
-    pub validation_error_count: usize,
-    /// Payroll `invalidFields` or Projects `modelState` entries seen.
-    pub field_error_count: usize,
-    pub failed_elements: Vec<u32>,
-    pub oauth_problem: Option<String>,
-    pub oauth_problem_advice: Option<String>,
-    pub problem_title: Option<String>,
-    pub problem_detail: Option<String>,
-    pub problem_instance: Option<String>,
-    /// The token endpoint's `error` member (`invalid_grant`, …).
-    pub token_error: Option<String>,
-    /// A short plain-text body, trimmed.
-    pub text: Option<String>,
-}
-
-impl BodyFacts {
-    pub fn has_element_errors(&self) -> bool {
-        self.validation_error_count > 0 || !self.failed_elements.is_empty()
-    }
-}
 
 /// Longest plain-text body kept as the message; longer text (an HTML page, say) is not a message.
 const MAX_TEXT_MESSAGE: usize = 512;
@@ -161,14 +110,5 @@ mod tests {
         );
         assert!(read(b"line one\nline two", false).text.is_none());
         assert!(read(&[b'x'; 600], false).text.is_none());
-    }
-
-    #[test]
-    fn unique_list_keeps_first_occurrence_order() {
-        let mut list = UniqueList::default();
-        for m in ["b", "a", "b", "c", "a"] {
-            list.push(m);
-        }
-        assert_eq!(list.into_vec(), ["b", "a", "c"]);
     }
 }

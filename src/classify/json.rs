@@ -1,9 +1,11 @@
-//! JSON bodies: ApiException, problem shapes (PascalCase, camelCase, problem+json, the Payroll v2 envelope),
-//! message/modelState, token-endpoint errors, and summarizeErrors=false batches. Keys match in either casing.
+//! JSON bodies: ApiException, problem shapes (PascalCase, camelCase, problem+json, the Payroll v2 envelope and
+//! bare Payroll problems, Assets validation, the Files API's top-level array), Bank Feeds per-item errors,
+//! message/modelState, `error` words (token endpoint, OAuth2 resource errors), and summarizeErrors=false batches.
+//! Keys match in either casing.
 
 use serde_json::{Map, Value};
 
-use super::body::{BodyFacts, UniqueList};
+use super::facts::{BodyFacts, UniqueList};
 
 /// How many times a malformed body is repaired and re-parsed before giving up.
 const MAX_REPAIRS: usize = 16;
@@ -12,9 +14,19 @@ pub(crate) fn read(text: &str, facts: &mut BodyFacts) {
     let Some(value) = parse_lenient(text) else { return };
     match &value {
         Value::Object(root) => read_root(root, facts),
-        Value::Array(items) => read_collection(items, facts),
+        Value::Array(items) => read_top_level_array(items, facts),
         _ => {}
     }
+}
+
+/// A top-level array: the Files API answers errors as `[{type, title, detail}, …]`; anything else is a collection.
+fn read_top_level_array(items: &[Value], facts: &mut BodyFacts) {
+    if let Some(Value::Object(first)) = items.first()
+        && is_problem(first)
+    {
+        read_problem(first, facts);
+    }
+    read_collection(items, facts);
 }
 
 /// Parses JSON, repairing what real bodies get wrong: a bare `"problem": {…}` fragment (as Xero's docs show it),
@@ -101,11 +113,16 @@ fn is_true(map: &Map<String, Value>, key: &str) -> bool {
     matches!(get_ci(map, key), Some(Value::Bool(true)))
 }
 
+/// An object with a problem's human text (`title` or `detail`, any casing).
+fn is_problem(map: &Map<String, Value>) -> bool {
+    get_ci(map, "title").is_some() || get_ci(map, "detail").is_some()
+}
+
 fn read_root(root: &Map<String, Value>, facts: &mut BodyFacts) {
     if let Some(Value::Object(problem)) = get_ci(root, "problem") {
         read_problem(problem, facts);
     }
-    if get_ci(root, "title").is_some() || get_ci(root, "detail").is_some() {
+    if is_problem(root) {
         read_problem(root, facts);
     } else {
         facts.error_number = get_ci(root, "ErrorNumber").and_then(|v| match v {
@@ -119,7 +136,7 @@ fn read_root(root: &Map<String, Value>, facts: &mut BodyFacts) {
     if let Some(error) = get_str(root, "error") {
         facts.token_error = Some(error.to_owned());
         if facts.message.is_none() {
-            facts.message = get_str(root, "error_description").map(str::to_owned);
+            facts.message = Some(get_str(root, "error_description").unwrap_or(error).to_owned());
         }
     }
 
@@ -144,6 +161,7 @@ fn read_problem(problem: &Map<String, Value>, facts: &mut BodyFacts) {
     facts.problem_title = facts.problem_title.take().or(title.map(str::to_owned));
     facts.problem_detail = facts.problem_detail.take().or(detail.map(str::to_owned));
     facts.problem_instance = facts.problem_instance.take().or(get_str(problem, "instance").map(str::to_owned));
+    facts.problem_type = facts.problem_type.take().or(get_str(problem, "type").map(str::to_owned));
     if facts.message.is_none() {
         facts.message = detail.or(title).map(str::to_owned);
     }
@@ -154,16 +172,34 @@ fn is_collection(value: &Value) -> bool {
 }
 
 fn is_message_list_key(key: &str) -> bool {
-    ["ValidationErrors", "Warnings", "invalidFields", "modelState"].iter().any(|k| key.eq_ignore_ascii_case(k))
+    [
+        "ValidationErrors",
+        "Warnings",
+        "invalidFields",
+        "invalidObjects",
+        "fieldValidationErrors",
+        "resourceValidationErrors",
+        "modelState",
+    ]
+    .iter()
+    .any(|k| key.eq_ignore_ascii_case(k))
 }
 
-/// The elements of a batch: an element failed when its status is ERROR, it says it has errors, or any
-/// validation error sits anywhere inside it.
+/// The elements of a batch: an element failed when its status is ERROR, it says it has errors, it carries a Bank
+/// Feeds item error, or any validation error sits anywhere inside it. The first item error is the problem.
 fn read_collection(items: &[Value], facts: &mut BodyFacts) {
     for (index, item) in items.iter().enumerate() {
         let flagged = match item {
             Value::Object(element) => {
-                get_str(element, "StatusAttributeString").is_some_and(|s| s.eq_ignore_ascii_case("ERROR"))
+                let item_error = item_error(element);
+                if let Some(error) = item_error
+                    && facts.problem_title.is_none()
+                    && facts.problem_detail.is_none()
+                {
+                    read_problem(error, facts);
+                }
+                item_error.is_some()
+                    || get_str(element, "StatusAttributeString").is_some_and(|s| s.eq_ignore_ascii_case("ERROR"))
                     || is_true(element, "HasErrors")
                     || is_true(element, "HasValidationErrors")
             }
@@ -174,6 +210,17 @@ fn read_collection(items: &[Value], facts: &mut BodyFacts) {
             facts.failed_elements.push(u32::try_from(index).unwrap_or(u32::MAX));
         }
     }
+}
+
+/// A Bank Feeds item's problem: `"error": {…}` (FeedConnections) or the first of `"errors": [{…}]` (Statements).
+fn item_error(element: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    get_ci(element, "error").and_then(as_problem).or_else(|| {
+        get_ci(element, "errors").and_then(Value::as_array).and_then(|errors| errors.iter().find_map(as_problem))
+    })
+}
+
+fn as_problem(value: &Value) -> Option<&Map<String, Value>> {
+    value.as_object().filter(|map| is_problem(map))
 }
 
 /// Collects messages in document order; returns how many validation errors the subtree holds.
@@ -194,8 +241,24 @@ fn walk_member(key: &str, value: &Value, facts: &mut BodyFacts) -> usize {
         push_messages(value, &mut facts.warnings);
         0
     } else if key.eq_ignore_ascii_case("invalidFields") {
-        let reasons = items_of(value).filter_map(|f| f.as_object().and_then(|f| get_str(f, "reason")));
-        facts.field_error_count += push_all(reasons, &mut facts.validation_messages);
+        // Payroll v2: [{name, reason}]; an entry without a reason still names a bad field.
+        push_field_errors(value, facts, |field, _| get_str(field, "reason").into_iter().collect());
+        0
+    } else if key.eq_ignore_ascii_case("invalidObjects") {
+        // Payroll v2: the rejected objects themselves, with an errorMessage on the object or deep inside
+        // (timesheet lines' validationResult).
+        push_field_errors(value, facts, |_, object| {
+            let mut messages = Vec::new();
+            collect_strings(object, "errorMessage", &mut messages);
+            messages
+        });
+        0
+    } else if key.eq_ignore_ascii_case("fieldValidationErrors") || key.eq_ignore_ascii_case("resourceValidationErrors")
+    {
+        // Assets: each entry's detail, else its localisedMessage.
+        push_field_errors(value, facts, |entry, _| {
+            get_str(entry, "detail").or_else(|| get_str(entry, "localisedMessage")).into_iter().collect()
+        });
         0
     } else if key.eq_ignore_ascii_case("modelState") {
         let messages = match value {
@@ -230,6 +293,39 @@ fn push_messages(value: &Value, list: &mut UniqueList) -> usize {
 
 fn push_all<'a>(messages: impl Iterator<Item = &'a str>, list: &mut UniqueList) -> usize {
     messages.map(|m| list.push(m)).count()
+}
+
+/// The entries of a Payroll or Assets validation container: each object entry counts as a field error, and the
+/// messages `messages_of` finds in it are validation messages (the first also becomes `first_field_message`).
+fn push_field_errors<'v>(
+    value: &'v Value,
+    facts: &mut BodyFacts,
+    messages_of: impl Fn(&'v Map<String, Value>, &'v Value) -> Vec<&'v str>,
+) {
+    for entry in items_of(value) {
+        let Some(fields) = entry.as_object() else { continue };
+        facts.field_error_count += 1;
+        for message in messages_of(fields, entry) {
+            facts.validation_messages.push(message);
+            facts.first_field_message.get_or_insert_with(|| message.to_owned());
+        }
+    }
+}
+
+/// Every string member named `key` (any casing) in the subtree, in document order.
+fn collect_strings<'v>(value: &'v Value, key: &str, out: &mut Vec<&'v str>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::String(text) if k.eq_ignore_ascii_case(key) => out.push(text),
+                    _ => collect_strings(v, key, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, key, out)),
+        _ => {}
+    }
 }
 
 fn items_of(value: &Value) -> impl Iterator<Item = &Value> {
@@ -294,5 +390,57 @@ mod tests {
         assert_eq!(f.failed_elements, [1, 2]);
         assert_eq!(f.validation_error_count, 3);
         assert_eq!(f.validation_messages.into_vec(), ["x"]);
+    }
+
+    #[test]
+    fn assets_entries_use_detail_else_localised_message() {
+        let f = facts(
+            r#"{"type": "t", "title": "The resource update failed validation.", "detail": "Validation Errors",
+                "fieldValidationErrors": [{"fieldName": "A", "localisedMessage": "only localised"}],
+                "resourceValidationErrors": [{"resourceName": "R", "detail": "resource detail", "localisedMessage": "x"}, {}]}"#,
+        );
+        assert_eq!(f.field_error_count, 3, "an entry without text still counts");
+        assert_eq!(f.first_field_message.as_deref(), Some("only localised"));
+        assert_eq!(f.validation_messages.into_vec(), ["only localised", "resource detail"]);
+        assert_eq!(f.problem_detail.as_deref(), Some("Validation Errors"));
+        assert!(f.failed_elements.is_empty(), "validation containers are not a batch");
+    }
+
+    #[test]
+    fn payroll_invalid_objects_count_even_without_a_message() {
+        let f = facts(r#"{"problem": {"title": "BadRequest", "invalidObjects": [{"isValid": false}, "odd"]}}"#);
+        assert_eq!((f.field_error_count, f.first_field_message), (1, None));
+        let f =
+            facts(r#"{"title": "t", "invalidFields": [{"name": "A", "reason": null}, {"name": "B", "reason": "b"}]}"#);
+        assert_eq!(f.field_error_count, 2);
+        assert_eq!(f.validation_messages.into_vec(), ["b"]);
+    }
+
+    #[test]
+    fn bank_feeds_items_take_the_first_problem_among_their_errors() {
+        let f = facts(
+            r#"{"items": [{"status": "DELIVERED"}, {"errors": [{"type": "x"}, {"title": "T", "detail": "D"}]},
+                          {"error": {"title": "T2", "detail": "D2"}}, {"error": null, "errors": []}]}"#,
+        );
+        assert_eq!(f.failed_elements, [1, 2]);
+        assert_eq!((f.problem_title.as_deref(), f.message.as_deref()), (Some("T"), Some("D")));
+    }
+
+    #[test]
+    fn top_level_arrays_are_problems_only_when_they_look_like_one() {
+        let f = facts(r#"[{"type": "Validation", "title": "Validation failure"}]"#);
+        assert_eq!((f.message.as_deref(), f.problem_detail), (Some("Validation failure"), None));
+        let f = facts(r#"[{"Name": "a"}, {"Name": "b", "ValidationErrors": [{"Message": "m"}]}]"#);
+        assert_eq!((f.message, f.failed_elements), (None, vec![1]));
+    }
+
+    #[test]
+    fn error_words_become_the_message_unless_described() {
+        let f = facts(r#"{"error": "invalid_token"}"#);
+        assert_eq!((f.token_error.as_deref(), f.message.as_deref()), (Some("invalid_token"), Some("invalid_token")));
+        let f = facts(r#"{"error": "invalid_grant", "error_description": "grant expired"}"#);
+        assert_eq!(f.message.as_deref(), Some("grant expired"));
+        let f = facts(r#"{"error": {"code": 1}}"#);
+        assert_eq!((f.token_error, f.message), (None, None));
     }
 }

@@ -2,10 +2,12 @@
 //! only clock is the `now` argument (used for a `Retry-After` HTTP-date when the response has no `Date`).
 
 mod body;
+mod facts;
 mod headers;
 mod json;
 mod raw;
 mod scan;
+mod table;
 mod xml;
 
 use std::time::SystemTime;
@@ -15,8 +17,9 @@ pub use headers::RETRY_AFTER_CAP_MS;
 pub use raw::{MAX_HEADERS, RawError, RawResponse, parse_raw};
 
 use crate::vocab::{Action, AuthProblem, Category, RateLimitProblem};
-use body::BodyFacts;
+use facts::BodyFacts;
 use headers::HeaderFacts;
+use table::decide;
 
 /// The classification of one response: every key of xero-reference §5.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,12 +45,25 @@ pub struct Classification {
     pub problem_title: Option<String>,
     pub problem_detail: Option<String>,
     pub correlation_id: Option<String>,
+    /// From the decision table: the server certainly did not carry the request out (see `may_have_been_processed`).
+    certainly_not_processed: bool,
 }
 
 impl Classification {
     /// True exactly when the action is `retry`.
     pub fn retryable(&self) -> bool {
         self.action.is_retry()
+    }
+
+    /// Whether the server may have carried the request out (xero-reference §8), which decides whether a write
+    /// without an Idempotency-Key may be resent. For a retryable result: false when it certainly did not (429, a
+    /// 503 OAuth1 rate limit, an offline organisation, a 503 maintenance or not-available outage, OAuth1
+    /// `nonce_used`, Finance `rate-limit-error`); true when it may have (500, 502, 504, other 5xx, Finance
+    /// `request-timeout`). For a result that is not retryable the question does not arise and the answer is the
+    /// cautious one, true: nothing here proves the request was not carried out (a summarizing 400 batch, for one,
+    /// may have created its valid elements).
+    pub fn may_have_been_processed(&self) -> bool {
+        !self.certainly_not_processed
     }
 
     /// The §5 JSON object, every key present.
@@ -103,7 +119,7 @@ pub fn classify(status: u16, headers: &[(&str, &str)], body: &[u8], now: SystemT
         _ => None,
     };
     let BodyFacts { error_number, error_type, message, validation_messages, warnings, failed_elements, .. } = facts;
-    let message = message.or(facts.text);
+    let message = facts.first_field_message.or(message).or(facts.text);
     Classification {
         status,
         category: verdict.category,
@@ -126,6 +142,7 @@ pub fn classify(status: u16, headers: &[(&str, &str)], body: &[u8], now: SystemT
         problem_title: facts.problem_title,
         problem_detail: facts.problem_detail,
         correlation_id: head.correlation_id.map(str::to_owned).or(facts.problem_instance),
+        certainly_not_processed: verdict.certainly_not_processed,
     }
 }
 
@@ -134,134 +151,4 @@ pub fn classify_raw(raw: &[u8], now: SystemTime) -> Result<Classification, RawEr
     let response = parse_raw(raw)?;
     let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref())).collect();
     Ok(classify(response.status, &headers, response.body, now))
-}
-
-struct Verdict {
-    category: Category,
-    action: Action,
-    default_wait_ms: u64,
-    rate_limit_problem: Option<RateLimitProblem>,
-    auth_problem: Option<AuthProblem>,
-}
-
-impl Verdict {
-    fn new(category: Category, action: Action) -> Self {
-        Verdict { category, action, default_wait_ms: 0, rate_limit_problem: None, auth_problem: None }
-    }
-
-    fn retry(category: Category, wait_ms: u64) -> Self {
-        Verdict { default_wait_ms: wait_ms, ..Verdict::new(category, Action::Retry) }
-    }
-
-    fn auth(category: Category, action: Action, problem: AuthProblem) -> Self {
-        Verdict { auth_problem: Some(problem), ..Verdict::new(category, action) }
-    }
-}
-
-/// The decision table of xero-reference §6. Specific statuses come before the ranges that hold them.
-#[allow(clippy::match_overlapping_arm)]
-fn decide(status: u16, head: &HeaderFacts<'_>, facts: &BodyFacts) -> Verdict {
-    use Category as C;
-    match status {
-        200..=299 if facts.has_element_errors() => Verdict::new(C::PartialSuccess, Action::FixRequest),
-        200..=299 => Verdict::new(C::Success, Action::None),
-        429 => rate_limited(head),
-        503 if facts.oauth_problem.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("rate limit exceeded")) => {
-            rate_limited(head)
-        }
-        503 if facts.text.as_deref().is_some_and(is_organisation_offline) => {
-            Verdict::retry(C::OrganisationOffline, 300_000)
-        }
-        503 => Verdict::retry(C::ServiceUnavailable, 60_000),
-        400 | 401 | 403 if let Some(verdict) = oauth_or_token_problem(status, facts) => verdict,
-        400 if is_validation(facts) => Verdict::new(C::ValidationError, Action::FixRequest),
-        400 => Verdict::new(C::BadRequest, Action::FixRequest),
-        401 => unauthorized(head, facts),
-        403 if problem_says(facts, "AuthenticationUnsuccessful") => {
-            Verdict::auth(C::Forbidden, Action::Reauthorize, AuthProblem::TenantNotAuthorized)
-        }
-        403 => Verdict::new(C::Forbidden, Action::FixRequest),
-        404 => Verdict::new(C::NotFound, Action::FixRequest),
-        405 => Verdict::new(C::MethodNotAllowed, Action::FixRequest),
-        409 => Verdict::new(C::Conflict, Action::FixRequest),
-        412 => Verdict::new(C::PreconditionFailed, Action::FixRequest),
-        501 => Verdict::new(C::NotImplemented, Action::FixRequest),
-        500 => Verdict::retry(C::InternalError, 5_000),
-        502 | 504 => Verdict::retry(C::ServiceUnavailable, 5_000),
-        400..=499 => Verdict::new(C::Unknown, Action::FixRequest),
-        500..=599 => Verdict::retry(C::Unknown, 5_000),
-        _ => Verdict::new(C::Unknown, Action::FixRequest),
-    }
-}
-
-fn is_organisation_offline(text: &str) -> bool {
-    let text = text.to_ascii_lowercase();
-    text.contains("organisation is offline") || text.contains("organization is offline")
-}
-
-fn is_validation(facts: &BodyFacts) -> bool {
-    facts.error_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("ValidationException"))
-        || facts.field_error_count > 0
-        || facts.validation_error_count > 0
-}
-
-/// Whether the problem body's detail (or an ApiException message) names `word`, e.g. `TokenExpired: …`.
-fn problem_says(facts: &BodyFacts, word: &str) -> bool {
-    let word = word.to_ascii_lowercase();
-    [&facts.problem_detail, &facts.problem_title, &facts.message]
-        .into_iter()
-        .flatten()
-        .any(|text| text.to_ascii_lowercase().contains(&word))
-}
-
-/// The rate-limit problem: the header's word, else inferred from which remaining count is zero (§4).
-fn rate_limited(head: &HeaderFacts<'_>) -> Verdict {
-    let problem = match head.rate_limit_problem.filter(|p| !p.is_empty()) {
-        Some(value) => RateLimitProblem::from_header(value),
-        None if head.minute_remaining == Some(0) => RateLimitProblem::Minute,
-        None if head.day_remaining == Some(0) => RateLimitProblem::Day,
-        None if head.app_minute_remaining == Some(0) => RateLimitProblem::AppMinute,
-        None => RateLimitProblem::Unknown,
-    };
-    Verdict { rate_limit_problem: Some(problem), ..Verdict::retry(Category::RateLimited, problem.default_wait_ms()) }
-}
-
-/// OAuth 1.0a form problems and token-endpoint errors, on 400, 401 or 403.
-fn oauth_or_token_problem(status: u16, facts: &BodyFacts) -> Option<Verdict> {
-    use AuthProblem as P;
-    let unauthorized = |action, problem| Some(Verdict::auth(Category::Unauthorized, action, problem));
-    if let Some(problem) = facts.oauth_problem.as_deref() {
-        return match problem.to_ascii_lowercase().as_str() {
-            "token_expired" => unauthorized(Action::RefreshToken, P::TokenExpired),
-            "token_rejected" => unauthorized(Action::Reauthorize, P::TokenRejected),
-            "nonce_used" => {
-                Some(Verdict { auth_problem: Some(P::NonceUsed), ..Verdict::retry(Category::Unauthorized, 0) })
-            }
-            "signature_invalid" => unauthorized(Action::FixRequest, P::SignatureInvalid),
-            "signature_method_rejected" => unauthorized(Action::FixRequest, P::SignatureMethodRejected),
-            _ if status == 401 => unauthorized(Action::Reauthorize, P::Other),
-            _ => None,
-        };
-    }
-    match facts.token_error.as_deref()?.to_ascii_lowercase().as_str() {
-        "invalid_grant" => unauthorized(Action::Reauthorize, P::InvalidGrant),
-        "invalid_client" => unauthorized(Action::FixRequest, P::InvalidClient),
-        "unsupported_grant_type" => unauthorized(Action::FixRequest, P::UnsupportedGrantType),
-        _ => None,
-    }
-}
-
-fn unauthorized(head: &HeaderFacts<'_>, facts: &BodyFacts) -> Verdict {
-    use AuthProblem as P;
-    let challenge = head.www_authenticate.unwrap_or("").to_ascii_lowercase().replace('"', "");
-    let (action, problem) = if problem_says(facts, "TokenExpired") {
-        (Action::RefreshToken, P::TokenExpired)
-    } else if problem_says(facts, "AuthorizationUnsuccessful") || challenge.contains("error=insufficient_scope") {
-        (Action::Reauthorize, P::InsufficientScope)
-    } else if problem_says(facts, "AuthenticationUnsuccessful") || challenge.contains("error=invalid_token") {
-        (Action::RefreshToken, P::InvalidToken)
-    } else {
-        (Action::Reauthorize, P::Other)
-    };
-    Verdict::auth(Category::Unauthorized, action, problem)
 }

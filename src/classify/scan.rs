@@ -1,26 +1,42 @@
-//! The fast path for 2xx bodies: a byte scan for anything that could make a success partial or carry warnings.
-//! Only when it finds one is the body parsed. False positives (the words inside a string) only cost a parse.
+//! The fast path for 2xx bodies: a byte scan for anything that could make a success partial, carry warnings or
+//! say the whole request failed. Only when it finds one is the body parsed. False positives (the words inside a
+//! string) only cost a parse. The body's first byte picks the family, so a JSON page pays for no XML pattern and
+//! the other way round.
 
 use memchr::memmem;
 
-/// True when the body may hold element errors or warnings (JSON or XML), so it must be parsed.
+/// True when the body may hold element errors, warnings or a failed root status (JSON or XML), so it must be
+/// parsed. Bodies of any other family (text, form, empty) carry nothing a success can report.
 pub(crate) fn may_report_element_problems(body: &[u8]) -> bool {
-    json_indicator(body) || xml_indicator(body)
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    match skip_ws(body).first() {
+        Some(b'{' | b'[' | b'"') => json_indicator(body),
+        Some(b'<') => xml_indicator(body),
+        _ => false,
+    }
 }
 
 fn json_indicator(body: &[u8]) -> bool {
-    // `...Errors"` covers ValidationErrors, HasErrors and HasValidationErrors in either casing.
-    for end in memmem::find_iter(body, b"rrors\"") {
-        let key_end = end + b"rrors\"".len();
+    // `...rror"` and `...rrors"` cover ValidationErrors, HasErrors, HasValidationErrors and Bank Feeds items'
+    // `error` / `errors`, in either casing.
+    for at in memmem::find_iter(body, b"rror") {
+        let key_end = match body.get(at + 4) {
+            Some(b'"') => at + 5,
+            Some(b's') if body.get(at + 5) == Some(&b'"') => at + 6,
+            _ => continue,
+        };
         let Some(key) = quoted_key_before(body, key_end) else { continue };
         let value = value_after_colon(body, key_end);
-        if key.eq_ignore_ascii_case(b"ValidationErrors") {
-            if non_empty_array_or_unknown(value) {
-                return true;
-            }
-        } else if (key.eq_ignore_ascii_case(b"HasErrors") || key.eq_ignore_ascii_case(b"HasValidationErrors"))
-            && value.starts_with(b"true")
-        {
+        let problem = if key.eq_ignore_ascii_case(b"ValidationErrors") || key.eq_ignore_ascii_case(b"errors") {
+            non_empty_array_or_unknown(value)
+        } else if key.eq_ignore_ascii_case(b"HasErrors") || key.eq_ignore_ascii_case(b"HasValidationErrors") {
+            value.starts_with(b"true")
+        } else if key.eq_ignore_ascii_case(b"error") {
+            value.starts_with(b"{")
+        } else {
+            false
+        };
+        if problem {
             return true;
         }
     }
@@ -50,10 +66,17 @@ fn xml_indicator(body: &[u8]) -> bool {
     if tag_followed_by_end(b"<ValidationError") || tag_followed_by_end(b"<Warning") {
         return true;
     }
-    memmem::find_iter(body, b"status=").any(|at| {
-        let value = &body[at + b"status=".len()..];
-        let value = value.strip_prefix(b"\"").or_else(|| value.strip_prefix(b"'")).unwrap_or(value);
-        !starts_with_ci(value, b"OK")
+    // One pass for both: an element's `status="ERROR"` attribute and XPM's `<Status>ERROR</Status>`.
+    memmem::find_iter(body, b"tatus").any(|at| {
+        let before = at.checked_sub(1).map(|i| body[i]);
+        let after = &body[at + b"tatus".len()..];
+        if before == Some(b's') && after.starts_with(b"=") {
+            let value = &after[1..];
+            let value = value.strip_prefix(b"\"").or_else(|| value.strip_prefix(b"'")).unwrap_or(value);
+            !starts_with_ci(value, b"OK")
+        } else {
+            before == Some(b'S') && at >= 2 && body[at - 2] == b'<' && starts_with_ci(after, b">ERROR")
+        }
     })
 }
 
@@ -117,5 +140,36 @@ mod tests {
         ] {
             assert!(scan(body), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn bank_feeds_item_errors_and_xpm_status_are_found() {
+        for body in [
+            &br#"{"items": [{"status": "REJECTED", "error": {"title": "t"}}]}"#[..],
+            br#"{"items": [{"errors" : [{"detail": "d"}]}]}"#,
+            b"\xEF\xBB\xBF <Response><Status>ERROR</Status></Response>",
+            b"<Response>\n  <Status>Error</Status></Response>",
+        ] {
+            assert!(scan(body), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn empty_or_harmless_values_need_no_parse() {
+        for body in [
+            &br#"{"items": [{"error": null, "errors": [], "Error": "a word", "mirror": "errors"}]}"#[..],
+            b"<Response><Status>OK</Status><Invoices><Invoice><Status>AUTHORISED</Status></Invoice></Invoices></Response>",
+            b"plain text with status=ERROR and <ValidationError>",
+            b"",
+        ] {
+            assert!(!scan(body), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn each_family_is_scanned_only_for_its_own_indicators() {
+        // XML words inside a JSON string, and JSON keys inside XML text, cannot be element problems.
+        assert!(!scan(br#"{"Note": "<ValidationError> status=\"ERROR\""}"#));
+        assert!(!scan(br#"<Note>"HasErrors": true, "ValidationErrors": [1]</Note>"#));
     }
 }

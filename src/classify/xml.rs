@@ -1,11 +1,12 @@
-//! XML bodies: `<ApiException>` (and AU Payroll's `<Response>` root), and XML batches whose elements carry
-//! `status="ERROR"`. Read without namespace resolution, so an undeclared `xsi:` prefix is harmless, and as the
+//! XML bodies: `<ApiException>` (and AU Payroll's `<Response>` root), the legacy API's
+//! `<Response><Errors><Error><Description>`, Xero Practice Manager's `<Response><Status>ERROR</Status>
+//! <ErrorDescription>`, and XML batches whose elements carry `status="ERROR"`. Read without namespace resolution, so an undeclared `xsi:` prefix is harmless, and as the
 //! text it is, whatever encoding the declaration claims.
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use super::body::BodyFacts;
+use super::facts::BodyFacts;
 
 /// Which text is being collected, and where it goes.
 #[derive(Clone, Copy, PartialEq)]
@@ -13,6 +14,7 @@ enum Capture {
     ErrorNumber,
     Type,
     Message,
+    RootStatus,
     ValidationMessage,
     Warning,
 }
@@ -23,6 +25,8 @@ struct Walker<'f> {
     /// Depth of the open `<ValidationError>` / `<Warning>`, if any.
     validation_error_at: Option<usize>,
     warning_at: Option<usize>,
+    /// Whether a legacy `<Errors>` list (under the root) is open.
+    in_errors: bool,
     /// Index of the next element (depth 3) under the current depth-2 collection, and whether the open one failed.
     next_element: u32,
     open_element: Option<(u32, bool)>,
@@ -39,6 +43,7 @@ pub(crate) fn read(text: &str, facts: &mut BodyFacts) {
         depth: 0,
         validation_error_at: None,
         warning_at: None,
+        in_errors: false,
         next_element: 0,
         open_element: None,
         capture: None,
@@ -104,13 +109,19 @@ impl Walker<'_> {
             }
         } else if name == "Warning" {
             self.warning_at = Some(self.depth);
+        } else if name == "Errors" && self.depth == 2 {
+            self.in_errors = true;
         }
         let target = match name {
             "Message" | "Description" if self.validation_error_at.is_some() => Some(Capture::ValidationMessage),
             "Message" | "Description" if self.warning_at.is_some() => Some(Capture::Warning),
             "ErrorNumber" if self.depth == 2 => Some(Capture::ErrorNumber),
             "Type" if self.depth == 2 => Some(Capture::Type),
-            "Message" if self.depth == 2 => Some(Capture::Message),
+            "Message" | "ErrorDescription" if self.depth == 2 => Some(Capture::Message),
+            "Status" if self.depth == 2 => Some(Capture::RootStatus),
+            // Legacy: Errors/Error/Description, else Errors/Error/Exception/Message (the first one read wins).
+            "Description" if self.in_errors && self.depth == 4 => Some(Capture::Message),
+            "Message" if self.in_errors && self.depth == 5 => Some(Capture::Message),
             _ => None,
         };
         if let Some(target) = target {
@@ -137,6 +148,7 @@ impl Walker<'_> {
                 Capture::ErrorNumber => facts.error_number = facts.error_number.or(text.parse().ok()),
                 Capture::Type => facts.error_type = facts.error_type.take().or(Some(text.to_owned())),
                 Capture::Message => facts.message = facts.message.take().or(Some(text.to_owned())),
+                Capture::RootStatus => facts.request_failed |= text.eq_ignore_ascii_case("ERROR"),
                 Capture::ValidationMessage => facts.validation_messages.push(text),
                 Capture::Warning => facts.warnings.push(text),
             }
@@ -146,6 +158,9 @@ impl Walker<'_> {
         }
         if self.warning_at == Some(self.depth) {
             self.warning_at = None;
+        }
+        if self.depth == 2 {
+            self.in_errors = false;
         }
         if self.depth == 3
             && let Some((index, failed)) = self.open_element.take()
@@ -192,5 +207,31 @@ mod tests {
     fn html_error_pages_are_harmless() {
         let f = facts("<html><body><h1>Bad Gateway</h1><br></body></html>");
         assert!(f.message.is_none() && f.failed_elements.is_empty());
+    }
+
+    #[test]
+    fn legacy_errors_give_the_description_else_the_exception_message() {
+        let f = facts(
+            "<Response><Errors><Error><Exception><Message>from exception</Message></Exception></Error></Errors>\
+             <Status>InternalServerError</Status></Response>",
+        );
+        assert_eq!(f.message.as_deref(), Some("from exception"));
+        assert!(!f.request_failed, "only ERROR says the request failed");
+        let f = facts(
+            "<Response><Errors><Error><Description>first</Description></Error><Error><Description>second</Description></Error></Errors></Response>",
+        );
+        assert_eq!(f.message.as_deref(), Some("first"));
+        let f =
+            facts("<Response><Other><Error><Description>not an error list</Description></Error></Other></Response>");
+        assert_eq!(f.message, None);
+    }
+
+    #[test]
+    fn only_the_root_status_says_the_request_failed() {
+        let f = facts("<Response><Status>error</Status><ErrorDescription>why</ErrorDescription></Response>");
+        assert!(f.request_failed);
+        assert_eq!(f.message.as_deref(), Some("why"));
+        let f = facts("<Response><Status>OK</Status><Jobs><Job><Status>ERROR</Status></Job></Jobs></Response>");
+        assert!(!f.request_failed);
     }
 }

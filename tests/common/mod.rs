@@ -1,7 +1,8 @@
-//! Shared by the integration tests: the language-neutral conformance cases of `../shared/conformance/`.
+//! Shared by the integration tests: the language-neutral conformance cases of `../shared/conformance/` and the
+//! project's own in `tests/conformance/` (same format).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use serde_json::Value;
@@ -11,6 +12,11 @@ pub fn shared_dir() -> PathBuf {
     std::env::var_os("XEROGUARD_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+/// The directory holding the project's own `conformance/classify-cases.json` and the `fixtures/` it names.
+pub fn project_tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")
 }
 
 pub struct Case {
@@ -38,8 +44,18 @@ impl Case {
     }
 }
 
+/// The shared cases (`../shared/conformance/classify-cases.json`).
 pub fn load_cases() -> Vec<Case> {
-    let dir = shared_dir();
+    load_cases_from(&shared_dir())
+}
+
+/// The project's own cases (`tests/conformance/classify-cases.json`).
+pub fn load_project_cases() -> Vec<Case> {
+    load_cases_from(&project_tests_dir())
+}
+
+/// The cases of `dir/conformance/classify-cases.json`; a case's `body_file` is relative to `dir`.
+pub fn load_cases_from(dir: &Path) -> Vec<Case> {
     let path = dir.join("conformance/classify-cases.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let doc: Value = serde_json::from_str(&text).expect("conformance JSON");
@@ -81,10 +97,21 @@ pub fn mismatches(case: &Case, actual: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Runs every case through `classify_json` and panics listing every mismatch.
-pub fn assert_conformance(label: &str, mut classify_json: impl FnMut(&Case) -> Value) {
+/// Runs every shared case through `classify_json` and panics listing every mismatch.
+pub fn assert_conformance(label: &str, classify_json: impl FnMut(&Case) -> Value) {
     let cases = load_cases();
     assert_eq!(cases.len(), 70, "the conformance file holds 70 cases");
+    assert_cases(label, &cases, classify_json);
+}
+
+/// Runs every project case through `classify_json` and panics listing every mismatch.
+pub fn assert_project_conformance(label: &str, classify_json: impl FnMut(&Case) -> Value) {
+    let cases = load_project_cases();
+    assert!(!cases.is_empty(), "the project conformance file holds no cases");
+    assert_cases(label, &cases, classify_json);
+}
+
+fn assert_cases(label: &str, cases: &[Case], mut classify_json: impl FnMut(&Case) -> Value) {
     let failures: Vec<String> = cases.iter().flat_map(|case| mismatches(case, &classify_json(case))).collect();
     assert!(failures.is_empty(), "{label}: {} mismatches:\n{}", failures.len(), failures.join("\n"));
 }

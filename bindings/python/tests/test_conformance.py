@@ -1,4 +1,5 @@
-"""The shared conformance cases (shared/conformance/classify-cases.json), run through `classify`."""
+"""The conformance cases, run through `classify`: the shared file (shared/conformance/classify-cases.json) and the
+project's own (tests/conformance/classify-cases.json, bodies under tests/)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any, Dict, List
 import pytest
 
 import xeroguard
-from conftest import SHARED
+from conftest import REPO, SHARED
+
+PROJECT_TESTS = REPO / "tests"
 
 SECTION5_KEYS = [
     "status", "category", "action", "retryable", "rate_limit_problem", "retry_after_ms", "recommended_wait_ms",
@@ -22,30 +25,49 @@ SECTION5_KEYS = [
 ]
 
 
-def _cases() -> List[Dict[str, Any]]:
-    path = SHARED / "conformance" / "classify-cases.json"
+def _cases(base: Path) -> List[Dict[str, Any]]:
+    """The cases of base/conformance/classify-cases.json, each with the directory its body_file is relative to."""
+    path = base / "conformance" / "classify-cases.json"
     if not path.is_file():
-        return []  # test_cases_found reports it
-    return json.loads(path.read_text(encoding="utf-8"))["cases"]
+        return []  # test_cases_found / test_project_cases_found report it
+    return [dict(case, _base=base) for case in json.loads(path.read_text(encoding="utf-8"))["cases"]]
 
 
-CASES = _cases()
+CASES = _cases(SHARED)
+PROJECT_CASES = _cases(PROJECT_TESTS)
 
 
 def _body(case: Dict[str, Any]) -> bytes:
     if "body_file" in case:
-        return (SHARED / case["body_file"]).read_bytes()
+        base: Path = case["_base"]
+        name: str = case["body_file"]
+        return (base / name).read_bytes()
     if "body_base64" in case:
         return base64.b64decode(case["body_base64"])
-    return case.get("body", "").encode("utf-8")
+    body: str = case.get("body", "")
+    return body.encode("utf-8")
 
 
 def test_cases_found(shared_dir: Path) -> None:
     assert len(CASES) == 70
 
 
+def test_project_cases_found() -> None:
+    assert PROJECT_CASES, "tests/conformance/classify-cases.json holds no cases"
+    assert len({c["name"] for c in PROJECT_CASES}) == len(PROJECT_CASES)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_case(case: Dict[str, Any]) -> None:
+    _check(case)
+
+
+@pytest.mark.parametrize("case", PROJECT_CASES, ids=[c["name"] for c in PROJECT_CASES])
+def test_project_case(case: Dict[str, Any]) -> None:
+    _check(case)
+
+
+def _check(case: Dict[str, Any]) -> None:
     c = xeroguard.classify(case["status"], [tuple(h) for h in case["headers"]], _body(case))
     got = c.to_dict()
     assert list(got) == SECTION5_KEYS
@@ -124,6 +146,7 @@ def test_backoff_follows_the_policy() -> None:
     s500 = xeroguard.classify(500, {}, b"")
     flat = xeroguard.RetryPolicy(max_retries=10, base_ms=100, max_backoff_ms=400, jitter_ms=0)
     waits = [xeroguard.backoff(s500, a, flat).wait_ms for a in (1, 2, 3, 4)]
+    assert s500.recommended_wait_ms is not None
     assert waits == sorted(waits) and all(w >= s500.recommended_wait_ms for w in waits)
 
 
