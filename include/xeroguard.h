@@ -29,7 +29,7 @@
 #define XEROGUARD_VERSION_PATCH 0
 
 // The ABI version this header describes; bumped whenever a struct layout or a signature changes.
-#define XG_ABI_VERSION 1
+#define XG_ABI_VERSION 2
 
 // The most headers `xg_classify` accepts (`XG_STATUS_TOO_LARGE` beyond).
 #define XG_MAX_HEADERS 1024
@@ -45,13 +45,6 @@
 
 // Integer fields of `xg_classification` hold -1 where the result is unknown (JSON null).
 #define XG_UNKNOWN -1
-
-// Why `xg_backoff` gave up (0 = it did not).
-#define XG_GIVE_UP_NOT_RETRYABLE 1
-
-#define XG_GIVE_UP_ATTEMPTS_EXHAUSTED 2
-
-#define XG_GIVE_UP_WAIT_TOO_LONG 3
 
 // The system's monotonic clock, counted from the limiter's creation.
 #define XG_CLOCK_MONOTONIC 0
@@ -255,6 +248,48 @@ typedef uint32_t xg_failure_policy;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Why a retry policy gave up (`xg_backoff_decision.give_up`; 0 means it did not).
+enum xg_give_up
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The classification's action is not `retry`.
+  XG_GIVE_UP_NOT_RETRYABLE = 1,
+  // The attempt number exceeds the policy's `max_retries`.
+  XG_GIVE_UP_ATTEMPTS_EXHAUSTED = 2,
+  // The wait needed (e.g. until a day limit resets) is longer than the policy's `max_wait_ms`.
+  XG_GIVE_UP_WAIT_TOO_LONG = 3,
+  // The server may have carried out a write that carries no Idempotency-Key: resending could duplicate it.
+  XG_GIVE_UP_UNSAFE_TO_RESEND = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum xg_give_up xg_give_up;
+#else
+typedef uint32_t xg_give_up;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What happened to an attempt that got no HTTP response (`xg_resend`'s `transport_failure`; 0 = a response).
+enum xg_transport_failure
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Nothing reached the server: connection refused, DNS failure, TLS handshake failure, a connect timeout.
+  XG_TRANSPORT_FAILURE_NOT_SENT = 1,
+  // The request was sent and no answer came: a read timeout, a reset connection.
+  XG_TRANSPORT_FAILURE_NO_RESPONSE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum xg_transport_failure xg_transport_failure;
+#else
+typedef uint32_t xg_transport_failure;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A limiter: per-tenant and per-app rolling windows, concurrency permits and server-feedback blocks. Opaque.
 // Every function taking a `const xg_limiter *` may run concurrently from any number of threads on the same
 // handle; only `xg_limiter_free` must not race with other calls on that handle.
@@ -305,6 +340,11 @@ typedef struct {
   uint32_t validation_message_count;
   uint32_t warning_count;
   uint32_t failed_element_count;
+  // 1 when the server may have carried the request out (xero-reference §8: 500, 502, 504, other 5xx, Finance
+  // `request-timeout`, and every result that is not retryable), 0 when it certainly did not (429, 503 rate limit,
+  // offline organisation or outage, OAuth1 `nonce_used`); `xg_resend` reads it. A byte, not a bool: it was
+  // added in ABI 2 where older callers have padding, and any value there must be harmless.
+  uint8_t may_have_been_processed;
 } xg_classification;
 
 // A retry policy (see `xg_retry_policy_default` for the defaults).
@@ -321,14 +361,23 @@ typedef struct {
   uint64_t max_wait_ms;
 } xg_retry_policy;
 
-// The outcome of `xg_backoff`: retry after `wait_ms`, or give up (`give_up` says why; `wait_ms` then holds the
-// wait that was too long, else 0).
+// The outcome of `xg_backoff` and `xg_resend`: retry after `wait_ms`, or give up (`give_up` is the `xg_give_up`
+// code saying why; `wait_ms` then holds the wait that was too long, else 0).
 typedef struct {
   uint32_t struct_size;
   bool retry;
   uint64_t wait_ms;
   uint32_t give_up;
 } xg_backoff_decision;
+
+// The request an outcome answers, for `xg_resend`: its HTTP method (UTF-8, pointer + length) and whether it
+// carries an `Idempotency-Key` header.
+typedef struct {
+  uint32_t struct_size;
+  const char *method;
+  size_t method_len;
+  bool has_idempotency_key;
+} xg_request;
 
 // One rolling window: at most `limit` calls in any `window_ms`, widened by `margin_ms`. `limit` 0 disables it.
 typedef struct {
@@ -350,6 +399,32 @@ typedef struct {
   // The most tenants tracked at once (0 = no cap).
   uint32_t max_tenants;
 } xg_limits;
+
+// How a limiter reaches a shared store (Redis or Valkey) and what it does without it; start from
+// `xg_redis_options_default()` and set `url` and `key_prefix`. Strings are UTF-8 (pointer, length), copied.
+typedef struct {
+  uint32_t struct_size;
+  // `redis://[user:password@]host:port[/db]`, `rediss://…` (TLS), `redis+unix:///path/to/socket`, or a Cluster
+  // as `redis+cluster://host:port,host:port` (`rediss+cluster://` with TLS).
+  const char *url;
+  size_t url_len;
+  // Every process using the same prefix (one per Xero app) shares windows, permits, blocks and limits.
+  const char *key_prefix;
+  size_t key_prefix_len;
+  // The longest one operation may take (connect, write, read, one retry), in ms; default 250, at most 10,000.
+  uint64_t deadline_ms;
+  // After a failure, the store is not asked again for this long (ms; default 1000).
+  uint64_t breaker_cooldown_ms;
+  // An `xg_failure_policy` code: `XG_FAILURE_POLICY_CLOSED` (default), `_OPEN` or `_LOCAL`.
+  uint32_t on_store_error;
+  // For `XG_FAILURE_POLICY_LOCAL`: how many processes share the limits (each keeps limit / workers, at least 1).
+  uint32_t workers;
+  // Write this limiter's limits into the store even if it holds others (otherwise the stored ones win).
+  bool replace_limits;
+  // Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
+  const char *tls_ca_file;
+  size_t tls_ca_file_len;
+} xg_redis_options;
 
 // The answer of acquire/peek: granted (with a permit to release; 0 for tenantless calls, which hold none), or
 // refused with the exact `wait_ms` until it would be granted and the `xg_reason` code.
@@ -502,6 +577,20 @@ xg_status xg_backoff(const xg_classification *classification,
                      const xg_retry_policy *policy,
                      xg_backoff_decision *out);
 
+// Decides whether attempt `attempt` + 1 of a request may be sent after this attempt's outcome, and after how long
+// (xero-reference §8): either `response` (a classification from `xg_classify`; `transport_failure` 0) or, when no
+// response came, `response` NULL and `transport_failure` an `xg_transport_failure` code. Outcomes the server did
+// not act on are resent; one it may have carried out is resent for GET, HEAD, OPTIONS and DELETE, or a write that
+// carries an Idempotency-Key, and never for a write without one (`XG_GIVE_UP_UNSAFE_TO_RESEND`: hand the outcome
+// to the caller). Then the backoff of `xg_backoff` applies (`policy` NULL for the defaults). Guards send the same
+// Idempotency-Key on every attempt of one logical call. Thread safety: safe from any number of threads.
+xg_status xg_resend(const xg_request *request,
+                    const xg_classification *response,
+                    uint32_t transport_failure,
+                    uint32_t attempt,
+                    const xg_retry_policy *policy,
+                    xg_backoff_decision *out);
+
 // The vocabulary word of an `xg_category` code (`"rate_limited"`, …): a static string, or NULL for an unknown
 // code. Thread-safe.
 const char *xg_category_name(uint32_t code);
@@ -514,6 +603,14 @@ const char *xg_rate_limit_problem_name(uint32_t code);
 
 // The vocabulary word of an `xg_auth_problem` code, or NULL (also for 0, none). Thread-safe.
 const char *xg_auth_problem_name(uint32_t code);
+
+// The vocabulary word of an `xg_give_up` code (`"unsafe_to_resend"`, …), or NULL (also for 0: not given up).
+// Thread-safe.
+const char *xg_give_up_name(uint32_t code);
+
+// The vocabulary word of an `xg_failure_policy` code (`"closed"`, `"open"`, `"local"`), or NULL (also for 0: the
+// store decided). Thread-safe.
+const char *xg_failure_policy_name(uint32_t code);
 
 // The vocabulary word of an `xg_reason` code, or NULL (also for 0, granted). Thread-safe.
 const char *xg_reason_name(uint32_t code);
@@ -530,6 +627,23 @@ xg_limits xg_limits_exact(void);
 xg_status xg_limiter_new(const xg_limits *limits,
                          uint32_t clock,
                          xg_limiter **out);
+
+// Options with the defaults and no URL or prefix yet (set both). Thread-safe.
+xg_redis_options xg_redis_options_default(void);
+
+// Creates a limiter whose windows, permits, blocks and limits are shared, through Redis, by every process and
+// machine using the same `options->key_prefix`: every decision is one atomic script on the store's clock. Every
+// other `xg_limiter_*` function works on it unchanged. `limits` (NULL: the defaults) initialise a prefix that holds
+// none; the stored ones win unless `options->replace_limits`. `clock`: `XG_CLOCK_MONOTONIC` in production (the
+// store's clock decides; this one times waits), `XG_CLOCK_MANUAL` for tests (the manual reading is the store's
+// clock; a prefix is either). It connects once now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be
+// reached within the deadline, `XG_STATUS_STORE_ERROR` when it refuses (ACL, another clock). Later, while the
+// store cannot be reached, `options->on_store_error` decides and `xg_decision.fallback` says so. A handle made
+// before `fork()` may be used in both processes (the child never shares the parent's connections). Thread-safe.
+xg_status xg_limiter_new_redis(const xg_limits *limits,
+                               const xg_redis_options *options,
+                               uint32_t clock,
+                               xg_limiter **out);
 
 // Frees a limiter. NULL is a no-op. No other call may be using the handle, and it must not be used afterwards.
 void xg_limiter_free(xg_limiter *limiter);

@@ -1,6 +1,7 @@
 //! The retry policy for repeated failures: capped exponential backoff with additive jitter, never shorter than
-//! the server's wait, and never sleeping through a day limit beyond a configurable cap. It reads a
-//! [`Classification`]; it never changes the classification table.
+//! the server's wait, and never sleeping through a day limit beyond a configurable cap; and whether a request may be
+//! resent at all (xero-reference §8): a write that the server may have carried out is resent only with an
+//! Idempotency-Key. It reads a [`Classification`]; it never changes the classification table.
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, RandomState};
@@ -27,20 +28,80 @@ impl Default for RetryPolicy {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GiveUp {
-    /// The classification's action is not `retry`.
-    NotRetryable,
-    /// `attempt` exceeds the policy's `max_retries`.
-    AttemptsExhausted,
-    /// The wait needed (e.g. until a day limit resets) is longer than the policy's `max_wait_ms`.
-    WaitTooLong { wait_ms: u64 },
-}
+pub use crate::vocab::GiveUp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backoff {
-    RetryAfter { wait_ms: u64 },
-    GiveUp(GiveUp),
+    RetryAfter {
+        wait_ms: u64,
+    },
+    /// Why not; `wait_ms` is the wait that was too long for [`GiveUp::WaitTooLong`], else 0.
+    GiveUp {
+        reason: GiveUp,
+        wait_ms: u64,
+    },
+}
+
+impl Backoff {
+    const fn give_up(reason: GiveUp) -> Self {
+        Backoff::GiveUp { reason, wait_ms: 0 }
+    }
+}
+
+/// The request an outcome answers, as far as resending it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The HTTP method (`GET`, `POST`, …; compared without regard to case).
+    pub method: &'a str,
+    /// Whether it carries an `Idempotency-Key` header, which makes a resend of a write safe.
+    pub has_idempotency_key: bool,
+}
+
+impl Request<'_> {
+    /// GET, HEAD, OPTIONS and DELETE change nothing twice; every other method (POST, PUT, PATCH, or one this table
+    /// does not know) is treated as a write.
+    fn is_idempotent(&self) -> bool {
+        ["GET", "HEAD", "OPTIONS", "DELETE"].iter().any(|m| self.method.eq_ignore_ascii_case(m))
+    }
+}
+
+/// What became of one attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server answered (the facts of its classification that resending depends on).
+    Response { retryable: bool, recommended_wait_ms: Option<u64>, may_have_been_processed: bool },
+    /// Nothing reached the server: connection refused, DNS failure, TLS handshake failure, a connect timeout.
+    NotSent,
+    /// The request was sent and no answer came: a read timeout, a reset connection.
+    NoResponse,
+}
+
+impl From<&Classification> for Outcome {
+    fn from(c: &Classification) -> Self {
+        Outcome::Response {
+            retryable: c.retryable(),
+            recommended_wait_ms: c.recommended_wait_ms,
+            may_have_been_processed: c.may_have_been_processed(),
+        }
+    }
+}
+
+/// Decides whether retry number `attempt` (1 for the first retry) of `request` should be sent after `outcome`, and
+/// after how long (xero-reference §8): not-processed outcomes and failures before sending are resent; an outcome the
+/// server may have carried out is resent for an idempotent method, or a write with an Idempotency-Key, and never
+/// for a write without one (`GiveUp::UnsafeToResend`: hand the outcome to the caller). Then the backoff applies.
+pub fn resend(request: &Request<'_>, outcome: &Outcome, attempt: u32, policy: &RetryPolicy) -> Backoff {
+    let (retryable, recommended_wait_ms, maybe_processed) = match *outcome {
+        Outcome::Response { retryable, recommended_wait_ms, may_have_been_processed } => {
+            (retryable, recommended_wait_ms, may_have_been_processed)
+        }
+        Outcome::NotSent => (true, None, false),
+        Outcome::NoResponse => (true, None, true),
+    };
+    if retryable && maybe_processed && !request.is_idempotent() && !request.has_idempotency_key {
+        return Backoff::give_up(GiveUp::UnsafeToResend);
+    }
+    backoff_from_parts(retryable, recommended_wait_ms, attempt, policy)
 }
 
 /// Decides whether retry number `attempt` (1 for the first retry) should happen, and after how long.
@@ -68,16 +129,16 @@ pub fn backoff_with_jitter(
     jitter_ms: u64,
 ) -> Backoff {
     if !retryable {
-        return Backoff::GiveUp(GiveUp::NotRetryable);
+        return Backoff::give_up(GiveUp::NotRetryable);
     }
     if attempt > policy.max_retries {
-        return Backoff::GiveUp(GiveUp::AttemptsExhausted);
+        return Backoff::give_up(GiveUp::AttemptsExhausted);
     }
     let doublings = attempt.saturating_sub(1).min(63);
     let exponential = policy.base_ms.saturating_mul(1u64 << doublings).min(policy.max_backoff_ms);
     let wait_ms = exponential.saturating_add(jitter_ms.min(policy.jitter_ms)).max(recommended_wait_ms.unwrap_or(0));
     if wait_ms > policy.max_wait_ms {
-        return Backoff::GiveUp(GiveUp::WaitTooLong { wait_ms });
+        return Backoff::GiveUp { reason: GiveUp::WaitTooLong, wait_ms };
     }
     Backoff::RetryAfter { wait_ms }
 }
@@ -124,11 +185,11 @@ mod tests {
 
     #[test]
     fn gives_up_when_it_should() {
-        assert_eq!(backoff_with_jitter(false, None, 1, &POLICY, 0), Backoff::GiveUp(GiveUp::NotRetryable));
-        assert_eq!(backoff_with_jitter(true, Some(0), 5, &POLICY, 0), Backoff::GiveUp(GiveUp::AttemptsExhausted));
+        assert_eq!(backoff_with_jitter(false, None, 1, &POLICY, 0), Backoff::give_up(GiveUp::NotRetryable));
+        assert_eq!(backoff_with_jitter(true, Some(0), 5, &POLICY, 0), Backoff::give_up(GiveUp::AttemptsExhausted));
         assert_eq!(
             backoff_with_jitter(true, Some(3_600_000), 1, &POLICY, 0),
-            Backoff::GiveUp(GiveUp::WaitTooLong { wait_ms: 3_600_000 })
+            Backoff::GiveUp { reason: GiveUp::WaitTooLong, wait_ms: 3_600_000 }
         );
     }
 
@@ -145,5 +206,59 @@ mod tests {
             seen.insert(wait_ms);
         }
         assert!(seen.len() > 10, "jitter varies: {seen:?}");
+    }
+
+    /// xero-reference §8, row by row, against real classifications.
+    #[test]
+    fn resend_follows_the_safe_retry_table() {
+        let at = std::time::SystemTime::UNIX_EPOCH;
+        let response = |status: u16, body: &str| Outcome::from(&crate::classify(status, &[], body.as_bytes(), at));
+        let limited = Outcome::from(&crate::classify(429, &[("Retry-After", "3")], b"", at));
+        let methods = ["GET", "head", "OPTIONS", "DELETE", "POST", "PUT", "PATCH"];
+        let policy = RetryPolicy { jitter_ms: 0, ..RetryPolicy::default() };
+        let decide = |method: &str, key: bool, outcome: &Outcome| {
+            resend(&Request { method, has_idempotency_key: key }, outcome, 1, &policy)
+        };
+        let not_processed = [
+            limited,
+            response(503, "oauth_problem=rate%20limit%20exceeded"),
+            response(503, "The Organisation is offline"),
+            response(503, "The Xero API is currently offline for maintenance"),
+            response(401, "oauth_problem=nonce_used"),
+            Outcome::NotSent,
+        ];
+        for outcome in &not_processed {
+            for method in methods {
+                for key in [false, true] {
+                    assert!(
+                        matches!(decide(method, key, outcome), Backoff::RetryAfter { .. }),
+                        "{method} key={key} {outcome:?}: resent, the server did nothing"
+                    );
+                }
+            }
+        }
+        let maybe_processed =
+            [response(500, ""), response(502, ""), response(504, ""), response(599, ""), Outcome::NoResponse];
+        for outcome in &maybe_processed {
+            for method in methods {
+                let write = matches!(method, "POST" | "PUT" | "PATCH");
+                let without_key = decide(method, false, outcome);
+                if write {
+                    assert_eq!(without_key, Backoff::give_up(GiveUp::UnsafeToResend), "{method} {outcome:?}");
+                } else {
+                    assert!(matches!(without_key, Backoff::RetryAfter { .. }), "{method} {outcome:?}");
+                }
+                assert!(matches!(decide(method, true, outcome), Backoff::RetryAfter { .. }), "{method} with a key");
+            }
+        }
+        assert_eq!(decide("POST", true, &limited), Backoff::RetryAfter { wait_ms: 3_000 }, "the server's wait holds");
+        assert_eq!(
+            decide("PROPFIND", false, &response(500, "")),
+            Backoff::give_up(GiveUp::UnsafeToResend),
+            "an unknown method is treated as a write"
+        );
+        assert_eq!(decide("GET", false, &response(400, "")), Backoff::give_up(GiveUp::NotRetryable));
+        let exhausted = resend(&Request { method: "GET", has_idempotency_key: false }, &Outcome::NotSent, 9, &policy);
+        assert_eq!(exhausted, Backoff::give_up(GiveUp::AttemptsExhausted));
     }
 }

@@ -224,3 +224,26 @@ impl Action {
         matches!(self, Action::Retry)
     }
 }
+
+/// Why a retry policy gave up (`xg_backoff_decision.give_up`; 0 means it did not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum GiveUp {
+    /// The classification's action is not `retry`.
+    NotRetryable = 1,
+    /// The attempt number exceeds the policy's `max_retries`.
+    AttemptsExhausted = 2,
+    /// The wait needed (e.g. until a day limit resets) is longer than the policy's `max_wait_ms`.
+    WaitTooLong = 3,
+    /// The server may have carried out a write that carries no Idempotency-Key: resending could duplicate it.
+    UnsafeToResend = 4,
+}
+
+vocabulary! {
+    GiveUp {
+        NotRetryable => "not_retryable",
+        AttemptsExhausted => "attempts_exhausted",
+        WaitTooLong => "wait_too_long",
+        UnsafeToResend => "unsafe_to_resend",
+    }
+}

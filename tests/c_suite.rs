@@ -1,6 +1,8 @@
 //! Builds the C and C++ programs in tests/c/ and examples/c/ against include/xeroguard.h and the library this
 //! test run built, runs them, and fails on any failed check. Flags: C99 and C++17 with warnings as errors.
 mod common;
+#[path = "support/redis.rs"]
+mod redis_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -156,6 +158,19 @@ fn c_threads_classify_and_pace_concurrently() {
 #[test]
 fn c_pacing_functions() {
     let out = c_program("pacing", "tests/c/pacing.c", &[]);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn c_resend_follows_the_safe_retry_rules() {
+    let out = c_program("resend", "tests/c/resend.c", &[]);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn c_shared_limiter_on_redis() {
+    let server = redis_support::RedisServer::start();
+    let out = c_program("redis", "tests/c/redis.c", &[&server.url()]);
     assert!(out.contains(" passed, 0 failed"), "{out}");
 }
 

@@ -314,7 +314,7 @@ pub extern "C" fn xg_version() -> *const c_char {
 }
 
 /// The ABI version this header describes; bumped whenever a struct layout or a signature changes.
-pub const XG_ABI_VERSION: u32 = 1;
+pub const XG_ABI_VERSION: u32 = 2;
 
 /// The ABI version of the loaded library. Wrappers compare it at load time: a different value
 /// means the struct layouts or function signatures differ. Thread-safe.

@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use super::boundary::*;
 use crate::classify::{Classification, MAX_BODY_BYTES, MAX_HEADERS, classify, classify_raw};
-use crate::retry::{Backoff, GiveUp, RetryPolicy, backoff_from_parts};
-use crate::vocab::{Action, AuthProblem, Category, RateLimitProblem, Reason};
+use crate::retry::{Backoff, Outcome, Request, RetryPolicy, backoff_from_parts, resend};
+use crate::vocab::{Action, AuthProblem, Category, FailurePolicy, GiveUp, RateLimitProblem, Reason};
 
 /// The most headers `xg_classify` accepts (`XG_STATUS_TOO_LARGE` beyond).
 pub const XG_MAX_HEADERS: usize = 1024;
@@ -67,6 +67,11 @@ pub struct xg_classification {
     pub validation_message_count: u32,
     pub warning_count: u32,
     pub failed_element_count: u32,
+    /// 1 when the server may have carried the request out (xero-reference §8: 500, 502, 504, other 5xx, Finance
+    /// `request-timeout`, and every result that is not retryable), 0 when it certainly did not (429, 503 rate limit,
+    /// offline organisation or outage, OAuth1 `nonce_used`); `xg_resend` reads it. A byte, not a bool: it was
+    /// added in ABI 2 where older callers have padding, and any value there must be harmless.
+    pub may_have_been_processed: u8,
 }
 
 impl SizedStruct for xg_classification {}
@@ -101,6 +106,7 @@ impl xg_classification {
             validation_message_count: count(c.validation_messages.len()),
             warning_count: count(c.warnings.len()),
             failed_element_count: count(c.failed_elements.len()),
+            may_have_been_processed: u8::from(c.may_have_been_processed()),
         }
     }
 }
@@ -205,11 +211,6 @@ pub unsafe extern "C" fn xg_classify_raw(
     })
 }
 
-/// Why `xg_backoff` gave up (0 = it did not).
-pub const XG_GIVE_UP_NOT_RETRYABLE: u32 = 1;
-pub const XG_GIVE_UP_ATTEMPTS_EXHAUSTED: u32 = 2;
-pub const XG_GIVE_UP_WAIT_TOO_LONG: u32 = 3;
-
 /// A retry policy (see `xg_retry_policy_default` for the defaults).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -238,8 +239,8 @@ impl From<&xg_retry_policy> for RetryPolicy {
     }
 }
 
-/// The outcome of `xg_backoff`: retry after `wait_ms`, or give up (`give_up` says why; `wait_ms` then holds the
-/// wait that was too long, else 0).
+/// The outcome of `xg_backoff` and `xg_resend`: retry after `wait_ms`, or give up (`give_up` is the `xg_give_up`
+/// code saying why; `wait_ms` then holds the wait that was too long, else 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct xg_backoff_decision {
@@ -252,6 +253,27 @@ pub struct xg_backoff_decision {
 /// What `xg_retry_policy_default` returns after an internal fault: `struct_size` 0, which every function refuses.
 const NEVER_VALID_POLICY: xg_retry_policy =
     xg_retry_policy { struct_size: 0, max_retries: 0, base_ms: 0, max_backoff_ms: 0, jitter_ms: 0, max_wait_ms: 0 };
+
+fn action_of(c: &xg_classification) -> FfiResult<Action> {
+    Action::from_code(c.action)
+        .ok_or_else(|| FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown action code {}", c.action)))
+}
+
+fn backoff_to_c(decision: Backoff, struct_size: u32) -> xg_backoff_decision {
+    match decision {
+        Backoff::RetryAfter { wait_ms } => xg_backoff_decision { struct_size, retry: true, wait_ms, give_up: XG_NONE },
+        Backoff::GiveUp { reason, wait_ms } => {
+            xg_backoff_decision { struct_size, retry: false, wait_ms, give_up: reason.code() }
+        }
+    }
+}
+
+fn policy_arg(policy: *const xg_retry_policy) -> FfiResult<RetryPolicy> {
+    match policy.is_null() {
+        true => Ok(RetryPolicy::default()),
+        false => Ok(RetryPolicy::from(&unsafe { read_sized(policy, "policy", xg_retry_policy_default())? })),
+    }
+}
 
 /// The default retry policy: 5 retries, 500 ms doubling to at most 30 s, up to 250 ms jitter, never waiting more
 /// than 5 minutes. Thread-safe.
@@ -283,22 +305,93 @@ pub unsafe extern "C" fn xg_backoff(
 ) -> xg_status {
     run("xg_backoff", || {
         let c = unsafe { read_sized(classification, "classification", xg_classification::default())? };
-        let policy = match policy.is_null() {
-            true => RetryPolicy::default(),
-            false => RetryPolicy::from(&unsafe { read_sized(policy, "policy", xg_retry_policy_default())? }),
-        };
+        let policy = policy_arg(policy)?;
         let out = unsafe { sized_out(out, "out")? };
-        let action = Action::from_code(c.action)
-            .ok_or_else(|| FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown action code {}", c.action)))?;
         let recommended = u64::try_from(c.recommended_wait_ms).ok();
-        let decision = backoff_from_parts(action.is_retry(), recommended, attempt, &policy);
-        let (retry, wait_ms, give_up) = match decision {
-            Backoff::RetryAfter { wait_ms } => (true, wait_ms, XG_NONE),
-            Backoff::GiveUp(GiveUp::NotRetryable) => (false, 0, XG_GIVE_UP_NOT_RETRYABLE),
-            Backoff::GiveUp(GiveUp::AttemptsExhausted) => (false, 0, XG_GIVE_UP_ATTEMPTS_EXHAUSTED),
-            Backoff::GiveUp(GiveUp::WaitTooLong { wait_ms }) => (false, wait_ms, XG_GIVE_UP_WAIT_TOO_LONG),
+        let decision = backoff_from_parts(action_of(&c)?.is_retry(), recommended, attempt, &policy);
+        out.write(backoff_to_c(decision, out.declared));
+        Ok(())
+    })
+}
+
+/// The request an outcome answers, for `xg_resend`: its HTTP method (UTF-8, pointer + length) and whether it
+/// carries an `Idempotency-Key` header.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xg_request {
+    pub struct_size: u32,
+    pub method: *const c_char,
+    pub method_len: usize,
+    pub has_idempotency_key: bool,
+}
+
+impl SizedStruct for xg_request {}
+
+/// What happened to an attempt that got no HTTP response (`xg_resend`'s `transport_failure`; 0 = a response).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportFailure {
+    /// Nothing reached the server: connection refused, DNS failure, TLS handshake failure, a connect timeout.
+    NotSent = 1,
+    /// The request was sent and no answer came: a read timeout, a reset connection.
+    NoResponse = 2,
+}
+
+/// The longest method name accepted.
+const MAX_METHOD_BYTES: usize = 32;
+
+/// Decides whether attempt `attempt` + 1 of a request may be sent after this attempt's outcome, and after how long
+/// (xero-reference §8): either `response` (a classification from `xg_classify`; `transport_failure` 0) or, when no
+/// response came, `response` NULL and `transport_failure` an `xg_transport_failure` code. Outcomes the server did
+/// not act on are resent; one it may have carried out is resent for GET, HEAD, OPTIONS and DELETE, or a write that
+/// carries an Idempotency-Key, and never for a write without one (`XG_GIVE_UP_UNSAFE_TO_RESEND`: hand the outcome
+/// to the caller). Then the backoff of `xg_backoff` applies (`policy` NULL for the defaults). Guards send the same
+/// Idempotency-Key on every attempt of one logical call. Thread safety: safe from any number of threads.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_resend(
+    request: *const xg_request,
+    response: *const xg_classification,
+    transport_failure: u32,
+    attempt: u32,
+    policy: *const xg_retry_policy,
+    out: *mut xg_backoff_decision,
+) -> xg_status {
+    run("xg_resend", || {
+        let defaults =
+            xg_request { struct_size: 0, method: std::ptr::null(), method_len: 0, has_idempotency_key: false };
+        let request = unsafe { read_sized(request, "request", defaults)? };
+        let method = unsafe { text_arg(request.method, request.method_len, "request->method", MAX_METHOD_BYTES)? };
+        if method.is_empty() {
+            return Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, "request->method is empty"));
+        }
+        let outcome = match (transport_failure, response.is_null()) {
+            (0, false) => {
+                let c = unsafe { read_sized(response, "response", xg_classification::default())? };
+                Outcome::Response {
+                    retryable: action_of(&c)?.is_retry(),
+                    recommended_wait_ms: u64::try_from(c.recommended_wait_ms).ok(),
+                    may_have_been_processed: c.may_have_been_processed != 0,
+                }
+            }
+            (0, true) => {
+                return Err(FfiError::new(XG_STATUS_NULL_POINTER, "response is NULL and transport_failure is 0"));
+            }
+            (code, true) if code == TransportFailure::NotSent as u32 => Outcome::NotSent,
+            (code, true) if code == TransportFailure::NoResponse as u32 => Outcome::NoResponse,
+            (code, true) => {
+                return Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown transport_failure {code}")));
+            }
+            (_, false) => {
+                return Err(FfiError::new(
+                    XG_STATUS_INVALID_ARGUMENT,
+                    "give either a response or a transport_failure, not both",
+                ));
+            }
         };
-        out.write(xg_backoff_decision { struct_size: out.declared, retry, wait_ms, give_up });
+        let policy = policy_arg(policy)?;
+        let out = unsafe { sized_out(out, "out")? };
+        let request = Request { method, has_idempotency_key: request.has_idempotency_key };
+        out.write(backoff_to_c(resend(&request, &outcome, attempt, &policy), out.declared));
         Ok(())
     })
 }
@@ -333,6 +426,22 @@ pub extern "C" fn xg_rate_limit_problem_name(code: u32) -> *const c_char {
 pub extern "C" fn xg_auth_problem_name(code: u32) -> *const c_char {
     run_value("xg_auth_problem_name", std::ptr::null(), || {
         c_name_or_null(AuthProblem::from_code(code).map(AuthProblem::c_name))
+    })
+}
+
+/// The vocabulary word of an `xg_give_up` code (`"unsafe_to_resend"`, …), or NULL (also for 0: not given up).
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_give_up_name(code: u32) -> *const c_char {
+    run_value("xg_give_up_name", std::ptr::null(), || c_name_or_null(GiveUp::from_code(code).map(GiveUp::c_name)))
+}
+
+/// The vocabulary word of an `xg_failure_policy` code (`"closed"`, `"open"`, `"local"`), or NULL (also for 0: the
+/// store decided). Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_failure_policy_name(code: u32) -> *const c_char {
+    run_value("xg_failure_policy_name", std::ptr::null(), || {
+        c_name_or_null(FailurePolicy::from_code(code).map(FailurePolicy::c_name))
     })
 }
 

@@ -8,7 +8,7 @@ use super::classify::{RAW_READ_CAP, XG_NONE, raw_error, xg_classification};
 use crate::classify::classify_raw;
 use crate::pacing::{
     Clock, Decision, Feedback, Limiter, Limits, MAX_BOOKING_AHEAD_MS, MAX_TENANT_ID_BYTES, PacingError, Permit,
-    Refusal, Step, TenantLimits, WindowLimit, wait,
+    RedisOptions, Refusal, Step, TenantLimits, WindowLimit, wait,
 };
 use crate::vocab::{Category, FailurePolicy, RateLimitProblem};
 
@@ -267,16 +267,136 @@ fn step_to_c(step: Step, struct_size: u32) -> xg_wait_step {
 pub unsafe extern "C" fn xg_limiter_new(limits: *const xg_limits, clock: u32, out: *mut *mut xg_limiter) -> xg_status {
     run("xg_limiter_new", || {
         let out = unsafe { out_ref(out, "out")? };
-        let limits = match limits.is_null() {
-            true => Limits::default(),
-            false => from_c_limits(&unsafe { read_sized(limits, "limits", xg_limits_default())? }),
-        };
-        let clock = match clock {
-            XG_CLOCK_MONOTONIC => Clock::Monotonic,
-            XG_CLOCK_MANUAL => Clock::Manual,
-            other => return Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown clock {other}"))),
-        };
+        let limits = limits_arg(limits)?;
+        let clock = clock_arg(clock)?;
         let inner = Limiter::new(limits, clock).map_err(pacing_error)?;
+        *out = Box::into_raw(Box::new(xg_limiter { inner }));
+        Ok(())
+    })
+}
+
+/// How a limiter reaches a shared store (Redis or Valkey) and what it does without it; start from
+/// `xg_redis_options_default()` and set `url` and `key_prefix`. Strings are UTF-8 (pointer, length), copied.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xg_redis_options {
+    pub struct_size: u32,
+    /// `redis://[user:password@]host:port[/db]`, `rediss://…` (TLS), `redis+unix:///path/to/socket`, or a Cluster
+    /// as `redis+cluster://host:port,host:port` (`rediss+cluster://` with TLS).
+    pub url: *const c_char,
+    pub url_len: usize,
+    /// Every process using the same prefix (one per Xero app) shares windows, permits, blocks and limits.
+    pub key_prefix: *const c_char,
+    pub key_prefix_len: usize,
+    /// The longest one operation may take (connect, write, read, one retry), in ms; default 250, at most 10,000.
+    pub deadline_ms: u64,
+    /// After a failure, the store is not asked again for this long (ms; default 1000).
+    pub breaker_cooldown_ms: u64,
+    /// An `xg_failure_policy` code: `XG_FAILURE_POLICY_CLOSED` (default), `_OPEN` or `_LOCAL`.
+    pub on_store_error: u32,
+    /// For `XG_FAILURE_POLICY_LOCAL`: how many processes share the limits (each keeps limit / workers, at least 1).
+    pub workers: u32,
+    /// Write this limiter's limits into the store even if it holds others (otherwise the stored ones win).
+    pub replace_limits: bool,
+    /// Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
+    pub tls_ca_file: *const c_char,
+    pub tls_ca_file_len: usize,
+}
+
+impl SizedStruct for xg_redis_options {}
+
+/// The longest store deadline accepted.
+const MAX_DEADLINE_MS: u64 = 10_000;
+
+/// Options with the defaults and no URL or prefix yet (set both). Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_redis_options_default() -> xg_redis_options {
+    let never_valid = xg_redis_options { struct_size: 0, ..redis_defaults() };
+    run_value("xg_redis_options_default", never_valid, redis_defaults)
+}
+
+fn redis_defaults() -> xg_redis_options {
+    let d = RedisOptions::new("", "");
+    xg_redis_options {
+        struct_size: std::mem::size_of::<xg_redis_options>() as u32,
+        url: std::ptr::null(),
+        url_len: 0,
+        key_prefix: std::ptr::null(),
+        key_prefix_len: 0,
+        deadline_ms: u64::try_from(d.deadline.as_millis()).unwrap_or(u64::MAX),
+        breaker_cooldown_ms: u64::try_from(d.breaker_cooldown.as_millis()).unwrap_or(u64::MAX),
+        on_store_error: d.on_store_error.code(),
+        workers: d.workers,
+        replace_limits: d.replace_limits,
+        tls_ca_file: std::ptr::null(),
+        tls_ca_file_len: 0,
+    }
+}
+
+fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
+    // SAFETY (the three text arguments): pointers and lengths come from the caller's struct, under its contract.
+    let url = unsafe { text_arg(o.url, o.url_len, "options->url", 4096)? };
+    let prefix = unsafe { text_arg(o.key_prefix, o.key_prefix_len, "options->key_prefix", 128)? };
+    let ca = unsafe { text_arg(o.tls_ca_file, o.tls_ca_file_len, "options->tls_ca_file", 4096)? };
+    if url.is_empty() || prefix.is_empty() {
+        return Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, "options->url and options->key_prefix are required"));
+    }
+    let invalid = |what: String| FfiError::new(XG_STATUS_INVALID_ARGUMENT, what);
+    let on_store_error = FailurePolicy::from_code(o.on_store_error)
+        .ok_or_else(|| invalid(format!("options->on_store_error: unknown failure policy {}", o.on_store_error)))?;
+    if o.deadline_ms == 0 || o.deadline_ms > MAX_DEADLINE_MS {
+        return Err(invalid(format!("options->deadline_ms is {}; it must be 1 to {MAX_DEADLINE_MS}", o.deadline_ms)));
+    }
+    if o.workers == 0 {
+        return Err(invalid("options->workers must be at least 1".into()));
+    }
+    let mut options = RedisOptions::new(url, prefix);
+    options.deadline = Duration::from_millis(o.deadline_ms);
+    options.breaker_cooldown = Duration::from_millis(o.breaker_cooldown_ms);
+    options.on_store_error = on_store_error;
+    options.workers = o.workers;
+    options.replace_limits = o.replace_limits;
+    options.tls_ca_file = (!ca.is_empty()).then(|| ca.to_owned());
+    Ok(options)
+}
+
+fn clock_arg(clock: u32) -> FfiResult<Clock> {
+    match clock {
+        XG_CLOCK_MONOTONIC => Ok(Clock::Monotonic),
+        XG_CLOCK_MANUAL => Ok(Clock::Manual),
+        other => Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown clock {other}"))),
+    }
+}
+
+fn limits_arg(limits: *const xg_limits) -> FfiResult<Limits> {
+    match limits.is_null() {
+        true => Ok(Limits::default()),
+        false => Ok(from_c_limits(&unsafe { read_sized(limits, "limits", xg_limits_default())? })),
+    }
+}
+
+/// Creates a limiter whose windows, permits, blocks and limits are shared, through Redis, by every process and
+/// machine using the same `options->key_prefix`: every decision is one atomic script on the store's clock. Every
+/// other `xg_limiter_*` function works on it unchanged. `limits` (NULL: the defaults) initialise a prefix that holds
+/// none; the stored ones win unless `options->replace_limits`. `clock`: `XG_CLOCK_MONOTONIC` in production (the
+/// store's clock decides; this one times waits), `XG_CLOCK_MANUAL` for tests (the manual reading is the store's
+/// clock; a prefix is either). It connects once now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be
+/// reached within the deadline, `XG_STATUS_STORE_ERROR` when it refuses (ACL, another clock). Later, while the
+/// store cannot be reached, `options->on_store_error` decides and `xg_decision.fallback` says so. A handle made
+/// before `fork()` may be used in both processes (the child never shares the parent's connections). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_new_redis(
+    limits: *const xg_limits,
+    options: *const xg_redis_options,
+    clock: u32,
+    out: *mut *mut xg_limiter,
+) -> xg_status {
+    run("xg_limiter_new_redis", || {
+        let out = unsafe { out_ref(out, "out")? };
+        let limits = limits_arg(limits)?;
+        let options = options_from_c(&unsafe { read_sized(options, "options", redis_defaults())? })?;
+        let clock = clock_arg(clock)?;
+        let inner = Limiter::new_redis(limits, options, clock).map_err(pacing_error)?;
         *out = Box::into_raw(Box::new(xg_limiter { inner }));
         Ok(())
     })
