@@ -28,6 +28,9 @@
 #define XEROGUARD_VERSION_MINOR 1
 #define XEROGUARD_VERSION_PATCH 0
 
+// How much of a 2xx body a guard reads to classify it when the body could be a large download.
+#define SUCCESS_BODY_READ_CAP (1 << 20)
+
 // The ABI version this header describes; bumped whenever a struct layout or a signature changes.
 #define XG_ABI_VERSION 2
 
@@ -45,6 +48,9 @@
 
 // Integer fields of `xg_classification` hold -1 where the result is unknown (JSON null).
 #define XG_UNKNOWN -1
+
+// The most of a 2xx body `xg_body_bytes_to_classify` asks for.
+#define XG_SUCCESS_BODY_READ_CAP 1048576
 
 // The system's monotonic clock, counted from the limiter's creation.
 #define XG_CLOCK_MONOTONIC 0
@@ -553,6 +559,17 @@ uint32_t xg_abi_version(void);
 xg_status xg_classify(const xg_response *response,
                       xg_classification *out,
                       char **json_out);
+
+// How many body bytes an HTTP client integration should read to classify a response with this status and
+// `Content-Type` (bytes, pointer + length; NULL, 0 when absent), stored in `*out`: every error body (up to
+// `XG_MAX_BODY_BYTES`); a 2xx JSON, XML or text body up to `XG_SUCCESS_BODY_READ_CAP` (it can carry errors: a
+// `summarizeErrors=false` batch, an XPM `<Status>ERROR</Status>`; a longer one is classified from what was read and
+// must still reach the caller whole); 0 for any other 2xx (a download: classify from status and headers, stream
+// the body to the caller). Every binding follows this one rule. Thread-safe.
+xg_status xg_body_bytes_to_classify(uint16_t status,
+                                    const uint8_t *content_type,
+                                    size_t content_type_len,
+                                    uint64_t *out);
 
 // Classifies a raw HTTP response as bytes (as `curl -i` saves it: status line, headers, a blank line with CRLF
 // or LF, the body). Outputs as for `xg_classify`. Header text that is not UTF-8 is decoded leniently.

@@ -106,6 +106,30 @@ impl Classification {
     }
 }
 
+/// How much of a 2xx body a guard reads to classify it when the body could be a large download.
+pub const SUCCESS_BODY_READ_CAP: usize = 1 << 20;
+
+/// How many body bytes a guard (an HTTP client integration) should read to classify a response, given its status
+/// and `Content-Type` (the one rule every binding follows, so none decides for itself): every error body, up to
+/// [`MAX_BODY_BYTES`]; a 2xx body that can carry errors (JSON, XML or text: a `summarizeErrors=false` batch, an XPM
+/// `<Status>ERROR</Status>`), up to [`SUCCESS_BODY_READ_CAP`] (a longer one is classified from what was read and
+/// must reach the caller whole); nothing of a 2xx download (PDF, image, attachment, no type), which is classified
+/// from its status and headers and streamed to the caller untouched.
+pub fn body_bytes_to_classify(status: u16, content_type: Option<&str>) -> usize {
+    if !(200..300).contains(&status) {
+        return MAX_BODY_BYTES;
+    }
+    let Some(media) = content_type.and_then(|c| c.split(';').next()).map(|m| m.trim().to_ascii_lowercase()) else {
+        return 0;
+    };
+    let structured = media.starts_with("text/")
+        || media.ends_with("/json")
+        || media.ends_with("/xml")
+        || media.ends_with("+json")
+        || media.ends_with("+xml");
+    if structured { SUCCESS_BODY_READ_CAP } else { 0 }
+}
+
 /// Classifies one response. Header names match case-insensitively and values are trimmed; the body is bytes in any
 /// family of xero-reference §2 (or none), read as best it can be: malformed input never fails, it only tells less.
 pub fn classify(status: u16, headers: &[(&str, &str)], body: &[u8], now: SystemTime) -> Classification {
@@ -151,4 +175,23 @@ pub fn classify_raw(raw: &[u8], now: SystemTime) -> Result<Classification, RawEr
     let response = parse_raw(raw)?;
     let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref())).collect();
     Ok(classify(response.status, &headers, response.body, now))
+}
+
+#[cfg(test)]
+mod body_rule_tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_read_whole_documents_up_to_a_cap_downloads_not_at_all() {
+        assert_eq!(body_bytes_to_classify(400, None), MAX_BODY_BYTES);
+        assert_eq!(body_bytes_to_classify(503, Some("text/html")), MAX_BODY_BYTES);
+        assert_eq!(body_bytes_to_classify(302, Some("application/pdf")), MAX_BODY_BYTES, "not a 2xx");
+        for t in ["application/json; charset=utf-8", "text/xml", "Application/Problem+JSON", "text/html", "text/plain"]
+        {
+            assert_eq!(body_bytes_to_classify(200, Some(t)), SUCCESS_BODY_READ_CAP, "{t}");
+        }
+        for t in [None, Some("application/pdf"), Some("image/png"), Some("application/octet-stream")] {
+            assert_eq!(body_bytes_to_classify(200, t), 0, "{t:?}");
+        }
+    }
 }

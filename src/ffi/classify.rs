@@ -4,7 +4,9 @@ use std::ffi::c_char;
 use std::time::{Duration, SystemTime};
 
 use super::boundary::*;
-use crate::classify::{Classification, MAX_BODY_BYTES, MAX_HEADERS, classify, classify_raw};
+use crate::classify::{
+    Classification, MAX_BODY_BYTES, MAX_HEADERS, SUCCESS_BODY_READ_CAP, body_bytes_to_classify, classify, classify_raw,
+};
 use crate::retry::{Backoff, Outcome, Request, RetryPolicy, backoff_from_parts, resend};
 use crate::vocab::{Action, AuthProblem, Category, FailurePolicy, GiveUp, RateLimitProblem, Reason};
 
@@ -178,6 +180,33 @@ pub unsafe extern "C" fn xg_classify(
         let body = unsafe { bytes_arg(response.body, response.body_len, "response->body", XG_MAX_BODY_BYTES)? };
         let classification = classify(response.status, &headers, body, system_time(response.now_unix_ms));
         unsafe { deliver(&classification, out, json_out) }
+    })
+}
+
+/// The most of a 2xx body `xg_body_bytes_to_classify` asks for.
+pub const XG_SUCCESS_BODY_READ_CAP: usize = 1_048_576;
+
+const _: () = assert!(XG_SUCCESS_BODY_READ_CAP == SUCCESS_BODY_READ_CAP);
+
+/// How many body bytes an HTTP client integration should read to classify a response with this status and
+/// `Content-Type` (bytes, pointer + length; NULL, 0 when absent), stored in `*out`: every error body (up to
+/// `XG_MAX_BODY_BYTES`); a 2xx JSON, XML or text body up to `XG_SUCCESS_BODY_READ_CAP` (it can carry errors: a
+/// `summarizeErrors=false` batch, an XPM `<Status>ERROR</Status>`; a longer one is classified from what was read and
+/// must still reach the caller whole); 0 for any other 2xx (a download: classify from status and headers, stream
+/// the body to the caller). Every binding follows this one rule. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_body_bytes_to_classify(
+    status: u16,
+    content_type: *const u8,
+    content_type_len: usize,
+    out: *mut u64,
+) -> xg_status {
+    run("xg_body_bytes_to_classify", || {
+        let content_type = unsafe { bytes_arg(content_type, content_type_len, "content_type", XG_MAX_HEADER_BYTES)? };
+        let out = unsafe { out_ref(out, "out")? };
+        let text = (!content_type.is_empty()).then(|| String::from_utf8_lossy(content_type));
+        *out = body_bytes_to_classify(status, text.as_deref()) as u64;
+        Ok(())
     })
 }
 
