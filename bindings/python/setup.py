@@ -20,17 +20,13 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 from setuptools import setup
+from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_ext import build_ext
 from setuptools.command.sdist import sdist
 from setuptools_rust import Binding, RustExtension
-
-try:
-    from setuptools.command.bdist_wheel import bdist_wheel
-except ImportError:  # setuptools < 70.1
-    from wheel.bdist_wheel import bdist_wheel  # type: ignore[no-redef]
 
 HERE = Path(__file__).resolve().parent
 SDIST_CRATE_DIR = "rust"
@@ -96,11 +92,11 @@ class BuildExtLibraryName(build_ext):
         *package, name = fullname.split(".")
         if name == LIBRARY_NAME:
             return os.path.join(*package, LIBRARY_FILE)
-        return str(super().get_ext_filename(fullname))
+        return str(super().get_ext_filename(fullname))  # type: ignore[no-untyped-call]  # untyped in the stubs
 
 
 class PlatformWheel(bdist_wheel):
-    def get_tag(self):  # type: ignore[no-untyped-def]
+    def get_tag(self) -> Tuple[str, str, str]:
         # Loaded with ctypes, not as an extension module: any Python 3 on this platform can use it.
         _, _, plat = super().get_tag()
         return "py3", "none", plat
