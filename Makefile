@@ -28,7 +28,7 @@ all: build
 
 build:
 	$(CARGO) build --profile $(PROFILE) --lib
-	@test -n "$(SONAME)" || { echo "make: $(OUT)/libxeroguard.so has no SONAME (objdump from binutils needed)" >&2; exit 1; }
+	@test -n "$(SONAME)" || { echo "make: no SONAME read from $(OUT)/libxeroguard.so (needs objdump)" >&2; exit 1; }
 	ln -sf libxeroguard.so $(OUT)/$(SONAME)
 
 install: build

@@ -38,7 +38,8 @@ echo "== wheel, built from the unpacked sdist in $WORK/xeroguard-$VERSION (glibc
 tar -xzf "$SDIST" -C "$WORK"
 # The target directory only caches compiled dependencies between runs; the sources are the sdist's.
 (cd "$WORK" && PATH="$ZIG_DIR:$VENV/bin:$PATH" CARGO="$VENV/bin/cargo-zigbuild" \
-    CARGO_BUILD_TARGET="$ARCH-unknown-linux-gnu.$GLIBC" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/python-dist}" \
+    CARGO_BUILD_TARGET="$ARCH-unknown-linux-gnu.$GLIBC" \
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/python-dist}" \
     "$PY" -m build --wheel --outdir "$WORK/wheel" "xeroguard-$VERSION")
 
 echo "== auditwheel"

@@ -100,7 +100,7 @@ with xeroguard.Limiter(clock="manual") as limiter:
     assert (refused.granted, refused.reason, refused.wait_ms) == (False, "minute", 60500), refused
     limiter.set_now(60500)
     assert limiter.acquire(tenant).granted
-    limiter.observe(tenant, b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 17\r\nX-Rate-Limit-Problem: minute\r\n\r\n")
+    limiter.observe(tenant, b"HTTP/1.1 429 Too Many\r\nRetry-After: 17\r\nX-Rate-Limit-Problem: minute\r\n\r\n")
     blocked = limiter.acquire(tenant)
     assert (blocked.granted, blocked.reason, blocked.wait_ms) == (False, "retry_after", 17000), blocked
 print("classified and paced with", xeroguard.library_path)
