@@ -285,8 +285,10 @@ fn demo_pacing(out: &mut String) {
         let in_alike = alike.contains(&call);
         let wait = ask(if in_alike { &mut alike_lines } else { &mut *out }, &call.to_string(), "");
         match wait {
-            None if in_alike => (granted, alike_granted) = (granted + 1, alike_granted + 1),
-            None => granted += 1,
+            None => {
+                granted += 1;
+                alike_granted += u64::from(in_alike);
+            }
             Some(wait) => _ = first_refusal.get_or_insert((call, now + wait)),
         }
         if call + 1 == alike.end {

@@ -37,6 +37,18 @@ def test_the_csharp_package_and_the_header_have_the_crates_version() -> None:
     assert ".".join(m.group(1) for m in parts if m) == crate_version()
 
 
+def test_the_readmes_name_the_crates_version() -> None:
+    # File names that carry the version (wheel, sdist, nupkg, installed library) in the READMEs' instructions.
+    version = r"(\d+\.\d+\.\d+)"
+    patterns = [r"xeroguard-" + version, r"XeroGuard\." + version + r"\.nupkg", r"libxeroguard\.so\." + version]
+    found = []
+    for doc in ("README.md", "bindings/python/README.md", "bindings/csharp/README.md"):
+        text = (REPO / doc).read_text()
+        found += [(doc, found_version) for pattern in patterns for found_version in re.findall(pattern, text)]
+    assert len(found) >= 4, found
+    assert [f for f in found if f[1] != crate_version()] == []
+
+
 def test_one_mit_licence() -> None:
     licence = (REPO / "LICENSE").read_text()
     assert licence.startswith("MIT License\n\nCopyright (c) 2026 the xeroguard authors\n"), licence[:80]
