@@ -23,11 +23,14 @@ SONAME = $(shell objdump -p $(OUT)/libxeroguard.so | sed -n 's/^ *SONAME *//p')
 # What the static library needs from the system: rustc's `--print native-static-libs` on Linux.
 STATIC_DEPS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-.PHONY: all build install uninstall
+.PHONY: all build cargo-build install uninstall
 all: build
 
-build:
+# Separate from the rules that use $(SONAME): make expands a rule's whole recipe before running it.
+cargo-build:
 	$(CARGO) build --profile $(PROFILE) --lib
+
+build: cargo-build
 	@test -n "$(SONAME)" || { echo "make: no SONAME read from $(OUT)/libxeroguard.so (needs objdump)" >&2; exit 1; }
 	ln -sf libxeroguard.so $(OUT)/$(SONAME)
 

@@ -1,6 +1,6 @@
 """`make install PREFIX=...` as a C user meets it: the files and links, the SONAME, the pkg-config file, a program
 built with `pkg-config --cflags --libs xeroguard` that runs with only the prefix on the loader path (or an rpath),
-a statically linked one that needs no libxeroguard at all, DESTDIR staging and uninstall."""
+a statically linked one that needs no libxeroguard at all, a build from nothing staged with DESTDIR, uninstall."""
 
 from __future__ import annotations
 
@@ -84,12 +84,15 @@ def test_the_static_library_links_on_its_own(prefix: Path, tmp_path: Path) -> No
     assert pkg_config(prefix, "--static", "--libs")[2:] == pkg_config(prefix, "--variable=static_deps")
 
 
-def test_destdir_stages_and_uninstall_removes(tmp_path: Path) -> None:
+def test_from_an_empty_target_directory_destdir_stages_and_uninstall_removes(tmp_path: Path) -> None:
+    # Nothing built yet (as in a fresh clone; the dev profile builds quickest), staged for a package.
     stage = tmp_path / "stage"
-    run(["make", "install", "DESTDIR=%s" % stage, "PREFIX=/usr"], cwd=REPO)
+    env = dict(os.environ, CARGO_TARGET_DIR=str(tmp_path / "target"))
+    run(["make", "install", "PROFILE=dev", "DESTDIR=%s" % stage, "PREFIX=/usr"], cwd=REPO, env=env, timeout=1800)
+    assert soname(stage / "usr" / "lib" / ("libxeroguard.so." + crate_version())).startswith("libxeroguard.so.")
     pc = (stage / "usr" / "lib" / "pkgconfig" / "xeroguard.pc").read_text()
     assert "prefix=/usr\n" in pc and "libdir=/usr/lib\n" in pc, pc  # the final paths, not the staging ones
     assert (stage / "usr" / "include" / "xeroguard.h").is_file()
-    run(["make", "uninstall", "DESTDIR=%s" % stage, "PREFIX=/usr"], cwd=REPO)
+    run(["make", "uninstall", "DESTDIR=%s" % stage, "PREFIX=/usr"], cwd=REPO, env=env)
     left = [str(p.relative_to(stage)) for p in stage.rglob("*") if not p.is_dir()]
     assert left == [], left
