@@ -1,5 +1,5 @@
 //! Generates the C header into OUT_DIR (never into the source tree); tests/header.rs checks that the committed
-//! include/xeroguard.h matches it.
+//! include/xeroguard.h matches it. On Linux it also gives the shared library its SONAME.
 fn main() {
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
@@ -20,4 +20,15 @@ fn main() {
         .expect("cbindgen could not generate the header")
         .write_to_file(&out);
     println!("cargo:rustc-env=XEROGUARD_GENERATED_HEADER={}", out.display());
+
+    // The shared library's SONAME (Linux): libxeroguard.so.MAJOR, or libxeroguard.so.0.MINOR before 1.0, where a
+    // minor release may break the ABI. The Makefile names the installed file and its links after it.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        let soname = match version("MAJOR").as_str() {
+            "0" => format!("libxeroguard.so.0.{}", version("MINOR")),
+            major => format!("libxeroguard.so.{major}"),
+        };
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+        println!("cargo:rustc-env=XEROGUARD_SONAME={soname}");
+    }
 }

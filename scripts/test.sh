@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite: Rust (unit, conformance, properties, CLI, header drift), C and C++ (from the Rust
-# suite), Python (pytest) and C# (Mono). A missing toolchain is installed or named; no suite is skipped.
+# suite), Python (pytest), C# (Mono), and packaging (the sdist and manylinux wheel, make install with pkg-config,
+# one version, every README code block). A missing toolchain is installed or named; no suite is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,5 +60,8 @@ bash bindings/python/run-tests.sh
 
 echo "== C# suite (Mono)"
 bash bindings/csharp/run-tests.sh
+
+echo "== packaging and docs (scripts/test-packaging.sh): sdist, manylinux wheel without cargo, make install, READMEs"
+bash scripts/test-packaging.sh
 
 echo "== all suites passed"

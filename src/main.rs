@@ -1,14 +1,40 @@
-//! The `xeroguard` command: `classify FILE|-` prints the §5 JSON of a raw HTTP response (as `curl -i` saves it);
-//! `demo` classifies one response for each row of the decision table and prints a readable table.
+//! The `xeroguard` command: `classify` prints the §5 JSON of a raw HTTP response (as `curl -i` saves it); `demo`
+//! shows both jobs on embedded data: a response of each kind classified, then calls paced on a manual clock.
 
-use std::io::Read;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use xeroguard::classify_raw;
+use xeroguard::pacing::Feedback;
+use xeroguard::{Action, Clock, Decision, Limiter, Limits, classify_raw};
 
-const USAGE: &str = "usage: xeroguard classify FILE|-   print the classification JSON of a raw HTTP response (curl -i)
-       xeroguard demo              classify one response of each kind and print a table";
+const USAGE: &str = "\
+usage: xeroguard classify [--pretty] [--exit-code] [FILE]
+       xeroguard demo
+       xeroguard --version | --help
+
+classify     print the classification JSON of a raw HTTP response, as `curl -i` saves it, read
+             from FILE, or from standard input when FILE is absent or -. When responses follow
+             one another (redirects with curl -iL, 100 Continue), the last one is classified.
+  --pretty     indent the JSON
+  --exit-code  exit with the recommended action, for shell scripts:
+                 0 none, 10 retry, 11 fix_request, 12 refresh_token, 13 reauthorize
+demo         classify a response of each kind, then pace 70 calls for one tenant on a manual clock
+
+exit status: 0 done (with --exit-code: the action above); 1 unreadable input, not an HTTP
+response, or output that could not be written; 2 bad usage";
+
+/// Exit codes of `classify --exit-code`, one per action (1 and 2 are taken by errors and usage).
+fn action_exit_code(action: Action) -> u8 {
+    match action {
+        Action::None => 0,
+        Action::Retry => 10,
+        Action::FixRequest => 11,
+        Action::RefreshToken => 12,
+        Action::Reauthorize => 13,
+    }
+}
 
 /// One response per row of xero-reference §6, as raw HTTP.
 const DEMO: &[(&str, &str)] = &[
@@ -73,60 +99,220 @@ const DEMO: &[(&str, &str)] = &[
     ("504 gateway timeout", "HTTP/1.1 504 Gateway Timeout\r\n\r\n"),
 ];
 
+/// The widest line the demo prints.
+const DEMO_COLUMNS: usize = 100;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["classify", path] => classify_command(path),
-        ["demo"] => {
-            demo();
-            ExitCode::SUCCESS
+    match args.first().map(String::as_str) {
+        Some("classify") => classify_command(&args[1..]),
+        Some("demo") if args.len() == 1 => emit(&demo(), ExitCode::SUCCESS),
+        Some("-V" | "--version") if args.len() == 1 => {
+            emit(&format!("xeroguard {}\n", env!("CARGO_PKG_VERSION")), ExitCode::SUCCESS)
         }
-        ["-h" | "--help" | "help"] => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
+        Some("-h" | "--help" | "help") if args.len() == 1 => emit(&format!("{USAGE}\n"), ExitCode::SUCCESS),
+        Some(other) => usage_error(&format!("unknown command or extra arguments: {other} ...")),
+        None => usage_error("no command given"),
     }
 }
 
-fn classify_command(path: &str) -> ExitCode {
-    let mut raw = Vec::new();
-    let read = if path == "-" {
-        std::io::stdin().read_to_end(&mut raw).map(drop)
-    } else {
-        std::fs::read(path).map(|bytes| raw = bytes)
-    };
-    if let Err(e) = read {
-        eprintln!("xeroguard: cannot read {path}: {e}");
-        return ExitCode::from(1);
-    }
-    match classify_raw(&raw, SystemTime::now()) {
-        Ok(c) => {
-            println!("{}", c.to_json());
-            ExitCode::SUCCESS
-        }
+fn usage_error(why: &str) -> ExitCode {
+    let synopsis: Vec<&str> = USAGE.lines().take(3).collect();
+    complain(format_args!("xeroguard: {why}\n{}\n(xeroguard --help says more)", synopsis.join("\n")));
+    ExitCode::from(2)
+}
+
+/// A message on stderr; if even that cannot be written there is no one left to tell.
+fn complain(message: std::fmt::Arguments) {
+    let _ = writeln!(io::stderr(), "{message}");
+}
+
+/// Writes the output and returns `code`. A reader that went away (a closed pipe, e.g. `| head`) wanted no more: that
+/// is quiet and keeps the code. Any other write error (a full disk) is reported and exits 1.
+fn emit(text: &str, code: ExitCode) -> ExitCode {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => code,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => code,
         Err(e) => {
-            eprintln!("xeroguard: {path}: {e}");
+            complain(format_args!("xeroguard: cannot write the output: {e}"));
             ExitCode::from(1)
         }
     }
 }
 
-fn demo() {
-    println!("{:<32} {:>6}  {:<32} {:<14} {:>10}  detail", "response", "status", "category", "action", "wait");
-    println!("{}", "-".repeat(130));
+fn classify_command(args: &[String]) -> ExitCode {
+    let (mut pretty, mut exit_code, mut path) = (false, false, None);
+    for arg in args {
+        match arg.as_str() {
+            "--pretty" => pretty = true,
+            "--exit-code" => exit_code = true,
+            option if option.starts_with('-') && option != "-" => {
+                return usage_error(&format!("classify has no option {option}"));
+            }
+            file if path.is_none() => path = Some(file),
+            _ => return usage_error("classify reads one response: give at most one FILE"),
+        }
+    }
+    let path = path.unwrap_or("-");
+    let mut raw = Vec::new();
+    let read = if path == "-" {
+        io::stdin().lock().read_to_end(&mut raw).map(drop)
+    } else {
+        std::fs::read(path).map(|bytes| raw = bytes)
+    };
+    let source = if path == "-" { "standard input" } else { path };
+    if let Err(e) = read {
+        complain(format_args!("xeroguard: cannot read {source}: {e}"));
+        return ExitCode::from(1);
+    }
+    let c = match classify_raw(&raw, SystemTime::now()) {
+        Ok(c) => c,
+        Err(e) => {
+            complain(format_args!("xeroguard: {source}: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let json = c.to_json();
+    let text = if pretty { serde_json::to_string_pretty(&json) } else { serde_json::to_string(&json) };
+    let text = text.expect("a serde_json::Value always serializes");
+    let code = if exit_code { ExitCode::from(action_exit_code(c.action)) } else { ExitCode::SUCCESS };
+    emit(&format!("{text}\n"), code)
+}
+
+/// A duration for people: "850 ms", "17 s", "60.5 s", "5 min", "1 min 30 s", "24 h". Fractions of a second
+/// are kept (the limiter's waits are exact), so under 10 minutes those stay in seconds.
+fn human(ms: u64) -> String {
+    let seconds = |ms: u64| {
+        let text = format!("{}.{:03}", ms / 1000, ms % 1000);
+        format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
+    };
+    match ms {
+        0..1000 => format!("{ms} ms"),
+        1000..60_000 => seconds(ms),
+        60_000..600_000 if !ms.is_multiple_of(1000) => seconds(ms),
+        60_000..3_600_000 => match ms % 60_000 {
+            0 => format!("{} min", ms / 60_000),
+            rest => format!("{} min {}", ms / 60_000, seconds(rest)),
+        },
+        _ => match (ms % 3_600_000) / 60_000 {
+            0 => format!("{} h", ms / 3_600_000),
+            minutes => format!("{} h {minutes} min", ms / 3_600_000),
+        },
+    }
+}
+
+/// Cuts text to `width` characters, marking the cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(width - 1).collect();
+    cut.push('…');
+    cut
+}
+
+fn demo() -> String {
+    let mut out = String::new();
+    demo_classification(&mut out);
+    out.push('\n');
+    demo_pacing(&mut out);
+    out
+}
+
+/// The first job: one response of each kind, what it is and what to do about it.
+fn demo_classification(out: &mut String) {
+    out.push_str("1. Classify: what a response means and what to do about it\n\n");
+    let _ = writeln!(out, "{:<30} {:<31} {:<13} {:>8}", "response", "category/problem", "action", "wait");
+    let _ = writeln!(out, "{}", "-".repeat(85));
     for (label, raw) in DEMO {
         let c = classify_raw(raw.as_bytes(), SystemTime::now()).expect("demo responses are well-formed");
-        let wait = c.recommended_wait_ms.map_or("-".to_owned(), |ms| format!("{ms} ms"));
+        let wait = c.recommended_wait_ms.map_or("-".to_owned(), human);
         let problem = c.rate_limit_problem.map(|p| p.to_string()).or(c.auth_problem.map(|p| p.to_string()));
         let category = match problem {
             Some(p) => format!("{}/{p}", c.category),
             None => c.category.to_string(),
         };
-        let detail: String = c.detail().unwrap_or("").chars().take(48).collect();
-        println!("{label:<32} {:>6}  {category:<32} {:<14} {wait:>10}  {detail}", c.status, c.action.as_str());
+        let _ = writeln!(out, "{label:<30} {category:<31} {:<13} {wait:>8}", c.action.as_str());
+        if let Some(detail) = c.detail() {
+            let _ = writeln!(out, "    {}", fit(detail, DEMO_COLUMNS - 4));
+        }
+    }
+}
+
+/// The second job: 70 calls for one tenant, one every half second, on a manual clock with Xero's limits; the
+/// refusals say exactly how long to wait and why; then a 429 fed back blocks the tenant for its Retry-After.
+fn demo_pacing(out: &mut String) {
+    const TENANT: &str = "4f8a2a1e-0000-4000-8000-000000000001";
+    const CALLS: u64 = 70;
+    const EVERY_MS: u64 = 500;
+    let limits = Limits::default();
+    let limiter = Limiter::new(limits, Clock::Manual).expect("the default limits are valid");
+    let _ = writeln!(
+        out,
+        "2. Pace: {CALLS} calls for one tenant, one every {}, on a manual clock\n   limits: {} calls per {} \
+         (+{} margin), {} per {}, {} in flight\n",
+        human(EVERY_MS),
+        limits.tenant_minute.limit,
+        human(limits.tenant_minute.window_ms),
+        human(limits.tenant_minute.margin_ms),
+        limits.tenant_day.limit,
+        human(limits.tenant_day.window_ms),
+        limits.tenant_concurrency,
+    );
+    let _ = writeln!(out, "{:>12}  {:>5}  decision", "time", "call");
+    let _ = writeln!(out, "{}", "-".repeat(72));
+    // Acquires at the clock's time and says what happened; a granted call is sent and answered at once.
+    let ask = |out: &mut String, call: &str, note: &str| -> Option<u64> {
+        let now = limiter.now();
+        let decision = limiter.acquire(TENANT, now).expect("a valid tenant id");
+        let (text, wait) = match decision {
+            Decision::Granted(permit) => {
+                limiter.release(permit, now).expect("a permit just granted");
+                ("granted".to_owned(), None)
+            }
+            Decision::Refused(r) => (format!("wait {} ({})", human(r.wait_ms), r.reason), Some(r.wait_ms)),
+        };
+        let _ = writeln!(out, "{:>12}  {call:>5}  {text}{note}", human(now));
+        wait
+    };
+    // Calls 2-59 look alike: one summary line stands for them when all were granted.
+    let alike = 2..u64::from(limits.tenant_minute.limit);
+    let (mut granted, mut first_refusal, mut alike_lines, mut alike_granted) = (0, None, String::new(), 0);
+    for call in 1..=CALLS {
+        let now = (call - 1) * EVERY_MS;
+        limiter.set_now(now).expect("a manual clock moving forward");
+        let in_alike = alike.contains(&call);
+        let wait = ask(if in_alike { &mut alike_lines } else { &mut *out }, &call.to_string(), "");
+        match wait {
+            None => {
+                granted += 1;
+                alike_granted += u64::from(in_alike);
+            }
+            Some(wait) => _ = first_refusal.get_or_insert((call, now + wait)),
+        }
+        if call + 1 == alike.end {
+            if alike_granted == alike.end - alike.start {
+                let times = format!("{}-{}", human((alike.start - 1) * EVERY_MS), human(now));
+                let calls = format!("{}-{}", alike.start, call);
+                let _ = writeln!(out, "{times:>12}  {calls:>5}  granted, each");
+            } else {
+                out.push_str(&alike_lines);
+            }
+        }
+    }
+    let _ = writeln!(out, "{:>21}{granted} of {CALLS} granted in the first minute (a refused call is not counted)", "");
+    if let Some((call, at)) = first_refusal {
+        limiter.set_now(at).expect("a manual clock moving forward");
+        ask(out, &call.to_string(), "  (sent again after its wait: call 1 has left the window)");
+    }
+    let answer = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 17\r\nX-Rate-Limit-Problem: minute\r\n\r\n";
+    let c = classify_raw(answer.as_bytes(), SystemTime::now()).expect("a well-formed response");
+    limiter.observe(TENANT, &Feedback::from(&c), limiter.now()).expect("a valid tenant id");
+    let _ = writeln!(out, "{:>12}  {:>5}  a 429 comes back (Retry-After: 17, minute)", human(limiter.now()), "");
+    let next = (CALLS + 1).to_string();
+    if let Some(wait) = ask(out, &next, "") {
+        limiter.advance(wait).expect("a manual clock");
+        ask(out, &next, "  (after the block)");
     }
 }

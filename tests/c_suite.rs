@@ -29,6 +29,13 @@ fn library_dir() -> PathBuf {
         }
         let status = build.status().expect("running cargo build --lib");
         assert!(status.success(), "cargo build --lib failed");
+        // Programs linked against it load it by its SONAME (set by build.rs): the link `make` makes.
+        if let Some(soname) = option_env!("XEROGUARD_SONAME") {
+            let link = dir.join(soname);
+            if link.symlink_metadata().is_err() {
+                std::os::unix::fs::symlink("libxeroguard.so", &link).expect("the SONAME link beside libxeroguard.so");
+            }
+        }
     });
     assert!(dir.join("libxeroguard.so").exists(), "{} has no libxeroguard.so", dir.display());
     dir

@@ -1,5 +1,6 @@
-//! The `xeroguard` command: it reproduces every conformance case from the raw response on stdin, fails clearly on
-//! unreadable input, and its demo covers the decision table.
+//! The `xeroguard` command as a shell user meets it: every conformance case from stdin, files saved by curl, redirect
+//! chains, `--pretty`, the exit-code mode, `--version`, clear failures, closed pipes and full disks, and a demo of
+//! both jobs that fits 100 columns.
 mod common;
 
 use std::io::Write;
@@ -22,13 +23,26 @@ fn xeroguard(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
     )
 }
 
+fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("JSON on stdout ({e}): {stdout}"))
+}
+
+const MINUTE_429: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 17\r\nX-Rate-Limit-Problem: minute\r\n\r\n";
+
 #[test]
 fn classify_stdin_reproduces_every_conformance_case() {
-    common::assert_conformance("xeroguard classify -", |case| {
-        let (code, stdout, stderr) = xeroguard(&["classify", "-"], &case.raw());
+    common::assert_conformance("xeroguard classify (stdin)", |case| {
+        let (code, stdout, stderr) = xeroguard(&["classify"], &case.raw());
         assert_eq!(code, 0, "{}: {stderr}", case.name);
-        serde_json::from_str(&stdout).expect("JSON on stdout")
+        json(&stdout)
     });
+}
+
+#[test]
+fn a_dash_also_means_stdin() {
+    let (code, stdout, _) = xeroguard(&["classify", "-"], MINUTE_429);
+    assert_eq!(code, 0);
+    assert_eq!(json(&stdout)["recommended_wait_ms"], 17000);
 }
 
 #[test]
@@ -36,38 +50,166 @@ fn classify_reads_fixture_files_saved_by_curl() {
     let path = common::shared_dir().join("fixtures/xero/401_authentication_unsuccessful_headers.txt");
     let (code, stdout, _) = xeroguard(&["classify", path.to_str().unwrap()], b"");
     assert_eq!(code, 0);
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let json = json(&stdout);
     assert_eq!(json["auth_problem"], "invalid_token");
     assert_eq!(json["correlation_id"], "e3ec736b-3932-4630-a701-89098e09d5c9");
 }
 
 #[test]
-fn unreadable_input_fails_with_a_message() {
-    let (code, stdout, stderr) = xeroguard(&["classify", "/nonexistent/response.txt"], b"");
-    assert_ne!(code, 0);
-    assert!(stdout.is_empty() && stderr.contains("cannot read"), "{stderr}");
-    let (code, _, stderr) = xeroguard(&["classify", "-"], b"{\"not\": \"http\"}");
-    assert_ne!(code, 0);
-    assert!(stderr.contains("status line"), "{stderr}");
-    let (code, _, stderr) = xeroguard(&["bogus"], b"");
-    assert_eq!(code, 2);
-    assert!(stderr.contains("usage"));
+fn a_redirect_chain_from_curl_follow_is_classified_by_its_last_response() {
+    let chain = [
+        &b"HTTP/1.1 302 Found\r\nLocation: https://api.xero.com/api.xro/2.0/Invoices\r\nContent-Length: 0\r\n\r\n"[..],
+        b"HTTP/1.1 301 Moved Permanently\r\nLocation: /api.xro/2.0/Invoices/\r\n\r\n",
+        MINUTE_429,
+    ]
+    .concat();
+    let (code, stdout, stderr) = xeroguard(&["classify"], &chain);
+    assert_eq!(code, 0, "{stderr}");
+    let json = json(&stdout);
+    assert_eq!((json["status"].as_u64(), json["category"].as_str()), (Some(429), Some("rate_limited")));
 }
 
 #[test]
-fn demo_prints_a_row_per_table_row() {
+fn pretty_prints_the_same_json_indented() {
+    let (_, compact, _) = xeroguard(&["classify"], MINUTE_429);
+    let (code, pretty, _) = xeroguard(&["classify", "--pretty"], MINUTE_429);
+    assert_eq!(code, 0);
+    assert_eq!(json(&pretty), json(&compact));
+    assert_eq!(compact.lines().count(), 1);
+    assert!(pretty.lines().count() > 20 && pretty.contains("\n  \"category\": \"rate_limited\""), "{pretty}");
+}
+
+/// The documented codes of `--exit-code` (README, `--help`).
+fn documented_exit_code(action: &str) -> i32 {
+    match action {
+        "none" => 0,
+        "retry" => 10,
+        "fix_request" => 11,
+        "refresh_token" => 12,
+        "reauthorize" => 13,
+        other => panic!("an action the exit codes do not cover: {other}"),
+    }
+}
+
+#[test]
+fn exit_code_mode_exits_with_the_action_of_every_conformance_case() {
+    let mut seen = std::collections::BTreeSet::new();
+    for case in common::load_cases() {
+        let (code, stdout, stderr) = xeroguard(&["classify", "--exit-code"], &case.raw());
+        let action = json(&stdout)["action"].as_str().expect("an action").to_owned();
+        assert_eq!(code, documented_exit_code(&action), "{}: {action} {stderr}", case.name);
+        seen.insert(action);
+    }
+    assert_eq!(seen.len(), 5, "the cases cover every action: {seen:?}");
+    // Without the mode a classified response is a success, whatever it says.
+    assert_eq!(xeroguard(&["classify"], MINUTE_429).0, 0);
+}
+
+#[test]
+fn version_is_the_crates() {
+    for flag in ["--version", "-V"] {
+        let (code, stdout, _) = xeroguard(&[flag], b"");
+        assert_eq!((code, stdout.as_str()), (0, format!("xeroguard {}\n", env!("CARGO_PKG_VERSION")).as_str()));
+    }
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let (code, stdout, _) = xeroguard(&["--help"], b"");
+    assert_eq!(code, 0);
+    for text in ["--pretty", "--exit-code", "0 none, 10 retry, 11 fix_request, 12 refresh_token, 13 reauthorize"] {
+        assert!(stdout.contains(text), "help lacks {text}:\n{stdout}");
+    }
+    assert!(stdout.lines().all(|line| line.chars().count() <= 100), "{stdout}");
+}
+
+#[test]
+fn unreadable_input_and_bad_usage_fail_with_a_message() {
+    let (code, stdout, stderr) = xeroguard(&["classify", "/nonexistent/response.txt"], b"");
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty() && stderr.contains("cannot read /nonexistent/response.txt"), "{stderr}");
+    let (code, _, stderr) = xeroguard(&["classify"], b"{\"not\": \"http\"}");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("standard input") && stderr.contains("status line"), "{stderr}");
+    for args in [&["bogus"][..], &[], &["classify", "--bogus"], &["classify", "a", "b"], &["demo", "extra"]] {
+        let (code, stdout, stderr) = xeroguard(args, b"");
+        assert_eq!(code, 2, "{args:?}");
+        assert!(stdout.is_empty() && stderr.contains("usage: xeroguard classify"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    for args in [&["classify", "--pretty"][..], &["demo"]] {
+        let reads_stdin = args[0] == "classify";
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xeroguard"))
+            .args(args)
+            .stdin(if reads_stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running xeroguard");
+        // The reader goes away early; classify writes only after reading all of stdin, so surely after that.
+        drop(child.stdout.take());
+        if reads_stdin {
+            child.stdin.take().unwrap().write_all(MINUTE_429).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn a_write_error_is_reported_not_a_panic() {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full (Linux)");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xeroguard"))
+        .args(["classify"])
+        .stdin(Stdio::piped())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running xeroguard");
+    child.stdin.take().unwrap().write_all(MINUTE_429).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write the output") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn demo_shows_both_jobs_within_100_columns() {
     let (code, stdout, _) = xeroguard(&["demo"], b"");
     assert_eq!(code, 0);
-    for category in [
+    let too_wide: Vec<&str> = stdout.lines().filter(|line| line.chars().count() > 100).collect();
+    assert!(too_wide.is_empty(), "lines over 100 columns: {too_wide:#?}");
+    // The classification table: a row per kind, waits in human units.
+    for row in [
         "success",
         "partial_success",
         "validation_error",
         "unauthorized/token_expired",
+        "rate_limited/minute",
         "rate_limited/day",
         "organisation_offline",
         "service_unavailable",
     ] {
-        assert!(stdout.contains(category), "demo lacks {category}:\n{stdout}");
+        assert!(stdout.contains(row), "demo lacks {row}:\n{stdout}");
     }
-    assert!(stdout.lines().count() >= 22);
+    let row = |label: &str| stdout.lines().find(|line| line.starts_with(label)).unwrap_or_else(|| panic!("{label}"));
+    assert!(row("429 minute limit").ends_with(" 17 s"), "{}", row("429 minute limit"));
+    assert!(row("503 organisation offline").ends_with(" 5 min"), "{}", row("503 organisation offline"));
+    // The paced run: 60 granted in the first minute, each refusal's exact wait and reason, the 429's block.
+    for text in [
+        "2-59  granted, each",
+        "29.5 s     60  granted",
+        "30 s     61  wait 30.5 s (minute)",
+        "34.5 s     70  wait 26 s (minute)",
+        "60 of 70 granted in the first minute",
+        "60.5 s     61  granted",
+        "60.5 s     71  wait 17 s (retry_after)",
+        "77.5 s     71  granted",
+    ] {
+        assert!(stdout.contains(text), "demo lacks {text:?}:\n{stdout}");
+    }
 }

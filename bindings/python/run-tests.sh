@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Python binding's test command: builds and installs the package (cargo runs inside pip) into a venv
+# The Python binding's test command: builds and installs the package (setuptools-rust runs cargo inside pip) into a venv
 # with the pinned test dependencies, then runs pytest. Exit status is pytest's.
 # Environment: PYTHON (default python3), XEROGUARD_VENV (default bindings/python/.venv), XEROGUARD_SHARED.
 set -euo pipefail
@@ -20,7 +20,7 @@ PIP=("$PY" -m pip --disable-pip-version-check --no-input)
 
 "${PIP[@]}" install -q -r "$HERE/requirements-test.txt" || die "could not install the test dependencies in $HERE/requirements-test.txt"
 # Reinstalled every run so the tests always load a library built from the current sources.
-"${PIP[@]}" install -q --force-reinstall --no-deps "$HERE" || die "pip install of $HERE (which runs cargo build --release) failed"
+"${PIP[@]}" install -q --force-reinstall --no-deps "$HERE" || die "pip install of $HERE (setuptools-rust builds the crate's cdylib with cargo) failed"
 
 missing=$("$PY" - <<'PY'
 import importlib.util

@@ -1,99 +1,118 @@
-"""Build hook: compile the Rust crate (two directories up) with cargo and bundle its shared library.
+"""Build hook: setuptools-rust builds the crate's cdylib with no Python binding (the package loads it with ctypes)
+and places it in the package as xeroguard/libxeroguard.so. Metadata is in pyproject.toml; the version is the
+crate's (Cargo.toml is the one place it is written).
 
-Metadata lives in pyproject.toml; this file only adds the native build to build_py and marks the wheel as
-platform-specific.
+Where the crate is: `rust/` in an unpacked sdist (the sdist command below puts the crate there, as `cargo package`
+publishes it), otherwise the repository two directories up.
 
-Environment:
-  XEROGUARD_CRATE_DIR         the crate to build (default: ../.. from this file)
-  XEROGUARD_PREBUILT_LIBRARY  bundle this already-built library instead of running cargo
-  CARGO                       the cargo executable (default: cargo on PATH, then ~/.cargo/bin/cargo)
+Build knobs are setuptools-rust's: CARGO (e.g. cargo-zigbuild), CARGO_BUILD_TARGET (e.g.
+x86_64-unknown-linux-gnu.2.17 with cargo-zigbuild, for an older glibc floor), CARGO_TARGET_DIR,
+SETUPTOOLS_RUST_CARGO_PROFILE. scripts/build-python-dist.sh uses them to make the published wheel.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
+from typing import List, Tuple
 
-from setuptools import Distribution, setup
-from setuptools.command.build_py import build_py
-
-try:
-    from setuptools.command.bdist_wheel import bdist_wheel
-except ImportError:  # setuptools < 70.1
-    from wheel.bdist_wheel import bdist_wheel  # type: ignore[no-redef]
+from setuptools import setup
+from setuptools.command.bdist_wheel import bdist_wheel
+from setuptools.command.build_ext import build_ext
+from setuptools.command.sdist import sdist
+from setuptools_rust import Binding, RustExtension
 
 HERE = Path(__file__).resolve().parent
+SDIST_CRATE_DIR = "rust"
+# The library as the package's loader (src/xeroguard/_native.py) looks for it, next to the modules.
+LIBRARY_MODULE = "xeroguard.libxeroguard"
+LIBRARY_NAME = LIBRARY_MODULE.rsplit(".", 1)[1]
+LIBRARY_FILE = {"win32": "xeroguard.dll", "darwin": "libxeroguard.dylib"}.get(sys.platform, "libxeroguard.so")
 
 
-def _library_suffix() -> str:
-    return {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
+def crate_manifest() -> Path:
+    for manifest in (HERE / SDIST_CRATE_DIR / "Cargo.toml", HERE.parent.parent / "Cargo.toml"):
+        if manifest.is_file():
+            return manifest
+    raise SystemExit(
+        "xeroguard: no Rust crate found: an sdist has it in %s/, the repository two directories up"
+        % (HERE / SDIST_CRATE_DIR)
+    )
 
 
-def _cargo() -> str:
-    for candidate in (os.environ.get("CARGO"), shutil.which("cargo"), str(Path.home() / ".cargo/bin/cargo")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    raise SystemExit("xeroguard: cargo not found (looked at $CARGO, PATH, ~/.cargo/bin); install Rust to build")
+def crate_version(manifest: Path) -> str:
+    # The [package] table's version; no TOML parser before Python 3.11, and this line's form is fixed by cargo.
+    package = re.search(r"^\[package\]\s*$(.*?)(?=^\[|\Z)", manifest.read_text(), re.M | re.S)
+    version = package and re.search(r'^version\s*=\s*"([^"]+)"', package.group(1), re.M)
+    if not version:
+        raise SystemExit("xeroguard: no [package] version in %s" % manifest)
+    return version.group(1)
 
 
-def build_native_library() -> Path:
-    prebuilt = os.environ.get("XEROGUARD_PREBUILT_LIBRARY")
-    if prebuilt:
-        path = Path(prebuilt)
-        if not path.is_file():
-            raise SystemExit("xeroguard: XEROGUARD_PREBUILT_LIBRARY=%s is not a file" % path)
-        return path
-    crate = Path(os.environ.get("XEROGUARD_CRATE_DIR") or HERE.parent.parent).resolve()
-    manifest = crate / "Cargo.toml"
-    if not manifest.is_file():
-        raise SystemExit(
-            "xeroguard: no Rust crate at %s (building from outside the repository?); set XEROGUARD_CRATE_DIR "
-            "or XEROGUARD_PREBUILT_LIBRARY" % crate
+def packaged_crate(manifest: Path, dest: Path) -> None:
+    """Unpacks the crate as `cargo package` makes it (Cargo.toml's `include` decides the files) into dest."""
+    if manifest.parent == HERE / SDIST_CRATE_DIR:  # an sdist made from an sdist: it is already packaged
+        shutil.copytree(manifest.parent, dest, ignore=shutil.ignore_patterns("target"))
+        return
+    cargo = os.environ.get("CARGO", "cargo")
+    with tempfile.TemporaryDirectory() as target_dir:
+        subprocess.run(
+            [cargo, "package", "--quiet", "--no-verify", "--allow-dirty", "--manifest-path", str(manifest),
+             "--target-dir", target_dir],
+            check=True,
         )
-    cmd = [_cargo(), "build", "--release", "--lib", "--message-format=json-render-diagnostics",
-           "--manifest-path", str(manifest)]
-    print("xeroguard: running " + " ".join(cmd), file=sys.stderr)
-    # Diagnostics go to stderr as usual; stdout carries the JSON messages naming the built files.
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit("xeroguard: cargo build failed (exit %d)" % proc.returncode)
-    for line in proc.stdout.splitlines():
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            continue
-        if msg.get("reason") == "compiler-artifact" and "cdylib" in msg.get("target", {}).get("kind", []):
-            for name in msg.get("filenames", []):
-                if name.endswith(_library_suffix()):
-                    return Path(name)
-    raise SystemExit("xeroguard: cargo built no cdylib ending in %s" % _library_suffix())
+        (crate_file,) = Path(target_dir, "package").glob("*.crate")
+        with tarfile.open(crate_file) as archive:
+            for member in archive.getmembers():
+                top, _, inner = member.name.partition("/")  # xeroguard-<version>/...
+                if inner and member.isfile():
+                    target = dest / inner
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    source = archive.extractfile(member)
+                    assert source is not None
+                    target.write_bytes(source.read())
 
 
-class BuildPyWithNative(build_py):
-    def run(self) -> None:
-        super().run()
-        lib = build_native_library()
-        dest = Path(self.build_lib) / "xeroguard" / ("xeroguard.dll" if sys.platform == "win32" else
-                                                     "libxeroguard" + _library_suffix())
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(lib, dest)
-        print("xeroguard: bundled %s as %s" % (lib, dest), file=sys.stderr)
+class SdistWithCrate(sdist):
+    def make_release_tree(self, base_dir: str, files: List[str]) -> None:
+        super().make_release_tree(base_dir, files)
+        packaged_crate(crate_manifest(), Path(base_dir) / SDIST_CRATE_DIR)
 
 
-class NativeDistribution(Distribution):
-    def has_ext_modules(self) -> bool:
-        return True  # the bundled library makes the wheel platform-specific
+class BuildExtLibraryName(build_ext):
+    def get_ext_filename(self, fullname: str) -> str:
+        # setuptools-rust asks where a module goes (by its full or last name); the library keeps its plain name,
+        # the one the loader looks for, instead of an extension module's .cpython-3XX-....so.
+        *package, name = fullname.split(".")
+        if name == LIBRARY_NAME:
+            return os.path.join(*package, LIBRARY_FILE)
+        return str(super().get_ext_filename(fullname))  # type: ignore[no-untyped-call]  # untyped in the stubs
 
 
 class PlatformWheel(bdist_wheel):
-    def get_tag(self):  # type: ignore[no-untyped-def]
+    def get_tag(self) -> Tuple[str, str, str]:
         # Loaded with ctypes, not as an extension module: any Python 3 on this platform can use it.
         _, _, plat = super().get_tag()
         return "py3", "none", plat
 
 
-setup(distclass=NativeDistribution, cmdclass={"build_py": BuildPyWithNative, "bdist_wheel": PlatformWheel})
+MANIFEST = crate_manifest()
+setup(
+    version=crate_version(MANIFEST),
+    rust_extensions=[
+        RustExtension(
+            LIBRARY_MODULE,
+            path=str(MANIFEST),
+            binding=Binding.NoBinding,
+            cargo_manifest_args=["--locked"],  # the Cargo.lock it ships with, in the repository and the sdist
+        )
+    ],
+    cmdclass={"sdist": SdistWithCrate, "build_ext": BuildExtLibraryName, "bdist_wheel": PlatformWheel},
+    zip_safe=False,
+)

@@ -1,5 +1,6 @@
 //! Raw HTTP responses as bytes, as `curl -i` saves them: a status line, header lines, a blank line (CRLF or LF),
-//! then the body. Interim `1xx` blocks and a proxy's `200 Connection established` block are skipped.
+//! then the body. Interim `1xx` blocks, a proxy's `200 Connection established` block and the redirects of a chain
+//! (`curl -iL`) are skipped when another response follows: the last one is the answer.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -41,7 +42,7 @@ pub fn parse_raw(raw: &[u8]) -> Result<RawResponse<'_>, RawError> {
     let mut rest = trim_leading(raw);
     loop {
         let (status, headers, after) = parse_block(rest)?;
-        let interim = (100..200).contains(&status) || is_proxy_tunnel(rest);
+        let interim = (100..200).contains(&status) || (300..400).contains(&status) || is_proxy_tunnel(rest);
         if interim && trim_leading(after).starts_with(b"HTTP/") {
             rest = trim_leading(after);
             continue;
@@ -123,6 +124,15 @@ mod tests {
         assert_eq!(r.headers.len(), 1);
         assert_eq!(r.headers[0].1.trim(), "5 more");
         assert_eq!(r.body, b"body\r\n");
+    }
+
+    #[test]
+    fn a_redirect_chain_is_its_last_response() {
+        let chain =
+            b"HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\nHTTP/1.1 301 Moved\r\n\r\nHTTP/2 429\r\nRetry-After: 3\r\n\r\n";
+        assert_eq!(parse_raw(chain).unwrap().status, 429);
+        let alone = parse_raw(b"HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\nredirecting").unwrap();
+        assert_eq!((alone.status, alone.body), (302, &b"redirecting"[..]));
     }
 
     #[test]
