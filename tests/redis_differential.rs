@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use redis_support::RedisServer;
+use redis_support::{RedisCluster, RedisServer};
 use xeroguard::pacing::{
     Clock, Decision, Feedback, Limiter, Limits, PacingError, Permit, RedisOptions, Snapshot, TenantLimits, WindowLimit,
 };
@@ -21,10 +21,10 @@ use xeroguard::{Category, RateLimitProblem};
 
 static PREFIXES: AtomicU64 = AtomicU64::new(0);
 
-/// A limiter on a fresh key prefix of `server`, on the manual clock.
-fn redis_limiter(server: &RedisServer, limits: Limits) -> Limiter {
+/// A limiter on a fresh key prefix of the store at `url`, on the manual clock.
+fn redis_limiter(url: &str, limits: Limits) -> Limiter {
     let prefix = format!("test{}-{}", std::process::id(), PREFIXES.fetch_add(1, Ordering::Relaxed));
-    Limiter::new_redis(limits, RedisOptions::new(server.url(), prefix), Clock::Manual).expect("connect")
+    Limiter::new_redis(limits, RedisOptions::new(url, prefix), Clock::Manual).expect("connect")
 }
 
 fn limits() -> Limits {
@@ -114,9 +114,9 @@ fn same_decision(memory: &Decision, redis: &Decision) -> bool {
     }
 }
 
-fn run_both(server: &RedisServer, ops: &[Op]) -> Result<(), TestCaseError> {
+fn run_both(url: &str, ops: &[Op]) -> Result<(), TestCaseError> {
     let memory = Limiter::new(limits(), Clock::Manual).unwrap();
-    let redis = redis_limiter(server, limits());
+    let redis = redis_limiter(url, limits());
     let mut now = 0u64;
     let mut permits: Vec<(Permit, Permit)> = Vec::new();
     let mut reservations: Vec<(u64, u64)> = Vec::new();
@@ -193,9 +193,22 @@ fn run_both(server: &RedisServer, ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn server() -> &'static RedisServer {
+fn server() -> String {
     static SERVER: std::sync::OnceLock<RedisServer> = std::sync::OnceLock::new();
-    SERVER.get_or_init(RedisServer::start)
+    SERVER.get_or_init(RedisServer::start).url()
+}
+
+/// A Redis Cluster of three primaries, addressed as `redis+cluster://node,node,node`.
+fn cluster() -> String {
+    static CLUSTER: std::sync::OnceLock<(RedisCluster, String)> = std::sync::OnceLock::new();
+    let (_, url) = CLUSTER.get_or_init(|| {
+        let cluster = RedisCluster::start();
+        let nodes: Vec<String> =
+            cluster.seed_urls().iter().map(|u| u.trim_start_matches("redis://").to_owned()).collect();
+        let url = format!("redis+cluster://{}", nodes.join(","));
+        (cluster, url)
+    });
+    url.clone()
 }
 
 proptest! {
@@ -203,25 +216,35 @@ proptest! {
 
     #[test]
     fn redis_and_in_process_backends_decide_alike(ops in proptest::collection::vec(op(), 1..80)) {
-        run_both(server(), &ops)?;
+        run_both(&server(), &ops)?;
     }
 
     #[test]
     fn redis_limiter_matches_the_reference_model(ops in proptest::collection::vec(model::op(), 1..80)) {
-        model::check(&|limits| redis_limiter(server(), limits), &ops)?;
+        model::check(&|limits| redis_limiter(&server(), limits), &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// Every script touches one tenant's keys and the app's: one hash tag, one slot, no CROSSSLOT, whichever node.
+    #[test]
+    fn redis_cluster_decides_like_in_process(ops in proptest::collection::vec(op(), 1..60)) {
+        run_both(&cluster(), &ops)?;
     }
 }
 
 #[test]
 fn soak_redis_limiter() {
     // A call takes ~0.1 ms on loopback (against ~0.2 µs in process): the clock moves slower for the same mix.
-    soak::run(&|limits| redis_limiter(server(), limits), soak::seconds(), 1, Duration::from_micros(50));
+    soak::run(&|limits| redis_limiter(&server(), limits), soak::seconds(), 1, Duration::from_micros(50));
 }
 
 #[test]
 fn errors_are_the_same_too() {
     let memory = Limiter::new(limits(), Clock::Manual).unwrap();
-    let redis = redis_limiter(server(), limits());
+    let redis = redis_limiter(&server(), limits());
     let long = "t".repeat(257);
     assert_eq!(memory.acquire(&long, 0), redis.acquire(&long, 0));
     assert_eq!(redis.acquire(&long, 0), Err(PacingError::TenantIdTooLong));

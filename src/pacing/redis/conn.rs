@@ -115,6 +115,9 @@ const POOL_SIZE: usize = 4;
 
 pub struct Store {
     client: Client,
+    /// Replies a new connection waits for before it is ready (AUTH, SELECT): each read gets its own timeout, so
+    /// the connect deadline is shared between them.
+    setup_replies: u32,
     deadline: Duration,
     cooldown: Duration,
     pool: Mutex<Pool>,
@@ -122,6 +125,16 @@ pub struct Store {
     open_until: Mutex<Option<Instant>>,
     /// Set when a call succeeds after the breaker had opened, until `recovered` reports it once.
     recovered: Mutex<bool>,
+}
+
+/// A URL's connection settings, without the CLIENT SETINFO round trips a new connection would otherwise make
+/// (each a chance to wait a whole timeout on a hung server); counts the setup replies it still needs.
+fn connection_info(url: &str, setup_replies: &mut u32) -> Result<redis::ConnectionInfo, PacingError> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info().map_err(client_error)?;
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    *setup_replies = (*setup_replies).max(u32::from(settings.password().is_some()) + u32::from(settings.db() != 0));
+    Ok(info.set_redis_settings(settings))
 }
 
 fn client_error(e: RedisError) -> PacingError {
@@ -141,8 +154,12 @@ impl Store {
             }),
         };
         let url = options.url.trim();
+        let mut setup_replies = 0;
         let client = if let Some((scheme, nodes)) = url.split_once("+cluster://") {
-            let nodes: Vec<String> = nodes.split(',').map(|node| format!("{scheme}://{node}")).collect();
+            let nodes: Vec<redis::ConnectionInfo> = nodes
+                .split(',')
+                .map(|node| connection_info(&format!("{scheme}://{node}"), &mut setup_replies))
+                .collect::<Result<_, _>>()?;
             let mut builder = redis::cluster::ClusterClient::builder(nodes)
                 .connection_timeout(options.deadline)
                 .response_timeout(options.deadline)
@@ -152,14 +169,16 @@ impl Store {
             }
             Client::Cluster(builder.build().map_err(client_error)?)
         } else {
+            let info = connection_info(url, &mut setup_replies)?;
             let client = match certs {
-                None => redis::Client::open(url),
-                Some(certs) => redis::Client::build_with_tls(url, certs),
+                None => redis::Client::open(info),
+                Some(certs) => redis::Client::build_with_tls(info, certs),
             };
             Client::Single(client.map_err(client_error)?)
         };
         Ok(Store {
             client,
+            setup_replies,
             deadline: options.deadline,
             cooldown: options.breaker_cooldown,
             pool: Mutex::new(Pool { pid: std::process::id(), idle: Vec::new() }),
@@ -198,7 +217,7 @@ impl Store {
                 return Ok(c);
             }
         }
-        let left = remaining(deadline)?;
+        let left = remaining(deadline)? / (1 + self.setup_replies);
         let connection = match &self.client {
             Client::Single(c) => c.get_connection_with_timeout(left).map(|c| Connection::Single(Box::new(c))),
             Client::Cluster(c) => c.get_connection().map(|c| Connection::Cluster(Box::new(c))),
@@ -213,9 +232,10 @@ impl Store {
         }
     }
 
-    /// Runs `attempt` on a connection within the deadline: a connection that failed is dropped and, while time
-    /// remains, the attempt is made once more on a fresh one (mutations carry operation ids, so a script that ran
-    /// before its reply was lost is answered from its stored result, not run twice).
+    /// Runs `attempt` on a connection within the deadline: a connection that failed is dropped and the attempt is
+    /// made once more on a fresh one (mutations carry operation ids, so a script that ran before its reply was lost
+    /// is answered from its stored result, not run twice). The first attempt gets half the deadline, so a lost
+    /// reply still leaves time for the retry.
     fn with_connection(
         &self,
         mut attempt: impl FnMut(&mut dyn ConnectionLike, bool) -> redis::RedisResult<Value>,
@@ -233,10 +253,15 @@ impl Store {
                     break;
                 }
             };
-            let outcome = match remaining(deadline) {
-                Ok(left) => connection.set_timeouts(left).map_err(unavailable).and_then(|()| {
-                    attempt(connection.like(), retry).map_err(|e| if refused(&e) { refusal(e) } else { unavailable(e) })
-                }),
+            let budget =
+                if retry { remaining(deadline) } else { remaining(deadline).map(|left| left.min(self.deadline / 2)) };
+            let outcome = match budget {
+                Ok(left) => {
+                    connection.set_timeouts(left.max(Duration::from_millis(1))).map_err(unavailable).and_then(|()| {
+                        attempt(connection.like(), retry)
+                            .map_err(|e| if refused(&e) { refusal(e) } else { unavailable(e) })
+                    })
+                }
                 Err(e) => Err(e),
             };
             match outcome {

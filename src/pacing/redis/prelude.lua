@@ -20,7 +20,8 @@ local TENANTLESS = TENANT_FIELD == ''
 local U32 = 4294967296
 local SLACK = 32
 local HEADER = 40
--- A log's TTL is extended by this much beyond what it needs, so it is refreshed about once a minute, not per call.
+-- A log's TTL is extended by up to this much beyond what it needs (never more than its window), so it is
+-- refreshed about once a minute, not on every call.
 local TTL_SLACK = 60000
 local HORIZON = 2147483648
 local OP_TTL = 60000
@@ -332,7 +333,7 @@ function Log:flush(span)
   if self.head > SLACK and self.head > n then self:rewrite(self.base, 0) end
   local needed = self:at(n - 1) + span + 1000
   if self.expiry < needed then
-    self.expiry = needed + TTL_SLACK
+    self.expiry = needed + math.min(TTL_SLACK, span)
     redis.call('PEXPIRE', self.key, self.expiry - now)
   end
   redis.call('SETRANGE', self.key, 0, struct.pack('>I4>I4>I4>I4>I4>I4>I4>I4>I4>I4', math.floor(self.base / U32),
