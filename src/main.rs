@@ -6,12 +6,13 @@ use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use xeroguard::pacing::Feedback;
+use xeroguard::pacing::{Feedback, RedisOptions};
 use xeroguard::{Action, Clock, Decision, Limiter, Limits, classify_raw};
 
 const USAGE: &str = "\
 usage: xeroguard classify [--pretty] [--exit-code] [FILE]
        xeroguard demo
+       xeroguard snapshot --redis URL --prefix PREFIX [--pretty] [TENANT]
        xeroguard --version | --help
 
 classify     print the classification JSON of a raw HTTP response, as `curl -i` saves it, read
@@ -21,6 +22,8 @@ classify     print the classification JSON of a raw HTTP response, as `curl -i` 
   --exit-code  exit with the recommended action, for shell scripts:
                  0 none, 10 retry, 11 fix_request, 12 refresh_token, 13 reauthorize
 demo         classify a response of each kind, then pace 70 calls for one tenant on a manual clock
+snapshot     print a tenant's shared pacing state (windows, permits in flight, blocks, the wait
+             now) from the Redis that an app's workers share; no TENANT: tenantless calls
 
 exit status: 0 done (with --exit-code: the action above); 1 unreadable input, not an HTTP
 response, or output that could not be written; 2 bad usage";
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("classify") => classify_command(&args[1..]),
         Some("demo") if args.len() == 1 => emit(&demo(), ExitCode::SUCCESS),
+        Some("snapshot") => snapshot_command(&args[1..]),
         Some("-V" | "--version") if args.len() == 1 => {
             emit(&format!("xeroguard {}\n", env!("CARGO_PKG_VERSION")), ExitCode::SUCCESS)
         }
@@ -178,6 +182,40 @@ fn classify_command(args: &[String]) -> ExitCode {
     let text = text.expect("a serde_json::Value always serializes");
     let code = if exit_code { ExitCode::from(action_exit_code(c.action)) } else { ExitCode::SUCCESS };
     emit(&format!("{text}\n"), code)
+}
+
+/// `snapshot --redis URL --prefix PREFIX [TENANT]`: reads the shared state without changing it (only the limits are
+/// written, and only if the prefix holds none yet).
+fn snapshot_command(args: &[String]) -> ExitCode {
+    let (mut url, mut prefix, mut tenant, mut pretty) = (None, None, None, false);
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--redis" => url = rest.next(),
+            "--prefix" => prefix = rest.next(),
+            "--pretty" => pretty = true,
+            option if option.starts_with('-') => return usage_error(&format!("snapshot has no option {option}")),
+            name if tenant.is_none() => tenant = Some(name),
+            _ => return usage_error("snapshot shows one tenant"),
+        }
+    }
+    let (Some(url), Some(prefix)) = (url, prefix) else {
+        return usage_error("snapshot needs --redis URL and --prefix PREFIX");
+    };
+    let limiter =
+        Limiter::new_redis(Limits::default(), RedisOptions::new(url.as_str(), prefix.as_str()), Clock::Monotonic);
+    let snapshot = limiter.and_then(|l| l.snapshot(tenant.unwrap_or(""), l.now()));
+    match snapshot {
+        Ok(s) => {
+            let json = s.to_json();
+            let text = if pretty { serde_json::to_string_pretty(&json) } else { serde_json::to_string(&json) };
+            emit(&format!("{}\n", text.expect("a serde_json::Value always serializes")), ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            complain(format_args!("xeroguard: {e}"));
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// A duration for people: "850 ms", "17 s", "60.5 s", "5 min", "1 min 30 s", "24 h". Fractions of a second

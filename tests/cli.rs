@@ -2,6 +2,8 @@
 //! chains, `--pretty`, the exit-code mode, `--version`, clear failures, closed pipes and full disks, and a demo of
 //! both jobs that fits 100 columns.
 mod common;
+#[path = "support/redis.rs"]
+mod redis_support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -212,4 +214,29 @@ fn demo_shows_both_jobs_within_100_columns() {
     ] {
         assert!(stdout.contains(text), "demo lacks {text:?}:\n{stdout}");
     }
+}
+
+#[test]
+fn snapshot_shows_a_tenants_shared_state_from_redis() {
+    let server = redis_support::RedisServer::start();
+    let url = server.url();
+    let prefix = format!("cli{}", std::process::id());
+    // A worker of the app makes three calls for one tenant...
+    let limits = xeroguard::Limits::default();
+    let options = xeroguard::pacing::RedisOptions::new(url.as_str(), prefix.as_str());
+    let worker = xeroguard::Limiter::new_redis(limits, options, xeroguard::Clock::Monotonic).unwrap();
+    for _ in 0..3 {
+        worker.record("tenant-1", worker.now()).unwrap();
+    }
+    // ...and the operator sees them from another process.
+    let (code, out, err) = xeroguard(&["snapshot", "--redis", &url, "--prefix", &prefix, "tenant-1"], b"");
+    assert_eq!(code, 0, "{err}");
+    let snapshot = json(&out);
+    assert_eq!(snapshot["tenant"], "tenant-1");
+    assert_eq!(snapshot["minute"]["count"], 3);
+    assert_eq!(snapshot["minute"]["remaining"], 57);
+    let (code, _, err) = xeroguard(&["snapshot", "--redis", "redis://127.0.0.1:1", "--prefix", "p", "t"], b"");
+    assert!(code == 1 && err.contains("unavailable"), "{code} {err}");
+    let (code, _, err) = xeroguard(&["snapshot", "--prefix", "p"], b"");
+    assert!(code == 2 && err.contains("--redis"), "{code} {err}");
 }
