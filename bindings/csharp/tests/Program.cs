@@ -20,6 +20,7 @@ namespace XeroGuard.Tests
             ConformanceTests.Register(runner, shared);
             LimiterTests.Register(runner);
             HandlerTests.Register(runner, Environment.GetEnvironmentVariable("XG_SERVER_URL"));
+            ResendTests.Register(runner);
             RedisTests.Register(runner);
             ResponseBodyTests.Register(runner, shared);
             LoaderTests.Register(runner);
