@@ -228,6 +228,26 @@ namespace XeroGuard.Tests
                 }
             });
 
+            r.Run("resend/interrupt_ends_the_handlers_wait", () =>
+            {
+                var stub = new ScriptedHandler(n => new HttpResponseMessage(HttpStatusCode.OK));
+                var events = new Recorder();
+                using (var limiter = new Limiter(new Limits { TenantMinute = new WindowLimit(1, 60000, 0) }, LimiterClock.Manual))
+                using (var client = new HttpClient(events.Watch(new XeroGuardHandler(limiter,
+                    new RetryPolicy { MaxWaitMs = 120000 }, stub))))
+                {
+                    Send(client, Write(HttpMethod.Put, "http://xero.invalid")).Dispose();
+                    Task<HttpResponseMessage> waiting = client.SendAsync(Write(HttpMethod.Put, "http://xero.invalid"));
+                    Thread.Sleep(100);
+                    Assert.True(!waiting.IsCompleted && events.Waiting.Count == 1, "the second call waits for the minute");
+                    limiter.Interrupt();
+                    Assert.True(((IAsyncResult)waiting).AsyncWaitHandle.WaitOne(1000), "the call ended within 1 s");
+                    Assert.Throws<LimiterInterruptedException>(() => waiting.GetAwaiter().GetResult(), "with the distinct exception");
+                    Assert.Equal(1, stub.Calls, "it was never sent");
+                    Assert.Equal(0, events.GivingUp.Count, "a shutdown is not a give-up");
+                }
+            });
+
             r.Run("resend/events_carry_the_call", () =>
             {
                 var events = new Recorder();
