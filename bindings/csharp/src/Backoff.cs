@@ -1,4 +1,6 @@
 using System;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace XeroGuard
 {
@@ -67,6 +69,7 @@ namespace XeroGuard
     public static class Backoff
     {
         /// <summary>Whether retry number <paramref name="attempt"/> (1 = the first retry) should happen, and after how long.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         public static BackoffDecision Decide(Classification classification, int attempt, RetryPolicy policy = null)
         {
             if (classification == null) throw new ArgumentNullException("classification");
@@ -75,6 +78,90 @@ namespace XeroGuard
             XgClassification c = classification.Native;
             var output = new XgBackoffDecision { StructSize = Native.SizeOf<XgBackoffDecision>() };
             Native.Ensure(NativeMethods.xg_backoff(ref c, (uint)attempt, ref p, ref output));
+            return new BackoffDecision(output.Retry, Native.ClampToLong(output.WaitMs), (GiveUpReason)output.GiveUp);
+        }
+    }
+}
+
+namespace XeroGuard
+{
+    /// <summary>
+    /// Whether a request may be sent again after an attempt's outcome, and after how long (xg_resend,
+    /// xero-reference §8): what the server did not act on is resent; what it may have carried out is resent for GET,
+    /// HEAD, OPTIONS and DELETE, or a write that carries an Idempotency-Key, and never for a write without one
+    /// (<see cref="GiveUpReason.UnsafeToResend"/>). Then the backoff of <see cref="Backoff.Decide"/> applies.
+    /// <see cref="XeroGuardHandler"/> asks this for every attempt.
+    /// </summary>
+    public static class Resend
+    {
+        /// <summary>The request header that makes a write safe to resend: Xero carries out one request per key.</summary>
+        public const string IdempotencyKeyHeader = "Idempotency-Key";
+
+        /// <summary>
+        /// After attempt number <paramref name="attempt"/> (1 = the first send) of a request with this
+        /// <paramref name="method"/> got the response <paramref name="response"/>: send it again, after how long, or give
+        /// up and why.
+        /// </summary>
+        public static BackoffDecision Decide(string method, bool hasIdempotencyKey, Classification response, int attempt,
+            RetryPolicy policy = null)
+        {
+            if (response == null) throw new ArgumentNullException(nameof(response));
+            return Ask(method, hasIdempotencyKey, response, 0, attempt, policy);
+        }
+
+        /// <summary>As the overload with a response, for an attempt that got none (<paramref name="failure"/> says how it failed).</summary>
+        public static BackoffDecision Decide(string method, bool hasIdempotencyKey, TransportFailure failure, int attempt,
+            RetryPolicy policy = null)
+        {
+            if (failure != TransportFailure.NotSent && failure != TransportFailure.NoResponse)
+                throw new ArgumentOutOfRangeException(nameof(failure), failure, "not a TransportFailure");
+            return Ask(method, hasIdempotencyKey, null, (uint)failure, attempt, policy);
+        }
+
+        /// <summary>
+        /// True for a method the library treats as a write (POST, PUT, PATCH, any method it does not know): one it
+        /// would not resend after an ambiguous failure unless the request carries an Idempotency-Key. The library is
+        /// asked (xg_resend), so the list of methods lives in one place.
+        /// </summary>
+        public static bool NeedsIdempotencyKey(string method)
+        {
+            return Decide(method, false, TransportFailure.NoResponse, 1).GiveUp == GiveUpReason.UnsafeToResend;
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
+        private static BackoffDecision Ask(string method, bool hasIdempotencyKey, Classification response,
+            uint transportFailure, int attempt, RetryPolicy policy)
+        {
+            if (string.IsNullOrEmpty(method)) throw new ArgumentException("an HTTP method is required", nameof(method));
+            if (attempt < 0) throw new ArgumentOutOfRangeException(nameof(attempt), attempt, "must not be negative");
+            byte[] methodBytes = Native.Utf8(method);
+            XgRetryPolicy p = (policy ?? new RetryPolicy()).ToNative();
+            var output = new XgBackoffDecision { StructSize = Native.SizeOf<XgBackoffDecision>() };
+            GCHandle pin = GCHandle.Alloc(methodBytes, GCHandleType.Pinned);
+            try
+            {
+                var request = new XgRequest
+                {
+                    StructSize = Native.SizeOf<XgRequest>(),
+                    Method = pin.AddrOfPinnedObject(),
+                    MethodLen = Native.Len(methodBytes),
+                    HasIdempotencyKey = hasIdempotencyKey,
+                };
+                if (response != null)
+                {
+                    XgClassification c = response.Native;
+                    Native.Ensure(NativeMethods.xg_resend(ref request, ref c, 0, (uint)attempt, ref p, ref output));
+                }
+                else
+                {
+                    Native.Ensure(NativeMethods.xg_resend_without_response(ref request, IntPtr.Zero, transportFailure,
+                        (uint)attempt, ref p, ref output));
+                }
+            }
+            finally
+            {
+                pin.Free();
+            }
             return new BackoffDecision(output.Retry, Native.ClampToLong(output.WaitMs), (GiveUpReason)output.GiveUp);
         }
     }

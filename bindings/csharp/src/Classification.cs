@@ -35,6 +35,7 @@ namespace XeroGuard
             Category = (Category)native.Category;
             Action = (RecommendedAction)native.Action;
             Retryable = native.Retryable;
+            MayHaveBeenProcessed = native.MayHaveBeenProcessed != 0;
             RateLimitProblem = native.RateLimitProblem == 0 ? (RateLimitProblem?)null : (RateLimitProblem)native.RateLimitProblem;
             AuthProblem = native.AuthProblem == 0 ? (AuthProblem?)null : (AuthProblem)native.AuthProblem;
             RetryAfterMs = j.RetryAfterMs;
@@ -68,6 +69,12 @@ namespace XeroGuard
         public RecommendedAction Action { get; private set; }
         /// <summary>True exactly when <see cref="Action"/> is <see cref="RecommendedAction.Retry"/>.</summary>
         public bool Retryable { get; private set; }
+        /// <summary>
+        /// True when the server may have carried the request out (a 500, 502, 504, other 5xx, a Finance request
+        /// timeout, and every result that is not retryable); false when it certainly did not (a 429, an offline
+        /// organisation, maintenance, an OAuth1 nonce_used). <see cref="Resend"/> reads it (xero-reference §8).
+        /// </summary>
+        public bool MayHaveBeenProcessed { get; private set; }
         /// <summary>Which rate limit was hit; null when not rate limited.</summary>
         public RateLimitProblem? RateLimitProblem { get; private set; }
         /// <summary>Why authentication or authorisation failed; null when it did not.</summary>

@@ -144,6 +144,58 @@ namespace XeroGuard
         public WrongClockException(int status, string name, string message) : base(status, name, message) { }
     }
 
+    /// <summary>
+    /// A wait for a permit was ended by <see cref="Limiter.Interrupt"/>: the limiter is shutting down
+    /// (XG_STATUS_INTERRUPTED). It is an <see cref="OperationCanceledException"/>, as .NET code expects of work
+    /// stopped at shutdown, so a worker loop that already stops on cancellation stops on it too; catch this type to tell
+    /// it from a cancelled token. It carries <see cref="Status"/> and <see cref="StatusName"/> (<see cref="IXeroGuardError"/>).
+    /// </summary>
+    public sealed class LimiterInterruptedException : OperationCanceledException, IXeroGuardError
+    {
+        /// <summary>The library's status, its name and message.</summary>
+        public LimiterInterruptedException(int status, string name, string message)
+            : base(message)
+        {
+            Status = status;
+            StatusName = name;
+        }
+
+        /// <summary>The xg_status code (11).</summary>
+        public int Status { get; private set; }
+
+        /// <summary>The library's name for the status ("interrupted").</summary>
+        public string StatusName { get; private set; }
+    }
+
+    /// <summary>A reservation's slot lies beyond the booking horizon, about 24.8 days ahead (XG_STATUS_BOOKING_TOO_FAR).</summary>
+    public sealed class BookingTooFarException : XeroGuardException
+    {
+        /// <summary>The library's status, its name and message.</summary>
+        public BookingTooFarException(int status, string name, string message) : base(status, name, message) { }
+    }
+
+    /// <summary>
+    /// The shared store (Redis) of a limiter made with <see cref="RedisOptions"/> failed: it answered with an error,
+    /// for example an ACL refusal or a key prefix that runs on another clock (XG_STATUS_STORE_ERROR). Its subclass
+    /// <see cref="StoreUnavailableException"/> is a store that could not be reached, so <c>catch (StoreException)</c>
+    /// sees both.
+    /// </summary>
+    public class StoreException : XeroGuardException
+    {
+        /// <summary>The library's status, its name and message.</summary>
+        public StoreException(int status, string name, string message) : base(status, name, message) { }
+    }
+
+    /// <summary>
+    /// The shared store could not be reached within <see cref="RedisOptions.Deadline"/>, and no failure policy decided
+    /// instead: creating the limiter, for example (XG_STATUS_STORE_UNAVAILABLE).
+    /// </summary>
+    public sealed class StoreUnavailableException : StoreException
+    {
+        /// <summary>The library's status, its name and message.</summary>
+        public StoreUnavailableException(int status, string name, string message) : base(status, name, message) { }
+    }
+
     /// <summary>A panic inside the library was caught at the boundary; the library stays usable (XG_STATUS_PANIC).</summary>
     public sealed class NativePanicException : XeroGuardException
     {
@@ -152,12 +204,13 @@ namespace XeroGuard
     }
 
     /// <summary>
-    /// The limiter says the next call must wait longer than the caller allowed (for example a day limit that
-    /// resets in hours); thrown instead of sleeping through it.
+    /// The limiter gave up a wait: the call would certainly wait beyond the timeout the caller allowed (for example
+    /// a day limit that resets in hours), or the timeout passed; thrown instead of sleeping through it. The library
+    /// decides when (xg_limiter_acquire_until).
     /// </summary>
     public sealed class RateLimitWaitTooLongException : XeroGuardException
     {
-        /// <summary>The tenant, the wait the limiter asked for and why, and the most the caller allowed.</summary>
+        /// <summary>The tenant, the last wait the limiter asked for and why, and the timeout the caller allowed.</summary>
         public RateLimitWaitTooLongException(string tenantId, TimeSpan wait, Reason? reason, TimeSpan maxWait)
             : base(string.Format("tenant '{0}' must wait {1} ms ({2}), longer than the allowed {3} ms",
                 tenantId ?? "", (long)wait.TotalMilliseconds, reason.HasValue ? Vocabulary.Name(reason.Value) : "unknown",

@@ -1,9 +1,8 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
 using System.Net.Http;
-using System.Net.Http.Headers;
+using System.Runtime.ExceptionServices;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -33,16 +32,16 @@ namespace XeroGuard
 #endif
 
         /// <summary>
-        /// Classifies a response from its status and its response and content headers, and from its body where the
-        /// body can carry an error (the rule of <see cref="XeroGuardHandler"/>: an error status; a JSON or XML success
-        /// up to <see cref="XeroGuardHandler.DefaultMaxSuccessBodyBytes"/>). The body stays readable: what was read is
-        /// buffered, and a success too large to buffer is handed on unread.
+        /// Classifies a response from its status and its response and content headers, and from as much of its body
+        /// as the library's rule asks for, as <see cref="XeroGuardHandler"/> does (xg_body_bytes_to_classify: every
+        /// error body; a JSON, XML or text success up to 1 MiB; nothing of any other success, a download). The body
+        /// stays readable: what was read is kept, and the rest of a longer body follows it unread.
         /// </summary>
         public static Task<Classification> ClassifyAsync(this HttpResponseMessage response,
             CancellationToken cancellationToken = default(CancellationToken))
         {
             if (response == null) throw new ArgumentNullException(nameof(response));
-            return ResponseBody.ClassifyAsync(response, XeroGuardHandler.DefaultMaxSuccessBodyBytes, cancellationToken);
+            return ResponseBody.ClassifyAsync(response, cancellationToken);
         }
 
         /// <summary>Synchronous <see cref="ClassifyAsync"/>; it blocks while the body is read.</summary>
@@ -67,22 +66,22 @@ namespace XeroGuard
     }
 
     /// <summary>
-    /// An HttpClient handler that paces Xero calls through a <see cref="Limiter"/> and retries what the library
-    /// says is retryable. The tenant is the request's <c>Xero-Tenant-Id</c> header (none: a tenantless call).
-    /// The final <see cref="Classification"/> is on the response: <c>response.GetXeroGuardClassification()</c>.
+    /// An HttpClient handler that paces Xero calls through a <see cref="Limiter"/> and sends again what the library
+    /// says may be sent again (<see cref="Resend"/>), never duplicating a write: every POST, PUT or PATCH without an
+    /// <c>Idempotency-Key</c> gets one, the same on every resend (<see cref="AutoIdempotencyKeys"/>). The tenant is the
+    /// request's <c>Xero-Tenant-Id</c> header (none: a tenantless call). The final <see cref="Classification"/> is on the
+    /// response: <c>response.GetXeroGuardClassification()</c>. Its events (<see cref="Waiting"/>,
+    /// <see cref="Retrying"/>, <see cref="GivingUp"/>) are for logging and counting.
     /// </summary>
     public sealed class XeroGuardHandler : DelegatingHandler
     {
         /// <summary>The request header naming the tenant (organisation) a call is for.</summary>
         public const string TenantHeader = "Xero-Tenant-Id";
 
-        /// <summary>The default of <see cref="MaxSuccessBodyBytes"/>: 1 MiB.</summary>
-        public const long DefaultMaxSuccessBodyBytes = 1024 * 1024;
-
         private readonly Limiter limiter;
         private readonly RetryPolicy policy;
         private readonly object innerHandlerGate = new object();
-        private long maxSuccessBodyBytes = DefaultMaxSuccessBodyBytes;
+        private volatile bool autoIdempotencyKeys = true;
 
         /// <summary>
         /// A handler whose <see cref="DelegatingHandler.InnerHandler"/> is left null, as
@@ -114,65 +113,135 @@ namespace XeroGuard
         /// <summary>The limiter that paces the calls.</summary>
         public Limiter Limiter { get { return limiter; } }
 
-        /// <summary>The retry policy; its <see cref="RetryPolicy.MaxWaitMs"/> also caps the wait for a permit.</summary>
+        /// <summary>The retry policy; its <see cref="RetryPolicy.MaxWaitMs"/> is also the timeout of the wait for a permit.</summary>
         public RetryPolicy Policy { get { return policy; } }
 
         /// <summary>
-        /// The largest 2xx JSON or XML body read to classify it (default 1 MiB). Such a body can carry errors
-        /// (a summarizeErrors=false batch, an XPM <c>&lt;Status&gt;ERROR&lt;/Status&gt;</c>); a larger one, or a 2xx of
-        /// any other type (a PDF, an attachment), is classified from its status and headers and left unread, so a
-        /// download stays a stream. Error statuses are always read.
+        /// True (the default): a request the library counts as a write (POST, PUT, PATCH) that has no
+        /// <c>Idempotency-Key</c> header gets one, a new GUID, kept on every resend of that call, so Xero carries it out
+        /// once; a caller's own key is always kept. False: no key is added, and a write without one that the server may
+        /// have carried out (a 500, a timeout or reset after sending) is not resent: the caller gets the response, or the
+        /// exception, as it came.
         /// </summary>
-        public long MaxSuccessBodyBytes
+        public bool AutoIdempotencyKeys
         {
-            get { return Volatile.Read(ref maxSuccessBodyBytes); }
-            set
-            {
-                if (value < 0) throw new ArgumentOutOfRangeException(nameof(value), value, "must not be negative");
-                Volatile.Write(ref maxSuccessBodyBytes, value);
-            }
+            get { return autoIdempotencyKeys; }
+            set { autoIdempotencyKeys = value; }
         }
 
-        /// <summary>Paces, sends, classifies, observes and retries (see the class summary).</summary>
+        /// <summary>
+        /// Raised when the limiter refuses an attempt for now and the handler waits for a permit (once per attempt),
+        /// with the wait the limiter asked for and why. Handlers of these events run on the request's path: keep them quick.
+        /// </summary>
+        public event EventHandler<PacingEventArgs> Waiting;
+
+        /// <summary>Raised before a resend, with the attempt's outcome (a classification, or an exception) and the wait before the next send.</summary>
+        public event EventHandler<ResendEventArgs> Retrying;
+
+        /// <summary>
+        /// Raised when the handler stops although the outcome was a failure that resending might have cured: retries used up
+        /// (<see cref="GiveUpReason.AttemptsExhausted"/>), a wait too long (<see cref="GiveUpReason.WaitTooLong"/>, for a
+        /// backoff or for a permit), or a write unsafe to resend (<see cref="GiveUpReason.UnsafeToResend"/>). Not raised
+        /// for a final answer (a success, a validation error) nor for a cancelled call.
+        /// </summary>
+        public event EventHandler<ResendEventArgs> GivingUp;
+
+        /// <summary>Paces, sends, classifies, observes and resends (see the class summary).</summary>
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
             if (request == null) throw new ArgumentNullException(nameof(request));
             if (InnerHandler == null) UseDefaultInnerHandler();
             IEnumerable<string> values;
             string tenant = request.Headers.TryGetValues(TenantHeader, out values) ? values.FirstOrDefault() : null;
-            // The policy's cap applies to pacing waits too, so a day limit is never slept through.
-            TimeSpan maxWait = TimeSpan.FromMilliseconds(policy.MaxWaitMs);
+            string method = request.Method.Method;
+            bool hasKey = EnsureIdempotencyKey(request, method);
             if (request.Content != null) await request.Content.LoadIntoBufferAsync().ConfigureAwait(false); // resendable
 
             for (int attempt = 1; ; attempt++)
             {
-                HttpResponseMessage response;
-                Classification classification;
-                using (Permit permit = await limiter.AcquireAsync(tenant, maxWait, cancellationToken).ConfigureAwait(false))
+                HttpResponseMessage response = null;
+                Classification classification = null;
+                ExceptionDispatchInfo failure = null;
+                TransportFailure failureKind = TransportFailure.NoResponse;
+                using (Permit permit = await AcquireAsync(request, tenant, attempt, cancellationToken).ConfigureAwait(false))
                 {
-                    response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
                     try
                     {
-                        classification = await ResponseBody.ClassifyAsync(response, MaxSuccessBodyBytes, cancellationToken)
-                            .ConfigureAwait(false);
-                        limiter.Observe(tenant, classification);
+                        response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
                     }
-                    catch
+                    catch (Exception e)
                     {
-                        response.Dispose();
-                        throw;
+                        // A cancellation by the caller's token (or HttpClient's timeout) is never retried.
+                        TransportFailure? kind = e is OperationCanceledException && cancellationToken.IsCancellationRequested
+                            ? null : TransportFailures.Of(e);
+                        if (!kind.HasValue) throw;
+                        failure = ExceptionDispatchInfo.Capture(e);
+                        failureKind = kind.Value;
+                    }
+                    if (response != null)
+                    {
+                        try
+                        {
+                            classification = await ResponseBody.ClassifyAsync(response, cancellationToken).ConfigureAwait(false);
+                            limiter.Observe(tenant, classification);
+                        }
+                        catch
+                        {
+                            response.Dispose();
+                            throw;
+                        }
                     }
                 }
 
-                RequestState.Store(request, classification, attempt);
-                if (response.RequestMessage == null) response.RequestMessage = request;
-                if (!classification.Retryable) return response;
-
-                BackoffDecision next = Backoff.Decide(classification, attempt, policy);
-                if (!next.Retry) return response;
-                response.Dispose();
-                await Task.Delay(next.Wait, cancellationToken).ConfigureAwait(false);
+                if (response != null)
+                {
+                    RequestState.Store(request, classification, attempt);
+                    if (response.RequestMessage == null) response.RequestMessage = request;
+                }
+                BackoffDecision next = response != null
+                    ? Resend.Decide(method, hasKey, classification, attempt, policy)
+                    : Resend.Decide(method, hasKey, failureKind, attempt, policy);
+                var outcome = new ResendEventArgs(request, tenant, attempt, next.Wait, next.GiveUp, classification,
+                    failure == null ? null : failure.SourceException);
+                if (!next.Retry)
+                {
+                    if (next.GiveUp != GiveUpReason.NotRetryable) Raise(GivingUp, outcome);
+                    if (failure != null) failure.Throw(); // the caller's exception, with its stack
+                    return response;
+                }
+                Raise(Retrying, outcome);
+                if (response != null) response.Dispose();
+                await Task.Delay(Native.DelayFor((ulong)next.WaitMs), cancellationToken).ConfigureAwait(false);
             }
+        }
+
+        // The caller's key is kept; otherwise a write gets a new one (the library says which methods are writes).
+        private bool EnsureIdempotencyKey(HttpRequestMessage request, string method)
+        {
+            if (request.Headers.Contains(Resend.IdempotencyKeyHeader)) return true;
+            if (!AutoIdempotencyKeys || !Resend.NeedsIdempotencyKey(method)) return false;
+            request.Headers.TryAddWithoutValidation(Resend.IdempotencyKeyHeader, Guid.NewGuid().ToString("D"));
+            return true;
+        }
+
+        // The policy's longest wait is the permit wait's timeout too, so a day limit is never slept through.
+        private async Task<Permit> AcquireAsync(HttpRequestMessage request, string tenant, int attempt, CancellationToken cancellationToken)
+        {
+            try
+            {
+                return await limiter.AcquireAsync(tenant, Native.CheckedMs(policy.MaxWaitMs, "MaxWaitMs"), cancellationToken,
+                    refusal => Raise(Waiting, new PacingEventArgs(request, tenant, attempt, refusal))).ConfigureAwait(false);
+            }
+            catch (RateLimitWaitTooLongException e)
+            {
+                Raise(GivingUp, new ResendEventArgs(request, tenant, attempt, e.Wait, GiveUpReason.WaitTooLong, null, e));
+                throw;
+            }
+        }
+
+        private void Raise<T>(EventHandler<T> handlers, T args) where T : EventArgs
+        {
+            if (handlers != null) handlers(this, args);
         }
 
         // Only before the first request: DelegatingHandler refuses a new inner handler once one has been sent.
@@ -182,155 +251,6 @@ namespace XeroGuard
             {
                 if (InnerHandler == null) InnerHandler = new HttpClientHandler();
             }
-        }
-    }
-
-    // Which bodies are read to classify a response. An error status: always (error bodies are small, and the
-    // classification needs them). A 2xx: only a JSON or XML body within the limit, since only those can carry an
-    // error; a file or an over-large body stays a stream. The Python transports read only error statuses.
-    internal static class ResponseBody
-    {
-        private const int ChunkBytes = 16 * 1024;
-        private static readonly byte[] None = new byte[0];
-
-        internal static async Task<Classification> ClassifyAsync(HttpResponseMessage response, long maxSuccessBodyBytes,
-            CancellationToken cancellationToken)
-        {
-            byte[] body = await ReadAsync(response, maxSuccessBodyBytes, cancellationToken).ConfigureAwait(false);
-            return Classifier.Classify((int)response.StatusCode, Headers(response), body);
-        }
-
-        private static async Task<byte[]> ReadAsync(HttpResponseMessage response, long maxSuccessBodyBytes,
-            CancellationToken cancellationToken)
-        {
-            HttpContent content = response.Content;
-            if (content == null) return None;
-            int status = (int)response.StatusCode;
-            bool success = status >= 200 && status < 300;
-            if (success && !MayCarryError(content.Headers.ContentType)) return None;
-            long? length = content.Headers.ContentLength;
-            if (length == 0 || (success && length > maxSuccessBodyBytes)) return None;
-            if (!success || length.HasValue)
-            {
-                await content.LoadIntoBufferAsync().ConfigureAwait(false); // the caller can still read it
-                return await content.ReadAsByteArrayAsync().ConfigureAwait(false);
-            }
-            return await ReadUnknownLengthAsync(response, maxSuccessBodyBytes, cancellationToken).ConfigureAwait(false);
-        }
-
-        // A success of unknown length (chunked, or decompressed): read at most the limit plus one byte. If it ended,
-        // the response gets the bytes as its content; otherwise the read part followed by the rest, unread.
-        private static async Task<byte[]> ReadUnknownLengthAsync(HttpResponseMessage response, long maxSuccessBodyBytes,
-            CancellationToken cancellationToken)
-        {
-            HttpContent original = response.Content;
-            Stream stream = await original.ReadAsStreamAsync().ConfigureAwait(false);
-            var prefix = new MemoryStream();
-            var chunk = new byte[ChunkBytes];
-            bool ended = false;
-            while (prefix.Length <= maxSuccessBodyBytes)
-            {
-                int wanted = (int)Math.Min(chunk.Length, maxSuccessBodyBytes + 1 - prefix.Length);
-                int n = await stream.ReadAsync(chunk, 0, wanted, cancellationToken).ConfigureAwait(false);
-                if (n == 0)
-                {
-                    ended = true;
-                    break;
-                }
-                prefix.Write(chunk, 0, n);
-            }
-            byte[] read = prefix.ToArray();
-            if (ended)
-            {
-                response.Content = WithHeadersOf(original, new ByteArrayContent(read));
-                original.Dispose();
-                return read;
-            }
-            response.Content = WithHeadersOf(original, new StreamContent(new PrefixedStream(read, stream)));
-            return None;
-        }
-
-        private static HttpContent WithHeadersOf(HttpContent original, HttpContent replacement)
-        {
-            foreach (var header in original.Headers)
-                replacement.Headers.TryAddWithoutValidation(header.Key, header.Value);
-            return replacement;
-        }
-
-        // application/json, text/xml, application/problem+json, … but not files (PDF, images, octet-stream, CSV).
-        internal static bool MayCarryError(MediaTypeHeaderValue contentType)
-        {
-            if (contentType == null || contentType.MediaType == null) return false;
-            string type = contentType.MediaType.ToLowerInvariant();
-            return type == "application/json" || type == "text/json" || type == "application/xml" ||
-                type == "text/xml" || type.EndsWith("+json", StringComparison.Ordinal) ||
-                type.EndsWith("+xml", StringComparison.Ordinal);
-        }
-
-        // One (name, value) pair per value; the library matches names case-insensitively.
-        private static IEnumerable<KeyValuePair<string, string>> Headers(HttpResponseMessage response)
-        {
-            var all = response.Headers.AsEnumerable();
-            if (response.Content != null) all = all.Concat(response.Content.Headers);
-            foreach (var h in all)
-                foreach (var v in h.Value)
-                    yield return new KeyValuePair<string, string>(h.Key, v);
-        }
-    }
-
-    // The bytes already read, then the rest of the original stream: a body handed on after a bounded look.
-    internal sealed class PrefixedStream : Stream
-    {
-        private readonly byte[] prefix;
-        private readonly Stream rest;
-        private int position;
-
-        internal PrefixedStream(byte[] prefix, Stream rest)
-        {
-            this.prefix = prefix;
-            this.rest = rest;
-        }
-
-        public override bool CanRead { get { return true; } }
-        public override bool CanSeek { get { return false; } }
-        public override bool CanWrite { get { return false; } }
-        public override long Length { get { throw new NotSupportedException(); } }
-
-        public override long Position
-        {
-            get { throw new NotSupportedException(); }
-            set { throw new NotSupportedException(); }
-        }
-
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            if (position < prefix.Length) return ReadPrefix(buffer, offset, count);
-            return rest.Read(buffer, offset, count);
-        }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        {
-            if (position < prefix.Length) return Task.FromResult(ReadPrefix(buffer, offset, count));
-            return rest.ReadAsync(buffer, offset, count, cancellationToken);
-        }
-
-        private int ReadPrefix(byte[] buffer, int offset, int count)
-        {
-            int n = Math.Min(count, prefix.Length - position);
-            Buffer.BlockCopy(prefix, position, buffer, offset, n);
-            position += n;
-            return n;
-        }
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) { throw new NotSupportedException(); }
-        public override void SetLength(long value) { throw new NotSupportedException(); }
-        public override void Write(byte[] buffer, int offset, int count) { throw new NotSupportedException(); }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) rest.Dispose();
-            base.Dispose(disposing);
         }
     }
 

@@ -1,5 +1,4 @@
 using System;
-using System.Diagnostics;
 using System.IO;
 using System.Runtime.CompilerServices;
 using System.Runtime.Serialization;
@@ -22,12 +21,13 @@ namespace XeroGuard
     /// <summary>The answer of acquire or peek: granted (with a permit from acquire), or refused with the exact wait and why.</summary>
     public sealed class Decision
     {
-        internal Decision(bool granted, Permit permit, long waitMs, Reason? reason)
+        internal Decision(bool granted, Permit permit, long waitMs, Reason? reason, FailurePolicy? fallback)
         {
             Granted = granted;
             Permit = permit;
             WaitMs = waitMs;
             Reason = reason;
+            Fallback = fallback;
         }
 
         /// <summary>True when the call may go ahead now.</summary>
@@ -40,11 +40,20 @@ namespace XeroGuard
         public TimeSpan Wait { get { return TimeSpan.FromMilliseconds(WaitMs); } }
         /// <summary>Why it was refused; null when granted.</summary>
         public Reason? Reason { get; private set; }
+        /// <summary>
+        /// Null when the limiter's state decided (always, for a limiter of this process alone); for a limiter sharing
+        /// its state through a store (<see cref="RedisOptions"/>), the failure policy that decided because the store
+        /// could not be reached: <see cref="FailurePolicy.Open"/> granted blind, <see cref="FailurePolicy.Closed"/>
+        /// refused (<see cref="XeroGuard.Reason.StoreUnavailable"/>), <see cref="FailurePolicy.Local"/> decided with this
+        /// process's share of the limits.
+        /// </summary>
+        public FailurePolicy? Fallback { get; private set; }
 
-        /// <summary>"granted", or the wait and its reason.</summary>
+        /// <summary>"granted", or the wait and its reason; and the failure policy when one decided.</summary>
         public override string ToString()
         {
-            return Granted ? "granted" : string.Format("refused: wait {0} ms ({1})", WaitMs, Vocabulary.Name(Reason.Value));
+            string text = Granted ? "granted" : string.Format("refused: wait {0} ms ({1})", WaitMs, Vocabulary.Name(Reason.Value));
+            return Fallback.HasValue ? text + " by the " + Vocabulary.Name(Fallback.Value) + " failure policy" : text;
         }
     }
 
@@ -54,17 +63,20 @@ namespace XeroGuard
         private readonly Limiter limiter;
         private int released;
 
-        internal Permit(Limiter limiter, ulong id, string tenantId)
+        internal Permit(Limiter limiter, ulong id, string tenantId, FailurePolicy? fallback)
         {
             this.limiter = limiter;
             Id = id;
             TenantId = tenantId;
+            Fallback = fallback;
         }
 
         /// <summary>The library's permit id (0 for tenantless calls, which hold no slot).</summary>
         public ulong Id { get; private set; }
         /// <summary>The tenant the permit was granted for (null for a tenantless call).</summary>
         public string TenantId { get; private set; }
+        /// <summary>Null when the limiter's state granted it; else the failure policy that did, the shared store being out of reach (<see cref="Decision.Fallback"/>).</summary>
+        public FailurePolicy? Fallback { get; private set; }
         internal Limiter Owner { get { return limiter; } }
 
         /// <summary>True once this permit was given back through this object.</summary>
@@ -175,7 +187,7 @@ namespace XeroGuard
         public long WaitMs { get { return waitMs; } }
         /// <summary>Why acquire would refuse now; null when it would grant.</summary>
         public Reason? WaitReason { get { return Vocabulary.ParseReason(waitReason); } }
-        /// <summary>How many tenants the limiter is tracking.</summary>
+        /// <summary>How many tenants the limiter is tracking (0 for a limiter whose state is in Redis).</summary>
         public long TenantsTracked { get { return tenantsTracked; } }
         /// <summary>The library's JSON form.</summary>
         public string Json { get; internal set; }
@@ -189,17 +201,22 @@ namespace XeroGuard
 
     /// <summary>
     /// Paces calls within Xero's limits: per-tenant and per-app rolling windows, concurrency permits and blocks
-    /// from server feedback, all decided by the native library. Thread-safe; dispose when done.
+    /// from server feedback, all decided by the native library, in this process or shared by every process of the app
+    /// through Redis (<see cref="RedisOptions"/>). Thread-safe. To shut down while calls may be waiting:
+    /// <see cref="Interrupt"/>, wait for the waiting threads and tasks to end, then <see cref="Dispose"/>.
     /// </summary>
     public sealed class Limiter : IDisposable
     {
         private static readonly DataContractJsonSerializer SnapshotSerializer = new DataContractJsonSerializer(typeof(LimiterSnapshot));
 
+        // The longest a synchronous wait blocks in one native step, so a cancelled token is seen soon after.
+        private const ulong SyncStepMs = 50;
+
         private readonly LimiterHandle handle;
         // Completed (and replaced) whenever capacity may have been freed, so async waiters re-ask at once.
         private TaskCompletionSource<bool> wake = NewWake();
 
-        /// <summary>A limiter with <paramref name="limits"/> (null: the library's defaults) on the given clock.</summary>
+        /// <summary>A limiter of this process with <paramref name="limits"/> (null: the library's defaults) on the given clock.</summary>
         public Limiter(Limits limits = null, LimiterClock clock = LimiterClock.Monotonic)
         {
             Native.EnsureAbi();
@@ -207,6 +224,27 @@ namespace XeroGuard
             LimiterHandle h;
             Native.Ensure(NativeMethods.xg_limiter_new(ref l, (uint)clock, out h));
             handle = h;
+            Clock = clock;
+        }
+
+        /// <summary>
+        /// A limiter whose windows, permits, blocks and limits live in Redis, shared by every process and machine using
+        /// the same <see cref="RedisOptions.KeyPrefix"/> (one prefix per Xero app): each decision is one atomic script on
+        /// the store's clock. Every other member works as on a limiter of this process. <paramref name="limits"/> (null:
+        /// the defaults) initialise a prefix that holds none; the stored ones win unless
+        /// <see cref="RedisOptions.ReplaceLimits"/>. <paramref name="clock"/>: <see cref="LimiterClock.Monotonic"/> in
+        /// production (the store's clock decides); <see cref="LimiterClock.Manual"/> for tests, where the manual reading
+        /// is the store's clock (a key prefix is used with one kind of clock only). It connects now:
+        /// <see cref="StoreUnavailableException"/> when the store cannot be reached within
+        /// <see cref="RedisOptions.Deadline"/>, <see cref="StoreException"/> when it refuses.
+        /// </summary>
+        public Limiter(Limits limits, RedisOptions redis, LimiterClock clock = LimiterClock.Monotonic)
+        {
+            if (redis == null) throw new ArgumentNullException(nameof(redis));
+            redis.Validate();
+            Native.EnsureAbi();
+            XgLimits l = (limits ?? new Limits()).ToNative();
+            handle = RedisOptions.Open(l, redis, (uint)clock);
             Clock = clock;
         }
 
@@ -257,14 +295,38 @@ namespace XeroGuard
             return ToDecision(d, tenantId, true);
         }
 
-        /// <summary>Blocks the calling thread until granted or until <paramref name="timeoutMs"/> (limiter clock) has passed.</summary>
+        /// <summary>As <see cref="AcquireWait(string, TimeSpan, CancellationToken)"/> with a timeout in milliseconds.</summary>
         public Decision AcquireWait(string tenantId, long timeoutMs)
         {
+            return AcquireWait(tenantId, Native.CheckedMs(timeoutMs, "timeoutMs"), CancellationToken.None);
+        }
+
+        /// <summary>
+        /// Blocks the calling thread until the call is granted, or until the library gives up: the
+        /// <paramref name="timeout"/> (on the limiter's clock; <see cref="Timeout.InfiniteTimeSpan"/>: none) has passed,
+        /// or the wait certainly ends after it (a day limit, say), which it answers at once. Returns the decision:
+        /// granted with its permit, or the last refusal. It wakes when this process frees capacity, and throws
+        /// <see cref="OperationCanceledException"/> soon (within about 50 ms) after <paramref name="cancellationToken"/>
+        /// is cancelled, and <see cref="LimiterInterruptedException"/> once <see cref="Interrupt"/> is called.
+        /// </summary>
+        public Decision AcquireWait(string tenantId, TimeSpan timeout, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            return AcquireWait(tenantId, Native.TimeoutMs(timeout, "timeout"), cancellationToken);
+        }
+
+        private Decision AcquireWait(string tenantId, ulong timeoutMs, CancellationToken cancellationToken)
+        {
             byte[] tenant = Native.Utf8(tenantId);
-            var d = NewDecision();
-            Native.Ensure(NativeMethods.xg_limiter_acquire_wait(Handle, tenant, Native.Len(tenant),
-                Native.CheckedMs(timeoutMs, "timeoutMs"), ref d));
-            return ToDecision(d, tenantId, true);
+            ulong deadline = DeadlineMs(timeoutMs);
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                // The native step blocks (waking on this process's releases); between steps the token is checked.
+                XgWaitStep step = Step(tenant, deadline, SyncStepMs);
+                if (step.Outcome == NativeMethods.WaitGranted)
+                    return new Decision(true, new Permit(this, step.Permit, tenantId, Fallback(step.Fallback)), 0, null, Fallback(step.Fallback));
+                if (step.Outcome == NativeMethods.WaitGiveUp) return Refusal(step);
+            }
         }
 
         /// <summary>What <see cref="Acquire"/> would answer now, taking nothing.</summary>
@@ -276,45 +338,67 @@ namespace XeroGuard
             return ToDecision(d, tenantId, false);
         }
 
-        /// <summary>Waits (without blocking a thread) until a call is granted, and returns its permit.</summary>
+        /// <summary>Waits (without blocking a thread) until a call is granted, and returns its permit; there is no timeout.</summary>
         public Task<Permit> AcquireAsync(string tenantId, CancellationToken cancellationToken = default(CancellationToken))
         {
             return AcquireAsync(tenantId, Timeout.InfiniteTimeSpan, cancellationToken);
         }
 
         /// <summary>
-        /// As <see cref="AcquireAsync(string, CancellationToken)"/>, but throws <see cref="RateLimitWaitTooLongException"/>
-        /// instead of waiting longer than <paramref name="maxWait"/> in all (e.g. through a day limit).
+        /// Waits without blocking a thread until a call is granted, and returns its permit. The library decides when to
+        /// give up, and then <see cref="RateLimitWaitTooLongException"/> is thrown (with the last refusal's wait and
+        /// reason): when <paramref name="timeout"/> (limiter clock; <see cref="Timeout.InfiniteTimeSpan"/>: none) has
+        /// passed, or at once when the wait certainly ends after it (e.g. a day limit). Between steps it sleeps as the
+        /// library says, waking sooner when this process frees capacity. A cancelled
+        /// <paramref name="cancellationToken"/> ends it with <see cref="OperationCanceledException"/>;
+        /// <see cref="Interrupt"/> with <see cref="LimiterInterruptedException"/>.
         /// </summary>
-        public async Task<Permit> AcquireAsync(string tenantId, TimeSpan maxWait, CancellationToken cancellationToken)
+        public Task<Permit> AcquireAsync(string tenantId, TimeSpan timeout, CancellationToken cancellationToken = default(CancellationToken))
         {
-            bool bounded = maxWait != Timeout.InfiniteTimeSpan;
-            if (bounded && maxWait < TimeSpan.Zero) throw new ArgumentOutOfRangeException("maxWait");
-            Stopwatch waited = Stopwatch.StartNew();
+            return AcquireAsync(tenantId, Native.TimeoutMs(timeout, "timeout"), cancellationToken, null);
+        }
+
+        // The handler's wait: its timeout in ms, and a callback told of the first refusal (its Waiting event).
+        internal async Task<Permit> AcquireAsync(string tenantId, ulong timeoutMs, CancellationToken cancellationToken,
+            Action<Decision> onFirstRefusal)
+        {
+            byte[] tenant = Native.Utf8(tenantId);
+            ulong deadline = DeadlineMs(timeoutMs);
+            bool refusedBefore = false;
             while (true)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                // Taken before asking, so a release between the refusal and the wait is not missed.
+                // Taken before asking, so a release between the refusal and the sleep is not missed.
                 Task woken = Volatile.Read(ref wake).Task;
-                Decision d = Acquire(tenantId);
-                if (d.Granted) return d.Permit;
-
-                long delayMs = Math.Max(1, d.WaitMs);
-                if (bounded)
-                {
-                    long budget = (long)(maxWait - waited.Elapsed).TotalMilliseconds;
-                    // A concurrency wait ends early when a permit comes back, so only the budget bounds it.
-                    if (budget <= 0 || (d.WaitMs > budget && d.Reason != Reason.Concurrency))
-                        throw new RateLimitWaitTooLongException(tenantId, d.Wait, d.Reason, maxWait);
-                    delayMs = Math.Min(delayMs, budget);
-                }
+                XgWaitStep step = Step(tenant, deadline, 0);
+                if (step.Outcome == NativeMethods.WaitGranted)
+                    return new Permit(this, step.Permit, tenantId, Fallback(step.Fallback));
+                Decision refusal = Refusal(step);
+                if (step.Outcome == NativeMethods.WaitGiveUp)
+                    throw new RateLimitWaitTooLongException(tenantId, refusal.Wait, refusal.Reason, Native.Duration(timeoutMs));
+                if (!refusedBefore && onFirstRefusal != null) onFirstRefusal(refusal);
+                refusedBefore = true;
+                if (step.SleepMs == 0) continue;
                 using (var delayCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
                 {
-                    Task delay = Task.Delay(TimeSpan.FromMilliseconds(Math.Min(delayMs, int.MaxValue)), delayCancel.Token);
+                    Task delay = Task.Delay(Native.DelayFor(step.SleepMs), delayCancel.Token);
                     await Task.WhenAny(delay, woken).ConfigureAwait(false);
                     delayCancel.Cancel(); // frees the timer when woken early
                 }
             }
+        }
+
+        /// <summary>
+        /// Ends every wait on this limiter, now and later: blocked <see cref="AcquireWait(string, TimeSpan, CancellationToken)"/>
+        /// calls and pending <see cref="AcquireAsync(string, TimeSpan, CancellationToken)"/> tasks (and the handler's
+        /// waits) end with <see cref="LimiterInterruptedException"/>. Every other member keeps working. Shutting down:
+        /// call this, wait for the threads and tasks that were waiting to end, then <see cref="Dispose"/>.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
+        public void Interrupt()
+        {
+            Native.Ensure(NativeMethods.xg_limiter_interrupt(Handle));
+            Signal(); // async waiters ask again and are told
         }
 
         /// <summary>Counts a call made without the limiter, now (it counts even over a limit: it happened).</summary>
@@ -454,11 +538,38 @@ namespace XeroGuard
             return new XgDecision { StructSize = Native.SizeOf<XgDecision>() };
         }
 
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
+        private ulong DeadlineMs(ulong timeoutMs)
+        {
+            ulong deadline;
+            Native.Ensure(NativeMethods.xg_limiter_deadline_ms(Handle, timeoutMs, out deadline));
+            return deadline;
+        }
+
+        private XgWaitStep Step(byte[] tenant, ulong deadline, ulong maxBlockMs)
+        {
+            var step = new XgWaitStep { StructSize = Native.SizeOf<XgWaitStep>() };
+            Native.Ensure(NativeMethods.xg_limiter_acquire_until(Handle, tenant, Native.Len(tenant), deadline, maxBlockMs, ref step));
+            return step;
+        }
+
+        private static FailurePolicy? Fallback(uint code)
+        {
+            return code == 0 ? (FailurePolicy?)null : (FailurePolicy)code;
+        }
+
+        private static Decision Refusal(XgWaitStep step)
+        {
+            return new Decision(false, null, Native.ClampToLong(step.WaitMs), step.Reason == 0 ? (Reason?)null : (Reason)step.Reason,
+                Fallback(step.Fallback));
+        }
+
         private Decision ToDecision(XgDecision d, string tenantId, bool withPermit)
         {
+            FailurePolicy? fallback = Fallback(d.Fallback);
             if (d.Granted)
-                return new Decision(true, withPermit ? new Permit(this, d.Permit, tenantId) : null, 0, null);
-            return new Decision(false, null, Native.ClampToLong(d.WaitMs), d.Reason == 0 ? (Reason?)null : (Reason)d.Reason);
+                return new Decision(true, withPermit ? new Permit(this, d.Permit, tenantId, fallback) : null, 0, null, fallback);
+            return new Decision(false, null, Native.ClampToLong(d.WaitMs), d.Reason == 0 ? (Reason?)null : (Reason)d.Reason, fallback);
         }
     }
 }

@@ -7,7 +7,7 @@ namespace XeroGuard
     // Status checking, string conversion and the one-time ABI check shared by the public classes.
     internal static class Native
     {
-        internal const uint AbiVersion = 1;
+        internal const uint AbiVersion = 2;
 
         private static readonly UTF8Encoding StrictUtf8 = new UTF8Encoding(false, true);
         private static readonly object AbiLock = new object();
@@ -52,6 +52,10 @@ namespace XeroGuard
                 case 8: throw new UnknownReservationException(status, name, message);
                 case 9: throw new TooManyTenantsException(status, name, message);
                 case 10: throw new WrongClockException(status, name, message);
+                case 11: throw new LimiterInterruptedException(status, name, message);
+                case 12: throw new BookingTooFarException(status, name, message);
+                case 13: throw new StoreUnavailableException(status, name, message);
+                case 14: throw new StoreException(status, name, message);
                 case 99: throw new NativePanicException(status, name, message);
                 default: throw new XeroGuardException(status, name, message);
             }
@@ -125,6 +129,33 @@ namespace XeroGuard
         internal static long ClampToLong(ulong value)
         {
             return value > long.MaxValue ? long.MaxValue : (long)value;
+        }
+
+        // Whole milliseconds, rounded up so a positive duration never becomes 0; Timeout.InfiniteTimeSpan is "never".
+        internal static ulong TimeoutMs(TimeSpan timeout, string paramName)
+        {
+            if (timeout == System.Threading.Timeout.InfiniteTimeSpan) return NativeMethods.NoDeadline;
+            if (timeout < TimeSpan.Zero)
+                throw new ArgumentOutOfRangeException(paramName, timeout, "must not be negative (or Timeout.InfiniteTimeSpan)");
+            return DurationMs(timeout);
+        }
+
+        internal static ulong DurationMs(TimeSpan duration)
+        {
+            return (ulong)((duration.Ticks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond);
+        }
+
+        // Milliseconds as a TimeSpan, saturating where TimeSpan ends.
+        internal static TimeSpan Duration(ulong ms)
+        {
+            const ulong longest = (ulong)(long.MaxValue / TimeSpan.TicksPerMillisecond);
+            return ms >= longest ? TimeSpan.MaxValue : TimeSpan.FromTicks((long)ms * TimeSpan.TicksPerMillisecond);
+        }
+
+        // Task.Delay takes at most int.MaxValue ms (about 24.8 days).
+        internal static TimeSpan DelayFor(ulong ms)
+        {
+            return TimeSpan.FromMilliseconds(Math.Min(ms, (ulong)int.MaxValue));
         }
     }
 }

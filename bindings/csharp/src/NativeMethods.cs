@@ -47,6 +47,8 @@ namespace XeroGuard
         public uint ValidationMessageCount;
         public uint WarningCount;
         public uint FailedElementCount;
+        // A byte in C too (ABI 2, in former padding): 1 when the server may have carried the request out.
+        public byte MayHaveBeenProcessed;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -70,6 +72,15 @@ namespace XeroGuard
     }
 
     [StructLayout(LayoutKind.Sequential)]
+    internal struct XgRequest
+    {
+        public uint StructSize;
+        public IntPtr Method;
+        public UIntPtr MethodLen;
+        [MarshalAs(UnmanagedType.I1)] public bool HasIdempotencyKey;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
     internal struct XgWindowLimit
     {
         public uint Limit;
@@ -89,6 +100,24 @@ namespace XeroGuard
         public uint MaxTenants;
     }
 
+    // Returned by value from xg_redis_options_default, so it must be blittable: the C bool is a byte here.
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgRedisOptions
+    {
+        public uint StructSize;
+        public IntPtr Url;
+        public UIntPtr UrlLen;
+        public IntPtr KeyPrefix;
+        public UIntPtr KeyPrefixLen;
+        public ulong DeadlineMs;
+        public ulong BreakerCooldownMs;
+        public uint OnStoreError;
+        public uint Workers;
+        public byte ReplaceLimits;
+        public IntPtr TlsCaFile;
+        public UIntPtr TlsCaFileLen;
+    }
+
     [StructLayout(LayoutKind.Sequential)]
     internal struct XgDecision
     {
@@ -97,6 +126,19 @@ namespace XeroGuard
         public ulong Permit;
         public ulong WaitMs;
         public uint Reason;
+        public uint Fallback;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgWaitStep
+    {
+        public uint StructSize;
+        public uint Outcome;
+        public ulong Permit;
+        public ulong WaitMs;
+        public uint Reason;
+        public ulong SleepMs;
+        public uint Fallback;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -143,6 +185,10 @@ namespace XeroGuard
         internal const uint ClockMonotonic = 0;
         internal const uint ClockManual = 1;
         internal const long Unknown = -1;
+        internal const ulong NoDeadline = ulong.MaxValue;
+        internal const uint WaitGranted = 1;
+        internal const uint WaitAskAgain = 2;
+        internal const uint WaitGiveUp = 3;
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_last_error_message(byte[] buf, UIntPtr bufLen, out UIntPtr needed);
@@ -163,6 +209,10 @@ namespace XeroGuard
         internal static extern int xg_classify(ref XgResponse response, ref XgClassification output, out IntPtr jsonOut);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_body_bytes_to_classify(ushort status, byte[] contentType, UIntPtr contentTypeLen,
+            out ulong output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_classify_raw(byte[] raw, UIntPtr rawLen, long nowUnixMs,
             ref XgClassification output, out IntPtr jsonOut);
 
@@ -172,6 +222,15 @@ namespace XeroGuard
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_backoff(ref XgClassification classification, uint attempt,
             ref XgRetryPolicy policy, ref XgBackoffDecision output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_resend(ref XgRequest request, ref XgClassification response, uint transportFailure,
+            uint attempt, ref XgRetryPolicy policy, ref XgBackoffDecision output);
+
+        // The same entry point for an attempt that got no response (response NULL, a transport failure code).
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, EntryPoint = "xg_resend")]
+        internal static extern int xg_resend_without_response(ref XgRequest request, IntPtr nullResponse,
+            uint transportFailure, uint attempt, ref XgRetryPolicy policy, ref XgBackoffDecision output);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr xg_category_name(uint code);
@@ -186,6 +245,12 @@ namespace XeroGuard
         internal static extern IntPtr xg_auth_problem_name(uint code);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_give_up_name(uint code);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_failure_policy_name(uint code);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr xg_reason_name(uint code);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
@@ -196,6 +261,13 @@ namespace XeroGuard
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_limiter_new(ref XgLimits limits, uint clock, out LimiterHandle output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern XgRedisOptions xg_redis_options_default();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_new_redis(ref XgLimits limits, ref XgRedisOptions options, uint clock,
+            out LimiterHandle output);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void xg_limiter_free(IntPtr limiter);
@@ -216,6 +288,16 @@ namespace XeroGuard
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_limiter_acquire_wait(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
             ulong timeoutMs, ref XgDecision output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_deadline_ms(LimiterHandle limiter, ulong timeoutMs, out ulong deadlineMs);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_acquire_until(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
+            ulong deadlineMs, ulong maxBlockMs, ref XgWaitStep output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_interrupt(LimiterHandle limiter);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_limiter_peek(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,

@@ -124,12 +124,28 @@ namespace XeroGuard
         OrganisationOffline = 6,
         /// <summary>Xero is unavailable.</summary>
         Outage = 7,
+        /// <summary>The shared store (Redis) cannot be reached and the failure policy is <see cref="FailurePolicy.Closed"/>.</summary>
+        StoreUnavailable = 8,
     }
 
-    /// <summary>Why <see cref="Backoff.Decide"/> gave up.</summary>
+    /// <summary>
+    /// What a limiter sharing its state through a store (<see cref="RedisOptions"/>) does while the store cannot be
+    /// reached; <see cref="Decision.Fallback"/> says which of them decided a call.
+    /// </summary>
+    public enum FailurePolicy
+    {
+        /// <summary>Refuse, with <see cref="Reason.StoreUnavailable"/>: never more calls than allowed (the default).</summary>
+        Closed = 1,
+        /// <summary>Grant, flagged: the app keeps running and risks a 429.</summary>
+        Open = 2,
+        /// <summary>Decide in this process with its share of every limit (the limit divided by <see cref="RedisOptions.Workers"/>).</summary>
+        Local = 3,
+    }
+
+    /// <summary>Why <see cref="Backoff.Decide"/> or <see cref="Resend.Decide(string, bool, Classification, int, RetryPolicy)"/> gave up.</summary>
     public enum GiveUpReason
     {
-        /// <summary>It did not give up: retry.</summary>
+        /// <summary>It did not give up: retry (the library has no word for it: <see cref="Vocabulary.Name(GiveUpReason)"/> is null).</summary>
         None = 0,
         /// <summary>The classification says resending cannot help.</summary>
         NotRetryable = 1,
@@ -137,6 +153,20 @@ namespace XeroGuard
         AttemptsExhausted = 2,
         /// <summary>The needed wait is longer than the policy's <see cref="RetryPolicy.MaxWaitMs"/>.</summary>
         WaitTooLong = 3,
+        /// <summary>
+        /// The server may have carried out a write (POST, PUT, PATCH) that carries no Idempotency-Key: resending could
+        /// create a second record, so the outcome goes to the caller as it is (xero-reference §8).
+        /// </summary>
+        UnsafeToResend = 4,
+    }
+
+    /// <summary>What became of an attempt that got no HTTP response (<see cref="Resend.Decide(string, bool, TransportFailure, int, RetryPolicy)"/>).</summary>
+    public enum TransportFailure
+    {
+        /// <summary>Nothing reached the server: connection refused, name resolution or TLS handshake failed, a connect timeout.</summary>
+        NotSent = 1,
+        /// <summary>The request was sent and no answer came: a timeout after sending, a reset connection, a failed read.</summary>
+        NoResponse = 2,
     }
 
     /// <summary>The vocabulary words (xero-reference §4) of the enums, as the native library spells them.</summary>
@@ -168,6 +198,14 @@ namespace XeroGuard
         /// <summary>The word for a limiter reason (<c>"retry_after"</c>), or null for a code the library does not know.</summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
         public static string Name(Reason value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_reason_name((uint)value)); }
+
+        /// <summary>The word for why a retry policy gave up (<c>"unsafe_to_resend"</c>); null for <see cref="GiveUpReason.None"/> and unknown codes.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static string Name(GiveUpReason value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_give_up_name((uint)value)); }
+
+        /// <summary>The word for a failure policy (<c>"closed"</c>, <c>"open"</c>, <c>"local"</c>), or null for a code the library does not know.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static string Name(FailurePolicy value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_failure_policy_name((uint)value)); }
 
         // Snapshot JSON names reasons by word; the table is read from the library, not written here.
         internal static Reason? ParseReason(string word)

@@ -160,13 +160,23 @@ namespace XeroGuard.Tests
 
             r.Run("handler/releases_permit_when_send_throws", () =>
             {
-                var stub = new ScriptedHandler(n => { if (n == 1) throw new HttpRequestException("connection refused"); return Respond(200); });
+                // A failure with no detail may have reached the server: a GET is resent, up to the policy's 3 retries.
+                var failures = new List<Exception>();
+                var stub = new ScriptedHandler(n =>
+                {
+                    if (n > 4) return Respond(200);
+                    var e = new HttpRequestException("connection failed " + n);
+                    failures.Add(e);
+                    throw e;
+                });
                 var limits = new Limits { TenantConcurrency = 1 };
                 using (var limiter = new Limiter(limits))
                 using (var client = new HttpClient(new XeroGuardHandler(limiter, FastPolicy(), stub)))
                 {
-                    Assert.Throws<HttpRequestException>(() => client.SendAsync(Get("http://xero.invalid/api.xro/2.0/Contacts", "acme")).Wait(), "network error surfaces");
-                    Assert.Equal(0L, limiter.Snapshot("acme").InFlight, "the permit came back");
+                    var e = Assert.Throws<HttpRequestException>(() => client.SendAsync(Get("http://xero.invalid/api.xro/2.0/Contacts", "acme")).Wait(), "network error surfaces");
+                    Assert.Equal(4, stub.Calls, "sent once and resent 3 times");
+                    Assert.True(ReferenceEquals(failures.Last(), e), "the last failure reaches the caller: " + e.Message);
+                    Assert.Equal(0L, limiter.Snapshot("acme").InFlight, "the permits came back");
                     var ok = client.SendAsync(Get("http://xero.invalid/api.xro/2.0/Contacts", "acme"));
                     Assert.True(ok.Wait(TimeSpan.FromSeconds(5)) && ok.Result.StatusCode == HttpStatusCode.OK, "the next call is not stuck");
                     var tenantless = client.SendAsync(Get("http://xero.invalid/connections", null)).Result;
@@ -216,6 +226,7 @@ namespace XeroGuard.Tests
             });
 
             r.Run("server/handler_prevents_every_429", () => AgainstServer(serverUrl));
+            r.Run("server/handler_paces_through_a_redis_limiter", () => AgainstServerThroughRedis(serverUrl));
             r.Run("server/handler_retries_what_the_server_rejects", () => RetriesAgainstServer(serverUrl));
         }
 
@@ -236,37 +247,59 @@ namespace XeroGuard.Tests
                 Assert.Equal(tooMany, (int)Stats(plain, serverUrl)["count_429"].Long.Value, "the server counted them");
 
                 Post(plain, serverUrl + "/__control/reset");
-                // Scaled to the server's 1-second minute; the margin covers the send-to-arrival jitter.
-                var limits = new Limits
+                using (var limiter = new Limiter(ServerScaledLimits()))
+                    PacedBurst(plain, serverUrl, limiter, new[] { "paced-a", "paced-b" }, callsPerTenant);
+            }
+        }
+
+        // The same paced burst, through a limiter whose state is in Redis: still not one 429.
+        private static void AgainstServerThroughRedis(string serverUrl)
+        {
+            Assert.True(!string.IsNullOrEmpty(serverUrl), "XG_SERVER_URL names the running Xero-like server");
+            ServicePointManager.DefaultConnectionLimit = 64;
+            using (var plain = new HttpClient())
+            using (var limiter = new Limiter(ServerScaledLimits(), new RedisOptions(RedisTests.Url) { KeyPrefix = RedisTests.Prefix("server") }))
+            {
+                Post(plain, serverUrl + "/__control/reset");
+                PacedBurst(plain, serverUrl, limiter, new[] { "redis-a", "redis-b" }, 70);
+            }
+        }
+
+        // Xero's limits scaled to the server's 1-second minute; the margin covers the send-to-arrival jitter.
+        private static Limits ServerScaledLimits()
+        {
+            return new Limits
+            {
+                TenantMinute = new WindowLimit(60, 1000, 150),
+                TenantDay = new WindowLimit(5000, 86400000, 0),
+                TenantConcurrency = 5,
+                AppMinute = new WindowLimit(10000, 1000, 150),
+            };
+        }
+
+        private static void PacedBurst(HttpClient plain, string serverUrl, Limiter limiter, string[] tenants, int callsPerTenant)
+        {
+            var sw = Stopwatch.StartNew();
+            using (var paced = new HttpClient(new XeroGuardHandler(limiter)))
+            {
+                var classifications = new List<Classification>();
+                var statuses = Burst(paced, serverUrl, tenants, callsPerTenant, classifications);
+                JsonNode stats = Stats(plain, serverUrl);
+                Console.WriteLine("     with the handler: {0} calls in {1} ms, server stats {2}", statuses.Count, sw.ElapsedMilliseconds,
+                    string.Join(", ", new[] { "total_requests", "count_429" }.Select(k => k + "=" + stats[k].String)));
+                Assert.Equal(0, statuses.Count(s => s == 429), "no 429 reached the caller");
+                Assert.Equal(0L, stats["count_429"].Long, "the server answered no 429");
+                Assert.Equal((long)(tenants.Length * callsPerTenant), stats["total_requests"].Long, "no retries were needed");
+                Assert.True(statuses.All(s => s == 200), "every call succeeded");
+                Assert.True(classifications.All(c => c != null && c.Category == Category.Success), "each response carries its classification");
+                foreach (string t in tenants)
                 {
-                    TenantMinute = new WindowLimit(60, 1000, 150),
-                    TenantDay = new WindowLimit(5000, 86400000, 0),
-                    TenantConcurrency = 5,
-                    AppMinute = new WindowLimit(10000, 1000, 150),
-                };
-                var sw = Stopwatch.StartNew();
-                using (var limiter = new Limiter(limits))
-                using (var paced = new HttpClient(new XeroGuardHandler(limiter)))
-                {
-                    var classifications = new List<Classification>();
-                    var statuses = Burst(paced, serverUrl, new[] { "paced-a", "paced-b" }, callsPerTenant, classifications);
-                    JsonNode stats = Stats(plain, serverUrl);
-                    Console.WriteLine("     with the handler: {0} calls in {1} ms, server stats {2}", statuses.Count, sw.ElapsedMilliseconds,
-                        string.Join(", ", new[] { "total_requests", "count_429" }.Select(k => k + "=" + stats[k].String)));
-                    Assert.Equal(0, statuses.Count(s => s == 429), "no 429 reached the caller");
-                    Assert.Equal(0L, stats["count_429"].Long, "the server answered no 429");
-                    Assert.Equal((long)(2 * callsPerTenant), stats["total_requests"].Long, "no retries were needed");
-                    Assert.True(statuses.All(s => s == 200), "every call succeeded");
-                    Assert.True(classifications.All(c => c != null && c.Category == Category.Success), "each response carries its classification");
-                    foreach (string t in new[] { "paced-a", "paced-b" })
-                    {
-                        Assert.Equal((long)callsPerTenant, stats["admitted"][t].Long, t + " admitted");
-                        Assert.True(stats["max_in_flight"][t].Long <= 5, t + " stayed within 5 in flight");
-                        Assert.True(stats["max_admitted_in_rolling_minute"][t].Long <= 60, t + " stayed within 60 per minute");
-                        Assert.Equal(0L, limiter.Snapshot(t).InFlight, t + " permits all released");
-                    }
-                    Assert.True(sw.ElapsedMilliseconds > 1000, "pacing took time (130 calls need over two minutes of 60)");
+                    Assert.Equal((long)callsPerTenant, stats["admitted"][t].Long, t + " admitted");
+                    Assert.True(stats["max_in_flight"][t].Long <= 5, t + " stayed within 5 in flight");
+                    Assert.True(stats["max_admitted_in_rolling_minute"][t].Long <= 60, t + " stayed within 60 per minute");
+                    Assert.Equal(0L, limiter.Snapshot(t).InFlight, t + " permits all released");
                 }
+                Assert.True(sw.ElapsedMilliseconds > 1000, "pacing took time (over 60 calls per tenant need over one minute of 60)");
             }
         }
 

@@ -262,14 +262,56 @@ namespace XeroGuard.Tests
                 {
                     Fill(l, "t", 60);
                     Task<Permit> pending = l.AcquireAsync("t", cts.Token);
-                    Thread.Sleep(20);
+                    Thread.Sleep(100);
+                    Assert.True(!pending.IsCompleted, "waiting: the manual clock has not moved");
+                    var sw = Stopwatch.StartNew();
                     cts.Cancel();
-                    Assert.Throws<OperationCanceledException>(() => pending.Wait(TimeSpan.FromSeconds(5)), "cancelled");
+                    Assert.True(((IAsyncResult)pending).AsyncWaitHandle.WaitOne(1000), "ended within 1 s of the cancellation: " + sw.ElapsedMilliseconds + " ms");
+                    Assert.True(pending.IsCanceled, "as a cancelled task: " + pending.Status);
+                    var e = Assert.Throws<OperationCanceledException>(() => pending.GetAwaiter().GetResult(), "await throws");
+                    Assert.True(!(e is LimiterInterruptedException), "the token's cancellation, not an interrupt");
                     Assert.Equal(60L, l.Snapshot("t").Minute.Count, "nothing was taken");
                 }
             });
 
-            r.Run("limiter/acquire_async_never_sleeps_through_a_day_limit", () =>
+            r.Run("limiter/interrupt_ends_every_wait", () =>
+            {
+                var limits = Exact60();
+                limits.TenantConcurrency = 1;
+                var l = new Limiter(limits);
+                Permit held = l.Acquire("busy").Permit;
+                Fill(l, "full", 60);
+                Exception syncEnded = null;
+                var waiter = new Thread(() =>
+                {
+                    try { l.AcquireWait("busy", Timeout.InfiniteTimeSpan); }
+                    catch (Exception e) { syncEnded = e; }
+                });
+                waiter.Start();
+                Task<Permit> pending = l.AcquireAsync("full", Timeout.InfiniteTimeSpan);
+                Thread.Sleep(100);
+                Assert.True(waiter.IsAlive && !pending.IsCompleted, "both waiting");
+
+                l.Interrupt();
+                Assert.True(waiter.Join(1000), "the blocked thread returned");
+                var interrupted = syncEnded as LimiterInterruptedException;
+                Assert.True(interrupted != null, "with LimiterInterruptedException: " + syncEnded);
+                Assert.Equal("interrupted", interrupted.StatusName, "status name");
+                Assert.True(((IAsyncResult)pending).AsyncWaitHandle.WaitOne(1000), "the pending task ended");
+                Assert.Throws<LimiterInterruptedException>(() => pending.GetAwaiter().GetResult(), "awaiting it throws the same kind");
+                Assert.Throws<LimiterInterruptedException>(() => l.AcquireWait("other", TimeSpan.FromSeconds(1)), "later waits too");
+                Assert.Throws<LimiterInterruptedException>(() => l.AcquireAsync("other").GetAwaiter().GetResult(), "later async waits too");
+
+                Decision d = l.Acquire("other");
+                Assert.True(d.Granted, "every other call keeps working");
+                d.Permit.Dispose();
+                held.Dispose();
+                Assert.Equal(0L, l.Snapshot("busy").InFlight, "released");
+                l.Dispose(); // the shutdown order: interrupt, the waiters have ended, dispose
+                Assert.True(l.IsDisposed, "disposed");
+            });
+
+            r.Run("limiter/waits_give_up_at_once_beyond_the_timeout", () =>
             {
                 var limits = Exact60();
                 limits.TenantDay = new WindowLimit(3, 86400000, 0);
@@ -279,9 +321,61 @@ namespace XeroGuard.Tests
                     var sw = Stopwatch.StartNew();
                     var e = Assert.Throws<RateLimitWaitTooLongException>(
                         () => l.AcquireAsync("t", TimeSpan.FromMinutes(5), CancellationToken.None).Wait(), "too long a wait");
-                    Assert.True(sw.ElapsedMilliseconds < 2000, "failed at once, not after waiting");
                     Assert.Equal<Reason?>(Reason.Day, e.Reason, "reason");
-                    Assert.True(e.Wait > TimeSpan.FromHours(23), "the wait: " + e.Wait);
+                    Assert.True(e.Wait > TimeSpan.FromHours(23) && e.TenantId == "t", "the wait: " + e.Wait);
+                    Decision d = l.AcquireWait("t", TimeSpan.FromMinutes(5));
+                    Assert.True(!d.Granted && d.Reason == Reason.Day && d.Wait > TimeSpan.FromHours(23), "the sync wait answers the refusal: " + d);
+                    Assert.True(sw.ElapsedMilliseconds < 2000, "both at once, not after waiting: " + sw.ElapsedMilliseconds + " ms");
+                    Assert.Equal(3L, l.Snapshot("t").Day.Count, "nothing was taken");
+                }
+            });
+
+            r.Run("limiter/wait_timeouts_are_on_the_limiter_clock", () =>
+            {
+                // A concurrency wait is not given up early (a release may come sooner), so it lasts until the timeout.
+                var limits = Exact60();
+                limits.TenantConcurrency = 1;
+                limits.PermitTimeoutMs = 600000;
+                using (var l = new Limiter(limits, LimiterClock.Manual))
+                {
+                    Permit held = l.Acquire("t").Permit;
+                    Decision got = null;
+                    var waiter = new Thread(() => got = l.AcquireWait("t", TimeSpan.FromSeconds(30)));
+                    waiter.Start();
+                    Task<Permit> pending = l.AcquireAsync("t", TimeSpan.FromSeconds(30));
+                    Thread.Sleep(100);
+                    Assert.True(waiter.IsAlive && !pending.IsCompleted, "both wait: no time has passed on the manual clock");
+                    l.Advance(30000);
+                    Assert.True(waiter.Join(5000), "the sync wait ended when its timeout passed on the manual clock");
+                    Assert.True(!got.Granted && got.Reason == Reason.Concurrency && got.WaitMs == 570000, "the last refusal: " + got);
+                    var e = Assert.Throws<RateLimitWaitTooLongException>(() => pending.Wait(TimeSpan.FromSeconds(5)), "the async wait too");
+                    Assert.Equal<Reason?>(Reason.Concurrency, e.Reason, "reason");
+                    Assert.Throws<ArgumentOutOfRangeException>(() => l.AcquireWait("t", TimeSpan.FromMilliseconds(-5)), "negative timeout");
+                    held.Dispose();
+                }
+            });
+
+            r.Run("limiter/sync_wait_cancelled_by_token", () =>
+            {
+                using (var l = new Limiter(Exact60(), LimiterClock.Manual))
+                using (var cts = new CancellationTokenSource())
+                {
+                    Fill(l, "t", 60);
+                    Exception ended = null;
+                    var waiter = new Thread(() =>
+                    {
+                        try { l.AcquireWait("t", Timeout.InfiniteTimeSpan, cts.Token); }
+                        catch (Exception e) { ended = e; }
+                    });
+                    waiter.Start();
+                    Thread.Sleep(100);
+                    Assert.True(waiter.IsAlive, "blocked: the manual clock has not moved");
+                    var sw = Stopwatch.StartNew();
+                    cts.Cancel();
+                    Assert.True(waiter.Join(1000), "returned within 1 s of the cancellation: " + sw.ElapsedMilliseconds + " ms");
+                    Assert.True(ended is OperationCanceledException && !(ended is LimiterInterruptedException), "through OperationCanceledException: " + ended);
+                    Assert.Equal(60L, l.Snapshot("t").Minute.Count, "nothing was taken");
+                    Assert.Throws<OperationCanceledException>(() => l.AcquireWait("t", TimeSpan.FromSeconds(1), cts.Token), "a cancelled token ends it before it starts");
                 }
             });
 

@@ -64,7 +64,7 @@ namespace XeroGuard.Tests
             r.Run("loader/native_library_path_directory", () =>
             {
                 string output = RunProbe(app, lib, 0);
-                Assert.True(output.StartsWith("loaded " + Library.Version + " abi 1 rate_limited day", StringComparison.Ordinal), output);
+                Assert.True(output.StartsWith("loaded " + Library.Version + " abi " + Library.RequiredAbiVersion + " rate_limited day", StringComparison.Ordinal), output);
             });
 
             r.Run("loader/native_library_path_file", () =>
@@ -94,7 +94,7 @@ namespace XeroGuard.Tests
 
             r.Run("loader/path_is_fixed_once_loaded", () =>
             {
-                Assert.Equal(1, Library.AbiVersion, "loaded in this process");
+                Assert.Equal(Library.RequiredAbiVersion, Library.AbiVersion, "loaded in this process");
                 Assert.Equal<string>(null, Library.NativeLibraryPath, "no override here");
                 Assert.Throws<InvalidOperationException>(() => Library.NativeLibraryPath = lib, "too late to change it");
                 Assert.Throws<ArgumentException>(() => Library.NativeLibraryPath = " ", "blank path");

@@ -4,7 +4,8 @@ using System.IO;
 namespace XeroGuard.Tests
 {
     // Usage: mono XeroGuard.Tests.exe [filter] (or --load-probe PATH: see LoaderTests). Environment: XEROGUARD_SHARED (the shared/ folder),
-    // XG_LAYOUT_FILE (output of layout_probe), XG_SERVER_URL (the Xero-like test server).
+    // XG_LAYOUT_FILE (output of layout_probe), XG_SERVER_URL (the Xero-like test server), XG_REDIS_URL (a redis-server),
+    // XG_REDIS_SERVER and XG_REDIS_DIR (redis-server's path and a directory for the servers the tests start themselves).
     internal static class Program
     {
         private static int Main(string[] args)
@@ -19,6 +20,8 @@ namespace XeroGuard.Tests
             ConformanceTests.Register(runner, shared);
             LimiterTests.Register(runner);
             HandlerTests.Register(runner, Environment.GetEnvironmentVariable("XG_SERVER_URL"));
+            ResendTests.Register(runner);
+            RedisTests.Register(runner);
             ResponseBodyTests.Register(runner, shared);
             LoaderTests.Register(runner);
             DocsTests.Register(runner);

@@ -114,7 +114,7 @@ namespace XeroGuard.Tests
 
             r.Run("body/octet_stream_and_untyped_successes_are_not_read", () =>
             {
-                foreach (string mediaType in new[] { "application/octet-stream", "image/png", "text/csv", null })
+                foreach (string mediaType in new[] { "application/octet-stream", "image/png", "application/pdf", null })
                 {
                     var body = new CountingStream(4096);
                     var stub = new ScriptedHandler(n => Streamed(200, mediaType, body, 4096));
@@ -147,29 +147,45 @@ namespace XeroGuard.Tests
                 }
             });
 
-            r.Run("body/json_success_over_the_limit_streams_through", () =>
+            r.Run("body/json_success_over_the_cap_streams_through", () =>
             {
-                var body = new CountingStream(3 * Mib);
-                var stub = new ScriptedHandler(n => Streamed(200, "application/json; charset=utf-8", body, null));
+                // The library's rule reads a JSON success up to 1 MiB; a longer one is classified from that part.
+                foreach (var withLength in new[] { false, true })
+                {
+                    string what = withLength ? "declared length" : "unknown length";
+                    var body = new CountingStream(3 * Mib);
+                    var stub = new ScriptedHandler(n => Streamed(200, "application/json; charset=utf-8", body, withLength ? 3 * Mib : (long?)null));
+                    using (var limiter = new Limiter())
+                    using (var handler = new XeroGuardHandler(limiter, null, stub))
+                    {
+                        HttpResponseMessage response = Send(handler);
+                        Assert.True(body.BytesRead > Mib && body.BytesRead <= Mib + 16 * 1024,
+                            "the handler read the cap and a little more, not the rest, " + what + ": " + body.BytesRead);
+                        Assert.Equal(Category.Success, response.GetXeroGuardClassification().Category, "classified, " + what);
+                        Assert.Equal(3 * Mib, ReadAllChecking(response), "the caller reads the part read and the rest, in order, " + what);
+                        response.Dispose();
+                        Assert.True(body.Disposed, "disposing the response disposes the network stream, " + what);
+                    }
+                }
+            });
+
+            r.Run("body/long_batch_is_classified_from_its_first_mib", () =>
+            {
+                // A summarizeErrors=false batch of 2 MiB whose first element failed: its first MiB says so.
+                var text = new StringBuilder("{\"Invoices\":[{\"InvoiceNumber\":\"INV-1\",\"StatusAttributeString\":\"ERROR\"," +
+                    "\"ValidationErrors\":[{\"Message\":\"Account code '999' is not a valid code.\"}]}");
+                while (text.Length < 2 * Mib) text.Append(",{\"InvoiceNumber\":\"INV-n\",\"StatusAttributeString\":\"OK\"}");
+                text.Append("]}");
+                byte[] json = Encoding.UTF8.GetBytes(text.ToString());
+                var stub = new ScriptedHandler(n => Streamed(200, "application/json", new MemoryStream(json), json.Length));
                 using (var limiter = new Limiter())
-                using (var handler = new XeroGuardHandler(limiter, null, stub) { MaxSuccessBodyBytes = 64 * 1024 })
+                using (var handler = new XeroGuardHandler(limiter, null, stub))
                 {
                     HttpResponseMessage response = Send(handler);
-                    Assert.True(body.BytesRead > 64 * 1024 && body.BytesRead <= 64 * 1024 + 16 * 1024,
-                        "the handler looked at the limit and a little more, not the rest: " + body.BytesRead);
-                    Assert.Equal(Category.Success, response.GetXeroGuardClassification().Category, "classified from status and headers");
-                    Assert.Equal(3 * Mib, ReadAllChecking(response), "the caller reads the look-ahead and the rest, in order");
-                    response.Dispose();
-                    Assert.True(body.Disposed, "disposing the response disposes the network stream");
-                }
-
-                var known = new CountingStream(3 * Mib);
-                stub = new ScriptedHandler(n => Streamed(200, "application/json", known, 3 * Mib));
-                using (var limiter = new Limiter())
-                using (var handler = new XeroGuardHandler(limiter, null, stub) { MaxSuccessBodyBytes = 64 * 1024 })
-                {
-                    Send(handler);
-                    Assert.Equal(0L, known.BytesRead, "a declared length over the limit is not read at all");
+                    Classification c = response.GetXeroGuardClassification();
+                    Assert.Equal(Category.PartialSuccess, c.Category, "the failed element was seen");
+                    Assert.Sequence(new[] { "Account code '999' is not a valid code." }, c.ValidationMessages, "its message");
+                    Assert.Sequence(json, response.Content.ReadAsByteArrayAsync().Result, "the caller reads all 2 MiB");
                 }
             });
 
@@ -198,11 +214,17 @@ namespace XeroGuard.Tests
                 Assert.Equal(0L, body.BytesRead, "is not read by ClassifyAsync either");
 
                 foreach (string type in new[] { "application/json", "text/json", "application/xml", "text/xml",
-                    "application/problem+json", "application/vnd.example+xml", "Application/JSON" })
+                    "application/problem+json", "application/vnd.example+xml", "Application/JSON", "text/plain", "text/csv" })
                 {
                     var small = new CountingStream(100);
                     Streamed(200, type, small, 100).ClassifyAsync().Wait();
                     Assert.Equal(100L, small.BytesRead, type + " may carry an error, so it is read");
+                }
+                foreach (int status in new[] { 400, 500, 302 })
+                {
+                    var error = new CountingStream(5000);
+                    Streamed(status, "application/pdf", error, null).ClassifyAsync().Wait();
+                    Assert.Equal(5000L, error.BytesRead, "a " + status + " body is read whatever its type");
                 }
             });
         }

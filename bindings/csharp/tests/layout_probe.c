@@ -22,7 +22,7 @@ int main(void) {
     FIELD(xg_classification, day_remaining); FIELD(xg_classification, app_minute_remaining);
     FIELD(xg_classification, has_error_number); FIELD(xg_classification, error_number);
     FIELD(xg_classification, validation_message_count); FIELD(xg_classification, warning_count);
-    FIELD(xg_classification, failed_element_count);
+    FIELD(xg_classification, failed_element_count); FIELD(xg_classification, may_have_been_processed);
 
     SIZE(xg_retry_policy);
     FIELD(xg_retry_policy, struct_size); FIELD(xg_retry_policy, max_retries); FIELD(xg_retry_policy, base_ms);
@@ -32,6 +32,10 @@ int main(void) {
     FIELD(xg_backoff_decision, struct_size); FIELD(xg_backoff_decision, retry); FIELD(xg_backoff_decision, wait_ms);
     FIELD(xg_backoff_decision, give_up);
 
+    SIZE(xg_request);
+    FIELD(xg_request, struct_size); FIELD(xg_request, method); FIELD(xg_request, method_len);
+    FIELD(xg_request, has_idempotency_key);
+
     SIZE(xg_window_limit);
     FIELD(xg_window_limit, limit); FIELD(xg_window_limit, window_ms); FIELD(xg_window_limit, margin_ms);
 
@@ -40,9 +44,21 @@ int main(void) {
     FIELD(xg_limits, tenant_concurrency); FIELD(xg_limits, app_minute); FIELD(xg_limits, permit_timeout_ms);
     FIELD(xg_limits, max_tenants);
 
+    SIZE(xg_redis_options);
+    FIELD(xg_redis_options, struct_size); FIELD(xg_redis_options, url); FIELD(xg_redis_options, url_len);
+    FIELD(xg_redis_options, key_prefix); FIELD(xg_redis_options, key_prefix_len); FIELD(xg_redis_options, deadline_ms);
+    FIELD(xg_redis_options, breaker_cooldown_ms); FIELD(xg_redis_options, on_store_error);
+    FIELD(xg_redis_options, workers); FIELD(xg_redis_options, replace_limits); FIELD(xg_redis_options, tls_ca_file);
+    FIELD(xg_redis_options, tls_ca_file_len);
+
     SIZE(xg_decision);
     FIELD(xg_decision, struct_size); FIELD(xg_decision, granted); FIELD(xg_decision, permit); FIELD(xg_decision, wait_ms);
-    FIELD(xg_decision, reason);
+    FIELD(xg_decision, reason); FIELD(xg_decision, fallback);
+
+    SIZE(xg_wait_step);
+    FIELD(xg_wait_step, struct_size); FIELD(xg_wait_step, outcome); FIELD(xg_wait_step, permit);
+    FIELD(xg_wait_step, wait_ms); FIELD(xg_wait_step, reason); FIELD(xg_wait_step, sleep_ms);
+    FIELD(xg_wait_step, fallback);
 
     SIZE(xg_reservation);
     FIELD(xg_reservation, struct_size); FIELD(xg_reservation, id); FIELD(xg_reservation, at_ms); FIELD(xg_reservation, wait_ms);

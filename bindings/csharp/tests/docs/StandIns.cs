@@ -1,7 +1,7 @@
 // Stand-ins for the packages the README's recipes use and this machine does not have (no NuGet here):
-// Microsoft.Extensions.DependencyInjection / Microsoft.Extensions.Http, and Xero-NetStandard. Only the
-// signatures the recipes call, as those packages declare them (learn.microsoft.com API pages;
-// XeroAPI/Xero-NetStandard Xero.NetStandard.OAuth2/Client and Api), so the docs test checks the recipes'
+// Microsoft.Extensions.DependencyInjection / Microsoft.Extensions.Http, Microsoft.Extensions.Logging(.Abstractions),
+// and Xero-NetStandard. Only the signatures the recipes call, as those packages declare them (learn.microsoft.com API
+// pages; XeroAPI/Xero-NetStandard Xero.NetStandard.OAuth2/Client and Api), so the docs test checks the recipes'
 // use of XeroGuard against the real shapes. No behaviour: nothing here is run.
 using System;
 using System.Collections.Generic;
@@ -43,6 +43,39 @@ namespace Microsoft.Extensions.DependencyInjection
     {
         public static IHttpClientBuilder AddHttpMessageHandler(this IHttpClientBuilder builder,
             Func<IServiceProvider, DelegatingHandler> configureHandler) { throw new NotImplementedException(); }
+    }
+}
+
+namespace Microsoft.Extensions.Logging
+{
+    public enum LogLevel { Trace = 0, Debug = 1, Information = 2, Warning = 3, Error = 4, Critical = 5, None = 6 }
+
+    public struct EventId
+    {
+        public EventId(int id, string name = null) { throw new NotImplementedException(); }
+    }
+
+    public interface ILogger
+    {
+        void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception exception, Func<TState, Exception, string> formatter);
+        bool IsEnabled(LogLevel logLevel);
+        IDisposable BeginScope<TState>(TState state);
+    }
+
+    public interface ILoggerFactory : IDisposable
+    {
+        ILogger CreateLogger(string categoryName);
+    }
+
+    public static class LoggerExtensions
+    {
+        public static void LogInformation(this ILogger logger, string message, params object[] args) { throw new NotImplementedException(); }
+
+        public static void LogWarning(this ILogger logger, Exception exception, string message, params object[] args)
+        { throw new NotImplementedException(); }
+
+        public static void LogError(this ILogger logger, Exception exception, string message, params object[] args)
+        { throw new NotImplementedException(); }
     }
 }
 
@@ -101,6 +134,11 @@ namespace Xero.NetStandard.OAuth2.Api
             List<string> invoiceNumbers = null, List<Guid> contactIDs = null, List<string> statuses = null, int? page = null,
             bool? includeArchived = null, bool? createdByMyApp = null, int? unitdp = null, bool? summaryOnly = null,
             int? pageSize = null, string searchTerm = null, CancellationToken cancellationToken = default(CancellationToken))
+        { throw new NotImplementedException(); }
+
+        public Task<ApiResponse<Invoices>> CreateInvoicesAsyncWithHttpInfo(string accessToken, string xeroTenantId, Invoices invoices,
+            bool? summarizeErrors = null, int? unitdp = null, string idempotencyKey = null,
+            CancellationToken cancellationToken = default(CancellationToken))
         { throw new NotImplementedException(); }
     }
 }

@@ -1,0 +1,224 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Threading;
+
+namespace XeroGuard.Tests
+{
+    // A redis-server this test program starts itself, in its own directory under XG_REDIS_DIR, for the tests that stop
+    // the store. Its pid file there lets run-tests.sh kill it should this program die first.
+    internal sealed class OwnRedisServer : IDisposable
+    {
+        private readonly Process process;
+        private readonly string dir;
+
+        public OwnRedisServer()
+        {
+            string executable = Environment.GetEnvironmentVariable("XG_REDIS_SERVER");
+            string root = Environment.GetEnvironmentVariable("XG_REDIS_DIR");
+            Assert.True(!string.IsNullOrEmpty(executable) && !string.IsNullOrEmpty(root) && Directory.Exists(root),
+                "XG_REDIS_SERVER and XG_REDIS_DIR name redis-server and a directory for it (run-tests.sh sets them)");
+            dir = Path.Combine(root, "own-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+            Directory.CreateDirectory(dir);
+            string socket = Path.Combine(dir, "redis.sock");
+            var start = new ProcessStartInfo(executable, "--port 0 --unixsocket " + socket + " --save '' --appendonly no --dir " + dir)
+            {
+                UseShellExecute = false,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            process = Process.Start(start);
+            File.WriteAllText(Path.Combine(root, "own-" + process.Id + ".pid"), process.Id.ToString());
+            process.OutputDataReceived += (s, e) => { };
+            process.ErrorDataReceived += (s, e) => { };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            var waited = Stopwatch.StartNew();
+            while (!File.Exists(socket) && !process.HasExited && waited.ElapsedMilliseconds < 10000) Thread.Sleep(20);
+            Assert.True(File.Exists(socket), "redis-server started (its socket " + socket + ")");
+            Url = "redis+unix://" + socket;
+        }
+
+        public string Url { get; private set; }
+
+        // Stops the store for good (SIGKILL: no goodbye to the clients).
+        public void Kill()
+        {
+            if (!process.HasExited) process.Kill();
+            process.WaitForExit(10000);
+        }
+
+        public void Dispose()
+        {
+            Kill();
+            string root = Environment.GetEnvironmentVariable("XG_REDIS_DIR");
+            File.Delete(Path.Combine(root, "own-" + process.Id + ".pid"));
+            process.Dispose();
+            try { Directory.Delete(dir, true); } catch (IOException) { }
+        }
+    }
+
+    // The shared limiter: run-tests.sh starts a redis-server on a unix socket and names it in XG_REDIS_URL.
+    internal static class RedisTests
+    {
+        internal static string Url
+        {
+            get
+            {
+                string url = Environment.GetEnvironmentVariable("XG_REDIS_URL");
+                Assert.True(!string.IsNullOrEmpty(url), "XG_REDIS_URL names the test's redis-server (run-tests.sh starts it)");
+                return url;
+            }
+        }
+
+        // A fresh prefix per test: windows and limits live under it.
+        internal static string Prefix(string what)
+        {
+            return "xg-cs-" + what + "-" + Guid.NewGuid().ToString("N").Substring(0, 12);
+        }
+
+        private static Limits Exact60()
+        {
+            return new Limits { TenantMinute = new WindowLimit(60, 60000, 0), TenantConcurrency = 0 };
+        }
+
+        public static void Register(Runner r)
+        {
+            r.Run("redis/two_limiters_share_a_tenant_minute_exactly", () =>
+            {
+                string prefix = Prefix("share");
+                using (var a = new Limiter(Exact60(), new RedisOptions(Url) { KeyPrefix = prefix }, LimiterClock.Manual))
+                using (var b = new Limiter(Exact60(), new RedisOptions(Url) { KeyPrefix = prefix }, LimiterClock.Manual))
+                {
+                    int granted = 0;
+                    Decision last = null;
+                    for (int i = 0; i < 70; i++)
+                    {
+                        last = (i % 2 == 0 ? a : b).Acquire("acme");
+                        if (!last.Granted) continue;
+                        granted++;
+                        Assert.Equal<FailurePolicy?>(null, last.Fallback, "the store decided");
+                        last.Permit.Dispose();
+                    }
+                    Assert.Equal(60, granted, "60 in the minute between both limiters, not 60 each");
+                    Assert.True(last.Reason == Reason.Minute && last.WaitMs == 60000 && last.Fallback == null, "the 70th waits a minute: " + last);
+                    Decision fromB = b.Peek("acme");
+                    Assert.True(!fromB.Granted && fromB.WaitMs == 60000, "b sees a's calls: " + fromB);
+                    Assert.True(a.Acquire("other").Granted, "other tenants have their own window");
+
+                    a.Advance(59999);
+                    b.Advance(59999);
+                    Assert.Equal(1L, a.Peek("acme").WaitMs, "refused 1 ms before");
+                    a.Advance(1);
+                    b.Advance(1);
+                    Decision again = b.Acquire("acme");
+                    Assert.True(again.Granted, "a minute later, granted: " + again);
+                    again.Permit.Dispose();
+
+                    LimiterSnapshot s = a.Snapshot("acme");
+                    Assert.Equal(60L, s.Minute.Limit, "the snapshot reads the store");
+                    Assert.Equal(0L, s.TenantsTracked, "a store-backed limiter tracks no tenants in the process");
+                }
+            });
+
+            r.Run("redis/waits_and_interrupt_work_on_the_store", () =>
+            {
+                using (var l = new Limiter(Exact60(), new RedisOptions(Url) { KeyPrefix = Prefix("wait") }, LimiterClock.Manual))
+                {
+                    for (int i = 0; i < 60; i++) l.Acquire("t").Permit.Dispose();
+                    var pending = l.AcquireAsync("t", TimeSpan.FromMinutes(2));
+                    Thread.Sleep(100);
+                    Assert.True(!pending.IsCompleted, "waiting for the window");
+                    l.Advance(60000);
+                    Assert.True(pending.Wait(5000), "granted once the manual clock moved");
+                    pending.Result.Dispose();
+                    for (int i = 0; i < 59; i++) l.Acquire("t").Permit.Dispose();
+                    Decision d = l.AcquireWait("t", TimeSpan.FromSeconds(1));
+                    Assert.True(!d.Granted && d.Reason == Reason.Minute, "a wait beyond the timeout is given up at once: " + d);
+                    l.Interrupt();
+                    Assert.Throws<LimiterInterruptedException>(() => l.AcquireWait("t", TimeSpan.FromMinutes(5)), "interrupted");
+                }
+            });
+
+            r.Run("redis/unreachable_store_fails_creation_within_the_deadline", () =>
+            {
+                var options = new RedisOptions("redis://127.0.0.1:1") { KeyPrefix = Prefix("gone"), Deadline = TimeSpan.FromMilliseconds(200) };
+                var sw = Stopwatch.StartNew();
+                var e = Assert.Throws<StoreUnavailableException>(() => new Limiter(null, options), "nobody listens on port 1");
+                Assert.True(sw.ElapsedMilliseconds < 3000, "failed within the deadline, not after retrying: " + sw.ElapsedMilliseconds + " ms");
+                Assert.Equal("store_unavailable", e.StatusName, "status name");
+                Assert.True(e is StoreException, "a StoreException");
+            });
+
+            r.Run("redis/options_are_checked_before_connecting", () =>
+            {
+                var defaults = new RedisOptions(Url);
+                Assert.Equal(TimeSpan.FromMilliseconds(250), defaults.Deadline, "the library's default deadline");
+                Assert.Equal(TimeSpan.FromSeconds(1), defaults.BreakerCooldown, "the library's default cooldown");
+                Assert.Equal(FailurePolicy.Closed, defaults.OnStoreError, "closed by default");
+                Assert.True(defaults.Workers == 1 && !defaults.ReplaceLimits && defaults.TlsCaFile == null, "workers 1, stored limits win, system CAs");
+
+                Assert.Throws<ArgumentException>(() => new RedisOptions(" "), "no URL");
+                Assert.Throws<ArgumentException>(() => new Limiter(null, new RedisOptions(Url)), "no key prefix");
+                Assert.Throws<ArgumentNullException>(() => new Limiter(null, (RedisOptions)null), "no options");
+                Assert.Throws<ArgumentException>(() => new RedisOptions(Url) { KeyPrefix = "" }, "empty prefix");
+                Assert.Throws<ArgumentOutOfRangeException>(() => new RedisOptions(Url) { Deadline = TimeSpan.Zero }, "zero deadline");
+                Assert.Throws<ArgumentOutOfRangeException>(() => new RedisOptions(Url) { BreakerCooldown = TimeSpan.FromSeconds(-1) }, "negative cooldown");
+                Assert.Throws<ArgumentOutOfRangeException>(() => new RedisOptions(Url) { Workers = 0 }, "no workers");
+                Assert.Throws<ArgumentOutOfRangeException>(() => new RedisOptions(Url) { OnStoreError = (FailurePolicy)9 }, "no such policy");
+                Assert.Throws<ArgumentException>(() => new RedisOptions(Url) { TlsCaFile = "" }, "blank CA file");
+                // What only the library knows (the longest deadline, the URL forms) is an ArgumentException from it, still
+                // before anything is connected: nobody listens on port 1, yet the answer is not "unavailable".
+                var tooLong = new RedisOptions("redis://127.0.0.1:1") { KeyPrefix = "p", Deadline = TimeSpan.FromSeconds(11) };
+                var e = Assert.Throws<InvalidArgumentException>(() => new Limiter(null, tooLong), "an 11 s deadline");
+                Assert.True(e.Message.Contains("deadline"), "the library says why: " + e.Message);
+                Assert.Throws<InvalidArgumentException>(() => new Limiter(null, new RedisOptions("nonsense://x") { KeyPrefix = "p" }), "a URL scheme");
+                Assert.True(!new RedisOptions("redis://user:secret@host:6379") { KeyPrefix = "p" }.ToString().Contains("secret"), "no password in ToString");
+            });
+
+            r.Run("redis/failure_policies_decide_while_the_store_is_gone", () =>
+            {
+                using (var server = new OwnRedisServer())
+                {
+                    Func<FailurePolicy, Limiter> open = policy => new Limiter(Exact60(), new RedisOptions(server.Url)
+                    {
+                        KeyPrefix = Prefix("policy-" + Vocabulary.Name(policy)),
+                        OnStoreError = policy,
+                        Workers = 4,
+                        Deadline = TimeSpan.FromMilliseconds(200),
+                    }, LimiterClock.Manual);
+                    using (Limiter closed = open(FailurePolicy.Closed))
+                    using (Limiter open_ = open(FailurePolicy.Open))
+                    using (Limiter local = open(FailurePolicy.Local))
+                    {
+                        Decision before = closed.Acquire("t");
+                        Assert.True(before.Granted && before.Fallback == null, "the store decides while it is up");
+                        before.Permit.Dispose();
+
+                        server.Kill();
+                        Decision refused = closed.Acquire("t");
+                        Assert.True(!refused.Granted && refused.Reason == Reason.StoreUnavailable, "closed refuses: " + refused);
+                        Assert.Equal<FailurePolicy?>(FailurePolicy.Closed, refused.Fallback, "and says the policy decided");
+                        Decision blind = open_.Acquire("t");
+                        Assert.True(blind.Granted && blind.Fallback == FailurePolicy.Open && blind.Permit.Fallback == FailurePolicy.Open,
+                            "open grants, flagged: " + blind);
+                        blind.Permit.Dispose();
+                        // 60 a minute over 4 workers: this process keeps 15.
+                        int granted = 0;
+                        for (int i = 0; i < 20; i++)
+                        {
+                            Decision d = local.Acquire("t");
+                            if (!d.Granted) continue;
+                            Assert.Equal<FailurePolicy?>(FailurePolicy.Local, d.Fallback, "local decides");
+                            granted++;
+                            d.Permit.Dispose();
+                        }
+                        Assert.Equal(15, granted, "local keeps its share of the minute");
+                        Assert.True(refused.ToString().Contains("closed"), "ToString names the policy: " + refused);
+                    }
+                }
+            });
+        }
+    }
+}
