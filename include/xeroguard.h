@@ -28,9 +28,6 @@
 #define XEROGUARD_VERSION_MINOR 1
 #define XEROGUARD_VERSION_PATCH 0
 
-// How much of a 2xx body a guard reads to classify it when the body could be a large download.
-#define SUCCESS_BODY_READ_CAP (1 << 20)
-
 // The ABI version this header describes; bumped whenever a struct layout or a signature changes.
 #define XG_ABI_VERSION 2
 
@@ -67,25 +64,11 @@
 // A deadline that never passes, for `xg_limiter_acquire_until`.
 #define XG_NO_DEADLINE UINT64_MAX
 
-// The longest window (with its margin) a limiter keeps: windows store 4-byte millisecond offsets, which must cover
-// the window and the booking horizon ([`super::MAX_BOOKING_AHEAD_MS`]) together.
-#define MAX_WINDOW_SPAN_MS ((1 << 31) - 1)
+// The longest store deadline accepted (`xg_redis_options.deadline_ms`).
+#define XG_MAX_STORE_DEADLINE_MS 10000
 
-// The longest key prefix accepted.
-#define MAX_PREFIX_BYTES 128
-
-// How far ahead a reservation may be booked: windows store 4-byte millisecond offsets, and a booking must stay
-// within their range together with the longest window (see [`super::Limits::validate`]).
-#define MAX_BOOKING_AHEAD_MS (1 << 31)
-
-// On a manual clock time moves only by `advance`/`set_now`, which wake waiters; they re-ask this often regardless.
-#define MANUAL_RECHECK_MS 50
-
-// When a backend cannot see every release (other processes share its state), a concurrency wait re-asks this often.
-#define SHARED_RELEASE_POLL_MS 25
-
-// Stands for "no deadline".
-#define NO_DEADLINE UINT64_MAX
+// The longest key prefix accepted, in bytes (`xg_redis_options.key_prefix`).
+#define XG_MAX_KEY_PREFIX_BYTES 128
 
 // What kind of response this is.
 enum xg_category

@@ -305,8 +305,12 @@ pub struct xg_redis_options {
 
 impl SizedStruct for xg_redis_options {}
 
-/// The longest store deadline accepted.
-const MAX_DEADLINE_MS: u64 = 10_000;
+/// The longest store deadline accepted (`xg_redis_options.deadline_ms`).
+pub const XG_MAX_STORE_DEADLINE_MS: u64 = 10_000;
+/// The longest key prefix accepted, in bytes (`xg_redis_options.key_prefix`).
+pub const XG_MAX_KEY_PREFIX_BYTES: usize = 128;
+
+const _: () = assert!(XG_MAX_KEY_PREFIX_BYTES == crate::pacing::redis::MAX_PREFIX_BYTES);
 
 /// Options with the defaults and no URL or prefix yet (set both). Thread-safe.
 #[unsafe(no_mangle)]
@@ -336,7 +340,7 @@ fn redis_defaults() -> xg_redis_options {
 fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
     // SAFETY (the three text arguments): pointers and lengths come from the caller's struct, under its contract.
     let url = unsafe { text_arg(o.url, o.url_len, "options->url", 4096)? };
-    let prefix = unsafe { text_arg(o.key_prefix, o.key_prefix_len, "options->key_prefix", 128)? };
+    let prefix = unsafe { text_arg(o.key_prefix, o.key_prefix_len, "options->key_prefix", XG_MAX_KEY_PREFIX_BYTES)? };
     let ca = unsafe { text_arg(o.tls_ca_file, o.tls_ca_file_len, "options->tls_ca_file", 4096)? };
     if url.is_empty() || prefix.is_empty() {
         return Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, "options->url and options->key_prefix are required"));
@@ -344,8 +348,11 @@ fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
     let invalid = |what: String| FfiError::new(XG_STATUS_INVALID_ARGUMENT, what);
     let on_store_error = FailurePolicy::from_code(o.on_store_error)
         .ok_or_else(|| invalid(format!("options->on_store_error: unknown failure policy {}", o.on_store_error)))?;
-    if o.deadline_ms == 0 || o.deadline_ms > MAX_DEADLINE_MS {
-        return Err(invalid(format!("options->deadline_ms is {}; it must be 1 to {MAX_DEADLINE_MS}", o.deadline_ms)));
+    if o.deadline_ms == 0 || o.deadline_ms > XG_MAX_STORE_DEADLINE_MS {
+        return Err(invalid(format!(
+            "options->deadline_ms is {}; it must be 1 to {XG_MAX_STORE_DEADLINE_MS}",
+            o.deadline_ms
+        )));
     }
     if o.workers == 0 {
         return Err(invalid("options->workers must be at least 1".into()));

@@ -20,6 +20,7 @@ use redis::Value;
 
 use self::conn::{Store, StoreFailure};
 use self::keys::KeySpace;
+pub use self::keys::MAX_PREFIX_BYTES;
 use super::Backend;
 use super::clock::Clock;
 use super::config::{Limits, TenantLimits, WindowLimit};
