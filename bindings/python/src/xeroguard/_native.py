@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 import sys
 import warnings
 from ctypes import (
@@ -15,14 +16,13 @@ from ctypes import (
     c_int32,
     c_int64,
     c_size_t,
-    c_uint8,
     c_uint16,
     c_uint32,
     c_uint64,
     c_void_p,
 )
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import STATUS_ERRORS, XeroGuardError
 
@@ -50,9 +50,13 @@ class XgHeader(Structure):
 class XgResponse(Structure):
     _fields_ = [
         ("status", c_uint16),
-        ("headers", POINTER(XgHeader)),
+        # const xg_header * in C: the address of a block built by header_block (one buffer, not a ctypes
+        # object per field).
+        ("headers", c_void_p),
         ("header_count", c_size_t),
-        ("body", POINTER(c_uint8)),
+        # const uint8_t * in C; c_char_p takes a bytes object as it is (no cast, no copy), NUL bytes included,
+        # since the library reads body_len bytes.
+        ("body", c_char_p),
         ("body_len", c_size_t),
         ("now_unix_ms", c_int64),
     ]
@@ -291,23 +295,70 @@ if abi_version != EXPECTED_ABI_VERSION:
 version: str = lib.xg_version()
 
 
-def take_string(ptr: c_void_p) -> str:
+def take_bytes(ptr: c_void_p) -> bytes:
     """Copies a library-owned string and frees it."""
     if not ptr.value:
         raise XeroGuardError("the library returned no string")
     try:
-        return ctypes.string_at(ptr.value).decode("utf-8")
+        return ctypes.string_at(ptr.value)
     finally:
         lib.xg_string_free(ptr)
 
 
-def text_arg(value: Any, what: str = "tenant") -> bytes:
-    """A (pointer, length) text argument: str is encoded as UTF-8; bytes are passed as given (the library
-    checks them)."""
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    if value is None:
-        return b""
-    raise TypeError("%s must be str or bytes, not %s" % (what, type(value).__name__))
+def take_string(ptr: c_void_p) -> str:
+    """Copies a library-owned string, frees it, and decodes it (the library writes UTF-8)."""
+    return take_bytes(ptr).decode("utf-8")
+
+
+_STRUCT_CODES = {c_bool: "?", c_uint16: "H", c_uint32: "I", c_int64: "q", c_uint64: "Q"}
+_POINTER_CODE = {4: "I", 8: "Q"}[ctypes.sizeof(c_void_p)]
+
+
+def _layout(struct_type: Any) -> str:
+    """The `struct` module format of one `struct_type` (standard sizes, padding spelt out; pointers as
+    unsigned integers)."""
+    layout = ""
+    end = 0
+    for name, ctype in struct_type._fields_:
+        offset = getattr(struct_type, name).offset
+        if ctype in (c_char_p, c_void_p) or issubclass(ctype, ctypes._Pointer):
+            code = _POINTER_CODE
+        else:
+            code = _STRUCT_CODES[ctype]
+        if struct.calcsize("=" + code) != ctypes.sizeof(ctype):
+            raise ImportError("xeroguard: %s has an unexpected size on this platform" % ctype.__name__)
+        layout += "%dx%s" % (offset - end, code)
+        end = offset + ctypes.sizeof(ctype)
+    return layout + "%dx" % (ctypes.sizeof(struct_type) - end)
+
+
+def field_reader(struct_type: Any) -> Callable[[Any], Tuple[Any, ...]]:
+    """A function returning every field of a flat `struct_type` instance at once (struct.unpack_from over its
+    buffer: one call where reading the fields one by one costs a ctypes descriptor call each)."""
+    return struct.Struct("=" + _layout(struct_type)).unpack_from
+
+
+_HEADER_LAYOUT = _layout(XgHeader)
+_header_tables: Dict[int, struct.Struct] = {}
+
+
+def header_block(texts: List[bytes]) -> Tuple[Any, int]:
+    """An xg_header array for `texts` ([name, value, name, value, ...]) in one buffer: the array, then the
+    texts it points to. Returns the buffer, which must stay alive during the call, and its address. (A ctypes
+    array of XgHeader costs a ctypes conversion per field: several times more for a real response's headers.)"""
+    count = len(texts) >> 1
+    table_size = ctypes.sizeof(XgHeader) * count
+    block = ctypes.create_string_buffer(bytes(table_size) + b"".join(texts))
+    address = ctypes.addressof(block)
+    fields: List[int] = []
+    at = address + table_size
+    for text in texts:
+        size = len(text)
+        fields.append(at)
+        fields.append(size)
+        at += size
+    table = _header_tables.get(count)
+    if table is None:
+        table = _header_tables[count] = struct.Struct("=" + _HEADER_LAYOUT * count)
+    table.pack_into(block, 0, *fields)
+    return block, address
