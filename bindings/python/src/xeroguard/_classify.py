@@ -260,10 +260,10 @@ def _header_texts(headers: HeaderInput) -> List[bytes]:
     return texts
 
 
-def _body_bytes(body: object, what: str = "body") -> bytes:
+def _body_bytes(body: object, what: str = "body", none_is_empty: bool = True) -> bytes:
     if isinstance(body, bytes):
         return body
-    if body is None:
+    if body is None and none_is_empty:
         return b""
     if isinstance(body, str):
         return body.encode("utf-8")
@@ -349,7 +349,7 @@ def classify_raw(raw: Union[bytes, bytearray, memoryview, str], now: NowInput = 
                  now_ms: Optional[int] = None) -> Classification:
     """Classifies a raw HTTP response (status line, headers, blank line, body), as `curl -i` saves it.
     `now` / `now_ms` as for `classify`."""
-    data = _body_bytes(raw, "raw")
+    data = _body_bytes(raw, "raw", none_is_empty=False)
     unix_ms = now_unix_ms(now, now_ms)
     c = _new_classification(_BLANK_CLASSIFICATION)
     if len(data) <= _KEEP_INPUT_BYTES:
