@@ -84,6 +84,7 @@ def test_configuration_out_of_range_is_a_value_error(build: Callable[[], Any], m
     (lambda: WindowLimit(60, 60_000, 500), "positional argument"),  # durations are keyword-only
     (lambda: RetryPolicy(max_retries=None), "max_retries must be an int, not None"),
     (lambda: Limiter(limits={"tenant_concurrency": 5}), "limits must be a Limits or None, not dict"),
+    (lambda: Limiter(clock=None), "clock must be 'monotonic' or 'manual', not NoneType"),
 ])
 def test_configuration_of_the_wrong_type_is_a_type_error(build: Callable[[], Any], message: str) -> None:
     with pytest.raises(TypeError, match=message):

@@ -233,7 +233,9 @@ class Limiter:
 
     def __init__(self, limits: Optional[Limits] = None, clock: str = "monotonic") -> None:
         clocks = {"monotonic": n.XG_CLOCK_MONOTONIC, "manual": n.XG_CLOCK_MANUAL}
-        if not isinstance(clock, str) or clock not in clocks:
+        if not isinstance(clock, str):
+            raise TypeError("clock must be 'monotonic' or 'manual', not %s" % type(clock).__name__)
+        if clock not in clocks:
             raise ValueError("clock must be 'monotonic' or 'manual', not %r" % (clock,))
         if limits is not None and not isinstance(limits, Limits):
             raise TypeError("limits must be a Limits or None, not %s" % type(limits).__name__)
