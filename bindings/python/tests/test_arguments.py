@@ -243,6 +243,10 @@ def test_guards_check_their_timeout_when_built() -> None:
         with pytest.raises(ValueError, match="permit_timeout must be a number of seconds, not NaN"):
             guard_session(requests.Session(), lim, permit_timeout=NAN)
         assert XeroGuardTransport(lim, permit_timeout=dt.timedelta(seconds=2)).guard.permit_timeout == 2.0
+        with pytest.raises(ValueError, match="max_retries must be in 0..4294967295, got -1"):
+            XeroGuardTransport(lim, retries=-1)
+        with pytest.raises(TypeError, match="retries must be a RetryPolicy, an int or None, not bool"):
+            XeroGuardTransport(lim, retries=True)
 
 
 # 2. Seconds in, seconds out; the *_ms forms keep working.

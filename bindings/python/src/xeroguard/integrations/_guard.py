@@ -30,9 +30,9 @@ def resolve_policy(retries: Retries) -> RetryPolicy:
         return RetryPolicy()
     if isinstance(retries, RetryPolicy):
         return retries
-    if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0:
-        return RetryPolicy(max_retries=retries)
-    raise TypeError("retries must be a RetryPolicy, a non-negative int or None")
+    if isinstance(retries, int) and not isinstance(retries, bool):
+        return RetryPolicy(max_retries=retries)  # range-checked there (ValueError)
+    raise TypeError("retries must be a RetryPolicy, an int or None, not %s" % type(retries).__name__)
 
 
 def tenant_of(headers: Optional[Mapping[Any, Any]]) -> str:
