@@ -77,6 +77,20 @@ def test_a_large_body_is_not_kept(json_fetches: List[str]) -> None:
     assert json_fetches == []
 
 
+def test_a_body_past_the_copy_limit_is_read_in_place() -> None:
+    # Small bodies are copied into the block with the headers; a large one is passed where it is.
+    ok = b'{"InvoiceID":"i","StatusAttributeString":"OK"}'
+    bad = b'{"InvoiceID":"j","StatusAttributeString":"ERROR","ValidationErrors":[{"Message":"Bad date"}]}'
+    for count in (10, 3000):
+        body = b'{"Id":"x","Status":"OK","Invoices":[' + b",".join([ok] * count + [bad]) + b"]}"
+        c = xeroguard.classify(200, [JSON], body)
+        assert c.category is xeroguard.Category.PARTIAL_SUCCESS, count
+        assert c.failed_elements == (count,) and c.validation_messages == ("Bad date",)
+        raw = b"HTTP/1.1 200 OK\r\nContent-Type: " + JSON[1].encode() + b"\r\n\r\n" + body
+        assert c == xeroguard.classify_raw(raw)
+    assert len(body) > _native._COPIED_BODY_BYTES
+
+
 def _referents(c: xeroguard.Classification) -> List[Any]:
     """Everything the classification's text source holds, one level down."""
     source = vars(c).get("_text_source")

@@ -183,37 +183,41 @@ _byref = ctypes.byref
 _set_attribute = object.__setattr__
 
 
+_CATEGORY_BY_CODE = CATEGORY.by_code
+_ACTION_BY_CODE = ACTION.by_code
+_RATE_LIMIT_PROBLEM_BY_CODE = RATE_LIMIT_PROBLEM.by_code
+_AUTH_PROBLEM_BY_CODE = AUTH_PROBLEM.by_code
+
+
 def _from_struct(c: n.XgClassification, text_source: Callable[[], bytes]) -> Classification:
     (_, status, category, action, retryable, rate_limit_problem, auth_problem, retry_after_ms, recommended_wait_ms,
      minute_remaining, day_remaining, app_minute_remaining, has_error_number, error_number, _, _, _,
      ) = _read_classification(c)
+    obj = _new_object(Classification)
     try:
-        members = (CATEGORY.by_code[category], ACTION.by_code[action],
-                   RATE_LIMIT_PROBLEM.by_code[rate_limit_problem], AUTH_PROBLEM.by_code[auth_problem])
+        # The frozen dataclass refuses attribute assignment; the state is set whole, as unpickling does.
+        _set_attribute(obj, "__dict__", {
+            "status": status,
+            "category": _CATEGORY_BY_CODE[category],
+            "action": _ACTION_BY_CODE[action],
+            "retryable": retryable,
+            "rate_limit_problem": _RATE_LIMIT_PROBLEM_BY_CODE[rate_limit_problem],
+            "retry_after_ms": None if retry_after_ms < 0 else retry_after_ms,
+            "recommended_wait_ms": None if recommended_wait_ms < 0 else recommended_wait_ms,
+            "minute_remaining": None if minute_remaining < 0 else minute_remaining,
+            "day_remaining": None if day_remaining < 0 else day_remaining,
+            "app_minute_remaining": None if app_minute_remaining < 0 else app_minute_remaining,
+            "error_number": error_number if has_error_number else None,
+            "auth_problem": _AUTH_PROBLEM_BY_CODE[auth_problem],
+            _TEXT_SOURCE: text_source,
+            _C_FORM: c,
+        })
     except KeyError:
         for codes, code in ((CATEGORY, category), (ACTION, action), (RATE_LIMIT_PROBLEM, rate_limit_problem),
                             (AUTH_PROBLEM, auth_problem)):
             if code not in codes.by_code:
                 raise codes.unknown(code) from None
         raise
-    obj = _new_object(Classification)
-    # The frozen dataclass refuses attribute assignment; the state is set whole, as unpickling does.
-    _set_attribute(obj, "__dict__", {
-        "status": status,
-        "category": members[0],
-        "action": members[1],
-        "retryable": retryable,
-        "rate_limit_problem": members[2],
-        "retry_after_ms": None if retry_after_ms < 0 else retry_after_ms,
-        "recommended_wait_ms": None if recommended_wait_ms < 0 else recommended_wait_ms,
-        "minute_remaining": None if minute_remaining < 0 else minute_remaining,
-        "day_remaining": None if day_remaining < 0 else day_remaining,
-        "app_minute_remaining": None if app_minute_remaining < 0 else app_minute_remaining,
-        "error_number": error_number if has_error_number else None,
-        "auth_problem": members[3],
-        _TEXT_SOURCE: text_source,
-        _C_FORM: c,
-    })
     return obj
 
 
@@ -302,10 +306,9 @@ def now_unix_ms(now: NowInput, now_ms: Optional[int] = None) -> int:
 
 def _classify_into(status: int, header_texts: List[bytes], body: bytes, now_ms: int, out: Any,
                    json_out: Any) -> None:
-    count = len(header_texts) >> 1
-    # `block` holds the headers the library reads: it stays alive until this function returns.
-    block, address = n.header_block(header_texts) if count else (None, None)
-    n.lib.xg_classify(_byref(n.XgResponse(status, address, count, body, len(body), now_ms)), out, json_out)
+    # `block` (and `body`) hold what the library reads: they stay alive until this function returns.
+    block, address = n.response_block(status, header_texts, body, now_ms)
+    n.lib.xg_classify(address, out, json_out)
 
 
 def _response_json(status: int, header_texts: List[bytes], body: bytes, now_ms: int) -> bytes:

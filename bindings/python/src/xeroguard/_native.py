@@ -16,6 +16,7 @@ from ctypes import (
     c_int32,
     c_int64,
     c_size_t,
+    c_uint8,
     c_uint16,
     c_uint32,
     c_uint64,
@@ -48,15 +49,13 @@ class XgHeader(Structure):
 
 
 class XgResponse(Structure):
+    """The layout of xg_response; classify builds it in one buffer with response_block."""
+
     _fields_ = [
         ("status", c_uint16),
-        # const xg_header * in C: the address of a block built by header_block (one buffer, not a ctypes
-        # object per field).
-        ("headers", c_void_p),
+        ("headers", POINTER(XgHeader)),
         ("header_count", c_size_t),
-        # const uint8_t * in C; c_char_p takes a bytes object as it is (no cast, no copy), NUL bytes included,
-        # since the library reads body_len bytes.
-        ("body", c_char_p),
+        ("body", POINTER(c_uint8)),
         ("body_len", c_size_t),
         ("now_unix_ms", c_int64),
     ]
@@ -246,7 +245,8 @@ DECLARATIONS: List[_Decl] = [
     ("xg_string_free", None, [c_void_p], None),
     ("xg_version", c_char_p, [], _static_str),
     ("xg_abi_version", c_uint32, [], None),
-    ("xg_classify", _S, [POINTER(XgResponse), POINTER(XgClassification), _StrOut], _check_status),
+    # const xg_response *: the address of a response_block.
+    ("xg_classify", _S, [c_void_p, POINTER(XgClassification), _StrOut], _check_status),
     ("xg_classify_raw", _S, [_Bytes, c_size_t, c_int64, POINTER(XgClassification), _StrOut], _check_status),
     ("xg_retry_policy_default", XgRetryPolicy, [], None),
     ("xg_backoff", _S, [POINTER(XgClassification), c_uint32, POINTER(XgRetryPolicy), POINTER(XgBackoffDecision)],
@@ -338,27 +338,40 @@ def field_reader(struct_type: Any) -> Callable[[Any], Tuple[Any, ...]]:
     return struct.Struct("=" + _layout(struct_type)).unpack_from
 
 
+_RESPONSE_LAYOUT = _layout(XgResponse)
 _HEADER_LAYOUT = _layout(XgHeader)
-_header_tables: Dict[int, struct.Struct] = {}
+_RESPONSE_SIZE = ctypes.sizeof(XgResponse)
+_HEADER_SIZE = ctypes.sizeof(XgHeader)
+# Bodies up to this size are copied into the block; a larger one is pointed to where it is.
+_COPIED_BODY_BYTES = 64 * 1024
+_response_packers: Dict[int, Callable[..., None]] = {}
 
 
-def header_block(texts: List[bytes]) -> Tuple[Any, int]:
-    """An xg_header array for `texts` ([name, value, name, value, ...]) in one buffer: the array, then the
-    texts it points to. Returns the buffer, which must stay alive during the call, and its address. (A ctypes
-    array of XgHeader costs a ctypes conversion per field: several times more for a real response's headers.)"""
-    count = len(texts) >> 1
-    table_size = ctypes.sizeof(XgHeader) * count
-    block = ctypes.create_string_buffer(bytes(table_size) + b"".join(texts))
+def _address_of(data: bytes) -> int:
+    """Where a bytes object's contents are; valid while it lives (bytes never move)."""
+    return ctypes.cast(c_char_p(data), c_void_p).value or 0
+
+
+def response_block(status: int, header_texts: List[bytes], body: bytes, now_ms: int) -> Tuple[Any, int]:
+    """An xg_response for xg_classify, built in one buffer: the struct, its xg_header array, then the header
+    texts ([name, value, name, value, ...]) and a small body they point to. Returns the buffer, which must stay
+    alive during the call, and its address; a large body must stay alive too. (Building the structs as ctypes
+    objects costs a conversion per field, several times this for a real response's dozen headers.)"""
+    count = len(header_texts) >> 1
+    prefix = _RESPONSE_SIZE + _HEADER_SIZE * count
+    copied = len(body) <= _COPIED_BODY_BYTES
+    block = ctypes.create_string_buffer(b"".join([bytes(prefix), *header_texts, body if copied else b""]))
     address = ctypes.addressof(block)
-    fields: List[int] = []
-    at = address + table_size
-    for text in texts:
+    fields = [status, address + _RESPONSE_SIZE if count else 0, count, 0, len(body), now_ms]
+    at = address + prefix
+    for text in header_texts:
         size = len(text)
         fields.append(at)
         fields.append(size)
         at += size
-    table = _header_tables.get(count)
-    if table is None:
-        table = _header_tables[count] = struct.Struct("=" + _HEADER_LAYOUT * count)
-    table.pack_into(block, 0, *fields)
+    fields[3] = at if copied else _address_of(body)
+    pack = _response_packers.get(count)
+    if pack is None:
+        pack = _response_packers[count] = struct.Struct("=" + _RESPONSE_LAYOUT + _HEADER_LAYOUT * count).pack_into
+    pack(block, 0, *fields)
     return block, address
