@@ -344,7 +344,8 @@ _RESPONSE_SIZE = ctypes.sizeof(XgResponse)
 _HEADER_SIZE = ctypes.sizeof(XgHeader)
 # Bodies up to this size are copied into the block; a larger one is pointed to where it is.
 _COPIED_BODY_BYTES = 64 * 1024
-_response_packers: Dict[int, Callable[..., None]] = {}
+_response_packers: Dict[int, Callable[..., None]] = {}  # by header count, up to _PACKERS_KEPT
+_PACKERS_KEPT = 128
 
 
 def _address_of(data: bytes) -> int:
@@ -372,6 +373,8 @@ def response_block(status: int, header_texts: List[bytes], body: bytes, now_ms: 
     fields[3] = at if copied else _address_of(body)
     pack = _response_packers.get(count)
     if pack is None:
-        pack = _response_packers[count] = struct.Struct("=" + _RESPONSE_LAYOUT + _HEADER_LAYOUT * count).pack_into
+        pack = struct.Struct("=" + _RESPONSE_LAYOUT + _HEADER_LAYOUT * count).pack_into
+        if count <= _PACKERS_KEPT:
+            _response_packers[count] = pack
     pack(block, 0, *fields)
     return block, address
