@@ -91,6 +91,42 @@ def test_a_body_past_the_copy_limit_is_read_in_place() -> None:
     assert len(body) > _native._COPIED_BODY_BYTES
 
 
+def test_threads_classifying_at_once_each_get_their_own_answer() -> None:
+    # Each thread writes its responses into its own reusable block; the GIL is released during the call.
+    statuses = [200, 400, 401, 404, 429, 500, 503, 413]
+    expected = {s: xeroguard.classify(s, [("Retry-After", str(s)), JSON], b"{}").to_dict() for s in statuses}
+    wrong: List[Any] = []
+    barrier = threading.Barrier(len(statuses))
+
+    def work(status: int) -> None:
+        barrier.wait()
+        for _ in range(300):
+            got = xeroguard.classify(status, [("Retry-After", str(status)), JSON], b"{}")
+            if got.to_dict() != expected[status]:
+                wrong.append((status, got))
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in statuses]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
+def test_a_busy_or_oversized_block_is_not_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = validation_400()
+    # A classification started while the thread's block is in use (a signal handler in the middle of a call)
+    # gets a block of its own.
+    monkeypatch.setattr(_native._thread_block, "busy", True)
+    assert validation_400() == expected
+    assert _native._thread_block.busy  # left as it was: the outer call still owns it
+    monkeypatch.setattr(_native._thread_block, "busy", False)
+    # Headers past the reusable size get their own block too.
+    big = [("X-Big-%d" % i, "x" * 60_000) for i in range(3)]
+    c = xeroguard.classify(429, big + [("Retry-After", "7")], b"")
+    assert c.retry_after_ms == 7000 and len(_native._thread_block.view) <= _native._REUSED_BLOCK_BYTES
+
+
 def _referents(c: xeroguard.Classification) -> List[Any]:
     """Everything the classification's text source holds, one level down."""
     source = vars(c).get("_text_source")
@@ -108,7 +144,7 @@ def test_every_text_field_matches_the_json_form() -> None:
     c = validation_400()
     out = ctypes.c_void_p()
     texts = [b"Content-Type", JSON[1].encode(), b"Xero-Correlation-Id", CORRELATION[1].encode()]
-    _classify._classify_into(400, texts, FIXTURE.read_bytes(), 0, None, ctypes.byref(out))
+    _native.classify_parts(400, texts, FIXTURE.read_bytes(), 0, None, ctypes.byref(out))
     expected = xeroguard.Classification.from_dict(json.loads(_native.take_string(out)))
     assert c == expected and c.to_dict() == expected.to_dict()
 

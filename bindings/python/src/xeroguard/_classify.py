@@ -304,16 +304,9 @@ def now_unix_ms(now: NowInput, now_ms: Optional[int] = None) -> int:
     return ms
 
 
-def _classify_into(status: int, header_texts: List[bytes], body: bytes, now_ms: int, out: Any,
-                   json_out: Any) -> None:
-    # `block` (and `body`) hold what the library reads: they stay alive until this function returns.
-    block, address = n.response_block(status, header_texts, body, now_ms)
-    n.lib.xg_classify(address, out, json_out)
-
-
 def _response_json(status: int, header_texts: List[bytes], body: bytes, now_ms: int) -> bytes:
     out = ctypes.c_void_p()
-    _classify_into(status, header_texts, body, now_ms, None, _byref(out))
+    n.classify_parts(status, header_texts, body, now_ms, None, _byref(out))
     return n.take_bytes(out)
 
 
@@ -341,10 +334,10 @@ def classify(status: int, headers: HeaderInput = (), body: BodyInput = b"", now:
     unix_ms = 0 if now is None and now_ms is None else now_unix_ms(now, now_ms)
     c = _new_classification(_BLANK_CLASSIFICATION)
     if len(data) <= _KEEP_INPUT_BYTES:
-        _classify_into(status, header_texts, data, unix_ms, _byref(c), None)
+        n.classify_parts(status, header_texts, data, unix_ms, _byref(c), None)
         return _from_struct(c, functools.partial(_response_json, status, header_texts, data, unix_ms))
     out = ctypes.c_void_p()
-    _classify_into(status, header_texts, data, unix_ms, _byref(c), _byref(out))
+    n.classify_parts(status, header_texts, data, unix_ms, _byref(c), _byref(out))
     return _from_struct(c, functools.partial(_given, n.take_bytes(out)))
 
 
