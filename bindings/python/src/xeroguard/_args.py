@@ -36,9 +36,12 @@ def _seconds_text(value: object) -> str:
 
 def uint(value: object, name: str, maximum: int) -> int:
     """`value` as an int in 0..maximum (the C type's range); bool is refused, as it is no count."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if type(value) is int:  # the common case, without the ABC check (this is on every limiter call)
+        number = value
+    elif isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError("%s must be an int, not %s" % (name, _kind(value)))
-    number = operator.index(value)
+    else:
+        number = operator.index(value)
     if not 0 <= number <= maximum:
         raise ValueError("%s must be in 0..%d, got %d" % (name, maximum, number))
     return number
