@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import http
 import math
 import pickle
 import threading
@@ -234,6 +235,16 @@ def test_a_classification_made_in_python_is_checked_too() -> None:
     forged = xeroguard.Classification.from_dict(dict(c.to_dict(), retry_after_ms=-5))
     with pytest.raises(ValueError, match="retry_after_ms must be in"):
         xeroguard.backoff(forged, 1)
+    huge = xeroguard.Classification.from_dict(dict(c.to_dict(), error_number=2**63))
+    with pytest.raises(ValueError, match="error_number must be in -9223372036854775808..9223372036854775807"):
+        xeroguard.backoff(huge, 1)
+    negative = xeroguard.Classification.from_dict(dict(c.to_dict(), error_number=-2))
+    assert xeroguard.backoff(negative, 1).retry  # any int64 error number is fine
+
+
+def test_an_int_enum_status_is_an_int() -> None:
+    c = xeroguard.classify(http.HTTPStatus.TOO_MANY_REQUESTS, {"Retry-After": "3"}, b"")
+    assert c.status == 429 and type(c.status) is int and c.retry_after == 3.0
 
 
 def test_guards_check_their_timeout_when_built() -> None:

@@ -16,6 +16,8 @@ from typing import Optional, Union
 U16_MAX = 0xFFFF
 U32_MAX = 0xFFFF_FFFF
 U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+I64_MIN = -(1 << 63)
+I64_MAX = (1 << 63) - 1
 
 #: The tenant of a tenantless call (e.g. `/connections`), which counts only against the app window.
 TENANTLESS = ""
@@ -34,16 +36,27 @@ def _seconds_text(value: object) -> str:
     return repr(value) if isinstance(value, _dt.timedelta) else "%r s" % (value,)
 
 
-def uint(value: object, name: str, maximum: int) -> int:
-    """`value` as an int in 0..maximum (the C type's range); bool is refused, as it is no count."""
+def _integer(value: object, name: str) -> int:
     if type(value) is int:  # the common case, without the ABC check (this is on every limiter call)
-        number = value
-    elif isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # bool is no count
         raise TypeError("%s must be an int, not %s" % (name, _kind(value)))
-    else:
-        number = operator.index(value)
+    return operator.index(value)
+
+
+def uint(value: object, name: str, maximum: int) -> int:
+    """`value` as an int in 0..maximum (the C type's range)."""
+    number = _integer(value, name)
     if not 0 <= number <= maximum:
         raise ValueError("%s must be in 0..%d, got %d" % (name, maximum, number))
+    return number
+
+
+def i64(value: object, name: str) -> int:
+    """`value` as an int in the int64_t range."""
+    number = _integer(value, name)
+    if not I64_MIN <= number <= I64_MAX:
+        raise ValueError("%s must be in %d..%d, got %d" % (name, I64_MIN, I64_MAX, number))
     return number
 
 

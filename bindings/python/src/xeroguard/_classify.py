@@ -139,7 +139,7 @@ class Classification:
             return filled
 
         def num(x: Optional[int], name: str) -> int:
-            return n.XG_UNKNOWN if x is None else _args.uint(x, name, _I64_MAX)
+            return n.XG_UNKNOWN if x is None else _args.uint(x, name, _args.I64_MAX)
 
         c = n.XgClassification()
         c.status = _args.uint(self.status, "status", _args.U16_MAX)
@@ -157,14 +157,11 @@ class Classification:
         c.day_remaining = num(self.day_remaining, "day_remaining")
         c.app_minute_remaining = num(self.app_minute_remaining, "app_minute_remaining")
         c.has_error_number = self.error_number is not None
-        c.error_number = 0 if self.error_number is None else self.error_number
+        c.error_number = 0 if self.error_number is None else _args.i64(self.error_number, "error_number")
         c.validation_message_count = len(self.validation_messages)
         c.warning_count = len(self.warnings)
         c.failed_element_count = len(self.failed_elements)
         return c
-
-
-_I64_MAX = (1 << 63) - 1
 
 
 def _text_fields(json_form: bytes) -> Dict[str, Any]:
@@ -285,7 +282,7 @@ def now_unix_ms(now: NowInput, now_ms: Optional[int] = None) -> int:
     if now is None and now_ms is None:
         return 0
     if now_ms is not None:
-        ms = _args.uint(now_ms, "now_ms", _I64_MAX)
+        ms = _args.uint(now_ms, "now_ms", _args.I64_MAX)
     elif isinstance(now, _dt.datetime):
         if now.tzinfo is None:
             now = now.replace(tzinfo=_dt.timezone.utc)  # HTTP dates are UTC; a naive time is taken as UTC
@@ -325,10 +322,8 @@ def classify(status: int, headers: HeaderInput = (), body: BodyInput = b"", now:
     """Classifies one response. `headers`: a mapping or (name, value) pairs, str or bytes; `body`: bytes or
     str; `now` (a datetime or Unix seconds) or `now_ms` (Unix milliseconds): the time a Retry-After HTTP-date
     is measured against when there is no Date header (default: the system clock)."""
-    if type(status) is not int:
-        _args.uint(status, "status", _args.U16_MAX)  # raises TypeError for a non-int (an int subclass passes)
-    if not 0 <= status <= _args.U16_MAX:
-        raise ValueError("status must be in 0..%d, got %d" % (_args.U16_MAX, status))
+    if type(status) is not int or not 0 <= status <= _args.U16_MAX:
+        status = _args.uint(status, "status", _args.U16_MAX)  # the checks with their messages; IntEnums pass
     header_texts = _header_texts(headers)
     data = body if type(body) is bytes else _body_bytes(body)
     unix_ms = 0 if now is None and now_ms is None else now_unix_ms(now, now_ms)
