@@ -385,10 +385,11 @@ def scaled_limits(cfg: Config, concurrency: int) -> Any:
     import xeroguard
 
     return xeroguard.Limits(
-        tenant_minute=xeroguard.WindowLimit(cfg.minute_limit, cfg.minute_ms, cfg.margin_ms),
-        tenant_day=xeroguard.WindowLimit(cfg.day_limit, cfg.day_ms, cfg.scaled(REAL_DAY_MARGIN_MS)),
+        tenant_minute=xeroguard.WindowLimit(cfg.minute_limit, window_ms=cfg.minute_ms, margin_ms=cfg.margin_ms),
+        tenant_day=xeroguard.WindowLimit(cfg.day_limit, window_ms=cfg.day_ms,
+                                         margin_ms=cfg.scaled(REAL_DAY_MARGIN_MS)),
         tenant_concurrency=concurrency,
-        app_minute=xeroguard.WindowLimit(cfg.app_minute_limit, cfg.minute_ms, cfg.margin_ms),
+        app_minute=xeroguard.WindowLimit(cfg.app_minute_limit, window_ms=cfg.minute_ms, margin_ms=cfg.margin_ms),
         permit_timeout_ms=cfg.scaled(REAL_PERMIT_TIMEOUT_MS),
         max_tenants=0,
     )
@@ -408,7 +409,7 @@ def run_guarded(cfg: Config, port: int, feedback: bool = True, concurrency: Opti
                 left_ms = int((deadline - time.monotonic()) * 1000)
                 if left_ms <= 0:
                     return False
-                d = limiter.acquire_wait(tenant, left_ms)  # the GIL is released while it waits
+                d = limiter.acquire_wait(tenant, timeout_ms=left_ms)  # the GIL is released while it waits
                 if not d.granted:
                     return False  # the next slot is past the deadline
                 try:

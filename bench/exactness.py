@@ -142,7 +142,7 @@ def drive_xeroguard(limits_cfg: "XgLimits", start_unix_ms: int, instants: Sequen
     reasons: Counter = Counter()
     try:
         for t, max_burst in instants:
-            set_now(start_unix_ms + t)
+            set_now(ms=start_unix_ms + t)
             n = 0
             while n < max_burst:
                 d = acquire(TENANT)

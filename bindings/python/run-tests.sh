@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Python binding's test command: builds and installs the package (setuptools-rust runs cargo inside pip) into a venv
-# with the pinned test dependencies, then runs pytest. Exit status is pytest's.
+# The Python binding's test command: builds and installs the package (setuptools-rust runs cargo inside pip) into a
+# venv with the pinned test dependencies, runs mypy --strict over the package, then pytest. Exit status is pytest's
+# (2 when a step before it fails).
 # Environment: PYTHON (default python3), XEROGUARD_VENV (default bindings/python/.venv), XEROGUARD_SHARED.
 set -euo pipefail
 
@@ -24,11 +25,15 @@ PIP=("$PY" -m pip --disable-pip-version-check --no-input)
 
 missing=$("$PY" - <<'PY'
 import importlib.util
-mods = ["pytest", "requests", "httpx", "xero_python", "xeroguard"]
+mods = ["pytest", "mypy", "requests", "httpx", "xero_python", "xeroguard"]
 print(" ".join(m for m in mods if importlib.util.find_spec(m) is None))
 PY
 )
 [ -z "$missing" ] || die "missing after install: $missing"
+
+# The package's own types first: mypy --strict over the sources (its cache stays in the venv).
+"$PY" -m mypy --strict --cache-dir "$VENV/.mypy_cache" "$HERE/src/xeroguard" \
+    || die "mypy --strict found type errors in $HERE/src/xeroguard (listed above)"
 
 # The tests exercise the installed package with its bundled library, not an override.
 unset XEROGUARD_LIBRARY

@@ -18,10 +18,11 @@ else:
         b"",
     )
 
-print("category:", c.category.value)
-print("action:", c.action.value)
-print("rate limit problem:", c.rate_limit_problem.value if c.rate_limit_problem else None)
-print("recommended wait (ms):", c.recommended_wait_ms)
+# Enum members print as their words: "rate_limited", not "Category.RATE_LIMITED".
+print(f"category: {c.category}")
+print(f"action: {c.action}")
+print(f"rate limit problem: {c.rate_limit_problem}")
+print(f"recommended wait: {c.recommended_wait} s")
 if c.retryable:
     d = xeroguard.backoff(c, attempt=1)
-    print("first retry:", "after %d ms" % d.wait_ms if d.retry else "give up (%s)" % d.give_up.value)
+    print("first retry:", f"after {d.wait:.3f} s" if d.retry else f"give up ({d.give_up})")

@@ -29,8 +29,8 @@ args = p.parse_args()
 defaults = xeroguard.Limits()
 margin_ms = max(100, defaults.tenant_minute.margin_ms * args.minute_ms // 60_000)
 limits = xeroguard.Limits(
-    tenant_minute=xeroguard.WindowLimit(args.minute_limit, args.minute_ms, margin_ms),
-    app_minute=xeroguard.WindowLimit(defaults.app_minute.limit, args.minute_ms, margin_ms),
+    tenant_minute=xeroguard.WindowLimit(args.minute_limit, window_ms=args.minute_ms, margin_ms=margin_ms),
+    app_minute=xeroguard.WindowLimit(defaults.app_minute.limit, window_ms=args.minute_ms, margin_ms=margin_ms),
 )
 tenants = args.tenants.split(",")
 

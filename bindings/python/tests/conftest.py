@@ -43,11 +43,11 @@ MARGIN_MS = 100
 def scaled_limits(minute_limit: int, concurrency: int = 5, app_minute_limit: int = 10_000,
                   day_limit: int = 5000, day_ms: int = 86_400_000) -> xeroguard.Limits:
     return xeroguard.Limits(
-        tenant_minute=xeroguard.WindowLimit(minute_limit, MINUTE_MS, MARGIN_MS),
-        tenant_day=xeroguard.WindowLimit(day_limit, day_ms, MARGIN_MS),
+        tenant_minute=xeroguard.WindowLimit(minute_limit, window_ms=MINUTE_MS, margin_ms=MARGIN_MS),
+        tenant_day=xeroguard.WindowLimit(day_limit, window_ms=day_ms, margin_ms=MARGIN_MS),
         tenant_concurrency=concurrency,
-        app_minute=xeroguard.WindowLimit(app_minute_limit, MINUTE_MS, MARGIN_MS),
-        permit_timeout_ms=30_000,
+        app_minute=xeroguard.WindowLimit(app_minute_limit, window_ms=MINUTE_MS, margin_ms=MARGIN_MS),
+        permit_timeout=30,
     )
 
 

@@ -103,7 +103,7 @@ def test_now_measures_retry_after_http_dates() -> None:
     headers = [("Retry-After", "Wed, 21 Oct 2026 07:28:30 GMT"), ("X-Rate-Limit-Problem", "minute")]
     at = dt.datetime(2026, 10, 21, 7, 28, 0, tzinfo=dt.timezone.utc)
     assert xeroguard.classify(429, headers, b"", now=at).retry_after_ms == 30000
-    assert xeroguard.classify(429, headers, b"", now=int(at.timestamp() * 1000) + 10_000).retry_after_ms == 20000
+    assert xeroguard.classify(429, headers, b"", now_ms=int(at.timestamp() * 1000) + 10_000).retry_after_ms == 20000
     # A naive datetime is taken as UTC, as HTTP dates are.
     assert xeroguard.classify(429, headers, b"", now=at.replace(tzinfo=None)).retry_after_ms == 30000
     with pytest.raises(ValueError):

@@ -18,15 +18,15 @@ def run(*args: str) -> str:
 
 def test_classify_example_builtin() -> None:
     out = run(str(EXAMPLES / "classify_response.py"))
-    assert "category: rate_limited" in out and "recommended wait (ms): 37000" in out
-    assert "first retry: after" in out
+    assert "category: rate_limited" in out and "recommended wait: 37.0 s" in out
+    assert "rate limit problem: minute" in out and "first retry: after 37." in out
 
 
 def test_classify_example_raw_file(tmp_path: Path) -> None:
     raw = tmp_path / "offline.http"
     raw.write_bytes(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\n\r\nThe Organisation is offline")
     out = run(str(EXAMPLES / "classify_response.py"), str(raw))
-    assert "category: organisation_offline" in out and "recommended wait (ms): 300000" in out
+    assert "category: organisation_offline" in out and "recommended wait: 300.0 s" in out
 
 
 def test_paced_httpx_example(xero_server: Any) -> None:

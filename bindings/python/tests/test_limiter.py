@@ -24,8 +24,8 @@ def limiter() -> Limiter:
 def test_default_limits_are_the_librarys() -> None:
     d = Limits()
     assert d == Limits.default()
-    assert d.tenant_minute == WindowLimit(60, 60_000, 500)
-    assert d.tenant_day == WindowLimit(5000, 86_400_000, 60_000)
+    assert d.tenant_minute == WindowLimit(60, window=60, margin=0.5)
+    assert d.tenant_day == WindowLimit(5000, window_ms=86_400_000, margin_ms=60_000)
     assert (d.tenant_concurrency, d.permit_timeout_ms) == (5, 120_000)
     assert Limits.exact().tenant_minute.margin_ms == 0
 
@@ -40,9 +40,9 @@ def test_sixty_a_minute_then_refused_until_the_window_moves(limiter: Limiter) ->
     assert refused.reason is Reason.MINUTE
     assert refused.wait_ms == 60_500  # window + margin, from the calls at t=0
     assert limiter.peek(T) == refused  # peek answers the same and takes nothing
-    limiter.advance(60_499)
+    limiter.advance(60.499)
     assert limiter.peek(T).wait_ms == 1 and not limiter.acquire(T).granted
-    limiter.advance(1)
+    limiter.advance(ms=1)
     assert limiter.now() == 60_500
     p = limiter.peek(T)
     assert p.granted and p.permit == 0
@@ -101,7 +101,7 @@ def test_observed_429_blocks_the_tenant(limiter: Limiter) -> None:
     d = limiter.acquire(T)
     assert not d.granted and d.wait_ms == 20_000 and d.reason is Reason.RETRY_AFTER
     assert limiter.acquire("other").granted  # a minute breach blocks only its tenant
-    limiter.advance(20_000)
+    limiter.advance(20)
     assert limiter.acquire(T).granted
 
 
@@ -142,9 +142,9 @@ def test_manual_clock_only_operations() -> None:
             mono.advance(1)
         assert "xg_limiter_advance_ms" in e.value.message
     with Limiter(clock="manual") as manual:
-        manual.set_now(10)
+        manual.set_now(ms=10)
         with pytest.raises(xeroguard.InvalidArgumentError):
-            manual.set_now(5)
+            manual.set_now(ms=5)
     with pytest.raises(ValueError):
         Limiter(clock="sundial")
 
@@ -158,7 +158,7 @@ def test_invalid_input_is_reported() -> None:
         with pytest.raises(TypeError):
             lim.acquire(42)  # type: ignore[arg-type]
     with pytest.raises(xeroguard.InvalidArgumentError, match="window_ms"):
-        Limiter(Limits(tenant_minute=WindowLimit(10, 0, 0)))
+        Limiter(Limits(tenant_minute=WindowLimit(10, window=0)))
     with Limiter(Limits(max_tenants=1), clock="manual") as capped:
         assert capped.acquire("a").granted
         with pytest.raises(xeroguard.TooManyTenantsError):
@@ -179,7 +179,7 @@ def test_permit_releases_on_exit_and_on_exceptions(limiter: Limiter) -> None:
 def test_an_expired_permit_exits_quietly() -> None:
     with Limiter(Limits(permit_timeout_ms=1000), clock="manual") as lim:
         with lim.permit(T) as p:
-            lim.advance(1001)  # the call outlived its permit: the slot is already free
+            lim.advance(1.001)  # the call outlived its permit: the slot is already free
             assert lim.snapshot(T)["in_flight"] == 0
         assert p.released
         with pytest.raises(xeroguard.UnknownPermitError):
@@ -212,7 +212,7 @@ def test_blocking_permit_wakes_on_clock_moves(limiter: Limiter) -> None:
     t.start()
     time.sleep(0.05)
     assert not got
-    limiter.advance(60_500)
+    limiter.advance(60.5)
     t.join(5)
     assert got == [60_500]
 
@@ -265,7 +265,7 @@ def test_async_permit() -> None:
                     pass
             task = asyncio.ensure_future(call("after advance"))
             await asyncio.sleep(0.05)
-            lim.advance(60_500)
+            lim.advance(ms=60_500)
             await asyncio.wait_for(task, 5)
             assert order[-1] == "after advance"
 
@@ -309,8 +309,8 @@ def test_close_waits_for_calls_in_progress() -> None:
 
 
 def test_threads_hammering_one_limiter_add_up() -> None:
-    limits = Limits(tenant_minute=WindowLimit(500, 60_000, 0), tenant_day=WindowLimit(5000, 86_400_000, 0),
-                    tenant_concurrency=3, app_minute=WindowLimit(700, 60_000, 0))
+    limits = Limits(tenant_minute=WindowLimit(500, window=60), tenant_day=WindowLimit(5000, window=86_400),
+                    tenant_concurrency=3, app_minute=WindowLimit(700, window=60))
     tenants = ["a", "b", "c"]
     granted = {t: 0 for t in tenants}
     refused = {t: 0 for t in tenants}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import xeroguard
-from xeroguard import _native
+from xeroguard import _native, _vocabulary
 from conftest import REPO
 
 HEADER = REPO / "include" / "xeroguard.h"
@@ -72,6 +72,16 @@ def test_declaration_table_covers_every_function() -> None:
         assert fn.argtypes == argtypes and fn.restype == restype, name
 
 
+@pytest.mark.parametrize("struct_type", [_native.XgClassification, _native.XgDecision])
+def test_field_reader_reads_what_ctypes_reads(struct_type: type) -> None:
+    """The bulk reader (struct.unpack_from) against ctypes' own field access, every field set to a distinct
+    value."""
+    value = struct_type()
+    for i, (field, ctype) in enumerate(struct_type._fields_):
+        setattr(value, field, True if ctype is ctypes.c_bool else -(i + 2) if ctype is ctypes.c_int64 else i + 7)
+    assert _native.field_reader(struct_type)(value) == tuple(getattr(value, f) for f, _ in struct_type._fields_)
+
+
 def test_struct_size_is_set_on_construction() -> None:
     assert _native.XgDecision().struct_size == ctypes.sizeof(_native.XgDecision)
     assert _native.XgLimits().struct_size == ctypes.sizeof(_native.XgLimits)
@@ -84,6 +94,11 @@ def test_versions() -> None:
     assert xeroguard.library_version == header_version
 
 
+# Words this package knows before the library it was built with has them; the tie test tolerates exactly
+# these missing from the library (with the code they will have).
+AWAITED_WORDS = {"payload_too_large": 16}  # xero-reference §4 and §6 (413); the Rust side is adding it
+
+
 @pytest.mark.parametrize("enum_cls, fn", [
     (xeroguard.Category, "xg_category_name"),
     (xeroguard.Action, "xg_action_name"),
@@ -92,8 +107,29 @@ def test_versions() -> None:
     (xeroguard.Reason, "xg_reason_name"),
 ])
 def test_enums_are_the_library_vocabulary(enum_cls: type, fn: str) -> None:
-    words = {getattr(_native.lib, fn)(code) for code in range(256)} - {None}
-    assert words == {m.value for m in enum_cls}
+    """The enums' words are written out in Python (for type checkers); this ties them to the library's."""
+    library = {getattr(_native.lib, fn)(code): code for code in range(256)}
+    library.pop(None, None)
+    words = {m.value for m in enum_cls}
+    missing = words - set(library)
+    assert set(library) - words == set(), "the library has words this package lacks"
+    assert missing <= set(AWAITED_WORDS), "this package has words the library lacks"
+    for word in missing:
+        assert AWAITED_WORDS[word] not in library.values(), "code %d is taken by another word" % AWAITED_WORDS[word]
+    for word, code in AWAITED_WORDS.items():
+        if word in library:
+            assert library[word] == code
+
+
+def test_header_constants_are_the_packages() -> None:
+    """The constants the package copies from the header, and the give-up codes (no name function for them)."""
+    defines = {name: int(value) for name, value in
+               re.findall(r"^#define (XG_\w+) (-?\d+)$", HEADER.read_text(), re.M)}
+    for name in ("XG_NONE", "XG_UNKNOWN", "XG_CLOCK_MONOTONIC", "XG_CLOCK_MANUAL", "XG_STATUS_OK",
+                 "XG_STATUS_BUFFER_TOO_SMALL", "XG_MAX_TENANT_ID_BYTES"):
+        assert getattr(_native, name) == defines[name], name
+    give_up = {int(v): name for name, v in defines.items() if name.startswith("XG_GIVE_UP_")}
+    assert {code: "XG_GIVE_UP_" + member.name for code, member in _vocabulary.GIVE_UP_BY_CODE.items()} == give_up
 
 
 def test_status_names() -> None:

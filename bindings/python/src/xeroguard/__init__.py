@@ -6,21 +6,10 @@ A ctypes binding of the native libxeroguard; every decision is made by the libra
 from __future__ import annotations
 
 from . import _native
-from ._classify import (
-    Action,
-    AuthProblem,
-    BackoffDecision,
-    Category,
-    Classification,
-    GiveUp,
-    RateLimitProblem,
-    Reason,
-    RetryPolicy,
-    backoff,
-    classify,
-    classify_raw,
-)
+from ._args import TENANTLESS
+from ._classify import BackoffDecision, Classification, RetryPolicy, backoff, classify, classify_raw
 from ._limiter import Decision, Limiter, Limits, Permit, Reservation, TenantLimits, WindowLimit
+from ._vocabulary import Action, AuthProblem, Category, GiveUp, RateLimitProblem, Reason
 from .errors import (
     BufferTooSmallError,
     InvalidArgumentError,
@@ -65,6 +54,7 @@ __all__ = [
     "Reason",
     "Reservation",
     "RetryPolicy",
+    "TENANTLESS",
     "TenantLimits",
     "TooLargeError",
     "TooManyTenantsError",

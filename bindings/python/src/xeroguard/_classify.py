@@ -1,124 +1,58 @@
-"""classify / classify_raw / backoff: thin translations of xg_classify, xg_classify_raw and xg_backoff."""
+"""classify / classify_raw / backoff: thin translations of xg_classify, xg_classify_raw and xg_backoff.
+
+A classification is built from the scalar struct the library fills. Its text fields (messages, lists,
+OAuth and problem fields, ids) come from the library's JSON form, fetched on their first read: most callers
+only look at category, action and the wait, and the JSON round trip used to be most of the cost.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
 import datetime as _dt
-import enum
+import functools
 import json
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+import math
+import numbers
+import operator
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
+from . import _args
 from . import _native as n
+from ._args import Seconds
+from ._vocabulary import (
+    ACTION,
+    AUTH_PROBLEM,
+    CATEGORY,
+    GIVE_UP_BY_CODE,
+    RATE_LIMIT_PROBLEM,
+    Action,
+    AuthProblem,
+    Category,
+    GiveUp,
+    RateLimitProblem,
+    Word,
+)
 from .errors import XeroGuardError
 
+# The fields that live only in the JSON form (strings and lists); the struct carries the rest.
+TEXT_FIELDS = (
+    "error_type", "message", "validation_messages", "warnings", "failed_elements", "oauth_problem",
+    "oauth_problem_advice", "problem_title", "problem_detail", "correlation_id",
+)
+_LIST_FIELDS = ("validation_messages", "warnings", "failed_elements")
+_TEXT_SOURCE = "_text_source"  # instance key: a zero-argument callable giving the JSON form
+_C_FORM = "_c_form"  # instance key: the struct the library filled, reused by backoff and observe
 
-class Category(str, enum.Enum):
-    """What kind of response this is (xero-reference §4)."""
-
-    SUCCESS = "success"
-    PARTIAL_SUCCESS = "partial_success"
-    VALIDATION_ERROR = "validation_error"
-    BAD_REQUEST = "bad_request"
-    UNAUTHORIZED = "unauthorized"
-    FORBIDDEN = "forbidden"
-    NOT_FOUND = "not_found"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
-    CONFLICT = "conflict"
-    PRECONDITION_FAILED = "precondition_failed"
-    PAYLOAD_TOO_LARGE = "payload_too_large"
-    RATE_LIMITED = "rate_limited"
-    INTERNAL_ERROR = "internal_error"
-    NOT_IMPLEMENTED = "not_implemented"
-    SERVICE_UNAVAILABLE = "service_unavailable"
-    ORGANISATION_OFFLINE = "organisation_offline"
-    UNKNOWN = "unknown"
-
-
-class Action(str, enum.Enum):
-    """What the caller should do next."""
-
-    NONE = "none"
-    RETRY = "retry"
-    REFRESH_TOKEN = "refresh_token"
-    REAUTHORIZE = "reauthorize"
-    FIX_REQUEST = "fix_request"
-
-
-class RateLimitProblem(str, enum.Enum):
-    """Which rate limit a 429 reports."""
-
-    MINUTE = "minute"
-    DAY = "day"
-    APP_MINUTE = "app_minute"
-    CONCURRENT = "concurrent"
-    UNKNOWN = "unknown"
-
-
-class AuthProblem(str, enum.Enum):
-    """Why authentication or authorisation failed."""
-
-    TOKEN_EXPIRED = "token_expired"
-    INVALID_TOKEN = "invalid_token"
-    INSUFFICIENT_SCOPE = "insufficient_scope"
-    TENANT_NOT_AUTHORIZED = "tenant_not_authorized"
-    INVALID_GRANT = "invalid_grant"
-    INVALID_CLIENT = "invalid_client"
-    UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
-    NONCE_USED = "nonce_used"
-    SIGNATURE_INVALID = "signature_invalid"
-    SIGNATURE_METHOD_REJECTED = "signature_method_rejected"
-    TOKEN_REJECTED = "token_rejected"
-    OTHER = "other"
-
-
-class Reason(str, enum.Enum):
-    """Why the limiter refused (or would refuse) a call."""
-
-    MINUTE = "minute"
-    DAY = "day"
-    APP_MINUTE = "app_minute"
-    CONCURRENCY = "concurrency"
-    RETRY_AFTER = "retry_after"
-    ORGANISATION_OFFLINE = "organisation_offline"
-    OUTAGE = "outage"
-
-
-class GiveUp(str, enum.Enum):
-    """Why `backoff` gave up (the header's XG_GIVE_UP_* codes; the ABI has no name function for them)."""
-
-    NOT_RETRYABLE = "not_retryable"
-    ATTEMPTS_EXHAUSTED = "attempts_exhausted"
-    WAIT_TOO_LONG = "wait_too_long"
-
-
-_GIVE_UP_CODES = {1: GiveUp.NOT_RETRYABLE, 2: GiveUp.ATTEMPTS_EXHAUSTED, 3: GiveUp.WAIT_TOO_LONG}
-
-
-def _codes(name_fn: Callable[[int], Optional[str]]) -> Dict[str, int]:
-    """word -> code, as the loaded library names them (so Python never hard-codes the numbering)."""
-    out = {}
-    for code in range(256):
-        word = name_fn(code)
-        if word is not None:
-            out[word] = code
-    return out
-
-
-CATEGORY_CODES = _codes(n.lib.xg_category_name)
-ACTION_CODES = _codes(n.lib.xg_action_name)
-RATE_LIMIT_PROBLEM_CODES = _codes(n.lib.xg_rate_limit_problem_name)
-AUTH_PROBLEM_CODES = _codes(n.lib.xg_auth_problem_name)
-REASON_NAMES = {code: word for word, code in _codes(n.lib.xg_reason_name).items()}
-
-
-def _opt_enum(cls: Any, value: Optional[str]) -> Any:
-    return None if value is None else cls(value)
+# Inputs up to this size are kept to classify again when the text fields are first read; the JSON form of a
+# larger one is taken at once instead, so a kept classification never pins a large body.
+_KEEP_INPUT_BYTES = 16 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
 class Classification:
-    """The classification of one response: exactly the keys of xero-reference §5."""
+    """The classification of one response: exactly the keys of xero-reference §5 (`to_dict`), with the waits
+    also in seconds (`retry_after`, `recommended_wait`)."""
 
     status: int
     category: Category
@@ -143,6 +77,29 @@ class Classification:
     problem_detail: Optional[str]
     correlation_id: Optional[str]
 
+    @property
+    def retry_after(self) -> Optional[float]:
+        """`retry_after_ms` in seconds."""
+        return _args.optional_ms_to_seconds(self.retry_after_ms)
+
+    @property
+    def recommended_wait(self) -> Optional[float]:
+        """`recommended_wait_ms` in seconds."""
+        return _args.optional_ms_to_seconds(self.recommended_wait_ms)
+
+    if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt attribute stays an error for them
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only for attributes the instance lacks: the text fields before their first read.
+            state = self.__dict__
+            source = state.get(_TEXT_SOURCE)
+            if source is not None and name in TEXT_FIELDS:
+                state.update(_text_fields(source()))
+                state.pop(_TEXT_SOURCE, None)
+            if name in state:  # also when another thread filled them meanwhile
+                return state[name]
+            raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Classification":
         """From the §5 JSON object (as the library produces it, or as `to_dict` gave it)."""
@@ -153,9 +110,9 @@ class Classification:
         v = {k: d[k] for k in names}
         v["category"] = Category(v["category"])
         v["action"] = Action(v["action"])
-        v["rate_limit_problem"] = _opt_enum(RateLimitProblem, v["rate_limit_problem"])
-        v["auth_problem"] = _opt_enum(AuthProblem, v["auth_problem"])
-        for k in ("validation_messages", "warnings", "failed_elements"):
+        v["rate_limit_problem"] = None if v["rate_limit_problem"] is None else RateLimitProblem(v["rate_limit_problem"])
+        v["auth_problem"] = None if v["auth_problem"] is None else AuthProblem(v["auth_problem"])
+        for k in _LIST_FIELDS:
             v[k] = tuple(v[k])
         return cls(**v)
 
@@ -164,7 +121,7 @@ class Classification:
         out: Dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, enum.Enum):
+            if isinstance(value, Word):
                 value = value.value
             elif isinstance(value, tuple):
                 value = list(value)
@@ -175,123 +132,270 @@ class Classification:
         return json.dumps(self.to_dict())
 
     def _to_c(self) -> n.XgClassification:
-        """The scalar C form, for xg_backoff / xg_limiter_observe (a field-by-field translation)."""
+        """The scalar C form, for xg_backoff / xg_limiter_observe: the struct the library filled, or a
+        field-by-field translation for a classification made in Python (from_dict, dataclasses.replace)."""
+        filled: Optional[n.XgClassification] = self.__dict__.get(_C_FORM)
+        if filled is not None:
+            return filled
 
-        def num(x: Optional[int]) -> int:
-            return n.XG_UNKNOWN if x is None else x
+        def num(x: Optional[int], name: str) -> int:
+            return n.XG_UNKNOWN if x is None else _args.uint(x, name, _args.I64_MAX)
 
         c = n.XgClassification()
-        c.status = self.status
-        c.category = CATEGORY_CODES[Category(self.category).value]
-        c.action = ACTION_CODES[Action(self.action).value]
-        c.retryable = self.retryable
+        c.status = _args.uint(self.status, "status", _args.U16_MAX)
+        c.category = CATEGORY.code(Category(self.category))
+        c.action = ACTION.code(Action(self.action))
+        c.retryable = bool(self.retryable)
         c.rate_limit_problem = (
             n.XG_NONE if self.rate_limit_problem is None
-            else RATE_LIMIT_PROBLEM_CODES[RateLimitProblem(self.rate_limit_problem).value]
+            else RATE_LIMIT_PROBLEM.code(RateLimitProblem(self.rate_limit_problem))
         )
-        c.auth_problem = (
-            n.XG_NONE if self.auth_problem is None else AUTH_PROBLEM_CODES[AuthProblem(self.auth_problem).value]
-        )
-        c.retry_after_ms = num(self.retry_after_ms)
-        c.recommended_wait_ms = num(self.recommended_wait_ms)
-        c.minute_remaining = num(self.minute_remaining)
-        c.day_remaining = num(self.day_remaining)
-        c.app_minute_remaining = num(self.app_minute_remaining)
+        c.auth_problem = n.XG_NONE if self.auth_problem is None else AUTH_PROBLEM.code(AuthProblem(self.auth_problem))
+        c.retry_after_ms = num(self.retry_after_ms, "retry_after_ms")
+        c.recommended_wait_ms = num(self.recommended_wait_ms, "recommended_wait_ms")
+        c.minute_remaining = num(self.minute_remaining, "minute_remaining")
+        c.day_remaining = num(self.day_remaining, "day_remaining")
+        c.app_minute_remaining = num(self.app_minute_remaining, "app_minute_remaining")
         c.has_error_number = self.error_number is not None
-        c.error_number = self.error_number or 0
+        c.error_number = 0 if self.error_number is None else _args.i64(self.error_number, "error_number")
         c.validation_message_count = len(self.validation_messages)
         c.warning_count = len(self.warnings)
         c.failed_element_count = len(self.failed_elements)
         return c
 
 
-HeaderInput = Union[Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]], Any]
+def _text_fields(json_form: bytes) -> Dict[str, Any]:
+    d = json.loads(json_form)
+    fields = {k: d[k] for k in TEXT_FIELDS}
+    for k in _LIST_FIELDS:
+        fields[k] = tuple(fields[k])
+    return fields
+
+
+_read_classification = n.field_reader(n.XgClassification)
+_BLANK_CLASSIFICATION = bytes(n.XgClassification())  # struct_size set: copied, it skips a Python __init__
+_new_classification = n.XgClassification.from_buffer_copy
+_new_object = object.__new__
+_byref = ctypes.byref
+_set_attribute = object.__setattr__
+
+
+_CATEGORY_BY_CODE = CATEGORY.by_code
+_ACTION_BY_CODE = ACTION.by_code
+_RATE_LIMIT_PROBLEM_BY_CODE = RATE_LIMIT_PROBLEM.by_code
+_AUTH_PROBLEM_BY_CODE = AUTH_PROBLEM.by_code
+
+
+def _from_struct(c: n.XgClassification, text_source: Callable[[], bytes]) -> Classification:
+    (_, status, category, action, retryable, rate_limit_problem, auth_problem, retry_after_ms, recommended_wait_ms,
+     minute_remaining, day_remaining, app_minute_remaining, has_error_number, error_number, _, _, _,
+     ) = _read_classification(c)
+    obj = _new_object(Classification)
+    try:
+        # The frozen dataclass refuses attribute assignment; the state is set whole, as unpickling does.
+        _set_attribute(obj, "__dict__", {
+            "status": status,
+            "category": _CATEGORY_BY_CODE[category],
+            "action": _ACTION_BY_CODE[action],
+            "retryable": retryable,
+            "rate_limit_problem": _RATE_LIMIT_PROBLEM_BY_CODE[rate_limit_problem],
+            "retry_after_ms": None if retry_after_ms < 0 else retry_after_ms,
+            "recommended_wait_ms": None if recommended_wait_ms < 0 else recommended_wait_ms,
+            "minute_remaining": None if minute_remaining < 0 else minute_remaining,
+            "day_remaining": None if day_remaining < 0 else day_remaining,
+            "app_minute_remaining": None if app_minute_remaining < 0 else app_minute_remaining,
+            "error_number": error_number if has_error_number else None,
+            "auth_problem": _AUTH_PROBLEM_BY_CODE[auth_problem],
+            _TEXT_SOURCE: text_source,
+            _C_FORM: c,
+        })
+    except KeyError:
+        for codes, code in ((CATEGORY, category), (ACTION, action), (RATE_LIMIT_PROBLEM, rate_limit_problem),
+                            (AUTH_PROBLEM, auth_problem)):
+            if code not in codes.by_code:
+                raise codes.unknown(code) from None
+        raise
+    return obj
+
+
+HeaderInput = Union[Mapping[Any, Any], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]], None]
 BodyInput = Union[bytes, bytearray, memoryview, str, None]
 NowInput = Union[_dt.datetime, int, float, None]
 
+_UNIX_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_ONE_MS = _dt.timedelta(milliseconds=1)
+# Unix seconds beyond the year 9999: what a millisecond timestamp passed as `now` looks like.
+_LAST_UNIX_SECOND = 253_402_300_799
 
-def _header_pairs(headers: HeaderInput) -> List[Tuple[Any, Any]]:
+
+def _header_text(value: object, what: str) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError("%s must be str or bytes, not %s" % (what, "None" if value is None else type(value).__name__))
+
+
+def _header_texts(headers: HeaderInput) -> List[bytes]:
+    """[name, value, name, value, ...] as UTF-8 bytes, in order, repeated headers kept apart."""
     if headers is None:
         return []
-    if hasattr(headers, "multi_items"):  # httpx.Headers: keep repeated headers apart
-        return list(headers.multi_items())
-    if hasattr(headers, "items"):
-        return list(headers.items())
-    return [tuple(pair) for pair in headers]
+    if isinstance(headers, (str, bytes, bytearray, memoryview)):
+        raise TypeError("headers must be a mapping or (name, value) pairs, not %s" % type(headers).__name__)
+    items: Iterable[Any]
+    if isinstance(headers, (list, tuple)):
+        items = headers
+    elif hasattr(headers, "multi_items"):  # httpx.Headers: keep repeated headers apart
+        items = headers.multi_items()
+    elif hasattr(headers, "items"):
+        items = headers.items()
+    else:
+        items = headers
+    texts: List[bytes] = []
+    for name, value in items:
+        # The common case (str) inline: this loop runs once per header of every classified response.
+        texts.append(name.encode("utf-8") if type(name) is str else _header_text(name, "header name"))
+        texts.append(value.encode("utf-8") if type(value) is str else _header_text(value, "header value"))
+    return texts
 
 
-def _body_bytes(body: BodyInput) -> bytes:
-    if body is None:
+def _body_bytes(body: object, what: str = "body", none_is_empty: bool = True) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if body is None and none_is_empty:
         return b""
     if isinstance(body, str):
         return body.encode("utf-8")
-    return bytes(body)
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)  # a copy: the caller may change it, and it may be classified again later
+    raise TypeError("%s must be bytes or str, not %s" % (what, type(body).__name__))
 
 
-def now_unix_ms(now: NowInput) -> int:
-    """`now` as Unix ms for the library; 0 asks the library to read the system clock."""
-    if now is None:
+def now_unix_ms(now: NowInput, now_ms: Optional[int] = None) -> int:
+    """The time a Retry-After HTTP-date is measured against, as Unix ms for the library: `now` is a datetime
+    or Unix seconds (as `time.time()` gives), `now_ms` Unix milliseconds; neither gives 0, which asks the
+    library to read the system clock."""
+    if now is not None and now_ms is not None:
+        raise TypeError("give now (a datetime or Unix seconds) or now_ms (Unix milliseconds), not both")
+    if now is None and now_ms is None:
         return 0
-    if isinstance(now, _dt.datetime):
+    if now_ms is not None:
+        ms = _args.uint(now_ms, "now_ms", _args.I64_MAX)
+    elif isinstance(now, _dt.datetime):
         if now.tzinfo is None:
             now = now.replace(tzinfo=_dt.timezone.utc)  # HTTP dates are UTC; a naive time is taken as UTC
-        ms = int(now.timestamp() * 1000)
-    elif isinstance(now, (int, float)) and not isinstance(now, bool):
-        ms = int(now)
+        ms = (now - _UNIX_EPOCH) // _ONE_MS
+    elif isinstance(now, float) or (isinstance(now, numbers.Integral) and not isinstance(now, bool)):
+        seconds = float(now) if isinstance(now, float) else operator.index(now)
+        if math.isnan(seconds) or not 0 < seconds <= _LAST_UNIX_SECOND:
+            raise ValueError("now must be Unix seconds after the epoch and before the year 10000, got %r (Unix "
+                             "milliseconds go in now_ms=)" % (now,))
+        ms = round(seconds * 1000)
     else:
-        raise TypeError("now must be a datetime or Unix milliseconds, not %s" % type(now).__name__)
+        raise TypeError("now must be a datetime or Unix seconds, not %s"
+                        % ("None" if now is None else type(now).__name__))
     if ms <= 0:
         raise ValueError("now must be after the Unix epoch (0 would mean 'read the system clock')")
     return ms
 
 
-def _from_json_out(ptr: ctypes.c_void_p) -> Classification:
-    return Classification.from_dict(json.loads(n.take_string(ptr)))
-
-
-def classify(status: int, headers: HeaderInput = (), body: BodyInput = b"", now: NowInput = None) -> Classification:
-    """Classifies one response. `headers`: a mapping or (name, value) pairs; `body`: bytes or str;
-    `now`: the time a Retry-After HTTP-date is measured against when there is no Date header."""
-    if not isinstance(status, int) or not 0 <= status <= 0xFFFF:
-        raise ValueError("status must be an int in 0..65535, got %r" % (status,))
-    pairs = [(n.text_arg(k, "header name"), n.text_arg(v, "header value")) for k, v in _header_pairs(headers)]
-    array = (n.XgHeader * max(1, len(pairs)))()
-    for slot, (name, value) in zip(array, pairs):
-        slot.name, slot.name_len, slot.value, slot.value_len = name, len(name), value, len(value)
-    data = _body_bytes(body)
-    response = n.XgResponse(
-        status=status,
-        headers=array,
-        header_count=len(pairs),
-        body=ctypes.cast(ctypes.c_char_p(data), ctypes.POINTER(ctypes.c_uint8)),
-        body_len=len(data),
-        now_unix_ms=now_unix_ms(now),
-    )
+def _response_json(status: int, header_texts: List[bytes], body: bytes, now_ms: int) -> bytes:
     out = ctypes.c_void_p()
-    n.lib.xg_classify(ctypes.byref(response), None, ctypes.byref(out))
-    return _from_json_out(out)
+    n.classify_parts(status, header_texts, body, now_ms, None, _byref(out))
+    return n.take_bytes(out)
 
 
-def classify_raw(raw: Union[bytes, bytearray, memoryview, str], now: NowInput = None) -> Classification:
-    """Classifies a raw HTTP response (status line, headers, blank line, body), as `curl -i` saves it."""
-    data = _body_bytes(raw)
+def _raw_json(raw: bytes, now_ms: int) -> bytes:
     out = ctypes.c_void_p()
-    n.lib.xg_classify_raw(data, len(data), now_unix_ms(now), None, ctypes.byref(out))
-    return _from_json_out(out)
+    n.lib.xg_classify_raw(raw, len(raw), now_ms, None, _byref(out))
+    return n.take_bytes(out)
+
+
+def _given(json_form: bytes) -> bytes:
+    return json_form
+
+
+def classify(status: int, headers: HeaderInput = (), body: BodyInput = b"", now: NowInput = None, *,
+             now_ms: Optional[int] = None) -> Classification:
+    """Classifies one response. `headers`: a mapping or (name, value) pairs, str or bytes; `body`: bytes or
+    str; `now` (a datetime or Unix seconds) or `now_ms` (Unix milliseconds): the time a Retry-After HTTP-date
+    is measured against when there is no Date header (default: the system clock)."""
+    if type(status) is not int or not 0 <= status <= _args.U16_MAX:
+        status = _args.uint(status, "status", _args.U16_MAX)  # the checks with their messages; IntEnums pass
+    header_texts = _header_texts(headers)
+    data = body if type(body) is bytes else _body_bytes(body)
+    unix_ms = 0 if now is None and now_ms is None else now_unix_ms(now, now_ms)
+    c = _new_classification(_BLANK_CLASSIFICATION)
+    if len(data) <= _KEEP_INPUT_BYTES:
+        n.classify_parts(status, header_texts, data, unix_ms, _byref(c), None)
+        return _from_struct(c, functools.partial(_response_json, status, header_texts, data, unix_ms))
+    out = ctypes.c_void_p()
+    n.classify_parts(status, header_texts, data, unix_ms, _byref(c), _byref(out))
+    return _from_struct(c, functools.partial(_given, n.take_bytes(out)))
+
+
+def classify_raw(raw: Union[bytes, bytearray, memoryview, str], now: NowInput = None, *,
+                 now_ms: Optional[int] = None) -> Classification:
+    """Classifies a raw HTTP response (status line, headers, blank line, body), as `curl -i` saves it.
+    `now` / `now_ms` as for `classify`."""
+    data = _body_bytes(raw, "raw", none_is_empty=False)
+    unix_ms = now_unix_ms(now, now_ms)
+    c = _new_classification(_BLANK_CLASSIFICATION)
+    if len(data) <= _KEEP_INPUT_BYTES:
+        n.lib.xg_classify_raw(data, len(data), unix_ms, _byref(c), None)
+        return _from_struct(c, functools.partial(_raw_json, data, unix_ms))
+    out = ctypes.c_void_p()
+    n.lib.xg_classify_raw(data, len(data), unix_ms, _byref(c), _byref(out))
+    return _from_struct(c, functools.partial(_given, n.take_bytes(out)))
 
 
 _DEFAULT_POLICY: n.XgRetryPolicy = n.lib.xg_retry_policy_default()
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class RetryPolicy:
-    """Mirrors xg_retry_policy; the defaults are the library's (xg_retry_policy_default)."""
+    """Mirrors xg_retry_policy; the defaults are the library's (xg_retry_policy_default).
 
-    max_retries: int = _DEFAULT_POLICY.max_retries
-    base_ms: int = _DEFAULT_POLICY.base_ms
-    max_backoff_ms: int = _DEFAULT_POLICY.max_backoff_ms
-    jitter_ms: int = _DEFAULT_POLICY.jitter_ms
-    max_wait_ms: int = _DEFAULT_POLICY.max_wait_ms
+    Durations are keyword-only, in seconds (`base=0.5`, int, float or timedelta) or milliseconds
+    (`base_ms=500`); the fields keep milliseconds and the properties give seconds. `dataclasses.replace` takes
+    the `*_ms` names."""
+
+    max_retries: int
+    base_ms: int
+    max_backoff_ms: int
+    jitter_ms: int
+    max_wait_ms: int
+
+    def __init__(self, max_retries: int = _DEFAULT_POLICY.max_retries, *, base: Optional[Seconds] = None,
+                 max_backoff: Optional[Seconds] = None, jitter: Optional[Seconds] = None,
+                 max_wait: Optional[Seconds] = None, base_ms: Optional[int] = None,
+                 max_backoff_ms: Optional[int] = None, jitter_ms: Optional[int] = None,
+                 max_wait_ms: Optional[int] = None) -> None:
+        set_field = functools.partial(_set_attribute, self)
+        set_field("max_retries", _args.u32(max_retries, "max_retries"))
+        set_field("base_ms", _args.duration_ms(base, base_ms, "base", _DEFAULT_POLICY.base_ms))
+        set_field("max_backoff_ms", _args.duration_ms(max_backoff, max_backoff_ms, "max_backoff",
+                                                      _DEFAULT_POLICY.max_backoff_ms))
+        set_field("jitter_ms", _args.duration_ms(jitter, jitter_ms, "jitter", _DEFAULT_POLICY.jitter_ms))
+        set_field("max_wait_ms", _args.duration_ms(max_wait, max_wait_ms, "max_wait", _DEFAULT_POLICY.max_wait_ms))
+
+    @property
+    def base(self) -> float:
+        return _args.ms_to_seconds(self.base_ms)
+
+    @property
+    def max_backoff(self) -> float:
+        return _args.ms_to_seconds(self.max_backoff_ms)
+
+    @property
+    def jitter(self) -> float:
+        return _args.ms_to_seconds(self.jitter_ms)
+
+    @property
+    def max_wait(self) -> float:
+        return _args.ms_to_seconds(self.max_wait_ms)
 
     def _to_c(self) -> n.XgRetryPolicy:
         return n.XgRetryPolicy(
@@ -305,22 +409,30 @@ class RetryPolicy:
 
 @dataclasses.dataclass(frozen=True)
 class BackoffDecision:
-    """Retry after `wait_ms`, or give up (`give_up` says why; `wait_ms` is then the wait that was too long)."""
+    """Retry after `wait_ms` (`wait` in seconds), or give up (`give_up` says why; the wait is then the one that
+    was too long)."""
 
     retry: bool
     wait_ms: int
     give_up: Optional[GiveUp]
 
+    @property
+    def wait(self) -> float:
+        return _args.ms_to_seconds(self.wait_ms)
+
 
 def backoff(classification: Classification, attempt: int, policy: Optional[RetryPolicy] = None) -> BackoffDecision:
     """Whether retry number `attempt` (1 = the first retry) should happen, and after how long."""
-    if not isinstance(attempt, int) or attempt < 0:
-        raise ValueError("attempt must be a non-negative int")
+    if not isinstance(classification, Classification):
+        raise TypeError("backoff takes a Classification, not %s" % type(classification).__name__)
+    attempt = _args.u32(attempt, "attempt")
+    if policy is not None and not isinstance(policy, RetryPolicy):
+        raise TypeError("policy must be a RetryPolicy or None, not %s" % type(policy).__name__)
     c = classification._to_c()
     p = policy._to_c() if policy is not None else None
     out = n.XgBackoffDecision()
     n.lib.xg_backoff(ctypes.byref(c), attempt, ctypes.byref(p) if p is not None else None, ctypes.byref(out))
-    give_up = _GIVE_UP_CODES.get(out.give_up) if out.give_up else None
+    give_up = GIVE_UP_BY_CODE.get(out.give_up) if out.give_up else None
     if out.give_up and give_up is None:
         raise XeroGuardError("xg_backoff returned an unknown give_up code %d" % out.give_up)
     return BackoffDecision(retry=bool(out.retry), wait_ms=int(out.wait_ms), give_up=give_up)

@@ -7,29 +7,50 @@ import contextlib
 import ctypes
 import dataclasses
 import json
-import math
 import threading
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional, Set, Tuple, TypeVar, Union
 
+from . import _args
 from . import _native as n
-from ._classify import REASON_NAMES, Classification, Reason
+from ._args import Seconds, Tenant, tenant_bytes, tenant_text
+from ._classify import Classification
+from ._vocabulary import REASON, Reason
 from .errors import PermitTimeout, UnknownPermitError
 
 T = TypeVar("T")
-Tenant = Union[str, bytes]
 Observed = Union[Classification, bytes, bytearray, memoryview]
 
 # Stands for "no timeout": far beyond any real wait, and safe from overflow in the library's deadline sum.
+# Longer timeouts are shortened to it (both are "never"), so any u64 of milliseconds is accepted.
 _FOREVER_MS = 1 << 62
+_set_attribute = object.__setattr__
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class WindowLimit:
-    """At most `limit` calls in any `window_ms`, widened by `margin_ms`; `limit` 0 disables the window."""
+    """At most `limit` calls in any `window`, widened by `margin`; `limit` 0 disables the window.
+
+    The durations are keyword-only, in seconds (`window=60.0`, int, float or timedelta) or milliseconds
+    (`window_ms=60_000`); the fields keep milliseconds, the properties give seconds. `margin` defaults to 0.
+    `dataclasses.replace` takes the `*_ms` names."""
 
     limit: int
     window_ms: int
-    margin_ms: int = 0
+    margin_ms: int
+
+    def __init__(self, limit: int, *, window: Optional[Seconds] = None, margin: Optional[Seconds] = None,
+                 window_ms: Optional[int] = None, margin_ms: Optional[int] = None) -> None:
+        _set_attribute(self, "limit", _args.u32(limit, "limit"))
+        _set_attribute(self, "window_ms", _args.duration_ms(window, window_ms, "window"))
+        _set_attribute(self, "margin_ms", _args.duration_ms(margin, margin_ms, "margin", 0))
+
+    @property
+    def window(self) -> float:
+        return _args.ms_to_seconds(self.window_ms)
+
+    @property
+    def margin(self) -> float:
+        return _args.ms_to_seconds(self.margin_ms)
 
     @classmethod
     def _from_c(cls, w: n.XgWindowLimit) -> "WindowLimit":
@@ -42,16 +63,42 @@ class WindowLimit:
 _DEFAULT = n.lib.xg_limits_default()
 
 
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """Mirrors xg_limits. Field defaults are the library's (xg_limits_default: Xero's limits with margins)."""
+def _window(value: object, name: str) -> WindowLimit:
+    if not isinstance(value, WindowLimit):
+        raise TypeError("%s must be a WindowLimit, not %s" % (name, type(value).__name__))
+    return value
 
-    tenant_minute: WindowLimit = WindowLimit._from_c(_DEFAULT.tenant_minute)
-    tenant_day: WindowLimit = WindowLimit._from_c(_DEFAULT.tenant_day)
-    tenant_concurrency: int = _DEFAULT.tenant_concurrency
-    app_minute: WindowLimit = WindowLimit._from_c(_DEFAULT.app_minute)
-    permit_timeout_ms: int = _DEFAULT.permit_timeout_ms
-    max_tenants: int = _DEFAULT.max_tenants
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Limits:
+    """Mirrors xg_limits. Defaults are the library's (xg_limits_default: Xero's limits with margins).
+
+    `permit_timeout` (seconds) or `permit_timeout_ms`, and `max_tenants`, are keyword-only."""
+
+    tenant_minute: WindowLimit
+    tenant_day: WindowLimit
+    tenant_concurrency: int
+    app_minute: WindowLimit
+    permit_timeout_ms: int
+    max_tenants: int
+
+    def __init__(self, tenant_minute: WindowLimit = WindowLimit._from_c(_DEFAULT.tenant_minute),
+                 tenant_day: WindowLimit = WindowLimit._from_c(_DEFAULT.tenant_day),
+                 tenant_concurrency: int = _DEFAULT.tenant_concurrency,
+                 app_minute: WindowLimit = WindowLimit._from_c(_DEFAULT.app_minute), *,
+                 permit_timeout: Optional[Seconds] = None, permit_timeout_ms: Optional[int] = None,
+                 max_tenants: int = _DEFAULT.max_tenants) -> None:
+        _set_attribute(self, "tenant_minute", _window(tenant_minute, "tenant_minute"))
+        _set_attribute(self, "tenant_day", _window(tenant_day, "tenant_day"))
+        _set_attribute(self, "tenant_concurrency", _args.u32(tenant_concurrency, "tenant_concurrency"))
+        _set_attribute(self, "app_minute", _window(app_minute, "app_minute"))
+        _set_attribute(self, "permit_timeout_ms", _args.duration_ms(permit_timeout, permit_timeout_ms,
+                                                                    "permit_timeout", _DEFAULT.permit_timeout_ms))
+        _set_attribute(self, "max_tenants", _args.u32(max_tenants, "max_tenants"))
+
+    @property
+    def permit_timeout(self) -> float:
+        return _args.ms_to_seconds(self.permit_timeout_ms)
 
     @classmethod
     def _from_c(cls, c: n.XgLimits) -> "Limits":
@@ -92,37 +139,59 @@ class TenantLimits:
     day_limit: int
     concurrency: int
 
+    def __post_init__(self) -> None:
+        for name in ("minute_limit", "day_limit", "concurrency"):
+            _args.u32(getattr(self, name), name)
+
+
+_read_decision = n.field_reader(n.XgDecision)
+
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    """Granted (with `permit` to release; 0 for tenantless calls), or refused for `wait_ms` because of `reason`."""
+    """Granted (with `permit` to release; 0 for tenantless calls), or refused for `wait_ms` (`wait` in seconds)
+    because of `reason`."""
 
     granted: bool
     permit: int
     wait_ms: int
     reason: Optional[Reason]
 
+    @property
+    def wait(self) -> float:
+        return _args.ms_to_seconds(self.wait_ms)
+
     @classmethod
     def _from_c(cls, d: n.XgDecision) -> "Decision":
-        reason = Reason(REASON_NAMES[d.reason]) if d.reason else None
-        return cls(granted=bool(d.granted), permit=int(d.permit), wait_ms=int(d.wait_ms), reason=reason)
+        _, granted, permit, wait_ms, reason = _read_decision(d)
+        try:
+            member = REASON.by_code[reason]
+        except KeyError:
+            raise REASON.unknown(reason) from None
+        return cls(granted, permit, wait_ms, member)
 
 
 @dataclasses.dataclass(frozen=True)
 class Reservation:
-    """A booked slot: the call counts from now on at `at_ms` (limiter clock), `wait_ms` from now."""
+    """A booked slot: the call counts from now on at `at_ms` (limiter clock), `wait_ms` from now; `at` and
+    `wait` give them in seconds."""
 
     id: int
     at_ms: int
     wait_ms: int
 
+    @property
+    def at(self) -> float:
+        return _args.ms_to_seconds(self.at_ms)
 
-def _timeout_ms(timeout: Optional[float]) -> int:
-    if timeout is None:
-        return _FOREVER_MS
-    if timeout < 0:
-        raise ValueError("timeout must be >= 0 seconds")
-    return min(_FOREVER_MS, int(math.ceil(timeout * 1000)))
+    @property
+    def wait(self) -> float:
+        return _args.ms_to_seconds(self.wait_ms)
+
+
+def _timeout_ms(timeout: Optional[Seconds], timeout_ms: Optional[int]) -> int:
+    """`timeout` (seconds) or `timeout_ms`; neither waits as long as needed."""
+    return min(_FOREVER_MS, _args.duration_ms(timeout, timeout_ms, "timeout", _FOREVER_MS))
 
 
 class Permit:
@@ -158,13 +227,18 @@ class Limiter:
     """Paces calls per tenant and per app. Thread-safe; close it (or use `with`) to free the native handle.
 
     `clock="monotonic"` uses the system's monotonic clock; `clock="manual"` starts at 0 and moves only with
-    `advance` / `set_now` (for tests). Times are milliseconds on the limiter's clock.
+    `advance` / `set_now` (for tests). Durations are seconds (int, float or timedelta), or milliseconds with
+    the `*_ms` / `ms=` keywords. Every call names its tenant; a tenantless call passes TENANTLESS ('').
     """
 
     def __init__(self, limits: Optional[Limits] = None, clock: str = "monotonic") -> None:
         clocks = {"monotonic": n.XG_CLOCK_MONOTONIC, "manual": n.XG_CLOCK_MANUAL}
+        if not isinstance(clock, str):
+            raise TypeError("clock must be 'monotonic' or 'manual', not %s" % type(clock).__name__)
         if clock not in clocks:
             raise ValueError("clock must be 'monotonic' or 'manual', not %r" % (clock,))
+        if limits is not None and not isinstance(limits, Limits):
+            raise TypeError("limits must be a Limits or None, not %s" % type(limits).__name__)
         self.clock = clock
         self.limits = limits if limits is not None else Limits.default()
         self._state = threading.Lock()  # guards _users/_closed/_async_waiters (a plain Lock: it is on every call)
@@ -227,72 +301,80 @@ class Limiter:
     # Clock.
 
     def now(self) -> int:
-        """The limiter's clock, in ms."""
+        """The limiter's clock, in ms (`time()` gives seconds)."""
         out = ctypes.c_uint64()
         self._call(n.lib.xg_limiter_now_ms, ctypes.byref(out))
         return out.value
 
-    def advance(self, ms: int) -> None:
-        """Moves a manual clock forward (WrongClockError on a monotonic limiter)."""
-        self._call(n.lib.xg_limiter_advance_ms, ms)
+    def time(self) -> float:
+        """The limiter's clock, in seconds, as `time.monotonic()` reads (a manual clock starts at 0)."""
+        return _args.ms_to_seconds(self.now())
+
+    def advance(self, seconds: Optional[Seconds] = None, *, ms: Optional[int] = None) -> None:
+        """Moves a manual clock forward by `seconds` (or `ms=`); WrongClockError on a monotonic limiter."""
+        self._call(n.lib.xg_limiter_advance_ms, _args.duration_ms(seconds, ms, "seconds"))
         self._wake_async()
 
-    def set_now(self, ms: int) -> None:
-        """Sets a manual clock; it cannot move backwards."""
-        self._call(n.lib.xg_limiter_set_now_ms, ms)
+    def set_now(self, seconds: Optional[Seconds] = None, *, ms: Optional[int] = None) -> None:
+        """Sets a manual clock to `seconds` (or `ms=`) after its start; it cannot move backwards."""
+        self._call(n.lib.xg_limiter_set_now_ms, _args.duration_ms(seconds, ms, "seconds"))
         self._wake_async()
 
     # Calls.
 
     def _decide(self, fn: Any, tenant: Tenant, *extra: Any) -> Decision:
-        t = n.text_arg(tenant)
+        t = tenant_bytes(tenant)
         out = n.XgDecision()
         self._call(fn, t, len(t), *extra, ctypes.byref(out))
         return Decision._from_c(out)
 
-    def acquire(self, tenant: Tenant = "") -> Decision:
+    def acquire(self, tenant: Tenant) -> Decision:
         """Asks for a call now. Granted: counted, and `permit` must be released. Refused: nothing changes."""
         return self._decide(n.lib.xg_limiter_acquire, tenant)
 
-    def acquire_wait(self, tenant: Tenant = "", timeout_ms: int = _FOREVER_MS) -> Decision:
-        """Blocks (GIL released) until granted or `timeout_ms` on the limiter's clock has passed; the
-        decision says which. The library gives up early when the wait certainly ends after the timeout."""
-        return self._decide(n.lib.xg_limiter_acquire_wait, tenant, timeout_ms)
+    def acquire_wait(self, tenant: Tenant, timeout: Optional[Seconds] = None, *,
+                     timeout_ms: Optional[int] = None) -> Decision:
+        """Blocks (GIL released) until granted or until `timeout` seconds (or `timeout_ms`) on the limiter's
+        clock have passed; neither waits as long as needed. The decision says which; the library gives up
+        early when the wait certainly ends after the timeout."""
+        return self._decide(n.lib.xg_limiter_acquire_wait, tenant, _timeout_ms(timeout, timeout_ms))
 
-    def peek(self, tenant: Tenant = "") -> Decision:
+    def peek(self, tenant: Tenant) -> Decision:
         """What `acquire` would answer now, taking nothing."""
         return self._decide(n.lib.xg_limiter_peek, tenant)
 
-    def record(self, tenant: Tenant = "") -> None:
+    def record(self, tenant: Tenant) -> None:
         """Counts a call made without the limiter (even over a limit: it happened)."""
-        t = n.text_arg(tenant)
+        t = tenant_bytes(tenant)
         self._call(n.lib.xg_limiter_record, t, len(t))
 
     def release(self, permit: Union[int, Decision, Permit]) -> None:
-        """Gives back a permit; UnknownPermitError when it is not held."""
+        """Gives back a permit; UnknownPermitError when it is not held. Permit 0 (tenantless) is a no-op."""
         if isinstance(permit, Decision):
-            permit = permit.permit
+            permit_id = permit.permit
         elif isinstance(permit, Permit):
-            permit = permit.id
-        self._call(n.lib.xg_limiter_release, permit)
+            permit_id = permit.id
+        else:
+            permit_id = _args.u64(permit, "permit")
+        self._call(n.lib.xg_limiter_release, permit_id)
         self._wake_async()
 
-    def reserve(self, tenant: Tenant = "") -> Reservation:
+    def reserve(self, tenant: Tenant) -> Reservation:
         """Books the tenant's next free slot (first come, first served); takes no concurrency permit."""
-        t = n.text_arg(tenant)
+        t = tenant_bytes(tenant)
         out = n.XgReservation()
         self._call(n.lib.xg_limiter_reserve, t, len(t), ctypes.byref(out))
         return Reservation(id=int(out.id), at_ms=int(out.at_ms), wait_ms=int(out.wait_ms))
 
     def cancel(self, reservation: Union[int, Reservation]) -> None:
         """Frees a reserved slot whose time has not come (UnknownReservationError otherwise)."""
-        rid = reservation.id if isinstance(reservation, Reservation) else reservation
+        rid = reservation.id if isinstance(reservation, Reservation) else _args.u64(reservation, "reservation")
         self._call(n.lib.xg_limiter_cancel, rid)
         self._wake_async()
 
     def observe(self, tenant: Tenant, response: Observed) -> None:
         """Takes the server's feedback: a Classification, or a raw HTTP response as bytes."""
-        t = n.text_arg(tenant)
+        t = tenant_bytes(tenant)
         if isinstance(response, Classification):
             c = response._to_c()
             self._call(n.lib.xg_limiter_observe, t, len(t), ctypes.byref(c))
@@ -302,9 +384,9 @@ class Limiter:
         else:
             raise TypeError("observe takes a Classification or raw response bytes, not %s" % type(response).__name__)
 
-    def snapshot(self, tenant: Tenant = "") -> Dict[str, Any]:
+    def snapshot(self, tenant: Tenant) -> Dict[str, Any]:
         """The tenant's state now (xg_limiter_snapshot_json), as a dict."""
-        t = n.text_arg(tenant)
+        t = tenant_bytes(tenant)
         out = ctypes.c_void_p()
         self._call(n.lib.xg_limiter_snapshot_json, t, len(t), ctypes.byref(out))
         snap: Dict[str, Any] = json.loads(n.take_string(out))
@@ -312,10 +394,12 @@ class Limiter:
 
     def set_tenant_limits(self, tenant: Tenant, limits: Optional[TenantLimits]) -> None:
         """Sets a tenant's own limits, or clears them with None. Its recorded calls are kept."""
-        t = n.text_arg(tenant)
+        t = tenant_bytes(tenant)
         if limits is None:
             self._call(n.lib.xg_limiter_set_tenant_limits, t, len(t), None)
             return
+        if not isinstance(limits, TenantLimits):
+            raise TypeError("limits must be a TenantLimits or None, not %s" % type(limits).__name__)
         c = n.XgTenantLimits(minute_limit=limits.minute_limit, day_limit=limits.day_limit,
                              concurrency=limits.concurrency)
         self._call(n.lib.xg_limiter_set_tenant_limits, t, len(t), ctypes.byref(c))
@@ -324,13 +408,16 @@ class Limiter:
     # Permits as context managers.
 
     @contextlib.contextmanager
-    def permit(self, tenant: Tenant = "", timeout: Optional[float] = None) -> Iterator[Permit]:
-        """Blocks until the call may go (at most `timeout` seconds on the limiter's clock; None waits as long
-        as needed), yields the Permit, and releases it on exit, exceptions included. PermitTimeout otherwise."""
-        timeout_ms = _timeout_ms(timeout)
-        d = self.acquire_wait(tenant, timeout_ms)
+    def permit(self, tenant: Tenant, timeout: Optional[Seconds] = None, *,
+               timeout_ms: Optional[int] = None) -> Iterator[Permit]:
+        """Blocks until the call may go (at most `timeout` seconds, or `timeout_ms`, on the limiter's clock;
+        neither waits as long as needed), yields the Permit, and releases it on exit, exceptions included.
+        PermitTimeout otherwise."""
+        t = tenant_bytes(tenant)  # refused here, before any wait
+        wait_ms = _timeout_ms(timeout, timeout_ms)
+        d = self.acquire_wait(t, timeout_ms=wait_ms)
         if not d.granted:
-            raise PermitTimeout(_tenant_str(tenant), timeout_ms, d.wait_ms, d.reason.value if d.reason else None)
+            raise PermitTimeout(tenant_text(tenant), wait_ms, d.wait_ms, d.reason.value if d.reason else None)
         p = Permit(self, tenant, d)
         try:
             yield p
@@ -338,9 +425,11 @@ class Limiter:
             p.release()
 
     @contextlib.asynccontextmanager
-    async def permit_async(self, tenant: Tenant = "", timeout: Optional[float] = None) -> AsyncIterator[Permit]:
+    async def permit_async(self, tenant: Tenant, timeout: Optional[Seconds] = None, *,
+                           timeout_ms: Optional[int] = None) -> AsyncIterator[Permit]:
         """`permit` for asyncio: awaits instead of blocking the event loop."""
-        p = Permit(self, tenant, await self._acquire_async(tenant, _timeout_ms(timeout)))
+        tenant_bytes(tenant)
+        p = Permit(self, tenant, await self._acquire_async(tenant, _timeout_ms(timeout, timeout_ms)))
         try:
             yield p
         finally:
@@ -363,7 +452,7 @@ class Limiter:
                 # The same early exit as xg_limiter_acquire_wait: a wait that certainly ends after the
                 # deadline is not slept through; a concurrency wait can end early with any release.
                 if remaining <= 0 or (d.wait_ms > remaining and d.reason is not Reason.CONCURRENCY):
-                    raise PermitTimeout(_tenant_str(tenant), timeout_ms, d.wait_ms,
+                    raise PermitTimeout(tenant_text(tenant), timeout_ms, d.wait_ms,
                                         d.reason.value if d.reason else None)
                 # A manual clock moves only by advance/set_now, which wake us; poll now and then regardless.
                 sleep_ms = min(d.wait_ms, remaining) if self.clock == "monotonic" else 50
@@ -391,6 +480,3 @@ class Limiter:
     def __repr__(self) -> str:
         return "Limiter(clock=%r, closed=%r)" % (self.clock, self._closed)
 
-
-def _tenant_str(tenant: Tenant) -> str:
-    return tenant.decode("utf-8", "replace") if isinstance(tenant, (bytes, bytearray)) else str(tenant)

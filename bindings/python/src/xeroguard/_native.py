@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 import sys
+import threading
 import warnings
 from ctypes import (
     POINTER,
@@ -22,7 +24,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import STATUS_ERRORS, XeroGuardError
 
@@ -48,6 +50,8 @@ class XgHeader(Structure):
 
 
 class XgResponse(Structure):
+    """The layout of xg_response; classify_parts writes it into one buffer with its headers."""
+
     _fields_ = [
         ("status", c_uint16),
         ("headers", POINTER(XgHeader)),
@@ -242,7 +246,8 @@ DECLARATIONS: List[_Decl] = [
     ("xg_string_free", None, [c_void_p], None),
     ("xg_version", c_char_p, [], _static_str),
     ("xg_abi_version", c_uint32, [], None),
-    ("xg_classify", _S, [POINTER(XgResponse), POINTER(XgClassification), _StrOut], _check_status),
+    # const xg_response *: the address of the block classify_parts builds.
+    ("xg_classify", _S, [c_void_p, POINTER(XgClassification), _StrOut], _check_status),
     ("xg_classify_raw", _S, [_Bytes, c_size_t, c_int64, POINTER(XgClassification), _StrOut], _check_status),
     ("xg_retry_policy_default", XgRetryPolicy, [], None),
     ("xg_backoff", _S, [POINTER(XgClassification), c_uint32, POINTER(XgRetryPolicy), POINTER(XgBackoffDecision)],
@@ -291,23 +296,124 @@ if abi_version != EXPECTED_ABI_VERSION:
 version: str = lib.xg_version()
 
 
-def take_string(ptr: c_void_p) -> str:
+def take_bytes(ptr: c_void_p) -> bytes:
     """Copies a library-owned string and frees it."""
     if not ptr.value:
         raise XeroGuardError("the library returned no string")
     try:
-        return ctypes.string_at(ptr.value).decode("utf-8")
+        return ctypes.string_at(ptr.value)
     finally:
         lib.xg_string_free(ptr)
 
 
-def text_arg(value: Any, what: str = "tenant") -> bytes:
-    """A (pointer, length) text argument: str is encoded as UTF-8; bytes are passed as given (the library
-    checks them)."""
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    if value is None:
-        return b""
-    raise TypeError("%s must be str or bytes, not %s" % (what, type(value).__name__))
+def take_string(ptr: c_void_p) -> str:
+    """Copies a library-owned string, frees it, and decodes it (the library writes UTF-8)."""
+    return take_bytes(ptr).decode("utf-8")
+
+
+_STRUCT_CODES = {c_bool: "?", c_uint16: "H", c_uint32: "I", c_int64: "q", c_uint64: "Q"}
+_POINTER_CODE = {4: "I", 8: "Q"}[ctypes.sizeof(c_void_p)]
+
+
+def _layout(struct_type: Any) -> str:
+    """The `struct` module format of one `struct_type` (standard sizes, padding spelt out; pointers as
+    unsigned integers)."""
+    layout = ""
+    end = 0
+    for name, ctype in struct_type._fields_:
+        offset = getattr(struct_type, name).offset
+        if ctype in (c_char_p, c_void_p) or issubclass(ctype, ctypes._Pointer):
+            code = _POINTER_CODE
+        else:
+            code = _STRUCT_CODES[ctype]
+        if struct.calcsize("=" + code) != ctypes.sizeof(ctype):
+            raise ImportError("xeroguard: %s has an unexpected size on this platform" % ctype.__name__)
+        layout += "%dx%s" % (offset - end, code)
+        end = offset + ctypes.sizeof(ctype)
+    return layout + "%dx" % (ctypes.sizeof(struct_type) - end)
+
+
+def field_reader(struct_type: Any) -> Callable[[Any], Tuple[Any, ...]]:
+    """A function returning every field of a flat `struct_type` instance at once (struct.unpack_from over its
+    buffer: one call where reading the fields one by one costs a ctypes descriptor call each)."""
+    return struct.Struct("=" + _layout(struct_type)).unpack_from
+
+
+_RESPONSE_LAYOUT = _layout(XgResponse)
+_HEADER_LAYOUT = _layout(XgHeader)
+_RESPONSE_SIZE = ctypes.sizeof(XgResponse)
+_HEADER_SIZE = ctypes.sizeof(XgHeader)
+# Bodies up to this size are copied into the block; a larger one is pointed to where it is.
+_COPIED_BODY_BYTES = 64 * 1024
+# Blocks up to this size are written into the thread's reusable buffer; larger ones get their own.
+_REUSED_BLOCK_BYTES = 128 * 1024
+_response_packers: Dict[int, Callable[..., None]] = {}  # by header count, up to _PACKERS_KEPT
+_PACKERS_KEPT = 128
+
+
+class _ThreadBlock(threading.local):
+    """A buffer per thread for response blocks: no allocation per call, and memory the CPU has seen."""
+
+    def __init__(self) -> None:
+        self.buffer: Any = None
+        self.view = memoryview(b"")
+        self.address = 0
+        self.busy = False  # a signal handler classifying in the middle of a call must not share it
+
+    def reserve(self, size: int) -> None:
+        self.buffer = ctypes.create_string_buffer(max(size, min(2 * len(self.view), _REUSED_BLOCK_BYTES), 4096))
+        self.view = memoryview(self.buffer).cast("B")
+        self.address = ctypes.addressof(self.buffer)
+
+
+_thread_block = _ThreadBlock()
+
+
+def _address_of(data: bytes) -> int:
+    """Where a bytes object's contents are; valid while it lives (bytes never move)."""
+    return ctypes.cast(c_char_p(data), c_void_p).value or 0
+
+
+def classify_parts(status: int, header_texts: List[bytes], body: bytes, now_ms: int, out: Any,
+                   json_out: Any) -> None:
+    """xg_classify on a response given as parts (`header_texts` = [name, value, name, value, ...]).
+
+    The xg_response struct, its xg_header array, the header texts and a small body are written into one
+    buffer (the thread's, reused) that the struct points into; a large body is pointed to where it is. Building
+    the structs as ctypes objects would cost a conversion per field: several times this for the dozen headers
+    of a real response."""
+    count = len(header_texts) >> 1
+    prefix = _RESPONSE_SIZE + _HEADER_SIZE * count
+    copied = len(body) <= _COPIED_BODY_BYTES
+    data = b"".join([*header_texts, body]) if copied else b"".join(header_texts)
+    end = prefix + len(data)
+    block = _thread_block
+    reused = end <= _REUSED_BLOCK_BYTES and not block.busy
+    if reused:
+        if len(block.view) < end:
+            block.reserve(end)
+        view, address = block.view, block.address
+        block.busy = True
+    else:
+        own = ctypes.create_string_buffer(end)
+        view, address = memoryview(own).cast("B"), ctypes.addressof(own)
+    try:
+        view[prefix:end] = data
+        fields = [status, address + _RESPONSE_SIZE if count else 0, count, 0, len(body), now_ms]
+        at = address + prefix
+        for text in header_texts:
+            size = len(text)
+            fields.append(at)
+            fields.append(size)
+            at += size
+        fields[3] = at if copied else _address_of(body)
+        pack = _response_packers.get(count)
+        if pack is None:
+            pack = struct.Struct("=" + _RESPONSE_LAYOUT + _HEADER_LAYOUT * count).pack_into
+            if count <= _PACKERS_KEPT:
+                _response_packers[count] = pack
+        pack(view, 0, *fields)
+        lib.xg_classify(address, out, json_out)
+    finally:
+        if reused:
+            block.busy = False

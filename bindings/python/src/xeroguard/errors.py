@@ -81,7 +81,8 @@ STATUS_ERRORS: Dict[int, Type[XeroGuardError]] = {
 
 
 class PermitTimeout(XeroGuardError, TimeoutError):
-    """No permit within the timeout. `wait_ms` and `reason` are the limiter's last refusal."""
+    """No permit within the timeout. `wait_ms` and `reason` are the limiter's last refusal; `timeout` and
+    `wait` give the times in seconds."""
 
     def __init__(self, tenant: str, timeout_ms: int, wait_ms: int, reason: Optional[str]) -> None:
         super().__init__(
@@ -92,6 +93,14 @@ class PermitTimeout(XeroGuardError, TimeoutError):
         self.timeout_ms = timeout_ms
         self.wait_ms = wait_ms
         self.reason = reason
+
+    @property
+    def timeout(self) -> float:
+        return self.timeout_ms / 1000
+
+    @property
+    def wait(self) -> float:
+        return self.wait_ms / 1000
 
 
 __all__ = [name for name in dir() if name.endswith(("Error", "Timeout"))] + ["STATUS_ERRORS"]

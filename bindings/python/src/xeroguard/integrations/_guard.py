@@ -10,7 +10,8 @@ import logging
 import time
 from typing import Any, Awaitable, Callable, Mapping, Optional, Tuple, TypeVar, Union
 
-from .._classify import RetryPolicy, backoff, classify
+from .._args import TENANTLESS, Seconds, seconds_to_ms
+from .._classify import Classification, RetryPolicy, backoff, classify
 from .._limiter import Limiter
 
 log = logging.getLogger("xeroguard")
@@ -29,41 +30,46 @@ def resolve_policy(retries: Retries) -> RetryPolicy:
         return RetryPolicy()
     if isinstance(retries, RetryPolicy):
         return retries
-    if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0:
-        return RetryPolicy(max_retries=retries)
-    raise TypeError("retries must be a RetryPolicy, a non-negative int or None")
+    if isinstance(retries, int) and not isinstance(retries, bool):
+        return RetryPolicy(max_retries=retries)  # range-checked there (ValueError)
+    raise TypeError("retries must be a RetryPolicy, an int or None, not %s" % type(retries).__name__)
 
 
-def tenant_of(headers: Optional[Mapping[str, Any]]) -> str:
-    """The Xero-Tenant-Id request header ('' for tenantless calls such as /connections)."""
+def tenant_of(headers: Optional[Mapping[Any, Any]]) -> str:
+    """The Xero-Tenant-Id request header. A request without one (e.g. /connections) is a tenantless call,
+    so this answers TENANTLESS for it."""
     if not headers:
-        return ""
+        return TENANTLESS
     for name, value in headers.items():
         key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
         if key.lower() == TENANT_HEADER:
             return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-    return ""
+    return TENANTLESS
 
 
 class Guard:
-    """Shared settings: the limiter, the retry policy, and how long to wait for a permit (seconds).
+    """Shared settings: the limiter, the retry policy, and how long to wait for a permit (seconds, or a
+    timedelta).
 
-    The permit wait defaults to the policy's `max_wait_ms`, so a day limit is never slept through beyond
+    The permit wait defaults to the policy's `max_wait`, so a day limit is never slept through beyond
     that cap: the limiter refuses at once with PermitTimeout when its wait is certainly longer.
     """
 
-    def __init__(self, limiter: Limiter, retries: Retries = None, permit_timeout: Optional[float] = None) -> None:
+    def __init__(self, limiter: Limiter, retries: Retries = None, permit_timeout: Optional[Seconds] = None) -> None:
         if not isinstance(limiter, Limiter):
             raise TypeError("limiter must be a xeroguard.Limiter")
         self.limiter = limiter
         self.policy = resolve_policy(retries)
-        self.permit_timeout = permit_timeout if permit_timeout is not None else self.policy.max_wait_ms / 1000.0
+        # Checked here, so a bad value fails when the client is set up rather than on its first request.
+        self.permit_timeout_ms = (self.policy.max_wait_ms if permit_timeout is None
+                                  else seconds_to_ms(permit_timeout, "permit_timeout"))
+        self.permit_timeout = self.permit_timeout_ms / 1000
 
     def run(self, tenant: str, attempt: Callable[[], Attempt[R]], discard: Callable[[R], None] = lambda r: None,
             sleep: Callable[[float], None] = time.sleep) -> R:
         n = 0
         while True:
-            with self.limiter.permit(tenant, timeout=self.permit_timeout) as permit:
+            with self.limiter.permit(tenant, timeout_ms=self.permit_timeout_ms) as permit:
                 result, (status, headers, body) = attempt()
                 c = classify(status, headers, body)
                 # Observed before the permit goes back, so the next waiter sees the server's view.
@@ -79,7 +85,7 @@ class Guard:
                         discard: Callable[[R], Awaitable[None]]) -> R:
         n = 0
         while True:
-            async with self.limiter.permit_async(tenant, timeout=self.permit_timeout) as permit:
+            async with self.limiter.permit_async(tenant, timeout_ms=self.permit_timeout_ms) as permit:
                 result, (status, headers, body) = await attempt()
                 c = classify(status, headers, body)
                 permit.observe(c)
@@ -90,14 +96,14 @@ class Guard:
             await discard(result)
             await asyncio.sleep(wait)
 
-    def _next_wait(self, c: Any, attempt: int) -> Optional[float]:
+    def _next_wait(self, c: Classification, attempt: int) -> Optional[float]:
         """Seconds to wait before retry `attempt`, or None to hand the response to the caller."""
         if not c.retryable:
             return None
         d = backoff(c, attempt, self.policy)
         if not d.retry:
-            log.info("xeroguard: not retrying %d %s: %s (wait %d ms)", c.status, c.category.value,
-                     d.give_up.value if d.give_up else "?", d.wait_ms)
+            log.info("xeroguard: not retrying %d %s: %s (wait %d ms)", c.status, c.category,
+                     d.give_up if d.give_up else "?", d.wait_ms)
             return None
-        log.debug("xeroguard: retry %d after %d ms (%d %s)", attempt, d.wait_ms, c.status, c.category.value)
-        return d.wait_ms / 1000.0
+        log.debug("xeroguard: retry %d after %d ms (%d %s)", attempt, d.wait_ms, c.status, c.category)
+        return d.wait

@@ -13,6 +13,7 @@ try:
 except ImportError as exc:  # optional dependency
     raise ImportError("xeroguard.integrations.httpx needs the httpx package") from exc
 
+from .._args import Seconds
 from .._limiter import Limiter
 from ._guard import Guard, Retries, tenant_of
 
@@ -29,7 +30,7 @@ class XeroGuardTransport(httpx.BaseTransport):
     retryable is retried (xeroguard.backoff); once it gives up, the last response is returned as it is."""
 
     def __init__(self, limiter: Limiter, transport: Optional[httpx.BaseTransport] = None, retries: Retries = None,
-                 permit_timeout: Optional[float] = None) -> None:
+                 permit_timeout: Optional[Seconds] = None) -> None:
         self.guard = Guard(limiter, retries, permit_timeout)
         self.transport = transport if transport is not None else httpx.HTTPTransport()
 
@@ -51,7 +52,7 @@ class AsyncXeroGuardTransport(httpx.AsyncBaseTransport):
     """The asyncio twin of XeroGuardTransport (default inner transport httpx.AsyncHTTPTransport())."""
 
     def __init__(self, limiter: Limiter, transport: Optional[httpx.AsyncBaseTransport] = None,
-                 retries: Retries = None, permit_timeout: Optional[float] = None) -> None:
+                 retries: Retries = None, permit_timeout: Optional[Seconds] = None) -> None:
         self.guard = Guard(limiter, retries, permit_timeout)
         self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
 

@@ -15,6 +15,7 @@ try:
 except ImportError as exc:  # optional dependency
     raise ImportError("xeroguard.integrations.requests needs the requests package") from exc
 
+from .._args import Seconds
 from .._limiter import Limiter
 from ._guard import Guard, Retries, tenant_of
 
@@ -27,7 +28,7 @@ class XeroGuardAdapter(HTTPAdapter):
     Once it gives up, the last response is returned as it is. Other HTTPAdapter keyword arguments pass through.
     """
 
-    def __init__(self, limiter: Limiter, retries: Retries = None, permit_timeout: Optional[float] = None,
+    def __init__(self, limiter: Limiter, retries: Retries = None, permit_timeout: Optional[Seconds] = None,
                  **adapter_kwargs: Any) -> None:
         self.guard = Guard(limiter, retries, permit_timeout)
         super().__init__(**adapter_kwargs)
@@ -46,7 +47,7 @@ class XeroGuardAdapter(HTTPAdapter):
 
 
 def guard_session(session: Session, limiter: Limiter, retries: Retries = None,
-                  permit_timeout: Optional[float] = None, prefixes: Iterable[str] = (XERO_API,),
+                  permit_timeout: Optional[Seconds] = None, prefixes: Iterable[str] = (XERO_API,),
                   **adapter_kwargs: Any) -> Session:
     """Mounts one XeroGuardAdapter on `session` for each URL prefix and returns the session."""
     adapter = XeroGuardAdapter(limiter, retries, permit_timeout, **adapter_kwargs)

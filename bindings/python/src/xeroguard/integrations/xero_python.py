@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Tuple
 
+from .._args import Seconds
 from .._limiter import Limiter
 from ._guard import Guard, Retries, tenant_of
 
@@ -33,7 +34,8 @@ def _stop_urllib3_status_retries(rest: Any) -> None:
     rest.pool_manager.clear()  # pools made before now keep their own settings
 
 
-def guard(api_client: Any, limiter: Limiter, retries: Retries = None, permit_timeout: Optional[float] = None) -> Any:
+def guard(api_client: Any, limiter: Limiter, retries: Retries = None,
+          permit_timeout: Optional[Seconds] = None) -> Any:
     """Wraps `api_client.rest_client.request` (every SDK call goes through it) and returns `api_client`.
 
     Each call waits for a permit for its Xero-Tenant-Id (at most `permit_timeout` seconds, default the retry
@@ -42,7 +44,8 @@ def guard(api_client: Any, limiter: Limiter, retries: Retries = None, permit_tim
     when it gives up. Guarding an already guarded client replaces the previous guard.
     """
     try:
-        from xero_python.exceptions import HTTPStatusException
+        # xero-python ships no type information (no py.typed, no stubs).
+        from xero_python.exceptions import HTTPStatusException  # type: ignore[import-untyped]
     except ImportError as exc:  # optional dependency
         raise ImportError("xeroguard.integrations.xero_python needs the xero-python package") from exc
 
