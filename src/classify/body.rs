@@ -49,7 +49,8 @@ fn decode_text(body: &[u8]) -> std::borrow::Cow<'_, str> {
     match body {
         [0xFF, 0xFE, ..] => utf16(false),
         [0xFE, 0xFF, ..] => utf16(true),
-        _ => String::from_utf8_lossy(body),
+        // Valid UTF-8 (nearly every body) is borrowed after the fast check; only invalid bytes take the slow path.
+        _ => std::str::from_utf8(body).map_or_else(|_| String::from_utf8_lossy(body), std::borrow::Cow::Borrowed),
     }
 }
 

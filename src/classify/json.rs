@@ -32,6 +32,12 @@ fn read_top_level_array(items: &[Value], facts: &mut BodyFacts) {
 /// Parses JSON, repairing what real bodies get wrong: a bare `"problem": {…}` fragment (as Xero's docs show it),
 /// a body cut short, and stray tokens such as the `...` in documentation samples.
 fn parse_lenient(text: &str) -> Option<Value> {
+    // Well-formed bodies (nearly all) parse in place; only a repair needs a copy to edit.
+    if !text.starts_with('"')
+        && let Ok(value) = serde_json::from_str::<Value>(text)
+    {
+        return Some(value);
+    }
     let mut candidate = if text.starts_with('"') { format!("{{{text}}}") } else { text.to_owned() };
     for _ in 0..MAX_REPAIRS {
         match serde_json::from_str::<Value>(&candidate) {
