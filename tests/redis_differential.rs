@@ -15,7 +15,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use redis_support::{RedisCluster, RedisServer};
 use xeroguard::pacing::{
-    Clock, Decision, Feedback, Limiter, Limits, PacingError, Permit, RedisOptions, Snapshot, TenantLimits, WindowLimit,
+    Clock, Decision, Feedback, Limiter, Limits, PacingError, Permit, RedisOptions, Snapshot, TenantLimits,
 };
 use xeroguard::{Category, RateLimitProblem};
 
@@ -27,16 +27,8 @@ fn redis_limiter(url: &str, limits: Limits) -> Limiter {
     Limiter::new_redis(limits, RedisOptions::new(url, prefix), Clock::Manual).expect("connect")
 }
 
-fn limits() -> Limits {
-    Limits {
-        tenant_minute: WindowLimit::new(3, 40, 10),
-        tenant_day: WindowLimit::new(6, 300, 0),
-        tenant_concurrency: 2,
-        app_minute: WindowLimit::new(5, 50, 0),
-        permit_timeout_ms: 120,
-        max_tenants: 0,
-    }
-}
+/// The model suite's limits: small enough that every window binds in a short sequence.
+use model::limits;
 
 const TENANTS: [&str; 3] = ["a", "b{x}:m", ""];
 
