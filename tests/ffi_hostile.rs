@@ -188,6 +188,53 @@ fn backoff_and_buffers_refuse_bad_arguments() {
     refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_backoff(&tiny, 1, ptr::null(), &mut d) });
     assert_eq!((d.retry, d.wait_ms), (false, 0), "a refused call wrote its out struct");
 
+    // xg_resend: the request and the outcome are checked like everything else.
+    let f = "xg_resend";
+    let method = b"POST";
+    let request = xg_request {
+        struct_size: size_of::<xg_request>(),
+        method: method.as_ptr().cast(),
+        method_len: method.len(),
+        has_idempotency_key: false,
+    };
+    refused(f, XG_STATUS_NULL_POINTER, "request", || unsafe { xg_resend(ptr::null(), &c, 0, 1, ptr::null(), &mut d) });
+    refused(f, XG_STATUS_NULL_POINTER, "out", || unsafe {
+        xg_resend(&request, &c, 0, 1, ptr::null(), ptr::null_mut())
+    });
+    refused(f, XG_STATUS_NULL_POINTER, "response", || unsafe {
+        xg_resend(&request, ptr::null(), 0, 1, ptr::null(), &mut d)
+    });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "transport_failure", || unsafe {
+        xg_resend(&request, ptr::null(), 9, 1, ptr::null(), &mut d)
+    });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "not both", || unsafe {
+        xg_resend(&request, &c, 1, 1, ptr::null(), &mut d)
+    });
+    let bad = b"PO\xffST";
+    let bad_method = xg_request { method: bad.as_ptr().cast(), method_len: bad.len(), ..request };
+    refused(f, XG_STATUS_INVALID_UTF8, "method", || unsafe { xg_resend(&bad_method, &c, 0, 1, ptr::null(), &mut d) });
+    let null_method = xg_request { method: ptr::null(), method_len: 4, ..request };
+    refused(f, XG_STATUS_NULL_POINTER, "method", || unsafe { xg_resend(&null_method, &c, 0, 1, ptr::null(), &mut d) });
+    let long = vec![b'A'; 33];
+    let long_method = xg_request { method: long.as_ptr().cast(), method_len: long.len(), ..request };
+    refused(f, XG_STATUS_TOO_LARGE, "method", || unsafe { xg_resend(&long_method, &c, 0, 1, ptr::null(), &mut d) });
+    let small_request = xg_request { struct_size: 4, ..request };
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+        xg_resend(&small_request, &c, 0, 1, ptr::null(), &mut d)
+    });
+    assert_eq!((d.retry, d.wait_ms), (false, 0), "a refused call wrote its out struct");
+
+    // xg_body_bytes_to_classify: a content type with a length and no pointer, or nowhere to write.
+    let f = "xg_body_bytes_to_classify";
+    let mut bytes = 7u64;
+    refused(f, XG_STATUS_NULL_POINTER, "content_type", || unsafe {
+        xg_body_bytes_to_classify(200, ptr::null(), 4, &mut bytes)
+    });
+    refused(f, XG_STATUS_NULL_POINTER, "out", || unsafe {
+        xg_body_bytes_to_classify(200, ptr::null(), 0, ptr::null_mut())
+    });
+    assert_eq!(bytes, 7, "a refused call wrote its output");
+
     // The error buffer itself: a size query, a short buffer (truncated, terminated), NULL with a length.
     unsafe { xg_backoff(ptr::null(), 1, ptr::null(), &mut d) };
     let mut needed = 0usize;
@@ -258,6 +305,45 @@ fn limiter_new_refuses_bad_arguments() {
     refused(f, XG_STATUS_INVALID_ARGUMENT, "limits", || unsafe {
         xg_limiter_new(&never_expires, XG_CLOCK_MANUAL, &mut out)
     });
+    assert!(out.is_null(), "no handle on failure");
+}
+
+#[test]
+fn shared_limiter_creation_refuses_bad_options() {
+    let f = "xg_limiter_new_redis";
+    let url = b"redis://127.0.0.1:1";
+    let prefix = b"app";
+    let good = xg_redis_options {
+        url: url.as_ptr().cast(),
+        url_len: url.len(),
+        key_prefix: prefix.as_ptr().cast(),
+        key_prefix_len: prefix.len(),
+        ..xg_redis_options_default()
+    };
+    let mut out: *mut xg_limiter = ptr::null_mut();
+    let op = &mut out as *mut *mut xg_limiter;
+    let new = |o: &xg_redis_options, out: *mut *mut xg_limiter| unsafe { xg_limiter_new_redis(ptr::null(), o, 0, out) };
+    refused(f, XG_STATUS_NULL_POINTER, "options", || unsafe { xg_limiter_new_redis(ptr::null(), ptr::null(), 0, op) });
+    refused(f, XG_STATUS_NULL_POINTER, "out", || new(&good, ptr::null_mut()));
+    for (bad, status, what) in [
+        (xg_redis_options { url_len: 0, ..good }, XG_STATUS_INVALID_ARGUMENT, "url"),
+        (xg_redis_options { key_prefix: ptr::null(), ..good }, XG_STATUS_NULL_POINTER, "key_prefix"),
+        (
+            xg_redis_options { key_prefix: b"a{b}".as_ptr().cast(), key_prefix_len: 4, ..good },
+            XG_STATUS_INVALID_ARGUMENT,
+            "prefix",
+        ),
+        (xg_redis_options { key_prefix_len: 129, ..good }, XG_STATUS_TOO_LARGE, "key_prefix"),
+        (xg_redis_options { deadline_ms: 0, ..good }, XG_STATUS_INVALID_ARGUMENT, "deadline_ms"),
+        (xg_redis_options { deadline_ms: 10_001, ..good }, XG_STATUS_INVALID_ARGUMENT, "deadline_ms"),
+        (xg_redis_options { on_store_error: 9, ..good }, XG_STATUS_INVALID_ARGUMENT, "on_store_error"),
+        (xg_redis_options { workers: 0, ..good }, XG_STATUS_INVALID_ARGUMENT, "workers"),
+        (xg_redis_options { struct_size: 8, ..good }, XG_STATUS_INVALID_ARGUMENT, "struct_size"),
+        (xg_redis_options { url: b"not a url".as_ptr().cast(), url_len: 9, ..good }, XG_STATUS_INVALID_ARGUMENT, "url"),
+    ] {
+        refused(f, status, what, || new(&bad, op));
+    }
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "clock", || unsafe { xg_limiter_new_redis(ptr::null(), &good, 7, op) });
     assert!(out.is_null(), "no handle on failure");
 }
 
