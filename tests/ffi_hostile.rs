@@ -215,7 +215,7 @@ fn backoff_and_buffers_refuse_bad_arguments() {
     refused(f, XG_STATUS_INVALID_UTF8, "method", || unsafe { xg_resend(&bad_method, &c, 0, 1, ptr::null(), &mut d) });
     let null_method = xg_request { method: ptr::null(), method_len: 4, ..request };
     refused(f, XG_STATUS_NULL_POINTER, "method", || unsafe { xg_resend(&null_method, &c, 0, 1, ptr::null(), &mut d) });
-    let long = vec![b'A'; 33];
+    let long = [b'A'; 33];
     let long_method = xg_request { method: long.as_ptr().cast(), method_len: long.len(), ..request };
     refused(f, XG_STATUS_TOO_LARGE, "method", || unsafe { xg_resend(&long_method, &c, 0, 1, ptr::null(), &mut d) });
     let small_request = xg_request { struct_size: 4, ..request };
