@@ -216,6 +216,7 @@ def test_accepted_forms_of_the_options(redis_server: RedisServer) -> None:
 
 def test_a_url_password_stays_out_of_the_repr(redis_server_factory: Callable[..., RedisServer]) -> None:
     server = redis_server_factory(tcp=True)
+    assert server.port is not None
     assert server.command("ACL", "SETUSER", "py", "on", ">secret", "~*", "&*", "+@all") == "OK"
     url = server.url.replace("redis://", "redis://py:secret@")
     with Limiter(redis_url=url, key_prefix="py-repr") as limiter:
