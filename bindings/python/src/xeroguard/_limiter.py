@@ -147,6 +147,8 @@ class TenantLimits:
 
 _read_decision = n.field_reader(n.XgDecision)
 _read_step = n.field_reader(n.XgWaitStep)
+_REASON_BY_CODE = REASON.by_code
+_FALLBACK_BY_CODE = FAILURE_POLICY.by_code
 
 
 def _member(codes: Any, code: int) -> Any:
@@ -176,7 +178,10 @@ class Decision:
     @classmethod
     def _from_c(cls, d: n.XgDecision) -> "Decision":
         _, granted, permit, wait_ms, reason, fallback = _read_decision(d)
-        return cls(granted, permit, wait_ms, _member(REASON, reason), _member(FAILURE_POLICY, fallback))
+        try:
+            return cls(granted, permit, wait_ms, _REASON_BY_CODE[reason], _FALLBACK_BY_CODE[fallback])
+        except KeyError:
+            return cls(granted, permit, wait_ms, _member(REASON, reason), _member(FAILURE_POLICY, fallback))
 
     @classmethod
     def _from_step(cls, step: n.XgWaitStep) -> Tuple[int, "Decision"]:
@@ -339,8 +344,18 @@ class Limiter:
                     self._free()
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        with self._using() as handle:
-            return fn(handle, *args)
+        # _using() inline: this is on every call, and a generator-based context manager costs about a microsecond.
+        with self._state:
+            if self._closed:
+                raise ValueError("the limiter is closed")
+            self._users += 1
+        try:
+            return fn(self._handle, *args)
+        finally:
+            with self._state:
+                self._users -= 1
+                if self._closed and self._users == 0:
+                    self._free()
 
     def _free(self) -> None:
         handle, self._handle = self._handle, None
@@ -417,7 +432,10 @@ class Limiter:
         `interrupt()` ends it with LimiterInterrupted."""
         return self._wait(tenant_bytes(tenant), _timeout_ms(timeout, timeout_ms), None)
 
-    def _deadline(self, handle: Any, timeout_ms: int) -> int:
+    @staticmethod
+    def _deadline(handle: Any, timeout_ms: int) -> int:
+        if timeout_ms == _args.U64_MAX:  # no timeout: the library's sum saturates to this anyway
+            return n.XG_NO_DEADLINE
         out = ctypes.c_uint64()
         n.lib.xg_limiter_deadline_ms(handle, timeout_ms, ctypes.byref(out))
         return out.value
