@@ -369,3 +369,13 @@ def ssl_verify_error() -> BaseException:
     import ssl
 
     return ssl.SSLCertVerificationError(1, "certificate verify failed")
+
+
+def test_a_failing_hook_stops_the_call_with_its_exception(make: Callable[..., Driver], server: LoopbackServer) -> None:
+    def on_retry(event: ResendEvent) -> None:
+        raise RuntimeError("the hook failed")
+
+    server.script(Respond(500, (NOW, JSON)))
+    with pytest.raises(RuntimeError, match="the hook failed"):
+        make(on_retry=on_retry).send("GET")
+    assert len(server.log()) == 1

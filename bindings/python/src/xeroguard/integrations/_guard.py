@@ -207,7 +207,12 @@ class Guard:
                     except BaseException:
                         discard(result)
                         raise
-            wait = self._resend_wait(call, attempt, c, failure)
+            try:
+                wait = self._resend_wait(call, attempt, c, failure)
+            except BaseException:  # a hook failed: the response it was told of is not handed on
+                if c is not None:
+                    discard(result)
+                raise
             if wait is None:
                 return result  # type: ignore[no-any-return]
             if c is not None:
@@ -237,7 +242,12 @@ class Guard:
                     except BaseException:
                         await discard(result)
                         raise
-            wait = self._resend_wait(call, attempt, c, failure)
+            try:
+                wait = self._resend_wait(call, attempt, c, failure)
+            except BaseException:
+                if c is not None:
+                    await discard(result)
+                raise
             if wait is None:
                 return result  # type: ignore[no-any-return]
             if c is not None:
