@@ -11,7 +11,6 @@ from typing import Any, Iterable, Iterator, Optional, Tuple, Union
 
 try:
     import requests
-    import urllib3
     from requests import PreparedRequest, Response, Session
     from requests.adapters import HTTPAdapter
 except ImportError as exc:  # optional dependency
@@ -22,15 +21,11 @@ from .._classify import body_bytes_to_classify
 from .._limiter import Limiter
 from .._vocabulary import TransportFailure
 from ._guard import Guard, OnResend, OnWait, Retries, certainly_before_sending
+from ._urllib3 import CONNECTING, TRANSPORT
 
 XERO_API = "https://api.xero.com/"
-# What urllib3 raises only while connecting (refused, DNS: NameResolutionError is a NewConnectionError; a connect
-# timeout): the request never left.
-CONNECTING = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
-              urllib3.util.ssl_match_hostname.CertificateError)
-# Failures of the connection, from requests or (while the guard reads a body) from urllib3.
-_TRANSPORT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-              urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError, urllib3.exceptions.SSLError)
+# Failures of the connection, from requests or (while the guard reads a streamed body) from urllib3.
+_TRANSPORT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) + TRANSPORT
 _CHUNK_BYTES = 64 * 1024
 
 

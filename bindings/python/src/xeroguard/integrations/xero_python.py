@@ -14,6 +14,8 @@ from typing import Any, Optional, Tuple
 
 try:
     import urllib3  # under the SDK
+
+    from ._urllib3 import CONNECTING, TRANSPORT
 except ImportError as exc:  # optional dependency
     raise ImportError("xeroguard.integrations.xero_python needs the xero-python package") from exc
 
@@ -25,12 +27,6 @@ from ._guard import Guard, OnResend, OnWait, Retries, certainly_before_sending, 
 
 _MARK = "__xeroguard_original__"
 _RETRIES_MARK = "_xeroguard_saved_retries"
-# What urllib3 raises only while connecting (refused, DNS, a connect timeout): the request never left.
-CONNECTING = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
-              urllib3.util.ssl_match_hostname.CertificateError)
-# urllib3's failures of a connection; a MaxRetryError carries one as its reason.
-_TRANSPORT = (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError, urllib3.exceptions.SSLError,
-              urllib3.exceptions.ProxyError, urllib3.exceptions.NewConnectionError)
 
 
 def _transport_failure_of(api_ssl_exception: type) -> Any:
@@ -39,7 +35,7 @@ def _transport_failure_of(api_ssl_exception: type) -> Any:
         certificate refused in the handshake); NO_RESPONSE for every other failure of the connection; None for
         what is not one (a bad URL, a bug, an HTTP status), which reaches the caller at once."""
         reason = e.reason if isinstance(e, urllib3.exceptions.MaxRetryError) else e
-        if not isinstance(reason, _TRANSPORT) and not isinstance(e, api_ssl_exception):
+        if not isinstance(reason, TRANSPORT) and not isinstance(e, api_ssl_exception):
             return None
         return TransportFailure.NOT_SENT if certainly_before_sending(e, CONNECTING) else TransportFailure.NO_RESPONSE
 
