@@ -294,6 +294,8 @@ def test_on_give_up_hears_of_a_permit_wait_given_up(make: Callable[..., Driver],
 
 # Which exceptions are transport failures, and of which kind: only what certainly happened before sending is NOT_SENT.
 
+NO_POOL: Any = None  # urllib3's exceptions name the pool or connection they came from; these were made by hand
+
 
 def _chained(outer: BaseException, inner: BaseException) -> BaseException:
     outer.__cause__ = inner
@@ -303,11 +305,10 @@ def _chained(outer: BaseException, inner: BaseException) -> BaseException:
 def test_requests_failures_are_mapped_conservatively() -> None:
     from xeroguard.integrations.requests import transport_failure
 
-    refused = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    refused = urllib3.exceptions.NewConnectionError(NO_POOL, "refused")
     cases: List[Tuple[BaseException, Optional[TransportFailure]]] = [
         (requests.ConnectTimeout(), TransportFailure.NOT_SENT),
-        (requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", refused)),  # type: ignore[arg-type]
-         TransportFailure.NOT_SENT),
+        (requests.ConnectionError(urllib3.exceptions.MaxRetryError(NO_POOL, "/", refused)), TransportFailure.NOT_SENT),
         (requests.exceptions.SSLError(_chained(urllib3.exceptions.SSLError("x"), ssl_verify_error())),
          TransportFailure.NOT_SENT),
         (requests.exceptions.SSLError(urllib3.exceptions.SSLError("bad record mac")), TransportFailure.NO_RESPONSE),
@@ -346,18 +347,18 @@ def test_xero_python_failures_are_mapped_conservatively() -> None:
     from xeroguard.integrations.xero_python import _transport_failure_of
 
     transport_failure = _transport_failure_of(ApiSSLException)
-    refused = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    refused = urllib3.exceptions.NewConnectionError(NO_POOL, "refused")
     unverified = ApiSSLException(status=0, reason="certificate verify failed")
     unverified.__context__ = _chained(urllib3.exceptions.SSLError("x"), ssl_verify_error())
     cases: List[Tuple[BaseException, Optional[TransportFailure]]] = [
-        (urllib3.exceptions.MaxRetryError(None, "/", refused), TransportFailure.NOT_SENT),  # type: ignore[arg-type]
+        (urllib3.exceptions.MaxRetryError(NO_POOL, "/", refused), TransportFailure.NOT_SENT),
         (urllib3.exceptions.ConnectTimeoutError("slow"), TransportFailure.NOT_SENT),
         (unverified, TransportFailure.NOT_SENT),
         (ApiSSLException(status=0, reason="bad record mac"), TransportFailure.NO_RESPONSE),
         (urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()),
          TransportFailure.NO_RESPONSE),
-        (urllib3.exceptions.ReadTimeoutError(None, "/", "slow"), TransportFailure.NO_RESPONSE),  # type: ignore[arg-type]
-        (urllib3.exceptions.MaxRetryError(None, "/", urllib3.exceptions.ResponseError("too many redirects")),  # type: ignore[arg-type]
+        (urllib3.exceptions.ReadTimeoutError(NO_POOL, "/", "slow"), TransportFailure.NO_RESPONSE),
+        (urllib3.exceptions.MaxRetryError(NO_POOL, "/", urllib3.exceptions.ResponseError("too many redirects")),
          None),
         (HTTPStatusException(status=500), None),
         (ValueError("a bug"), None),

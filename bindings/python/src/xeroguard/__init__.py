@@ -20,7 +20,16 @@ from ._classify import (
     resend,
 )
 from ._limiter import Decision, Limiter, Limits, Permit, Reservation, TenantLimits, WindowLimit
-from ._vocabulary import Action, AuthProblem, Category, FailurePolicy, GiveUp, RateLimitProblem, Reason, TransportFailure
+from ._vocabulary import (
+    Action,
+    AuthProblem,
+    Category,
+    FailurePolicy,
+    GiveUp,
+    RateLimitProblem,
+    Reason,
+    TransportFailure,
+)
 from .errors import (
     BookingTooFarError,
     BufferTooSmallError,
