@@ -94,10 +94,14 @@ def test_configuration_of_the_wrong_type_is_a_type_error(build: Callable[[], Any
 
 def test_the_c_types_bounds_are_accepted() -> None:
     limits = Limits(tenant_concurrency=U32_MAX, max_tenants=U32_MAX, permit_timeout_ms=U64_MAX,
-                    tenant_day=WindowLimit(U32_MAX, window_ms=U64_MAX, margin_ms=0))
+                    tenant_day=WindowLimit(U32_MAX, window_ms=2**31 - 1, margin_ms=0))
     with Limiter(limits, clock="manual") as lim:
         assert lim.acquire(T).granted
     assert WindowLimit(0, window=0).window_ms == 0  # a disabled window
+    # The C type's bound crosses; the library judges it (windows reach at most about 24.8 days).
+    longest = Limits(tenant_day=WindowLimit(5000, window_ms=U64_MAX))
+    with pytest.raises(xeroguard.InvalidArgumentError, match="window_ms"):
+        Limiter(longest, clock="manual")
 
 
 def test_a_negative_advance_leaves_the_clock_alone(limiter: Limiter) -> None:

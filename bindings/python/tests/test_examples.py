@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import xeroguard
 from conftest import EXAMPLES
 
 
@@ -37,3 +38,22 @@ def test_paced_httpx_example(xero_server: Any) -> None:
     stats = server.stats()
     assert stats["count_429"] == 0 and stats["admitted"] == {"a": 8, "b": 8}
     assert max(stats["max_admitted_in_rolling_minute"].values()) <= 5
+    assert "held back: {'minute':" in out  # 8 calls a tenant at 5 a minute: some waited for the window
+
+
+def test_paced_httpx_example_shares_its_limits_through_redis(xero_server: Any, redis_server: Any) -> None:
+    server = xero_server(minute_limit=5)
+    args = [str(EXAMPLES / "paced_httpx_client.py"), server.base_url, "--calls", "4", "--tenants", "a",
+            "--minute-ms", "1000", "--minute-limit", "5", "--redis", redis_server.url, "--prefix", "py-example"]
+    first, second = (subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for _ in range(2))
+    for process in (first, second):
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        assert "calls: 4" in out and "statuses: {200: 4}" in out
+    stats = server.stats()
+    assert stats["count_429"] == 0 and stats["admitted"] == {"a": 8}
+    assert max(stats["max_admitted_in_rolling_minute"].values()) <= 5
+    # Both processes counted in one place: the tenant's day window in the store holds all eight calls.
+    with xeroguard.Limiter(redis_url=redis_server.url, key_prefix="py-example") as shared:
+        assert shared.snapshot("a")["day"]["count"] == 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 import time
 from typing import List
@@ -370,3 +371,13 @@ def test_threads_with_blocking_permits_respect_concurrency() -> None:
         assert peak == 2
         s = lim.snapshot(T)
         assert s["minute"]["count"] == 60 and s["in_flight"] == 0
+
+
+def test_a_booking_beyond_the_horizon_is_refused() -> None:
+    # One call per 24 days: the third booking would lie 48 days ahead, beyond the library's ~24.8-day horizon.
+    with Limiter(Limits(tenant_day=WindowLimit(1, window=dt.timedelta(days=24))), clock="manual") as lim:
+        assert [r.at_ms for r in (lim.reserve(T), lim.reserve(T))] == [0, 24 * 86_400_000]
+        with pytest.raises(xeroguard.BookingTooFarError, match="booking horizon") as refused:
+            lim.reserve(T)
+        assert refused.value.status_name == "booking_too_far"
+        assert lim.snapshot(T)["day"]["booked"] == 1  # nothing was booked by the refusal

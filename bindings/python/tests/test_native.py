@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Dict
 
 import pytest
 
@@ -29,6 +30,9 @@ STRUCTS = {
     "xg_decision": _native.XgDecision,
     "xg_reservation": _native.XgReservation,
     "xg_tenant_limits": _native.XgTenantLimits,
+    "xg_request": _native.XgRequest,
+    "xg_redis_options": _native.XgRedisOptions,
+    "xg_wait_step": _native.XgWaitStep,
 }
 
 
@@ -72,7 +76,7 @@ def test_declaration_table_covers_every_function() -> None:
         assert fn.argtypes == argtypes and fn.restype == restype, name
 
 
-@pytest.mark.parametrize("struct_type", [_native.XgClassification, _native.XgDecision])
+@pytest.mark.parametrize("struct_type", [_native.XgClassification, _native.XgDecision, _native.XgWaitStep])
 def test_field_reader_reads_what_ctypes_reads(struct_type: type) -> None:
     """The bulk reader (struct.unpack_from) against ctypes' own field access, every field set to a distinct
     value."""
@@ -88,15 +92,10 @@ def test_struct_size_is_set_on_construction() -> None:
 
 
 def test_versions() -> None:
-    assert _native.abi_version == _native.EXPECTED_ABI_VERSION == 1
+    assert _native.abi_version == _native.EXPECTED_ABI_VERSION == 2
     assert re.fullmatch(r"\d+\.\d+\.\d+", xeroguard.library_version)
     header_version = ".".join(re.findall(r"#define XEROGUARD_VERSION_(?:MAJOR|MINOR|PATCH) (\d+)", HEADER.read_text()))
     assert xeroguard.library_version == header_version
-
-
-# Words this package knows before the library it was built with has them; the tie test tolerates exactly
-# these missing from the library (with the code they will have).
-AWAITED_WORDS = {"payload_too_large": 16}  # xero-reference §4 and §6 (413); the Rust side is adding it
 
 
 @pytest.mark.parametrize("enum_cls, fn", [
@@ -105,31 +104,46 @@ AWAITED_WORDS = {"payload_too_large": 16}  # xero-reference §4 and §6 (413); t
     (xeroguard.RateLimitProblem, "xg_rate_limit_problem_name"),
     (xeroguard.AuthProblem, "xg_auth_problem_name"),
     (xeroguard.Reason, "xg_reason_name"),
+    (xeroguard.GiveUp, "xg_give_up_name"),
+    (xeroguard.FailurePolicy, "xg_failure_policy_name"),
 ])
 def test_enums_are_the_library_vocabulary(enum_cls: type, fn: str) -> None:
     """The enums' words are written out in Python (for type checkers); this ties them to the library's."""
-    library = {getattr(_native.lib, fn)(code): code for code in range(256)}
-    library.pop(None, None)
-    words = {m.value for m in enum_cls}
-    missing = words - set(library)
-    assert set(library) - words == set(), "the library has words this package lacks"
-    assert missing <= set(AWAITED_WORDS), "this package has words the library lacks"
-    for word in missing:
-        assert AWAITED_WORDS[word] not in library.values(), "code %d is taken by another word" % AWAITED_WORDS[word]
-    for word, code in AWAITED_WORDS.items():
-        if word in library:
-            assert library[word] == code
+    library = {getattr(_native.lib, fn)(code) for code in range(256)} - {None}
+    assert {m.value for m in enum_cls} == library
+
+
+def header_enum(prefix: str) -> Dict[str, int]:
+    """The members of a header enum (`XG_WAIT_OUTCOME_GRANTED = 1,`) whose names start with `prefix`."""
+    return {name: int(value) for name, value in
+            re.findall(r"^\s*(%s\w+) = (\d+),$" % prefix, HEADER.read_text(), re.M)}
 
 
 def test_header_constants_are_the_packages() -> None:
-    """The constants the package copies from the header, and the give-up codes (no name function for them)."""
+    """The constants the package copies from the header, and the codes of the enums without name functions."""
     defines = {name: int(value) for name, value in
                re.findall(r"^#define (XG_\w+) (-?\d+)$", HEADER.read_text(), re.M)}
     for name in ("XG_NONE", "XG_UNKNOWN", "XG_CLOCK_MONOTONIC", "XG_CLOCK_MANUAL", "XG_STATUS_OK",
-                 "XG_STATUS_BUFFER_TOO_SMALL", "XG_MAX_TENANT_ID_BYTES"):
+                 "XG_STATUS_BUFFER_TOO_SMALL", "XG_MAX_TENANT_ID_BYTES", "XG_MAX_STORE_DEADLINE_MS",
+                 "XG_MAX_KEY_PREFIX_BYTES"):
         assert getattr(_native, name) == defines[name], name
-    give_up = {int(v): name for name, v in defines.items() if name.startswith("XG_GIVE_UP_")}
-    assert {code: "XG_GIVE_UP_" + member.name for code, member in _vocabulary.GIVE_UP_BY_CODE.items()} == give_up
+    assert "#define XG_NO_DEADLINE UINT64_MAX" in HEADER.read_text() and _native.XG_NO_DEADLINE == 2**64 - 1
+    outcomes = header_enum("XG_WAIT_OUTCOME_")
+    assert outcomes == {name: getattr(_native, name) for name in outcomes} and len(outcomes) == 3
+    failures = header_enum("XG_TRANSPORT_FAILURE_")
+    assert {"XG_TRANSPORT_FAILURE_" + member.name: code
+            for member, code in _vocabulary.TRANSPORT_FAILURE_CODE.items()} == failures
+    assert set(_vocabulary.TRANSPORT_FAILURE_CODE) == set(xeroguard.TransportFailure)
+
+
+def test_every_status_has_its_exception() -> None:
+    statuses = {name: int(value) for name, value in
+                re.findall(r"^#define XG_STATUS_(\w+) (\d+)$", HEADER.read_text(), re.M)}
+    statuses.pop("OK")
+    assert set(xeroguard.errors.STATUS_ERRORS) == set(statuses.values())
+    assert xeroguard.errors.STATUS_ERRORS[statuses["INTERRUPTED"]] is xeroguard.LimiterInterrupted
+    assert xeroguard.errors.STATUS_ERRORS[statuses["STORE_UNAVAILABLE"]] is xeroguard.StoreUnavailableError
+    assert issubclass(xeroguard.StoreUnavailableError, (xeroguard.StoreError, ConnectionError))
 
 
 def test_status_names() -> None:

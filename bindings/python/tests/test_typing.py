@@ -35,6 +35,23 @@ GOOD = """
         with lim.permit("tenant", timeout_ms=500) as permit:
             permit.observe(c)
     xeroguard.backoff(c, 1, RetryPolicy(base=0.5, max_wait_ms=60_000))
+    again: bool = xeroguard.resend("PUT", c, 1, has_idempotency_key=True).retry
+    xeroguard.resend("POST", xeroguard.TransportFailure.NOT_SENT, 1, has_idempotency_key=False)
+    with Limiter(redis_url="redis://127.0.0.1:6380", key_prefix="app", deadline=0.25, on_store_error="local",
+                 workers=4) as shared:
+        fallback: Optional[xeroguard.FailurePolicy] = shared.acquire("tenant").fallback
+        shared.interrupt()
+
+    from xeroguard.integrations import ResendEvent, WaitEvent
+    from xeroguard.integrations.httpx import XeroGuardTransport
+
+    def on_retry(event: ResendEvent) -> None:
+        print(event.attempt, event.wait, event.give_up, event.classification, event.exception)
+
+    def on_wait(event: WaitEvent) -> None:
+        print(event.reason, event.fallback, event.wait_ms)
+
+    XeroGuardTransport(Limiter(), on_retry=on_retry, on_give_up=on_retry, on_wait=on_wait, idempotency_keys=False)
 """
 
 # line (1-based, in BAD) -> what mypy must say there
@@ -48,6 +65,7 @@ BAD = """
     Limiter().acquire()
     Limiter().acquire(None)
     c.status = 200
+    xeroguard.resend("PUT", c, 1)
 """
 BAD_ERRORS: Dict[int, str] = {
     6: r'"Classification" has no attribute "categroy"',
@@ -55,6 +73,7 @@ BAD_ERRORS: Dict[int, str] = {
     8: r'Missing positional argument "tenant"',
     9: r'Argument 1 to "acquire" of "Limiter" has incompatible type "None"',
     10: r"Property \"status\" defined in \"Classification\" is read-only|Cannot assign to|read-only",
+    11: r'Missing named argument "has_idempotency_key"',
 }
 
 

@@ -7,14 +7,14 @@ import json
 import logging
 from typing import List
 
+import httpx
 import pytest
 
 import xeroguard
-from xeroguard import _native
 from xeroguard._vocabulary import Word
 
 ENUMS = [xeroguard.Category, xeroguard.Action, xeroguard.RateLimitProblem, xeroguard.AuthProblem,
-         xeroguard.Reason, xeroguard.GiveUp]
+         xeroguard.Reason, xeroguard.GiveUp, xeroguard.FailurePolicy, xeroguard.TransportFailure]
 MEMBERS: List[Word] = [m for cls in ENUMS for m in cls]
 
 
@@ -35,19 +35,28 @@ def test_a_classification_prints_words() -> None:
 
 
 def test_the_guard_logs_words(caplog: pytest.LogCaptureFixture) -> None:
-    from xeroguard.integrations._guard import Guard
+    from xeroguard.integrations.httpx import XeroGuardTransport
 
-    with xeroguard.Limiter(clock="manual") as lim, caplog.at_level(logging.INFO, logger="xeroguard"):
-        guard = Guard(lim, retries=xeroguard.RetryPolicy(max_wait=1))
-        c = xeroguard.classify(429, {"X-Rate-Limit-Problem": "day", "Retry-After": "600"}, b"")
-        assert guard._next_wait(c, 1) is None
-    assert "not retrying 429 rate_limited: wait_too_long (wait" in caplog.text
+    def day_limit(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"X-Rate-Limit-Problem": "day", "Retry-After": "600"})
+
+    transport = XeroGuardTransport(xeroguard.Limiter(clock="manual"), httpx.MockTransport(day_limit),
+                                   retries=xeroguard.RetryPolicy(max_wait=1))
+    with httpx.Client(transport=transport) as client, caplog.at_level(logging.INFO, logger="xeroguard"):
+        assert client.get("https://api.xero.com/api.xro/2.0/Invoices").status_code == 429
+    assert "not resending GET https://api.xero.com/api.xro/2.0/Invoices after 429 rate_limited: wait_too_long" in (
+        caplog.text)
 
 
 def test_payload_too_large_is_a_category() -> None:
     assert xeroguard.Category("payload_too_large") is xeroguard.Category.PAYLOAD_TOO_LARGE
     assert f"{xeroguard.Category.PAYLOAD_TOO_LARGE}" == "payload_too_large"
-    known = {_native.lib.xg_category_name(code) for code in range(256)}
-    if "payload_too_large" in known:  # the library's half (code 16) may not have landed yet
-        c = xeroguard.classify(413, {}, b"")
-        assert c.category is xeroguard.Category.PAYLOAD_TOO_LARGE and c.action is xeroguard.Action.FIX_REQUEST
+    c = xeroguard.classify(413, {}, b"")
+    assert c.category is xeroguard.Category.PAYLOAD_TOO_LARGE and c.action is xeroguard.Action.FIX_REQUEST
+
+
+def test_the_new_words_print_as_words() -> None:
+    assert f"{xeroguard.Reason.STORE_UNAVAILABLE} {xeroguard.GiveUp.UNSAFE_TO_RESEND}" == (
+        "store_unavailable unsafe_to_resend")
+    assert [str(p) for p in xeroguard.FailurePolicy] == ["closed", "open", "local"]
+    assert [f"{f}" for f in xeroguard.TransportFailure] == ["not_sent", "no_response"]

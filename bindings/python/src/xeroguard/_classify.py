@@ -1,4 +1,5 @@
-"""classify / classify_raw / backoff: thin translations of xg_classify, xg_classify_raw and xg_backoff.
+"""classify / classify_raw / backoff / resend / body_bytes_to_classify: thin translations of xg_classify,
+xg_classify_raw, xg_backoff, xg_resend and xg_body_bytes_to_classify.
 
 A classification is built from the scalar struct the library fills. Its text fields (messages, lists,
 OAuth and problem fields, ids) come from the library's JSON form, fetched on their first read: most callers
@@ -24,16 +25,17 @@ from ._vocabulary import (
     ACTION,
     AUTH_PROBLEM,
     CATEGORY,
-    GIVE_UP_BY_CODE,
+    GIVE_UP,
     RATE_LIMIT_PROBLEM,
+    TRANSPORT_FAILURE_CODE,
     Action,
     AuthProblem,
     Category,
     GiveUp,
     RateLimitProblem,
+    TransportFailure,
     Word,
 )
-from .errors import XeroGuardError
 
 # The fields that live only in the JSON form (strings and lists); the struct carries the rest.
 TEXT_FIELDS = (
@@ -86,6 +88,15 @@ class Classification:
     def recommended_wait(self) -> Optional[float]:
         """`recommended_wait_ms` in seconds."""
         return _args.optional_ms_to_seconds(self.recommended_wait_ms)
+
+    @property
+    def may_have_been_processed(self) -> bool:
+        """Whether the server may have carried the request out (xero-reference §8: False for a 429 or an offline
+        organisation, True for a 500 or a timeout), which `resend` reads for writes without an Idempotency-Key.
+        The library's answer; a classification made in Python (`from_dict`, `dataclasses.replace`) cannot know it
+        and says True, the cautious answer."""
+        filled: Optional[n.XgClassification] = self.__dict__.get(_C_FORM)
+        return True if filled is None else bool(filled.may_have_been_processed)
 
     if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt attribute stays an error for them
 
@@ -161,6 +172,7 @@ class Classification:
         c.validation_message_count = len(self.validation_messages)
         c.warning_count = len(self.warnings)
         c.failed_element_count = len(self.failed_elements)
+        c.may_have_been_processed = 1  # unknown here: the cautious answer (see may_have_been_processed)
         return c
 
 
@@ -188,7 +200,7 @@ _AUTH_PROBLEM_BY_CODE = AUTH_PROBLEM.by_code
 
 def _from_struct(c: n.XgClassification, text_source: Callable[[], bytes]) -> Classification:
     (_, status, category, action, retryable, rate_limit_problem, auth_problem, retry_after_ms, recommended_wait_ms,
-     minute_remaining, day_remaining, app_minute_remaining, has_error_number, error_number, _, _, _,
+     minute_remaining, day_remaining, app_minute_remaining, has_error_number, error_number, _, _, _, _,
      ) = _read_classification(c)
     obj = _new_object(Classification)
     try:
@@ -421,18 +433,100 @@ class BackoffDecision:
         return _args.ms_to_seconds(self.wait_ms)
 
 
+def _policy_arg(policy: Optional[RetryPolicy]) -> Any:
+    if policy is None:
+        return None
+    if not isinstance(policy, RetryPolicy):
+        raise TypeError("policy must be a RetryPolicy or None, not %s" % type(policy).__name__)
+    return ctypes.byref(policy._to_c())
+
+
+def _backoff_decision(out: n.XgBackoffDecision) -> BackoffDecision:
+    try:
+        give_up = GIVE_UP.by_code[out.give_up]
+    except KeyError:
+        raise GIVE_UP.unknown(out.give_up) from None
+    return BackoffDecision(retry=bool(out.retry), wait_ms=int(out.wait_ms), give_up=give_up)
+
+
 def backoff(classification: Classification, attempt: int, policy: Optional[RetryPolicy] = None) -> BackoffDecision:
     """Whether retry number `attempt` (1 = the first retry) should happen, and after how long."""
     if not isinstance(classification, Classification):
         raise TypeError("backoff takes a Classification, not %s" % type(classification).__name__)
     attempt = _args.u32(attempt, "attempt")
-    if policy is not None and not isinstance(policy, RetryPolicy):
-        raise TypeError("policy must be a RetryPolicy or None, not %s" % type(policy).__name__)
+    p = _policy_arg(policy)
     c = classification._to_c()
-    p = policy._to_c() if policy is not None else None
     out = n.XgBackoffDecision()
-    n.lib.xg_backoff(ctypes.byref(c), attempt, ctypes.byref(p) if p is not None else None, ctypes.byref(out))
-    give_up = GIVE_UP_BY_CODE.get(out.give_up) if out.give_up else None
-    if out.give_up and give_up is None:
-        raise XeroGuardError("xg_backoff returned an unknown give_up code %d" % out.give_up)
-    return BackoffDecision(retry=bool(out.retry), wait_ms=int(out.wait_ms), give_up=give_up)
+    n.lib.xg_backoff(ctypes.byref(c), attempt, p, ctypes.byref(out))
+    return _backoff_decision(out)
+
+
+#: The request header that makes a write safe to resend: Xero carries out one request per key (at most 128 chars).
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
+Outcome = Union[Classification, TransportFailure]
+
+
+def resend(method: str, outcome: Outcome, attempt: int, policy: Optional[RetryPolicy] = None, *,
+           has_idempotency_key: bool) -> BackoffDecision:
+    """Whether a request may be sent again after attempt number `attempt` (1 = the first send) ended with `outcome`
+    (a Classification of its response, or a TransportFailure when no response came), and after how long
+    (xg_resend, xero-reference §8). What the server did not act on is resent; what it may have carried out is resent
+    for GET, HEAD, OPTIONS and DELETE, or a write carrying an Idempotency-Key (send the same key again), and never
+    for a write without one (`give_up` is GiveUp.UNSAFE_TO_RESEND: hand the outcome to the caller). Then the backoff
+    of `backoff` applies."""
+    if not isinstance(method, str):
+        raise TypeError("method must be a str, not %s" % type(method).__name__)
+    method_bytes = method.encode("utf-8", "surrogateescape")
+    if not method_bytes:
+        raise ValueError("method must not be empty")
+    if not isinstance(has_idempotency_key, bool):
+        raise TypeError("has_idempotency_key must be a bool, not %s" % type(has_idempotency_key).__name__)
+    attempt = _args.u32(attempt, "attempt")
+    p = _policy_arg(policy)
+    request = n.XgRequest(method=method_bytes, method_len=len(method_bytes), has_idempotency_key=has_idempotency_key)
+    out = n.XgBackoffDecision()
+    if isinstance(outcome, TransportFailure):
+        n.lib.xg_resend(ctypes.byref(request), None, TRANSPORT_FAILURE_CODE[outcome], attempt, p, ctypes.byref(out))
+    elif isinstance(outcome, Classification):
+        c = outcome._to_c()
+        n.lib.xg_resend(ctypes.byref(request), ctypes.byref(c), 0, attempt, p, ctypes.byref(out))
+    else:
+        raise TypeError("outcome must be a Classification or a TransportFailure, not %s" % type(outcome).__name__)
+    return _backoff_decision(out)
+
+
+_WRITES: Dict[str, bool] = {}  # method -> needs a key; the answer never changes, and it is asked on every request
+_WRITES_KEPT = 64
+
+
+def needs_idempotency_key(method: str) -> bool:
+    """True for a method the library treats as a write (POST, PUT, PATCH, any method it does not know): one that
+    `resend` would not send again after an ambiguous failure unless it carries an Idempotency-Key. The library is
+    asked, so the list of methods lives in one place."""
+    known = _WRITES.get(method)
+    if known is None:
+        decision = resend(method, TransportFailure.NO_RESPONSE, 1, has_idempotency_key=False)
+        known = decision.give_up is GiveUp.UNSAFE_TO_RESEND
+        if len(_WRITES) < _WRITES_KEPT:
+            _WRITES[method] = known
+    return known
+
+
+def body_bytes_to_classify(status: int, content_type: Union[str, bytes, None]) -> int:
+    """How many body bytes to read to classify a response with this status and Content-Type
+    (xg_body_bytes_to_classify): every error body; a JSON, XML or text 2xx up to 1 MiB (a longer one is
+    classified from its first MiB and must still reach the caller whole); 0 for any other 2xx (a download: classify
+    from status and headers, stream the body on)."""
+    status = _args.uint(status, "status", _args.U16_MAX)
+    if content_type is None:
+        data = None
+    elif isinstance(content_type, str):
+        data = content_type.encode("utf-8", "surrogateescape")  # bytes as received; the library reads them leniently
+    elif isinstance(content_type, bytes):
+        data = content_type
+    else:
+        raise TypeError("content_type must be str, bytes or None, not %s" % type(content_type).__name__)
+    out = ctypes.c_uint64()
+    n.lib.xg_body_bytes_to_classify(status, data, 0 if data is None else len(data), ctypes.byref(out))
+    return out.value

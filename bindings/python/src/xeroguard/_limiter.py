@@ -1,4 +1,5 @@
-"""Limiter: a managed xg_limiter handle, with blocking and asyncio permits."""
+"""Limiter: a managed xg_limiter handle (of this process, or shared through Redis), with blocking and asyncio
+permits whose waits follow the library's one wait policy (xg_limiter_acquire_until)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from . import _args
 from . import _native as n
 from ._args import Seconds, Tenant, tenant_bytes, tenant_text
 from ._classify import Classification
-from ._vocabulary import REASON, Reason
+from ._redis import PathText, PolicyInput, RedisSettings, redis_settings
+from ._vocabulary import FAILURE_POLICY, REASON, FailurePolicy, Reason
 from .errors import PermitTimeout, UnknownPermitError
 
 T = TypeVar("T")
 Observed = Union[Classification, bytes, bytearray, memoryview]
 
-# Stands for "no timeout": far beyond any real wait, and safe from overflow in the library's deadline sum.
-# Longer timeouts are shortened to it (both are "never"), so any u64 of milliseconds is accepted.
-_FOREVER_MS = 1 << 62
+# The longest one native wait step blocks a thread: Python runs signal handlers (Ctrl-C) only between steps.
+SYNC_STEP_MS = 100
 _set_attribute = object.__setattr__
 
 
@@ -145,17 +146,30 @@ class TenantLimits:
 
 
 _read_decision = n.field_reader(n.XgDecision)
+_read_step = n.field_reader(n.XgWaitStep)
+_REASON_BY_CODE = REASON.by_code
+_FALLBACK_BY_CODE = FAILURE_POLICY.by_code
+
+
+def _member(codes: Any, code: int) -> Any:
+    try:
+        return codes.by_code[code]
+    except KeyError:
+        raise codes.unknown(code) from None
 
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
     """Granted (with `permit` to release; 0 for tenantless calls), or refused for `wait_ms` (`wait` in seconds)
-    because of `reason`."""
+    because of `reason`. `fallback` is None when the limiter's state decided (always, for a limiter of this process);
+    for a limiter sharing its state through Redis, the FailurePolicy that decided because the store could not be
+    reached (OPEN granted blind, CLOSED refused with Reason.STORE_UNAVAILABLE, LOCAL used this process's share)."""
 
     granted: bool
     permit: int
     wait_ms: int
     reason: Optional[Reason]
+    fallback: Optional[FailurePolicy] = None
 
     @property
     def wait(self) -> float:
@@ -163,12 +177,19 @@ class Decision:
 
     @classmethod
     def _from_c(cls, d: n.XgDecision) -> "Decision":
-        _, granted, permit, wait_ms, reason = _read_decision(d)
+        _, granted, permit, wait_ms, reason, fallback = _read_decision(d)
         try:
-            member = REASON.by_code[reason]
+            return cls(granted, permit, wait_ms, _REASON_BY_CODE[reason], _FALLBACK_BY_CODE[fallback])
         except KeyError:
-            raise REASON.unknown(reason) from None
-        return cls(granted, permit, wait_ms, member)
+            return cls(granted, permit, wait_ms, _member(REASON, reason), _member(FAILURE_POLICY, fallback))
+
+    @classmethod
+    def _from_step(cls, step: n.XgWaitStep) -> Tuple[int, "Decision"]:
+        """(outcome, the decision it carries): granted with its permit, or the refusal."""
+        _, outcome, permit, wait_ms, reason, _, fallback = _read_step(step)
+        granted = outcome == n.XG_WAIT_OUTCOME_GRANTED
+        return outcome, cls(granted, permit if granted else 0, 0 if granted else wait_ms,
+                            None if granted else _member(REASON, reason), _member(FAILURE_POLICY, fallback))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,8 +211,13 @@ class Reservation:
 
 
 def _timeout_ms(timeout: Optional[Seconds], timeout_ms: Optional[int]) -> int:
-    """`timeout` (seconds) or `timeout_ms`; neither waits as long as needed."""
-    return min(_FOREVER_MS, _args.duration_ms(timeout, timeout_ms, "timeout", _FOREVER_MS))
+    """`timeout` (seconds) or `timeout_ms`; neither waits as long as needed (the library's deadline saturates)."""
+    return _args.duration_ms(timeout, timeout_ms, "timeout", _args.U64_MAX)
+
+
+# Told of the first refusal of a wait (the guards' on_wait hook), and of a wait the library gave up.
+OnRefusal = Optional[Callable[[Decision], None]]
+OnTimeout = Optional[Callable[[PermitTimeout], None]]
 
 
 class Permit:
@@ -203,6 +229,11 @@ class Permit:
         self.id = decision.permit
         self.decision = decision
         self.released = False
+
+    @property
+    def fallback(self) -> Optional[FailurePolicy]:
+        """None when the limiter's state granted it; else the failure policy that did (see Decision.fallback)."""
+        return self.decision.fallback
 
     def observe(self, response: Observed) -> None:
         """Feeds the response back to the limiter (remaining counts, 429 blocks, outages)."""
@@ -223,38 +254,97 @@ class Permit:
         return "Permit(tenant=%r, id=%d, released=%r)" % (self.tenant, self.id, self.released)
 
 
+_CLOCKS = {"monotonic": n.XG_CLOCK_MONOTONIC, "manual": n.XG_CLOCK_MANUAL}
+
+
 class Limiter:
     """Paces calls per tenant and per app. Thread-safe; close it (or use `with`) to free the native handle.
 
     `clock="monotonic"` uses the system's monotonic clock; `clock="manual"` starts at 0 and moves only with
     `advance` / `set_now` (for tests). Durations are seconds (int, float or timedelta), or milliseconds with
     the `*_ms` / `ms=` keywords. Every call names its tenant; a tenantless call passes TENANTLESS ('').
+
+    Shared through Redis: `Limiter(limits, redis_url="redis://host:6379", key_prefix="myapp")` keeps the windows,
+    permits, blocks and limits in the store, shared by every process and machine using the same `key_prefix` (one
+    per Xero app), decided on the store's clock. Options (the library's defaults): `deadline` (seconds, or
+    `deadline_ms`; 0.25 s, at most 10 s) for one store operation, `breaker_cooldown` (1 s) before asking a failed
+    store again, `on_store_error` ("closed": refuse; "open": grant, flagged; "local": this process's share of each
+    limit, the limit divided by `workers`), `replace_limits` (write these limits over stored ones), `tls_ca_file`
+    (a PEM file of CAs for `rediss://`). It connects at once: StoreUnavailableError when the store cannot be
+    reached within the deadline, StoreError when it refuses. With `clock="manual"` the manual reading is the
+    store's clock too (tests). A limiter made before `os.fork()` works in both processes.
+
+    Waits (`acquire_wait`, `permit`, `permit_async`, the guards) follow the library's wait policy step by step, so
+    a blocked thread sees Ctrl-C within about 0.1 s. Shutting down while threads or tasks may be waiting:
+    `interrupt()` (their waits end with LimiterInterrupted), join them, then `close()`.
     """
 
-    def __init__(self, limits: Optional[Limits] = None, clock: str = "monotonic") -> None:
-        clocks = {"monotonic": n.XG_CLOCK_MONOTONIC, "manual": n.XG_CLOCK_MANUAL}
+    def __init__(self, limits: Optional[Limits] = None, clock: str = "monotonic", *,
+                 redis_url: Optional[str] = None, key_prefix: Optional[str] = None,
+                 deadline: Optional[Seconds] = None, deadline_ms: Optional[int] = None,
+                 breaker_cooldown: Optional[Seconds] = None, breaker_cooldown_ms: Optional[int] = None,
+                 on_store_error: Optional[PolicyInput] = None, workers: Optional[int] = None,
+                 replace_limits: bool = False, tls_ca_file: Optional[PathText] = None) -> None:
         if not isinstance(clock, str):
             raise TypeError("clock must be 'monotonic' or 'manual', not %s" % type(clock).__name__)
-        if clock not in clocks:
+        if clock not in _CLOCKS:
             raise ValueError("clock must be 'monotonic' or 'manual', not %r" % (clock,))
         if limits is not None and not isinstance(limits, Limits):
             raise TypeError("limits must be a Limits or None, not %s" % type(limits).__name__)
+        store_options = dict(key_prefix=key_prefix, deadline=deadline, deadline_ms=deadline_ms,
+                             breaker_cooldown=breaker_cooldown, breaker_cooldown_ms=breaker_cooldown_ms,
+                             on_store_error=on_store_error, workers=workers, tls_ca_file=tls_ca_file)
+        self._redis: Optional[RedisSettings] = None
+        if redis_url is not None:
+            self._redis = redis_settings(redis_url, key_prefix, deadline, deadline_ms, breaker_cooldown,
+                                         breaker_cooldown_ms, on_store_error, workers, replace_limits, tls_ca_file)
+        else:
+            given = [name for name, value in store_options.items() if value is not None]
+            if replace_limits is not False:
+                given.append("replace_limits")
+            if given:
+                raise TypeError("%s only apply with redis_url (a limiter shared through Redis)" % ", ".join(given))
         self.clock = clock
         self.limits = limits if limits is not None else Limits.default()
         self._state = threading.Lock()  # guards _users/_closed/_async_waiters (a plain Lock: it is on every call)
         self._users = 0
         self._closed = False
         self._handle = None  # type: Any
+        self._async_waiters: Set[Tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         c_limits = self.limits._to_c()
         handle = ctypes.POINTER(n.XgLimiter)()
-        n.lib.xg_limiter_new(ctypes.byref(c_limits), clocks[clock], ctypes.byref(handle))
+        if self._redis is None:
+            n.lib.xg_limiter_new(ctypes.byref(c_limits), _CLOCKS[clock], ctypes.byref(handle))
+        else:
+            options = self._redis.to_c()
+            n.lib.xg_limiter_new_redis(ctypes.byref(c_limits), ctypes.byref(options), _CLOCKS[clock],
+                                       ctypes.byref(handle))
         self._handle = handle
-        self._async_waiters: Set[Tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    @property
+    def shared(self) -> bool:
+        """True for a limiter whose state lives in Redis."""
+        return self._redis is not None
 
     # Lifetime: calls count themselves in and out; the handle is freed by close() or by the last call out,
     # so it is never freed under another thread (xg_limiter_free must not race with other calls).
 
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[Any]:
+        with self._state:
+            if self._closed:
+                raise ValueError("the limiter is closed")
+            self._users += 1
+        try:
+            yield self._handle
+        finally:
+            with self._state:
+                self._users -= 1
+                if self._closed and self._users == 0:
+                    self._free()
+
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        # _using() inline: this is on every call, and a generator-based context manager costs about a microsecond.
         with self._state:
             if self._closed:
                 raise ValueError("the limiter is closed")
@@ -273,7 +363,8 @@ class Limiter:
             n.lib.xg_limiter_free(handle)
 
     def close(self) -> None:
-        """Frees the native handle (at once, or when the last call in progress returns). Idempotent."""
+        """Frees the native handle (at once, or when the last call in progress returns, a blocked wait included:
+        `interrupt()` first to end those). Idempotent."""
         with self._state:
             if self._closed:
                 return
@@ -322,10 +413,10 @@ class Limiter:
 
     # Calls.
 
-    def _decide(self, fn: Any, tenant: Tenant, *extra: Any) -> Decision:
+    def _decide(self, fn: Any, tenant: Tenant) -> Decision:
         t = tenant_bytes(tenant)
         out = n.XgDecision()
-        self._call(fn, t, len(t), *extra, ctypes.byref(out))
+        self._call(fn, t, len(t), ctypes.byref(out))
         return Decision._from_c(out)
 
     def acquire(self, tenant: Tenant) -> Decision:
@@ -334,10 +425,44 @@ class Limiter:
 
     def acquire_wait(self, tenant: Tenant, timeout: Optional[Seconds] = None, *,
                      timeout_ms: Optional[int] = None) -> Decision:
-        """Blocks (GIL released) until granted or until `timeout` seconds (or `timeout_ms`) on the limiter's
-        clock have passed; neither waits as long as needed. The decision says which; the library gives up
-        early when the wait certainly ends after the timeout."""
-        return self._decide(n.lib.xg_limiter_acquire_wait, tenant, _timeout_ms(timeout, timeout_ms))
+        """Blocks until granted, or until the library gives up: `timeout` seconds (or `timeout_ms`) on the limiter's
+        clock have passed, or the wait certainly ends after them (a day limit, say), which it answers at once;
+        neither waits as long as needed. Returns the decision: granted with its permit, or the last refusal. It
+        wakes when this process frees capacity; Ctrl-C (KeyboardInterrupt) is seen within about 0.1 s, and
+        `interrupt()` ends it with LimiterInterrupted."""
+        return self._wait(tenant_bytes(tenant), _timeout_ms(timeout, timeout_ms), None)
+
+    @staticmethod
+    def _deadline(handle: Any, timeout_ms: int) -> int:
+        if timeout_ms == _args.U64_MAX:  # no timeout: the library's sum saturates to this anyway
+            return n.XG_NO_DEADLINE
+        out = ctypes.c_uint64()
+        n.lib.xg_limiter_deadline_ms(handle, timeout_ms, ctypes.byref(out))
+        return out.value
+
+    def _wait(self, t: bytes, timeout_ms: int, on_refusal: OnRefusal) -> Decision:
+        """The blocking wait: steps of xg_limiter_acquire_until, each blocking at most SYNC_STEP_MS so that signal
+        handlers run between them. The first step does not block, so a refusal is reported before any waiting.
+        The handle is held for the whole wait (close() frees it when the wait ends)."""
+        step = n.XgWaitStep()
+        with self._using() as handle:
+            deadline = self._deadline(handle, timeout_ms)
+            max_block = 0
+            while True:
+                n.lib.xg_limiter_acquire_until(handle, t, len(t), deadline, max_block, ctypes.byref(step))
+                if step.outcome != n.XG_WAIT_OUTCOME_ASK_AGAIN:
+                    return Decision._from_step(step)[1]
+                if max_block == 0:
+                    if on_refusal is not None:
+                        on_refusal(Decision._from_step(step)[1])
+                    max_block = SYNC_STEP_MS
+
+    def interrupt(self) -> None:
+        """Ends every wait on this limiter, now and later: threads blocked in `acquire_wait`, `permit` or a guard,
+        and tasks awaiting `permit_async`, get LimiterInterrupted. Every other call keeps working. Shutting down
+        while calls may be waiting: `interrupt()`, join those threads (and let those tasks end), then `close()`."""
+        self._call(n.lib.xg_limiter_interrupt)
+        self._wake_async()
 
     def peek(self, tenant: Tenant) -> Decision:
         """What `acquire` would answer now, taking nothing."""
@@ -360,7 +485,8 @@ class Limiter:
         self._wake_async()
 
     def reserve(self, tenant: Tenant) -> Reservation:
-        """Books the tenant's next free slot (first come, first served); takes no concurrency permit."""
+        """Books the tenant's next free slot (first come, first served); takes no concurrency permit.
+        BookingTooFarError when that slot lies beyond the library's booking horizon."""
         t = tenant_bytes(tenant)
         out = n.XgReservation()
         self._call(n.lib.xg_limiter_reserve, t, len(t), ctypes.byref(out))
@@ -407,57 +533,72 @@ class Limiter:
 
     # Permits as context managers.
 
-    @contextlib.contextmanager
     def permit(self, tenant: Tenant, timeout: Optional[Seconds] = None, *,
-               timeout_ms: Optional[int] = None) -> Iterator[Permit]:
-        """Blocks until the call may go (at most `timeout` seconds, or `timeout_ms`, on the limiter's clock;
-        neither waits as long as needed), yields the Permit, and releases it on exit, exceptions included.
-        PermitTimeout otherwise."""
-        t = tenant_bytes(tenant)  # refused here, before any wait
-        wait_ms = _timeout_ms(timeout, timeout_ms)
-        d = self.acquire_wait(t, timeout_ms=wait_ms)
+               timeout_ms: Optional[int] = None) -> "contextlib.AbstractContextManager[Permit]":
+        """Blocks until the call may go (as `acquire_wait`: at most `timeout` seconds, or `timeout_ms`, on the
+        limiter's clock; neither waits as long as needed), yields the Permit, and releases it on exit, exceptions
+        included. PermitTimeout when the library gives up; LimiterInterrupted after `interrupt()`."""
+        return self._permit(tenant_bytes(tenant), tenant, _timeout_ms(timeout, timeout_ms))
+
+    @contextlib.contextmanager
+    def _permit(self, t: bytes, tenant: Tenant, timeout_ms: int, on_refusal: OnRefusal = None,
+                on_timeout: OnTimeout = None) -> Iterator[Permit]:
+        d = self._wait(t, timeout_ms, on_refusal)
         if not d.granted:
-            raise PermitTimeout(tenant_text(tenant), wait_ms, d.wait_ms, d.reason.value if d.reason else None)
+            raise self._timed_out(tenant, timeout_ms, d, on_timeout)
         p = Permit(self, tenant, d)
         try:
             yield p
         finally:
             p.release()
 
+    def permit_async(self, tenant: Tenant, timeout: Optional[Seconds] = None, *,
+                     timeout_ms: Optional[int] = None) -> "contextlib.AbstractAsyncContextManager[Permit]":
+        """`permit` for asyncio: awaits instead of blocking the event loop (cancel the task to stop waiting)."""
+        return self._permit_async(tenant_bytes(tenant), tenant, _timeout_ms(timeout, timeout_ms))
+
     @contextlib.asynccontextmanager
-    async def permit_async(self, tenant: Tenant, timeout: Optional[Seconds] = None, *,
-                           timeout_ms: Optional[int] = None) -> AsyncIterator[Permit]:
-        """`permit` for asyncio: awaits instead of blocking the event loop."""
-        tenant_bytes(tenant)
-        p = Permit(self, tenant, await self._acquire_async(tenant, _timeout_ms(timeout, timeout_ms)))
+    async def _permit_async(self, t: bytes, tenant: Tenant, timeout_ms: int, on_refusal: OnRefusal = None,
+                            on_timeout: OnTimeout = None) -> AsyncIterator[Permit]:
+        d = await self._wait_async(t, timeout_ms, on_refusal)
+        if not d.granted:
+            raise self._timed_out(tenant, timeout_ms, d, on_timeout)
+        p = Permit(self, tenant, d)
         try:
             yield p
         finally:
             p.release()
 
-    async def _acquire_async(self, tenant: Tenant, timeout_ms: int) -> Decision:
+    @staticmethod
+    def _timed_out(tenant: Tenant, timeout_ms: int, refusal: Decision, on_timeout: OnTimeout) -> PermitTimeout:
+        error = PermitTimeout(tenant_text(tenant), timeout_ms, refusal.wait_ms, refusal.reason)
+        if on_timeout is not None:
+            on_timeout(error)
+        return error
+
+    async def _wait_async(self, t: bytes, timeout_ms: int, on_refusal: OnRefusal) -> Decision:
+        """The wait policy for asyncio: steps that never block, sleeping between them as the library says, and
+        waking sooner when this process frees capacity (release, cancel, clock moves, interrupt)."""
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         waiter = (loop, wake)
         with self._state:
             self._async_waiters.add(waiter)
         try:
-            deadline = self.now() + timeout_ms
+            deadline = self._call(self._deadline, timeout_ms)
+            step = n.XgWaitStep()
+            refused_before = False
             while True:
-                wake.clear()
-                d = self.acquire(tenant)
-                if d.granted:
+                wake.clear()  # before asking: a release after this point wakes the sleep below
+                self._call(n.lib.xg_limiter_acquire_until, t, len(t), deadline, 0, ctypes.byref(step))
+                outcome, d = Decision._from_step(step)
+                if outcome != n.XG_WAIT_OUTCOME_ASK_AGAIN:
                     return d
-                remaining = deadline - self.now()
-                # The same early exit as xg_limiter_acquire_wait: a wait that certainly ends after the
-                # deadline is not slept through; a concurrency wait can end early with any release.
-                if remaining <= 0 or (d.wait_ms > remaining and d.reason is not Reason.CONCURRENCY):
-                    raise PermitTimeout(tenant_text(tenant), timeout_ms, d.wait_ms,
-                                        d.reason.value if d.reason else None)
-                # A manual clock moves only by advance/set_now, which wake us; poll now and then regardless.
-                sleep_ms = min(d.wait_ms, remaining) if self.clock == "monotonic" else 50
+                if not refused_before and on_refusal is not None:
+                    on_refusal(d)
+                refused_before = True
                 try:
-                    await asyncio.wait_for(wake.wait(), max(sleep_ms, 1) / 1000.0)
+                    await asyncio.wait_for(wake.wait(), step.sleep_ms / 1000)
                 except asyncio.TimeoutError:
                     pass
         finally:
@@ -478,5 +619,5 @@ class Limiter:
                 pass
 
     def __repr__(self) -> str:
-        return "Limiter(clock=%r, closed=%r)" % (self.clock, self._closed)
-
+        shared = "" if self._redis is None else ", redis=%s" % self._redis.describe()
+        return "Limiter(clock=%r%s, closed=%r)" % (self.clock, shared, self._closed)

@@ -29,15 +29,25 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .errors import STATUS_ERRORS, XeroGuardError
 
 # The ABI this package was written against (XG_ABI_VERSION in the header).
-EXPECTED_ABI_VERSION = 1
+EXPECTED_ABI_VERSION = 2
 
+# Constants copied from the header; tests/test_native.py ties each to it.
 XG_NONE = 0
 XG_UNKNOWN = -1
 XG_MAX_TENANT_ID_BYTES = 256
 XG_CLOCK_MONOTONIC = 0
 XG_CLOCK_MANUAL = 1
+XG_NO_DEADLINE = 0xFFFF_FFFF_FFFF_FFFF
+XG_MAX_STORE_DEADLINE_MS = 10_000
+XG_MAX_KEY_PREFIX_BYTES = 128
 XG_STATUS_OK = 0
 XG_STATUS_BUFFER_TOO_SMALL = 5
+# xg_wait_outcome and xg_transport_failure (no name functions: their codes are written here).
+XG_WAIT_OUTCOME_GRANTED = 1
+XG_WAIT_OUTCOME_ASK_AGAIN = 2
+XG_WAIT_OUTCOME_GIVE_UP = 3
+XG_TRANSPORT_FAILURE_NOT_SENT = 1
+XG_TRANSPORT_FAILURE_NO_RESPONSE = 2
 
 
 class XgHeader(Structure):
@@ -89,6 +99,7 @@ class XgClassification(_Sized):
         ("validation_message_count", c_uint32),
         ("warning_count", c_uint32),
         ("failed_element_count", c_uint32),
+        ("may_have_been_processed", c_uint8),
     ]
 
 
@@ -112,6 +123,15 @@ class XgBackoffDecision(_Sized):
     ]
 
 
+class XgRequest(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("method", c_char_p),
+        ("method_len", c_size_t),
+        ("has_idempotency_key", c_bool),
+    ]
+
+
 class XgWindowLimit(Structure):
     _fields_ = [
         ("limit", c_uint32),
@@ -132,6 +152,23 @@ class XgLimits(_Sized):
     ]
 
 
+class XgRedisOptions(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("url", c_char_p),
+        ("url_len", c_size_t),
+        ("key_prefix", c_char_p),
+        ("key_prefix_len", c_size_t),
+        ("deadline_ms", c_uint64),
+        ("breaker_cooldown_ms", c_uint64),
+        ("on_store_error", c_uint32),
+        ("workers", c_uint32),
+        ("replace_limits", c_bool),
+        ("tls_ca_file", c_char_p),
+        ("tls_ca_file_len", c_size_t),
+    ]
+
+
 class XgDecision(_Sized):
     _fields_ = [
         ("struct_size", c_uint32),
@@ -139,6 +176,19 @@ class XgDecision(_Sized):
         ("permit", c_uint64),
         ("wait_ms", c_uint64),
         ("reason", c_uint32),
+        ("fallback", c_uint32),
+    ]
+
+
+class XgWaitStep(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("outcome", c_uint32),
+        ("permit", c_uint64),
+        ("wait_ms", c_uint64),
+        ("reason", c_uint32),
+        ("sleep_ms", c_uint64),
+        ("fallback", c_uint32),
     ]
 
 
@@ -248,24 +298,37 @@ DECLARATIONS: List[_Decl] = [
     ("xg_abi_version", c_uint32, [], None),
     # const xg_response *: the address of the block classify_parts builds.
     ("xg_classify", _S, [c_void_p, POINTER(XgClassification), _StrOut], _check_status),
+    ("xg_body_bytes_to_classify", _S, [c_uint16, _Bytes, c_size_t, POINTER(c_uint64)], _check_status),
     ("xg_classify_raw", _S, [_Bytes, c_size_t, c_int64, POINTER(XgClassification), _StrOut], _check_status),
     ("xg_retry_policy_default", XgRetryPolicy, [], None),
     ("xg_backoff", _S, [POINTER(XgClassification), c_uint32, POINTER(XgRetryPolicy), POINTER(XgBackoffDecision)],
      _check_status),
+    # The response may be None: a transport failure, given as the third argument.
+    ("xg_resend", _S, [POINTER(XgRequest), POINTER(XgClassification), c_uint32, c_uint32, POINTER(XgRetryPolicy),
+                       POINTER(XgBackoffDecision)], _check_status),
     ("xg_category_name", c_char_p, [c_uint32], _static_str),
     ("xg_action_name", c_char_p, [c_uint32], _static_str),
     ("xg_rate_limit_problem_name", c_char_p, [c_uint32], _static_str),
     ("xg_auth_problem_name", c_char_p, [c_uint32], _static_str),
+    ("xg_give_up_name", c_char_p, [c_uint32], _static_str),
+    ("xg_failure_policy_name", c_char_p, [c_uint32], _static_str),
     ("xg_reason_name", c_char_p, [c_uint32], _static_str),
     ("xg_limits_default", XgLimits, [], None),
     ("xg_limits_exact", XgLimits, [], None),
     ("xg_limiter_new", _S, [POINTER(XgLimits), c_uint32, POINTER(_LimiterP)], _check_status),
+    ("xg_redis_options_default", XgRedisOptions, [], None),
+    ("xg_limiter_new_redis", _S, [POINTER(XgLimits), POINTER(XgRedisOptions), c_uint32, POINTER(_LimiterP)],
+     _check_status),
     ("xg_limiter_free", None, [_LimiterP], None),
     ("xg_limiter_now_ms", _S, [_LimiterP, POINTER(c_uint64)], _check_status),
     ("xg_limiter_advance_ms", _S, [_LimiterP, c_uint64], _check_status),
     ("xg_limiter_set_now_ms", _S, [_LimiterP, c_uint64], _check_status),
     ("xg_limiter_acquire", _S, [_LimiterP, _Bytes, c_size_t, POINTER(XgDecision)], _check_status),
     ("xg_limiter_acquire_wait", _S, [_LimiterP, _Bytes, c_size_t, c_uint64, POINTER(XgDecision)], _check_status),
+    ("xg_limiter_deadline_ms", _S, [_LimiterP, c_uint64, POINTER(c_uint64)], _check_status),
+    ("xg_limiter_acquire_until", _S, [_LimiterP, _Bytes, c_size_t, c_uint64, c_uint64, POINTER(XgWaitStep)],
+     _check_status),
+    ("xg_limiter_interrupt", _S, [_LimiterP], _check_status),
     ("xg_limiter_peek", _S, [_LimiterP, _Bytes, c_size_t, POINTER(XgDecision)], _check_status),
     ("xg_limiter_record", _S, [_LimiterP, _Bytes, c_size_t], _check_status),
     ("xg_limiter_release", _S, [_LimiterP, c_uint64], _check_status),
@@ -311,7 +374,7 @@ def take_string(ptr: c_void_p) -> str:
     return take_bytes(ptr).decode("utf-8")
 
 
-_STRUCT_CODES = {c_bool: "?", c_uint16: "H", c_uint32: "I", c_int64: "q", c_uint64: "Q"}
+_STRUCT_CODES = {c_bool: "?", c_uint8: "B", c_uint16: "H", c_uint32: "I", c_int64: "q", c_uint64: "Q"}
 _POINTER_CODE = {4: "I", 8: "Q"}[ctypes.sizeof(c_void_p)]
 
 

@@ -94,18 +94,39 @@ class Reason(Word):
     RETRY_AFTER = "retry_after"
     ORGANISATION_OFFLINE = "organisation_offline"
     OUTAGE = "outage"
+    STORE_UNAVAILABLE = "store_unavailable"
 
 
 class GiveUp(Word):
-    """Why `backoff` gave up (the header's XG_GIVE_UP_* codes; the ABI has no name function for them, so
-    tests/test_native.py ties GIVE_UP_BY_CODE to the header)."""
+    """Why `backoff` or `resend` gave up."""
 
     NOT_RETRYABLE = "not_retryable"
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
     WAIT_TOO_LONG = "wait_too_long"
+    UNSAFE_TO_RESEND = "unsafe_to_resend"
 
 
-GIVE_UP_BY_CODE: Dict[int, GiveUp] = {1: GiveUp.NOT_RETRYABLE, 2: GiveUp.ATTEMPTS_EXHAUSTED, 3: GiveUp.WAIT_TOO_LONG}
+class FailurePolicy(Word):
+    """What a limiter sharing its state through Redis does while the store cannot be reached, and (as
+    `Decision.fallback`) which of it decided a call."""
+
+    CLOSED = "closed"  # refuse (reason store_unavailable): never more calls than allowed; the default
+    OPEN = "open"  # grant, flagged: the app keeps running and risks a 429
+    LOCAL = "local"  # decide in this process with its share of every limit (limit / workers)
+
+
+class TransportFailure(Word):
+    """What became of an attempt that got no HTTP response, for `resend`."""
+
+    NOT_SENT = "not_sent"  # nothing reached the server: connection refused, DNS, TLS handshake, connect timeout
+    NO_RESPONSE = "no_response"  # sent, and no answer came: a read timeout, a connection reset after sending
+
+
+# The ABI has no name function for xg_transport_failure: its codes are the header's (tied by tests/test_native.py).
+TRANSPORT_FAILURE_CODE: Dict[TransportFailure, int] = {
+    TransportFailure.NOT_SENT: n.XG_TRANSPORT_FAILURE_NOT_SENT,
+    TransportFailure.NO_RESPONSE: n.XG_TRANSPORT_FAILURE_NO_RESPONSE,
+}
 
 # The name functions answer NULL past the last code; the highest code today is 16.
 _CODE_SCAN = 256
@@ -159,3 +180,5 @@ ACTION = Codes(Action, n.lib.xg_action_name)
 RATE_LIMIT_PROBLEM = Codes(RateLimitProblem, n.lib.xg_rate_limit_problem_name)
 AUTH_PROBLEM = Codes(AuthProblem, n.lib.xg_auth_problem_name)
 REASON = Codes(Reason, n.lib.xg_reason_name)
+GIVE_UP = Codes(GiveUp, n.lib.xg_give_up_name)
+FAILURE_POLICY = Codes(FailurePolicy, n.lib.xg_failure_policy_name)

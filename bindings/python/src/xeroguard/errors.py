@@ -58,6 +58,31 @@ class WrongClockError(XeroGuardError):
     status = 10
 
 
+class LimiterInterrupted(XeroGuardError):
+    """The wait was ended by `Limiter.interrupt()`: the limiter is shutting down. Nothing was acquired."""
+
+    status = 11
+
+
+class BookingTooFarError(XeroGuardError):
+    """`reserve` would book a slot beyond the library's booking horizon (about 24.8 days ahead)."""
+
+    status = 12
+
+
+class StoreError(XeroGuardError):
+    """The shared store (Redis) refused (an ACL, a key prefix that runs on another clock); the message says how."""
+
+    status = 14
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The shared store could not be reached within the deadline, and no failure policy decided instead (creating
+    a limiter always connects once)."""
+
+    status = 13
+
+
 class PanicError(XeroGuardError):
     status = 99
 
@@ -75,6 +100,10 @@ STATUS_ERRORS: Dict[int, Type[XeroGuardError]] = {
         UnknownReservationError,
         TooManyTenantsError,
         WrongClockError,
+        LimiterInterrupted,
+        BookingTooFarError,
+        StoreUnavailableError,
+        StoreError,
         PanicError,
     )
 }
@@ -103,4 +132,4 @@ class PermitTimeout(XeroGuardError, TimeoutError):
         return self.wait_ms / 1000
 
 
-__all__ = [name for name in dir() if name.endswith(("Error", "Timeout"))] + ["STATUS_ERRORS"]
+__all__ = [name for name in dir() if name.endswith(("Error", "Timeout", "Interrupted"))] + ["STATUS_ERRORS"]
