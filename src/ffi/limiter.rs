@@ -195,9 +195,10 @@ fn pacing_error(e: PacingError) -> FfiError {
         PacingError::BookingTooFar { .. } => XG_STATUS_BOOKING_TOO_FAR,
         PacingError::StoreUnavailable(_) => XG_STATUS_STORE_UNAVAILABLE,
         PacingError::Store(_) => XG_STATUS_STORE_ERROR,
-        PacingError::ClockBackwards | PacingError::InvalidLimits(_) | PacingError::Timeout(_) => {
-            XG_STATUS_INVALID_ARGUMENT
-        }
+        PacingError::ClockBackwards
+        | PacingError::InvalidLimits(_)
+        | PacingError::InvalidOptions(_)
+        | PacingError::Timeout(_) => XG_STATUS_INVALID_ARGUMENT,
     };
     FfiError::new(status, e.to_string())
 }

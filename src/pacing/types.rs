@@ -63,6 +63,8 @@ pub enum PacingError {
     NotManualClock,
     ClockBackwards,
     InvalidLimits(String),
+    /// The shared store's options cannot be used (URL, key prefix, TLS files, deadline).
+    InvalidOptions(String),
     /// `acquire_wait` could not be granted in time; the last refusal says why.
     Timeout(Refusal),
     /// The limiter was interrupted (`Limiter::interrupt`): waits end at once.
@@ -89,6 +91,7 @@ impl std::fmt::Display for PacingError {
             PacingError::NotManualClock => f.write_str("only a limiter with the manual clock can be moved by hand"),
             PacingError::ClockBackwards => f.write_str("the manual clock cannot move backwards"),
             PacingError::InvalidLimits(why) => write!(f, "invalid limits: {why}"),
+            PacingError::InvalidOptions(why) => write!(f, "invalid store options: {why}"),
             PacingError::Timeout(r) => write!(f, "timed out: would need {} ms more ({})", r.wait_ms, r.reason),
             PacingError::Interrupted => f.write_str("interrupted: the limiter is shutting down"),
             PacingError::StoreUnavailable(why) => write!(f, "the shared store is unavailable: {why}"),

@@ -138,7 +138,7 @@ fn connection_info(url: &str, setup_replies: &mut u32) -> Result<redis::Connecti
 }
 
 fn client_error(e: RedisError) -> PacingError {
-    PacingError::InvalidLimits(format!("the store URL or TLS settings are not usable: {e}"))
+    PacingError::InvalidOptions(format!("the store URL or TLS settings are not usable: {e}"))
 }
 
 impl Store {
@@ -149,7 +149,7 @@ impl Store {
                 client_tls: None,
                 root_cert: Some(
                     std::fs::read(path)
-                        .map_err(|e| PacingError::InvalidLimits(format!("cannot read the TLS CA file {path}: {e}")))?,
+                        .map_err(|e| PacingError::InvalidOptions(format!("cannot read the TLS CA file {path}: {e}")))?,
                 ),
             }),
         };

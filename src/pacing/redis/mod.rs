@@ -138,9 +138,9 @@ impl RedisBackend {
     /// `now`, and the prefix is marked so that no server-clock limiter can share it.
     pub fn connect(limits: Limits, options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
         limits.validate().map_err(PacingError::InvalidLimits)?;
-        let keys = KeySpace::new(&options.key_prefix).map_err(PacingError::InvalidLimits)?;
+        let keys = KeySpace::new(&options.key_prefix).map_err(PacingError::InvalidOptions)?;
         if options.deadline.is_zero() {
-            return Err(PacingError::InvalidLimits("the store deadline must be positive".into()));
+            return Err(PacingError::InvalidOptions("the store deadline must be positive".into()));
         }
         let store = Store::open(&options)?;
         let manual_clock = clock == Clock::Manual;
