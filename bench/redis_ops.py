@@ -194,7 +194,7 @@ def bench_limits(url: str, admin: Any, ops: int) -> Dict[str, Any]:
     minute, day = RateLimitItemPerMinute(BIG_LIMIT), RateLimitItemPerDay(BIG_LIMIT)
 
     def decide() -> bool:
-        return limiter.hit(minute, TENANT) and limiter.hit(day, TENANT)  # Flask-Limiter's way: each limit in turn
+        return bool(limiter.hit(minute, TENANT) and limiter.hit(day, TENANT))  # each limit in turn, as Flask-Limiter
 
     for _ in range(ops // 10 + 1):
         decide()
@@ -315,7 +315,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         runs: List[Tuple[str, str, str, Callable[[], Dict[str, Any]]]] = []
         if exe is not None:
             runs.append(("xeroguard-c", "xeroguard (C)", "acquire + release (C ABI)",
-                         lambda: bench_xeroguard_c(exe, url, admin, ops)))  # type: ignore[arg-type]
+                         lambda: bench_xeroguard_c(exe, url, admin, ops)))
         if "xeroguard-python" in chosen:
             runs.append(("xeroguard-python", "xeroguard %s (Python)" % dist_version("xeroguard"),
                          "Limiter.acquire + release (ctypes)", lambda: bench_xeroguard_python(url, admin, ops)))
@@ -325,7 +325,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if "pyrate" in chosen:
             runs.append(("pyrate", "pyrate-limiter %s" % dist_version("pyrate-limiter"),
                          "Limiter.try_acquire(blocking=False) (RedisBucket)",
-                         lambda: bench_pyrate(server.port, admin, ops)))  # type: ignore[arg-type]
+                         lambda: bench_pyrate(server.port, admin, ops)))
         for key, name, api, fn in runs:
             print("  latency: %-28s ... " % name, end="", flush=True)
             row = dict(fn(), key=key, limiter=name, api=api)
@@ -337,12 +337,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         admin.flushall()
         mem_runs: List[Tuple[str, Callable[[], Dict[str, Any]]]] = []
         if exe is not None:
-            mem_runs.append(("xeroguard", lambda: memory_xeroguard(exe, url, admin)))  # type: ignore[arg-type]
+            mem_runs.append(("xeroguard", lambda: memory_xeroguard(exe, url, admin)))
         if "limits" in chosen:
             mem_runs.append(("limits %s" % dist_version("limits"), lambda: memory_limits(url, admin)))
         if "pyrate" in chosen:
             mem_runs.append(("pyrate-limiter %s" % dist_version("pyrate-limiter"),
-                             lambda: memory_pyrate(server.port, admin)))  # type: ignore[arg-type]
+                             lambda: memory_pyrate(server.port, admin)))
         for name, fn in mem_runs:
             row = dict(fn(), limiter=name)
             if "version" in row:

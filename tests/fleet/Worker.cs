@@ -59,8 +59,8 @@ static class FleetWorker
     private static WindowLimit Window(string text)
     {
         string[] parts = text.Split('/');
-        return new WindowLimit(int.Parse(parts[0], CultureInfo.InvariantCulture), long.Parse(parts[1], CultureInfo.InvariantCulture),
-            long.Parse(parts[2], CultureInfo.InvariantCulture));
+        CultureInfo c = CultureInfo.InvariantCulture;
+        return new WindowLimit(int.Parse(parts[0], c), long.Parse(parts[1], c), long.Parse(parts[2], c));
     }
 
     private static string JsonText(string text)
@@ -91,7 +91,8 @@ static class FleetWorker
         string id = a["--id"];
         int port = int.Parse(a["--port"], CultureInfo.InvariantCulture);
         string[] tenants = a["--tenants"].Split(',');
-        int perTenant = a.ContainsKey("--threads-per-tenant") ? int.Parse(a["--threads-per-tenant"], CultureInfo.InvariantCulture) : 1;
+        int perTenant = a.ContainsKey("--threads-per-tenant")
+            ? int.Parse(a["--threads-per-tenant"], CultureInfo.InvariantCulture) : 1;
         var limits = Limits.Exact();
         limits.TenantMinute = Window(a["--minute"]);
         limits.TenantDay = Window(a["--day"]);
@@ -120,7 +121,8 @@ static class FleetWorker
             // so the run's first calls do not wait for Mono to compile it; the harness clears the server's counts
             // before the run.
             using (var local = new Limiter(limits))
-            using (var warmGuard = new HttpClient(new XeroGuardHandler(local, null, new StampingHandler(sender)), false))
+            using (var warmGuard = new HttpClient(new XeroGuardHandler(local, null, new StampingHandler(sender)),
+                false))
             {
                 var request = new HttpRequestMessage(HttpMethod.Get, baseUrl + "/api.xro/2.0/Invoices/warm-up-" + id);
                 request.Headers.Add(XeroGuardHandler.TenantHeader, "warm-up-" + id);
@@ -152,8 +154,9 @@ static class FleetWorker
                         while (MonotonicMs() < until)
                         {
                             int n = Interlocked.Increment(ref seq);
-                            var request = new HttpRequestMessage(HttpMethod.Get,
-                                string.Format(CultureInfo.InvariantCulture, "{0}/api.xro/2.0/Invoices/{1}-{2}", baseUrl, id, n));
+                            string url = string.Format(CultureInfo.InvariantCulture, "{0}/api.xro/2.0/Invoices/{1}-{2}",
+                                baseUrl, id, n);
+                            var request = new HttpRequestMessage(HttpMethod.Get, url);
                             request.Headers.Add(XeroGuardHandler.TenantHeader, tenant);
                             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "fleet");
                             using (HttpResponseMessage response = await http.SendAsync(request).ConfigureAwait(false))
@@ -174,8 +177,8 @@ static class FleetWorker
             Task.WaitAll(loops.ToArray());
             var errorTexts = new List<string>();
             foreach (string e in errors) errorTexts.Add("\"" + JsonText(e) + "\"");
-            Console.WriteLine("{{\"id\": \"{0}\", \"language\": \"csharp\", \"calls\": [{1}], \"errors\": [{2}]}}", JsonText(id),
-                string.Join(", ", calls), string.Join(", ", errorTexts));
+            Console.WriteLine("{{\"id\": \"{0}\", \"language\": \"csharp\", \"calls\": [{1}], \"errors\": [{2}]}}",
+                JsonText(id), string.Join(", ", calls), string.Join(", ", errorTexts));
         }
         return 0;
     }
