@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pacing efficiency against the local Xero-like server (tests/server/xero_like_server.py), time-scaled.
 
-    bench/.venv/bin/python bench/efficiency.py            # full run (~2 min): bench/results/efficiency.json,
+    bench/.venv/bin/python bench/efficiency.py            # full run (~2.5 min): bench/results/efficiency.json,
                                                           # benchmarks-efficiency.png
     bench/.venv/bin/python bench/efficiency.py --quick    # smoke run (<30 s) into target/bench-smoke/
     --out DIR puts efficiency.json into DIR (scripts/bench.sh passes it); --chart PATH moves the chart.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite: Rust (unit, conformance, properties, CLI, header drift), C and C++ (from the Rust
-# suite), Python (pytest), C# (Mono), the fleet (three languages on one Redis), and packaging (the sdist and manylinux wheel, make install with pkg-config,
-# one version, every README code block). A missing toolchain is installed or named; no suite is skipped.
+# suite), Python (pytest), C# (Mono), the fleet (C, C# and Python workers on one Redis), and packaging (the sdist
+# and manylinux wheel, make install with pkg-config, one version, every README code block). A missing toolchain is installed or named; no suite is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,14 +21,14 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
   fi
 fi
 need redis-server "install Debian's redis-server (apt-get install -y redis-server)"
+need redis-cli "install Debian's redis-tools (apt-get install -y redis-tools)"
+need openssl "install Debian's openssl (apt-get install -y openssl)"
 # The fleet test runs some workers on a skewed clock.
 if ! command -v faketime >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq faketime) >/dev/null \
     || { echo "test.sh: could not install faketime (apt-get install faketime)" >&2; exit 1; }
 fi
 need faketime "install Debian's faketime (apt-get install -y faketime)"
-need redis-cli "install Debian's redis-tools (apt-get install -y redis-tools)"
-need openssl "install Debian's openssl (apt-get install -y openssl)"
 
 [ -d ../shared/conformance ] || [ -n "${XEROGUARD_SHARED:-}" ] || {
   echo "test.sh: ../shared (conformance cases and fixtures) must sit beside the checkout, or set XEROGUARD_SHARED" >&2
