@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite: Rust (unit, conformance, properties, CLI, header drift), C and C++ (from the Rust
 # suite), Python (pytest), C# (Mono), the fleet (C, C# and Python workers on one Redis), and packaging (the sdist
-# and manylinux wheel, make install with pkg-config, one version, every README code block). A missing toolchain is installed or named; no suite is skipped.
+# and manylinux wheel, make install with pkg-config, one version, every README code block). A missing toolchain
+# is installed or named; no suite is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
