@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pacing efficiency against the local Xero-like server (tests/server/xero_like_server.py), time-scaled.
 
-    bench/.venv/bin/python bench/efficiency.py            # full run (~2 min): bench/results/efficiency.json,
+    bench/.venv/bin/python bench/efficiency.py            # full run (~2.5 min): bench/results/efficiency.json,
                                                           # benchmarks-efficiency.png
     bench/.venv/bin/python bench/efficiency.py --quick    # smoke run (<30 s) into target/bench-smoke/
     --out DIR puts efficiency.json into DIR (scripts/bench.sh passes it); --chart PATH moves the chart.
@@ -22,6 +22,11 @@ a process about the other's calls in flight, so the processes split each tenant'
 fact, so both processes can spend the last slots of a server window at the same moment; (2) the server's windows
 are fixed: "remaining 0" says the window is full, not when it resets, and a limiter's rolling view frees a slot as
 soon as its own calls from before that window age out, which can be before the server's window turns.
+
+Then two and four processes share one limiter through one Redis (a redis-server this run starts, one key prefix per
+run): Limiter(limits, redis_url=..., key_prefix=...) in each, with observe. Windows, the tenant's 5 in flight and
+blocks are decided once for all of them on Redis's clock, so nothing is split and no feedback is needed to stay
+under the limits.
 
 All clients use http.client with one keep-alive connection per worker thread (opened before the run).
 
@@ -109,7 +114,7 @@ class Config:
     latency_ms: float = 5.0
     margin_ms: int = -1  # -1: the library's default margin, scaled
     seed: int = 1234
-    proc_workers: int = 3  # per tenant per process in the two-process runs
+    proc_workers: int = 3  # per tenant per process in the multi-process runs
     workload_factor: int = 3  # each tenant's queue holds this many times what the limits allow in the run
 
     def __post_init__(self) -> None:
@@ -222,6 +227,21 @@ class Server:
             return stats
         finally:
             conn.close()
+
+
+def start_redis() -> Any:
+    """A redis-server of this run's own (unix socket, no persistence), from the test suite's helper; stop() kills it
+    by pid."""
+    sys.path.insert(0, str(ROOT / "bindings" / "python" / "tests"))
+    try:
+        from redis_server import RedisServer
+    except ImportError as exc:
+        raise BenchError("cannot import the test suite's redis_server helper (%s); run bash bench/setup-venv.sh" % exc)
+    server = RedisServer()
+    try:
+        return server.start()
+    except RuntimeError as exc:
+        raise BenchError(str(exc))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -395,13 +415,30 @@ def scaled_limits(cfg: Config, concurrency: int) -> Any:
     )
 
 
+def make_limiter(cfg: Config, concurrency: int, redis: Optional[Tuple[str, str]]) -> Any:
+    """An in-process limiter, or with `redis` = (url, key prefix) one whose windows, permits and blocks every
+    process using that prefix shares."""
+    import xeroguard
+
+    limits = scaled_limits(cfg, concurrency)
+    if redis is None:
+        return xeroguard.Limiter(limits)
+    url, prefix = redis
+    try:
+        return xeroguard.Limiter(limits, redis_url=url, key_prefix=prefix)
+    except TypeError as exc:
+        raise BenchError("the Python binding has no shared (Redis) limiter (%s): Limiter(limits, redis_url=..., "
+                         "key_prefix=...) is needed for the shared-Redis rows" % exc)
+
+
 def run_guarded(cfg: Config, port: int, feedback: bool = True, concurrency: Optional[int] = None,
-                workers: Optional[int] = None, t0: Optional[float] = None) -> Trace:
+                workers: Optional[int] = None, t0: Optional[float] = None,
+                redis: Optional[Tuple[str, str]] = None) -> Trace:
     """(a) xeroguard: a permit before each call, observe after it (unless feedback is off), release."""
     import xeroguard
 
     tenants = cfg.tenant_ids
-    with xeroguard.Limiter(scaled_limits(cfg, concurrency or cfg.concurrency)) as limiter:
+    with make_limiter(cfg, concurrency or cfg.concurrency, redis) as limiter:
         def call(http_: Http, ti: int, t0_: float, deadline: float, trace: Trace) -> bool:
             tenant = tenants[ti]
             want = time.monotonic()
@@ -498,12 +535,15 @@ def run_token_bucket(cfg: Config, port: int) -> Trace:
 
 
 def proc_main(argv: List[str]) -> int:
-    """The hidden sub-command: one process of the two-process runs. Prints READY, reads the shared start time
+    """The hidden sub-command: one process of the multi-process runs. Prints READY, reads the shared start time
     (Unix seconds) from stdin, runs a guarded client, prints its Trace as JSON."""
     p = argparse.ArgumentParser(prog="efficiency.py _proc")
     p.add_argument("--config", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--feedback", type=int, choices=(0, 1), required=True)
+    p.add_argument("--nproc", type=int, default=2)
+    p.add_argument("--redis-url", help="share the limits through this Redis (with --key-prefix)")
+    p.add_argument("--key-prefix", default="efficiency")
     a = p.parse_args(argv)
     cfg = Config(**json.loads(a.config))
     import xeroguard  # noqa: F401  (loaded before READY so the start is not delayed by the library load)
@@ -514,24 +554,34 @@ def proc_main(argv: List[str]) -> int:
     if t0 < time.monotonic():
         print(json.dumps({"error": "the shared start time had passed when it arrived"}), flush=True)
         return 1
-    # Concurrency cannot be learned from any header, so the two processes split the tenant's 5 statically.
-    trace = run_guarded(cfg, a.port, feedback=bool(a.feedback), concurrency=max(1, cfg.concurrency // 2),
-                        workers=cfg.proc_workers, t0=t0)
+    if a.redis_url:
+        # One limiter for all: windows, permits (the tenant's 5 in flight) and blocks live in Redis.
+        trace = run_guarded(cfg, a.port, feedback=bool(a.feedback), workers=cfg.proc_workers, t0=t0,
+                            redis=(a.redis_url, a.key_prefix))
+    else:
+        # Concurrency cannot be learned from any header, so the processes split the tenant's 5 statically.
+        trace = run_guarded(cfg, a.port, feedback=bool(a.feedback),
+                            concurrency=max(1, cfg.concurrency // a.nproc), workers=cfg.proc_workers, t0=t0)
     print(json.dumps(trace.to_json()), flush=True)
     return 0
 
 
-def run_two_processes(cfg: Config, port: int, feedback: bool) -> Trace:
+def run_processes(cfg: Config, port: int, feedback: bool, nproc: int = 2,
+                  redis: Optional[Tuple[str, str]] = None) -> Trace:
+    """`nproc` OS processes on the same tenants, each with its own limiter; with `redis` = (url, key prefix) they
+    share one through Redis."""
     argv = [sys.executable, str(Path(__file__).resolve()), "_proc", "--config", json.dumps(dataclasses.asdict(cfg)),
-            "--port", str(port), "--feedback", str(int(feedback))]
+            "--port", str(port), "--feedback", str(int(feedback)), "--nproc", str(nproc)]
+    if redis is not None:
+        argv += ["--redis-url", redis[0], "--key-prefix", redis[1]]
     procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+                              text=True) for _ in range(nproc)]
     try:
         for proc in procs:
             line = readline_within(proc.stdout, 30).strip()
             if line != "READY":
                 proc.kill()
-                raise BenchError("a two-process child did not start (first line %r): %s"
+                raise BenchError("a child process did not start (first line %r): %s"
                                  % (line, proc.stderr.read().strip()))  # type: ignore[union-attr]
         start = "%.6f\n" % (time.time() + 0.3)
         for proc in procs:
@@ -543,7 +593,7 @@ def run_two_processes(cfg: Config, port: int, feedback: bool) -> Trace:
             lines = out.strip().splitlines()
             data = json.loads(lines[-1]) if lines else {}
             if proc.returncode != 0 or "error" in data:
-                raise BenchError("a two-process child failed (exit %s): %s %s"
+                raise BenchError("a child process failed (exit %s): %s %s"
                                  % (proc.returncode, data.get("error", ""), err.strip()))
             trace.merge(Trace.from_json(data))
         return trace
@@ -786,22 +836,35 @@ def main(argv: Optional[List[str]] = None) -> int:
     two = [("2 procs, xeroguard + observe", True), ("2 procs, xeroguard, no observe", False)]
     results: List[Dict[str, Any]] = []
     procs: List[Dict[str, Any]] = []
+    shared: List[Dict[str, Any]] = []
     traces: List[Tuple[str, Trace]] = []
-    for label, fn in [(n, f) for n, f in clients] + [
-            (n, (lambda fb: lambda c, port: run_two_processes(c, port, fb))(fb)) for n, fb in two]:
-        print("  running %-34s ... " % label, end="", flush=True)
-        t = time.monotonic()
-        with Server(cfg) as server:
-            trace = fn(cfg, server.port)
-            stats = server.stats()
-        if trace.errors:
-            raise BenchError("%s: %d worker error(s), first: %s" % (label, len(trace.errors), trace.errors[0]))
-        r = summarize(cfg, label, trace, stats, time.monotonic() - t)
-        (procs if label.startswith("2 procs") else results).append(r)
-        traces.append((label, trace))
-        print("%d completed, %d x 429 (%.1f s)" % (r["completed"], r["count_429"], r["wall_s"]), flush=True)
-        if trace.workload_exhausted:
-            print("    warning: a tenant's workload ran out before the deadline; raise workload_factor", flush=True)
+    runs: List[Tuple[str, List[Dict[str, Any]], Callable[[Config, int], Trace]]] = \
+        [(n, results, f) for n, f in clients] + \
+        [(n, procs, (lambda fb: lambda c, port: run_processes(c, port, fb))(fb)) for n, fb in two]
+    redis_server = start_redis()
+    try:
+        url = redis_server.url
+        # A key prefix per run: each starts with empty shared windows, as the in-process runs do.
+        runs += [("%d procs, shared Redis + observe" % n, shared,
+                  (lambda n: lambda c, port: run_processes(c, port, True, n, (url, "efficiency-%d" % n)))(n))
+                 for n in (2, 4)]
+        for label, rows, fn in runs:
+            print("  running %-34s ... " % label, end="", flush=True)
+            t = time.monotonic()
+            with Server(cfg) as server:
+                trace = fn(cfg, server.port)
+                stats = server.stats()
+            if trace.errors:
+                raise BenchError("%s: %d worker error(s), first: %s" % (label, len(trace.errors), trace.errors[0]))
+            r = summarize(cfg, label, trace, stats, time.monotonic() - t)
+            rows.append(r)
+            traces.append((label, trace))
+            print("%d completed, %d x 429 (%.1f s)" % (r["completed"], r["count_429"], r["wall_s"]), flush=True)
+            if trace.workload_exhausted:
+                print("    warning: a tenant's workload ran out before the deadline; raise workload_factor",
+                      flush=True)
+    finally:
+        redis_server.stop()
 
     chart(cfg, traces, chart_path)
     elapsed = time.monotonic() - started
@@ -817,6 +880,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         "theoretical": theoretical(cfg),
         "clients": results,
         "two_processes": procs,
+        "shared_redis": shared,
+        "shared_redis_setup": "%d workers per tenant in each process, one xeroguard Limiter per process, all on one "
+                              "key prefix of one redis-server (unix socket): windows, the tenant's %d in flight and "
+                              "blocks are shared, nothing is split" % (cfg.proc_workers, cfg.concurrency),
         "chart": os.path.relpath(chart_path, ROOT),
         "elapsed_s": round(elapsed, 1),
         "environment": {"python": platform.python_version(), "xeroguard": xeroguard.library_version,
@@ -830,6 +897,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("Two processes sharing the same %d tenants, each with its own Limiter (tenant concurrency %d each, "
           "%d workers/tenant each):" % (cfg.tenants, max(1, cfg.concurrency // 2), cfg.proc_workers))
     print(table(cfg, procs, notes=False))
+    print()
+    print("Two and four processes sharing one Limiter through one Redis (tenant concurrency %d shared, %d "
+          "workers/tenant each):" % (cfg.concurrency, cfg.proc_workers))
+    print(table(cfg, shared, notes=False))
     print()
     print("results: %s   chart: %s   elapsed: %.0f s" % (os.path.relpath(out / "efficiency.json", ROOT),
                                                        os.path.relpath(chart_path, ROOT), elapsed))

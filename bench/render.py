@@ -51,6 +51,11 @@ WHY_SLOWER = {
         "checking a status, against one pure-Python call that, with limits never reached, appends to a list.",
     "python_classify": "the binding marshals the headers into C structs, calls the library, and parses its JSON "
         "answer into a frozen Classification with enums; json.loads only parses.",
+    "redis_decision": "a xeroguard decision is two scripts, acquire and release (the permit for the tenant's calls "
+        "in flight is given back), and its acquire script checks and records every window (tenant minute and day, "
+        "app minute), the blocks and the permit lease at once on the server's clock (with its stored floor), and "
+        "keeps the operation's result for a retried reply; limits' two scripts each push to one list, pyrate's one "
+        "script counts and adds to one sorted set, and neither has permits, blocks or an app window.",
 }
 
 
@@ -77,6 +82,12 @@ def ratio(ours: float, anchor: float) -> str:
     if ours <= anchor:
         return f"{anchor / ours:.2f}x faster"
     return f"{ours / anchor:.2f}x slower"
+
+
+def size_ratio(ours: float, anchor: float) -> str:
+    if ours <= anchor:
+        return f"{anchor / ours:.1f}x smaller"
+    return f"{ours / anchor:.1f}x larger"
 
 
 def command(*argv: str) -> str:
@@ -191,6 +202,45 @@ def python_section(results: Path) -> List[str]:
     return out
 
 
+def redis_section(results: Path) -> List[str]:
+    data = load(results, "redis-ops.json")
+    if data is None:
+        sys.exit(f"render.py: {results / 'redis-ops.json'} missing")
+    out = ["## Shared limiters on one Redis: latency, Redis CPU, memory", "",
+           f"Redis {data['redis']} over {data['transport']}, started by the run; every limiter on the same server in "
+           f"the same run, {data['ops']:,} timed decisions each (CPython {data['python']} for the Python rows). "
+           "Latency is one decision's round trips from the caller's side; Redis CPU is what `INFO commandstats` "
+           "counts for the scripts each one ran (reset before each), per decision.", ""]
+    rows = data["latency"]
+    c_row = next((r for r in rows if r["key"] == "xeroguard-c"), None)
+    out += table(["limiter", "API", "p50", "p99", "decisions/s", "scripts per decision", "µs per script call",
+                  "Redis script µs per decision"],
+                 [[r["limiter"], r["api"], f"{r['p50_us']:.0f} µs", f"{r['p99_us']:.0f} µs", f"{r['ops_per_s']:,}",
+                   f"{r['script_calls_per_decision']:.2f}",
+                   ", ".join(f"{v:.1f}" for v in r["script_usec_per_call"].values()) or "—",
+                   f"{r['script_usec_per_decision']:.1f}"] for r in rows])
+    py_row = next((r for r in rows if r["key"] == "xeroguard-python"), None)
+    if c_row and py_row:
+        out += ["", f"The Python binding's share: {py_row['p50_us'] - c_row['p50_us']:.0f} µs of the "
+                f"{py_row['p50_us']:.0f} µs median (the same decisions from C take {c_row['p50_us']:.0f} µs)."]
+    peers = [r for r in rows if not r["key"].startswith("xeroguard")]
+    if c_row and any(r["script_usec_per_decision"] < c_row["script_usec_per_decision"] for r in peers):
+        out += why([("Redis CPU and latency per decision", WHY_SLOWER["redis_decision"])])
+    memory = data["memory"]
+    ours = next((m for m in memory if m["limiter"].startswith("xeroguard")), None)
+    out += ["", f"Memory per active tenant at a full day window ({data['day_calls']:,} calls in 24 h, Xero's 60 a "
+            "minute too): `MEMORY USAGE key SAMPLES 0` over the tenant's keys.", ""]
+    out += table(["limiter", "stored as", "bytes per active tenant", "xeroguard vs this"],
+                 [[m["limiter"], m["format"], f"{m['tenant_bytes']:,}",
+                   "—" if m is ours or ours is None else size_ratio(ours["tenant_bytes"], m["tenant_bytes"])]
+                  for m in memory])
+    if ours is not None and ours.get("app_keys"):
+        out += ["", "xeroguard also keeps, once per app (every tenant shares them): "
+                + ", ".join(f"`{k}` {v:,} B" for k, v in sorted(ours["app_keys"].items())) + "."]
+    out += ["", "Notes from the run:", ""] + [f"- {note}" for note in data.get("notes", [])]
+    return out
+
+
 def efficiency_section(results: Path, chart: str) -> List[str]:
     data = load(results, "efficiency.json")
     if data is None:
@@ -223,6 +273,10 @@ def efficiency_section(results: Path, chart: str) -> List[str]:
             "calls in flight, so each takes 2 of the 5 concurrency slots), with and without feeding every response "
             "to `observe` (the remaining-calls headers):", ""]
     out += table(header, [row(c) for c in data["two_processes"]])
+    if "shared_redis" not in data:
+        sys.exit("render.py: efficiency.json has no shared_redis rows (rerun bench/efficiency.py)")
+    out += ["", f"Two and four processes sharing one limiter through one Redis ({data['shared_redis_setup']}):", ""]
+    out += table(header, [row(c) for c in data["shared_redis"]])
     out += ["", "Reading it: where a client that overshoots completes more of the fixed-window maximum than "
             "xeroguard, it does so only by using the partial windows at both ends of the run, which takes up to twice "
             "the limit in one rolling minute: against a server that counts rolling windows (or any other phase) "
@@ -230,7 +284,8 @@ def efficiency_section(results: Path, chart: str) -> List[str]:
             "is its share of the rolling ceiling. Feedback between processes cuts 429s but cannot reach zero: the "
             "remaining-calls headers arrive after the fact, and \"0 remaining\" says the server's fixed window is "
             "full, not when it turns, so a process can free slots (its own old calls leaving its rolling window) "
-            "before the server's window resets."]
+            "before the server's window resets. A limiter shared through Redis decides every process's calls in one "
+            "place, on one clock, so no feedback has to catch up."]
     out += ["", f"![calls per rolling minute for each client against the limit]({chart})", "",
             f"Run took {data['elapsed_s']:.0f} s ({scale:.0f}x time scale)."]
     return out
@@ -259,6 +314,7 @@ def main() -> None:
     lines += rust_section(args.results) + [""]
     lines += exactness_section(args.results) + [""]
     lines += python_section(args.results) + [""]
+    lines += redis_section(args.results) + [""]
     lines += efficiency_section(args.results, args.chart)
     target = args.results / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md"
     target.write_text("\n".join(lines).rstrip() + "\n")

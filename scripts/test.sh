@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite: Rust (unit, conformance, properties, CLI, header drift), C and C++ (from the Rust
-# suite), Python (pytest), C# (Mono), and packaging (the sdist and manylinux wheel, make install with pkg-config,
-# one version, every README code block). A missing toolchain is installed or named; no suite is skipped.
+# suite), Python (pytest), C# (Mono), the fleet (C, C# and Python workers on one Redis), and packaging (the sdist
+# and manylinux wheel, make install with pkg-config, one version, every README code block). A missing toolchain
+# is installed or named; no suite is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,12 @@ fi
 need redis-server "install Debian's redis-server (apt-get install -y redis-server)"
 need redis-cli "install Debian's redis-tools (apt-get install -y redis-tools)"
 need openssl "install Debian's openssl (apt-get install -y openssl)"
+# The fleet test runs some workers on a skewed clock.
+if ! command -v faketime >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq faketime) >/dev/null \
+    || { echo "test.sh: could not install faketime (apt-get install faketime)" >&2; exit 1; }
+fi
+need faketime "install Debian's faketime (apt-get install -y faketime)"
 
 [ -d ../shared/conformance ] || [ -n "${XEROGUARD_SHARED:-}" ] || {
   echo "test.sh: ../shared (conformance cases and fixtures) must sit beside the checkout, or set XEROGUARD_SHARED" >&2
@@ -60,6 +67,10 @@ bash bindings/python/run-tests.sh
 
 echo "== C# suite (Mono)"
 bash bindings/csharp/run-tests.sh
+
+echo "== fleet: C, C# and Python workers sharing tenants through one Redis, some on a skewed clock (tests/fleet)"
+# The bindings venv (made by the Python suite) has xeroguard, httpx and pytest; the C# suite built the binding.
+"${XEROGUARD_VENV:-bindings/python/.venv}/bin/python" -m pytest -p no:cacheprovider -s tests/fleet
 
 echo "== packaging and docs (scripts/test-packaging.sh): sdist, manylinux wheel without cargo, make install, READMEs"
 bash scripts/test-packaging.sh
