@@ -46,7 +46,8 @@ def test_release_libraries_carry_no_debug_info(prefix: Path) -> None:
     lib = prefix / "lib" / "libxeroguard.so"
     sections = run(["readelf", "-S", "-W", lib]).stdout
     assert ".debug_info" not in sections and ".symtab" not in sections, sections
-    assert lib.stat().st_size < 1_000_000, lib.stat().st_size
+    # Stripped, 2.8 MB: the Redis client with TLS and Cluster is most of it. Debug info would be several times that.
+    assert lib.stat().st_size < 4_000_000, lib.stat().st_size
     exports = run(["nm", "-D", "--defined-only", lib]).stdout
     assert " T xg_classify_raw" in exports  # the exported functions stay
     assert ".debug_info" not in run(["readelf", "-S", "-W", prefix / "lib" / "libxeroguard.a"]).stdout

@@ -94,7 +94,8 @@ namespace XeroGuard.Tests
             return TypeName(t);
         }
 
-        // Every ```csharp block of the README, compiled against this build of XeroGuard.dll (and stand-ins for the
+        // Every ```csharp block of the README (complete programs, and the ```csharp fragment recipes that the packaging
+        // docs test leaves to this one), compiled against this build of XeroGuard.dll (and stand-ins for the
         // packages its recipes use). A block that declares a type is a file; any other block is the body of an
         // async method given `tenantId` and `accessToken`. A block's leading using lines go to the top of its file.
         private static void ReadmeCompiles(string readme, string standIns, string buildDir)
@@ -102,8 +103,8 @@ namespace XeroGuard.Tests
             string outDir = Path.Combine(buildDir, "readme");
             if (Directory.Exists(outDir)) Directory.Delete(outDir, true);
             Directory.CreateDirectory(outDir);
-            var blocks = Regex.Matches(File.ReadAllText(readme), "```csharp\n(.*?)```", RegexOptions.Singleline)
-                .Cast<Match>().Select(m => m.Groups[1].Value).ToList();
+            var blocks = Regex.Matches(File.ReadAllText(readme), "```csharp( fragment)?\n(.*?)```", RegexOptions.Singleline)
+                .Cast<Match>().Select(m => m.Groups[2].Value).ToList();
             Assert.True(blocks.Count >= 4, "the README has its C# blocks: " + blocks.Count);
             var files = new List<string> { standIns };
             for (int i = 0; i < blocks.Count; i++)
