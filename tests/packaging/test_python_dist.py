@@ -78,7 +78,7 @@ def test_the_wheel_holds_a_stripped_library_for_glibc_2_17(dist: Dist, tmp_path:
     # Stripped, 2.8 MB: the Redis client with TLS and Cluster is most of it. Debug info would be several times that.
     assert library.stat().st_size < 4_000_000, library.stat().st_size
     assert max(glibc_versions(library)) <= (2, 17), glibc_versions(library)
-    assert dist.wheel.stat().st_size < 600_000, dist.wheel.stat().st_size
+    assert dist.wheel.stat().st_size < 2_000_000, dist.wheel.stat().st_size  # 1.4 MB compressed
 
 
 USE_IT = r"""
