@@ -2,6 +2,7 @@
 -- a refusal writes nothing.
 local previous = replay()
 if previous then return previous end
+local expired = open_scope()
 local at, reason = earliest(true)
 if at > now then return { OP, now, 0, at - now, reason } end
 commit_floor()
@@ -11,7 +12,7 @@ local permit = ''
 if not TENANTLESS then
   permit = ARGV[4]
   local expires = now + L.permit_timeout
-  redis.call('ZREMRANGEBYSCORE', K_TP, '-inf', now)
+  if expired then redis.call('ZREMRANGEBYSCORE', K_TP, '-inf', now) end
   redis.call('ZADD', K_TP, expires, permit)
   redis.call('PEXPIRE', K_TP, L.permit_timeout + 1000)
 end

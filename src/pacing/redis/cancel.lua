@@ -3,6 +3,7 @@ local previous = replay()
 if previous then return previous end
 local at = tonumber(ARGV[4])
 if at <= now then return remember({ OP, now, 0 }) end
+open_scope()
 commit_floor()
 TM:remove(at)
 TD:remove(at)

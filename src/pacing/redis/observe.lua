@@ -2,6 +2,7 @@
 -- block (wait, reason), reason 0 = none; ARGV[8..10] = minute, day, app-minute remaining, -1 = not to apply.
 local previous = replay()
 if previous then return previous end
+open_scope()
 commit_floor()
 local function extend(wait, reason, current, write)
   wait, reason = tonumber(wait), tonumber(reason)

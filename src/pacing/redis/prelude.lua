@@ -71,8 +71,9 @@ local stored_floor = num(cf[3])
 if now < stored_floor then now = stored_floor end
 
 local app_block = { tonumber(cf[4]), tonumber(cf[5]) }
-local ts = redis.call('HMGET', K_TS, 'bu', 'br')
-local tenant_block = { tonumber(ts[1]), tonumber(ts[2]) }
+-- Filled by open_scope(): the tenant's block, its logs and the app's, and the permits in flight.
+local tenant_block, AM, TM, TD
+local in_flight = {}
 
 -- On the server's clock the floor only guards against a clock that steps back (a failover): keeping it within a
 -- second is enough, and saves a write per call. A manual clock keeps it exact.
@@ -257,11 +258,18 @@ function Log:booked_after(at)
 end
 
 -- Moves the live entries to the start of the string, relative to `base`, with room for `extra` more (and SLACK
--- spare). Bytes are moved as they are unless the base changes (every ~49 days of a never-empty log).
-function Log:rewrite(base, extra)
+-- spare; `cap` is the window's limit). Bytes are moved as they are unless the base changes (every ~49 days of a
+-- never-empty log).
+function Log:rewrite(base, extra, cap)
   local n = self:live()
-  local room = math.max(self.room, n + extra + SLACK)
-  if n + extra + SLACK < self.room - 4 * SLACK then room = n + extra + SLACK end -- give back what a purge freed
+  local need, room = n + extra + SLACK, self.room
+  if need > room then
+    -- Doubling while below the window's limit: few rewrites on the way up, and a full window holds its limit plus
+    -- SLACK slots, no more (bookings beyond the limit grow it one SLACK at a time).
+    room = math.max(need, math.min(2 * room, (cap or 0) + SLACK))
+  elseif need < room - 4 * SLACK then
+    room = need -- give back what a purge freed
+  end
   local header = string.rep('\0', HEADER) -- written by flush
   local body
   if base == self.base then
@@ -288,7 +296,7 @@ function Log:insert(t, k, cap)
   local n = self:live()
   local base = self.base
   if n == 0 then base = t elseif t < base or t - base >= U32 then base = math.min(self:at(0), t) end
-  if self.used + k > self.room or base ~= self.base then self:rewrite(base, k) end
+  if self.used + k > self.room or base ~= self.base then self:rewrite(base, k, cap) end
   local p = self:count_le(t)
   local entry = struct.pack('>I4', t - self.base)
   local from = HEADER + 4 * (self.head + p)
@@ -344,22 +352,30 @@ end
 ---------------------------------------------------------------------------------------------------------------------
 -- One scope's state and the engine's rules (engine.rs).
 
-local AM = open_log(K_AM)
-local TM, TD
-if TENANTLESS then
-  TM, TD = empty_log(K_TM), empty_log(K_TD)
-else
-  TM, TD = open_log(K_TM), open_log(K_TD)
-end
-AM:prune(L.app_span)
-TM:prune(L.minute_span)
-TD:prune(L.day_span)
-
--- Expiries of the permits in flight, ascending.
-local in_flight = {}
-if not TENANTLESS then
-  local z = redis.call('ZRANGEBYSCORE', K_TP, '(' .. now, '+inf', 'WITHSCORES')
-  for i = 2, #z, 2 do in_flight[#in_flight + 1] = tonumber(z[i]) end
+-- Reads what a decision needs, pruned to now (an operation that needs none of it, release, never calls this).
+-- Returns whether expired permits are stored (for the grant to purge them).
+local function open_scope()
+  local ts = redis.call('HMGET', K_TS, 'bu', 'br')
+  tenant_block = { tonumber(ts[1]), tonumber(ts[2]) }
+  AM = open_log(K_AM)
+  if TENANTLESS then
+    TM, TD = empty_log(K_TM), empty_log(K_TD)
+  else
+    TM, TD = open_log(K_TM), open_log(K_TD)
+  end
+  AM:prune(L.app_span)
+  TM:prune(L.minute_span)
+  TD:prune(L.day_span)
+  local expired = false
+  if not TENANTLESS then
+    -- Every permit with its expiry, ascending; those still live are the ones in flight.
+    local z = redis.call('ZRANGEBYSCORE', K_TP, '-inf', '+inf', 'WITHSCORES')
+    for i = 2, #z, 2 do
+      local e = tonumber(z[i])
+      if e > now then in_flight[#in_flight + 1] = e else expired = true end
+    end
+  end
+  return expired
 end
 
 -- When the in-flight count drops below the limit by expiry alone. `in_flight` is ascending, so the permits that

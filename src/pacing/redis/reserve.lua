@@ -2,6 +2,7 @@
 -- {op, now, 0, wait} without writing.
 local previous = replay()
 if previous then return previous end
+open_scope()
 local at = earliest(false)
 if at - now > HORIZON then return { OP, now, 0, at - now } end
 commit_floor()

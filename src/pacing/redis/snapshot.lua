@@ -1,6 +1,7 @@
 -- snapshot: counts, bookings, blocks and permits, writing nothing. Returns {op, now, minute count, minute booked,
 -- day count, day booked, app count, app booked, in flight, concurrency limit, minute limit, day limit, tenant block
 -- until, tenant block reason, app block until, app block reason, wait, wait reason} (0 where none).
+open_scope()
 local at, reason = earliest(true)
 local function live(block)
   if block[1] and block[1] > now then return block[1], block[2] end
