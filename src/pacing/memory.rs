@@ -14,7 +14,7 @@ use super::Backend;
 use super::clock::later;
 use super::config::{Limits, TenantLimits};
 use super::engine::{AppState, Scope, TenantState, scope_limits, unbook};
-use super::types::{Decision, Feedback, MAX_TENANT_ID_BYTES, PacingError, Permit, Refusal, Reservation, Snapshot};
+use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot, check_tenant};
 
 const SHARD_BITS: u32 = 5;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -68,10 +68,6 @@ pub struct MemoryBackend {
     tenants: AtomicUsize,
     next_id: AtomicU64,
     hasher: RandomState,
-}
-
-fn check_tenant(tenant: &str) -> Result<(), PacingError> {
-    if tenant.len() > MAX_TENANT_ID_BYTES { Err(PacingError::TenantIdTooLong) } else { Ok(()) }
 }
 
 impl MemoryBackend {

@@ -7,6 +7,11 @@ use crate::vocab::{Category, FailurePolicy, RateLimitProblem, Reason};
 /// Tenant ids are Xero GUIDs; anything much longer is a caller's bug, refused before it costs memory.
 pub const MAX_TENANT_ID_BYTES: usize = 256;
 
+/// Refuses a tenant id over [`MAX_TENANT_ID_BYTES`] before it costs memory or a round trip (every backend).
+pub(crate) fn check_tenant(tenant: &str) -> Result<(), PacingError> {
+    if tenant.len() > MAX_TENANT_ID_BYTES { Err(PacingError::TenantIdTooLong) } else { Ok(()) }
+}
+
 /// How far ahead a reservation may be booked: windows store 4-byte millisecond offsets, and a booking must stay
 /// within their range together with the longest window (see [`super::Limits::validate`]).
 pub const MAX_BOOKING_AHEAD_MS: u64 = 1 << 31;

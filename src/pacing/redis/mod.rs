@@ -27,7 +27,7 @@ use super::config::{Limits, TenantLimits, WindowLimit};
 use super::engine::Effects;
 use super::memory::MemoryBackend;
 use super::types::WindowSnapshot;
-use super::types::{Decision, Feedback, MAX_TENANT_ID_BYTES, PacingError, Permit, Refusal, Reservation, Snapshot};
+use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot, check_tenant};
 use crate::vocab::{FailurePolicy, Reason};
 
 /// How to reach the store and what to do without it.
@@ -277,10 +277,6 @@ impl RedisBackend {
         }
     }
 
-    fn check_tenant(tenant: &str) -> Result<(), PacingError> {
-        if tenant.len() > MAX_TENANT_ID_BYTES { Err(PacingError::TenantIdTooLong) } else { Ok(()) }
-    }
-
     fn remember_permit(&self, id: u64, tenant: &str, now: u64) {
         let mut permits = self.permits.lock();
         if self.inserts.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY) {
@@ -369,7 +365,7 @@ impl Backend for RedisBackend {
     }
 
     fn acquire(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
-        Self::check_tenant(tenant)?;
+        check_tenant(tenant)?;
         let op = conn::op_id();
         let call = Call { tenant, op: Some(op), now, extra: vec![op.to_string()] };
         match self.run(conn::Op::Acquire, &call) {
@@ -379,7 +375,7 @@ impl Backend for RedisBackend {
     }
 
     fn peek(&self, tenant: &str, now: u64) -> Result<Option<Refusal>, PacingError> {
-        Self::check_tenant(tenant)?;
+        check_tenant(tenant)?;
         let call = Call { tenant, op: None, now, extra: vec![] };
         match self.run(conn::Op::Peek, &call) {
             Ok(items) => {
@@ -402,7 +398,7 @@ impl Backend for RedisBackend {
     }
 
     fn record(&self, tenant: &str, now: u64) -> Result<(), PacingError> {
-        Self::check_tenant(tenant)?;
+        check_tenant(tenant)?;
         let call = Call { tenant, op: Some(conn::op_id()), now, extra: vec!["1".into()] };
         match self.run(conn::Op::Record, &call) {
             Ok(_) => Ok(()),
@@ -431,7 +427,7 @@ impl Backend for RedisBackend {
     }
 
     fn reserve(&self, tenant: &str, now: u64) -> Result<Reservation, PacingError> {
-        Self::check_tenant(tenant)?;
+        check_tenant(tenant)?;
         let call = Call { tenant, op: Some(conn::op_id()), now, extra: vec![] };
         let items = match self.run(conn::Op::Reserve, &call) {
             Ok(items) => items,
@@ -479,7 +475,7 @@ impl Backend for RedisBackend {
     }
 
     fn observe(&self, tenant: &str, feedback: &Feedback, now: u64) -> Result<(), PacingError> {
-        Self::check_tenant(tenant)?;
+        check_tenant(tenant)?;
         let e = Effects::of(feedback);
         let block = |b: Option<(u64, Reason)>| b.map_or([0, 0], |(wait, reason)| [wait, u64::from(reason.code())]);
         let remaining = |r: Option<u32>| r.map_or("-1".to_owned(), |r| r.to_string());
@@ -502,7 +498,7 @@ impl Backend for RedisBackend {
     }
 
     fn snapshot(&self, tenant: &str, now: u64) -> Result<Snapshot, PacingError> {
-        Self::check_tenant(tenant)?;
+        check_tenant(tenant)?;
         let call = Call { tenant, op: None, now, extra: vec![] };
         let items = self.run(conn::Op::Snapshot, &call).map_err(|why| self.failure(why))?;
         let n: Vec<u64> = items.iter().skip(1).map(uint).collect::<Result<_, _>>()?;
@@ -545,7 +541,7 @@ impl Backend for RedisBackend {
     }
 
     fn set_tenant_limits(&self, tenant: &str, limits: Option<TenantLimits>) -> Result<(), PacingError> {
-        Self::check_tenant(tenant)?;
+        check_tenant(tenant)?;
         let field = self.keys.override_field(tenant);
         let value = limits.map(|l| format!("{},{},{}", l.minute_limit, l.day_limit, l.concurrency));
         self.store.set_override(&self.keys.config(), &field, value.as_deref()).map_err(|why| self.failure(why))?;
