@@ -313,11 +313,27 @@ pub const XG_MAX_KEY_PREFIX_BYTES: usize = 128;
 
 const _: () = assert!(XG_MAX_KEY_PREFIX_BYTES == crate::pacing::redis::MAX_PREFIX_BYTES);
 
+/// What `xg_redis_options_default` returns after an internal fault: `struct_size` 0, which every function refuses.
+/// (A constant: building the fallback must not run code a panic could escape from.)
+const NEVER_VALID_REDIS_OPTIONS: xg_redis_options = xg_redis_options {
+    struct_size: 0,
+    url: std::ptr::null(),
+    url_len: 0,
+    key_prefix: std::ptr::null(),
+    key_prefix_len: 0,
+    deadline_ms: 0,
+    breaker_cooldown_ms: 0,
+    on_store_error: 0,
+    workers: 0,
+    replace_limits: false,
+    tls_ca_file: std::ptr::null(),
+    tls_ca_file_len: 0,
+};
+
 /// Options with the defaults and no URL or prefix yet (set both). Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_redis_options_default() -> xg_redis_options {
-    let never_valid = xg_redis_options { struct_size: 0, ..redis_defaults() };
-    run_value("xg_redis_options_default", never_valid, redis_defaults)
+    run_value("xg_redis_options_default", NEVER_VALID_REDIS_OPTIONS, redis_defaults)
 }
 
 fn redis_defaults() -> xg_redis_options {

@@ -26,8 +26,9 @@ use super::clock::Clock;
 use super::config::{Limits, TenantLimits, WindowLimit};
 use super::engine::Effects;
 use super::memory::MemoryBackend;
-use super::types::WindowSnapshot;
-use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot, check_tenant};
+use super::types::{
+    Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot, WindowSnapshot, check_tenant,
+};
 use crate::vocab::{FailurePolicy, Reason};
 
 /// How to reach the store and what to do without it.
