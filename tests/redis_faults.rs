@@ -121,6 +121,10 @@ fn open_policy_grants_flagged_and_local_policy_keeps_its_share() {
     assert!(matches!(d, Decision::Granted(p) if p.fallback == Some(FailurePolicy::Open)), "{d:?}");
     assert!(took <= DEADLINE + SLACK);
     assert_eq!(open.observe("tenant", &ok_feedback(), open.now()), Ok(()), "feedback is dropped, not an error");
+    // Asking is not calling: peeks decided by the local share are not counted into the store later.
+    for _ in 0..5 {
+        assert_eq!(local.peek("tenant", local.now()), Ok(None));
+    }
     // Two workers share the limits: this one may make 30 of the 60 calls a minute on its own.
     let mut grants = 0;
     for _ in 0..40 {
@@ -138,9 +142,10 @@ fn open_policy_grants_flagged_and_local_policy_keeps_its_share() {
     assert_eq!(grants, 30, "the local share of the minute window");
     server.restart();
     wait_for_recovery(&local, Duration::from_secs(5));
-    // The calls granted locally were counted into the store when it answered again (plus the one that found it).
+    // The calls granted locally were counted into the store when it answered again, plus the one that found it;
+    // the peeks were not.
     let snapshot = local.snapshot("tenant", local.now()).unwrap();
-    assert!(snapshot.minute.count >= 31, "the outage's calls are in the shared window: {snapshot:?}");
+    assert_eq!(snapshot.minute.count, 31, "the outage's calls are in the shared window: {snapshot:?}");
 }
 
 fn ok_feedback() -> xeroguard::pacing::Feedback {

@@ -287,10 +287,15 @@ impl RedisBackend {
         permits.insert(id, Held { tenant: tenant.into(), forget_after });
     }
 
-    /// What the failure policy answers for a decision while the store cannot.
+    /// Remembers a call the local share let through, to count it into the store when it answers again.
+    fn count_local_call(&self, tenant: &str) {
+        *self.outage.lock().granted_locally.entry(tenant.into()).or_default() += 1;
+    }
+
+    /// What the failure policy answers for a decision while the store cannot (peek asks it too: nothing is
+    /// counted here).
     fn fallback_decision(
         &self,
-        tenant: &str,
         why: StoreFailure,
         local: impl FnOnce(&MemoryBackend) -> Result<Decision, PacingError>,
     ) -> Result<Decision, PacingError> {
@@ -310,9 +315,6 @@ impl RedisBackend {
                 let decision = local(local_backend)?;
                 Ok(match decision {
                     Decision::Granted(p) => {
-                        if !tenant.is_empty() || p.id == 0 {
-                            *self.outage.lock().granted_locally.entry(tenant.into()).or_default() += 1;
-                        }
                         let id = if p.id == 0 { 0 } else { p.id | LOCAL_PERMIT };
                         Decision::Granted(Permit { id, fallback: Some(FailurePolicy::Local) })
                     }
@@ -371,7 +373,13 @@ impl Backend for RedisBackend {
         let call = Call { tenant, op: Some(op), now, extra: vec![op.to_string()] };
         match self.run(conn::Op::Acquire, &call) {
             Ok(items) => self.decision_from(&items, tenant, now),
-            Err(why) => self.fallback_decision(tenant, why, |local| local.acquire(tenant, now)),
+            Err(why) => {
+                let decision = self.fallback_decision(why, |local| local.acquire(tenant, now))?;
+                if let Decision::Granted(Permit { fallback: Some(FailurePolicy::Local), .. }) = decision {
+                    self.count_local_call(tenant);
+                }
+                Ok(decision)
+            }
         }
     }
 
@@ -385,7 +393,7 @@ impl Backend for RedisBackend {
                 if wait_ms == 0 { Ok(None) } else { Ok(Some(Refusal::new(wait_ms, reason(code)?))) }
             }
             Err(why) => {
-                match self.fallback_decision(tenant, why, |local| {
+                match self.fallback_decision(why, |local| {
                     Ok(match local.peek(tenant, now)? {
                         None => Decision::Granted(Permit::new(0)),
                         Some(r) => Decision::Refused(r),
@@ -436,6 +444,7 @@ impl Backend for RedisBackend {
                 return match (self.options.on_store_error, why) {
                     (FailurePolicy::Local, StoreFailure::Unavailable(_)) => {
                         let r = self.local.as_ref().expect("built for the local policy").reserve(tenant, now)?;
+                        self.count_local_call(tenant); // a booked call counts like a granted one
                         Ok(Reservation { id: r.id | LOCAL_PERMIT, ..r })
                     }
                     (_, why) => Err(self.failure(why)),
