@@ -80,13 +80,8 @@ struct Held {
     forget_after: u64,
 }
 
-/// What the breaker and the local share remember of an outage.
-#[derive(Default)]
-struct Outage {
-    /// Calls granted by the local share per tenant, counted into the store once it answers again.
-    granted_locally: HashMap<Arc<str>, u32>,
-}
-
+/// The shared backend. `Limits::max_tenants` does not apply: idle tenants leave the store by their keys' TTLs, and
+/// snapshots report `tenants_tracked` 0 (counting them would mean scanning the keyspace).
 pub struct RedisBackend {
     limits: Limits,
     options: RedisOptions,
@@ -97,7 +92,8 @@ pub struct RedisBackend {
     reservations: Mutex<HashMap<u64, (Held, u64)>>,
     inserts: AtomicU32,
     local: Option<MemoryBackend>,
-    outage: Mutex<Outage>,
+    /// Calls the local share let through during an outage, per tenant, counted into the store once it answers.
+    granted_locally: Mutex<HashMap<Arc<str>, u32>>,
 }
 
 /// The arguments every script takes after KEYS: the operation id, the manual clock or '', the tenant's config field.
@@ -123,6 +119,11 @@ fn int(v: &Value) -> Option<i64> {
 
 fn uint(v: &Value) -> Result<u64, PacingError> {
     int(v).and_then(|i| u64::try_from(i).ok()).ok_or_else(|| protocol(format!("expected a count, got {v:?}")))
+}
+
+/// The number at `index` of a script's reply; `what` names the reply in the error when it is short.
+fn field(items: &[Value], index: usize, what: &str) -> Result<u64, PacingError> {
+    items.get(index).map(uint).transpose()?.ok_or_else(|| protocol(what))
 }
 
 fn protocol(why: impl Into<String>) -> PacingError {
@@ -154,7 +155,7 @@ impl RedisBackend {
             reservations: Mutex::new(HashMap::new()),
             inserts: AtomicU32::new(0),
             local: None,
-            outage: Mutex::new(Outage::default()),
+            granted_locally: Mutex::new(HashMap::new()),
             options,
         };
         backend.limits = backend.init_config(backend.options.replace_limits)?;
@@ -268,12 +269,12 @@ impl RedisBackend {
     /// After an outage, counts the calls the local share granted into the store (at now: later than they happened,
     /// which is the safe side).
     fn replay_local_grants(&self) {
-        let pending = std::mem::take(&mut self.outage.lock().granted_locally);
+        let pending = std::mem::take(&mut *self.granted_locally.lock());
         for (tenant, count) in pending {
             let call = Call { tenant: &tenant, op: Some(conn::op_id()), now: 0, extra: vec![count.to_string()] };
             if self.run(conn::Op::Record, &call).is_err() {
                 // Still failing: keep them for the next recovery.
-                *self.outage.lock().granted_locally.entry(Arc::clone(&tenant)).or_default() += count;
+                *self.granted_locally.lock().entry(Arc::clone(&tenant)).or_default() += count;
             }
         }
     }
@@ -289,7 +290,7 @@ impl RedisBackend {
 
     /// Remembers a call the local share let through, to count it into the store when it answers again.
     fn count_local_call(&self, tenant: &str) {
-        *self.outage.lock().granted_locally.entry(tenant.into()).or_default() += 1;
+        *self.granted_locally.lock().entry(tenant.into()).or_default() += 1;
     }
 
     /// What the failure policy answers for a decision while the store cannot (peek asks it too: nothing is
@@ -340,7 +341,7 @@ impl RedisBackend {
     }
 
     fn decision_from(&self, items: &[Value], tenant: &str, now: u64) -> Result<Decision, PacingError> {
-        let granted = items.get(2).map(uint).transpose()?.ok_or_else(|| protocol("short acquire reply"))?;
+        let granted = field(&items, 2, "short acquire reply")?;
         if granted == 1 {
             let id = match items.get(3) {
                 Some(Value::BulkString(b)) if b.is_empty() => 0,
@@ -352,8 +353,8 @@ impl RedisBackend {
             }
             return Ok(Decision::Granted(Permit::new(id)));
         }
-        let wait_ms = items.get(3).map(uint).transpose()?.ok_or_else(|| protocol("short refusal"))?;
-        let code = items.get(4).map(uint).transpose()?.ok_or_else(|| protocol("short refusal"))?;
+        let wait_ms = field(&items, 3, "short refusal")?;
+        let code = field(&items, 4, "short refusal")?;
         Ok(Decision::Refused(Refusal::new(wait_ms, reason(code)?)))
     }
 }
@@ -388,8 +389,8 @@ impl Backend for RedisBackend {
         let call = Call { tenant, op: None, now, extra: vec![] };
         match self.run(conn::Op::Peek, &call) {
             Ok(items) => {
-                let wait_ms = items.get(2).map(uint).transpose()?.ok_or_else(|| protocol("short peek reply"))?;
-                let code = items.get(3).map(uint).transpose()?.ok_or_else(|| protocol("short peek reply"))?;
+                let wait_ms = field(&items, 2, "short peek reply")?;
+                let code = field(&items, 3, "short peek reply")?;
                 if wait_ms == 0 { Ok(None) } else { Ok(Some(Refusal::new(wait_ms, reason(code)?))) }
             }
             Err(why) => {
@@ -451,9 +452,9 @@ impl Backend for RedisBackend {
                 };
             }
         };
-        let server_now = items.get(1).map(uint).transpose()?.ok_or_else(|| protocol("short reserve reply"))?;
-        let booked = items.get(2).map(uint).transpose()?.ok_or_else(|| protocol("short reserve reply"))?;
-        let at = items.get(3).map(uint).transpose()?.ok_or_else(|| protocol("short reserve reply"))?;
+        let server_now = field(&items, 1, "short reserve reply")?;
+        let booked = field(&items, 2, "short reserve reply")?;
+        let at = field(&items, 3, "short reserve reply")?;
         if booked == 0 {
             return Err(PacingError::BookingTooFar { wait_ms: at });
         }
