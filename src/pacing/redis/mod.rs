@@ -341,7 +341,7 @@ impl RedisBackend {
     }
 
     fn decision_from(&self, items: &[Value], tenant: &str, now: u64) -> Result<Decision, PacingError> {
-        let granted = field(&items, 2, "short acquire reply")?;
+        let granted = field(items, 2, "short acquire reply")?;
         if granted == 1 {
             let id = match items.get(3) {
                 Some(Value::BulkString(b)) if b.is_empty() => 0,
@@ -353,8 +353,8 @@ impl RedisBackend {
             }
             return Ok(Decision::Granted(Permit::new(id)));
         }
-        let wait_ms = field(&items, 3, "short refusal")?;
-        let code = field(&items, 4, "short refusal")?;
+        let wait_ms = field(items, 3, "short refusal")?;
+        let code = field(items, 4, "short refusal")?;
         Ok(Decision::Refused(Refusal::new(wait_ms, reason(code)?)))
     }
 }
