@@ -3,9 +3,10 @@
 //! clock. Afterwards the recorded log must respect every window, every permit must be released or expired, and
 //! no thread may have hung (a watchdog turns a deadlock into a failure).
 //!
-//! Short version (the test command): 3 s and three scaled days of the manual clock, whichever is longer. Long version:
+//! A test file runs [`run`] with its way to make a limiter on the manual clock, a number of scaled days and a clock
+//! pause (`tests/soak.rs`: in-process, 3 days; `tests/redis_differential.rs`: Redis, 1 day). Short version (the test
+//! command): 3 s or those days of the manual clock, whichever is longer. Long version:
 //!     XEROGUARD_SOAK_SECONDS=600 cargo test --release --test soak -- --nocapture
-//! A test file runs [`run`] with its way to make a limiter on the manual clock (`tests/soak.rs`: in-process).
 #![allow(dead_code)] // each test file uses the part it needs
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
