@@ -21,7 +21,6 @@ const ACL: &[&str] = &[
     "~xg:*",
     "+evalsha",
     "+eval",
-    "+script|load",
     "+time",
     "+hget",
     "+hmget",
@@ -39,6 +38,18 @@ const ACL: &[&str] = &[
     "+zrangebyscore",
     "+zremrangebyscore",
 ];
+
+#[test]
+fn the_readme_names_exactly_these_commands() {
+    let readme = include_str!("../README.md");
+    let section = &readme[readme.find("**The ACL it needs**").expect("the README's ACL section")..];
+    let block = section.split("```").nth(1).expect("the ACL's code block");
+    let mut named: Vec<&str> = block.split_whitespace().filter(|w| w.starts_with(['+', '~'])).collect();
+    let mut tested = ACL.to_vec();
+    named.sort_unstable();
+    tested.sort_unstable();
+    assert_eq!(named, tested);
+}
 
 /// Every operation once, as a worker would use them.
 fn exercise(l: &Limiter) {

@@ -1,6 +1,6 @@
 //! Talking to the store within a deadline: a small pool of connections made lazily and dropped after any error,
 //! discarded in a forked child (it must never share a socket with its parent), a breaker that stops asking for a
-//! cooldown after a failure, and the scripts (EVALSHA, loaded again on NOSCRIPT).
+//! cooldown after a failure, and the scripts (EVALSHA, and EVAL with the source on NOSCRIPT).
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::LazyLock;
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redis::{ConnectionLike, ErrorKind, RedisError, Script, ServerErrorKind, Value};
+use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, ToRedisArgs, Value};
 
 use super::RedisOptions;
 use crate::pacing::PacingError;
@@ -28,13 +28,49 @@ pub enum Op {
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
+/// A Lua script sent by its SHA1, or by its source when the server does not have it cached.
+struct LuaScript {
+    source: String,
+    sha1: String,
+}
+
+impl LuaScript {
+    fn new(source: String) -> Self {
+        // redis-rs computes the SHA1 the server will cache the source under.
+        let sha1 = redis::Script::new(&source).get_hash().to_owned();
+        Self { source, sha1 }
+    }
+
+    /// EVALSHA, then on NOSCRIPT one EVAL with the source, which caches and runs it in one command. (redis-rs's
+    /// `invoke` sends SCRIPT LOAD and EVALSHA again instead: a SCRIPT FLUSH between those two surfaced NOSCRIPT to
+    /// the caller.) NOSCRIPT means the script did not run, so sending it again is safe.
+    fn run<A: ToRedisArgs>(
+        &self,
+        c: &mut dyn ConnectionLike,
+        keys: &[impl ToRedisArgs],
+        args: &A,
+    ) -> redis::RedisResult<Value> {
+        let command = |name: &str, script: &str| {
+            let mut cmd = redis::cmd(name);
+            cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
+            cmd
+        };
+        match command("EVALSHA", &self.sha1).query(c) {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                command("EVAL", &self.source).query(c)
+            }
+            reply => reply,
+        }
+    }
+}
+
 struct Scripts {
-    by_op: Vec<(Op, Script)>,
-    init: Script,
+    by_op: Vec<(Op, LuaScript)>,
+    init: LuaScript,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
-    let with_prelude = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
+    let with_prelude = |body: &str| LuaScript::new(format!("{PRELUDE}\n{body}"));
     Scripts {
         by_op: vec![
             (Op::Acquire, with_prelude(include_str!("acquire.lua"))),
@@ -46,11 +82,11 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
             (Op::Observe, with_prelude(include_str!("observe.lua"))),
             (Op::Snapshot, with_prelude(include_str!("snapshot.lua"))),
         ],
-        init: Script::new(include_str!("init.lua")),
+        init: LuaScript::new(include_str!("init.lua").to_owned()),
     }
 });
 
-fn script(op: Op) -> &'static Script {
+fn script(op: Op) -> &'static LuaScript {
     &SCRIPTS.by_op.iter().find(|(o, _)| *o == op).expect("a script per operation").1
 }
 
@@ -291,30 +327,14 @@ impl Store {
     /// is sent as `r:<id>`, telling the script to answer from the first attempt's stored result if it ran.
     pub fn eval(&self, op: Op, keys: &[String], args: &[String]) -> Result<Value, StoreFailure> {
         let script = script(op);
-        self.with_connection(|c, retry| {
-            let mut invocation = script.prepare_invoke();
-            for k in keys {
-                invocation.key(k);
-            }
-            for (i, a) in args.iter().enumerate() {
-                match (i, retry) {
-                    (0, true) if !a.is_empty() => invocation.arg(format!("r:{a}")),
-                    _ => invocation.arg(a),
-                };
-            }
-            invocation.invoke(c)
+        self.with_connection(|c, retry| match args.split_first() {
+            Some((id, rest)) if retry && !id.is_empty() => script.run(c, keys, &(format!("r:{id}"), rest)),
+            _ => script.run(c, keys, &args),
         })
     }
 
     pub fn init(&self, config_key: &str, args: &[String]) -> Result<Value, StoreFailure> {
-        self.with_connection(|c, _| {
-            let mut invocation = SCRIPTS.init.prepare_invoke();
-            invocation.key(config_key);
-            for a in args {
-                invocation.arg(a);
-            }
-            invocation.invoke(c)
-        })
+        self.with_connection(|c, _| SCRIPTS.init.run(c, &[config_key], &args))
     }
 
     /// Sets (or with `None` removes) one field of the config hash: a tenant's own limits. One command, atomic.
@@ -358,4 +378,66 @@ fn refusal(e: RedisError) -> StoreFailure {
 
 fn unavailable(e: RedisError) -> StoreFailure {
     StoreFailure::Unavailable(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that has just had SCRIPT FLUSH run: every EVALSHA gets NOSCRIPT, whatever was loaded before.
+    #[derive(Default)]
+    struct FlushingServer {
+        commands: Vec<Vec<String>>,
+    }
+
+    impl ConnectionLike for FlushingServer {
+        fn req_packed_command(&mut self, packed: &[u8]) -> redis::RedisResult<Value> {
+            let text = String::from_utf8_lossy(packed);
+            // RESP: *<n>, then $<len> and the bytes of each part; the parts here hold no CR LF.
+            let parts: Vec<String> = text.split("\r\n").skip(2).step_by(2).map(str::to_owned).collect();
+            let reply = match parts[0].as_str() {
+                "EVALSHA" => redis::parse_redis_value(b"-NOSCRIPT No matching script. Please use EVAL.\r\n"),
+                "EVAL" => {
+                    Ok(Value::Array(parts[3..].iter().map(|p| Value::BulkString(p.clone().into_bytes())).collect()))
+                }
+                other => panic!("unexpected command {other}"),
+            };
+            self.commands.push(parts);
+            reply
+        }
+        fn req_packed_commands(&mut self, _: &[u8], _: usize, _: usize) -> redis::RedisResult<Vec<Value>> {
+            unreachable!("no pipelines")
+        }
+        fn get_db(&self) -> i64 {
+            0
+        }
+        fn check_connection(&mut self) -> bool {
+            true
+        }
+        fn is_open(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn noscript_is_answered_by_eval_with_the_source_even_if_the_cache_is_flushed_again() {
+        let mut server = FlushingServer::default();
+        let script = LuaScript::new("return {KEYS[1], ARGV[1], ARGV[2]}".into());
+        let reply = script.run(&mut server, &["k"], &["a", "b"].as_slice()).expect("EVAL cannot get NOSCRIPT");
+        let texts = |v: Value| match v {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    Value::BulkString(b) => String::from_utf8(b).unwrap(),
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(texts(reply), ["k", "a", "b"]);
+        let names: Vec<&str> = server.commands.iter().map(|c| c[0].as_str()).collect();
+        assert_eq!(names, ["EVALSHA", "EVAL"]);
+        assert_eq!(server.commands[0][1], script.sha1);
+        assert_eq!(server.commands[1][1..], [script.source.as_str(), "1", "k", "a", "b"]);
+    }
 }
