@@ -152,3 +152,21 @@ fn every_key_but_the_limits_expires_and_emptied_logs_go() {
         .collect();
     assert!(logs.is_empty(), "emptied logs are deleted: {logs:?}");
 }
+
+#[test]
+fn limits_stored_by_a_later_version_with_more_fields_are_read() {
+    let server = RedisServer::start();
+    let p = prefix();
+    let l = Limiter::new_redis(Limits::exact(), RedisOptions::new(server.url(), &p), Clock::Manual).unwrap();
+    let key = format!("xg:{{{p}}}:cfg");
+    let stored = server.cli(&["HGET", &key, "lim"]).trim().to_owned();
+    // A minute limit of 2 where this version stores 60, and a field this version does not know.
+    let (_, rest) = stored.split_once(',').expect("comma-separated limits");
+    assert_eq!(server.cli(&["HSET", &key, "lim", &format!("2,{rest},7")]).trim(), "0");
+    for _ in 0..2 {
+        let Decision::Granted(p) = l.acquire("tenant", 0).unwrap() else { panic!("granted") };
+        l.release(p, 0).unwrap();
+    }
+    let Decision::Refused(r) = l.acquire("tenant", 0).unwrap() else { panic!("the stored minute limit applies") };
+    assert_eq!(r.reason, xeroguard::Reason::Minute);
+}

@@ -26,7 +26,10 @@ pub enum Op {
     Snapshot,
 }
 
+/// What every script starts with: the config, the clock, idempotent retries.
 const PRELUDE: &str = include_str!("prelude.lua");
+/// The windows, blocks and permits: every script but release's.
+const ENGINE: &str = include_str!("engine.lua");
 
 /// A Lua script sent by its SHA1, or by its source when the server does not have it cached.
 struct LuaScript {
@@ -70,17 +73,17 @@ struct Scripts {
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
-    let with_prelude = |body: &str| LuaScript::new(format!("{PRELUDE}\n{body}"));
+    let with_engine = |body: &str| LuaScript::new(format!("{PRELUDE}\n{ENGINE}\n{body}"));
     Scripts {
         by_op: vec![
-            (Op::Acquire, with_prelude(include_str!("acquire.lua"))),
-            (Op::Peek, with_prelude(include_str!("peek.lua"))),
-            (Op::Record, with_prelude(include_str!("record.lua"))),
-            (Op::Release, with_prelude(include_str!("release.lua"))),
-            (Op::Reserve, with_prelude(include_str!("reserve.lua"))),
-            (Op::Cancel, with_prelude(include_str!("cancel.lua"))),
-            (Op::Observe, with_prelude(include_str!("observe.lua"))),
-            (Op::Snapshot, with_prelude(include_str!("snapshot.lua"))),
+            (Op::Acquire, with_engine(include_str!("acquire.lua"))),
+            (Op::Peek, with_engine(include_str!("peek.lua"))),
+            (Op::Record, with_engine(include_str!("record.lua"))),
+            (Op::Release, LuaScript::new(format!("{PRELUDE}\n{}", include_str!("release.lua")))),
+            (Op::Reserve, with_engine(include_str!("reserve.lua"))),
+            (Op::Cancel, with_engine(include_str!("cancel.lua"))),
+            (Op::Observe, with_engine(include_str!("observe.lua"))),
+            (Op::Snapshot, with_engine(include_str!("snapshot.lua"))),
         ],
         init: LuaScript::new(include_str!("init.lua").to_owned()),
     }
