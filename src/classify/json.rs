@@ -3,25 +3,37 @@
 //! message/modelState, `error` words (token endpoint, OAuth2 resource errors), and summarizeErrors=false batches.
 //! Keys match in either casing.
 
-use serde_json::{Map, Value};
-
+use super::dom::{Array, Document, Kind, Object, Value};
 use super::facts::{BodyFacts, UniqueList};
 
 /// How many times a malformed body is repaired and re-parsed before giving up.
 const MAX_REPAIRS: usize = 16;
 
 pub(crate) fn read(text: &str, facts: &mut BodyFacts) {
-    let Some(value) = parse_lenient(text) else { return };
-    match &value {
-        Value::Object(root) => read_root(root, facts),
-        Value::Array(items) => read_top_level_array(items, facts),
+    // Well-formed bodies (nearly all) parse in place; only a repair needs a copy to edit.
+    if !text.starts_with('"')
+        && let Ok(document) = Document::parse(text)
+    {
+        return read_document(document.root(), facts);
+    }
+    if let Some(repaired) = repair(text)
+        && let Ok(document) = Document::parse(&repaired)
+    {
+        read_document(document.root(), facts);
+    }
+}
+
+fn read_document(root: Value<'_>, facts: &mut BodyFacts) {
+    match root.kind() {
+        Kind::Object(root) => read_root(root, facts),
+        Kind::Array(items) => read_top_level_array(items, facts),
         _ => {}
     }
 }
 
 /// A top-level array: the Files API answers errors as `[{type, title, detail}, …]`; anything else is a collection.
-fn read_top_level_array(items: &[Value], facts: &mut BodyFacts) {
-    if let Some(Value::Object(first)) = items.first()
+fn read_top_level_array(items: Array<'_>, facts: &mut BodyFacts) {
+    if let Some(first) = items.first().and_then(Value::as_object)
         && is_problem(first)
     {
         read_problem(first, facts);
@@ -29,19 +41,13 @@ fn read_top_level_array(items: &[Value], facts: &mut BodyFacts) {
     read_collection(items, facts);
 }
 
-/// Parses JSON, repairing what real bodies get wrong: a bare `"problem": {…}` fragment (as Xero's docs show it),
-/// a body cut short, and stray tokens such as the `...` in documentation samples.
-fn parse_lenient(text: &str) -> Option<Value> {
-    // Well-formed bodies (nearly all) parse in place; only a repair needs a copy to edit.
-    if !text.starts_with('"')
-        && let Ok(value) = serde_json::from_str::<Value>(text)
-    {
-        return Some(value);
-    }
+/// What real bodies get wrong, repaired: a bare `"problem": {…}` fragment (as Xero's docs show it), a body cut
+/// short, and stray tokens such as the `...` in documentation samples. The text that parses, or `None`.
+fn repair(text: &str) -> Option<String> {
     let mut candidate = if text.starts_with('"') { format!("{{{text}}}") } else { text.to_owned() };
     for _ in 0..MAX_REPAIRS {
-        match serde_json::from_str::<Value>(&candidate) {
-            Ok(value) => return Some(value),
+        match Document::parse(&candidate) {
+            Ok(_) => return Some(candidate),
             Err(err) if err.is_eof() => candidate = close_truncated(&candidate)?,
             Err(err) if err.is_syntax() => {
                 let at = byte_offset(&candidate, err.line(), err.column())?;
@@ -106,34 +112,29 @@ fn close_truncated(text: &str) -> Option<String> {
     Some(repaired)
 }
 
-/// A member by name, in either casing.
-fn get_ci<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+fn get_str<'v>(map: Object<'v>, key: &str) -> Option<&'v str> {
+    map.get_ci(key).and_then(Value::as_str)
 }
 
-fn get_str<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    get_ci(map, key).and_then(Value::as_str)
-}
-
-fn is_true(map: &Map<String, Value>, key: &str) -> bool {
-    matches!(get_ci(map, key), Some(Value::Bool(true)))
+fn is_true(map: Object<'_>, key: &str) -> bool {
+    map.get_ci(key).is_some_and(Value::is_true)
 }
 
 /// An object with a problem's human text (`title` or `detail`, any casing).
-fn is_problem(map: &Map<String, Value>) -> bool {
-    get_ci(map, "title").is_some() || get_ci(map, "detail").is_some()
+fn is_problem(map: Object<'_>) -> bool {
+    map.get_ci("title").is_some() || map.get_ci("detail").is_some()
 }
 
-fn read_root(root: &Map<String, Value>, facts: &mut BodyFacts) {
-    if let Some(Value::Object(problem)) = get_ci(root, "problem") {
+fn read_root(root: Object<'_>, facts: &mut BodyFacts) {
+    if let Some(problem) = root.get_ci("problem").and_then(Value::as_object) {
         read_problem(problem, facts);
     }
     if is_problem(root) {
         read_problem(root, facts);
     } else {
-        facts.error_number = get_ci(root, "ErrorNumber").and_then(|v| match v {
-            Value::Number(n) => n.as_i64(),
-            Value::String(s) => s.trim().parse().ok(),
+        facts.error_number = root.get_ci("ErrorNumber").and_then(|v| match v.kind() {
+            Kind::Number(n) => n,
+            Kind::Str(s) => s.trim().parse().ok(),
             _ => None,
         });
         facts.error_type = get_str(root, "Type").map(str::to_owned);
@@ -149,11 +150,11 @@ fn read_root(root: &Map<String, Value>, facts: &mut BodyFacts) {
     let collection_key = root
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("Elements"))
-        .or_else(|| root.iter().find(|(k, v)| !is_message_list_key(k) && is_collection(v)))
-        .map(|(k, _)| k.as_str());
-    for (key, value) in root {
-        match value {
-            Value::Array(items) if Some(key.as_str()) == collection_key => read_collection(items, facts),
+        .or_else(|| root.iter().find(|(k, v)| !is_message_list_key(k) && is_collection(*v)))
+        .map(|(k, _)| k);
+    for (key, value) in root.iter() {
+        match value.as_array() {
+            Some(items) if Some(key) == collection_key => read_collection(items, facts),
             _ => {
                 walk_member(key, value, facts);
             }
@@ -161,7 +162,7 @@ fn read_root(root: &Map<String, Value>, facts: &mut BodyFacts) {
     }
 }
 
-fn read_problem(problem: &Map<String, Value>, facts: &mut BodyFacts) {
+fn read_problem(problem: Object<'_>, facts: &mut BodyFacts) {
     let title = get_str(problem, "title");
     let detail = get_str(problem, "detail");
     facts.problem_title = facts.problem_title.take().or(title.map(str::to_owned));
@@ -173,8 +174,8 @@ fn read_problem(problem: &Map<String, Value>, facts: &mut BodyFacts) {
     }
 }
 
-fn is_collection(value: &Value) -> bool {
-    matches!(value, Value::Array(items) if items.iter().any(Value::is_object))
+fn is_collection(value: Value<'_>) -> bool {
+    value.as_array().is_some_and(|items| items.iter().any(Value::is_object))
 }
 
 fn is_message_list_key(key: &str) -> bool {
@@ -193,10 +194,10 @@ fn is_message_list_key(key: &str) -> bool {
 
 /// The elements of a batch: an element failed when its status is ERROR, it says it has errors, it carries a Bank
 /// Feeds item error, or any validation error sits anywhere inside it. The first item error is the problem.
-fn read_collection(items: &[Value], facts: &mut BodyFacts) {
+fn read_collection(items: Array<'_>, facts: &mut BodyFacts) {
     for (index, item) in items.iter().enumerate() {
-        let flagged = match item {
-            Value::Object(element) => {
+        let flagged = match item.as_object() {
+            Some(element) => {
                 let item_error = item_error(element);
                 if let Some(error) = item_error
                     && facts.problem_title.is_none()
@@ -209,7 +210,7 @@ fn read_collection(items: &[Value], facts: &mut BodyFacts) {
                     || is_true(element, "HasErrors")
                     || is_true(element, "HasValidationErrors")
             }
-            _ => false,
+            None => false,
         };
         let errors = walk(item, facts);
         if flagged || errors > 0 {
@@ -219,26 +220,26 @@ fn read_collection(items: &[Value], facts: &mut BodyFacts) {
 }
 
 /// A Bank Feeds item's problem: `"error": {…}` (FeedConnections) or the first of `"errors": [{…}]` (Statements).
-fn item_error(element: &Map<String, Value>) -> Option<&Map<String, Value>> {
-    get_ci(element, "error").and_then(as_problem).or_else(|| {
-        get_ci(element, "errors").and_then(Value::as_array).and_then(|errors| errors.iter().find_map(as_problem))
+fn item_error(element: Object<'_>) -> Option<Object<'_>> {
+    element.get_ci("error").and_then(as_problem).or_else(|| {
+        element.get_ci("errors").and_then(Value::as_array).and_then(|errors| errors.iter().find_map(as_problem))
     })
 }
 
-fn as_problem(value: &Value) -> Option<&Map<String, Value>> {
-    value.as_object().filter(|map| is_problem(map))
+fn as_problem(value: Value<'_>) -> Option<Object<'_>> {
+    value.as_object().filter(|map| is_problem(*map))
 }
 
 /// Collects messages in document order; returns how many validation errors the subtree holds.
-fn walk(value: &Value, facts: &mut BodyFacts) -> usize {
-    match value {
-        Value::Object(map) => map.iter().map(|(k, v)| walk_member(k, v, facts)).sum(),
-        Value::Array(items) => items.iter().map(|v| walk(v, facts)).sum(),
+fn walk(value: Value<'_>, facts: &mut BodyFacts) -> usize {
+    match value.kind() {
+        Kind::Object(map) => map.iter().map(|(k, v)| walk_member(k, v, facts)).sum(),
+        Kind::Array(items) => items.iter().map(|v| walk(v, facts)).sum(),
         _ => 0,
     }
 }
 
-fn walk_member(key: &str, value: &Value, facts: &mut BodyFacts) -> usize {
+fn walk_member(key: &str, value: Value<'_>, facts: &mut BodyFacts) -> usize {
     if key.eq_ignore_ascii_case("ValidationErrors") {
         let count = push_messages(value, &mut facts.validation_messages);
         facts.validation_error_count += count;
@@ -267,9 +268,9 @@ fn walk_member(key: &str, value: &Value, facts: &mut BodyFacts) -> usize {
         });
         0
     } else if key.eq_ignore_ascii_case("modelState") {
-        let messages = match value {
-            Value::Object(fields) => fields.values().flat_map(items_or_self).filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
+        let messages = match value.as_object() {
+            Some(fields) => fields.values().flat_map(items_or_self).filter_map(Value::as_str).collect(),
+            None => Vec::new(),
         };
         facts.field_error_count += push_all(messages.into_iter(), &mut facts.validation_messages);
         0
@@ -280,13 +281,13 @@ fn walk_member(key: &str, value: &Value, facts: &mut BodyFacts) -> usize {
 
 /// `ValidationErrors` / `Warnings` entries: objects with `Message` (or the docs' `Description`), or bare strings.
 /// Every entry counts, even one without a message.
-fn push_messages(value: &Value, list: &mut UniqueList) -> usize {
+fn push_messages(value: Value<'_>, list: &mut UniqueList) -> usize {
     let mut count = 0;
     for entry in items_or_self(value) {
-        let message = match entry {
-            Value::Object(e) => get_str(e, "Message").or_else(|| get_str(e, "Description")),
-            Value::String(s) => Some(s.as_str()),
-            Value::Null => continue,
+        let message = match entry.kind() {
+            Kind::Object(e) => get_str(e, "Message").or_else(|| get_str(e, "Description")),
+            Kind::Str(s) => Some(s),
+            Kind::Null => continue,
             _ => None,
         };
         count += 1;
@@ -304,9 +305,9 @@ fn push_all<'a>(messages: impl Iterator<Item = &'a str>, list: &mut UniqueList) 
 /// The entries of a Payroll or Assets validation container: each object entry counts as a field error, and the
 /// messages `messages_of` finds in it are validation messages (the first also becomes `first_field_message`).
 fn push_field_errors<'v>(
-    value: &'v Value,
+    value: Value<'v>,
     facts: &mut BodyFacts,
-    messages_of: impl Fn(&'v Map<String, Value>, &'v Value) -> Vec<&'v str>,
+    messages_of: impl Fn(Object<'v>, Value<'v>) -> Vec<&'v str>,
 ) {
     for entry in items_of(value) {
         let Some(fields) = entry.as_object() else { continue };
@@ -319,33 +320,32 @@ fn push_field_errors<'v>(
 }
 
 /// Every string member named `key` (any casing) in the subtree, in document order.
-fn collect_strings<'v>(value: &'v Value, key: &str, out: &mut Vec<&'v str>) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                match v {
-                    Value::String(text) if k.eq_ignore_ascii_case(key) => out.push(text),
+fn collect_strings<'v>(value: Value<'v>, key: &str, out: &mut Vec<&'v str>) {
+    match value.kind() {
+        Kind::Object(map) => {
+            for (k, v) in map.iter() {
+                match v.as_str() {
+                    Some(text) if k.eq_ignore_ascii_case(key) => out.push(text),
                     _ => collect_strings(v, key, out),
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, key, out)),
+        Kind::Array(items) => items.iter().for_each(|v| collect_strings(v, key, out)),
         _ => {}
     }
 }
 
-fn items_of(value: &Value) -> impl Iterator<Item = &Value> {
-    value.as_array().map(|a| a.as_slice()).unwrap_or_default().iter()
+fn items_of(value: Value<'_>) -> impl Iterator<Item = Value<'_>> {
+    value.as_array().into_iter().flat_map(Array::iter)
 }
 
 /// An array's items, or a lone value as a one-item list (`null` is empty).
-fn items_or_self(value: &Value) -> impl Iterator<Item = &Value> {
-    let items: &[Value] = match value {
-        Value::Array(items) => items,
-        Value::Null => &[],
-        other => std::slice::from_ref(other),
+fn items_or_self(value: Value<'_>) -> impl Iterator<Item = Value<'_>> {
+    let lone = match value.kind() {
+        Kind::Array(_) | Kind::Null => None,
+        _ => Some(value),
     };
-    items.iter()
+    items_of(value).chain(lone)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! only clock is the `now` argument (used for a `Retry-After` HTTP-date when the response has no `Date`).
 
 mod body;
+mod dom;
 mod facts;
 mod headers;
 mod json;
@@ -66,32 +67,9 @@ impl Classification {
         !self.certainly_not_processed
     }
 
-    /// The §5 JSON object, every key present.
+    /// The §5 JSON object, every key present (its text: `serde_json::to_string`, which skips the `Value`).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "status": self.status,
-            "category": self.category.as_str(),
-            "action": self.action.as_str(),
-            "retryable": self.retryable(),
-            "rate_limit_problem": self.rate_limit_problem.map(RateLimitProblem::as_str),
-            "retry_after_ms": self.retry_after_ms,
-            "recommended_wait_ms": self.recommended_wait_ms,
-            "minute_remaining": self.minute_remaining,
-            "day_remaining": self.day_remaining,
-            "app_minute_remaining": self.app_minute_remaining,
-            "error_number": self.error_number,
-            "error_type": self.error_type,
-            "message": self.message,
-            "validation_messages": self.validation_messages,
-            "warnings": self.warnings,
-            "failed_elements": self.failed_elements,
-            "oauth_problem": self.oauth_problem,
-            "oauth_problem_advice": self.oauth_problem_advice,
-            "auth_problem": self.auth_problem.map(AuthProblem::as_str),
-            "problem_title": self.problem_title,
-            "problem_detail": self.problem_detail,
-            "correlation_id": self.correlation_id,
-        })
+        serde_json::to_value(self).expect("a classification always serializes")
     }
 
     /// The most useful one-line explanation: the message, problem detail, first validation message or OAuth advice.
@@ -103,6 +81,37 @@ impl Classification {
             .or(self.oauth_problem_advice.as_ref())
             .or(self.oauth_problem.as_ref())
             .map(String::as_str)
+    }
+}
+
+/// The §5 keys in their order, every one present (null where unknown).
+impl serde::Serialize for Classification {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut o = serializer.serialize_struct("Classification", 22)?;
+        o.serialize_field("status", &self.status)?;
+        o.serialize_field("category", self.category.as_str())?;
+        o.serialize_field("action", self.action.as_str())?;
+        o.serialize_field("retryable", &self.retryable())?;
+        o.serialize_field("rate_limit_problem", &self.rate_limit_problem.map(RateLimitProblem::as_str))?;
+        o.serialize_field("retry_after_ms", &self.retry_after_ms)?;
+        o.serialize_field("recommended_wait_ms", &self.recommended_wait_ms)?;
+        o.serialize_field("minute_remaining", &self.minute_remaining)?;
+        o.serialize_field("day_remaining", &self.day_remaining)?;
+        o.serialize_field("app_minute_remaining", &self.app_minute_remaining)?;
+        o.serialize_field("error_number", &self.error_number)?;
+        o.serialize_field("error_type", &self.error_type)?;
+        o.serialize_field("message", &self.message)?;
+        o.serialize_field("validation_messages", &self.validation_messages)?;
+        o.serialize_field("warnings", &self.warnings)?;
+        o.serialize_field("failed_elements", &self.failed_elements)?;
+        o.serialize_field("oauth_problem", &self.oauth_problem)?;
+        o.serialize_field("oauth_problem_advice", &self.oauth_problem_advice)?;
+        o.serialize_field("auth_problem", &self.auth_problem.map(AuthProblem::as_str))?;
+        o.serialize_field("problem_title", &self.problem_title)?;
+        o.serialize_field("problem_detail", &self.problem_detail)?;
+        o.serialize_field("correlation_id", &self.correlation_id)?;
+        o.end()
     }
 }
 
