@@ -543,6 +543,21 @@ xg_status xg_classify(const xg_response *response,
                       xg_classification *out,
                       char **json_out);
 
+// Classifies one response given as two flat buffers, as `xg_classify` does: `headers` holds every name and value
+// in order, separated by NUL bytes (`"Name\0value\0Name\0value"`; NULL, 0 for no headers), so a binding passes
+// its header text as one buffer instead of building an `xg_header` array (HTTP forbids NUL in header fields, RFC
+// 9110 §5.5). An odd number of fields is `XG_STATUS_INVALID_ARGUMENT`; UTF-8, the per-field and the header-count
+// limits are `xg_classify`'s. `body`, `now_unix_ms`, `out` and `json_out` as in `xg_response` and `xg_classify`.
+// Thread safety: safe to call from any number of threads at once; it shares no state.
+xg_status xg_classify_flat(uint16_t status,
+                           const uint8_t *headers,
+                           size_t headers_len,
+                           const uint8_t *body,
+                           size_t body_len,
+                           int64_t now_unix_ms,
+                           xg_classification *out,
+                           char **json_out);
+
 // How many body bytes an HTTP client integration should read to classify a response with this status and
 // `Content-Type` (bytes, pointer + length; NULL, 0 when absent), stored in `*out`: every error body (up to
 // `XG_MAX_BODY_BYTES`); a 2xx JSON, XML or text body up to `XG_SUCCESS_BODY_READ_CAP` (it can carry errors: a
@@ -590,6 +605,14 @@ xg_status xg_resend(const xg_request *request,
                     uint32_t attempt,
                     const xg_retry_policy *policy,
                     xg_backoff_decision *out);
+
+// Whether a request with this HTTP method (UTF-8, any case) is a write: `*out` true for POST, PUT, PATCH and any
+// method the library does not know, false for GET, HEAD, OPTIONS and DELETE. `xg_resend` never resends a write
+// the server may have carried out unless it carries an Idempotency-Key, so a guard adds one (the same on every
+// attempt) to each write before sending it. Thread safety: safe from any number of threads.
+xg_status xg_method_is_write(const char *method,
+                             size_t method_len,
+                             bool *out);
 
 // The vocabulary word of an `xg_category` code (`"rate_limited"`, …): a static string, or NULL for an unknown
 // code. Thread-safe.

@@ -12,5 +12,5 @@ mod vocab;
 
 pub use classify::{Classification, RawError, classify, classify_raw};
 pub use pacing::{Clock, Decision, Limiter, Limits, Permit};
-pub use retry::{Backoff, GiveUp, Outcome, Request, RetryPolicy, backoff, resend};
+pub use retry::{Backoff, GiveUp, Outcome, Request, RetryPolicy, backoff, is_write, resend};
 pub use vocab::{Action, AuthProblem, Category, FailurePolicy, RateLimitProblem, Reason};

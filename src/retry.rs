@@ -57,12 +57,12 @@ pub struct Request<'a> {
     pub has_idempotency_key: bool,
 }
 
-impl Request<'_> {
-    /// GET, HEAD, OPTIONS and DELETE change nothing twice; every other method (POST, PUT, PATCH, or one this table
-    /// does not know) is treated as a write.
-    fn is_idempotent(&self) -> bool {
-        ["GET", "HEAD", "OPTIONS", "DELETE"].iter().any(|m| self.method.eq_ignore_ascii_case(m))
-    }
+/// Whether a request with this method is a write: one [`resend`] never sends again after an outcome the server may
+/// have carried out unless it carries an `Idempotency-Key`, so guards give it one before the first attempt. GET,
+/// HEAD, OPTIONS and DELETE change nothing twice; every other method (POST, PUT, PATCH, or one this table does not
+/// know) is treated as a write.
+pub fn is_write(method: &str) -> bool {
+    !["GET", "HEAD", "OPTIONS", "DELETE"].iter().any(|m| method.eq_ignore_ascii_case(m))
 }
 
 /// What became of one attempt.
@@ -98,7 +98,7 @@ pub fn resend(request: &Request<'_>, outcome: &Outcome, attempt: u32, policy: &R
         Outcome::NotSent => (true, None, false),
         Outcome::NoResponse => (true, None, true),
     };
-    if retryable && maybe_processed && !request.is_idempotent() && !request.has_idempotency_key {
+    if retryable && maybe_processed && is_write(request.method) && !request.has_idempotency_key {
         return Backoff::give_up(GiveUp::UnsafeToResend);
     }
     backoff_from_parts(retryable, recommended_wait_ms, attempt, policy)

@@ -4,8 +4,36 @@ mod common;
 
 use std::time::SystemTime;
 
+use xeroguard::ffi::{XG_STATUS_OK, xg_classify_flat, xg_string_free};
 use xeroguard::pacing::{Clock, Feedback, Limiter, Limits};
 use xeroguard::{Reason, classify, classify_raw};
+
+/// A case through `xg_classify_flat` (the bindings' fast path): headers as one NUL-separated buffer.
+fn classify_flat_json(case: &common::Case) -> serde_json::Value {
+    serde_json::from_str(&classify_flat_text(case)).unwrap()
+}
+
+fn classify_flat_text(case: &common::Case) -> String {
+    let headers: Vec<&str> = case.header_refs().into_iter().flat_map(|(name, value)| [name, value]).collect();
+    let headers = headers.join("\0");
+    let mut json = std::ptr::null_mut();
+    let status = unsafe {
+        xg_classify_flat(
+            case.status,
+            headers.as_ptr(),
+            headers.len(),
+            case.body.as_ptr(),
+            case.body.len(),
+            0,
+            std::ptr::null_mut(),
+            &mut json,
+        )
+    };
+    assert_eq!(status, XG_STATUS_OK, "{}: {}", case.name, common::last_error());
+    let text = unsafe { std::ffi::CStr::from_ptr(json) }.to_str().unwrap().to_owned();
+    unsafe { xg_string_free(json) };
+    text
+}
 
 #[test]
 fn rust_api_passes_every_conformance_case() {
@@ -17,6 +45,16 @@ fn rust_api_passes_every_conformance_case() {
 #[test]
 fn raw_responses_pass_every_conformance_case() {
     common::assert_conformance("classify_raw", |case| classify_raw(&case.raw(), SystemTime::now()).unwrap().to_json());
+}
+
+#[test]
+fn flat_export_passes_every_conformance_case() {
+    common::assert_conformance("xg_classify_flat", classify_flat_json);
+}
+
+#[test]
+fn flat_export_passes_every_project_case() {
+    common::assert_project_conformance("xg_classify_flat", classify_flat_json);
 }
 
 #[test]
@@ -96,9 +134,9 @@ fn every_section_5_key_is_always_present() {
     for case in common::load_cases().into_iter().chain(common::load_project_cases()) {
         let json = classify(case.status, &case.header_refs(), &case.body, SystemTime::now()).to_json();
         let object = json.as_object().unwrap();
-        assert_eq!(object.len(), KEYS.len(), "{}", case.name);
-        for key in KEYS {
-            assert!(object.contains_key(key), "{}: missing {key}", case.name);
-        }
+        // In the section's order too: the JSON text of every interface lists them so.
+        assert_eq!(object.keys().map(String::as_str).collect::<Vec<_>>(), KEYS, "{}", case.name);
+        let text: serde_json::Value = serde_json::from_str(&classify_flat_text(&case)).unwrap();
+        assert_eq!(text, json, "{}: the C ABI's JSON text is to_json()", case.name);
     }
 }

@@ -137,6 +137,51 @@ fn classify_refuses_bad_arguments_without_writing_outputs() {
 }
 
 #[test]
+fn classify_flat_refuses_bad_arguments_without_writing_outputs() {
+    let mut out = sentinel_classification();
+    let mut json: *mut c_char = ptr::null_mut();
+    let f = "xg_classify_flat";
+    let call = |headers: &[u8], out: *mut xg_classification, json: *mut *mut c_char| unsafe {
+        xg_classify_flat(429, headers.as_ptr(), headers.len(), ptr::null(), 0, 1, out, json)
+    };
+    refused(f, XG_STATUS_NULL_POINTER, "headers", || unsafe {
+        xg_classify_flat(429, ptr::null(), 3, ptr::null(), 0, 1, &mut out, &mut json)
+    });
+    refused(f, XG_STATUS_NULL_POINTER, "NULL", || call(b"Retry-After\x005", ptr::null_mut(), ptr::null_mut()));
+    refused(f, XG_STATUS_INVALID_UTF8, "headers", || call(b"Retry-After\0\xc3\x28", &mut out, &mut json));
+    for odd in [&b"Retry-After"[..], b"Retry-After\x005\0X-A"] {
+        refused(f, XG_STATUS_INVALID_ARGUMENT, "odd number", || call(odd, &mut out, &mut json));
+    }
+    let mut big = b"X-Big\0".to_vec();
+    big.resize(big.len() + XG_MAX_HEADER_BYTES + 1, b'a');
+    refused(f, XG_STATUS_TOO_LARGE, "value", || call(&big, &mut out, &mut json));
+    let many = vec!["X-A\x001"; XG_MAX_HEADERS + 1].join("\0");
+    refused(f, XG_STATUS_TOO_LARGE, "headers", || call(many.as_bytes(), &mut out, &mut json));
+    refused(f, XG_STATUS_TOO_LARGE, "headers", || unsafe {
+        xg_classify_flat(429, b"".as_ptr(), usize::MAX, ptr::null(), 0, 1, &mut out, &mut json)
+    });
+    refused(f, XG_STATUS_NULL_POINTER, "body", || unsafe {
+        xg_classify_flat(400, ptr::null(), 0, ptr::null(), 4, 1, &mut out, &mut json)
+    });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "body", || unsafe {
+        xg_classify_flat(400, ptr::null(), 0, b"{}".as_ptr(), usize::MAX, 1, &mut out, &mut json)
+    });
+    let mut small = xg_classification { struct_size: 4, ..Default::default() };
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || call(b"Retry-After\x005", &mut small, ptr::null_mut()));
+    assert_eq!((out.status, out.error_number), (777, 4242), "a refused call wrote its out struct");
+    assert!(json.is_null(), "a refused call wrote json_out");
+
+    // No headers (NULL, 0), an empty name and value ("\0"), and exactly the header limit are accepted.
+    assert_eq!(unsafe { xg_classify_flat(503, ptr::null(), 0, ptr::null(), 0, 1, &mut out, ptr::null_mut()) }, 0);
+    assert_eq!(call(b"\0", &mut out, ptr::null_mut()), XG_STATUS_OK);
+    let most = vec!["X-A\x001"; XG_MAX_HEADERS].join("\0") + "\0Retry-After\x007";
+    assert_eq!(call(most.as_bytes(), &mut out, ptr::null_mut()), XG_STATUS_TOO_LARGE);
+    let most = vec!["X-A\x001"; XG_MAX_HEADERS - 1].join("\0") + "\0Retry-After\x007";
+    assert_eq!(call(most.as_bytes(), &mut out, ptr::null_mut()), XG_STATUS_OK);
+    assert_eq!(out.recommended_wait_ms, 7000);
+}
+
+#[test]
 fn classify_raw_refuses_bad_arguments() {
     let mut out = sentinel_classification();
     let f = "xg_classify_raw";
@@ -223,6 +268,32 @@ fn backoff_and_buffers_refuse_bad_arguments() {
         xg_resend(&small_request, &c, 0, 1, ptr::null(), &mut d)
     });
     assert_eq!((d.retry, d.wait_ms), (false, 0), "a refused call wrote its out struct");
+
+    // xg_method_is_write: the method is checked as xg_resend checks it; the answer is the table's.
+    let f = "xg_method_is_write";
+    let mut write = true;
+    refused(f, XG_STATUS_NULL_POINTER, "method", || unsafe { xg_method_is_write(ptr::null(), 3, &mut write) });
+    refused(f, XG_STATUS_INVALID_UTF8, "method", || unsafe {
+        xg_method_is_write(bad.as_ptr().cast(), bad.len(), &mut write)
+    });
+    refused(f, XG_STATUS_TOO_LARGE, "method", || unsafe {
+        xg_method_is_write(long.as_ptr().cast(), long.len(), &mut write)
+    });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "empty", || unsafe {
+        xg_method_is_write(b"".as_ptr().cast(), 0, &mut write)
+    });
+    refused(f, XG_STATUS_NULL_POINTER, "out", || unsafe {
+        xg_method_is_write(method.as_ptr().cast(), method.len(), ptr::null_mut())
+    });
+    assert!(write, "a refused call wrote its output");
+    for (method, expected) in [("POST", true), ("put", true), ("PATCH", true), ("PURGE", true), ("GET", false)] {
+        assert_eq!(unsafe { xg_method_is_write(method.as_ptr().cast(), method.len(), &mut write) }, XG_STATUS_OK);
+        assert_eq!(write, expected, "{method}");
+    }
+    for method in ["head", "OPTIONS", "Delete"] {
+        assert_eq!(unsafe { xg_method_is_write(method.as_ptr().cast(), method.len(), &mut write) }, XG_STATUS_OK);
+        assert!(!write, "{method}");
+    }
 
     // xg_body_bytes_to_classify: a content type with a length and no pointer, or nowhere to write.
     let f = "xg_body_bytes_to_classify";

@@ -127,11 +127,17 @@ pub(crate) unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, what: &str, cap: 
     Ok(unsafe { std::slice::from_raw_parts(ptr, len.min(cap)) })
 }
 
-/// UTF-8 text from (pointer, length), at most `max_len` bytes.
-pub(crate) unsafe fn text_arg<'a>(ptr: *const c_char, len: usize, what: &str, max_len: usize) -> FfiResult<&'a str> {
+/// `XG_STATUS_TOO_LARGE` for text longer than `max_len` bytes.
+pub(crate) fn check_len(what: &str, len: usize, max_len: usize) -> FfiResult {
     if len > max_len {
         return Err(FfiError::new(XG_STATUS_TOO_LARGE, format!("{what} is {len} bytes; the limit is {max_len}")));
     }
+    Ok(())
+}
+
+/// UTF-8 text from (pointer, length), at most `max_len` bytes.
+pub(crate) unsafe fn text_arg<'a>(ptr: *const c_char, len: usize, what: &str, max_len: usize) -> FfiResult<&'a str> {
+    check_len(what, len, max_len)?;
     // SAFETY: forwarded contract; len ≤ max_len so nothing is truncated.
     let bytes = unsafe { bytes_arg(ptr.cast(), len, what, max_len)? };
     std::str::from_utf8(bytes)

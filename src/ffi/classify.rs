@@ -7,7 +7,7 @@ use super::boundary::*;
 use crate::classify::{
     Classification, MAX_BODY_BYTES, MAX_HEADERS, SUCCESS_BODY_READ_CAP, body_bytes_to_classify, classify, classify_raw,
 };
-use crate::retry::{Backoff, Outcome, Request, RetryPolicy, backoff_from_parts, resend};
+use crate::retry::{Backoff, Outcome, Request, RetryPolicy, backoff_from_parts, is_write, resend};
 use crate::vocab::{Action, AuthProblem, Category, FailurePolicy, GiveUp, RateLimitProblem, Reason};
 
 /// The most headers `xg_classify` accepts (`XG_STATUS_TOO_LARGE` beyond).
@@ -133,8 +133,9 @@ unsafe fn deliver(c: &Classification, out: *mut xg_classification, json_out: *mu
         out.write(xg_classification::from_classification(c, out.declared));
     }
     if !json_out.is_null() {
+        let text = serde_json::to_string(c).expect("a classification always serializes");
         // SAFETY: a non-NULL `json_out` points to a caller-owned `char *`.
-        unsafe { *json_out = owned_c_string(c.to_json().to_string()) };
+        unsafe { *json_out = owned_c_string(text) };
     }
     Ok(())
 }
@@ -171,16 +172,73 @@ pub unsafe extern "C" fn xg_classify(
         };
         let mut headers = Vec::with_capacity(raw_headers.len());
         for (i, h) in raw_headers.iter().enumerate() {
-            // The header's index goes into the message only on failure: no formatting on the success path.
-            let at = |e: FfiError| FfiError::new(e.status, format!("headers[{i}]: {}", e.message));
-            let name = unsafe { text_arg(h.name, h.name_len, "name", XG_MAX_HEADER_BYTES) }.map_err(at)?;
-            let value = unsafe { text_arg(h.value, h.value_len, "value", XG_MAX_HEADER_BYTES) }.map_err(at)?;
+            let name = unsafe { text_arg(h.name, h.name_len, "name", XG_MAX_HEADER_BYTES) }.map_err(at_header(i))?;
+            let value =
+                unsafe { text_arg(h.value, h.value_len, "value", XG_MAX_HEADER_BYTES) }.map_err(at_header(i))?;
             headers.push((name, value));
         }
         let body = unsafe { bytes_arg(response.body, response.body_len, "response->body", XG_MAX_BODY_BYTES)? };
         let classification = classify(response.status, &headers, body, system_time(response.now_unix_ms));
         unsafe { deliver(&classification, out, json_out) }
     })
+}
+
+/// Classifies one response given as two flat buffers, as `xg_classify` does: `headers` holds every name and value
+/// in order, separated by NUL bytes (`"Name\0value\0Name\0value"`; NULL, 0 for no headers), so a binding passes
+/// its header text as one buffer instead of building an `xg_header` array (HTTP forbids NUL in header fields, RFC
+/// 9110 §5.5). An odd number of fields is `XG_STATUS_INVALID_ARGUMENT`; UTF-8, the per-field and the header-count
+/// limits are `xg_classify`'s. `body`, `now_unix_ms`, `out` and `json_out` as in `xg_response` and `xg_classify`.
+/// Thread safety: safe to call from any number of threads at once; it shares no state.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_classify_flat(
+    status: u16,
+    headers: *const u8,
+    headers_len: usize,
+    body: *const u8,
+    body_len: usize,
+    now_unix_ms: i64,
+    out: *mut xg_classification,
+    json_out: *mut *mut c_char,
+) -> xg_status {
+    run("xg_classify_flat", || {
+        let limit = XG_MAX_HEADERS * 2 * (XG_MAX_HEADER_BYTES + 1);
+        // SAFETY (both): pointers come from the caller under the documented contract.
+        let text = unsafe { text_arg(headers.cast(), headers_len, "headers", limit)? };
+        let body = unsafe { bytes_arg(body, body_len, "body", XG_MAX_BODY_BYTES)? };
+        let headers = flat_headers(text)?;
+        unsafe { deliver(&classify(status, &headers, body, system_time(now_unix_ms)), out, json_out) }
+    })
+}
+
+/// Names the header an error is about; the index goes into the message only on failure, so the success path
+/// formats nothing.
+fn at_header(index: usize) -> impl Fn(FfiError) -> FfiError {
+    move |e| FfiError::new(e.status, format!("headers[{index}]: {}", e.message))
+}
+
+/// `"Name\0value\0Name\0value"` as (name, value) pairs, within `xg_classify`'s limits.
+fn flat_headers(text: &str) -> FfiResult<Vec<(&str, &str)>> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut fields = text.split('\0');
+    let mut headers = Vec::new();
+    while let Some(name) = fields.next() {
+        let Some(value) = fields.next() else {
+            return Err(FfiError::new(
+                XG_STATUS_INVALID_ARGUMENT,
+                format!("headers holds an odd number of NUL-separated fields: header {} has no value", headers.len()),
+            ));
+        };
+        check_len("name", name.len(), XG_MAX_HEADER_BYTES)
+            .and_then(|()| check_len("value", value.len(), XG_MAX_HEADER_BYTES))
+            .map_err(at_header(headers.len()))?;
+        if headers.len() == XG_MAX_HEADERS {
+            return Err(FfiError::new(XG_STATUS_TOO_LARGE, format!("more than {XG_MAX_HEADERS} headers")));
+        }
+        headers.push((name, value));
+    }
+    Ok(headers)
 }
 
 /// The most of a 2xx body `xg_body_bytes_to_classify` asks for.
@@ -369,6 +427,16 @@ pub enum TransportFailure {
 /// The longest method name accepted.
 const MAX_METHOD_BYTES: usize = 32;
 
+/// An HTTP method: UTF-8 text, not empty, at most `MAX_METHOD_BYTES`.
+unsafe fn method_arg<'a>(ptr: *const c_char, len: usize, what: &str) -> FfiResult<&'a str> {
+    // SAFETY: forwarded contract.
+    let method = unsafe { text_arg(ptr, len, what, MAX_METHOD_BYTES)? };
+    if method.is_empty() {
+        return Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("{what} is empty")));
+    }
+    Ok(method)
+}
+
 /// Decides whether attempt `attempt` + 1 of a request may be sent after this attempt's outcome, and after how long
 /// (xero-reference §8): either `response` (a classification from `xg_classify`; `transport_failure` 0) or, when no
 /// response came, `response` NULL and `transport_failure` an `xg_transport_failure` code. Outcomes the server did
@@ -389,10 +457,7 @@ pub unsafe extern "C" fn xg_resend(
         let defaults =
             xg_request { struct_size: 0, method: std::ptr::null(), method_len: 0, has_idempotency_key: false };
         let request = unsafe { read_sized(request, "request", defaults)? };
-        let method = unsafe { text_arg(request.method, request.method_len, "request->method", MAX_METHOD_BYTES)? };
-        if method.is_empty() {
-            return Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, "request->method is empty"));
-        }
+        let method = unsafe { method_arg(request.method, request.method_len, "request->method")? };
         let outcome = match (transport_failure, response.is_null()) {
             (0, false) => {
                 let c = unsafe { read_sized(response, "response", xg_classification::default())? };
@@ -421,6 +486,19 @@ pub unsafe extern "C" fn xg_resend(
         let out = unsafe { sized_out(out, "out")? };
         let request = Request { method, has_idempotency_key: request.has_idempotency_key };
         out.write(backoff_to_c(resend(&request, &outcome, attempt, &policy), out.declared));
+        Ok(())
+    })
+}
+
+/// Whether a request with this HTTP method (UTF-8, any case) is a write: `*out` true for POST, PUT, PATCH and any
+/// method the library does not know, false for GET, HEAD, OPTIONS and DELETE. `xg_resend` never resends a write
+/// the server may have carried out unless it carries an Idempotency-Key, so a guard adds one (the same on every
+/// attempt) to each write before sending it. Thread safety: safe from any number of threads.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_method_is_write(method: *const c_char, method_len: usize, out: *mut bool) -> xg_status {
+    run("xg_method_is_write", || {
+        let method = unsafe { method_arg(method, method_len, "method")? };
+        *unsafe { out_ref(out, "out")? } = is_write(method);
         Ok(())
     })
 }

@@ -75,6 +75,26 @@ static void classify_inputs(void) {
     CHECK_STATUS(xg_classify_raw((const uint8_t *)"HTTP/1.1 abc\r\n", 14, 0, &c, NULL), XG_STATUS_MALFORMED_RESPONSE);
     CHECK_STATUS(xg_classify_raw((const uint8_t *)"HTTP/1.1 503\r\n\r\nx", 17, 0, NULL, NULL), XG_STATUS_NULL_POINTER);
     CHECK_STATUS(xg_classify_raw((const uint8_t *)"HTTP/1.1 503\r\n\r\nx", 17, 0, &c, NULL), XG_STATUS_OK);
+
+    /* The flat form: headers as "Name\0value\0..." in one buffer (sizeof - 1: without the literal's own NUL). */
+    {
+        static const char flat[] = "Retry-After\0" "9";
+        static const char odd[] = "Retry-After\0" "9\0X-A";
+        static const char bad[] = "Retry-After\0\xff";
+        c = fresh_classification(); /* every byte set: the library's own writes leave padding undefined */
+        untouched = c;
+        CHECK_STATUS(xg_classify_flat(429, NULL, 4, NULL, 0, 0, &c, NULL), XG_STATUS_NULL_POINTER);
+        CHECK_STATUS(xg_classify_flat(429, (const uint8_t *)flat, sizeof flat - 1, NULL, 0, 0, NULL, NULL),
+                     XG_STATUS_NULL_POINTER);
+        CHECK_STATUS(xg_classify_flat(429, (const uint8_t *)odd, sizeof odd - 1, NULL, 0, 0, &c, NULL),
+                     XG_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(xg_classify_flat(429, (const uint8_t *)bad, sizeof bad - 1, NULL, 0, 0, &c, NULL),
+                     XG_STATUS_INVALID_UTF8);
+        CHECK_STATUS(xg_classify_flat(400, NULL, 0, NULL, 10, 0, &c, NULL), XG_STATUS_NULL_POINTER);
+        CHECK(memcmp(&c, &untouched, sizeof c) == 0, "a refused call wrote its out struct");
+        CHECK_STATUS(xg_classify_flat(429, (const uint8_t *)flat, sizeof flat - 1, NULL, 0, 0, &c, NULL), XG_STATUS_OK);
+        CHECK(c.recommended_wait_ms == 9000, "got %lld", (long long)c.recommended_wait_ms);
+    }
 }
 
 static void error_buffers_and_names(void) {

@@ -56,6 +56,19 @@ int main(void) {
     d = decide("DELETE", false, NULL, XG_TRANSPORT_FAILURE_NO_RESPONSE);
     CHECK(d.retry, "DELETE is idempotent");
 
+    /* Which requests a guard gives an Idempotency-Key before the first send: exactly those xg_resend would hold. */
+    {
+        static const char *const methods[] = {"POST", "put", "PATCH", "PURGE", "GET", "head", "OPTIONS", "DELETE"};
+        size_t i;
+        for (i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+            bool write = false;
+            CHECK_STATUS(xg_method_is_write(methods[i], strlen(methods[i]), &write), XG_STATUS_OK);
+            d = decide(methods[i], false, NULL, XG_TRANSPORT_FAILURE_NO_RESPONSE);
+            CHECK(write == (d.give_up == XG_GIVE_UP_UNSAFE_TO_RESEND), "%s: is_write %d", methods[i], (int)write);
+        }
+        CHECK_STATUS(xg_method_is_write(NULL, 4, NULL), XG_STATUS_NULL_POINTER);
+    }
+
     /* Bad input is refused with a status and a message, and writes nothing. */
     memset(&out, 0xAB, sizeof out);
     out.struct_size = sizeof out;
