@@ -121,20 +121,30 @@ namespace XeroGuard
         /// <summary>
         /// True for a method the library treats as a write (POST, PUT, PATCH, any method it does not know): one it
         /// would not resend after an ambiguous failure unless the request carries an Idempotency-Key. The library is
-        /// asked (xg_resend), so the list of methods lives in one place.
+        /// asked (xg_method_is_write), so the list of methods lives in one place.
         /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         public static bool NeedsIdempotencyKey(string method)
         {
-            return Decide(method, false, TransportFailure.NoResponse, 1).GiveUp == GiveUpReason.UnsafeToResend;
+            byte[] methodBytes = MethodBytes(method);
+            Native.EnsureAbi();
+            bool write;
+            Native.Ensure(NativeMethods.xg_method_is_write(methodBytes, Native.Len(methodBytes), out write));
+            return write;
+        }
+
+        private static byte[] MethodBytes(string method)
+        {
+            if (string.IsNullOrEmpty(method)) throw new ArgumentException("an HTTP method is required", nameof(method));
+            return Native.Utf8(method);
         }
 
         [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         private static BackoffDecision Ask(string method, bool hasIdempotencyKey, Classification response,
             uint transportFailure, int attempt, RetryPolicy policy)
         {
-            if (string.IsNullOrEmpty(method)) throw new ArgumentException("an HTTP method is required", nameof(method));
+            byte[] methodBytes = MethodBytes(method);
             if (attempt < 0) throw new ArgumentOutOfRangeException(nameof(attempt), attempt, "must not be negative");
-            byte[] methodBytes = Native.Utf8(method);
             XgRetryPolicy p = (policy ?? new RetryPolicy()).ToNative();
             var output = new XgBackoffDecision { StructSize = Native.SizeOf<XgBackoffDecision>() };
             GCHandle pin = GCHandle.Alloc(methodBytes, GCHandleType.Pinned);

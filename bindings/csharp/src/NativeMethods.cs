@@ -233,6 +233,10 @@ namespace XeroGuard
             uint transportFailure, uint attempt, ref XgRetryPolicy policy, ref XgBackoffDecision output);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_method_is_write(byte[] method, UIntPtr methodLen,
+            [MarshalAs(UnmanagedType.U1)] out bool output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr xg_category_name(uint code);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]

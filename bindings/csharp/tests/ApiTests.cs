@@ -212,6 +212,11 @@ namespace XeroGuard.Tests
                     Assert.True(Resend.NeedsIdempotencyKey(write), write + " is a write to the library");
                 foreach (string read in new[] { "GET", "HEAD", "OPTIONS", "DELETE", "get" })
                     Assert.True(!Resend.NeedsIdempotencyKey(read), read + " is not");
+                foreach (string method in new[] { "POST", "put", "PROPFIND", "GET", "Delete" })
+                    Assert.Equal(Resend.Decide(method, false, TransportFailure.NoResponse, 1).GiveUp == GiveUpReason.UnsafeToResend,
+                        Resend.NeedsIdempotencyKey(method), method + ": a key exactly where a resend would be held");
+                Assert.Throws<ArgumentException>(() => Resend.NeedsIdempotencyKey(""), "no method");
+                Assert.Throws<TooLargeException>(() => Resend.NeedsIdempotencyKey(new string('M', 40)), "a 40-byte method");
 
                 Assert.Throws<ArgumentException>(() => Resend.Decide("", false, internalError, 1), "no method");
                 Assert.Throws<ArgumentNullException>(() => Resend.Decide("GET", false, (Classification)null, 1), "no response");

@@ -77,8 +77,8 @@ def test_a_large_body_is_not_kept(json_fetches: List[str]) -> None:
     assert json_fetches == []
 
 
-def test_a_body_past_the_copy_limit_is_read_in_place() -> None:
-    # Small bodies are copied into the block with the headers; a large one is passed where it is.
+def test_small_and_large_batches_classify_as_their_raw_form() -> None:
+    # A classification of a small input keeps it to fetch the text fields later; a large one takes them at once.
     ok = b'{"InvoiceID":"i","StatusAttributeString":"OK"}'
     bad = b'{"InvoiceID":"j","StatusAttributeString":"ERROR","ValidationErrors":[{"Message":"Bad date"}]}'
     for count in (10, 3000):
@@ -88,11 +88,11 @@ def test_a_body_past_the_copy_limit_is_read_in_place() -> None:
         assert c.failed_elements == (count,) and c.validation_messages == ("Bad date",)
         raw = b"HTTP/1.1 200 OK\r\nContent-Type: " + JSON[1].encode() + b"\r\n\r\n" + body
         assert c == xeroguard.classify_raw(raw)
-    assert len(body) > _native._COPIED_BODY_BYTES
+    assert len(body) > _classify._KEEP_INPUT_BYTES
 
 
 def test_threads_classifying_at_once_each_get_their_own_answer() -> None:
-    # Each thread writes its responses into its own reusable block; the GIL is released during the call.
+    # The GIL is released during the call: the library shares no state between calls.
     statuses = [200, 400, 401, 404, 429, 500, 503, 413]
     expected = {s: xeroguard.classify(s, [("Retry-After", str(s)), JSON], b"{}").to_dict() for s in statuses}
     wrong: List[Any] = []
@@ -113,18 +113,46 @@ def test_threads_classifying_at_once_each_get_their_own_answer() -> None:
     assert wrong == []
 
 
-def test_a_busy_or_oversized_block_is_not_shared(monkeypatch: pytest.MonkeyPatch) -> None:
-    expected = validation_400()
-    # A classification started while the thread's block is in use (a signal handler in the middle of a call)
-    # gets a block of its own.
-    monkeypatch.setattr(_native._thread_block, "busy", True)
-    assert validation_400() == expected
-    assert _native._thread_block.busy  # left as it was: the outer call still owns it
-    monkeypatch.setattr(_native._thread_block, "busy", False)
-    # Headers past the reusable size get their own block too.
-    big = [("X-Big-%d" % i, "x" * 60_000) for i in range(3)]
-    c = xeroguard.classify(429, big + [("Retry-After", "7")], b"")
-    assert c.retry_after_ms == 7000 and len(_native._thread_block.view) <= _native._REUSED_BLOCK_BYTES
+@pytest.mark.parametrize("headers", [
+    [("Retry-After", "7"), ("X-Empty", "")],
+    {"Retry-After": "7", "X-Empty": ""},
+    [(b"Retry-After", "7"), ("X-Empty", b"")],  # bytes take the per-header path
+    (("Retry-After", bytearray(b"7")), (memoryview(b"X-Empty"), "")),
+    iter([("Retry-After", "7"), ("X-Empty", "")]),
+])
+def test_every_header_form_reaches_the_library_the_same(headers: Any) -> None:
+    c = xeroguard.classify(429, headers, b"")
+    assert (c.retry_after_ms, c.category) == (7000, xeroguard.Category.RATE_LIMITED)
+
+
+def test_repeated_headers_stay_apart_in_order() -> None:
+    c = xeroguard.classify(429, [("Retry-After", "9"), ("Retry-After", "3")], b"")
+    alone = xeroguard.classify(429, [("Retry-After", "9")], b"")
+    assert c.retry_after_ms == alone.retry_after_ms == 9000  # the first of repeated Retry-After headers
+
+
+@pytest.mark.parametrize("headers", [
+    [("Retry-After", "7\x00X-A")],
+    [("Retry\x00After", "7")],
+    [(b"Retry-After", b"7\x00")],
+])
+def test_a_nul_in_a_header_is_refused_before_it_crosses(headers: Any) -> None:
+    with pytest.raises(ValueError, match="cannot contain NUL"):
+        xeroguard.classify(429, headers, b"")
+
+
+def test_items_that_are_not_pairs_are_refused() -> None:
+    with pytest.raises(ValueError):
+        xeroguard.classify(429, [("Retry-After", "7", "extra")], b"")
+    with pytest.raises(ValueError):
+        xeroguard.classify(429, [("Retry-After",)], b"")
+    # Whose texts, strung together, would read as pairs all the same.
+    with pytest.raises(ValueError):
+        xeroguard.classify(429, [("Retry-After",), ("7", "X-A", "1")], b"")
+    with pytest.raises(ValueError):
+        xeroguard.classify(429, [("Retry-After\x007",)], b"")
+    with pytest.raises(TypeError, match="header name must be str or bytes, not int"):
+        xeroguard.classify(429, [(1, "7")], b"")
 
 
 def _referents(c: xeroguard.Classification) -> List[Any]:
@@ -141,10 +169,16 @@ def test_a_caller_changing_its_buffer_changes_nothing() -> None:
 
 
 def test_every_text_field_matches_the_json_form() -> None:
+    """The classification (through xg_classify_flat) against xg_classify's JSON form of the same response, its
+    headers given as an xg_header array."""
     c = validation_400()
+    body = FIXTURE.read_bytes()
+    texts = [t.encode() for t in (*JSON, *CORRELATION)]
+    headers = (_native.XgHeader * 2)(*(_native.XgHeader(texts[i], len(texts[i]), texts[i + 1], len(texts[i + 1]))
+                                       for i in (0, 2)))
+    response = _native.XgResponse(400, headers, 2, ctypes.cast(body, ctypes.POINTER(ctypes.c_uint8)), len(body), 0)
     out = ctypes.c_void_p()
-    texts = [b"Content-Type", JSON[1].encode(), b"Xero-Correlation-Id", CORRELATION[1].encode()]
-    _native.classify_parts(400, texts, FIXTURE.read_bytes(), 0, None, ctypes.byref(out))
+    _native.lib.xg_classify(ctypes.byref(response), None, ctypes.byref(out))
     expected = xeroguard.Classification.from_dict(json.loads(_native.take_string(out)))
     assert c == expected and c.to_dict() == expected.to_dict()
 

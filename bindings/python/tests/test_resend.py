@@ -380,3 +380,19 @@ def test_a_failing_hook_stops_the_call_with_its_exception(make: Callable[..., Dr
     with pytest.raises(RuntimeError, match="the hook failed"):
         make(on_retry=on_retry).send("GET")
     assert len(server.log()) == 1
+
+
+@pytest.mark.parametrize("method", ["POST", "put", "PATCH", "PURGE", "GET", "head", "OPTIONS", "DELETE"])
+def test_the_writes_given_a_key_are_exactly_those_resend_holds(method: str) -> None:
+    held = xeroguard.resend(method, TransportFailure.NO_RESPONSE, 1, has_idempotency_key=False)
+    assert xeroguard.needs_idempotency_key(method) is (held.give_up is GiveUp.UNSAFE_TO_RESEND)
+    assert xeroguard.needs_idempotency_key(method) is (method.upper() not in ("GET", "HEAD", "OPTIONS", "DELETE"))
+
+
+def test_needs_idempotency_key_refuses_what_is_not_a_method() -> None:
+    with pytest.raises(TypeError, match="method must be a str, not bytes"):
+        xeroguard.needs_idempotency_key(b"POST")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must not be empty"):
+        xeroguard.needs_idempotency_key("")
+    with pytest.raises(xeroguard.XeroGuardError, match="method is 33 bytes"):
+        xeroguard.needs_idempotency_key("P" * 33)

@@ -12,6 +12,7 @@ import ctypes
 import dataclasses
 import datetime as _dt
 import functools
+import itertools
 import json
 import math
 import numbers
@@ -188,6 +189,7 @@ _read_classification = n.field_reader(n.XgClassification)
 _BLANK_CLASSIFICATION = bytes(n.XgClassification())  # struct_size set: copied, it skips a Python __init__
 _new_classification = n.XgClassification.from_buffer_copy
 _new_object = object.__new__
+_classify_flat = n.lib.xg_classify_flat
 _byref = ctypes.byref
 _set_attribute = object.__setattr__
 
@@ -250,13 +252,14 @@ def _header_text(value: object, what: str) -> bytes:
     raise TypeError("%s must be str or bytes, not %s" % (what, "None" if value is None else type(value).__name__))
 
 
-def _header_texts(headers: HeaderInput) -> List[bytes]:
-    """[name, value, name, value, ...] as UTF-8 bytes, in order, repeated headers kept apart."""
+def _header_block(headers: HeaderInput) -> bytes:
+    """xg_classify_flat's headers: every name and value in order (repeated headers kept apart), UTF-8,
+    separated by NUL bytes."""
     if headers is None:
-        return []
+        return b""
     if isinstance(headers, (str, bytes, bytearray, memoryview)):
         raise TypeError("headers must be a mapping or (name, value) pairs, not %s" % type(headers).__name__)
-    items: Iterable[Any]
+    items: Any
     if isinstance(headers, (list, tuple)):
         items = headers
     elif hasattr(headers, "multi_items"):  # httpx.Headers: keep repeated headers apart
@@ -265,12 +268,32 @@ def _header_texts(headers: HeaderInput) -> List[bytes]:
         items = headers.items()
     else:
         items = headers
+    if not hasattr(items, "__len__"):  # a generator: read once, here
+        items = list(items)
+    if not items:
+        return b""
+    # The common case, (str, str) pairs, in one join and one encode: this runs for every classified response.
+    text: Optional[str] = None
+    try:
+        if set(map(len, items)) == _PAIR:
+            text = "\0".join(_flatten(items))
+    except TypeError:  # bytes among them, or something that is not text: the checks below say which
+        pass
+    # A NUL inside a name or value shows as one separator more.
+    if text is not None and text.count("\0") == 2 * len(items) - 1:
+        return text.encode("utf-8")
     texts: List[bytes] = []
     for name, value in items:
-        # The common case (str) inline: this loop runs once per header of every classified response.
-        texts.append(name.encode("utf-8") if type(name) is str else _header_text(name, "header name"))
-        texts.append(value.encode("utf-8") if type(value) is str else _header_text(value, "header value"))
-    return texts
+        texts.append(_header_text(name, "header name"))
+        texts.append(_header_text(value, "header value"))
+    block = b"\0".join(texts)
+    if block.count(b"\0") != len(texts) - 1:
+        raise ValueError("header names and values cannot contain NUL (RFC 9110 section 5.5)")
+    return block
+
+
+_flatten = itertools.chain.from_iterable
+_PAIR = {2}
 
 
 def _body_bytes(body: object, what: str = "body", none_is_empty: bool = True) -> bytes:
@@ -313,9 +336,9 @@ def now_unix_ms(now: NowInput, now_ms: Optional[int] = None) -> int:
     return ms
 
 
-def _response_json(status: int, header_texts: List[bytes], body: bytes, now_ms: int) -> bytes:
+def _response_json(status: int, header_block: bytes, body: bytes, now_ms: int) -> bytes:
     out = ctypes.c_void_p()
-    n.classify_parts(status, header_texts, body, now_ms, None, _byref(out))
+    _classify_flat(status, header_block, len(header_block), body, len(body), now_ms, None, _byref(out))
     return n.take_bytes(out)
 
 
@@ -331,20 +354,21 @@ def _given(json_form: bytes) -> bytes:
 
 def classify(status: int, headers: HeaderInput = (), body: BodyInput = b"", now: NowInput = None, *,
              now_ms: Optional[int] = None) -> Classification:
-    """Classifies one response. `headers`: a mapping or (name, value) pairs, str or bytes; `body`: bytes or
-    str; `now` (a datetime or Unix seconds) or `now_ms` (Unix milliseconds): the time a Retry-After HTTP-date
-    is measured against when there is no Date header (default: the system clock)."""
+    """Classifies one response. `headers`: a mapping or (name, value) pairs, str or bytes (a NUL inside a name or
+    value is refused with ValueError: HTTP forbids it); `body`: bytes or str; `now` (a datetime or Unix seconds)
+    or `now_ms` (Unix milliseconds): the time a Retry-After HTTP-date is measured against when there is no Date
+    header (default: the system clock)."""
     if type(status) is not int or not 0 <= status <= _args.U16_MAX:
         status = _args.uint(status, "status", _args.U16_MAX)  # the checks with their messages; IntEnums pass
-    header_texts = _header_texts(headers)
+    header_block = _header_block(headers)
     data = body if type(body) is bytes else _body_bytes(body)
     unix_ms = 0 if now is None and now_ms is None else now_unix_ms(now, now_ms)
     c = _new_classification(_BLANK_CLASSIFICATION)
     if len(data) <= _KEEP_INPUT_BYTES:
-        n.classify_parts(status, header_texts, data, unix_ms, _byref(c), None)
-        return _from_struct(c, functools.partial(_response_json, status, header_texts, data, unix_ms))
+        _classify_flat(status, header_block, len(header_block), data, len(data), unix_ms, _byref(c), None)
+        return _from_struct(c, functools.partial(_response_json, status, header_block, data, unix_ms))
     out = ctypes.c_void_p()
-    n.classify_parts(status, header_texts, data, unix_ms, _byref(c), _byref(out))
+    _classify_flat(status, header_block, len(header_block), data, len(data), unix_ms, _byref(c), _byref(out))
     return _from_struct(c, functools.partial(_given, n.take_bytes(out)))
 
 
@@ -475,11 +499,7 @@ def resend(method: str, outcome: Outcome, attempt: int, policy: Optional[RetryPo
     for GET, HEAD, OPTIONS and DELETE, or a write carrying an Idempotency-Key (send the same key again), and never
     for a write without one (`give_up` is GiveUp.UNSAFE_TO_RESEND: hand the outcome to the caller). Then the backoff
     of `backoff` applies."""
-    if not isinstance(method, str):
-        raise TypeError("method must be a str, not %s" % type(method).__name__)
-    method_bytes = method.encode("utf-8", "surrogateescape")
-    if not method_bytes:
-        raise ValueError("method must not be empty")
+    method_bytes = _method_bytes(method)
     if not isinstance(has_idempotency_key, bool):
         raise TypeError("has_idempotency_key must be a bool, not %s" % type(has_idempotency_key).__name__)
     attempt = _args.u32(attempt, "attempt")
@@ -496,21 +516,23 @@ def resend(method: str, outcome: Outcome, attempt: int, policy: Optional[RetryPo
     return _backoff_decision(out)
 
 
-_WRITES: Dict[str, bool] = {}  # method -> needs a key; the answer never changes, and it is asked on every request
-_WRITES_KEPT = 64
+def _method_bytes(method: str) -> bytes:
+    if not isinstance(method, str):
+        raise TypeError("method must be a str, not %s" % type(method).__name__)
+    method_bytes = method.encode("utf-8", "surrogateescape")
+    if not method_bytes:
+        raise ValueError("method must not be empty")
+    return method_bytes
 
 
 def needs_idempotency_key(method: str) -> bool:
     """True for a method the library treats as a write (POST, PUT, PATCH, any method it does not know): one that
-    `resend` would not send again after an ambiguous failure unless it carries an Idempotency-Key. The library is
-    asked, so the list of methods lives in one place."""
-    known = _WRITES.get(method)
-    if known is None:
-        decision = resend(method, TransportFailure.NO_RESPONSE, 1, has_idempotency_key=False)
-        known = decision.give_up is GiveUp.UNSAFE_TO_RESEND
-        if len(_WRITES) < _WRITES_KEPT:
-            _WRITES[method] = known
-    return known
+    `resend` would not send again after an ambiguous failure unless it carries an Idempotency-Key
+    (xg_method_is_write, so the list of methods lives in one place)."""
+    method_bytes = _method_bytes(method)
+    write = ctypes.c_bool()
+    n.lib.xg_method_is_write(method_bytes, len(method_bytes), ctypes.byref(write))
+    return write.value
 
 
 def body_bytes_to_classify(status: int, content_type: Union[str, bytes, None]) -> int:

@@ -6,7 +6,6 @@ import ctypes
 import os
 import struct
 import sys
-import threading
 import warnings
 from ctypes import (
     POINTER,
@@ -24,7 +23,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from .errors import STATUS_ERRORS, XeroGuardError
 
@@ -60,7 +59,7 @@ class XgHeader(Structure):
 
 
 class XgResponse(Structure):
-    """The layout of xg_response; classify_parts writes it into one buffer with its headers."""
+    """xg_response, for the declaration of xg_classify (the package classifies through xg_classify_flat)."""
 
     _fields_ = [
         ("status", c_uint16),
@@ -296,8 +295,10 @@ DECLARATIONS: List[_Decl] = [
     ("xg_string_free", None, [c_void_p], None),
     ("xg_version", c_char_p, [], _static_str),
     ("xg_abi_version", c_uint32, [], None),
-    # const xg_response *: the address of the block classify_parts builds.
-    ("xg_classify", _S, [c_void_p, POINTER(XgClassification), _StrOut], _check_status),
+    ("xg_classify", _S, [POINTER(XgResponse), POINTER(XgClassification), _StrOut], _check_status),
+    # Headers as one NUL-separated buffer: bytes pass without copying, so nothing is built per header.
+    ("xg_classify_flat", _S, [c_uint16, _Bytes, c_size_t, _Bytes, c_size_t, c_int64, POINTER(XgClassification),
+                              _StrOut], _check_status),
     ("xg_body_bytes_to_classify", _S, [c_uint16, _Bytes, c_size_t, POINTER(c_uint64)], _check_status),
     ("xg_classify_raw", _S, [_Bytes, c_size_t, c_int64, POINTER(XgClassification), _StrOut], _check_status),
     ("xg_retry_policy_default", XgRetryPolicy, [], None),
@@ -306,6 +307,7 @@ DECLARATIONS: List[_Decl] = [
     # The response may be None: a transport failure, given as the third argument.
     ("xg_resend", _S, [POINTER(XgRequest), POINTER(XgClassification), c_uint32, c_uint32, POINTER(XgRetryPolicy),
                        POINTER(XgBackoffDecision)], _check_status),
+    ("xg_method_is_write", _S, [_Bytes, c_size_t, POINTER(c_bool)], _check_status),
     ("xg_category_name", c_char_p, [c_uint32], _static_str),
     ("xg_action_name", c_char_p, [c_uint32], _static_str),
     ("xg_rate_limit_problem_name", c_char_p, [c_uint32], _static_str),
@@ -400,83 +402,3 @@ def field_reader(struct_type: Any) -> Callable[[Any], Tuple[Any, ...]]:
     """A function returning every field of a flat `struct_type` instance at once (struct.unpack_from over its
     buffer: one call where reading the fields one by one costs a ctypes descriptor call each)."""
     return struct.Struct("=" + _layout(struct_type)).unpack_from
-
-
-_RESPONSE_LAYOUT = _layout(XgResponse)
-_HEADER_LAYOUT = _layout(XgHeader)
-_RESPONSE_SIZE = ctypes.sizeof(XgResponse)
-_HEADER_SIZE = ctypes.sizeof(XgHeader)
-# Bodies up to this size are copied into the block; a larger one is pointed to where it is.
-_COPIED_BODY_BYTES = 64 * 1024
-# Blocks up to this size are written into the thread's reusable buffer; larger ones get their own.
-_REUSED_BLOCK_BYTES = 128 * 1024
-_response_packers: Dict[int, Callable[..., None]] = {}  # by header count, up to _PACKERS_KEPT
-_PACKERS_KEPT = 128
-
-
-class _ThreadBlock(threading.local):
-    """A buffer per thread for response blocks: no allocation per call, and memory the CPU has seen."""
-
-    def __init__(self) -> None:
-        self.buffer: Any = None
-        self.view = memoryview(b"")
-        self.address = 0
-        self.busy = False  # a signal handler classifying in the middle of a call must not share it
-
-    def reserve(self, size: int) -> None:
-        self.buffer = ctypes.create_string_buffer(max(size, min(2 * len(self.view), _REUSED_BLOCK_BYTES), 4096))
-        self.view = memoryview(self.buffer).cast("B")
-        self.address = ctypes.addressof(self.buffer)
-
-
-_thread_block = _ThreadBlock()
-
-
-def _address_of(data: bytes) -> int:
-    """Where a bytes object's contents are; valid while it lives (bytes never move)."""
-    return ctypes.cast(c_char_p(data), c_void_p).value or 0
-
-
-def classify_parts(status: int, header_texts: List[bytes], body: bytes, now_ms: int, out: Any,
-                   json_out: Any) -> None:
-    """xg_classify on a response given as parts (`header_texts` = [name, value, name, value, ...]).
-
-    The xg_response struct, its xg_header array, the header texts and a small body are written into one
-    buffer (the thread's, reused) that the struct points into; a large body is pointed to where it is. Building
-    the structs as ctypes objects would cost a conversion per field: several times this for the dozen headers
-    of a real response."""
-    count = len(header_texts) >> 1
-    prefix = _RESPONSE_SIZE + _HEADER_SIZE * count
-    copied = len(body) <= _COPIED_BODY_BYTES
-    data = b"".join([*header_texts, body]) if copied else b"".join(header_texts)
-    end = prefix + len(data)
-    block = _thread_block
-    reused = end <= _REUSED_BLOCK_BYTES and not block.busy
-    if reused:
-        if len(block.view) < end:
-            block.reserve(end)
-        view, address = block.view, block.address
-        block.busy = True
-    else:
-        own = ctypes.create_string_buffer(end)
-        view, address = memoryview(own).cast("B"), ctypes.addressof(own)
-    try:
-        view[prefix:end] = data
-        fields = [status, address + _RESPONSE_SIZE if count else 0, count, 0, len(body), now_ms]
-        at = address + prefix
-        for text in header_texts:
-            size = len(text)
-            fields.append(at)
-            fields.append(size)
-            at += size
-        fields[3] = at if copied else _address_of(body)
-        pack = _response_packers.get(count)
-        if pack is None:
-            pack = struct.Struct("=" + _RESPONSE_LAYOUT + _HEADER_LAYOUT * count).pack_into
-            if count <= _PACKERS_KEPT:
-                _response_packers[count] = pack
-        pack(view, 0, *fields)
-        lib.xg_classify(address, out, json_out)
-    finally:
-        if reused:
-            block.busy = False
