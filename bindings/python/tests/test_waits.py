@@ -24,8 +24,11 @@ CTRL_C_EXIT_S = 1.0
 # A child whose main thread blocks, without a timeout, on a tenant whose only concurrency slot is held. A helper
 # thread announces WAITING once the main thread is inside the binding's stepped wait (its innermost frame).
 CHILD = textwrap.dedent("""
-    import sys, threading, time
+    import signal, sys, threading, time
     import xeroguard
+
+    # Python's own Ctrl-C handler, as in a terminal: a runner started as a background job passes SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     mode = sys.argv[1]
     limiter = xeroguard.Limiter(xeroguard.Limits(tenant_concurrency=1))
