@@ -238,8 +238,18 @@ def classify_cases(shared: Path) -> List[ClassifyCase]:
         ("Retry-After", "42"), ("X-Rate-Limit-Problem", "minute"), ("X-MinLimit-Remaining", "0"),
         ("X-DayLimit-Remaining", "4890"), ("X-AppMinLimit-Remaining", "9950"),
     ]
+    # A dozen headers, as a real response carries (the names Xero and its front end send; the values made up).
+    headers_12 = [
+        json_ct, ("Date", "Mon, 30 Nov 2026 14:00:00 GMT"), ("Server", "nginx"),
+        ("Xero-Correlation-Id", "0f5e8d6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a"), ("X-MinLimit-Remaining", "58"),
+        ("X-DayLimit-Remaining", "4890"), ("X-AppMinLimit-Remaining", "9950"), ("Cache-Control", "no-cache"),
+        ("Content-Length", str(len(body_400))), ("Connection", "keep-alive"),
+        ("Strict-Transport-Security", "max-age=31536000"), ("X-Frame-Options", "SAMEORIGIN"),
+    ]
     return [
         ("400 validation, %d B JSON" % len(body_400), 400, [json_ct], body_400, "validation_error", None),
+        ("400 validation, %d B JSON, 12 headers" % len(body_400), 400, headers_12, body_400, "validation_error",
+         None),
         # The same, reading a text field: the binding fetches the text fields on their first read.
         ("400 validation, %d B JSON, then .validation_messages" % len(body_400), 400, [json_ct], body_400,
          "validation_error", "validation_messages"),
@@ -342,8 +352,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "MonotonicClock (the buckets' own default clock); while a bucket holds fewer items than its smallest "
         "limit, put() appends without searching the window (so here it never searches). Its daemon leaker thread (every 10 s) runs as usual; Limiter.close() stops it after each trial."
         % dist_version("pyrate-limiter"),
-        "classify: xeroguard.classify(status, headers, body) through the binding (headers packed into one "
-        "buffer, the C call filling xg_classification, the struct read into a Classification); the text fields "
+        "classify: xeroguard.classify(status, headers, body) through the binding (the headers joined into one "
+        "NUL-separated buffer, xg_classify_flat filling xg_classification, the struct read into a Classification); the text fields "
         "(messages, lists, ids) are fetched from the library's JSON form on their first read, which the "
         "'then .validation_messages' row includes. Anchor: json.loads of the same body bytes (none for 429).",
     ]

@@ -371,7 +371,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "many. A decision is xeroguard's acquire + release (two scripts: the permit is given back), limits' "
             "hit on the minute then the day item (two scripts), pyrate's try_acquire (one script)." % BIG_LIMIT,
             "Redis CPU: CONFIG RESETSTAT before each timed pass; EVALSHA/EVAL usec from INFO commandstats (they "
-            "include the commands the scripts call), divided by the decisions made after the reset.",
+            "include the commands the scripts call), divided by the decisions made after the reset. EVAL is a "
+            "script's first call on a server that has not cached it (it compiles the script); then EVALSHA.",
             "Memory: MEMORY USAGE key SAMPLES 0 after %d calls of one tenant within a day; xeroguard's counts the "
             "tenant's own keys (its app-wide limits and app-minute log are shared by every tenant and listed apart; "
             "the op-result keys for retried operations expire within seconds and are left out)." % DAY_CALLS,

@@ -35,9 +35,9 @@ PACING_ROWS = [
 
 # Why xeroguard is slower than its anchor, printed under a table only for the rows where it was slower in this run.
 WHY_SLOWER = {
-    "classify/json_400_1kb/xeroguard": "it parses the body with serde_json as the anchor does (keeping document "
-        "order), then walks the tree for the ApiException fields and copies every message, warning and failed "
-        "element into owned strings; the anchor stops after parsing.",
+    "classify/json_400_1kb/xeroguard": "it parses the body with serde_json as the anchor does (into its own flat "
+        "tree of borrowed strings, in document order), then walks the tree for the ApiException fields and copies "
+        "every message, warning and failed element into owned strings; the anchor stops after parsing.",
     "classify/json_200_1mb_error_last/xeroguard": "the scan finds an error indicator, so the whole body is parsed "
         "like the anchor's, after the scan and followed by the walk over every element.",
     "classify/xml_400/xeroguard": "the anchor only reads the events; classify reads the same events and collects "
@@ -49,8 +49,10 @@ WHY_SLOWER = {
         "counterpart in governor.",
     "python_limiter": "xeroguard's row is two ctypes calls (acquire, then release), each converting arguments and "
         "checking a status, against one pure-Python call that, with limits never reached, appends to a list.",
-    "python_classify": "the binding marshals the headers into C structs, calls the library, and parses its JSON "
-        "answer into a frozen Classification with enums; json.loads only parses.",
+    "python_classify": "on top of parsing the body in the library, the binding joins the headers into one "
+        "buffer, makes the ctypes call and builds a frozen Classification with enums from the struct it fills; "
+        "reading a text field first fetches the library's JSON form and parses it (the '.validation_messages' "
+        "row); json.loads only parses.",
     "redis_decision": "a xeroguard decision is two scripts, acquire and release (the permit for the tenant's calls "
         "in flight is given back), and its acquire script checks and records every window (tenant minute and day, "
         "app minute), the blocks and the permit lease at once on the server's clock (with its stored floor), and "
@@ -191,13 +193,14 @@ def python_section(results: Path) -> List[str]:
                   for r in rows])
     if any(not r["limiter"].startswith("xeroguard") and r["us_per_op"] < ours[r["scenario"]]["us_per_op"] for r in rows):
         out += why([("where a peer is faster", WHY_SLOWER["python_limiter"])])
-    out += ["", "`classify` through the binding (header marshalling, the native call, the JSON result turned into a "
-            "`Classification`), beside `json.loads` of the same body:", ""]
+    out += ["", "`classify` through the binding (the headers joined into one buffer, the native call, the struct "
+            "it fills read into a `Classification`), beside `json.loads` of the same body:", ""]
     out += table(["case", "xeroguard.classify", "json.loads", "xeroguard vs json.loads"],
                  [[r["case"], f"{r['classify_us']:.1f} µs", f"{r['json_loads_us']:.1f} µs" if r.get("json_loads_us") else "—",
                    ratio(r["classify_us"], r["json_loads_us"]) if r.get("json_loads_us") else "—"]
                   for r in data["classify_rows"]])
-    out += why([("classify in Python", WHY_SLOWER["python_classify"])])
+    if any(r.get("json_loads_us") and r["classify_us"] > r["json_loads_us"] for r in data["classify_rows"]):
+        out += why([("classify in Python", WHY_SLOWER["python_classify"])])
     out += ["", "Notes from the run:", ""] + [f"- {note}" for note in data.get("notes", [])]
     return out
 
@@ -217,7 +220,8 @@ def redis_section(results: Path) -> List[str]:
                   "Redis script µs per decision"],
                  [[r["limiter"], r["api"], f"{r['p50_us']:.0f} µs", f"{r['p99_us']:.0f} µs", f"{r['ops_per_s']:,}",
                    f"{r['script_calls_per_decision']:.2f}",
-                   ", ".join(f"{v:.1f}" for v in r["script_usec_per_call"].values()) or "—",
+                   ", ".join(f"{name.upper()} {v:.1f}"
+                             for name, v in sorted(r["script_usec_per_call"].items(), reverse=True)) or "—",
                    f"{r['script_usec_per_decision']:.1f}"] for r in rows])
     py_row = next((r for r in rows if r["key"] == "xeroguard-python"), None)
     if c_row and py_row:
