@@ -67,30 +67,46 @@ impl LuaScript {
     }
 }
 
+/// A script per operation, by name, so that an operation without one does not compile.
 struct Scripts {
-    by_op: Vec<(Op, LuaScript)>,
+    acquire: LuaScript,
+    peek: LuaScript,
+    record: LuaScript,
+    release: LuaScript,
+    reserve: LuaScript,
+    cancel: LuaScript,
+    observe: LuaScript,
+    snapshot: LuaScript,
     init: LuaScript,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
     let with_engine = |body: &str| LuaScript::new(format!("{PRELUDE}\n{ENGINE}\n{body}"));
     Scripts {
-        by_op: vec![
-            (Op::Acquire, with_engine(include_str!("acquire.lua"))),
-            (Op::Peek, with_engine(include_str!("peek.lua"))),
-            (Op::Record, with_engine(include_str!("record.lua"))),
-            (Op::Release, LuaScript::new(format!("{PRELUDE}\n{}", include_str!("release.lua")))),
-            (Op::Reserve, with_engine(include_str!("reserve.lua"))),
-            (Op::Cancel, with_engine(include_str!("cancel.lua"))),
-            (Op::Observe, with_engine(include_str!("observe.lua"))),
-            (Op::Snapshot, with_engine(include_str!("snapshot.lua"))),
-        ],
+        acquire: with_engine(include_str!("acquire.lua")),
+        peek: with_engine(include_str!("peek.lua")),
+        record: with_engine(include_str!("record.lua")),
+        release: LuaScript::new(format!("{PRELUDE}\n{}", include_str!("release.lua"))),
+        reserve: with_engine(include_str!("reserve.lua")),
+        cancel: with_engine(include_str!("cancel.lua")),
+        observe: with_engine(include_str!("observe.lua")),
+        snapshot: with_engine(include_str!("snapshot.lua")),
         init: LuaScript::new(include_str!("init.lua").to_owned()),
     }
 });
 
 fn script(op: Op) -> &'static LuaScript {
-    &SCRIPTS.by_op.iter().find(|(o, _)| *o == op).expect("a script per operation").1
+    let scripts = &*SCRIPTS;
+    match op {
+        Op::Acquire => &scripts.acquire,
+        Op::Peek => &scripts.peek,
+        Op::Record => &scripts.record,
+        Op::Release => &scripts.release,
+        Op::Reserve => &scripts.reserve,
+        Op::Cancel => &scripts.cancel,
+        Op::Observe => &scripts.observe,
+        Op::Snapshot => &scripts.snapshot,
+    }
 }
 
 /// A fresh operation id: random, non-zero, below 2^63 (the top bit marks local-share permits).
