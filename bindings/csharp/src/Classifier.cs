@@ -1,10 +1,10 @@
 using System;
 using System.Collections.Generic;
-using System.Runtime.InteropServices;
+using System.Text;
 
 namespace XeroGuard
 {
-    /// <summary>Classifies Xero responses through the native library (xg_classify, xg_classify_raw).</summary>
+    /// <summary>Classifies Xero responses through the native library (xg_classify_flat, xg_classify_raw).</summary>
     public static class Classifier
     {
         /// <summary>Classifies a response given as status, headers (any casing; repeat a name for several values) and body bytes.</summary>
@@ -24,60 +24,31 @@ namespace XeroGuard
                 throw new ArgumentOutOfRangeException("status", status, "an HTTP status fits in 16 bits");
             Native.EnsureAbi();
 
-            // All header text goes into one UTF-8 blob, pinned once, with (offset, length) pairs into it.
-            var spans = new List<int>();
-            var blob = new List<byte>();
-            if (headers != null)
-            {
-                foreach (var h in headers)
-                {
-                    if (h.Key == null) throw new ArgumentException("a header name is null", "headers");
-                    foreach (var text in new[] { h.Key, h.Value })
-                    {
-                        byte[] bytes = Native.Utf8(text) ?? new byte[0];
-                        spans.Add(blob.Count);
-                        spans.Add(bytes.Length);
-                        blob.AddRange(bytes);
-                    }
-                }
-            }
-            byte[] blobArray = blob.ToArray();
-            var nativeHeaders = new XgHeader[spans.Count / 4];
-            if (body == null) body = new byte[0];
+            byte[] headerBlock = HeaderBlock(headers);
+            var result = new XgClassification { StructSize = Native.SizeOf<XgClassification>() };
+            IntPtr json;
+            Native.Ensure(NativeMethods.xg_classify_flat((ushort)status, headerBlock, Native.Len(headerBlock), body,
+                Native.Len(body), UnixMs(now), ref result, out json));
+            return new Classification(result, Native.TakeString(json));
+        }
 
-            GCHandle blobPin = GCHandle.Alloc(blobArray, GCHandleType.Pinned);
-            GCHandle headersPin = GCHandle.Alloc(nativeHeaders, GCHandleType.Pinned);
-            GCHandle bodyPin = GCHandle.Alloc(body, GCHandleType.Pinned);
-            try
+        // xg_classify_flat's headers: every name and value in order, separated by NUL bytes, as one UTF-8 buffer
+        // (one encode, no header structs to build or pin). HTTP forbids NUL in a header (RFC 9110 section 5.5), so
+        // one inside a name or value is refused here rather than read as a separator.
+        private static byte[] HeaderBlock(IEnumerable<KeyValuePair<string, string>> headers)
+        {
+            if (headers == null) return null;
+            var text = new StringBuilder();
+            foreach (var h in headers)
             {
-                IntPtr blobPtr = blobPin.AddrOfPinnedObject();
-                for (int i = 0; i < nativeHeaders.Length; i++)
-                {
-                    nativeHeaders[i].Name = IntPtr.Add(blobPtr, spans[4 * i]);
-                    nativeHeaders[i].NameLen = (UIntPtr)spans[4 * i + 1];
-                    nativeHeaders[i].Value = IntPtr.Add(blobPtr, spans[4 * i + 2]);
-                    nativeHeaders[i].ValueLen = (UIntPtr)spans[4 * i + 3];
-                }
-                var response = new XgResponse
-                {
-                    Status = (ushort)status,
-                    Headers = nativeHeaders.Length == 0 ? IntPtr.Zero : headersPin.AddrOfPinnedObject(),
-                    HeaderCount = (UIntPtr)nativeHeaders.Length,
-                    Body = body.Length == 0 ? IntPtr.Zero : bodyPin.AddrOfPinnedObject(),
-                    BodyLen = (UIntPtr)body.Length,
-                    NowUnixMs = UnixMs(now),
-                };
-                var result = new XgClassification { StructSize = Native.SizeOf<XgClassification>() };
-                IntPtr json;
-                Native.Ensure(NativeMethods.xg_classify(ref response, ref result, out json));
-                return new Classification(result, Native.TakeString(json));
+                if (h.Key == null) throw new ArgumentException("a header name is null", "headers");
+                if (h.Key.IndexOf('\0') >= 0 || (h.Value != null && h.Value.IndexOf('\0') >= 0))
+                    throw new ArgumentException("header " + h.Key.Replace('\0', ' ') +
+                        ": names and values cannot contain NUL (RFC 9110 section 5.5)", "headers");
+                if (text.Length > 0) text.Append('\0');
+                text.Append(h.Key).Append('\0').Append(h.Value);
             }
-            finally
-            {
-                bodyPin.Free();
-                headersPin.Free();
-                blobPin.Free();
-            }
+            return Native.Utf8(text.ToString());
         }
 
         /// <summary>Classifies a raw HTTP response as <c>curl -i</c> saves it (status line, headers, blank line, body).</summary>

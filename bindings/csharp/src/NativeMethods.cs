@@ -206,11 +206,12 @@ namespace XeroGuard
         internal static extern uint xg_abi_version();
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int xg_classify(ref XgResponse response, ref XgClassification output, out IntPtr jsonOut);
-
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_body_bytes_to_classify(ushort status, byte[] contentType, UIntPtr contentTypeLen,
             out ulong output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_classify_flat(ushort status, byte[] headers, UIntPtr headersLen, byte[] body,
+            UIntPtr bodyLen, long nowUnixMs, ref XgClassification output, out IntPtr jsonOut);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_classify_raw(byte[] raw, UIntPtr rawLen, long nowUnixMs,

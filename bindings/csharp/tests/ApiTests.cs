@@ -93,10 +93,26 @@ namespace XeroGuard.Tests
                 Assert.Equal(TimeSpan.FromSeconds(42), c.RecommendedWait, "recommended wait");
             });
 
+            r.Run("classify/headers_in_order_empty_and_repeated", () =>
+            {
+                var c = Classifier.Classify(429, new[] { H("X-Empty", ""), H("X-Null", null), H("Retry-After", "9"), H("retry-after", "3") }, null);
+                Assert.Equal(9000L, c.RetryAfterMs, "the first Retry-After, after empty and null values");
+                var alone = Classifier.Classify(429, new[] { H("Retry-After", "3") }, null);
+                Assert.Equal(3000L, alone.RetryAfterMs, "one header");
+                Assert.Equal(Category.RateLimited, Classifier.Classify(429, new KeyValuePair<string, string>[0], null).Category, "no headers");
+            });
+
             r.Run("classify/rejects_bad_input", () =>
             {
                 Assert.Throws<ArgumentOutOfRangeException>(() => Classifier.Classify(70000, null, null), "status beyond 16 bits");
                 Assert.Throws<ArgumentException>(() => Classifier.Classify(200, new[] { H("X-Bad", "\ud800") }, null), "lone surrogate");
+                // HTTP forbids NUL in a header; the library reads the headers as one NUL-separated buffer.
+                Assert.Throws<ArgumentException>(() => Classifier.Classify(429, new[] { H("Retry-After", "7\0X-A") }, null), "NUL in a value");
+                Assert.Throws<ArgumentException>(() => Classifier.Classify(429, new[] { H("Retry\0After", "7") }, null), "NUL in a name");
+                var smuggled = Assert.Throws<ArgumentException>(() => Classifier.Classify(200, new[] { H("X-A\0Retry-After", "7\0X-B") }, null),
+                    "NULs that would read as a Retry-After header of their own");
+                Assert.True(smuggled.Message.Contains("cannot contain NUL"), "refused by the binding: " + smuggled.Message);
+                Assert.Throws<ArgumentException>(() => Classifier.Classify(429, new[] { H(null, "7") }, null), "no name");
                 var tooMany = Enumerable.Range(0, 1025).Select(i => H("X-H" + i, "v"));
                 var e = Assert.Throws<TooLargeException>(() => Classifier.Classify(200, tooMany, null), "1025 headers");
                 Assert.Equal(6, e.Status, "status code");
