@@ -3,23 +3,30 @@
 //! message/modelState, `error` words (token endpoint, OAuth2 resource errors), and summarizeErrors=false batches.
 //! Keys match in either casing.
 
+use std::borrow::Cow;
+
 use super::dom::{Array, Document, Kind, Object, Value};
 use super::facts::{BodyFacts, UniqueList};
 
-/// How many times a malformed body is repaired and re-parsed before giving up.
-const MAX_REPAIRS: usize = 16;
+/// How many times a body is parsed, repairing between attempts what real bodies get wrong: a bare
+/// `"problem": {…}` fragment (as Xero's docs show it), a body cut short, and stray tokens such as the `...` in
+/// documentation samples.
+const MAX_PARSES: usize = 16;
 
 pub(crate) fn read(text: &str, facts: &mut BodyFacts) {
-    // Well-formed bodies (nearly all) parse in place; only a repair needs a copy to edit.
-    if !text.starts_with('"')
-        && let Ok(document) = Document::parse(text)
-    {
-        return read_document(document.root(), facts);
-    }
-    if let Some(repaired) = repair(text)
-        && let Ok(document) = Document::parse(&repaired)
-    {
-        read_document(document.root(), facts);
+    // Well-formed bodies (nearly all) parse in place on the first pass; only a repair makes a copy to edit.
+    let mut candidate = if text.starts_with('"') { Cow::Owned(format!("{{{text}}}")) } else { Cow::Borrowed(text) };
+    for _ in 0..MAX_PARSES {
+        let repaired = match Document::parse(&candidate) {
+            Ok(document) => return read_document(document.root(), facts),
+            Err(err) if err.is_eof() => close_truncated(&candidate),
+            Err(err) if err.is_syntax() => {
+                byte_offset(&candidate, err.line(), err.column()).and_then(|at| drop_stray_token(&candidate, at))
+            }
+            Err(_) => None,
+        };
+        let Some(repaired) = repaired else { return };
+        candidate = Cow::Owned(repaired);
     }
 }
 
@@ -39,24 +46,6 @@ fn read_top_level_array(items: Array<'_>, facts: &mut BodyFacts) {
         read_problem(first, facts);
     }
     read_collection(items, facts);
-}
-
-/// What real bodies get wrong, repaired: a bare `"problem": {…}` fragment (as Xero's docs show it), a body cut
-/// short, and stray tokens such as the `...` in documentation samples. The text that parses, or `None`.
-fn repair(text: &str) -> Option<String> {
-    let mut candidate = if text.starts_with('"') { format!("{{{text}}}") } else { text.to_owned() };
-    for _ in 0..MAX_REPAIRS {
-        match Document::parse(&candidate) {
-            Ok(_) => return Some(candidate),
-            Err(err) if err.is_eof() => candidate = close_truncated(&candidate)?,
-            Err(err) if err.is_syntax() => {
-                let at = byte_offset(&candidate, err.line(), err.column())?;
-                candidate = drop_stray_token(&candidate, at)?;
-            }
-            Err(_) => return None,
-        }
-    }
-    None
 }
 
 fn byte_offset(text: &str, line: usize, column: usize) -> Option<usize> {
