@@ -286,13 +286,11 @@ fn backoff_and_buffers_refuse_bad_arguments() {
         xg_method_is_write(method.as_ptr().cast(), method.len(), ptr::null_mut())
     });
     assert!(write, "a refused call wrote its output");
-    for (method, expected) in [("POST", true), ("put", true), ("PATCH", true), ("PURGE", true), ("GET", false)] {
+    let writes = [("POST", true), ("put", true), ("PATCH", true), ("PURGE", true)];
+    let reads = [("GET", false), ("head", false), ("OPTIONS", false), ("Delete", false)];
+    for (method, expected) in writes.into_iter().chain(reads) {
         assert_eq!(unsafe { xg_method_is_write(method.as_ptr().cast(), method.len(), &mut write) }, XG_STATUS_OK);
         assert_eq!(write, expected, "{method}");
-    }
-    for method in ["head", "OPTIONS", "Delete"] {
-        assert_eq!(unsafe { xg_method_is_write(method.as_ptr().cast(), method.len(), &mut write) }, XG_STATUS_OK);
-        assert!(!write, "{method}");
     }
 
     // xg_body_bytes_to_classify: a content type with a length and no pointer, or nowhere to write.
