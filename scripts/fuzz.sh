@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Fuzzes every target for SECONDS each (default 10: the smoke run in the test command). Seeds come from
 # ../shared/fixtures; crashes land in fuzz/artifacts/<target>/ and fail the run.
-# Longer run: scripts/fuzz.sh 600
+# Longer run: scripts/fuzz.sh 600. `scripts/fuzz.sh --build-only` builds the targets and stops (the test command
+# builds them beside its other builds, then runs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
+# The fuzz crate is a workspace of its own with its own flags (sanitizers): its own target directory.
+export CARGO_TARGET_DIR="$PWD/fuzz/target"
 shared="${XEROGUARD_SHARED:-../shared}"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
@@ -29,6 +32,7 @@ done
 echo "== build the fuzz targets (AddressSanitizer)"
 cargo fuzz build --fuzz-dir fuzz 2>&1 | grep -E "^(error|warning)" -A6 || true
 cargo fuzz build --fuzz-dir fuzz >/dev/null 2>&1 || { echo "fuzz.sh: building the fuzz targets failed" >&2; exit 1; }
+[ "$seconds" = --build-only ] && exit 0
 
 for target in classify_raw classify_structured limiter_ops; do
   corpus="fuzz/corpus/$target"

@@ -14,8 +14,8 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The directory holding libxeroguard.so (target/<profile>/, above deps/). `cargo test` builds the library as an
-/// rlib only, so the shared library is built here once (a no-op when it is fresh).
+/// The directory holding libxeroguard.so (target/<profile>/, above deps/). `cargo test` builds the shared library
+/// but leaves it in deps/ under a hashed name, so it is built here once more as a root (a no-op when it is fresh).
 fn library_dir() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test executable path");
@@ -23,7 +23,27 @@ fn library_dir() -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "--lib", "--quiet"]).current_dir(repo());
+        // With this test target, so that features resolve as for the test build (dev-dependencies included): the
+        // library `cargo test` just built is reused, not relinked with other features.
+        build.args(["build", "--lib", "--test", "c_suite", "--quiet"]).current_dir(repo());
+        // Without what cargo set for this test process: a build script that watches one of these (ring's watches
+        // CARGO_MANIFEST_DIR and OUT_DIR) would rebuild here, and the next `cargo test` would rebuild it back.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let per_crate = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_",
+                "CARGO_TARGET_TMPDIR",
+            ];
+            if per_crate.iter().any(|prefix| name.starts_with(prefix))
+                || ["CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"].contains(&&*name)
+            {
+                build.env_remove(&*name);
+            }
+        }
         if dir.file_name().is_some_and(|p| p == "release") {
             build.arg("--release");
         }
@@ -57,10 +77,13 @@ fn work_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Compiles `sources` into an executable and returns its path; panics with the compiler's output on failure.
+/// Compiles `sources` into an executable and returns its path; panics with the compiler's output on failure. A
+/// program is compiled once per mode: the valgrind run (same flags) reuses what the plain run built, unless a source,
+/// the headers or the library changed since, or the command line differs (kept beside it in a `.cmd` file).
 fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], exe: &Path) {
     let lib = library_dir();
-    let output = Command::new(compiler)
+    let mut command = Command::new(compiler);
+    command
         .args(flags)
         .args(sanitize_flags())
         .arg("-I")
@@ -73,10 +96,20 @@ fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], exe: &Path) {
         .arg(format!("-L{}", lib.display()))
         .arg("-lxeroguard")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-pthread")
-        .output()
-        .unwrap_or_else(|e| panic!("running {compiler}: {e} (install gcc/g++)"));
+        .arg("-pthread");
+    let line = format!("{command:?}");
+    let stamp = exe.with_extension("cmd");
+    let inputs = [repo().join("include/xeroguard.h"), repo().join("tests/c/check.h"), lib.join("libxeroguard.so")];
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = std::fs::read_to_string(&stamp).is_ok_and(|previous| previous == line)
+        && modified(exe)
+            .is_some_and(|built| sources.iter().chain(&inputs).all(|i| modified(i).is_some_and(|m| m <= built)));
+    if fresh {
+        return;
+    }
+    let output = command.output().unwrap_or_else(|e| panic!("running {compiler}: {e} (install gcc/g++)"));
     assert!(output.status.success(), "{compiler} failed for {sources:?}:\n{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::write(&stamp, line).expect("writing the compile stamp");
 }
 
 /// Runs a test program and asserts it succeeded; returns its stdout. `XEROGUARD_C_WRAPPER` runs it under a tool,

@@ -1,5 +1,5 @@
 //! A panic inside an export becomes XG_STATUS_PANIC with a message, never an abort, and the library keeps working.
-//! Needs the test-only feature: cargo test --features fault-injection --test ffi_panic
+//! Needs the test-only feature `fault-injection`, which every test build has (Cargo.toml's dev-dependencies).
 #![cfg(feature = "fault-injection")]
 
 use std::ffi::CStr;

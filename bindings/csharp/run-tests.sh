@@ -34,7 +34,7 @@ echo "== cargo build --release"
 
 echo "== compile (mcs)"
 rm -rf "$BUILD" && mkdir -p "$BUILD"
-cp "$ROOT/target/release/libxeroguard.so" "$BUILD/"
+cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/libxeroguard.so" "$BUILD/"
 REFS="-r:System.dll -r:System.Core.dll -r:System.Xml.dll -r:System.Net.Http.dll -r:System.Runtime.Serialization.dll"
 # -doc with warning level 4 reports every public member without XML docs (CS1591); -warnaserror+ fails on it.
 mcs -nologo -warn:4 -warnaserror+ -target:library -doc:"$BUILD/XeroGuard.xml" -out:"$BUILD/XeroGuard.dll" $REFS "$HERE"/src/*.cs
