@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use xeroguard::pacing::{Feedback, RedisOptions};
-use xeroguard::{Action, Clock, Decision, Limiter, Limits, classify_raw};
+use xeroguard::{Action, Clock, Decision, Limiter, Limits, classify_raw, human_duration as human, refusal_in_words};
 
 const USAGE: &str = "\
 usage: xeroguard classify [--pretty] [--exit-code] [FILE]
@@ -218,28 +218,6 @@ fn snapshot_command(args: &[String]) -> ExitCode {
     }
 }
 
-/// A duration for people: "850 ms", "17 s", "60.5 s", "5 min", "1 min 30 s", "24 h". Fractions of a second
-/// are kept (the limiter's waits are exact), so under 10 minutes those stay in seconds.
-fn human(ms: u64) -> String {
-    let seconds = |ms: u64| {
-        let text = format!("{}.{:03}", ms / 1000, ms % 1000);
-        format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
-    };
-    match ms {
-        0..1000 => format!("{ms} ms"),
-        1000..60_000 => seconds(ms),
-        60_000..600_000 if !ms.is_multiple_of(1000) => seconds(ms),
-        60_000..3_600_000 => match ms % 60_000 {
-            0 => format!("{} min", ms / 60_000),
-            rest => format!("{} min {}", ms / 60_000, seconds(rest)),
-        },
-        _ => match (ms % 3_600_000) / 60_000 {
-            0 => format!("{} h", ms / 3_600_000),
-            minutes => format!("{} h {minutes} min", ms / 3_600_000),
-        },
-    }
-}
-
 /// Cuts text to `width` characters, marking the cut.
 fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
@@ -309,7 +287,9 @@ fn demo_pacing(out: &mut String) {
                 limiter.release(permit, now).expect("a permit just granted");
                 ("granted".to_owned(), None)
             }
-            Decision::Refused(r) => (format!("wait {} ({})", human(r.wait_ms), r.reason), Some(r.wait_ms)),
+            Decision::Refused(r) => {
+                (refusal_in_words(r.reason, r.wait_ms, Some(limits.tenant_concurrency)), Some(r.wait_ms))
+            }
         };
         let _ = writeln!(out, "{:>12}  {call:>5}  {text}{note}", human(now));
         wait

@@ -205,11 +205,11 @@ fn demo_shows_both_jobs_within_100_columns() {
     for text in [
         "2-59  granted, each",
         "29.5 s     60  granted",
-        "30 s     61  wait 30.5 s (minute)",
-        "34.5 s     70  wait 26 s (minute)",
+        "30 s     61  minute limit: next call in 30.5 s",
+        "34.5 s     70  minute limit: next call in 26 s",
         "60 of 70 granted in the first minute",
         "60.5 s     61  granted",
-        "60.5 s     71  wait 17 s (retry_after)",
+        "60.5 s     71  retry_after: the server asked to wait; next call in 17 s",
         "77.5 s     71  granted",
     ] {
         assert!(stdout.contains(text), "demo lacks {text:?}:\n{stdout}");
