@@ -1,5 +1,7 @@
-//! The `xeroguard` command: `classify` prints the §5 JSON of a raw HTTP response (as `curl -i` saves it); `demo`
-//! shows both jobs on embedded data: a response of each kind classified, then calls paced on a manual clock.
+//! The `xeroguard` command: `classify` prints the §5 JSON of a raw HTTP response (as `curl -i` saves it) and, for
+//! scripts, exits with what to do next as the library decides it for the request's method and Idempotency-Key;
+//! `demo` shows both jobs on embedded data: a response of each kind classified, then calls paced on a manual clock;
+//! `snapshot` shows a tenant's shared pacing state in Redis.
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
