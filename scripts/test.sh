@@ -90,35 +90,52 @@ stage() {
 declare -A LANES=()
 lane() {
   local name="$1"; shift
+  set -m  # a process group of its own, so that a failure elsewhere can stop all of it
   ( stage "$name" "$@" ) > "$LOGS/$name.log" 2>&1 &
-  LANES[$name]=$!
+  set +m
+  LANES[$!]="$name"
 }
+# Waits for every lane; when one fails, stops the others and shows its log.
 join_lanes() {
-  local failed=0 name
-  for name in "${!LANES[@]}"; do
-    if ! wait "${LANES[$name]}"; then
-      echo "== lane '$name' failed; its log ($LOGS/$name.log) ends:" >&2
-      tail -n 80 "$LOGS/$name.log" >&2
-      failed=1
+  local pid
+  while [ ${#LANES[@]} -gt 0 ]; do
+    if wait -n -p pid "${!LANES[@]}"; then
+      unset "LANES[$pid]"
+      continue
     fi
+    echo "== lane '${LANES[$pid]}' failed; its log ($LOGS/${LANES[$pid]}.log) ends:" >&2
+    tail -n 80 "$LOGS/${LANES[$pid]}.log" >&2
+    unset "LANES[$pid]"
+    for pid in "${!LANES[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    wait 2>/dev/null
+    return 1
   done
-  LANES=()
-  return $failed
+}
+
+# step NAME COMMAND...: one timed part of a lane (its duration is listed with the stages, indented).
+step() {
+  local name="$1"; shift
+  local start; start=$(date +%s)
+  echo "-- $name"
+  "$@"
+  printf '%s\t%s\t%s\n' "  $name" "$(( $(date +%s) - start ))" ok >> "$TIMES"
 }
 
 debug_lane() {
-  cargo fmt --check
+  step "cargo fmt --check" cargo fmt --check
   (cd fuzz && cargo fmt --check)
-  cargo clippy --all-targets -- -D warnings
-  cargo test --all-targets --no-run
-  cargo build --lib --test c_suite  # the debug shared library the C programs link (as tests/c_suite.rs builds it)
+  step "cargo clippy --all-targets -D warnings" cargo clippy --all-targets -- -D warnings
+  step "cargo test --no-run (the test build)" cargo test --all-targets --no-run
+  # The debug shared library the C programs link, as tests/c_suite.rs builds it.
+  step "cargo build --lib (debug, for C)" cargo build --lib --test c_suite
 }
 release_lane() {
-  cargo build --release  # the shipped library: the bindings' suites, the fleet and make install use this one
-  bash scripts/fuzz.sh --build-only
+  # The shipped library: the bindings' suites, the fleet and make install use this one.
+  step "cargo build --release" cargo build --release
+  step "fuzz targets (ASan)" bash scripts/fuzz.sh --build-only
   rm -rf "$XEROGUARD_PREBUILT_DIST"
-  bash scripts/build-python-dist.sh "$XEROGUARD_PREBUILT_DIST" > "$XEROGUARD_PREBUILT_DIST.log" 2>&1 \
-    || { tail -n 60 "$XEROGUARD_PREBUILT_DIST.log"; return 1; }
+  step "Python sdist and manylinux wheel" bash -c 'bash scripts/build-python-dist.sh "$0" > "$0.log" 2>&1 \
+    || { tail -n 60 "$0.log"; exit 1; }' "$XEROGUARD_PREBUILT_DIST"
 }
 
 echo "== builds, in two lanes (logs in $LOGS)"

@@ -2,7 +2,6 @@
 //! Needs the test-only feature `fault-injection`, which every test build has (Cargo.toml's dev-dependencies).
 #![cfg(feature = "fault-injection")]
 
-use std::ffi::CStr;
 use std::ptr;
 
 use xeroguard::ffi::*;
