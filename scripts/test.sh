@@ -8,9 +8,10 @@
 # Speed: one target directory; the library every binding loads is built once (`cargo build --release`, the shipped
 # form) and installed into each venv as it is (XEROGUARD_PREBUILT_LIBRARY); the test build carries the
 # fault-injection hook (Cargo.toml's dev-dependencies), so nothing is rebuilt for the panic test; the C programs are
-# compiled once per mode. The builds run in two lanes side by side (debug: lints and tests; release: the library,
-# the fuzz targets and the Python release files); the suites then run one after another, since several check
-# latencies. Each stage's duration is printed at the end.
+# compiled once per mode. The builds run in two lanes side by side (debug: lints, the test build and the Python
+# release files; release: the library and the fuzz targets); the suites then run one after another, since several
+# check latencies, except the C programs under valgrind and ASan beside the fuzz smoke run. Each stage's duration
+# is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -128,27 +129,33 @@ debug_lane() {
   step "cargo test --no-run (the test build)" cargo test --all-targets --no-run
   # The debug shared library the C programs link, as tests/c_suite.rs builds it.
   step "cargo build --lib (debug, for C)" cargo build --lib --test c_suite
+  rm -rf "$XEROGUARD_PREBUILT_DIST"
+  step "Python sdist and manylinux wheel" bash -c 'bash scripts/build-python-dist.sh "$0" > "$0.log" 2>&1 \
+    || { tail -n 60 "$0.log"; exit 1; }' "$XEROGUARD_PREBUILT_DIST"
 }
 release_lane() {
   # The shipped library: the bindings' suites, the fleet and make install use this one.
   step "cargo build --release" cargo build --release
   step "fuzz targets (ASan)" bash scripts/fuzz.sh --build-only
-  rm -rf "$XEROGUARD_PREBUILT_DIST"
-  step "Python sdist and manylinux wheel" bash -c 'bash scripts/build-python-dist.sh "$0" > "$0.log" 2>&1 \
-    || { tail -n 60 "$0.log"; exit 1; }' "$XEROGUARD_PREBUILT_DIST"
+}
+memory_lane() {
+  step "C suites under valgrind memcheck" env \
+    XEROGUARD_C_WRAPPER="valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite" \
+    cargo test --test c_suite
+  step "C suites under ASan + UBSan" env XEROGUARD_C_SANITIZE=1 cargo test --test c_suite
 }
 
 echo "== builds, in two lanes (logs in $LOGS)"
-lane "build (debug): fmt, clippy, test build" debug_lane
-lane "build (release): library, fuzz targets, Python dist" release_lane
+lane "build (debug): fmt, clippy, test build, Python dist" debug_lane
+lane "build (release): library, fuzz targets" release_lane
 join_lanes
 
 stage "Rust, C and C++ suites (cargo test)" cargo test --all-targets
-stage "C suites under valgrind memcheck" env \
-  XEROGUARD_C_WRAPPER="valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite" \
-  cargo test --test c_suite
-stage "C suites under ASan + UBSan" env XEROGUARD_C_SANITIZE=1 cargo test --test c_suite
-stage "fuzz smoke run (10 s per target; longer: scripts/fuzz.sh 600)" bash scripts/fuzz.sh 10
+# Neither checks a latency: side by side.
+echo "== the C programs under valgrind and under ASan, beside the fuzz smoke run (logs in $LOGS)"
+lane "C suites under valgrind, then ASan + UBSan" memory_lane
+lane "fuzz smoke run (10 s per target; longer: scripts/fuzz.sh 600)" bash scripts/fuzz.sh 10
+join_lanes
 stage "Python suite" bash bindings/python/run-tests.sh
 stage "C# suite (Mono)" bash bindings/csharp/run-tests.sh
 # The bindings venv (made by the Python suite) has xeroguard, httpx and pytest; the C# suite built the binding.
