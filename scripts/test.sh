@@ -55,7 +55,7 @@ LOGS="$CARGO_TARGET_DIR/test-logs"
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 # Every venv below installs this library instead of building its own (bindings/python/setup.py).
 export XEROGUARD_PREBUILT_LIBRARY="$CARGO_TARGET_DIR/release/libxeroguard.so"
-# The Python release files, built in the release lane; the packaging tests check them (tests/packaging).
+# The Python release files, built in the debug lane; the packaging tests check them (tests/packaging).
 export XEROGUARD_PREBUILT_DIST="$CARGO_TARGET_DIR/prebuilt-dist"
 
 TIMES="$LOGS/stages.tsv"
@@ -91,10 +91,11 @@ stage() {
 declare -A LANES=()
 lane() {
   local name="$1"; shift
+  local log="$LOGS/${name//[^A-Za-z0-9]/_}.log"
   set -m  # a process group of its own, so that a failure elsewhere can stop all of it
-  ( stage "$name" "$@" ) > "$LOGS/$name.log" 2>&1 &
+  ( stage "$name" "$@" ) > "$log" 2>&1 &
   set +m
-  LANES[$!]="$name"
+  LANES[$!]="$name"$'\t'"$log"
 }
 # Waits for every lane; when one fails, stops the others and shows its log.
 join_lanes() {
@@ -104,8 +105,9 @@ join_lanes() {
       unset "LANES[$pid]"
       continue
     fi
-    echo "== lane '${LANES[$pid]}' failed; its log ($LOGS/${LANES[$pid]}.log) ends:" >&2
-    tail -n 80 "$LOGS/${LANES[$pid]}.log" >&2
+    local name="${LANES[$pid]%%$'\t'*}" log="${LANES[$pid]#*$'\t'}"
+    echo "== lane '$name' failed; its log ($log) ends:" >&2
+    tail -n 80 "$log" >&2
     unset "LANES[$pid]"
     for pid in "${!LANES[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
     wait 2>/dev/null
