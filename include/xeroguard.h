@@ -7,8 +7,17 @@
  *    xg_last_error_message() gives a readable message for the calling thread.
  *  - Inputs are (pointer, length) pairs; a pointer may be NULL only with length 0. Text (tenant ids,
  *    header names and values) must be UTF-8; bodies are bytes.
- *  - Out-parameters are written only when XG_STATUS_OK is returned. Structs passed in or out begin with
- *    struct_size: set it to sizeof(the struct) first.
+ *  - Out-parameters are written only when XG_STATUS_OK is returned.
+ *  - Structs grow: every struct passed in or out begins with uint32_t struct_size; set it to sizeof(the struct)
+ *    first. A struct only ever grows by fields appended at its end, so programs built against an older header keep
+ *    working: the library reads the fields their smaller struct has (the others take their defaults) and writes only
+ *    those. On output the library sets struct_size to the bytes it filled, so a program built against a newer
+ *    header knows which of its fields an older library left alone. On input a struct larger than the library knows
+ *    is accepted only if the bytes it does not know are zero, else XG_STATUS_UNKNOWN_FIELDS: a newer field is never
+ *    dropped silently. Flags are uint8_t, 0 or 1; another value in an input is XG_STATUS_INVALID_ARGUMENT.
+ *  - Versions: xg_abi_version() is bumped only by a change an older program cannot survive; the library serves
+ *    programs built against any ABI from xg_abi_oldest_version() to xg_abi_version(). Check both at start-up, and
+ *    that xg_version() is at least XEROGUARD_VERSION_* (later versions add functions and fields).
  *  - Ownership: strings the library returns (char **json_out) are the caller's to free with
  *    xg_string_free(). Handles (xg_limiter *) are freed with xg_limiter_free(). Static strings
  *    (xg_version, *_name functions) are never freed.
@@ -28,8 +37,17 @@
 #define XEROGUARD_VERSION_MINOR 1
 #define XEROGUARD_VERSION_PATCH 0
 
-// The ABI version this header describes; bumped whenever a struct layout or a signature changes.
-#define XG_ABI_VERSION 2
+// The largest `struct_size` believed: a newer header's struct may be larger than this library's, but not by pages
+// (a garbage size must not make the library read far past the caller's struct).
+#define XG_MAX_STRUCT_SIZE 4096
+
+// The ABI version this header describes. It is bumped only by a change an older caller cannot survive (a function
+// removed or its signature changed, a struct changed other than by appending fields); appended fields, new functions
+// and new codes keep it. ABI 3 is the first whose structs grow (the rules at the top of this header).
+#define XG_ABI_VERSION 3
+
+// The oldest ABI whose callers this library still serves unchanged (the released C suites under tests/abi/ pass).
+#define XG_ABI_OLDEST_VERSION 2
 
 // The most headers `xg_classify` accepts (`XG_STATUS_TOO_LARGE` beyond).
 #define XG_MAX_HEADERS 1024
@@ -59,7 +77,7 @@
 #define XG_MAX_TENANT_ID_BYTES 256
 
 // How far ahead `xg_limiter_reserve` books at most (about 24.8 days); beyond it, `XG_STATUS_BOOKING_TOO_FAR`.
-#define XG_MAX_BOOKING_AHEAD_MS 2147483648
+#define XG_MAX_BOOKING_AHEAD_MS 2147483648ull
 
 // A deadline that never passes, for `xg_limiter_acquire_until`.
 #define XG_NO_DEADLINE UINT64_MAX
@@ -316,7 +334,8 @@ typedef struct {
   uint16_t status;
   uint32_t category;
   uint32_t action;
-  bool retryable;
+  // 1 exactly when `action` is `XG_ACTION_RETRY` (flags are 0 or 1; as input, anything else is refused).
+  uint8_t retryable;
   uint32_t rate_limit_problem;
   uint32_t auth_problem;
   int64_t retry_after_ms;
@@ -324,15 +343,15 @@ typedef struct {
   int64_t minute_remaining;
   int64_t day_remaining;
   int64_t app_minute_remaining;
-  bool has_error_number;
+  // 1 when `error_number` holds the body's ErrorNumber.
+  uint8_t has_error_number;
   int64_t error_number;
   uint32_t validation_message_count;
   uint32_t warning_count;
   uint32_t failed_element_count;
   // 1 when the server may have carried the request out (xero-reference §8: 500, 502, 504, other 5xx, Finance
   // `request-timeout`, and every result that is not retryable), 0 when it certainly did not (429, 503 rate limit,
-  // offline organisation or outage, OAuth1 `nonce_used`); `xg_resend` reads it. A byte, not a bool: it was
-  // added in ABI 2 where older callers have padding, and any value there must be harmless.
+  // offline organisation or outage, OAuth1 `nonce_used`); `xg_resend` reads it.
   uint8_t may_have_been_processed;
 } xg_classification;
 
@@ -354,7 +373,8 @@ typedef struct {
 // code saying why; `wait_ms` then holds the wait that was too long, else 0).
 typedef struct {
   uint32_t struct_size;
-  bool retry;
+  // 1: retry after `wait_ms`; 0: give up (`give_up` says why).
+  uint8_t retry;
   uint64_t wait_ms;
   uint32_t give_up;
 } xg_backoff_decision;
@@ -365,7 +385,8 @@ typedef struct {
   uint32_t struct_size;
   const char *method;
   size_t method_len;
-  bool has_idempotency_key;
+  // 1 when the request carries an `Idempotency-Key` header (0 or 1).
+  uint8_t has_idempotency_key;
 } xg_request;
 
 // One rolling window: at most `limit` calls in any `window_ms`, widened by `margin_ms`. `limit` 0 disables it.
@@ -409,7 +430,7 @@ typedef struct {
   // For `XG_FAILURE_POLICY_LOCAL`: how many processes share the limits (each keeps limit / workers, at least 1).
   uint32_t workers;
   // Write this limiter's limits into the store even if it holds others (otherwise the stored ones win).
-  bool replace_limits;
+  uint8_t replace_limits;
   // Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
   const char *tls_ca_file;
   size_t tls_ca_file_len;
@@ -419,7 +440,8 @@ typedef struct {
 // refused with the exact `wait_ms` until it would be granted and the `xg_reason` code.
 typedef struct {
   uint32_t struct_size;
-  bool granted;
+  // 1 when granted, 0 when refused.
+  uint8_t granted;
   uint64_t permit;
   uint64_t wait_ms;
   uint32_t reason;
@@ -504,6 +526,10 @@ typedef struct {
 // The shared store answered with an error (e.g. its key prefix runs on another clock); the message has it.
 #define XG_STATUS_STORE_ERROR 14
 
+// An input struct sets a field this library does not know: its `struct_size` is a newer header's and a byte past
+// this library's struct is not zero. Use a library at least as new as the header, or leave the new fields zero.
+#define XG_STATUS_UNKNOWN_FIELDS 15
+
 // A panic inside the library was caught at the boundary. The library remains usable.
 #define XG_STATUS_PANIC 99
 
@@ -530,9 +556,14 @@ void xg_string_free(char *string);
 // The library version, e.g. `"0.1.0"`: a static string, never freed. Thread-safe.
 const char *xg_version(void);
 
-// The ABI version of the loaded library. Wrappers compare it at load time: a different value
-// means the struct layouts or function signatures differ. Thread-safe.
+// The ABI version the loaded library implements. It serves every caller built against an ABI from
+// `xg_abi_oldest_version()` to this one, so a caller checks `xg_abi_oldest_version() <= XG_ABI_VERSION <=
+// xg_abi_version()`, and that `xg_version()` is at least its header's `XEROGUARD_VERSION_*` (a function or field
+// added in a later version is missing from an older library). Thread-safe.
 uint32_t xg_abi_version(void);
+
+// The oldest ABI version whose callers the loaded library still serves (see `xg_abi_version`). Thread-safe.
+uint32_t xg_abi_oldest_version(void);
 
 // Classifies one response (xero-reference §6). Fills `*out` (if not NULL; set its `struct_size` first) and/or
 // stores in `*json_out` (if not NULL) the full §5 JSON object, a library-owned string to free with
@@ -606,13 +637,13 @@ xg_status xg_resend(const xg_request *request,
                     const xg_retry_policy *policy,
                     xg_backoff_decision *out);
 
-// Whether a request with this HTTP method (UTF-8, any case) is a write: `*out` true for POST, PUT, PATCH and any
-// method the library does not know, false for GET, HEAD, OPTIONS and DELETE. `xg_resend` never resends a write
+// Whether a request with this HTTP method (UTF-8, any case) is a write: `*out` 1 for POST, PUT, PATCH and any
+// method the library does not know, 0 for GET, HEAD, OPTIONS and DELETE. `xg_resend` never resends a write
 // the server may have carried out unless it carries an Idempotency-Key, so a guard adds one (the same on every
 // attempt) to each write before sending it. Thread safety: safe from any number of threads.
 xg_status xg_method_is_write(const char *method,
                              size_t method_len,
-                             bool *out);
+                             uint8_t *out);
 
 // The vocabulary word of an `xg_category` code (`"rate_limited"`, …): a static string, or NULL for an unknown
 // code. Thread-safe.

@@ -1,5 +1,9 @@
 //! Builds the C and C++ programs in tests/c/ and examples/c/ against include/xeroguard.h and the library this
 //! test run built, runs them, and fails on any failed check. Flags: C99 and C++17 with warnings as errors.
+//!
+//! The same programs as an older ABI's callers had them (tests/abi/N/: that release's header, C suite and examples)
+//! are built against their own header and run against this library too (the `abi2_*` tests): an older caller must
+//! keep working unchanged (README "Versions and compatibility").
 mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
@@ -70,26 +74,64 @@ fn sanitize_flags() -> &'static [&'static str] {
     }
 }
 
-fn work_dir(name: &str) -> PathBuf {
-    let mode = if sanitize_flags().is_empty() { "c-tests" } else { "c-tests-asan" };
-    let dir = library_dir().join(mode).join(name);
-    std::fs::create_dir_all(&dir).expect("c-tests dir");
-    dir
+/// Where one set of C programs and the header they were written against live.
+struct Suite {
+    /// Distinguishes its build directories: "" for this checkout's, "abi2" for ABI 2's.
+    name: &'static str,
+    include: &'static str,
+    c: &'static str,
+    examples: &'static str,
+}
+
+/// This checkout's programs and header.
+const CURRENT: Suite = Suite { name: "", include: "include", c: "tests/c", examples: "examples/c" };
+/// ABI 2's callers, as they were (tests/abi/README.md).
+const ABI2: Suite =
+    Suite { name: "abi2", include: "tests/abi/2", c: "tests/abi/2/c", examples: "tests/abi/2/examples" };
+
+impl Suite {
+    fn source(&self, dir: &str, file: &str) -> PathBuf {
+        repo().join(dir).join(file)
+    }
+
+    fn test_program(&self, file: &str) -> PathBuf {
+        self.source(self.c, file)
+    }
+
+    fn example(&self, file: &str) -> PathBuf {
+        self.source(self.examples, file)
+    }
+
+    fn work_dir(&self, name: &str) -> PathBuf {
+        let mode = if sanitize_flags().is_empty() { "c-tests" } else { "c-tests-asan" };
+        let dir = library_dir().join(mode).join(self.name).join(name);
+        std::fs::create_dir_all(&dir).expect("c-tests dir");
+        dir
+    }
+
+    /// Compiles `sources` (one program) as `name` in its own directory and runs it with `args`; returns its output.
+    fn run_program(&self, name: &str, sources: &[PathBuf], args: &[&str]) -> String {
+        let exe = self.work_dir(name).join(name);
+        let cpp = sources.iter().any(|s| s.extension().is_some_and(|e| e == "cpp"));
+        let (compiler, flags) = if cpp { ("g++", CXX_FLAGS) } else { ("cc", C_FLAGS) };
+        compile(compiler, flags, self, sources, &exe);
+        run(&exe, args)
+    }
 }
 
 /// Compiles `sources` into an executable and returns its path; panics with the compiler's output on failure. A
 /// program is compiled once per mode: the valgrind run (same flags) reuses what the plain run built, unless a source,
 /// the headers or the library changed since, or the command line differs (kept beside it in a `.cmd` file).
-fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], exe: &Path) {
+fn compile(compiler: &str, flags: &[&str], suite: &Suite, sources: &[PathBuf], exe: &Path) {
     let lib = library_dir();
     let mut command = Command::new(compiler);
     command
         .args(flags)
         .args(sanitize_flags())
         .arg("-I")
-        .arg(repo().join("include"))
+        .arg(repo().join(suite.include))
         .arg("-I")
-        .arg(repo().join("tests/c"))
+        .arg(repo().join(suite.c))
         .args(sources)
         .arg("-o")
         .arg(exe)
@@ -99,7 +141,8 @@ fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], exe: &Path) {
         .arg("-pthread");
     let line = format!("{command:?}");
     let stamp = exe.with_extension("cmd");
-    let inputs = [repo().join("include/xeroguard.h"), repo().join("tests/c/check.h"), lib.join("libxeroguard.so")];
+    let inputs =
+        [suite.source(suite.include, "xeroguard.h"), suite.test_program("check.h"), lib.join("libxeroguard.so")];
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let fresh = std::fs::read_to_string(&stamp).is_ok_and(|previous| previous == line)
         && modified(exe)
@@ -137,13 +180,6 @@ fn run(exe: &Path, args: &[&str]) -> String {
     stdout
 }
 
-fn c_program(name: &str, source: &str, args: &[&str]) -> String {
-    let dir = work_dir(name);
-    let exe = dir.join(name);
-    compile("cc", C_FLAGS, &[repo().join(source)], &exe);
-    run(&exe, args)
-}
-
 /// Writes conformance cases in the flat format tests/c/conformance.c reads.
 fn write_flat_cases(path: &Path, cases: &[common::Case]) {
     let mut out = Vec::new();
@@ -165,68 +201,86 @@ fn write_flat_cases(path: &Path, cases: &[common::Case]) {
 }
 
 /// Builds tests/c/conformance.c as `program` (one build per test, so the tests can run at once) and runs `cases`.
-fn run_c_conformance(program: &str, cases: &[common::Case]) {
-    let path = work_dir(program).join("cases.txt");
+fn run_c_conformance(suite: &Suite, program: &str, cases: &[common::Case]) {
+    let path = suite.work_dir(program).join("cases.txt");
     write_flat_cases(&path, cases);
     let count = cases.len().to_string();
-    let out = c_program(program, "tests/c/conformance.c", &[path.to_str().unwrap(), &count]);
+    let out = suite.run_program(program, &[suite.test_program("conformance.c")], &[path.to_str().unwrap(), &count]);
     assert!(out.contains(" passed, 0 failed"), "{out}");
 }
 
-#[test]
-fn c_conformance_cases() {
-    run_c_conformance("conformance", &common::load_cases());
+fn conformance_cases(suite: &Suite) {
+    run_c_conformance(suite, "conformance", &common::load_cases());
 }
 
-#[test]
-fn c_project_conformance_cases() {
-    run_c_conformance("conformance_project", &common::load_project_cases());
+fn project_conformance_cases(suite: &Suite) {
+    run_c_conformance(suite, "conformance_project", &common::load_project_cases());
 }
 
-#[test]
-fn c_bad_input_never_crashes() {
-    let out = c_program("bad_input", "tests/c/bad_input.c", &[]);
+/// A program of tests/c/ whose own checks must all pass.
+fn checks_pass(suite: &Suite, name: &str, args: &[&str]) {
+    let out = suite.run_program(name, &[suite.test_program(&format!("{name}.c"))], args);
     assert!(out.contains(" passed, 0 failed"), "{out}");
 }
 
-#[test]
-fn c_threads_classify_and_pace_concurrently() {
-    let out = c_program("threads", "tests/c/threads.c", &[]);
-    assert!(out.contains(" passed, 0 failed"), "{out}");
+fn bad_input_never_crashes(suite: &Suite) {
+    checks_pass(suite, "bad_input", &[]);
 }
 
-#[test]
-fn c_pacing_functions() {
-    let out = c_program("pacing", "tests/c/pacing.c", &[]);
-    assert!(out.contains(" passed, 0 failed"), "{out}");
+fn threads_classify_and_pace_concurrently(suite: &Suite) {
+    checks_pass(suite, "threads", &[]);
 }
 
-#[test]
-fn c_resend_follows_the_safe_retry_rules() {
-    let out = c_program("resend", "tests/c/resend.c", &[]);
-    assert!(out.contains(" passed, 0 failed"), "{out}");
+fn pacing_functions(suite: &Suite) {
+    checks_pass(suite, "pacing", &[]);
 }
 
-#[test]
-fn c_shared_limiter_on_redis() {
+fn resend_follows_the_safe_retry_rules(suite: &Suite) {
+    checks_pass(suite, "resend", &[]);
+}
+
+fn shared_limiter_on_redis(suite: &Suite) {
     let server = redis_support::RedisServer::start();
-    let out = c_program("redis", "tests/c/redis.c", &[&server.url()]);
-    assert!(out.contains(" passed, 0 failed"), "{out}");
+    checks_pass(suite, "redis", &[&server.url()]);
 }
 
-#[test]
-fn cpp_program_links_and_runs() {
-    let dir = work_dir("cpp");
-    let exe = dir.join("cpp_smoke");
-    compile("g++", CXX_FLAGS, &[repo().join("tests/c/cpp_smoke.cpp")], &exe);
-    let out = run(&exe, &[]);
+fn cpp_links_and_runs(suite: &Suite) {
+    let out = suite.run_program("cpp_smoke", &[suite.test_program("cpp_smoke.cpp")], &[]);
     assert!(out.contains("rate_limited"), "{out}");
 }
 
-#[test]
-fn readme_c_examples_run() {
-    let out = c_program("example_classify", "examples/c/classify.c", &[]);
+fn readme_examples_run(suite: &Suite) {
+    let out = suite.run_program("example_classify", &[suite.example("classify.c")], &[]);
     assert!(out.contains("rate_limited") && out.contains("17000"), "{out}");
-    let out = c_program("example_pacing", "examples/c/pacing.c", &[]);
+    let out = suite.run_program("example_pacing", &[suite.example("pacing.c")], &[]);
     assert!(out.contains("granted 60 of 70"), "{out}");
+}
+
+/// Each check as a test of this checkout's programs (`c_…`) and of ABI 2's (`abi2_…`).
+macro_rules! suites {
+    ($($check:ident: $current:ident, $abi2:ident;)*) => {$(
+        #[test]
+        fn $current() {
+            $check(&CURRENT);
+        }
+
+        #[test]
+        fn $abi2() {
+            $check(&ABI2);
+        }
+    )*};
+}
+
+suites! {
+    conformance_cases: c_conformance_cases, abi2_c_conformance_cases;
+    project_conformance_cases: c_project_conformance_cases, abi2_c_project_conformance_cases;
+    bad_input_never_crashes: c_bad_input_never_crashes, abi2_c_bad_input_never_crashes;
+    threads_classify_and_pace_concurrently: c_threads_classify_and_pace_concurrently,
+        abi2_c_threads_classify_and_pace_concurrently;
+    pacing_functions: c_pacing_functions, abi2_c_pacing_functions;
+    resend_follows_the_safe_retry_rules: c_resend_follows_the_safe_retry_rules,
+        abi2_c_resend_follows_the_safe_retry_rules;
+    shared_limiter_on_redis: c_shared_limiter_on_redis, abi2_c_shared_limiter_on_redis;
+    cpp_links_and_runs: cpp_program_links_and_runs, abi2_cpp_program_links_and_runs;
+    readme_examples_run: readme_c_examples_run, abi2_readme_c_examples_run;
 }

@@ -231,7 +231,29 @@ fn backoff_and_buffers_refuse_bad_arguments() {
     refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_backoff(&c, 1, ptr::null(), &mut small) });
     let tiny = xg_classification { struct_size: 2, ..c };
     refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_backoff(&tiny, 1, ptr::null(), &mut d) });
-    assert_eq!((d.retry, d.wait_ms), (false, 0), "a refused call wrote its out struct");
+    // A flag is 0 or 1 (a C bool byte of another value would be undefined behaviour): the field is named.
+    for (field, bad) in [
+        ("classification->retryable", xg_classification { retryable: 2, ..c }),
+        ("classification->has_error_number", xg_classification { has_error_number: 255, ..c }),
+        ("classification->may_have_been_processed", xg_classification { may_have_been_processed: 9, ..c }),
+    ] {
+        refused(f, XG_STATUS_INVALID_ARGUMENT, field, || unsafe { xg_backoff(&bad, 1, ptr::null(), &mut d) });
+    }
+    // A newer header's larger policy: accepted when the fields this library lacks are zero, refused otherwise.
+    #[repr(C)]
+    struct NewerPolicy {
+        policy: xg_retry_policy,
+        added: u64,
+    }
+    let mut newer = NewerPolicy { policy: xg_retry_policy_default(), added: 0 };
+    newer.policy.struct_size = size_of::<NewerPolicy>();
+    let mut ok = xg_backoff_decision { struct_size: size_of::<xg_backoff_decision>(), ..Default::default() };
+    assert_eq!(unsafe { xg_backoff(&c, 1, &raw const newer.policy, &mut ok) }, XG_STATUS_OK);
+    newer.added = 1;
+    refused(f, XG_STATUS_UNKNOWN_FIELDS, "newer header", || unsafe {
+        xg_backoff(&c, 1, &raw const newer.policy, &mut d)
+    });
+    assert_eq!((d.retry, d.wait_ms), (0, 0), "a refused call wrote its out struct");
 
     // xg_resend: the request and the outcome are checked like everything else.
     let f = "xg_resend";
@@ -240,7 +262,7 @@ fn backoff_and_buffers_refuse_bad_arguments() {
         struct_size: size_of::<xg_request>(),
         method: method.as_ptr().cast(),
         method_len: method.len(),
-        has_idempotency_key: false,
+        has_idempotency_key: 0,
     };
     refused(f, XG_STATUS_NULL_POINTER, "request", || unsafe { xg_resend(ptr::null(), &c, 0, 1, ptr::null(), &mut d) });
     refused(f, XG_STATUS_NULL_POINTER, "out", || unsafe {
@@ -263,15 +285,19 @@ fn backoff_and_buffers_refuse_bad_arguments() {
     let long = [b'A'; 33];
     let long_method = xg_request { method: long.as_ptr().cast(), method_len: long.len(), ..request };
     refused(f, XG_STATUS_TOO_LARGE, "method", || unsafe { xg_resend(&long_method, &c, 0, 1, ptr::null(), &mut d) });
+    let yes = xg_request { has_idempotency_key: 2, ..request };
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "request->has_idempotency_key", || unsafe {
+        xg_resend(&yes, &c, 0, 1, ptr::null(), &mut d)
+    });
     let small_request = xg_request { struct_size: 4, ..request };
     refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
         xg_resend(&small_request, &c, 0, 1, ptr::null(), &mut d)
     });
-    assert_eq!((d.retry, d.wait_ms), (false, 0), "a refused call wrote its out struct");
+    assert_eq!((d.retry, d.wait_ms), (0, 0), "a refused call wrote its out struct");
 
     // xg_method_is_write: the method is checked as xg_resend checks it; the answer is the table's.
     let f = "xg_method_is_write";
-    let mut write = true;
+    let mut write = 7u8;
     refused(f, XG_STATUS_NULL_POINTER, "method", || unsafe { xg_method_is_write(ptr::null(), 3, &mut write) });
     refused(f, XG_STATUS_INVALID_UTF8, "method", || unsafe {
         xg_method_is_write(bad.as_ptr().cast(), bad.len(), &mut write)
@@ -285,12 +311,12 @@ fn backoff_and_buffers_refuse_bad_arguments() {
     refused(f, XG_STATUS_NULL_POINTER, "out", || unsafe {
         xg_method_is_write(method.as_ptr().cast(), method.len(), ptr::null_mut())
     });
-    assert!(write, "a refused call wrote its output");
+    assert_eq!(write, 7, "a refused call wrote its output");
     let writes = [("POST", true), ("put", true), ("PATCH", true), ("PURGE", true)];
     let reads = [("GET", false), ("head", false), ("OPTIONS", false), ("Delete", false)];
     for (method, expected) in writes.into_iter().chain(reads) {
         assert_eq!(unsafe { xg_method_is_write(method.as_ptr().cast(), method.len(), &mut write) }, XG_STATUS_OK);
-        assert_eq!(write, expected, "{method}");
+        assert_eq!(write, u8::from(expected), "{method}");
     }
 
     // xg_body_bytes_to_classify: a content type with a length and no pointer, or nowhere to write.
@@ -407,6 +433,7 @@ fn shared_limiter_creation_refuses_bad_options() {
         (xg_redis_options { deadline_ms: 10_001, ..good }, XG_STATUS_INVALID_ARGUMENT, "deadline_ms"),
         (xg_redis_options { on_store_error: 9, ..good }, XG_STATUS_INVALID_ARGUMENT, "on_store_error"),
         (xg_redis_options { workers: 0, ..good }, XG_STATUS_INVALID_ARGUMENT, "workers"),
+        (xg_redis_options { replace_limits: 2, ..good }, XG_STATUS_INVALID_ARGUMENT, "options->replace_limits"),
         (xg_redis_options { struct_size: 8, ..good }, XG_STATUS_INVALID_ARGUMENT, "struct_size"),
         (xg_redis_options { url: b"not a url".as_ptr().cast(), url_len: 9, ..good }, XG_STATUS_INVALID_ARGUMENT, "url"),
     ] {
@@ -429,7 +456,7 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
     }
     let mut held = xg_decision { struct_size: size_of::<xg_decision>(), ..Default::default() };
     assert_eq!(unsafe { xg_limiter_acquire(l.0, tp, tl, &mut held) }, XG_STATUS_OK);
-    assert!(held.granted);
+    assert_eq!(held.granted, 1);
     let before = snapshot(&l, t);
 
     let bad_utf8 = b"tenant-\xff";

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::time::{Duration, SystemTime};
 
 use super::boundary::*;
-use super::classify::{RAW_READ_CAP, XG_NONE, raw_error, xg_classification};
+use super::classify::{RAW_READ_CAP, XG_NONE, classification_arg, raw_error, xg_classification};
 use crate::classify::classify_raw;
 use crate::pacing::{
     Clock, Decision, Feedback, Limiter, Limits, MAX_BOOKING_AHEAD_MS, MAX_TENANT_ID_BYTES, PacingError, Permit,
@@ -20,7 +20,7 @@ pub const XG_CLOCK_MANUAL: u32 = 1;
 pub const XG_MAX_TENANT_ID_BYTES: usize = 256;
 
 /// How far ahead `xg_limiter_reserve` books at most (about 24.8 days); beyond it, `XG_STATUS_BOOKING_TOO_FAR`.
-pub const XG_MAX_BOOKING_AHEAD_MS: u64 = 2_147_483_648;
+pub const XG_MAX_BOOKING_AHEAD_MS: u64 = 2_147_483_648u64;
 /// A deadline that never passes, for `xg_limiter_acquire_until`.
 pub const XG_NO_DEADLINE: u64 = u64::MAX;
 
@@ -75,7 +75,8 @@ pub struct xg_tenant_limits {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct xg_decision {
     pub struct_size: u32,
-    pub granted: bool,
+    /// 1 when granted, 0 when refused.
+    pub granted: u8,
     pub permit: u64,
     pub wait_ms: u64,
     pub reason: u32,
@@ -216,19 +217,19 @@ fn fallback_code(fallback: Option<FailurePolicy>) -> u32 {
     fallback.map_or(XG_NONE, FailurePolicy::code)
 }
 
-fn decision_to_c(decision: Decision, struct_size: u32) -> xg_decision {
+fn decision_to_c(decision: Decision) -> xg_decision {
     match decision {
         Decision::Granted(p) => xg_decision {
-            struct_size,
-            granted: true,
+            struct_size: 0, // set by SizedOut::write
+            granted: 1,
             permit: p.id,
             wait_ms: 0,
             reason: XG_NONE,
             fallback: fallback_code(p.fallback),
         },
         Decision::Refused(r) => xg_decision {
-            struct_size,
-            granted: false,
+            struct_size: 0,
+            granted: 0,
             permit: 0,
             wait_ms: r.wait_ms,
             reason: r.reason.code(),
@@ -237,9 +238,9 @@ fn decision_to_c(decision: Decision, struct_size: u32) -> xg_decision {
     }
 }
 
-fn step_to_c(step: Step, struct_size: u32) -> xg_wait_step {
+fn step_to_c(step: Step) -> xg_wait_step {
     let refused = |outcome: WaitOutcome, r: Refusal, sleep_ms: u64| xg_wait_step {
-        struct_size,
+        struct_size: 0, // set by SizedOut::write
         outcome: outcome as u32,
         permit: 0,
         wait_ms: r.wait_ms,
@@ -249,7 +250,7 @@ fn step_to_c(step: Step, struct_size: u32) -> xg_wait_step {
     };
     match step {
         Step::Granted(p) => xg_wait_step {
-            struct_size,
+            struct_size: 0,
             outcome: WaitOutcome::Granted as u32,
             permit: p.id,
             wait_ms: 0,
@@ -268,7 +269,7 @@ fn step_to_c(step: Step, struct_size: u32) -> xg_wait_step {
 pub unsafe extern "C" fn xg_limiter_new(limits: *const xg_limits, clock: u32, out: *mut *mut xg_limiter) -> xg_status {
     run("xg_limiter_new", || {
         let out = unsafe { out_ref(out, "out")? };
-        let limits = limits_arg(limits)?;
+        let limits = unsafe { limits_arg(limits)? };
         let clock = clock_arg(clock)?;
         let inner = Limiter::new(limits, clock).map_err(pacing_error)?;
         *out = Box::into_raw(Box::new(xg_limiter { inner }));
@@ -298,7 +299,7 @@ pub struct xg_redis_options {
     /// For `XG_FAILURE_POLICY_LOCAL`: how many processes share the limits (each keeps limit / workers, at least 1).
     pub workers: u32,
     /// Write this limiter's limits into the store even if it holds others (otherwise the stored ones win).
-    pub replace_limits: bool,
+    pub replace_limits: u8,
     /// Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
     pub tls_ca_file: *const c_char,
     pub tls_ca_file_len: usize,
@@ -325,7 +326,7 @@ const NEVER_VALID_REDIS_OPTIONS: xg_redis_options = xg_redis_options {
     breaker_cooldown_ms: 0,
     on_store_error: 0,
     workers: 0,
-    replace_limits: false,
+    replace_limits: 0,
     tls_ca_file: std::ptr::null(),
     tls_ca_file_len: 0,
 };
@@ -348,13 +349,17 @@ fn redis_defaults() -> xg_redis_options {
         breaker_cooldown_ms: u64::try_from(d.breaker_cooldown.as_millis()).unwrap_or(u64::MAX),
         on_store_error: d.on_store_error.code(),
         workers: d.workers,
-        replace_limits: d.replace_limits,
+        replace_limits: u8::from(d.replace_limits),
         tls_ca_file: std::ptr::null(),
         tls_ca_file_len: 0,
     }
 }
 
-fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
+/// The options a caller's struct describes, its strings copied.
+///
+/// # Safety
+/// Each (pointer, length) pair of `o` is NULL with length 0, or points to that many readable bytes.
+unsafe fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
     // SAFETY (the three text arguments): pointers and lengths come from the caller's struct, under its contract.
     let url = unsafe { text_arg(o.url, o.url_len, "options->url", 4096)? };
     let prefix = unsafe { text_arg(o.key_prefix, o.key_prefix_len, "options->key_prefix", XG_MAX_KEY_PREFIX_BYTES)? };
@@ -379,7 +384,7 @@ fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
     options.breaker_cooldown = Duration::from_millis(o.breaker_cooldown_ms);
     options.on_store_error = on_store_error;
     options.workers = o.workers;
-    options.replace_limits = o.replace_limits;
+    options.replace_limits = flag(o.replace_limits, "options", "replace_limits")?;
     options.tls_ca_file = (!ca.is_empty()).then(|| ca.to_owned());
     Ok(options)
 }
@@ -392,9 +397,14 @@ fn clock_arg(clock: u32) -> FfiResult<Clock> {
     }
 }
 
-fn limits_arg(limits: *const xg_limits) -> FfiResult<Limits> {
+/// The limits a caller gave, or the defaults for NULL.
+///
+/// # Safety
+/// As [`read_sized`].
+unsafe fn limits_arg(limits: *const xg_limits) -> FfiResult<Limits> {
     match limits.is_null() {
         true => Ok(Limits::default()),
+        // SAFETY: forwarded contract.
         false => Ok(from_c_limits(&unsafe { read_sized(limits, "limits", xg_limits_default())? })),
     }
 }
@@ -417,8 +427,8 @@ pub unsafe extern "C" fn xg_limiter_new_redis(
 ) -> xg_status {
     run("xg_limiter_new_redis", || {
         let out = unsafe { out_ref(out, "out")? };
-        let limits = limits_arg(limits)?;
-        let options = options_from_c(&unsafe { read_sized(options, "options", redis_defaults())? })?;
+        let limits = unsafe { limits_arg(limits)? };
+        let options = unsafe { options_from_c(&read_sized(options, "options", redis_defaults())?)? };
         let clock = clock_arg(clock)?;
         let inner = Limiter::new_redis(limits, options, clock).map_err(pacing_error)?;
         *out = Box::into_raw(Box::new(xg_limiter { inner }));
@@ -478,7 +488,7 @@ pub unsafe extern "C" fn xg_limiter_acquire(
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
         let out = unsafe { sized_out(out, "out")? };
         let decision = limiter.acquire(tenant, limiter.now()).map_err(pacing_error)?;
-        out.write(decision_to_c(decision, out.declared));
+        out.write(decision_to_c(decision));
         Ok(())
     })
 }
@@ -505,7 +515,7 @@ pub unsafe extern "C" fn xg_limiter_acquire_wait(
             Err(PacingError::Timeout(refusal)) => Decision::Refused(refusal),
             Err(e) => return Err(pacing_error(e)),
         };
-        out.write(decision_to_c(decision, out.declared));
+        out.write(decision_to_c(decision));
         Ok(())
     })
 }
@@ -549,7 +559,7 @@ pub unsafe extern "C" fn xg_limiter_acquire_until(
         let step = limiter
             .acquire_until(tenant, deadline_ms, Some(Duration::from_millis(max_block_ms)))
             .map_err(pacing_error)?;
-        out.write(step_to_c(step, out.declared));
+        out.write(step_to_c(step));
         Ok(())
     })
 }
@@ -582,7 +592,7 @@ pub unsafe extern "C" fn xg_limiter_peek(
             None => Decision::Granted(Permit::new(0)),
             Some(refusal) => Decision::Refused(refusal),
         };
-        out.write(decision_to_c(decision, out.declared));
+        out.write(decision_to_c(decision));
         Ok(())
     })
 }
@@ -626,7 +636,7 @@ pub unsafe extern "C" fn xg_limiter_reserve(
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
         let out = unsafe { sized_out(out, "out")? };
         let r = limiter.reserve(tenant, limiter.now()).map_err(pacing_error)?;
-        out.write(xg_reservation { struct_size: out.declared, id: r.id, at_ms: r.at_ms, wait_ms: r.wait_ms });
+        out.write(xg_reservation { struct_size: 0, id: r.id, at_ms: r.at_ms, wait_ms: r.wait_ms });
         Ok(())
     })
 }
@@ -678,7 +688,7 @@ pub unsafe extern "C" fn xg_limiter_observe(
     run("xg_limiter_observe", || {
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
-        let c = unsafe { read_sized(classification, "classification", xg_classification::default())? };
+        let c = unsafe { classification_arg(classification, "classification")? };
         let feedback = feedback_from_c(&c)?;
         limiter.observe(tenant, &feedback, limiter.now()).map_err(pacing_error)
     })

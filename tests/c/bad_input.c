@@ -112,6 +112,7 @@ static void error_buffers_and_names(void) {
     CHECK(xg_rate_limit_problem_name(0) == NULL && xg_auth_problem_name(13) == NULL, "none and unknown");
     CHECK(strcmp(xg_category_name(XG_CATEGORY_ORGANISATION_OFFLINE), "organisation_offline") == 0, "name");
     CHECK(xg_abi_version() == XG_ABI_VERSION, "abi");
+    CHECK(xg_abi_oldest_version() <= XG_ABI_VERSION && XG_ABI_VERSION <= xg_abi_version(), "serves this header");
     CHECK(strlen(xg_version()) >= 5, "version");
     xg_string_free(NULL);
     xg_limiter_free(NULL);
@@ -125,6 +126,14 @@ static void backoff_inputs(void) {
     d.struct_size = sizeof d;
     c.action = XG_ACTION_RETRY;
     c.recommended_wait_ms = 1000;
+    /* An input's flags are 0 or 1: the garbage of fresh_classification in one is refused, naming the field. */
+    CHECK_STATUS(xg_backoff(&c, 1, NULL, &d), XG_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(last_error(), "classification->retryable is 171") != NULL, "%s", last_error());
+    c.retryable = 1;
+    c.has_error_number = 0;
+    c.may_have_been_processed = 2;
+    CHECK_STATUS(xg_backoff(&c, 1, NULL, &d), XG_STATUS_INVALID_ARGUMENT);
+    c.may_have_been_processed = 1;
     CHECK_STATUS(xg_backoff(NULL, 1, NULL, &d), XG_STATUS_NULL_POINTER);
     CHECK_STATUS(xg_backoff(&c, 1, NULL, NULL), XG_STATUS_NULL_POINTER);
     c.action = 77;

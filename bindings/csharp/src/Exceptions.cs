@@ -187,6 +187,16 @@ namespace XeroGuard
     }
 
     /// <summary>
+    /// A struct handed to the library set a field the loaded library does not know: the binding is newer than its
+    /// library (XG_STATUS_UNKNOWN_FIELDS). Use the library the binding came with.
+    /// </summary>
+    public sealed class UnknownFieldsException : XeroGuardException
+    {
+        /// <summary>The library's status, its name and message.</summary>
+        public UnknownFieldsException(int status, string name, string message) : base(status, name, message) { }
+    }
+
+    /// <summary>
     /// The shared store could not be reached within <see cref="RedisOptions.Deadline"/>, and no failure policy decided
     /// instead: creating the limiter, for example (XG_STATUS_STORE_UNAVAILABLE).
     /// </summary>

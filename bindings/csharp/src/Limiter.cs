@@ -567,7 +567,7 @@ namespace XeroGuard
         private Decision ToDecision(XgDecision d, string tenantId, bool withPermit)
         {
             FailurePolicy? fallback = Fallback(d.Fallback);
-            if (d.Granted)
+            if (d.Granted == 1)
                 return new Decision(true, withPermit ? new Permit(this, d.Permit, tenantId, fallback) : null, 0, null, fallback);
             return new Decision(false, null, Native.ClampToLong(d.WaitMs), d.Reason == 0 ? (Reason?)null : (Reason)d.Reason, fallback);
         }

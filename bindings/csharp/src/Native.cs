@@ -7,27 +7,72 @@ namespace XeroGuard
     // Status checking, string conversion and the one-time ABI check shared by the public classes.
     internal static class Native
     {
-        internal const uint AbiVersion = 2;
+        // The ABI this binding was written against (XG_ABI_VERSION), and its version (the crate's: one version for
+        // every package, tied by tests/packaging/test_versions.py).
+        internal const uint AbiVersion = 3;
+        internal const string BindingVersion = "0.1.0";
 
         private static readonly UTF8Encoding StrictUtf8 = new UTF8Encoding(false, true);
         private static readonly object AbiLock = new object();
         private static volatile bool abiChecked;
 
-        // Called before the first real call; a mismatched library would corrupt memory rather than fail.
+        // Called before the first real call; a library that does not serve this binding would corrupt memory rather
+        // than fail.
         internal static void EnsureAbi()
         {
             if (abiChecked) return;
             lock (AbiLock)
             {
                 if (abiChecked) return;
-                uint found = NativeLoader.AbiVersion();
-                if (found != AbiVersion)
-                {
-                    throw new AbiMismatchException(string.Format(
-                        "libxeroguard has ABI version {0}; this binding needs {1}", found, AbiVersion));
-                }
+                uint abi = NativeLoader.AbiVersion();
+                string version = StaticString(NativeMethods.xg_version()) ?? "";
+                string why = Refusal(version, abi, abi >= 3 ? NativeMethods.xg_abi_oldest_version() : abi);
+                if (why != null) throw new AbiMismatchException(why);
                 abiChecked = true;
             }
+        }
+
+        // Why a library of `version` serving ABIs `oldest` to `abi` cannot serve this binding, or null when it can:
+        // its range must hold AbiVersion, and it must be at least as new as the binding (an older one lacks what
+        // later versions added).
+        internal static string Refusal(string version, uint abi, uint oldest)
+        {
+            string fix = string.Format(
+                "use the libxeroguard this binding came with, or one of version {0} or later (Library.NativeLibraryPath)",
+                BindingVersion);
+            if (oldest > AbiVersion || abi < AbiVersion)
+            {
+                string served = oldest == abi ? abi.ToString() : string.Format("{0} to {1}", oldest, abi);
+                return string.Format("libxeroguard {0} serves ABI {1} but this binding needs ABI {2}; {3}",
+                    version, served, AbiVersion, fix);
+            }
+            if (CompareVersions(version, BindingVersion) < 0)
+            {
+                return string.Format("libxeroguard {0} is older than this binding ({1}); {2}", version, BindingVersion, fix);
+            }
+            return null;
+        }
+
+        // Compares "major.minor.patch" versions (a pre-release suffix is ignored; a missing part is 0).
+        internal static int CompareVersions(string a, string b)
+        {
+            int[] x = VersionParts(a), y = VersionParts(b);
+            for (int i = 0; i < 3; i++)
+            {
+                if (x[i] != y[i]) return x[i].CompareTo(y[i]);
+            }
+            return 0;
+        }
+
+        private static int[] VersionParts(string version)
+        {
+            string[] parts = version.Split('-')[0].Split('.');
+            var numbers = new int[3];
+            for (int i = 0; i < 3 && i < parts.Length; i++)
+            {
+                int.TryParse(parts[i], out numbers[i]);
+            }
+            return numbers;
         }
 
         internal static uint SizeOf<T>() where T : struct
@@ -56,6 +101,7 @@ namespace XeroGuard
                 case 12: throw new BookingTooFarException(status, name, message);
                 case 13: throw new StoreUnavailableException(status, name, message);
                 case 14: throw new StoreException(status, name, message);
+                case 15: throw new UnknownFieldsException(status, name, message);
                 case 99: throw new NativePanicException(status, name, message);
                 default: throw new XeroGuardException(status, name, message);
             }

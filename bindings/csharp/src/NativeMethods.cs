@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 namespace XeroGuard
 {
     // Mirrors of the C structs in include/xeroguard.h. Field order and types follow the header exactly;
-    // C bool is one byte (I1) and size_t is UIntPtr, so Sequential layout gives the C offsets.
+    // Flags are uint8_t (byte) and size_t is UIntPtr, so Sequential layout gives the C offsets.
 
     [StructLayout(LayoutKind.Sequential)]
     internal struct XgHeader
@@ -34,7 +34,7 @@ namespace XeroGuard
         public ushort Status;
         public uint Category;
         public uint Action;
-        [MarshalAs(UnmanagedType.I1)] public bool Retryable;
+        public byte Retryable;
         public uint RateLimitProblem;
         public uint AuthProblem;
         public long RetryAfterMs;
@@ -42,7 +42,7 @@ namespace XeroGuard
         public long MinuteRemaining;
         public long DayRemaining;
         public long AppMinuteRemaining;
-        [MarshalAs(UnmanagedType.I1)] public bool HasErrorNumber;
+        public byte HasErrorNumber;
         public long ErrorNumber;
         public uint ValidationMessageCount;
         public uint WarningCount;
@@ -66,7 +66,7 @@ namespace XeroGuard
     internal struct XgBackoffDecision
     {
         public uint StructSize;
-        [MarshalAs(UnmanagedType.I1)] public bool Retry;
+        public byte Retry;
         public ulong WaitMs;
         public uint GiveUp;
     }
@@ -77,7 +77,7 @@ namespace XeroGuard
         public uint StructSize;
         public IntPtr Method;
         public UIntPtr MethodLen;
-        [MarshalAs(UnmanagedType.I1)] public bool HasIdempotencyKey;
+        public byte HasIdempotencyKey;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -100,7 +100,7 @@ namespace XeroGuard
         public uint MaxTenants;
     }
 
-    // Returned by value from xg_redis_options_default, so it must be blittable: the C bool is a byte here.
+    // Returned by value from xg_redis_options_default, so it must be blittable.
     [StructLayout(LayoutKind.Sequential)]
     internal struct XgRedisOptions
     {
@@ -122,7 +122,7 @@ namespace XeroGuard
     internal struct XgDecision
     {
         public uint StructSize;
-        [MarshalAs(UnmanagedType.I1)] public bool Granted;
+        public byte Granted;
         public ulong Permit;
         public ulong WaitMs;
         public uint Reason;
@@ -206,6 +206,9 @@ namespace XeroGuard
         internal static extern uint xg_abi_version();
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern uint xg_abi_oldest_version();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_body_bytes_to_classify(ushort status, byte[] contentType, UIntPtr contentTypeLen,
             out ulong output);
 
@@ -234,8 +237,7 @@ namespace XeroGuard
             uint transportFailure, uint attempt, ref XgRetryPolicy policy, ref XgBackoffDecision output);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int xg_method_is_write(byte[] method, UIntPtr methodLen,
-            [MarshalAs(UnmanagedType.U1)] out bool output);
+        internal static extern int xg_method_is_write(byte[] method, UIntPtr methodLen, out byte output);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr xg_category_name(uint code);

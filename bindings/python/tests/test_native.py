@@ -92,10 +92,27 @@ def test_struct_size_is_set_on_construction() -> None:
 
 
 def test_versions() -> None:
-    assert _native.abi_version == _native.EXPECTED_ABI_VERSION == 2
+    header_abi = re.search(r"#define XG_ABI_VERSION (\d+)", HEADER.read_text())
+    assert header_abi and _native.abi_version == _native.EXPECTED_ABI_VERSION == int(header_abi.group(1))
+    assert _native.lib.xg_abi_oldest_version() <= _native.EXPECTED_ABI_VERSION
     assert re.fullmatch(r"\d+\.\d+\.\d+", xeroguard.library_version)
     header_version = ".".join(re.findall(r"#define XEROGUARD_VERSION_(?:MAJOR|MINOR|PATCH) (\d+)", HEADER.read_text()))
     assert xeroguard.library_version == header_version
+
+
+def test_a_library_is_used_only_when_it_serves_this_package() -> None:
+    package = _native.PACKAGE_VERSION
+    major, minor, patch = (int(part) for part in package.split("."))
+    newer, older = "%d.%d.%d" % (major, minor + 1, 0), "%d.%d.%d" % (major, minor, patch - 1) if patch else "0.0.1"
+    abi = _native.EXPECTED_ABI_VERSION
+    assert _native.refusal("lib.so", package, abi, abi) is None
+    assert _native.refusal("lib.so", newer, abi + 1, abi - 1) is None, "a newer library still serving this ABI"
+    gone = _native.refusal("lib.so", newer, abi + 1, abi + 1)
+    assert gone and "serves ABI %d but this package needs ABI %d" % (abi + 1, abi) in gone
+    behind = _native.refusal("lib.so", package, abi - 1, abi - 1)
+    assert behind and "needs ABI %d" % abi in behind and "XEROGUARD_LIBRARY" in behind
+    stale = _native.refusal("lib.so", older, abi, abi)
+    assert stale and "older than this package" in stale
 
 
 @pytest.mark.parametrize("enum_cls, fn", [

@@ -44,13 +44,14 @@ from .errors import (
     StoreUnavailableError,
     TooLargeError,
     TooManyTenantsError,
+    UnknownFieldsError,
     UnknownPermitError,
     UnknownReservationError,
     WrongClockError,
     XeroGuardError,
 )
 
-__version__ = "0.1.0"
+__version__: str = _native.PACKAGE_VERSION
 #: The version of the loaded native library, and where it was loaded from.
 library_version: str = _native.version
 library_path: str = _native.library_path
@@ -89,6 +90,7 @@ __all__ = [
     "TooLargeError",
     "TooManyTenantsError",
     "TransportFailure",
+    "UnknownFieldsError",
     "UnknownPermitError",
     "UnknownReservationError",
     "WindowLimit",

@@ -177,7 +177,8 @@ class Decision:
 
     @classmethod
     def _from_c(cls, d: n.XgDecision) -> "Decision":
-        _, granted, permit, wait_ms, reason, fallback = _read_decision(d)
+        _, granted_flag, permit, wait_ms, reason, fallback = _read_decision(d)
+        granted = granted_flag == 1
         try:
             return cls(granted, permit, wait_ms, _REASON_BY_CODE[reason], _FALLBACK_BY_CODE[fallback])
         except KeyError:

@@ -83,6 +83,12 @@ class StoreUnavailableError(StoreError, ConnectionError):
     status = 13
 
 
+class UnknownFieldsError(XeroGuardError, ValueError):
+    """A struct set a field the loaded library does not know (the package is newer than its library)."""
+
+    status = 15
+
+
 class PanicError(XeroGuardError):
     status = 99
 
@@ -104,6 +110,7 @@ STATUS_ERRORS: Dict[int, Type[XeroGuardError]] = {
         BookingTooFarError,
         StoreUnavailableError,
         StoreError,
+        UnknownFieldsError,
         PanicError,
     )
 }
