@@ -669,6 +669,27 @@ const char *xg_failure_policy_name(uint32_t code);
 // The vocabulary word of an `xg_reason` code, or NULL (also for 0, granted). Thread-safe.
 const char *xg_reason_name(uint32_t code);
 
+// A limiter's refusal in words, for messages and logs, with the limit named and the wait in units a person reads:
+// "day limit: next call in 11 h 59 min", "concurrency: 5 calls in flight; a slot frees in at most 2 min".
+// `reason` is an `xg_reason` code, `wait_ms` the refusal's wait, `in_flight` the tenant's concurrency limit when
+// known (0: not known; used only for concurrency). The text goes into `buf` as `xg_last_error_message` writes its
+// message: NUL-terminated, `*needed` (may be NULL) the size with the terminator, `XG_STATUS_BUFFER_TOO_SMALL` when
+// it did not fit (as much as fits is copied). Every binding words its waits with this, so they read the same.
+// `XG_STATUS_INVALID_ARGUMENT` for an unknown reason. Thread-safe.
+xg_status xg_refusal_words(uint32_t reason,
+                           uint64_t wait_ms,
+                           uint32_t in_flight,
+                           char *buf,
+                           size_t buf_len,
+                           size_t *needed);
+
+// A duration in the units of `xg_refusal_words` ("850 ms", "12.5 s", "1 min 30 s", "11 h 59 min", "3 days 2 h"),
+// written into `buf` the same way, for a binding's messages (a timeout next to a refusal). Thread-safe.
+xg_status xg_duration_words(uint64_t ms,
+                            char *buf,
+                            size_t buf_len,
+                            size_t *needed);
+
 // Xero's limits with margins: 60/60 s (+500 ms) and 5000/24 h (+60 s) per tenant, 5 in flight, 10,000/60 s
 // (+500 ms) per app, permits expiring after 120 s, no tenant cap. Thread-safe.
 xg_limits xg_limits_default(void);

@@ -365,6 +365,37 @@ impl Drop for Handle {
     }
 }
 
+#[test]
+fn words_are_written_like_the_last_error_message() {
+    let f = "xg_refusal_words";
+    let mut buf = [0x55 as c_char; 64];
+    let mut needed = 0usize;
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "reason code 99", || unsafe {
+        xg_refusal_words(99, 1, 0, buf.as_mut_ptr(), buf.len(), &mut needed)
+    });
+    assert_eq!(buf[0], 0x55, "a refused call wrote its buffer");
+    let text = |buf: &[c_char]| unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap().to_owned();
+    let day = 2; // xg_reason day
+    let wait = 43_199_942;
+    assert_eq!(unsafe { xg_refusal_words(day, wait, 0, buf.as_mut_ptr(), buf.len(), &mut needed) }, XG_STATUS_OK);
+    assert_eq!(text(&buf), "day limit: next call in 11 h 59 min");
+    assert_eq!(needed, text(&buf).len() + 1);
+    let mut small = [0x55 as c_char; 8];
+    let status = unsafe { xg_refusal_words(day, wait, 0, small.as_mut_ptr(), small.len(), &mut needed) };
+    assert_eq!((status, text(&small).as_str(), needed), (XG_STATUS_BUFFER_TOO_SMALL, "day lim", 36), "cut, sized");
+    let query = unsafe { xg_refusal_words(day, wait, 0, ptr::null_mut(), 0, &mut needed) };
+    assert_eq!((query, needed), (XG_STATUS_BUFFER_TOO_SMALL, 36), "the size query");
+    let no_buffer = unsafe { xg_refusal_words(day, wait, 0, ptr::null_mut(), 8, ptr::null_mut()) };
+    assert_eq!(no_buffer, XG_STATUS_NULL_POINTER);
+    let concurrency = 4;
+    assert_eq!(unsafe { xg_refusal_words(concurrency, 120_000, 5, buf.as_mut_ptr(), buf.len(), ptr::null_mut()) }, 0);
+    assert_eq!(text(&buf), "concurrency: 5 calls in flight; a slot frees in at most 2 min");
+
+    assert_eq!(unsafe { xg_duration_words(90_000, buf.as_mut_ptr(), buf.len(), &mut needed) }, XG_STATUS_OK);
+    assert_eq!((text(&buf).as_str(), needed), ("1 min 30 s", 11));
+    assert_eq!(unsafe { xg_duration_words(90_000, ptr::null_mut(), 3, ptr::null_mut()) }, XG_STATUS_NULL_POINTER);
+}
+
 fn new_limiter(limits: Option<xg_limits>, clock: u32) -> Handle {
     let mut out = ptr::null_mut();
     let limits_ptr = limits.as_ref().map_or(ptr::null(), |l| l as *const xg_limits);

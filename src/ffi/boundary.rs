@@ -298,6 +298,33 @@ pub(crate) fn owned_c_string(text: String) -> *mut c_char {
     std::ffi::CString::new(text).expect("NUL removed above").into_raw()
 }
 
+/// Copies `text` into `buf` (NUL-terminated) and stores the size needed, terminator included, in `*needed` (which
+/// may be NULL): with `buf_len` 0 only the size (`XG_STATUS_BUFFER_TOO_SMALL`); with a buffer too small as much as
+/// fits and `XG_STATUS_BUFFER_TOO_SMALL`; a NULL `buf` with a length, `XG_STATUS_NULL_POINTER`.
+///
+/// # Safety
+/// `buf` is NULL or has room for `buf_len` bytes; `needed` is NULL or points to a writable size_t.
+pub(crate) unsafe fn copy_text(text: &str, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> xg_status {
+    let want = text.len() + 1;
+    if !needed.is_null() {
+        // SAFETY: non-NULL `needed` points to a size_t the caller owns.
+        unsafe { *needed = want };
+    }
+    if buf_len == 0 {
+        return XG_STATUS_BUFFER_TOO_SMALL; // the size query: `f(..., NULL, 0, &needed)`
+    }
+    if buf.is_null() {
+        return XG_STATUS_NULL_POINTER;
+    }
+    let copy = text.len().min(buf_len - 1);
+    // SAFETY: `buf` has room for `buf_len` bytes; we write `copy + 1 ≤ buf_len`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), copy);
+        *buf.add(copy) = 0;
+    }
+    if copy < text.len() { XG_STATUS_BUFFER_TOO_SMALL } else { XG_STATUS_OK }
+}
+
 /// Copies the calling thread's last error message into `buf` (NUL-terminated) and stores the size needed,
 /// terminator included, in `*needed` (which may be NULL). With a buffer too small, as much as fits is copied and
 /// `XG_STATUS_BUFFER_TOO_SMALL` is returned. The message is empty when no call on this thread has failed.
@@ -305,27 +332,8 @@ pub(crate) fn owned_c_string(text: String) -> *mut c_char {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xg_last_error_message(buf: *mut c_char, buf_len: usize, needed: *mut usize) -> xg_status {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        LAST_ERROR.with(|slot| {
-            let message = slot.borrow();
-            let want = message.len() + 1;
-            if !needed.is_null() {
-                // SAFETY: non-NULL `needed` points to a size_t the caller owns.
-                unsafe { *needed = want };
-            }
-            if buf_len == 0 {
-                return XG_STATUS_BUFFER_TOO_SMALL; // the size query: `xg_last_error_message(NULL, 0, &needed)`
-            }
-            if buf.is_null() {
-                return XG_STATUS_NULL_POINTER;
-            }
-            let copy = message.len().min(buf_len - 1);
-            // SAFETY: `buf` has room for `buf_len` bytes; we write `copy + 1 ≤ buf_len`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(message.as_ptr(), buf.cast::<u8>(), copy);
-                *buf.add(copy) = 0;
-            }
-            if copy < message.len() { XG_STATUS_BUFFER_TOO_SMALL } else { XG_STATUS_OK }
-        })
+        // SAFETY: the caller's contract, as copy_text states it.
+        LAST_ERROR.with(|slot| unsafe { copy_text(&slot.borrow(), buf, buf_len, needed) })
     }));
     outcome.unwrap_or(XG_STATUS_PANIC)
 }

@@ -8,7 +8,9 @@ use crate::classify::{
     Classification, MAX_BODY_BYTES, MAX_HEADERS, SUCCESS_BODY_READ_CAP, body_bytes_to_classify, classify, classify_raw,
 };
 use crate::retry::{Backoff, Outcome, Request, RetryPolicy, backoff_from_parts, is_write, resend};
-use crate::vocab::{Action, AuthProblem, Category, FailurePolicy, GiveUp, RateLimitProblem, Reason};
+use crate::vocab::{
+    Action, AuthProblem, Category, FailurePolicy, GiveUp, RateLimitProblem, Reason, human_duration, refusal_in_words,
+};
 
 /// The most headers `xg_classify` accepts (`XG_STATUS_TOO_LARGE` beyond).
 pub const XG_MAX_HEADERS: usize = 1024;
@@ -578,4 +580,42 @@ pub extern "C" fn xg_failure_policy_name(code: u32) -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_reason_name(code: u32) -> *const c_char {
     run_value("xg_reason_name", std::ptr::null(), || c_name_or_null(Reason::from_code(code).map(Reason::c_name)))
+}
+
+/// A limiter's refusal in words, for messages and logs, with the limit named and the wait in units a person reads:
+/// "day limit: next call in 11 h 59 min", "concurrency: 5 calls in flight; a slot frees in at most 2 min".
+/// `reason` is an `xg_reason` code, `wait_ms` the refusal's wait, `in_flight` the tenant's concurrency limit when
+/// known (0: not known; used only for concurrency). The text goes into `buf` as `xg_last_error_message` writes its
+/// message: NUL-terminated, `*needed` (may be NULL) the size with the terminator, `XG_STATUS_BUFFER_TOO_SMALL` when
+/// it did not fit (as much as fits is copied). Every binding words its waits with this, so they read the same.
+/// `XG_STATUS_INVALID_ARGUMENT` for an unknown reason. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_refusal_words(
+    reason: u32,
+    wait_ms: u64,
+    in_flight: u32,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> xg_status {
+    let mut copied = XG_STATUS_OK;
+    let status = run("xg_refusal_words", || {
+        let reason = Reason::from_code(reason)
+            .ok_or_else(|| FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown reason code {reason}")))?;
+        let words = refusal_in_words(reason, wait_ms, (in_flight > 0).then_some(in_flight));
+        // SAFETY: the caller's contract for buf and needed, as copy_text states it.
+        copied = unsafe { copy_text(&words, buf, buf_len, needed) };
+        Ok(())
+    });
+    if status == XG_STATUS_OK { copied } else { status }
+}
+
+/// A duration in the units of `xg_refusal_words` ("850 ms", "12.5 s", "1 min 30 s", "11 h 59 min", "3 days 2 h"),
+/// written into `buf` the same way, for a binding's messages (a timeout next to a refusal). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_duration_words(ms: u64, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> xg_status {
+    run_value("xg_duration_words", XG_STATUS_PANIC, || {
+        // SAFETY: the caller's contract for buf and needed, as copy_text states it.
+        unsafe { copy_text(&human_duration(ms), buf, buf_len, needed) }
+    })
 }

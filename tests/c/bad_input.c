@@ -113,6 +113,15 @@ static void error_buffers_and_names(void) {
     CHECK(strcmp(xg_category_name(XG_CATEGORY_ORGANISATION_OFFLINE), "organisation_offline") == 0, "name");
     CHECK(xg_abi_version() == XG_ABI_VERSION, "abi");
     CHECK(xg_abi_oldest_version() <= XG_ABI_VERSION && XG_ABI_VERSION <= xg_abi_version(), "serves this header");
+    {
+        char words[64];
+        size_t needed = 0;
+        CHECK_STATUS(xg_refusal_words(XG_REASON_DAY, 43199942, 0, words, sizeof words, &needed), XG_STATUS_OK);
+        CHECK(strcmp(words, "day limit: next call in 11 h 59 min") == 0 && needed == strlen(words) + 1, "%s", words);
+        CHECK_STATUS(xg_refusal_words(99, 1, 0, words, sizeof words, &needed), XG_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(xg_duration_words(90000, words, 4, &needed), XG_STATUS_BUFFER_TOO_SMALL);
+        CHECK(strcmp(words, "1 m") == 0 && needed == 11, "cut to the buffer: %s", words);
+    }
     CHECK(strlen(xg_version()) >= 5, "version");
     xg_string_free(NULL);
     xg_limiter_free(NULL);

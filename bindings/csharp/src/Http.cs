@@ -183,7 +183,7 @@ namespace XeroGuard
                         try
                         {
                             classification = await ResponseBody.ClassifyAsync(response, cancellationToken).ConfigureAwait(false);
-                            limiter.Observe(tenant, classification);
+                            limiter.Observe(tenant ?? Limiter.Tenantless, classification);
                         }
                         catch
                         {
@@ -229,7 +229,7 @@ namespace XeroGuard
         {
             try
             {
-                return await limiter.AcquireAsync(tenant, Native.CheckedMs(policy.MaxWaitMs, "MaxWaitMs"), cancellationToken,
+                return await limiter.AcquireAsync(tenant ?? Limiter.Tenantless, Native.CheckedMs(policy.MaxWaitMs, "MaxWaitMs"), cancellationToken,
                     refusal => Raise(Waiting, new PacingEventArgs(request, tenant, attempt, refusal))).ConfigureAwait(false);
             }
             catch (RateLimitWaitTooLongException e)

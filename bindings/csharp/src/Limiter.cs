@@ -207,6 +207,12 @@ namespace XeroGuard
     /// </summary>
     public sealed class Limiter : IDisposable
     {
+        /// <summary>
+        /// The tenant id of a call made without a tenant (e.g. <c>/connections</c>): it counts only against the app
+        /// window. Every method taking a tenant id refuses null, so a missing id is a bug found, not a call miscounted.
+        /// </summary>
+        public const string Tenantless = "";
+
         private static readonly DataContractJsonSerializer SnapshotSerializer = new DataContractJsonSerializer(typeof(LimiterSnapshot));
 
         // The longest a synchronous wait blocks in one native step, so a cancelled token is seen soon after.
@@ -285,11 +291,12 @@ namespace XeroGuard
 
         /// <summary>
         /// Asks for a call now. Granted: the call is counted and <see cref="Decision.Permit"/> must be released.
-        /// Refused: nothing changes. A null or empty tenant id is a tenantless call (app window only).
+        /// Refused: nothing changes. <see cref="Tenantless"/> (the empty id) is a call without a tenant (app window
+        /// only); a null id throws <see cref="ArgumentNullException"/>.
         /// </summary>
         public Decision Acquire(string tenantId)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             var d = NewDecision();
             Native.Ensure(NativeMethods.xg_limiter_acquire(Handle, tenant, Native.Len(tenant), ref d));
             return ToDecision(d, tenantId, true);
@@ -316,7 +323,7 @@ namespace XeroGuard
 
         private Decision AcquireWait(string tenantId, ulong timeoutMs, CancellationToken cancellationToken)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             ulong deadline = DeadlineMs(timeoutMs);
             while (true)
             {
@@ -332,7 +339,7 @@ namespace XeroGuard
         /// <summary>What <see cref="Acquire"/> would answer now, taking nothing.</summary>
         public Decision Peek(string tenantId)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             var d = NewDecision();
             Native.Ensure(NativeMethods.xg_limiter_peek(Handle, tenant, Native.Len(tenant), ref d));
             return ToDecision(d, tenantId, false);
@@ -362,7 +369,7 @@ namespace XeroGuard
         internal async Task<Permit> AcquireAsync(string tenantId, ulong timeoutMs, CancellationToken cancellationToken,
             Action<Decision> onFirstRefusal)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             ulong deadline = DeadlineMs(timeoutMs);
             bool refusedBefore = false;
             while (true)
@@ -405,7 +412,7 @@ namespace XeroGuard
         [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         public void Record(string tenantId)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             Native.Ensure(NativeMethods.xg_limiter_record(Handle, tenant, Native.Len(tenant)));
         }
 
@@ -435,7 +442,7 @@ namespace XeroGuard
         /// <summary>Books the tenant's next free slot (first come, first served); it takes no concurrency permit.</summary>
         public Reservation Reserve(string tenantId)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             var r = new XgReservation { StructSize = Native.SizeOf<XgReservation>() };
             Native.Ensure(NativeMethods.xg_limiter_reserve(Handle, tenant, Native.Len(tenant), ref r));
             return new Reservation(r.Id, Native.ClampToLong(r.AtMs), Native.ClampToLong(r.WaitMs));
@@ -453,7 +460,7 @@ namespace XeroGuard
         public void Observe(string tenantId, Classification classification)
         {
             if (classification == null) throw new ArgumentNullException("classification");
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             XgClassification c = classification.Native;
             Native.Ensure(NativeMethods.xg_limiter_observe(Handle, tenant, Native.Len(tenant), ref c));
         }
@@ -462,14 +469,14 @@ namespace XeroGuard
         public void Observe(string tenantId, byte[] rawResponse)
         {
             if (rawResponse == null) throw new ArgumentNullException("rawResponse");
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             Native.Ensure(NativeMethods.xg_limiter_observe_raw(Handle, tenant, Native.Len(tenant), rawResponse, Native.Len(rawResponse)));
         }
 
         /// <summary>The tenant's windows, permits, blocks and what acquire would answer, now.</summary>
         public LimiterSnapshot Snapshot(string tenantId)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             IntPtr json;
             Native.Ensure(NativeMethods.xg_limiter_snapshot_json(Handle, tenant, Native.Len(tenant), out json));
             byte[] bytes = Native.TakeString(json);
@@ -485,7 +492,7 @@ namespace XeroGuard
         /// <summary>Sets a tenant's own limits, or clears them with null. Its recorded calls are kept.</summary>
         public void SetTenantLimits(string tenantId, TenantLimits limits)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             if (limits == null)
             {
                 Native.Ensure(NativeMethods.xg_limiter_clear_tenant_limits(Handle, tenant, Native.Len(tenant), IntPtr.Zero));

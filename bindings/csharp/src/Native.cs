@@ -118,6 +118,39 @@ namespace XeroGuard
             return Encoding.UTF8.GetString(buf, 0, len < 0 ? buf.Length : len);
         }
 
+        // A refusal in the library's words: "day limit: next call in 11 h 59 min" (xg_refusal_words).
+        internal static string RefusalWords(Reason reason, ulong waitMs)
+        {
+            EnsureAbi();
+            var buf = new byte[128];
+            UIntPtr needed;
+            int status = NativeMethods.xg_refusal_words((uint)reason, waitMs, 0, buf, (UIntPtr)buf.Length, out needed);
+            if (status == NativeMethods.StatusBufferTooSmall)
+            {
+                buf = new byte[(int)needed.ToUInt64()];
+                status = NativeMethods.xg_refusal_words((uint)reason, waitMs, 0, buf, (UIntPtr)buf.Length, out needed);
+            }
+            return BufferText(status, buf);
+        }
+
+        // A duration in the library's words: "1 min 30 s" (xg_duration_words). Durations are short: 64 bytes hold any.
+        internal static string DurationWords(ulong ms)
+        {
+            EnsureAbi();
+            var buf = new byte[64];
+            UIntPtr needed;
+            return BufferText(NativeMethods.xg_duration_words(ms, buf, (UIntPtr)buf.Length, out needed), buf);
+        }
+
+        // The NUL-terminated text a library function wrote into `buf` (as xg_last_error_message writes), once its
+        // status says it fit.
+        private static string BufferText(int status, byte[] buf)
+        {
+            Ensure(status);
+            int len = Array.IndexOf(buf, (byte)0);
+            return Encoding.UTF8.GetString(buf, 0, len < 0 ? buf.Length : len);
+        }
+
         // A NUL-terminated UTF-8 string the library owns forever (names, version); null stays null.
         internal static string StaticString(IntPtr ptr)
         {
@@ -148,6 +181,18 @@ namespace XeroGuard
         }
 
         // UTF-8 bytes for text arguments; strict, so a lone surrogate fails here instead of turning into U+FFFD.
+        // A tenant id as the library takes it. Null is refused: a call without a tenant says so with
+        // Limiter.Tenantless (""), so a missing id is never silently counted against the app window only.
+        internal static byte[] Tenant(string tenantId)
+        {
+            if (tenantId == null)
+            {
+                throw new ArgumentNullException("tenantId",
+                    "a tenant id is required; a call without a tenant (/connections) passes Limiter.Tenantless");
+            }
+            return Utf8(tenantId);
+        }
+
         internal static byte[] Utf8(string text)
         {
             if (string.IsNullOrEmpty(text)) return null;

@@ -194,6 +194,13 @@ namespace XeroGuard
         internal static extern int xg_last_error_message(byte[] buf, UIntPtr bufLen, out UIntPtr needed);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_refusal_words(uint reason, ulong waitMs, uint inFlight, byte[] buf, UIntPtr bufLen,
+            out UIntPtr needed);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_duration_words(ulong ms, byte[] buf, UIntPtr bufLen, out UIntPtr needed);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr xg_status_name(int status);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]

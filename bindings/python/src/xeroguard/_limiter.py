@@ -572,7 +572,10 @@ class Limiter:
 
     @staticmethod
     def _timed_out(tenant: Tenant, timeout_ms: int, refusal: Decision, on_timeout: OnTimeout) -> PermitTimeout:
-        error = PermitTimeout(tenant_text(tenant), timeout_ms, refusal.wait_ms, refusal.reason)
+        reason = refusal.reason
+        words = n.refusal_words(REASON.code(reason), refusal.wait_ms) if reason is not None else ""
+        error = PermitTimeout(tenant_text(tenant), timeout_ms, refusal.wait_ms, reason,
+                              timeout_words=n.duration_words(timeout_ms), refusal_words=words)
         if on_timeout is not None:
             on_timeout(error)
         return error

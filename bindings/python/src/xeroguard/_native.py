@@ -269,6 +269,29 @@ def last_error_message() -> str:
     return buf.value.decode("utf-8", "replace")
 
 
+def _buffered(fill: Callable[[Any, int, Any], int]) -> str:
+    """Text a library function writes into a caller's buffer (as xg_last_error_message does)."""
+    needed = c_size_t(0)
+    buf = ctypes.create_string_buffer(128)
+    status = fill(buf, len(buf), ctypes.byref(needed))
+    if status == XG_STATUS_BUFFER_TOO_SMALL:
+        buf = ctypes.create_string_buffer(needed.value)
+        status = fill(buf, len(buf), ctypes.byref(needed))
+    if status != XG_STATUS_OK:
+        _check_status(status, fill, ())
+    return buf.value.decode("utf-8", "replace")
+
+
+def refusal_words(reason_code: int, wait_ms: int, in_flight: int = 0) -> str:
+    """A refusal in the library's words: "day limit: next call in 11 h 59 min" (xg_refusal_words)."""
+    return _buffered(lambda buf, size, needed: lib.xg_refusal_words(reason_code, wait_ms, in_flight, buf, size, needed))
+
+
+def duration_words(ms: int) -> str:
+    """A duration in the library's words: "1 min 30 s" (xg_duration_words)."""
+    return _buffered(lambda buf, size, needed: lib.xg_duration_words(ms, buf, size, needed))
+
+
 def status_name(status: int) -> str:
     name: bytes = lib.xg_status_name(status)
     return name.decode("ascii")
@@ -319,6 +342,9 @@ DECLARATIONS: List[_Decl] = [
     ("xg_give_up_name", c_char_p, [c_uint32], _static_str),
     ("xg_failure_policy_name", c_char_p, [c_uint32], _static_str),
     ("xg_reason_name", c_char_p, [c_uint32], _static_str),
+    # Written into a caller's buffer like the last error message (their status is read by words(), not errcheck).
+    ("xg_refusal_words", _S, [c_uint32, c_uint64, c_uint32, POINTER(c_char), c_size_t, POINTER(c_size_t)], None),
+    ("xg_duration_words", _S, [c_uint64, POINTER(c_char), c_size_t, POINTER(c_size_t)], None),
     ("xg_limits_default", XgLimits, [], None),
     ("xg_limits_exact", XgLimits, [], None),
     ("xg_limiter_new", _S, [POINTER(XgLimits), c_uint32, POINTER(_LimiterP)], _check_status),

@@ -270,8 +270,7 @@ class Guard:
 
     def _on_timeout(self, call: Call, attempt: int) -> Callable[[PermitTimeout], None]:
         def report(e: PermitTimeout) -> None:
-            log.info("xeroguard: no permit for %s %s within %d ms (the limiter asks %d ms more: %s)", call.method,
-                     call.url, e.timeout_ms, e.wait_ms, e.reason)
+            log.info("xeroguard: %s %s: %s", call.method, call.url, e)
             if self.on_give_up is not None:
                 self.on_give_up(ResendEvent(call.method, call.url, call.tenant, attempt, e.wait_ms,
                                             GiveUp.WAIT_TOO_LONG, None, e))
