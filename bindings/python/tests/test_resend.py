@@ -155,6 +155,30 @@ def test_a_create_answered_500_then_200_is_sent_twice_with_one_key(make: Callabl
     assert uuid.UUID(first).version == 4  # a fresh UUID per logical call
 
 
+class Stop(Exception):
+    """Raised by a hook to end a call before the guard sleeps."""
+
+
+def test_workers_told_the_same_retry_after_do_not_resend_in_the_same_millisecond(make: Callable[..., Driver],
+                                                                                   server: LoopbackServer) -> None:
+    # 100 workers (a limiter each, as separate processes have) meet the same 429 Retry-After: 37. The guard resends
+    # after the library's wait: Retry-After plus a jitter of at most the policy's jitter_ms (250 ms by default).
+    workers = 100
+    server.script(*[Respond(429, (("Retry-After", "37"), ("X-Rate-Limit-Problem", "minute"), JSON))] * workers)
+    waits: List[int] = []
+
+    def record(event: ResendEvent) -> None:
+        waits.append(event.wait_ms)
+        raise Stop()  # the wait is known; no need to sleep through it
+
+    for _ in range(workers):
+        with pytest.raises(Stop):
+            make(retries=RetryPolicy(), on_retry=record).send("GET")
+    assert len(waits) == workers and all(37_000 <= wait <= 37_250 for wait in waits), waits
+    # 100 draws from 251 milliseconds give ~82 distinct ones; all in one millisecond was the bug.
+    assert len(set(waits)) > 50, sorted(waits)
+
+
 def test_each_logical_call_gets_its_own_key(make: Callable[..., Driver], server: LoopbackServer) -> None:
     driver = make()
     assert driver.send("POST") == 200 and driver.send("POST") == 200
