@@ -32,7 +32,8 @@ async function readPrefix(body: ReadableStream<Uint8Array>, wanted: number): Pro
       size += value.byteLength;
     }
   } finally {
-    await reader.cancel().catch(() => undefined);
+    // Not awaited: cancelling one branch of a tee settles only once the other (the caller's) is cancelled too.
+    reader.cancel().catch(() => undefined);
   }
   const all = Buffer.concat(chunks);
   return all.subarray(0, Math.min(all.length, wanted));

@@ -590,6 +590,7 @@ export class Limiter {
   }
 
   #sleep(ms: number, waiter: Waiter, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     if (waiter.woken || this.#closed) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const done = (): void => {
