@@ -30,10 +30,10 @@ export interface AxiosLikeResponse {
 
 export type AxiosLikeAdapter = (config: AxiosLikeConfig) => Promise<AxiosLikeResponse>;
 
-/** An axios instance or the axios module itself (axios' own types fit). */
+/** An axios instance or the axios module itself (axios' own types fit: the signatures are axios' own, loosely). */
 export interface AxiosLikeInstance {
   defaults: { adapter?: unknown };
-  getAdapter?: (adapters: unknown, config?: unknown) => AxiosLikeAdapter;
+  getAdapter?(adapters: never, config?: never): unknown;
 }
 
 export interface AxiosGuardOptions extends GuardOptions {
@@ -41,7 +41,7 @@ export interface AxiosGuardOptions extends GuardOptions {
    * The axios module, to resolve the instance's adapter names (['xhr', 'http', 'fetch']) into a function: needed for
    * an instance made by axios.create() whose adapter is not a function; the axios module itself resolves its own.
    */
-  axios?: { getAdapter: (adapters: unknown, config?: unknown) => AxiosLikeAdapter };
+  axios?: { getAdapter(adapters: never, config?: never): unknown };
 }
 
 // Axios error codes that are the request's own fault or the caller's wish, never a transport failure to resend.
@@ -163,7 +163,9 @@ export function guardAxios<T extends AxiosLikeInstance>(instance: T, limiter: Li
   const { axios, ...guardOptions } = options;
   const guard = new Guard(limiter, guardOptions, axiosFailure);
   const original = defaults.adapter;
-  const resolver = typeof instance.getAdapter === 'function' ? instance.getAdapter.bind(instance) : axios?.getAdapter;
+  type Resolve = (adapters: unknown, config?: unknown) => AxiosLikeAdapter;
+  const resolver = (typeof instance.getAdapter === 'function' ? instance.getAdapter.bind(instance)
+    : axios?.getAdapter?.bind(axios)) as Resolve | undefined;
   if (typeof original !== 'function' && resolver === undefined) {
     throw new InvalidArgumentError(
       "this axios instance's adapter is a list of names; pass the axios module to resolve it: guardAxios(instance, limiter, { axios })",
