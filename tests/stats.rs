@@ -132,6 +132,8 @@ fn acquire_and_observe_are_counted_and_peek_and_reserve_are_not() {
     l.observe("t", &response(429, Category::RateLimited, Some(RateLimitProblem::Day)), 0).unwrap();
     l.observe("u", &response(429, Category::RateLimited, None), 0).unwrap();
     l.observe("v", &response(503, Category::OrganisationOffline, None), 0).unwrap();
+    let too_long = "x".repeat(300);
+    assert_eq!(l.observe(&too_long, &response(200, Category::Success, None), 0), Err(PacingError::TenantIdTooLong));
     let stats = l.stats();
     assert_eq!(stats.responses_of(Category::Success), 2);
     assert_eq!(stats.responses_of(Category::RateLimited), 2);

@@ -10,7 +10,7 @@ use super::config::{Limits, TenantLimits};
 use super::memory::MemoryBackend;
 use super::redis::{RedisBackend, RedisOptions};
 use super::stats::{Counters, Stats, WaitEnd};
-use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot};
+use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot, check_tenant};
 use super::wait::{self, Step, Waiters};
 
 pub struct Limiter {
@@ -116,7 +116,8 @@ impl Limiter {
     /// Takes the server's word: remaining counts raise local usage (never lower it), 429s block the scope they
     /// name, an offline organisation blocks its tenant, and an outage (503) blocks the app.
     pub fn observe(&self, tenant: &str, feedback: &Feedback, now: u64) -> Result<(), PacingError> {
-        // Counted even when the store cannot take it: the response happened.
+        // Counted even when the store cannot take it (the response happened), but not for a tenant id refused.
+        check_tenant(tenant)?;
         self.counters.observed(feedback);
         self.backend.observe(tenant, feedback, now)
     }
