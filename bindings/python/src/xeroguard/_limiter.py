@@ -17,7 +17,7 @@ from ._args import Seconds, Tenant, tenant_bytes, tenant_text
 from ._classify import Classification
 from ._redis import PathText, PolicyInput, RedisSettings, redis_settings
 from ._vocabulary import FAILURE_POLICY, REASON, FailurePolicy, Reason
-from .errors import PermitTimeout, UnknownPermitError
+from .errors import PermitTimeout, UnknownPermitError, XeroGuardError
 
 T = TypeVar("T")
 Observed = Union[Classification, bytes, bytearray, memoryview]
@@ -219,6 +219,20 @@ def _timeout_ms(timeout: Optional[Seconds], timeout_ms: Optional[int]) -> int:
 # Told of the first refusal of a wait (the guards' on_wait hook), and of a wait the library gave up.
 OnRefusal = Optional[Callable[[Decision], None]]
 OnTimeout = Optional[Callable[[PermitTimeout], None]]
+
+
+# Given a release's error instead of raising it (the guards: once a response exists, nothing raises).
+OnReleaseError = Optional[Callable[[XeroGuardError], None]]
+
+
+def _release(permit: "Permit", on_error: OnReleaseError) -> None:
+    if on_error is None:
+        permit.release()
+        return
+    try:
+        permit.release()
+    except XeroGuardError as e:
+        on_error(e)
 
 
 class Permit:
@@ -543,7 +557,7 @@ class Limiter:
 
     @contextlib.contextmanager
     def _permit(self, t: bytes, tenant: Tenant, timeout_ms: int, on_refusal: OnRefusal = None,
-                on_timeout: OnTimeout = None) -> Iterator[Permit]:
+                on_timeout: OnTimeout = None, on_release_error: OnReleaseError = None) -> Iterator[Permit]:
         d = self._wait(t, timeout_ms, on_refusal)
         if not d.granted:
             raise self._timed_out(tenant, timeout_ms, d, on_timeout)
@@ -551,7 +565,7 @@ class Limiter:
         try:
             yield p
         finally:
-            p.release()
+            _release(p, on_release_error)
 
     def permit_async(self, tenant: Tenant, timeout: Optional[Seconds] = None, *,
                      timeout_ms: Optional[int] = None) -> "contextlib.AbstractAsyncContextManager[Permit]":
@@ -560,7 +574,8 @@ class Limiter:
 
     @contextlib.asynccontextmanager
     async def _permit_async(self, t: bytes, tenant: Tenant, timeout_ms: int, on_refusal: OnRefusal = None,
-                            on_timeout: OnTimeout = None) -> AsyncIterator[Permit]:
+                            on_timeout: OnTimeout = None, on_release_error: OnReleaseError = None
+                            ) -> AsyncIterator[Permit]:
         d = await self._wait_async(t, timeout_ms, on_refusal)
         if not d.granted:
             raise self._timed_out(tenant, timeout_ms, d, on_timeout)
@@ -568,7 +583,7 @@ class Limiter:
         try:
             yield p
         finally:
-            p.release()
+            _release(p, on_release_error)
 
     @staticmethod
     def _timed_out(tenant: Tenant, timeout_ms: int, refusal: Decision, on_timeout: OnTimeout) -> PermitTimeout:
