@@ -541,17 +541,35 @@ namespace XeroGuard
             Signal();
         }
 
-        // Permit.Dispose: an expired permit or a disposed limiter leaves nothing to give back.
+        // Permit.Dispose: never throws (an expired permit or a disposed limiter leaves nothing to give back; a store
+        // that failed is counted by the library).
         internal void ReleaseQuietly(ulong permitId)
         {
-            if (handle.IsClosed) return;
+            ReleaseReporting(permitId);
+        }
+
+        // The handler's release of a permit it holds: what went wrong (a store out of reach), or null; never throws.
+        internal Exception ReleaseReporting(Permit permit)
+        {
+            return permit.MarkReleased() ? ReleaseReporting(permit.Id) : null;
+        }
+
+        private Exception ReleaseReporting(ulong permitId)
+        {
+            if (handle.IsClosed) return null;
             try
             {
                 Native.Ensure(NativeMethods.xg_limiter_release(handle, permitId));
             }
             catch (UnknownPermitException) { }
             catch (ObjectDisposedException) { }
+            catch (XeroGuardException e)
+            {
+                Signal();
+                return e;
+            }
             Signal();
+            return null;
         }
 
         /// <summary>Books the tenant's next free slot (first come, first served); it takes no concurrency permit.</summary>

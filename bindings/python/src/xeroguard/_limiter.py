@@ -222,6 +222,20 @@ OnRefusal = Optional[Callable[[Decision], None]]
 OnTimeout = Optional[Callable[[PermitTimeout], None]]
 
 
+# Given a release's error instead of raising it (the guards: once a response exists, nothing raises).
+OnReleaseError = Optional[Callable[[XeroGuardError], None]]
+
+
+def _release(permit: "Permit", on_error: OnReleaseError) -> None:
+    if on_error is None:
+        permit.release()
+        return
+    try:
+        permit.release()
+    except XeroGuardError as e:
+        on_error(e)
+
+
 class Permit:
     """A granted call. Release it when the response arrives (the `permit` context managers do)."""
 
@@ -607,7 +621,7 @@ class Limiter:
 
     @contextlib.contextmanager
     def _permit(self, t: bytes, tenant: Tenant, timeout_ms: int, on_refusal: OnRefusal = None,
-                on_timeout: OnTimeout = None) -> Iterator[Permit]:
+                on_timeout: OnTimeout = None, on_release_error: OnReleaseError = None) -> Iterator[Permit]:
         d = self._wait(t, timeout_ms, on_refusal)
         if not d.granted:
             raise self._timed_out(tenant, timeout_ms, d, on_timeout)
@@ -615,7 +629,7 @@ class Limiter:
         try:
             yield p
         finally:
-            p.release()
+            _release(p, on_release_error)
 
     def permit_async(self, tenant: Tenant, timeout: Optional[Seconds] = None, *,
                      timeout_ms: Optional[int] = None) -> "contextlib.AbstractAsyncContextManager[Permit]":
@@ -624,7 +638,8 @@ class Limiter:
 
     @contextlib.asynccontextmanager
     async def _permit_async(self, t: bytes, tenant: Tenant, timeout_ms: int, on_refusal: OnRefusal = None,
-                            on_timeout: OnTimeout = None) -> AsyncIterator[Permit]:
+                            on_timeout: OnTimeout = None, on_release_error: OnReleaseError = None
+                            ) -> AsyncIterator[Permit]:
         d = await self._wait_async(t, timeout_ms, on_refusal)
         if not d.granted:
             raise self._timed_out(tenant, timeout_ms, d, on_timeout)
@@ -632,7 +647,7 @@ class Limiter:
         try:
             yield p
         finally:
-            p.release()
+            _release(p, on_release_error)
 
     @staticmethod
     def _timed_out(tenant: Tenant, timeout_ms: int, refusal: Decision, on_timeout: OnTimeout) -> PermitTimeout:

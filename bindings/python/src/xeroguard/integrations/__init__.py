@@ -6,9 +6,10 @@
 - `xeroguard.integrations.prometheus`: `XeroguardCollector` / `register` for prometheus_client (the limiters' stats)
 
 Every guard takes the same hooks, called with these events: `on_wait(WaitEvent)`, `on_retry(ResendEvent)`,
-`on_give_up(ResendEvent)`.
+`on_give_up(ResendEvent)`, `on_store_error(StoreErrorEvent)` (the limiter could not observe or release a response
+that exists: it still reaches the caller; nothing raises once a response exists).
 """
 
-from ._guard import ResendEvent, WaitEvent
+from ._guard import ResendEvent, StoreErrorEvent, WaitEvent
 
-__all__ = ["ResendEvent", "WaitEvent"]
+__all__ = ["ResendEvent", "StoreErrorEvent", "WaitEvent"]
