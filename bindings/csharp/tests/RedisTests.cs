@@ -13,18 +13,27 @@ namespace XeroGuard.Tests
     // the store. Its pid file there lets run-tests.sh kill it should this program die first.
     internal sealed class OwnRedisServer : IDisposable
     {
-        private readonly Process process;
         private readonly string dir;
+        private readonly string socket;
+        private readonly string executable;
+        private Process process;
 
         public OwnRedisServer()
         {
-            string executable = Environment.GetEnvironmentVariable("XG_REDIS_SERVER");
+            executable = Environment.GetEnvironmentVariable("XG_REDIS_SERVER");
             string root = Environment.GetEnvironmentVariable("XG_REDIS_DIR");
             Assert.True(!string.IsNullOrEmpty(executable) && !string.IsNullOrEmpty(root) && Directory.Exists(root),
                 "XG_REDIS_SERVER and XG_REDIS_DIR name redis-server and a directory for it (run-tests.sh sets them)");
             dir = Path.Combine(root, "own-" + Guid.NewGuid().ToString("N").Substring(0, 8));
             Directory.CreateDirectory(dir);
-            string socket = Path.Combine(dir, "redis.sock");
+            socket = Path.Combine(dir, "redis.sock");
+            Start();
+            Url = "redis+unix://" + socket;
+        }
+
+        private void Start()
+        {
+            string root = Environment.GetEnvironmentVariable("XG_REDIS_DIR");
             var start = new ProcessStartInfo(executable, "--port 0 --unixsocket " + socket + " --save '' --appendonly no --dir " + dir)
             {
                 UseShellExecute = false,
@@ -40,7 +49,13 @@ namespace XeroGuard.Tests
             var waited = Stopwatch.StartNew();
             while (!File.Exists(socket) && !process.HasExited && waited.ElapsedMilliseconds < 10000) Thread.Sleep(20);
             Assert.True(File.Exists(socket), "redis-server started (its socket " + socket + ")");
-            Url = "redis+unix://" + socket;
+        }
+
+        // Kills the store and starts it again on the same socket, empty (no persistence).
+        public void Restart()
+        {
+            Dispose(false);
+            Start();
         }
 
         public string Url { get; private set; }
@@ -68,11 +83,20 @@ namespace XeroGuard.Tests
 
         public void Dispose()
         {
+            Dispose(true);
+        }
+
+        private void Dispose(bool removeDir)
+        {
             Kill();
             string root = Environment.GetEnvironmentVariable("XG_REDIS_DIR");
             File.Delete(Path.Combine(root, "own-" + process.Id + ".pid"));
             process.Dispose();
-            try { Directory.Delete(dir, true); } catch (IOException) { }
+            if (File.Exists(socket)) File.Delete(socket);
+            if (removeDir)
+            {
+                try { Directory.Delete(dir, true); } catch (IOException) { }
+            }
         }
     }
 
