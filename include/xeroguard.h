@@ -88,6 +88,33 @@
 // The longest key prefix accepted, in bytes (`xg_redis_options.key_prefix`).
 #define XG_MAX_KEY_PREFIX_BYTES 128
 
+// Slots of `xg_stats.refused`: one per `xg_reason` code (slot 0 stays 0).
+//
+// The lengths of `xg_stats`'s arrays never change, whatever later versions add: each `XG_STATS_*` constant is
+// fixed with the header that introduced it. A code added to a vocabulary later (a new `xg_reason`, say) is counted
+// in a field appended to the end of `xg_stats` (e.g. `refused_more[XG_STATS_REASONS_MORE]`, its slot i holding
+// code XG_STATS_REASONS + i), never by lengthening an array, which would move every field after it. So a program
+// built against this header reads the same offsets from every later library, and the figures of codes it does not
+// know lie beyond its `struct_size`.
+#define XG_STATS_REASONS 9
+
+// Slots of `xg_stats.fallbacks`: one per `xg_failure_policy` code (slot 0 stays 0). Fixed (see `XG_STATS_REASONS`).
+#define XG_STATS_FAILURE_POLICIES 4
+
+// Slots of `xg_stats.wait_buckets` and `wait_bucket_le_ms`. Fixed (see `XG_STATS_REASONS`).
+#define XG_STATS_WAIT_BUCKETS 7
+
+// Slots of `xg_stats.responses`: one per `xg_category` code. Fixed (see `XG_STATS_REASONS`).
+#define XG_STATS_CATEGORIES 17
+
+// Slots of `xg_stats.rate_limited`: one per `xg_rate_limit_problem` code (slot 0 stays 0: a 429 naming no problem
+// counts as `unknown`). Fixed (see `XG_STATS_REASONS`).
+#define XG_STATS_RATE_LIMIT_PROBLEMS 6
+
+// Slots of `xg_stats.store_failures`: one per `xg_store_failure_kind` code (slot 0 stays 0). Fixed (see
+// `XG_STATS_REASONS`).
+#define XG_STATS_STORE_FAILURE_KINDS 5
+
 // What kind of response this is.
 enum xg_category
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -297,6 +324,30 @@ typedef uint32_t xg_transport_failure;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Why an operation on the shared store (Redis) failed, for the statistics (`xg_stats.store_failures`). Code 0 is
+// reserved for "none".
+enum xg_store_failure_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // No answer within the deadline.
+  XG_STORE_FAILURE_KIND_TIMEOUT = 1,
+  // The store could not be reached, or the connection broke (refused, reset, DNS, TLS).
+  XG_STORE_FAILURE_KIND_CONNECTION = 2,
+  // It answered with an error waiting will not fix (ACL, another clock on the prefix, a script error).
+  XG_STORE_FAILURE_KIND_REFUSED = 3,
+  // Its reply was not what the protocol expects (or answered another operation).
+  XG_STORE_FAILURE_KIND_PROTOCOL = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum xg_store_failure_kind xg_store_failure_kind;
+#else
+typedef uint32_t xg_store_failure_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A limiter: per-tenant and per-app rolling windows, concurrency permits and server-feedback blocks. Opaque.
 // Every function taking a `const xg_limiter *` may run concurrently from any number of threads on the same
 // handle; only `xg_limiter_free` must not race with other calls on that handle.
@@ -451,6 +502,11 @@ typedef struct {
 } xg_decision;
 
 // One step of a wait (`xg_limiter_acquire_until`). `outcome` is an `xg_wait_outcome` code.
+//
+// The last three fields (appended after 0.1.0) let the library count a wait of many steps once, with its length,
+// in `xg_limiter_stats`: pass the same struct to every step of one wait, zeroed before the first (`waiting` 0), and
+// the library keeps the wait's start in it; start the next wait with a zeroed struct again. A caller built against
+// an older header (a smaller `struct_size`) keeps working: its steps are counted as decisions, not as waits.
 typedef struct {
   uint32_t struct_size;
   uint32_t outcome;
@@ -463,6 +519,14 @@ typedef struct {
   uint64_t sleep_ms;
   // As `xg_decision.fallback`.
   uint32_t fallback;
+  // In and out: 1 while a wait is in progress (set by the library at the wait's first refusal, cleared when it
+  // ends); 0 before the first step. Any other value is `XG_STATUS_INVALID_ARGUMENT`.
+  uint8_t waiting;
+  // In and out: when the wait's first refusal came, on the limiter's clock (valid while `waiting` is 1).
+  uint64_t wait_started_ms;
+  // Out: how long the wait has lasted through this step (ms); after its last step, its whole length (0 for a
+  // call granted at once).
+  uint64_t waited_ms;
 } xg_wait_step;
 
 // A booked future slot: the call counts from now on at `at_ms` (limiter clock), `wait_ms` from now.
@@ -480,6 +544,51 @@ typedef struct {
   uint32_t day_limit;
   uint32_t concurrency;
 } xg_tenant_limits;
+
+// A limiter's statistics since it was made (`xg_limiter_stats`): counters that only grow, except the store's
+// gauges (`breaker_open`, `replays_pending`). Arrays are indexed by a vocabulary's codes.
+//
+// Decisions are acquire's answers, and each wait's first answer and final grant (not the re-asks in between): so
+// `granted` is exactly the permits handed out, and `refused` the refusals callers were told of. Peek and reserve
+// are not counted. A wait is an `xg_limiter_acquire_wait`, or the steps of one `xg_limiter_acquire_until` wait,
+// whose first answer was a refusal: counted in `waits_started` then, and when it ends in one of `waits_granted`,
+// `waits_given_up`, `waits_interrupted` (by `xg_limiter_interrupt` or an error) with its length on the limiter's
+// clock from that first refusal. A stepped wait its caller abandons never ends.
+typedef struct {
+  uint32_t struct_size;
+  // 1 when the limiter keeps its state in a shared store (Redis): the `store_*` and breaker figures are its.
+  uint8_t shared;
+  // 1 while the store's breaker is open: the store is not asked and the failure policy decides.
+  uint8_t breaker_open;
+  // Decisions granted: the permits handed out.
+  uint64_t granted;
+  // Refusals by `xg_reason` code.
+  uint64_t refused[XG_STATS_REASONS];
+  // Decisions (granted or refused) the failure policy made because the store could not, by `xg_failure_policy`.
+  uint64_t fallbacks[XG_STATS_FAILURE_POLICIES];
+  uint64_t waits_started;
+  uint64_t waits_granted;
+  uint64_t waits_given_up;
+  uint64_t waits_interrupted;
+  // The ended waits' lengths added up (ms).
+  uint64_t wait_ms_total;
+  // Each wait bucket's upper bound (ms, inclusive): 10, 100, 1000, 10000, 65000, 600000, and UINT64_MAX.
+  uint64_t wait_bucket_le_ms[XG_STATS_WAIT_BUCKETS];
+  // Ended waits per bucket: not cumulative (a Prometheus histogram adds them up).
+  uint64_t wait_buckets[XG_STATS_WAIT_BUCKETS];
+  // Responses observed (`xg_limiter_observe*`) by `xg_category` code.
+  uint64_t responses[XG_STATS_CATEGORIES];
+  // Observed 429s by `xg_rate_limit_problem` code.
+  uint64_t rate_limited[XG_STATS_RATE_LIMIT_PROBLEMS];
+  // Operations sent to the store (each script run; a retry is another).
+  uint64_t store_operations;
+  // Failed store operations by `xg_store_failure_kind` code.
+  uint64_t store_failures[XG_STATS_STORE_FAILURE_KINDS];
+  // Times the breaker opened.
+  uint64_t breaker_openings;
+  // Releases, cancels and timed-out acquires the store has not confirmed yet, replayed when it answers.
+  uint64_t replays_pending;
+} xg_stats;
 
 // Success.
 #define XG_STATUS_OK 0
@@ -767,7 +876,9 @@ xg_status xg_limiter_deadline_ms(const xg_limiter *limiter,
 // the last refusal); or `XG_WAIT_OUTCOME_ASK_AGAIN` (sleep `sleep_ms`, waking sooner when this process frees
 // capacity, then call again). This is the wait policy of `xg_limiter_acquire_wait` cut into steps, so a caller
 // can stay responsive (a Python thread to Ctrl-C, an async task to cancellation) and never decides itself when to
-// give up. `XG_STATUS_INTERRUPTED` after `xg_limiter_interrupt`. Thread-safe.
+// give up. `XG_STATUS_INTERRUPTED` after `xg_limiter_interrupt`. Pass the same `*out` to every step of one wait,
+// zeroed before the first: its `waiting`/`wait_started_ms` let `xg_limiter_stats` count the wait once, with its
+// length (`waited_ms`). Thread-safe.
 xg_status xg_limiter_acquire_until(const xg_limiter *limiter,
                                    const char *tenant,
                                    size_t tenant_len,
@@ -840,6 +951,16 @@ xg_status xg_limiter_set_tenant_limits(const xg_limiter *limiter,
                                        const char *tenant,
                                        size_t tenant_len,
                                        const xg_tenant_limits *limits);
+
+// Stores the limiter's statistics in `*out` (set `out->struct_size` to `sizeof(xg_stats)` first). It takes no lock
+// and changes nothing: each figure is read on its own, so a reading taken during traffic may count a decision in
+// `granted` before the wait it ended. Call it as often as a metrics scrape does. Thread-safe.
+xg_status xg_limiter_stats(const xg_limiter *limiter,
+                           xg_stats *out);
+
+// The vocabulary word of an `xg_store_failure_kind` code (`"timeout"`, …): a static string, or NULL for an
+// unknown code. Thread-safe.
+const char *xg_store_failure_kind_name(uint32_t code);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -18,5 +18,6 @@ pub use classify::{Classification, RawError, classify, classify_raw};
 pub use pacing::{Clock, Decision, Limiter, Limits, Permit};
 pub use retry::{Backoff, GiveUp, Outcome, Request, RetryPolicy, backoff, is_write, resend};
 pub use vocab::{
-    Action, AuthProblem, Category, FailurePolicy, RateLimitProblem, Reason, human_duration, refusal_in_words,
+    Action, AuthProblem, Category, FailurePolicy, RateLimitProblem, Reason, StoreFailureKind, human_duration,
+    refusal_in_words,
 };

@@ -218,6 +218,30 @@ vocabulary! {
     }
 }
 
+/// Why an operation on the shared store (Redis) failed, for the statistics (`xg_stats.store_failures`). Code 0 is
+/// reserved for "none".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum StoreFailureKind {
+    /// No answer within the deadline.
+    Timeout = 1,
+    /// The store could not be reached, or the connection broke (refused, reset, DNS, TLS).
+    Connection = 2,
+    /// It answered with an error waiting will not fix (ACL, another clock on the prefix, a script error).
+    Refused = 3,
+    /// Its reply was not what the protocol expects (or answered another operation).
+    Protocol = 4,
+}
+
+vocabulary! {
+    StoreFailureKind {
+        Timeout => "timeout",
+        Connection => "connection",
+        Refused => "refused",
+        Protocol => "protocol",
+    }
+}
+
 impl Action {
     /// `retryable` in the result is exactly `action == retry`.
     pub const fn is_retry(self) -> bool {

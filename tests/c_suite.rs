@@ -235,6 +235,12 @@ fn pacing_functions(suite: &Suite) {
     checks_pass(suite, "pacing", &[]);
 }
 
+/// New in this ABI (no older suite has it): the figures `xg_limiter_stats` reads after known operations.
+#[test]
+fn c_stats_after_known_operations() {
+    checks_pass(&CURRENT, "stats", &[]);
+}
+
 fn resend_follows_the_safe_retry_rules(suite: &Suite) {
     checks_pass(suite, "resend", &[]);
 }

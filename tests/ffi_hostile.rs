@@ -403,6 +403,18 @@ fn new_limiter(limits: Option<xg_limits>, clock: u32) -> Handle {
     Handle(out)
 }
 
+fn zero_stats() -> xg_stats {
+    // SAFETY: xg_stats is plain integers and arrays of them: all zeros is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The statistics, as comparable text.
+fn stats(l: &Handle) -> String {
+    let mut out = xg_stats { struct_size: size_of::<xg_stats>(), ..zero_stats() };
+    assert_eq!(unsafe { xg_limiter_stats(l.0, &mut out) }, XG_STATUS_OK, "{}", common::last_error());
+    format!("{out:?}")
+}
+
 fn snapshot(l: &Handle, tenant: &[u8]) -> String {
     let mut json = ptr::null_mut();
     assert_eq!(unsafe { xg_limiter_snapshot_json(l.0, tenant.as_ptr().cast(), tenant.len(), &mut json) }, XG_STATUS_OK);
@@ -489,6 +501,7 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
     assert_eq!(unsafe { xg_limiter_acquire(l.0, tp, tl, &mut held) }, XG_STATUS_OK);
     assert_eq!(held.granted, 1);
     let before = snapshot(&l, t);
+    let stats_before = stats(&l);
 
     let bad_utf8 = b"tenant-\xff";
     let long: Vec<u8> = vec![b'a'; 257];
@@ -569,6 +582,23 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
     refused("xg_limiter_acquire_until", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
         xg_limiter_acquire_until(l.0, tp, tl, 0, 0, &mut small_step)
     });
+    let mut not_a_flag = xg_wait_step { struct_size: size_of::<xg_wait_step>(), waiting: 2, ..Default::default() };
+    refused("xg_limiter_acquire_until", XG_STATUS_INVALID_ARGUMENT, "out->waiting", || unsafe {
+        xg_limiter_acquire_until(l.0, tp, tl, 0, 0, &mut not_a_flag)
+    });
+    let mut st = xg_stats { struct_size: size_of::<xg_stats>(), granted: 99, ..zero_stats() };
+    refused("xg_limiter_stats", XG_STATUS_NULL_POINTER, "limiter", || unsafe {
+        xg_limiter_stats(ptr::null(), &mut st)
+    });
+    refused("xg_limiter_stats", XG_STATUS_NULL_POINTER, "out", || unsafe { xg_limiter_stats(l.0, ptr::null_mut()) });
+    for size in [0, 3, XG_MAX_STRUCT_SIZE + 1, u32::MAX] {
+        let mut bad = xg_stats { struct_size: size, granted: 99, ..zero_stats() };
+        refused("xg_limiter_stats", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+            xg_limiter_stats(l.0, &mut bad)
+        });
+        assert_eq!(bad.granted, 99, "nothing written");
+    }
+    assert_eq!(st.granted, 99, "nothing written");
     refused("xg_limiter_interrupt", XG_STATUS_NULL_POINTER, "limiter", || unsafe { xg_limiter_interrupt(ptr::null()) });
     let mut small_d = xg_decision { struct_size: 1, ..Default::default() };
     refused("xg_limiter_acquire", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
@@ -632,7 +662,75 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
 
     // Nothing above changed the limiter or wrote an out-parameter.
     assert_eq!(snapshot(&l, t), before, "a refused call changed the tenant's state");
+    assert_eq!(stats(&l), stats_before, "a refused call was counted");
     assert_eq!((d.permit, d.wait_ms, r.id, step.permit), (99, 99, 99, 99), "a refused call wrote an out-parameter");
     assert!(json.is_null());
     assert_eq!(unsafe { xg_limiter_release(l.0, held.permit) }, XG_STATUS_OK, "the permit survived every refusal");
+}
+
+#[test]
+fn stats_and_wait_steps_grow_like_every_struct() {
+    let l = new_limiter(Some(xg_limits_exact()), XG_CLOCK_MANUAL);
+    let t = b"tenant-1";
+    let (tp, tl) = (t.as_ptr().cast::<c_char>(), t.len());
+    for _ in 0..60 {
+        assert_eq!(unsafe { xg_limiter_record(l.0, tp, tl) }, XG_STATUS_OK);
+    }
+
+    // A newer header's xg_stats (a field appended): filled as far as this library knows, struct_size says so, and
+    // its own field is left alone.
+    #[repr(C)]
+    struct NewerStats {
+        stats: xg_stats,
+        appended: u64,
+    }
+    let mut newer =
+        NewerStats { stats: xg_stats { struct_size: size_of::<NewerStats>(), ..zero_stats() }, appended: 7 };
+    assert_eq!(unsafe { xg_limiter_stats(l.0, &mut newer.stats) }, XG_STATUS_OK);
+    assert_eq!((newer.stats.struct_size, newer.appended), (size_of::<xg_stats>(), 7));
+    assert_eq!(newer.stats.wait_bucket_le_ms, [10, 100, 1_000, 10_000, 65_000, 600_000, u64::MAX]);
+
+    // ABI 2's xg_wait_step (48 bytes, ending after `fallback`): written only as far as it goes, and its steps are
+    // decisions, not a wait.
+    #[repr(C, align(8))]
+    struct Abi2Step([u8; 64]);
+    let mut old = Abi2Step([0xAA; 64]);
+    old.0[..4].copy_from_slice(&48u32.to_ne_bytes());
+    let old_step = (&raw mut old).cast::<xg_wait_step>();
+    for _ in 0..2 {
+        assert_eq!(unsafe { xg_limiter_acquire_until(l.0, tp, tl, XG_NO_DEADLINE, 0, old_step) }, XG_STATUS_OK);
+        assert_eq!(&old.0[..4], &48u32.to_ne_bytes(), "struct_size: the layout filled");
+        assert_eq!(&old.0[44..], &[0xAA; 20], "nothing written past `fallback`");
+    }
+    let mut st = xg_stats { struct_size: size_of::<xg_stats>(), ..zero_stats() };
+    assert_eq!(unsafe { xg_limiter_stats(l.0, &mut st) }, XG_STATUS_OK);
+    assert_eq!((st.refused[xeroguard::Reason::Minute.code() as usize], st.waits_started), (2, 0));
+
+    // This header's: the wait is kept in the struct from step to step, and counted once.
+    let mut step = xg_wait_step { struct_size: size_of::<xg_wait_step>(), ..Default::default() };
+    assert_eq!(unsafe { xg_limiter_acquire_until(l.0, tp, tl, XG_NO_DEADLINE, 0, &mut step) }, XG_STATUS_OK);
+    assert_eq!((step.outcome, step.waiting, step.wait_started_ms), (WaitOutcome::AskAgain as u32, 1, 0));
+    assert_eq!(unsafe { xg_limiter_advance_ms(l.0, 60_000) }, XG_STATUS_OK);
+    assert_eq!(unsafe { xg_limiter_acquire_until(l.0, tp, tl, XG_NO_DEADLINE, 0, &mut step) }, XG_STATUS_OK);
+    assert_eq!((step.outcome, step.waiting, step.waited_ms), (WaitOutcome::Granted as u32, 0, 60_000));
+    assert_eq!(unsafe { xg_limiter_stats(l.0, &mut st) }, XG_STATUS_OK);
+    assert_eq!(
+        (st.granted, st.refused[xeroguard::Reason::Minute.code() as usize], st.waits_started, st.waits_granted),
+        (1, 3, 1, 1)
+    );
+    assert_eq!((st.wait_ms_total, st.wait_buckets[4]), (60_000, 1));
+    assert_eq!(unsafe { xg_limiter_release(l.0, step.permit) }, XG_STATUS_OK);
+}
+
+#[test]
+fn store_failure_kinds_have_names() {
+    let name = |code| {
+        let p = xg_store_failure_kind_name(code);
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_str().unwrap())
+    };
+    let words = [None, Some("timeout"), Some("connection"), Some("refused"), Some("protocol"), None];
+    for (code, word) in words.into_iter().enumerate() {
+        assert_eq!(name(code as u32), word, "code {code}");
+    }
+    assert_eq!(name(u32::MAX), None);
 }

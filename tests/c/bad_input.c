@@ -166,6 +166,8 @@ static void limiter_inputs(void) {
     xg_reservation r;
     xg_classification c = fresh_classification();
     xg_tenant_limits tl;
+    xg_stats stats;
+    xg_wait_step step;
     char *json = NULL;
     char long_id[300];
     memset(long_id, 'a', sizeof long_id);
@@ -222,8 +224,25 @@ static void limiter_inputs(void) {
     tl.struct_size = 1;
     CHECK_STATUS(xg_limiter_set_tenant_limits(lim, "t", 1, &tl), XG_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(xg_limiter_set_tenant_limits(lim, NULL, 0, NULL), XG_STATUS_INVALID_ARGUMENT);
+    memset(&step, 0, sizeof step);
+    step.struct_size = sizeof step;
+    step.waiting = 2;
+    CHECK_STATUS(xg_limiter_acquire_until(lim, "t", 1, XG_NO_DEADLINE, 0, &step), XG_STATUS_INVALID_ARGUMENT);
+    memset(&stats, 0, sizeof stats);
+    stats.struct_size = 3;
+    CHECK_STATUS(xg_limiter_stats(lim, &stats), XG_STATUS_INVALID_ARGUMENT);
+    stats.struct_size = XG_MAX_STRUCT_SIZE + 1;
+    CHECK_STATUS(xg_limiter_stats(lim, &stats), XG_STATUS_INVALID_ARGUMENT);
+    stats.struct_size = sizeof stats;
+    CHECK_STATUS(xg_limiter_stats(NULL, &stats), XG_STATUS_NULL_POINTER);
+    CHECK_STATUS(xg_limiter_stats(lim, NULL), XG_STATUS_NULL_POINTER);
+    CHECK(xg_store_failure_kind_name(0) == NULL && xg_store_failure_kind_name(999) == NULL, "unknown kinds: NULL");
 
-    /* None of the refused calls changed anything: the tenant has no calls, no blocks. */
+    /* None of the refused calls changed anything: the tenant has no calls, no blocks, and nothing was counted. */
+    CHECK_STATUS(xg_limiter_stats(lim, &stats), XG_STATUS_OK);
+    CHECK(stats.granted == 0 && stats.refused[XG_REASON_MINUTE] == 0 && stats.waits_started == 0 &&
+              stats.responses[XG_CATEGORY_RATE_LIMITED] == 0,
+          "refused calls are not counted");
     CHECK_STATUS(xg_limiter_snapshot_json(lim, "t", 1, &json), XG_STATUS_OK);
     CHECK(json && strstr(json, "\"count\":0") && strstr(json, "\"blocked_until_ms\":null") && strstr(json, "\"in_flight\":0"), "%s", json);
     xg_string_free(json);

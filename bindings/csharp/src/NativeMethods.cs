@@ -139,6 +139,38 @@ namespace XeroGuard
         public uint Reason;
         public ulong SleepMs;
         public uint Fallback;
+        // In and out: the wait in progress, kept here by the library from step to step (one struct per wait).
+        public byte Waiting;
+        public ulong WaitStartedMs;
+        public ulong WaitedMs;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgStats
+    {
+        // The lengths of the arrays (XG_STATS_*): fixed forever, a later vocabulary code is counted in an appended field.
+        internal const int ReasonSlots = 9, FailurePolicySlots = 4, WaitBucketSlots = 7, CategorySlots = 17,
+            RateLimitProblemSlots = 6, StoreFailureKindSlots = 5;
+
+        public uint StructSize;
+        public byte Shared;
+        public byte BreakerOpen;
+        public ulong Granted;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = ReasonSlots)] public ulong[] Refused;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = FailurePolicySlots)] public ulong[] Fallbacks;
+        public ulong WaitsStarted;
+        public ulong WaitsGranted;
+        public ulong WaitsGivenUp;
+        public ulong WaitsInterrupted;
+        public ulong WaitMsTotal;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = WaitBucketSlots)] public ulong[] WaitBucketLeMs;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = WaitBucketSlots)] public ulong[] WaitBuckets;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = CategorySlots)] public ulong[] Responses;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = RateLimitProblemSlots)] public ulong[] RateLimited;
+        public ulong StoreOperations;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = StoreFailureKindSlots)] public ulong[] StoreFailures;
+        public ulong BreakerOpenings;
+        public ulong ReplaysPending;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -345,6 +377,12 @@ namespace XeroGuard
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_limiter_set_tenant_limits(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
             ref XgTenantLimits limits);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_stats(LimiterHandle limiter, ref XgStats output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_store_failure_kind_name(uint code);
 
         // The same entry point with NULL limits (clears a tenant's own limits).
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, EntryPoint = "xg_limiter_set_tenant_limits")]

@@ -63,6 +63,7 @@ namespace XeroGuard.Tests
                 // GiveUpReason.None (0, "did not give up") has no word in the library.
                 CheckEnum<GiveUpReason>(v => Vocabulary.Name(v), false);
                 CheckEnum<FailurePolicy>(v => Vocabulary.Name(v), false);
+                CheckEnum<StoreFailureKind>(v => Vocabulary.Name(v), false);
                 Assert.Equal("unsafe_to_resend", Vocabulary.Name(GiveUpReason.UnsafeToResend), "the newest give-up word");
                 Assert.Equal("store_unavailable", Vocabulary.Name(Reason.StoreUnavailable), "the newest reason");
             });

@@ -20,6 +20,7 @@ from ._classify import (
     resend,
 )
 from ._limiter import Decision, Limiter, Limits, Permit, Reservation, TenantLimits, WindowLimit
+from ._stats import Stats
 from ._vocabulary import (
     Action,
     AuthProblem,
@@ -28,6 +29,7 @@ from ._vocabulary import (
     GiveUp,
     RateLimitProblem,
     Reason,
+    StoreFailureKind,
     TransportFailure,
 )
 from .errors import (
@@ -83,6 +85,8 @@ __all__ = [
     "Reason",
     "Reservation",
     "RetryPolicy",
+    "Stats",
+    "StoreFailureKind",
     "StoreError",
     "StoreUnavailableError",
     "TENANTLESS",

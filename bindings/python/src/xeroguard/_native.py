@@ -50,6 +50,13 @@ XG_WAIT_OUTCOME_ASK_AGAIN = 2
 XG_WAIT_OUTCOME_GIVE_UP = 3
 XG_TRANSPORT_FAILURE_NOT_SENT = 1
 XG_TRANSPORT_FAILURE_NO_RESPONSE = 2
+# The lengths of xg_stats' arrays (fixed forever: a later vocabulary code is counted in an appended field).
+XG_STATS_REASONS = 9
+XG_STATS_FAILURE_POLICIES = 4
+XG_STATS_WAIT_BUCKETS = 7
+XG_STATS_CATEGORIES = 17
+XG_STATS_RATE_LIMIT_PROBLEMS = 6
+XG_STATS_STORE_FAILURE_KINDS = 5
 
 
 class XgHeader(Structure):
@@ -191,6 +198,34 @@ class XgWaitStep(_Sized):
         ("reason", c_uint32),
         ("sleep_ms", c_uint64),
         ("fallback", c_uint32),
+        # In and out: the wait in progress, which the library keeps here from step to step (pass the same struct).
+        ("waiting", c_uint8),
+        ("wait_started_ms", c_uint64),
+        ("waited_ms", c_uint64),
+    ]
+
+
+class XgStats(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("shared", c_uint8),
+        ("breaker_open", c_uint8),
+        ("granted", c_uint64),
+        ("refused", c_uint64 * XG_STATS_REASONS),
+        ("fallbacks", c_uint64 * XG_STATS_FAILURE_POLICIES),
+        ("waits_started", c_uint64),
+        ("waits_granted", c_uint64),
+        ("waits_given_up", c_uint64),
+        ("waits_interrupted", c_uint64),
+        ("wait_ms_total", c_uint64),
+        ("wait_bucket_le_ms", c_uint64 * XG_STATS_WAIT_BUCKETS),
+        ("wait_buckets", c_uint64 * XG_STATS_WAIT_BUCKETS),
+        ("responses", c_uint64 * XG_STATS_CATEGORIES),
+        ("rate_limited", c_uint64 * XG_STATS_RATE_LIMIT_PROBLEMS),
+        ("store_operations", c_uint64),
+        ("store_failures", c_uint64 * XG_STATS_STORE_FAILURE_KINDS),
+        ("breaker_openings", c_uint64),
+        ("replays_pending", c_uint64),
     ]
 
 
@@ -342,6 +377,7 @@ DECLARATIONS: List[_Decl] = [
     ("xg_give_up_name", c_char_p, [c_uint32], _static_str),
     ("xg_failure_policy_name", c_char_p, [c_uint32], _static_str),
     ("xg_reason_name", c_char_p, [c_uint32], _static_str),
+    ("xg_store_failure_kind_name", c_char_p, [c_uint32], _static_str),
     # Written into a caller's buffer like the last error message (their status is read by words(), not errcheck).
     ("xg_refusal_words", _S, [c_uint32, c_uint64, c_uint32, POINTER(c_char), c_size_t, POINTER(c_size_t)], None),
     ("xg_duration_words", _S, [c_uint64, POINTER(c_char), c_size_t, POINTER(c_size_t)], None),
@@ -370,6 +406,7 @@ DECLARATIONS: List[_Decl] = [
     ("xg_limiter_observe_raw", _S, [_LimiterP, _Bytes, c_size_t, _Bytes, c_size_t], _check_status),
     ("xg_limiter_snapshot_json", _S, [_LimiterP, _Bytes, c_size_t, _StrOut], _check_status),
     ("xg_limiter_set_tenant_limits", _S, [_LimiterP, _Bytes, c_size_t, POINTER(XgTenantLimits)], _check_status),
+    ("xg_limiter_stats", _S, [_LimiterP, POINTER(XgStats)], _check_status),
 ]
 
 
