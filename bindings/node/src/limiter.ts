@@ -10,7 +10,7 @@ import {
   check, fn, XG_CLOCK_MANUAL, XG_CLOCK_MONOTONIC, XG_MAX_KEY_PREFIX_BYTES, XG_MAX_STORE_DEADLINE_MS, XG_NO_DEADLINE,
   XG_WAIT_OUTCOME_ASK_AGAIN, XG_WAIT_OUTCOME_GRANTED, sizeOf,
 } from './native';
-import { CLimits, Handle, OpName, OpResult, OPS, RawDecision, RawStep, RedisSettings } from './ops';
+import { CLimits, Handle, OpName, OpResult, OPS, RawDecision, RawStep, RedisSettings, WaitState } from './ops';
 import { runOffThread } from './pool';
 import { durationWords, refusalWords } from './classify';
 import { FAILURE_POLICY, FailurePolicy, REASON, Reason } from './vocabulary';
@@ -564,10 +564,13 @@ export class Limiter {
     const waiter: Waiter = { woken: false, wake: null };
     this.#waiters.add(waiter);
     let refusedBefore = false;
+    // The step struct's in-and-out fields, carried through every step of this wait so the library counts it once.
+    let state: WaitState = { waiting: 0, waitStartedMs: 0n };
     try {
       for (;;) {
         waiter.woken = false; // before asking: a release after this point cuts the sleep below short
-        const step = await this.#op<RawStep>('step', t, deadline);
+        const step = await this.#op<RawStep>('step', t, deadline, state);
+        state = { waiting: step.waiting, waitStartedMs: step.waitStartedMs };
         if (signal?.aborted) {
           if (step.outcome === XG_WAIT_OUTCOME_GRANTED) await this.#op('release', step.permit).catch(() => undefined);
           throw abortError(signal);

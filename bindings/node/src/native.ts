@@ -21,6 +21,13 @@ export const XG_NO_DEADLINE = 0xffff_ffff_ffff_ffffn;
 export const XG_MAX_TENANT_ID_BYTES = 256;
 export const XG_MAX_STORE_DEADLINE_MS = 10_000;
 export const XG_MAX_KEY_PREFIX_BYTES = 128;
+// The lengths of xg_stats' arrays.
+export const XG_STATS_REASONS = 9;
+export const XG_STATS_FAILURE_POLICIES = 4;
+export const XG_STATS_WAIT_BUCKETS = 7;
+export const XG_STATS_CATEGORIES = 17;
+export const XG_STATS_RATE_LIMIT_PROBLEMS = 6;
+export const XG_STATS_STORE_FAILURE_KINDS = 5;
 export const XG_STATUS_OK = 0;
 export const XG_STATUS_BUFFER_TOO_SMALL = 5;
 export const XG_STATUS_UNKNOWN_PERMIT = 7;
@@ -260,6 +267,9 @@ export const STRUCTS = {
     reason: 'uint32_t',
     sleep_ms: 'uint64_t',
     fallback: 'uint32_t',
+    waiting: 'uint8_t',
+    wait_started_ms: 'uint64_t',
+    waited_ms: 'uint64_t',
   }),
   xg_reservation: koffi.struct('xg_reservation', {
     struct_size: 'uint32_t',
@@ -272,6 +282,27 @@ export const STRUCTS = {
     minute_limit: 'uint32_t',
     day_limit: 'uint32_t',
     concurrency: 'uint32_t',
+  }),
+  xg_stats: koffi.struct('xg_stats', {
+    struct_size: 'uint32_t',
+    shared: 'uint8_t',
+    breaker_open: 'uint8_t',
+    granted: 'uint64_t',
+    refused: koffi.array('uint64_t', XG_STATS_REASONS),
+    fallbacks: koffi.array('uint64_t', XG_STATS_FAILURE_POLICIES),
+    waits_started: 'uint64_t',
+    waits_granted: 'uint64_t',
+    waits_given_up: 'uint64_t',
+    waits_interrupted: 'uint64_t',
+    wait_ms_total: 'uint64_t',
+    wait_bucket_le_ms: koffi.array('uint64_t', XG_STATS_WAIT_BUCKETS),
+    wait_buckets: koffi.array('uint64_t', XG_STATS_WAIT_BUCKETS),
+    responses: koffi.array('uint64_t', XG_STATS_CATEGORIES),
+    rate_limited: koffi.array('uint64_t', XG_STATS_RATE_LIMIT_PROBLEMS),
+    store_operations: 'uint64_t',
+    store_failures: koffi.array('uint64_t', XG_STATS_STORE_FAILURE_KINDS),
+    breaker_openings: 'uint64_t',
+    replays_pending: 'uint64_t',
   }),
 };
 
@@ -352,6 +383,8 @@ export const DECLARATIONS: ReadonlyArray<readonly [string, TypeSpec, readonly Ty
   ['xg_limiter_observe_raw', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', 'const uint8_t *', 'size_t']],
   ['xg_limiter_snapshot_json', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', STRING_OUT]],
   ['xg_limiter_set_tenant_limits', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', 'const xg_tenant_limits *']],
+  ['xg_limiter_stats', 'int32_t', ['const xg_limiter *', 'xg_stats *']],
+  ['xg_store_failure_kind_name', 'const char *', ['uint32_t']],
 ];
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -29,6 +29,16 @@ export interface RawStep {
   reason: number;
   sleepMs: number;
   fallback: number;
+  /** The wait's own state, which the library keeps in the step struct from one step to the next (for its stats). */
+  waiting: number;
+  waitStartedMs: bigint;
+  waitedMs: number;
+}
+
+/** What a wait carries from one step to the next: the in-and-out fields of xg_wait_step (zero before the first). */
+export interface WaitState {
+  waiting: number;
+  waitStartedMs: bigint;
 }
 
 export interface RawReservation {
@@ -150,10 +160,15 @@ export const OPS = {
     return decide('xg_limiter_peek', handle, tenant);
   },
 
-  /** One step of a wait that never blocks (max_block_ms 0): the caller sleeps `sleepMs` itself. */
-  step(handle: Handle, tenant: Uint8Array, deadline: bigint): OpResult<RawStep> {
+  /**
+   * One step of a wait that never blocks (max_block_ms 0): the caller sleeps `sleepMs` itself. `state` is what the
+   * previous step left in the struct (the steps of one wait may run on different threads, so it travels as data).
+   */
+  step(handle: Handle, tenant: Uint8Array, deadline: bigint, state: WaitState): OpResult<RawStep> {
     const t = asBuffer(tenant)!;
     const out = sized(STEP_SIZE);
+    out[S.waiting!] = state.waiting;
+    out.writeBigUInt64LE(state.waitStartedMs, S.wait_started_ms!);
     const status = fn.xg_limiter_acquire_until!(handle, t, t.length, deadline, 0, out) as number;
     return outcome(status, 'xg_limiter_acquire_until', () => {
       const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
@@ -164,6 +179,9 @@ export const OPS = {
         reason: view.getUint32(S.reason!, true),
         sleepMs: Number(view.getBigUint64(S.sleep_ms!, true)),
         fallback: view.getUint32(S.fallback!, true),
+        waiting: view.getUint8(S.waiting!),
+        waitStartedMs: view.getBigUint64(S.wait_started_ms!, true),
+        waitedMs: Number(view.getBigUint64(S.waited_ms!, true)),
       };
     });
   },

@@ -20,7 +20,7 @@ test('every struct mirror has the header\'s fields, in order', () => {
   for (const [name, type] of Object.entries(native.STRUCTS)) {
     const body = HEADER.match(new RegExp(`typedef struct \\{([^{}]*)\\} ${name};`));
     assert.ok(body, `${name} is not in the header`);
-    const fields = [...body[1].replace(/\/\/.*$/gm, '').matchAll(/(\w+);\s*$/gm)].map((m) => m[1]);
+    const fields = [...body[1].replace(/\/\/.*$/gm, '').matchAll(/(\w+)(?:\[\w+\])?;\s*$/gm)].map((m) => m[1]);
     assert.deepEqual(Object.keys(type.members), fields, name);
   }
   const headerStructs = [...HEADER.matchAll(/typedef struct \{[^{}]*\} (\w+);/g)].map((m) => m[1]).sort();
@@ -66,6 +66,10 @@ test('the constants are the header\'s', () => {
   assert.equal(native.XG_MAX_TENANT_ID_BYTES, Number(define('XG_MAX_TENANT_ID_BYTES')));
   assert.equal(native.XG_MAX_STORE_DEADLINE_MS, Number(define('XG_MAX_STORE_DEADLINE_MS')));
   assert.equal(native.XG_MAX_KEY_PREFIX_BYTES, Number(define('XG_MAX_KEY_PREFIX_BYTES')));
+  for (const name of ['XG_STATS_REASONS', 'XG_STATS_FAILURE_POLICIES', 'XG_STATS_WAIT_BUCKETS', 'XG_STATS_CATEGORIES',
+    'XG_STATS_RATE_LIMIT_PROBLEMS', 'XG_STATS_STORE_FAILURE_KINDS']) {
+    assert.equal(native[name], Number(define(name)), name);
+  }
   assert.equal(native.XG_CLOCK_MONOTONIC, Number(define('XG_CLOCK_MONOTONIC')));
   assert.equal(native.XG_CLOCK_MANUAL, Number(define('XG_CLOCK_MANUAL')));
   assert.equal(define('XG_NO_DEADLINE'), 'UINT64_MAX');

@@ -118,3 +118,35 @@ test('closing a limiter ends its waits', async () => {
   limiter.close();
   await within(2000, assert.rejects(wait, /the limiter is closed/), 'the wait of a closed limiter');
 });
+
+test('the steps of one wait carry the library\'s wait state: it counts the wait once', async (t) => {
+  const native = internal('native');
+  const original = ops.OPS.step;
+  let handle = null;
+  let steps = 0;
+  ops.OPS.step = (h, ...rest) => {
+    handle = h;
+    steps++;
+    return original(h, ...rest);
+  };
+  t.after(() => {
+    ops.OPS.step = original;
+  });
+  const limiter = new xg.Limiter(oneAMinute, { clock: 'manual' });
+  await limiter.record(T);
+  const wait = limiter.acquireWait(T, { timeoutMs: 600000 });
+  await turn();
+  limiter.advance(30000); // wakes the wait: a second step, still refused
+  await turn();
+  limiter.advance(30000); // the window frees: the third step is granted
+  assert.equal((await within(5000, wait, 'the wait')).granted, true);
+  assert.equal(steps, 3);
+  const S = native.offsets('xg_stats');
+  const stats = Buffer.alloc(native.sizeOf('xg_stats'));
+  stats.writeUInt32LE(stats.length, 0);
+  assert.equal(native.fn.xg_limiter_stats(handle, stats), 0);
+  assert.equal(stats.readBigUInt64LE(S.waits_started), 1n);
+  assert.equal(stats.readBigUInt64LE(S.waits_granted), 1n);
+  assert.equal(stats.readBigUInt64LE(S.wait_ms_total), 60000n);
+  limiter.close();
+});
