@@ -7,8 +7,9 @@ What runs, at the same time, for RUN_MS: C workers (tests/fleet/worker.c: xg_lim
 keep-alive HTTP/1.1 client, observe_raw, release), C# workers under Mono (tests/fleet/Worker.cs: XeroGuardHandler
 over a Redis Limiter), Python workers (tests/fleet/worker.py: XeroGuardTransport over
 xeroguard.Limiter(limits, redis_url=..., key_prefix=...)) and Node workers (tests/fleet/worker.mjs: guardFetch over
-a Redis Limiter of the npm package). One worker of each language runs under faketime with its clock moved by SKEWS. All use one key prefix and the same TENANTS, with a thread (or task) per tenant each, so
-every tenant has more callers than its concurrency limit.
+a Redis Limiter of the npm package). One worker of each language runs under faketime with its clock moved by
+SKEWS. All use one key prefix and the same TENANTS, with a thread (or task) per tenant each, so every tenant has
+more callers than its concurrency limit.
 
 The shape of the limits. Real time cannot be scaled, so the windows are short with Xero's shape: per tenant 6 per
 1 s ("minute"), 50 per 10 s ("day") and 2 in flight, per app 20 per 1 s. Windows of 1 s rather than 600 ms because
@@ -74,7 +75,8 @@ SKEWS = {"c": "+5s", "csharp": "-3s", "python": "+5s", "node": "-3s"}
 SKEW_SECONDS = {"+5s": 5.0, "-3s": -3.0}
 WORKER_START_TIMEOUT_S = 120.0
 OUT = ROOT / "target" / "fleet"
-LANGUAGES = [x.strip() for x in os.environ.get("XEROGUARD_FLEET_LANGUAGES", "c,csharp,python,node").split(",") if x.strip()]
+LANGUAGES = [x.strip() for x in os.environ.get("XEROGUARD_FLEET_LANGUAGES", "c,csharp,python,node").split(",")
+             if x.strip()]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,19 @@ import { fileURLToPath } from 'node:url';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-for (const name of ['library', 'id', 'redis', 'prefix', 'port', 'tenants', 'minute', 'day', 'concurrency', 'app', 'permit-timeout-ms']) {
+for (const name of [
+  'library',
+  'id',
+  'redis',
+  'prefix',
+  'port',
+  'tenants',
+  'minute',
+  'day',
+  'concurrency',
+  'app',
+  'permit-timeout-ms',
+]) {
   if (args[name] === undefined) {
     console.error(`worker.mjs: --${name} is required`);
     process.exit(2);
@@ -33,8 +45,12 @@ const window = (text) => {
   return { limit, windowMs, marginMs };
 };
 const limits = {
-  tenantMinute: window(args.minute), tenantDay: window(args.day), tenantConcurrency: Number(args.concurrency),
-  appMinute: window(args.app), permitTimeoutMs: Number(args['permit-timeout-ms']), maxTenants: 0,
+  tenantMinute: window(args.minute),
+  tenantDay: window(args.day),
+  tenantConcurrency: Number(args.concurrency),
+  appMinute: window(args.app),
+  permitTimeoutMs: Number(args['permit-timeout-ms']),
+  maxTenants: 0,
 };
 const base = `http://127.0.0.1:${args.port}`;
 const sent = new Map(); // url -> when the guard handed it on to be sent
@@ -47,13 +63,17 @@ const stampingFetch = (input, init) => {
 
 const limiter = await xg.Limiter.connect(limits, { redisUrl: args.redis, keyPrefix: args.prefix });
 const guarded = xg.guardFetch(stampingFetch, limiter, { prefixes: [`${base}/`] });
-const tenants = Array(Number(args['threads-per-tenant'] ?? 1)).fill(args.tenants.split(',')).flat();
+const tenants = Array(Number(args['threads-per-tenant'] ?? 1))
+  .fill(args.tenants.split(','))
+  .flat();
 // Opens keep-alive connections outside the limits (/__stats is not an API call), then one call through the whole
 // guarded path with a limiter of its own, so the run's first calls do not pay for first-time work.
 await Promise.all(tenants.map(async () => (await fetch(`${base}/__stats`)).arrayBuffer()));
 const local = new xg.Limiter(limits);
-const warm = await xg.guardFetch(fetch, local, { prefixes: [`${base}/`] })(`${base}/api.xro/2.0/Invoices/warm-up-${args.id}`,
-  { headers: { 'Xero-Tenant-Id': `warm-up-${args.id}` } });
+const warm = await xg.guardFetch(fetch, local, { prefixes: [`${base}/`] })(
+  `${base}/api.xro/2.0/Invoices/warm-up-${args.id}`,
+  { headers: { 'Xero-Tenant-Id': `warm-up-${args.id}` } },
+);
 await warm.arrayBuffer();
 local.close();
 
@@ -70,20 +90,22 @@ let seq = 0;
 const calls = [];
 const errors = [];
 
-await Promise.all(tenants.map(async (tenant) => {
-  try {
-    while (monotonicMs() < until) {
-      const n = seq++;
-      const url = `${base}/api.xro/2.0/Invoices/${args.id}-${n}`;
-      const response = await guarded(url, { headers: { 'Xero-Tenant-Id': tenant, Authorization: 'Bearer fleet' } });
-      await response.arrayBuffer();
-      calls.push([n, sent.get(url), response.status]);
-      sent.delete(url);
+await Promise.all(
+  tenants.map(async (tenant) => {
+    try {
+      while (monotonicMs() < until) {
+        const n = seq++;
+        const url = `${base}/api.xro/2.0/Invoices/${args.id}-${n}`;
+        const response = await guarded(url, { headers: { 'Xero-Tenant-Id': tenant, Authorization: 'Bearer fleet' } });
+        await response.arrayBuffer();
+        calls.push([n, sent.get(url), response.status]);
+        sent.delete(url);
+      }
+    } catch (error) {
+      errors.push(`${tenant}: ${error?.name}: ${error?.message}`); // reported in the output; the harness fails on any
     }
-  } catch (error) {
-    errors.push(`${tenant}: ${error?.name}: ${error?.message}`); // reported in the output; the harness fails on any
-  }
-}));
+  }),
+);
 limiter.close();
 console.log(JSON.stringify({ id: args.id, language: 'node', calls, errors }));
 process.exit(0);

@@ -14,10 +14,12 @@ const headers = {
   Authorization: `Bearer ${process.env.XERO_ACCESS_TOKEN ?? ''}`,
   'Xero-Tenant-Id': process.env.XERO_TENANT_ID ?? '',
 };
-const statuses = await Promise.all(Array.from({ length: 20 }, async () => {
-  const response = await xeroFetch(`${apiUrl}/api.xro/2.0/Invoices`, { headers });
-  await response.arrayBuffer();
-  return response.status;
-}));
+const statuses = await Promise.all(
+  Array.from({ length: 20 }, async () => {
+    const response = await xeroFetch(`${apiUrl}/api.xro/2.0/Invoices`, { headers });
+    await response.arrayBuffer();
+    return response.status;
+  }),
+);
 console.log(statuses.join(' '));
 limiter.close();

@@ -11,9 +11,15 @@ const limiter = await Limiter.connect(undefined, {
 const tenant = process.env.XERO_TENANT_ID ?? 'tenant-a';
 for (let call = 1; call <= 5; call++) {
   try {
-    await limiter.withPermit(tenant, async (permit) => {
-      console.log(`call ${call}: permit ${permit.permit}${permit.fallback ? ` (decided locally: ${permit.fallback})` : ''}`);
-    }, { timeoutMs: 30_000 });
+    await limiter.withPermit(
+      tenant,
+      async (permit) => {
+        console.log(
+          `call ${call}: permit ${permit.permit}${permit.fallback ? ` (decided locally: ${permit.fallback})` : ''}`,
+        );
+      },
+      { timeoutMs: 30_000 },
+    );
   } catch (error) {
     if (!(error instanceof PermitTimeoutError)) throw error;
     console.log(error.message); // the library's words: "no permit for tenant ... within 30 s: minute limit: ..."

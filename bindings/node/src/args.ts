@@ -40,7 +40,8 @@ export function u32(value: unknown, name: string): number {
 /** A 64-bit id (a permit, a reservation) as the library gave it: a bigint, or a safe integer. */
 export function id64(value: unknown, name: string): bigint {
   if (typeof value === 'bigint') {
-    if (value < 0n || value > 0xffff_ffff_ffff_ffffn) throw new InvalidArgumentError(`${name} must fit in 64 bits, got ${value}`);
+    if (value < 0n || value > 0xffff_ffff_ffff_ffffn)
+      throw new InvalidArgumentError(`${name} must fit in 64 bits, got ${value}`);
     return value;
   }
   return BigInt(uint(value, name));
@@ -73,7 +74,8 @@ export function utf8(text: unknown, name: string): Buffer {
 export function tenantBytes(tenant: unknown): Buffer {
   if (tenant === undefined || tenant === null) {
     throw new InvalidArgumentError(
-      `tenant must be a string, not ${tenant === null ? 'null' : 'undefined'}; for a tenantless call (e.g. /connections) ` +
+      `tenant must be a string, not ${tenant === null ? 'null' : 'undefined'}; ` +
+        "for a tenantless call (e.g. /connections) " +
         "pass TENANTLESS ('')",
     );
   }

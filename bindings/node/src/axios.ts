@@ -46,8 +46,14 @@ export interface AxiosGuardOptions extends GuardOptions {
 
 // Axios error codes that are the request's own fault or the caller's wish, never a transport failure to resend.
 const NOT_TRANSPORT = new Set([
-  'ERR_CANCELED', 'ERR_BAD_OPTION', 'ERR_BAD_OPTION_VALUE', 'ERR_INVALID_URL', 'ERR_NOT_SUPPORT', 'ERR_DEPRECATED',
-  'ERR_FR_TOO_MANY_REDIRECTS', 'ERR_FORM_DATA_DEPTH_EXCEEDED',
+  'ERR_CANCELED',
+  'ERR_BAD_OPTION',
+  'ERR_BAD_OPTION_VALUE',
+  'ERR_INVALID_URL',
+  'ERR_NOT_SUPPORT',
+  'ERR_DEPRECATED',
+  'ERR_FR_TOO_MANY_REDIRECTS',
+  'ERR_FORM_DATA_DEPTH_EXCEEDED',
 ]);
 
 /**
@@ -56,7 +62,8 @@ const NOT_TRANSPORT = new Set([
  * Cancellations and request errors (a bad URL, a bad option) are not transport failures.
  */
 export function axiosFailure(error: unknown): TransportFailure | null {
-  if (error === null || typeof error !== 'object' || (error as { isAxiosError?: unknown }).isAxiosError !== true) return null;
+  if (error === null || typeof error !== 'object' || (error as { isAxiosError?: unknown }).isAxiosError !== true)
+    return null;
   const e = error as { code?: unknown; response?: unknown; name?: unknown };
   if (e.response !== undefined && e.response !== null) return null; // a response exists: classified, not failed
   if (e.name === 'CanceledError' || (typeof e.code === 'string' && NOT_TRANSPORT.has(e.code))) return null;
@@ -69,7 +76,10 @@ interface HeaderBag {
   [name: string]: unknown;
 }
 
-/** A request header's value, the name matched case-insensitively; an unset one (xero-node leaves some undefined) is absent. */
+/**
+ * A request header's value, the name matched case-insensitively; an unset one (xero-node leaves some undefined) is
+ * absent.
+ */
 function header(headers: HeaderBag | undefined, name: string): string | null {
   if (headers === undefined || headers === null) return null;
   let value: unknown;
@@ -99,8 +109,12 @@ function fullUrl(config: AxiosLikeConfig): string {
 }
 
 function isStream(value: unknown): value is Readable {
-  return value !== null && typeof value === 'object' && typeof (value as { pipe?: unknown }).pipe === 'function' &&
-    typeof (value as { on?: unknown }).on === 'function';
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { pipe?: unknown }).pipe === 'function' &&
+    typeof (value as { on?: unknown }).on === 'function'
+  );
 }
 
 async function buffered(stream: Readable): Promise<Buffer> {
@@ -116,7 +130,8 @@ async function buffered(stream: Readable): Promise<Buffer> {
 async function bodyOf(response: AxiosLikeResponse, wanted: number): Promise<Uint8Array | null> {
   const data = response.data;
   if (wanted === 0 || data === undefined || data === null) return null;
-  if (typeof data === 'string') return Buffer.from(data.length > wanted ? data.slice(0, wanted) : data, 'utf8').subarray(0, wanted);
+  if (typeof data === 'string')
+    return Buffer.from(data.length > wanted ? data.slice(0, wanted) : data, 'utf8').subarray(0, wanted);
   if (data instanceof Uint8Array) return data.subarray(0, wanted);
   if (data instanceof ArrayBuffer) return new Uint8Array(data, 0, Math.min(wanted, data.byteLength));
   if (isStream(data)) {
@@ -130,10 +145,12 @@ async function bodyOf(response: AxiosLikeResponse, wanted: number): Promise<Uint
       read.push(chunk);
       size += chunk.length;
     }
-    response.data = Readable.from((async function* replay() {
-      yield* read;
-      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
-    })());
+    response.data = Readable.from(
+      (async function* replay() {
+        yield* read;
+        for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+      })(),
+    );
     return Buffer.concat(read).subarray(0, wanted);
   }
   // An adapter that answers parsed data: classified from its JSON text.
@@ -154,8 +171,16 @@ const GUARDED = Symbol.for('xeroguard.axios.original-adapter');
  * unguarded (a non-2xx rejects with axios' own error). Every POST, PUT and PATCH without an Idempotency-Key gets one,
  * the same on every resend. Returns the instance. `unguardAxios` puts the original adapter back.
  */
-export function guardAxios<T extends AxiosLikeInstance>(instance: T, limiter: Limiter, options: AxiosGuardOptions = {}): T {
-  if (instance === null || (typeof instance !== 'object' && typeof instance !== 'function') || typeof instance.defaults !== 'object') {
+export function guardAxios<T extends AxiosLikeInstance>(
+  instance: T,
+  limiter: Limiter,
+  options: AxiosGuardOptions = {},
+): T {
+  if (
+    instance === null ||
+    (typeof instance !== 'object' && typeof instance !== 'function') ||
+    typeof instance.defaults !== 'object'
+  ) {
     throw new InvalidArgumentError('guardAxios needs an axios instance (or the axios module)');
   }
   const defaults = instance.defaults as Record<string | symbol, unknown>;
@@ -164,52 +189,65 @@ export function guardAxios<T extends AxiosLikeInstance>(instance: T, limiter: Li
   const guard = new Guard(limiter, guardOptions, axiosFailure);
   const original = defaults.adapter;
   type Resolve = (adapters: unknown, config?: unknown) => AxiosLikeAdapter;
-  const resolver = (typeof instance.getAdapter === 'function' ? instance.getAdapter.bind(instance)
-    : axios?.getAdapter?.bind(axios)) as Resolve | undefined;
+  const resolver = (
+    typeof instance.getAdapter === 'function' ? instance.getAdapter.bind(instance) : axios?.getAdapter?.bind(axios)
+  ) as Resolve | undefined;
   if (typeof original !== 'function' && resolver === undefined) {
     throw new InvalidArgumentError(
-      "this axios instance's adapter is a list of names; pass the axios module to resolve it: guardAxios(instance, limiter, { axios })",
+      "this axios instance's adapter is a list of names; pass the axios module to resolve it: " +
+        'guardAxios(instance, limiter, { axios })',
     );
   }
   const inner = (config: AxiosLikeConfig): AxiosLikeAdapter =>
     typeof original === 'function' ? (original as AxiosLikeAdapter) : resolver!(original, config);
 
-  const adapter: AxiosLikeAdapter = async function xeroguardAdapter(config: AxiosLikeConfig): Promise<AxiosLikeResponse> {
+  const adapter: AxiosLikeAdapter = async function xeroguardAdapter(
+    config: AxiosLikeConfig,
+  ): Promise<AxiosLikeResponse> {
     const send = inner(config);
     const url = fullUrl(config);
     if (!guard.applies(url)) return send(config);
     const headers = config.headers as HeaderBag | undefined;
-    const call = guard.prepare(config.method ?? 'get', url, header(headers, TENANT_HEADER),
-      header(headers, IDEMPOTENCY_KEY_HEADER) !== null, (key) => setHeader(config, IDEMPOTENCY_KEY_HEADER, key));
+    const call = guard.prepare(
+      config.method ?? 'get',
+      url,
+      header(headers, TENANT_HEADER),
+      header(headers, IDEMPOTENCY_KEY_HEADER) !== null,
+      (key) => setHeader(config, IDEMPOTENCY_KEY_HEADER, key),
+    );
     if (isStream(config.data)) config.data = await buffered(config.data); // a resend sends the same bytes again
     const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
-    return guard.run<AxiosLikeResponse>(call, async (): Promise<Attempt<AxiosLikeResponse>> => {
-      let response: AxiosLikeResponse;
-      let settle: () => AxiosLikeResponse;
-      try {
-        response = await send(config);
-        const ok = response;
-        settle = () => ok;
-      } catch (error) {
-        const failed = (error as { response?: AxiosLikeResponse } | null)?.response;
-        if (failed === undefined || failed === null) throw error; // no response: the guard asks axiosFailure
-        response = failed;
-        settle = () => {
-          throw error; // as axios would have: validateStatus refused the status
+    return guard.run<AxiosLikeResponse>(
+      call,
+      async (): Promise<Attempt<AxiosLikeResponse>> => {
+        let response: AxiosLikeResponse;
+        let settle: () => AxiosLikeResponse;
+        try {
+          response = await send(config);
+          const ok = response;
+          settle = () => ok;
+        } catch (error) {
+          const failed = (error as { response?: AxiosLikeResponse } | null)?.response;
+          if (failed === undefined || failed === null) throw error; // no response: the guard asks axiosFailure
+          response = failed;
+          settle = () => {
+            throw error; // as axios would have: validateStatus refused the status
+          };
+        }
+        const body = await bodyOf(response, Guard.wanted(response.status, contentType(response.headers)));
+        const data = response;
+        return {
+          status: response.status,
+          headers: response.headers as Attempt<AxiosLikeResponse>['headers'],
+          body,
+          settle,
+          discard: () => {
+            if (isStream(data.data)) data.data.destroy();
+          },
         };
-      }
-      const body = await bodyOf(response, Guard.wanted(response.status, contentType(response.headers)));
-      const data = response;
-      return {
-        status: response.status,
-        headers: response.headers as Attempt<AxiosLikeResponse>['headers'],
-        body,
-        settle,
-        discard: () => {
-          if (isStream(data.data)) data.data.destroy();
-        },
-      };
-    }, signal);
+      },
+      signal,
+    );
   };
   defaults[GUARDED] = { original };
   defaults.adapter = adapter;

@@ -9,14 +9,36 @@
 import { InvalidArgumentError } from './errors';
 import { SAFE_MAX, u32, U16_MAX, uint, utf8 } from './args';
 import {
-  buffered, check, fn, offsets, sizeOf, takeString, XG_TRANSPORT_FAILURE_NO_RESPONSE, XG_TRANSPORT_FAILURE_NOT_SENT,
+  buffered,
+  check,
+  fn,
+  offsets,
+  sizeOf,
+  takeString,
+  XG_TRANSPORT_FAILURE_NO_RESPONSE,
+  XG_TRANSPORT_FAILURE_NOT_SENT,
 } from './native';
 import {
-  Action, ACTION, AUTH_PROBLEM, AuthProblem, Category, CATEGORY, GIVE_UP, GiveUp, RATE_LIMIT_PROBLEM, RateLimitProblem,
-  REASON, Reason, TRANSPORT_FAILURES, TransportFailure,
+  Action,
+  ACTION,
+  AUTH_PROBLEM,
+  AuthProblem,
+  Category,
+  CATEGORY,
+  GIVE_UP,
+  GiveUp,
+  RATE_LIMIT_PROBLEM,
+  RateLimitProblem,
+  REASON,
+  Reason,
+  TRANSPORT_FAILURES,
+  TransportFailure,
 } from './vocabulary';
 
-/** Response headers: a fetch `Headers`, axios' `AxiosHeaders`, Node's `IncomingHttpHeaders`, a plain object, a Map, or [name, value] pairs. */
+/**
+ * Response headers: a fetch `Headers`, axios' `AxiosHeaders`, Node's `IncomingHttpHeaders`, a plain object, a Map, or
+ * [name, value] pairs.
+ */
 export type HeadersInput =
   | Iterable<readonly [string, unknown]>
   | { readonly [name: string]: string | readonly string[] | number | undefined | null }
@@ -65,8 +87,19 @@ export interface ClassificationFields {
   correlationId: string | null;
 }
 
-type TextFields = Pick<ClassificationFields, 'errorType' | 'message' | 'validationMessages' | 'warnings' |
-  'failedElements' | 'oauthProblem' | 'oauthProblemAdvice' | 'problemTitle' | 'problemDetail' | 'correlationId'>;
+type TextFields = Pick<
+  ClassificationFields,
+  | 'errorType'
+  | 'message'
+  | 'validationMessages'
+  | 'warnings'
+  | 'failedElements'
+  | 'oauthProblem'
+  | 'oauthProblemAdvice'
+  | 'problemTitle'
+  | 'problemDetail'
+  | 'correlationId'
+>;
 
 const C = offsets('xg_classification');
 const CLASSIFICATION_SIZE = sizeOf('xg_classification');
@@ -145,16 +178,36 @@ export class Classification implements ClassificationFields {
     return this.#text;
   }
 
-  get errorType(): string | null { return this.#texts().errorType; }
-  get message(): string | null { return this.#texts().message; }
-  get validationMessages(): string[] { return [...this.#texts().validationMessages]; }
-  get warnings(): string[] { return [...this.#texts().warnings]; }
-  get failedElements(): number[] { return [...this.#texts().failedElements]; }
-  get oauthProblem(): string | null { return this.#texts().oauthProblem; }
-  get oauthProblemAdvice(): string | null { return this.#texts().oauthProblemAdvice; }
-  get problemTitle(): string | null { return this.#texts().problemTitle; }
-  get problemDetail(): string | null { return this.#texts().problemDetail; }
-  get correlationId(): string | null { return this.#texts().correlationId; }
+  get errorType(): string | null {
+    return this.#texts().errorType;
+  }
+  get message(): string | null {
+    return this.#texts().message;
+  }
+  get validationMessages(): string[] {
+    return [...this.#texts().validationMessages];
+  }
+  get warnings(): string[] {
+    return [...this.#texts().warnings];
+  }
+  get failedElements(): number[] {
+    return [...this.#texts().failedElements];
+  }
+  get oauthProblem(): string | null {
+    return this.#texts().oauthProblem;
+  }
+  get oauthProblemAdvice(): string | null {
+    return this.#texts().oauthProblemAdvice;
+  }
+  get problemTitle(): string | null {
+    return this.#texts().problemTitle;
+  }
+  get problemDetail(): string | null {
+    return this.#texts().problemDetail;
+  }
+  get correlationId(): string | null {
+    return this.#texts().correlationId;
+  }
 
   /** Every field, as a plain object (what JSON.stringify writes). */
   toJSON(): ClassificationFields {
@@ -198,7 +251,9 @@ export class Classification implements ClassificationFields {
 function headerPairs(headers: HeadersInput): Array<readonly [unknown, unknown]> {
   if (headers === null || headers === undefined) return [];
   if (typeof headers !== 'object') {
-    throw new InvalidArgumentError(`headers must be a Headers object, a plain object, a Map or [name, value] pairs, not ${typeof headers}`);
+    throw new InvalidArgumentError(
+      `headers must be a Headers object, a plain object, a Map or [name, value] pairs, not ${typeof headers}`,
+    );
   }
   const entries: Iterable<readonly [unknown, unknown]> =
     Symbol.iterator in headers ? (headers as Iterable<readonly [unknown, unknown]>) : Object.entries(headers);
@@ -249,7 +304,9 @@ export function bodyBytes(body: BodyInput, what = 'body'): Buffer | null {
   if (Buffer.isBuffer(body)) return body;
   if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   if (body instanceof ArrayBuffer) return Buffer.from(body);
-  throw new InvalidArgumentError(`${what} must be a string, a Buffer, a Uint8Array or an ArrayBuffer, not ${typeof body}`);
+  throw new InvalidArgumentError(
+    `${what} must be a string, a Buffer, a Uint8Array or an ArrayBuffer, not ${typeof body}`,
+  );
 }
 
 function nowMs(options: ClassifyOptions | undefined): number {
@@ -258,7 +315,8 @@ function nowMs(options: ClassifyOptions | undefined): number {
   const ms = now instanceof Date ? now.getTime() : now;
   if (typeof ms !== 'number' || !Number.isInteger(ms) || ms <= 0 || ms > SAFE_MAX) {
     throw new InvalidArgumentError(
-      `options.now must be a Date or whole Unix milliseconds after the epoch, got ${String(now)} (0 would mean "read the clock")`,
+      `options.now must be a Date or whole Unix milliseconds after the epoch, got ${String(now)} ` +
+        '(0 would mean "read the clock")',
     );
   }
   return ms;
@@ -275,17 +333,30 @@ function newStruct(): Buffer {
   return struct;
 }
 
-function classifyFlat(status: number, block: Buffer | null, body: Buffer | null, now: number, struct: Buffer | null,
-  json: unknown[] | null): void {
-  check(fn.xg_classify_flat!(status, block, block?.length ?? 0, body, body?.length ?? 0, now, struct, json) as number,
-    'xg_classify_flat');
+function classifyFlat(
+  status: number,
+  block: Buffer | null,
+  body: Buffer | null,
+  now: number,
+  struct: Buffer | null,
+  json: unknown[] | null,
+): void {
+  check(
+    fn.xg_classify_flat!(status, block, block?.length ?? 0, body, body?.length ?? 0, now, struct, json) as number,
+    'xg_classify_flat',
+  );
 }
 
 /**
  * Classifies one response (xero-reference §6). `headers` in any usual form (repeated headers kept apart), `body` as
  * bytes or text; a header name or value holding NUL is refused before it crosses.
  */
-export function classify(status: number, headers?: HeadersInput, body?: BodyInput, options?: ClassifyOptions): Classification {
+export function classify(
+  status: number,
+  headers?: HeadersInput,
+  body?: BodyInput,
+  options?: ClassifyOptions,
+): Classification {
   const code = uint(status, 'status', U16_MAX);
   const block = headerBlock(headers);
   const data = bodyBytes(body);
@@ -346,7 +417,10 @@ const P = offsets('xg_retry_policy');
 const POLICY_SIZE = sizeOf('xg_retry_policy');
 const rawDefaultPolicy = fn.xg_retry_policy_default!() as Record<string, number | bigint>;
 
-/** The library's default retry policy (xg_retry_policy_default): 5 retries, 500 ms doubling to 30 s, 250 ms jitter, 5 min cap. */
+/**
+ * The library's default retry policy (xg_retry_policy_default): 5 retries, 500 ms doubling to 30 s, 250 ms jitter,
+ * 5 min cap.
+ */
 export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
   maxRetries: Number(rawDefaultPolicy.max_retries),
   baseMs: Number(rawDefaultPolicy.base_ms),
@@ -361,7 +435,8 @@ export function retryPolicy(policy?: Partial<RetryPolicy>): Readonly<RetryPolicy
   if (policy === null || typeof policy !== 'object') throw new InvalidArgumentError('a retry policy must be an object');
   const known = new Set(Object.keys(DEFAULT_RETRY_POLICY));
   for (const key of Object.keys(policy)) {
-    if (!known.has(key)) throw new InvalidArgumentError(`unknown retry policy field '${key}' (known: ${[...known].join(', ')})`);
+    if (!known.has(key))
+      throw new InvalidArgumentError(`unknown retry policy field '${key}' (known: ${[...known].join(', ')})`);
   }
   const merged = { ...DEFAULT_RETRY_POLICY, ...policy };
   return Object.freeze({
@@ -413,12 +488,17 @@ function backoffDecision(struct: Buffer): BackoffDecision {
 }
 
 function classificationArg(c: unknown, what: string): Buffer {
-  if (!(c instanceof Classification)) throw new InvalidArgumentError(`${what} must be a Classification from classify()`);
+  if (!(c instanceof Classification))
+    throw new InvalidArgumentError(`${what} must be a Classification from classify()`);
   return Classification.struct(c);
 }
 
 /** Whether retry number `attempt` (1 = the first retry) of a classified response should happen, and after how long. */
-export function backoff(classification: Classification, attempt: number, policy?: Partial<RetryPolicy>): BackoffDecision {
+export function backoff(
+  classification: Classification,
+  attempt: number,
+  policy?: Partial<RetryPolicy>,
+): BackoffDecision {
   const struct = classificationArg(classification, 'classification');
   const n = u32(attempt, 'attempt');
   const p = policyStruct(policy);
@@ -454,8 +534,12 @@ export interface ResendOptions {
  * OPTIONS and DELETE, or a write carrying an Idempotency-Key (send the same key again), and never for a write without
  * one (`giveUp` is 'unsafe_to_resend'). Then the backoff of `backoff` applies.
  */
-export function resend(method: string, outcome: Classification | TransportFailure, attempt: number,
-  options: ResendOptions): BackoffDecision {
+export function resend(
+  method: string,
+  outcome: Classification | TransportFailure,
+  attempt: number,
+  options: ResendOptions,
+): BackoffDecision {
   const methodBytes = methodArg(method);
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError('resend needs options: { hasIdempotencyKey: boolean }');
@@ -474,7 +558,9 @@ export function resend(method: string, outcome: Classification | TransportFailur
   const out = newBackoffStruct();
   if (typeof outcome === 'string') {
     if (!(TRANSPORT_FAILURES as readonly string[]).includes(outcome)) {
-      throw new InvalidArgumentError(`outcome must be a Classification or one of ${TRANSPORT_FAILURES.join(', ')}, got '${outcome}'`);
+      throw new InvalidArgumentError(
+        `outcome must be a Classification or one of ${TRANSPORT_FAILURES.join(', ')}, got '${outcome}'`,
+      );
     }
     check(fn.xg_resend!(request, null, TRANSPORT_FAILURE_CODE[outcome], n, p, out) as number, 'xg_resend');
   } else {
@@ -514,7 +600,8 @@ export function bodyBytesToClassify(status: number, contentType?: string | null)
 
 /** A refusal in the library's words: "day limit: next call in 11 h 59 min" (xg_refusal_words). */
 export function refusalWords(reason: Reason, waitMs: number, inFlight = 0): string {
-  if (!REASON.has(reason)) throw new InvalidArgumentError(`reason must be one of the Reason words, got ${String(reason)}`);
+  if (!REASON.has(reason))
+    throw new InvalidArgumentError(`reason must be one of the Reason words, got ${String(reason)}`);
   const code = REASON.code(reason);
   const wait = BigInt(uint(waitMs, 'waitMs'));
   const flight = u32(inFlight, 'inFlight');
@@ -527,4 +614,3 @@ export function durationWords(ms: number | bigint): string {
   if (value < 0n || value > 0xffff_ffff_ffff_ffffn) throw new InvalidArgumentError('ms must fit in 64 bits');
   return buffered((buf, size, needed) => fn.xg_duration_words!(value, buf, size, needed) as number);
 }
-

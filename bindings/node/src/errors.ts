@@ -1,6 +1,9 @@
 // Errors raised by xeroguard: one class per C status code (xg_status), plus the waits that ran out.
 
-/** A call into the native library failed: `status` is the xg_status code, `statusName` its name, the message the library's. */
+/**
+ * A call into the native library failed: `status` is the xg_status code, `statusName` its name, the message the
+ * library's.
+ */
 export class XeroGuardError extends Error {
   readonly status: number;
   readonly statusName: string;
@@ -49,25 +52,27 @@ export class StoreError extends statusError(14, 'store_error') {}
 export class UnknownFieldsError extends statusError(15, 'unknown_fields') {}
 export class PanicError extends statusError(99, 'panic') {}
 
-const STATUS_ERRORS: ReadonlyMap<number, new (message: string, status?: number, statusName?: string) => XeroGuardError> =
-  new Map<number, new (message: string, status?: number, statusName?: string) => XeroGuardError>([
-    [1, NullPointerError],
-    [2, InvalidUtf8Error],
-    [3, InvalidArgumentError],
-    [4, MalformedResponseError],
-    [5, BufferTooSmallError],
-    [6, TooLargeError],
-    [7, UnknownPermitError],
-    [8, UnknownReservationError],
-    [9, TooManyTenantsError],
-    [10, WrongClockError],
-    [11, LimiterInterruptedError],
-    [12, BookingTooFarError],
-    [13, StoreUnavailableError],
-    [14, StoreError],
-    [15, UnknownFieldsError],
-    [99, PanicError],
-  ]);
+const STATUS_ERRORS: ReadonlyMap<
+  number,
+  new (message: string, status?: number, statusName?: string) => XeroGuardError
+> = new Map<number, new (message: string, status?: number, statusName?: string) => XeroGuardError>([
+  [1, NullPointerError],
+  [2, InvalidUtf8Error],
+  [3, InvalidArgumentError],
+  [4, MalformedResponseError],
+  [5, BufferTooSmallError],
+  [6, TooLargeError],
+  [7, UnknownPermitError],
+  [8, UnknownReservationError],
+  [9, TooManyTenantsError],
+  [10, WrongClockError],
+  [11, LimiterInterruptedError],
+  [12, BookingTooFarError],
+  [13, StoreUnavailableError],
+  [14, StoreError],
+  [15, UnknownFieldsError],
+  [99, PanicError],
+]);
 
 /** The error for a status the library returned, with its message. */
 export function errorFor(status: number, statusName: string, message: string): XeroGuardError {
@@ -88,8 +93,14 @@ export class PermitTimeoutError extends XeroGuardError {
   readonly waitMs: number;
   readonly reason: string | null;
 
-  constructor(tenant: string, timeoutMs: number, waitMs: number, reason: string | null, timeoutWords: string,
-    refusalWords: string) {
+  constructor(
+    tenant: string,
+    timeoutMs: number,
+    waitMs: number,
+    reason: string | null,
+    timeoutWords: string,
+    refusalWords: string,
+  ) {
     super(`no permit for tenant '${tenant}' within ${timeoutWords}: ${refusalWords}`);
     this.tenant = tenant;
     this.timeoutMs = timeoutMs;

@@ -57,8 +57,13 @@ export function guardFetch(fetchFunction: Fetch, limiter: Limiter, options: Guar
     // Not paced: sent as it came (as `request`, which now holds a Request input's body).
     if (!guard.applies(request.url)) return fetchFunction(request);
     const headers = new Headers(request.headers);
-    const call = guard.prepare(request.method, request.url, headers.get(TENANT_HEADER), headers.has(IDEMPOTENCY_KEY_HEADER),
-      (key) => headers.set(IDEMPOTENCY_KEY_HEADER, key));
+    const call = guard.prepare(
+      request.method,
+      request.url,
+      headers.get(TENANT_HEADER),
+      headers.has(IDEMPOTENCY_KEY_HEADER),
+      (key) => headers.set(IDEMPOTENCY_KEY_HEADER, key),
+    );
     // Buffered, so a resend sends the same bytes again.
     const body = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer());
     const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
@@ -70,20 +75,24 @@ export function guardFetch(fetchFunction: Fetch, limiter: Limiter, options: Guar
       redirect: request.redirect,
       signal,
     };
-    return guard.run<Response>(call, async (): Promise<Attempt<Response>> => {
-      const response = await fetchFunction(request.url, attemptInit);
-      const wanted = Guard.wanted(response.status, response.headers.get('content-type'));
-      let read: Uint8Array | null = null;
-      if (wanted > 0 && response.body !== null) read = await readPrefix(response.clone().body!, wanted);
-      return {
-        status: response.status,
-        headers: response.headers,
-        body: read,
-        settle: () => response,
-        discard: () => {
-          response.body?.cancel().catch(() => undefined);
-        },
-      };
-    }, signal);
+    return guard.run<Response>(
+      call,
+      async (): Promise<Attempt<Response>> => {
+        const response = await fetchFunction(request.url, attemptInit);
+        const wanted = Guard.wanted(response.status, response.headers.get('content-type'));
+        let read: Uint8Array | null = null;
+        if (wanted > 0 && response.body !== null) read = await readPrefix(response.clone().body!, wanted);
+        return {
+          status: response.status,
+          headers: response.headers,
+          body: read,
+          settle: () => response,
+          discard: () => {
+            response.body?.cancel().catch(() => undefined);
+          },
+        };
+      },
+      signal,
+    );
   };
 }

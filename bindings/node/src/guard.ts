@@ -10,8 +10,14 @@ import { randomUUID } from 'node:crypto';
 
 import { hook, TENANTLESS, tenantBytes, uint } from './args';
 import {
-  bodyBytesToClassify, Classification, classify, HeadersInput, IDEMPOTENCY_KEY_HEADER, needsIdempotencyKey, resend,
-  RetryPolicy, retryPolicy,
+  bodyBytesToClassify,
+  Classification,
+  classify,
+  HeadersInput,
+  needsIdempotencyKey,
+  resend,
+  RetryPolicy,
+  retryPolicy,
 } from './classify';
 import { AbortError, InvalidArgumentError, PermitTimeoutError } from './errors';
 import { Decision, Limiter } from './limiter';
@@ -135,10 +141,13 @@ export function sleep(ms: number, signal?: AbortSignal | null): Promise<void> {
       clearTimeout(timer);
       reject(new AbortError(undefined, { cause: signal!.reason }));
     };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', aborted);
-      resolve();
-    }, Math.min(ms, 0x7fff_ffff));
+    const timer = setTimeout(
+      () => {
+        signal?.removeEventListener('abort', aborted);
+        resolve();
+      },
+      Math.min(ms, 0x7fff_ffff),
+    );
     signal?.addEventListener('abort', aborted, { once: true });
   });
 }
@@ -163,7 +172,8 @@ export function certainlyNotSent(error: unknown): boolean {
   for (const e of errorChain(error)) {
     const code = typeof e.code === 'string' ? e.code : '';
     if (e.syscall === 'connect' || e.syscall === 'getaddrinfo' || e.syscall === 'getaddrinfo_async') return true;
-    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT') return true;
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT')
+      return true;
     if (code.startsWith('ERR_TLS_CERT') || CERTIFICATE.test(code)) return true;
   }
   return false;
@@ -176,11 +186,16 @@ export class Guard {
   readonly prefixes: readonly string[];
   readonly #options: GuardOptions;
 
-  constructor(readonly limiter: Limiter, options: GuardOptions, readonly transportFailure: FailureKind) {
+  constructor(
+    readonly limiter: Limiter,
+    options: GuardOptions,
+    readonly transportFailure: FailureKind,
+  ) {
     if (!(limiter instanceof Limiter)) throw new InvalidArgumentError('limiter must be a xeroguard Limiter');
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object');
     this.policy = resolvePolicy(options.retries);
-    this.permitTimeoutMs = options.permitTimeoutMs === undefined ? this.policy.maxWaitMs : uint(options.permitTimeoutMs, 'permitTimeoutMs');
+    this.permitTimeoutMs =
+      options.permitTimeoutMs === undefined ? this.policy.maxWaitMs : uint(options.permitTimeoutMs, 'permitTimeoutMs');
     if (options.idempotencyKeys !== undefined && typeof options.idempotencyKeys !== 'boolean') {
       throw new InvalidArgumentError('idempotencyKeys must be a boolean');
     }
@@ -201,7 +216,8 @@ export class Guard {
 
   /**
    * The call a request makes: its tenant (Xero-Tenant-Id; none: a tenantless call), and for a write without an
-   * Idempotency-Key a new one (set through `setKey`, kept on every resend), unless keys are off; a caller's key is kept.
+   * Idempotency-Key a new one (set through `setKey`, kept on every resend), unless keys are off; a caller's key is
+   * kept.
    */
   prepare(method: string, url: string, tenant: string | null, hasKey: boolean, setKey: (key: string) => void): Call {
     const upper = method.toUpperCase();
@@ -216,7 +232,12 @@ export class Guard {
   async run<R>(call: Call, send: () => Promise<Attempt<R>>, signal?: AbortSignal | null): Promise<R> {
     const t = tenantBytes(call.tenant); // refused before any wait
     for (let attempt = 1; ; attempt++) {
-      const permit = await this.limiter.wait(t, this.permitTimeoutMs, signal ?? undefined, this.#onRefusal(call, attempt));
+      const permit = await this.limiter.wait(
+        t,
+        this.permitTimeoutMs,
+        signal ?? undefined,
+        this.#onRefusal(call, attempt),
+      );
       if (!permit.granted) throw this.#timedOut(call, attempt, permit);
       let response: Attempt<R> | null = null;
       let failure: { error: unknown; kind: TransportFailure } | null = null;
@@ -236,11 +257,15 @@ export class Guard {
           c = classify(response.status, response.headers, response.body);
         } catch (error) {
           // Header text the library refuses: the response still reaches the caller, as it came.
-          this.#log('warn', `xeroguard: ${call.method} ${call.url}: could not classify the response: ${errorText(error)}`);
+          this.#log(
+            'warn',
+            `xeroguard: ${call.method} ${call.url}: could not classify the response: ${errorText(error)}`,
+          );
         }
         const classified = c;
         // Before the permit goes back, so the next waiter sees the server's view.
-        if (classified !== null) await this.#bestEffort('observe', call, attempt, () => this.limiter.observe(call.tenant, classified));
+        if (classified !== null)
+          await this.#bestEffort('observe', call, attempt, () => this.limiter.observe(call.tenant, classified));
       }
       await this.#bestEffort('release', call, attempt, () => this.limiter.release(permit));
       if (response !== null && c === null) return response.settle();
@@ -262,24 +287,41 @@ export class Guard {
   #onRefusal(call: Call, attempt: number): ((refusal: Decision) => void) | undefined {
     const onWait = this.#options.onWait;
     if (onWait === undefined) return undefined;
-    return (refusal) => onWait({
-      method: call.method, url: call.url, tenant: call.tenant, attempt, waitMs: refusal.waitMs, reason: refusal.reason,
-      fallback: refusal.fallback,
-    });
+    return (refusal) =>
+      onWait({
+        method: call.method,
+        url: call.url,
+        tenant: call.tenant,
+        attempt,
+        waitMs: refusal.waitMs,
+        reason: refusal.reason,
+        fallback: refusal.fallback,
+      });
   }
 
   #timedOut(call: Call, attempt: number, refusal: Decision): PermitTimeoutError {
     const error = this.limiter.timedOut(call.tenant, this.permitTimeoutMs, refusal);
     this.#log('info', `xeroguard: ${call.method} ${call.url}: ${error.message}`);
     this.#options.onGiveUp?.({
-      method: call.method, url: call.url, tenant: call.tenant, attempt, waitMs: error.waitMs, giveUp: 'wait_too_long',
-      classification: null, error,
+      method: call.method,
+      url: call.url,
+      tenant: call.tenant,
+      attempt,
+      waitMs: error.waitMs,
+      giveUp: 'wait_too_long',
+      classification: null,
+      error,
     });
     return error;
   }
 
   /** An observe or release after the response: reported, never thrown (the response must reach the caller). */
-  async #bestEffort(operation: 'observe' | 'release', call: Call, attempt: number, run: () => Promise<void>): Promise<void> {
+  async #bestEffort(
+    operation: 'observe' | 'release',
+    call: Call,
+    attempt: number,
+    run: () => Promise<void>,
+  ): Promise<void> {
     try {
       await run();
     } catch (error) {
@@ -300,17 +342,31 @@ export class Guard {
   }
 
   /** The wait before the next attempt, or null to hand the outcome to the caller. */
-  #resendWait(call: Call, attempt: number, c: Classification | null, failure: { error: unknown; kind: TransportFailure } | null,
-    response: Attempt<unknown> | null): number | null {
+  #resendWait(
+    call: Call,
+    attempt: number,
+    c: Classification | null,
+    failure: { error: unknown; kind: TransportFailure } | null,
+    response: Attempt<unknown> | null,
+  ): number | null {
     const outcome = c ?? failure!.kind;
     const d = resend(call.method, outcome, attempt, { hasIdempotencyKey: call.hasIdempotencyKey, policy: this.policy });
     const described = c !== null ? `${c.status} ${c.category}` : `${errorText(failure!.error)} (${failure!.kind})`;
     const event: ResendEvent = {
-      method: call.method, url: call.url, tenant: call.tenant, attempt, waitMs: d.waitMs, giveUp: d.giveUp,
-      classification: c, error: failure?.error ?? null,
+      method: call.method,
+      url: call.url,
+      tenant: call.tenant,
+      attempt,
+      waitMs: d.waitMs,
+      giveUp: d.giveUp,
+      classification: c,
+      error: failure?.error ?? null,
     };
     if (d.retry) {
-      this.#log('debug', `xeroguard: resending ${call.method} ${call.url} after ${d.waitMs} ms (attempt ${attempt}: ${described})`);
+      this.#log(
+        'debug',
+        `xeroguard: resending ${call.method} ${call.url} after ${d.waitMs} ms (attempt ${attempt}: ${described})`,
+      );
       try {
         this.#options.onRetry?.(event);
       } catch (error) {
@@ -321,7 +377,10 @@ export class Guard {
     }
     if (d.giveUp !== 'not_retryable') {
       // Not a final answer: resending might have cured it.
-      this.#log('info', `xeroguard: not resending ${call.method} ${call.url} after ${described}: ${d.giveUp} (wait ${d.waitMs} ms)`);
+      this.#log(
+        'info',
+        `xeroguard: not resending ${call.method} ${call.url} after ${described}: ${d.giveUp} (wait ${d.waitMs} ms)`,
+      );
       try {
         this.#options.onGiveUp?.(event);
       } catch (error) {

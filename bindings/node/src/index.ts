@@ -3,38 +3,103 @@
 
 export { TENANTLESS } from './args';
 export {
-  backoff, bodyBytesToClassify, Classification, classify, classifyRaw, DEFAULT_RETRY_POLICY, durationWords,
-  IDEMPOTENCY_KEY_HEADER, needsIdempotencyKey, refusalWords, resend, retryPolicy,
+  backoff,
+  bodyBytesToClassify,
+  Classification,
+  classify,
+  classifyRaw,
+  DEFAULT_RETRY_POLICY,
+  durationWords,
+  IDEMPOTENCY_KEY_HEADER,
+  needsIdempotencyKey,
+  refusalWords,
+  resend,
+  retryPolicy,
 } from './classify';
 export type {
-  BackoffDecision, BodyInput, ClassificationFields, ClassifyOptions, HeadersInput, ResendOptions, RetryPolicy,
+  BackoffDecision,
+  BodyInput,
+  ClassificationFields,
+  ClassifyOptions,
+  HeadersInput,
+  ResendOptions,
+  RetryPolicy,
 } from './classify';
 export {
-  AbortError, BookingTooFarError, BufferTooSmallError, InvalidArgumentError, InvalidUtf8Error, LimiterInterruptedError,
-  MalformedResponseError, NullPointerError, PanicError, PermitTimeoutError, StoreError, StoreUnavailableError,
-  TooLargeError, TooManyTenantsError, UnknownFieldsError, UnknownPermitError, UnknownReservationError, WrongClockError,
+  AbortError,
+  BookingTooFarError,
+  BufferTooSmallError,
+  InvalidArgumentError,
+  InvalidUtf8Error,
+  LimiterInterruptedError,
+  MalformedResponseError,
+  NullPointerError,
+  PanicError,
+  PermitTimeoutError,
+  StoreError,
+  StoreUnavailableError,
+  TooLargeError,
+  TooManyTenantsError,
+  UnknownFieldsError,
+  UnknownPermitError,
+  UnknownReservationError,
+  WrongClockError,
   XeroGuardError,
 } from './errors';
 export { defaultLimits, exactLimits, Limiter } from './limiter';
 export type {
-  Clock, Decision, LimiterOptions, Limits, LimitsInput, Observed, Reservation, TenantLimits, WaitOptions, WindowLimit,
+  Clock,
+  Decision,
+  LimiterOptions,
+  Limits,
+  LimitsInput,
+  Observed,
+  Reservation,
+  TenantLimits,
+  WaitOptions,
+  WindowLimit,
   WindowLimitInput,
 } from './limiter';
 export { LibraryLoadError } from './native';
 export type {
-  Action, AuthProblem, Category, FailurePolicy, GiveUp, RateLimitProblem, Reason, TransportFailure,
+  Action,
+  AuthProblem,
+  Category,
+  FailurePolicy,
+  GiveUp,
+  RateLimitProblem,
+  Reason,
+  TransportFailure,
 } from './vocabulary';
 export {
-  ACTIONS, AUTH_PROBLEMS, CATEGORIES, FAILURE_POLICIES, GIVE_UPS, RATE_LIMIT_PROBLEMS, REASONS, TRANSPORT_FAILURES,
+  ACTIONS,
+  AUTH_PROBLEMS,
+  CATEGORIES,
+  FAILURE_POLICIES,
+  GIVE_UPS,
+  RATE_LIMIT_PROBLEMS,
+  REASONS,
+  TRANSPORT_FAILURES,
 } from './vocabulary';
 export { XERO_API } from './guard';
 export type { GuardOptions, Logger, ResendEvent, StoreErrorEvent, WaitEvent } from './guard';
 export { guardFetch } from './fetch';
 export type { Fetch } from './fetch';
 export { guardAxios, unguardAxios } from './axios';
-export type { AxiosGuardOptions, AxiosLikeAdapter, AxiosLikeConfig, AxiosLikeInstance, AxiosLikeResponse } from './axios';
+export type {
+  AxiosGuardOptions,
+  AxiosLikeAdapter,
+  AxiosLikeConfig,
+  AxiosLikeInstance,
+  AxiosLikeResponse,
+} from './axios';
 
-import { EXPECTED_ABI_VERSION, libraryPath as loadedFrom, libraryVersion as loadedVersion, PACKAGE_VERSION } from './native';
+import {
+  EXPECTED_ABI_VERSION,
+  libraryPath as loadedFrom,
+  libraryVersion as loadedVersion,
+  PACKAGE_VERSION,
+} from './native';
 
 /** This package's version (the crate's). */
 export const version: string = PACKAGE_VERSION;

@@ -5,10 +5,25 @@
 
 import { Classification } from './classify';
 import { bool, id64, tenantBytes, u32, uint, utf8 } from './args';
-import { AbortError, errorFor, InvalidArgumentError, PermitTimeoutError, UnknownPermitError, XeroGuardError } from './errors';
 import {
-  check, fn, XG_CLOCK_MANUAL, XG_CLOCK_MONOTONIC, XG_MAX_KEY_PREFIX_BYTES, XG_MAX_STORE_DEADLINE_MS, XG_NO_DEADLINE,
-  XG_WAIT_OUTCOME_ASK_AGAIN, XG_WAIT_OUTCOME_GRANTED, sizeOf,
+  AbortError,
+  errorFor,
+  InvalidArgumentError,
+  PermitTimeoutError,
+  UnknownPermitError,
+  XeroGuardError,
+} from './errors';
+import {
+  check,
+  fn,
+  XG_CLOCK_MANUAL,
+  XG_CLOCK_MONOTONIC,
+  XG_MAX_KEY_PREFIX_BYTES,
+  XG_MAX_STORE_DEADLINE_MS,
+  XG_NO_DEADLINE,
+  XG_WAIT_OUTCOME_ASK_AGAIN,
+  XG_WAIT_OUTCOME_GRANTED,
+  sizeOf,
 } from './native';
 import { CLimits, Handle, OpName, OpResult, OPS, RawDecision, RawStep, RedisSettings, WaitState } from './ops';
 import { runOffThread } from './pool';
@@ -74,7 +89,10 @@ function fromC(c: RawLimits): Limits {
   };
 }
 
-/** Xero's limits with margins (xg_limits_default): 60/60 s (+500 ms) and 5000/24 h (+60 s) per tenant, 5 in flight, 10,000/60 s per app. */
+/**
+ * Xero's limits with margins (xg_limits_default): 60/60 s (+500 ms) and 5000/24 h (+60 s) per tenant, 5 in flight,
+ * 10,000/60 s (+500 ms) per app.
+ */
 export function defaultLimits(): Limits {
   return fromC(fn.xg_limits_default!() as RawLimits);
 }
@@ -86,7 +104,8 @@ export function exactLimits(): Limits {
 
 function windowArg(value: WindowLimitInput | undefined, fallback: WindowLimit, name: string): WindowLimit {
   if (value === undefined) return fallback;
-  if (value === null || typeof value !== 'object') throw new InvalidArgumentError(`${name} must be { limit, windowMs, marginMs? }`);
+  if (value === null || typeof value !== 'object')
+    throw new InvalidArgumentError(`${name} must be { limit, windowMs, marginMs? }`);
   return {
     limit: u32(value.limit, `${name}.limit`),
     windowMs: uint(value.windowMs, `${name}.windowMs`),
@@ -101,14 +120,17 @@ export function limitsFrom(input: LimitsInput | undefined): Limits {
   if (input === null || typeof input !== 'object') throw new InvalidArgumentError('limits must be an object');
   const known = new Set(Object.keys(d));
   for (const key of Object.keys(input)) {
-    if (!known.has(key)) throw new InvalidArgumentError(`unknown limits field '${key}' (known: ${[...known].join(', ')})`);
+    if (!known.has(key))
+      throw new InvalidArgumentError(`unknown limits field '${key}' (known: ${[...known].join(', ')})`);
   }
   return {
     tenantMinute: windowArg(input.tenantMinute, d.tenantMinute, 'tenantMinute'),
     tenantDay: windowArg(input.tenantDay, d.tenantDay, 'tenantDay'),
-    tenantConcurrency: input.tenantConcurrency === undefined ? d.tenantConcurrency : u32(input.tenantConcurrency, 'tenantConcurrency'),
+    tenantConcurrency:
+      input.tenantConcurrency === undefined ? d.tenantConcurrency : u32(input.tenantConcurrency, 'tenantConcurrency'),
     appMinute: windowArg(input.appMinute, d.appMinute, 'appMinute'),
-    permitTimeoutMs: input.permitTimeoutMs === undefined ? d.permitTimeoutMs : uint(input.permitTimeoutMs, 'permitTimeoutMs'),
+    permitTimeoutMs:
+      input.permitTimeoutMs === undefined ? d.permitTimeoutMs : uint(input.permitTimeoutMs, 'permitTimeoutMs'),
     maxTenants: input.maxTenants === undefined ? d.maxTenants : u32(input.maxTenants, 'maxTenants'),
   };
 }
@@ -149,7 +171,10 @@ export interface LimiterOptions {
   deadlineMs?: number;
   /** After a failure, the store is not asked again for this long (ms; default 1000). */
   breakerCooldownMs?: number;
-  /** While the store cannot be reached: 'closed' refuses (the default), 'open' grants, 'local' uses this process's share. */
+  /**
+   * While the store cannot be reached: 'closed' refuses (the default), 'open' grants, 'local' uses this process's
+   * share.
+   */
   onStoreError?: FailurePolicy;
   /** For 'local': how many processes share the limits (each keeps limit / workers, at least 1). */
   workers?: number;
@@ -190,7 +215,15 @@ export interface WaitOptions {
 export type Observed = Classification | Uint8Array | string;
 
 const CLOCKS: Record<Clock, number> = { monotonic: XG_CLOCK_MONOTONIC, manual: XG_CLOCK_MANUAL };
-const STORE_OPTIONS = ['keyPrefix', 'deadlineMs', 'breakerCooldownMs', 'onStoreError', 'workers', 'replaceLimits', 'tlsCaFile'];
+const STORE_OPTIONS = [
+  'keyPrefix',
+  'deadlineMs',
+  'breakerCooldownMs',
+  'onStoreError',
+  'workers',
+  'replaceLimits',
+  'tlsCaFile',
+];
 const KNOWN_OPTIONS = new Set(['clock', 'redisUrl', ...STORE_OPTIONS]);
 // setTimeout holds at most 2^31-1 ms; a longer sleep asks the library again after that long.
 const MAX_TIMER_MS = 0x7fff_ffff;
@@ -199,7 +232,8 @@ const redisDefaults = fn.xg_redis_options_default!() as Record<string, unknown>;
 
 function redisSettings(options: LimiterOptions): RedisSettings {
   const url = options.redisUrl;
-  if (typeof url !== 'string' || url.length === 0) throw new InvalidArgumentError('redisUrl must be a non-empty string');
+  if (typeof url !== 'string' || url.length === 0)
+    throw new InvalidArgumentError('redisUrl must be a non-empty string');
   utf8(url, 'redisUrl');
   if (options.keyPrefix === undefined) {
     throw new InvalidArgumentError(
@@ -208,10 +242,16 @@ function redisSettings(options: LimiterOptions): RedisSettings {
   }
   const prefix = utf8(options.keyPrefix, 'keyPrefix');
   if (prefix.length === 0 || prefix.length > XG_MAX_KEY_PREFIX_BYTES) {
-    throw new InvalidArgumentError(`keyPrefix must be 1 to ${XG_MAX_KEY_PREFIX_BYTES} bytes of UTF-8, got ${prefix.length}`);
+    throw new InvalidArgumentError(
+      `keyPrefix must be 1 to ${XG_MAX_KEY_PREFIX_BYTES} bytes of UTF-8, got ${prefix.length}`,
+    );
   }
-  const deadlineMs = options.deadlineMs === undefined ? Number(redisDefaults.deadline_ms) : uint(options.deadlineMs, 'deadlineMs', XG_MAX_STORE_DEADLINE_MS);
-  if (deadlineMs === 0) throw new InvalidArgumentError('deadlineMs must be at least 1: every store operation needs some time');
+  const deadlineMs =
+    options.deadlineMs === undefined
+      ? Number(redisDefaults.deadline_ms)
+      : uint(options.deadlineMs, 'deadlineMs', XG_MAX_STORE_DEADLINE_MS);
+  if (deadlineMs === 0)
+    throw new InvalidArgumentError('deadlineMs must be at least 1: every store operation needs some time');
   const policy = options.onStoreError ?? FAILURE_POLICY.word(Number(redisDefaults.on_store_error)) ?? 'closed';
   if (!FAILURE_POLICY.has(policy)) {
     throw new InvalidArgumentError(`onStoreError must be 'closed', 'open' or 'local', got ${String(policy)}`);
@@ -220,15 +260,18 @@ function redisSettings(options: LimiterOptions): RedisSettings {
   if (workers === 0) throw new InvalidArgumentError('workers must be at least 1');
   let tlsCaFile: string | null = null;
   if (options.tlsCaFile !== undefined) {
-    if (utf8(options.tlsCaFile, 'tlsCaFile').length === 0) throw new InvalidArgumentError('tlsCaFile must not be empty');
+    if (utf8(options.tlsCaFile, 'tlsCaFile').length === 0)
+      throw new InvalidArgumentError('tlsCaFile must not be empty');
     tlsCaFile = options.tlsCaFile;
   }
   return {
     url,
     keyPrefix: options.keyPrefix,
     deadlineMs,
-    breakerCooldownMs: options.breakerCooldownMs === undefined
-      ? Number(redisDefaults.breaker_cooldown_ms) : uint(options.breakerCooldownMs, 'breakerCooldownMs'),
+    breakerCooldownMs:
+      options.breakerCooldownMs === undefined
+        ? Number(redisDefaults.breaker_cooldown_ms)
+        : uint(options.breakerCooldownMs, 'breakerCooldownMs'),
     onStoreError: FAILURE_POLICY.code(policy),
     workers,
     replaceLimits: options.replaceLimits === undefined ? false : bool(options.replaceLimits, 'replaceLimits'),
@@ -321,9 +364,11 @@ export class Limiter {
       this.#settings = settings;
       // Connecting may take up to the store deadline: on a worker thread, like every store operation.
       this.#users++;
-      const created = runOffThread<Handle>('newRedis', [c, settings, CLOCKS[clock]]).then((result) => {
-        this.#handle = unwrap(result);
-      }).finally(() => this.#leave());
+      const created = runOffThread<Handle>('newRedis', [c, settings, CLOCKS[clock]])
+        .then((result) => {
+          this.#handle = unwrap(result);
+        })
+        .finally(() => this.#leave());
       created.catch(() => undefined); // seen by whoever awaits `ready` or calls an operation; never unhandled
       this.ready = created;
     }
@@ -391,7 +436,8 @@ export class Limiter {
 
   /** A call on the calling thread for what never touches the store (the clock, interrupt). */
   #local(call: (handle: Handle) => number, name: string): void {
-    if (this.#handle === null && !this.#closed) throw new XeroGuardError('the limiter is not connected yet: await limiter.ready');
+    if (this.#handle === null && !this.#closed)
+      throw new XeroGuardError('the limiter is not connected yet: await limiter.ready');
     const handle = this.#enter();
     try {
       check(call(handle), name);
@@ -471,7 +517,10 @@ export class Limiter {
 
   /** Frees a reserved slot whose time has not come (UnknownReservationError otherwise). */
   async cancel(reservation: Reservation | bigint | number): Promise<void> {
-    const id = typeof reservation === 'object' && reservation !== null ? id64(reservation.id, 'reservation') : id64(reservation, 'reservation');
+    const id =
+      typeof reservation === 'object' && reservation !== null
+        ? id64(reservation.id, 'reservation')
+        : id64(reservation, 'reservation');
     try {
       await this.#op('cancel', id);
     } finally {
@@ -502,7 +551,8 @@ export class Limiter {
     const t = tenantBytes(tenant);
     let c = null;
     if (limits !== null) {
-      if (typeof limits !== 'object') throw new InvalidArgumentError('limits must be { minuteLimit, dayLimit, concurrency } or null');
+      if (typeof limits !== 'object')
+        throw new InvalidArgumentError('limits must be { minuteLimit, dayLimit, concurrency } or null');
       c = {
         minuteLimit: u32(limits.minuteLimit, 'minuteLimit'),
         dayLimit: u32(limits.dayLimit, 'dayLimit'),
@@ -533,7 +583,11 @@ export class Limiter {
    * Waits for a permit (as `acquireWait`), runs `work`, and releases the permit when it settles. PermitTimeoutError
    * when the library gives up first.
    */
-  async withPermit<T>(tenant: string, work: (decision: Decision) => Promise<T> | T, options: WaitOptions = {}): Promise<T> {
+  async withPermit<T>(
+    tenant: string,
+    work: (decision: Decision) => Promise<T> | T,
+    options: WaitOptions = {},
+  ): Promise<T> {
     const t = tenantBytes(tenant);
     const timeoutMs = timeoutArg(options);
     const granted = await this.wait(t, timeoutMs, options.signal);
@@ -549,9 +603,19 @@ export class Limiter {
 
   /** @internal The error of a wait the library gave up, in its words. */
   timedOut(tenant: string, timeoutMs: number | undefined, refusal: Decision): PermitTimeoutError {
-    const words = refusal.reason === null ? `the limiter asks to wait ${refusal.waitMs} ms more` : refusalWords(refusal.reason, refusal.waitMs);
+    const words =
+      refusal.reason === null
+        ? `the limiter asks to wait ${refusal.waitMs} ms more`
+        : refusalWords(refusal.reason, refusal.waitMs);
     const within = timeoutMs === undefined ? 'the wait' : durationWords(timeoutMs);
-    return new PermitTimeoutError(tenant, timeoutMs ?? Number.MAX_SAFE_INTEGER, refusal.waitMs, refusal.reason, within, words);
+    return new PermitTimeoutError(
+      tenant,
+      timeoutMs ?? Number.MAX_SAFE_INTEGER,
+      refusal.waitMs,
+      refusal.reason,
+      within,
+      words,
+    );
   }
 
   /**
@@ -605,10 +669,13 @@ export class Limiter {
         done();
         reject(abortError(signal!));
       };
-      const timer = setTimeout(() => {
-        done();
-        resolve();
-      }, Math.min(ms, MAX_TIMER_MS));
+      const timer = setTimeout(
+        () => {
+          done();
+          resolve();
+        },
+        Math.min(ms, MAX_TIMER_MS),
+      );
       waiter.wake = () => {
         done();
         resolve();
@@ -635,7 +702,10 @@ export class Limiter {
   }
 
   toString(): string {
-    const shared = this.#settings === null ? '' : `, redis=${this.#settings.url.replace(/:\/\/[^/@]*@/, '://***@')} prefix '${this.#settings.keyPrefix}'`;
+    const shared =
+      this.#settings === null
+        ? ''
+        : `, redis=${this.#settings.url.replace(/:\/\/[^/@]*@/, '://***@')} prefix '${this.#settings.keyPrefix}'`;
     return `Limiter(clock=${this.clock}${shared}${this.#closed ? ', closed' : ''})`;
   }
 }

@@ -42,13 +42,24 @@ export const XG_TRANSPORT_FAILURE_NO_RESPONSE = 2;
 // Finding the library
 
 const LIBRARY_FILE: string =
-  process.platform === 'win32' ? 'xeroguard.dll' : process.platform === 'darwin' ? 'libxeroguard.dylib' : 'libxeroguard.so';
+  process.platform === 'win32'
+    ? 'xeroguard.dll'
+    : process.platform === 'darwin'
+      ? 'libxeroguard.dylib'
+      : 'libxeroguard.so';
 
 /** The npm package that carries the library for this platform (the layout of packages with native code). */
 export const PLATFORM_PACKAGE = `@xeroguard/${process.platform}-${process.arch}`;
 
 /** The copy this package carries (Linux x64 only, for now): dist/cjs/ -> the package root. */
-export const BUNDLED_LIBRARY = path.join(__dirname, '..', '..', 'prebuilds', `${process.platform}-${process.arch}`, LIBRARY_FILE);
+export const BUNDLED_LIBRARY = path.join(
+  __dirname,
+  '..',
+  '..',
+  'prebuilds',
+  `${process.platform}-${process.arch}`,
+  LIBRARY_FILE,
+);
 
 interface Candidate {
   where: string; // how it was found, for messages
@@ -75,7 +86,11 @@ function candidates(): Candidate[] {
 }
 
 function versionParts(text: string): number[] {
-  return text.split('-', 1)[0]!.split('.').slice(0, 3).map((part) => Number.parseInt(part, 10) || 0);
+  return text
+    .split('-', 1)[0]!
+    .split('.')
+    .slice(0, 3)
+    .map((part) => Number.parseInt(part, 10) || 0);
 }
 
 function older(a: string, b: string): boolean {
@@ -97,7 +112,10 @@ export function refusal(file: string, found: string, abi: number, oldest: number
     `to one of version ${PACKAGE_VERSION} or later`;
   if (!(oldest <= EXPECTED_ABI_VERSION && EXPECTED_ABI_VERSION <= abi)) {
     const served = oldest === abi ? String(abi) : `${oldest} to ${abi}`;
-    return `xeroguard: ${file} (version ${found}) serves ABI ${served} but this package needs ABI ${EXPECTED_ABI_VERSION}; ${fix}`;
+    return (
+      `xeroguard: ${file} (version ${found}) serves ABI ${served} ` +
+      `but this package needs ABI ${EXPECTED_ABI_VERSION}; ${fix}`
+    );
   }
   if (older(found, PACKAGE_VERSION)) {
     return `xeroguard: ${file} is version ${found}, older than this package (${PACKAGE_VERSION}); ${fix}`;
@@ -148,10 +166,12 @@ function load(): { lib: koffi.LibraryHandle; file: string; version: string } {
     return { lib, file: candidate.file, version };
   }
   throw new LibraryLoadError(
-    `xeroguard: cannot load the native library ${LIBRARY_FILE} for ${process.platform}-${process.arch}. Tried, in order: ` +
+    `xeroguard: cannot load the native library ${LIBRARY_FILE} for ${process.platform}-${process.arch}. ` +
+      'Tried, in order: ' +
       tried.join('; ') +
-      `. Fix: set XEROGUARD_LIBRARY to the path of a ${LIBRARY_FILE} of version ${PACKAGE_VERSION} or later (built with ` +
-      "`cargo build --release` from the xeroguard repository, or installed by `make install`), or install a package " +
+      `. Fix: set XEROGUARD_LIBRARY to the path of a ${LIBRARY_FILE} of version ${PACKAGE_VERSION} or later ` +
+      '(built with ' +
+      '`cargo build --release` from the xeroguard repository, or installed by `make install`), or install a package ' +
       `that carries one for this platform (${PLATFORM_PACKAGE}).`,
   );
 }
@@ -340,15 +360,40 @@ export const DECLARATIONS: ReadonlyArray<readonly [string, TypeSpec, readonly Ty
   ['xg_abi_version', 'uint32_t', []],
   ['xg_abi_oldest_version', 'uint32_t', []],
   ['xg_classify', 'int32_t', ['const xg_response *', 'xg_classification *', STRING_OUT]],
-  ['xg_classify_flat', 'int32_t',
-    ['uint16_t', 'const uint8_t *', 'size_t', 'const uint8_t *', 'size_t', 'int64_t', 'xg_classification *', STRING_OUT]],
+  [
+    'xg_classify_flat',
+    'int32_t',
+    [
+      'uint16_t',
+      'const uint8_t *',
+      'size_t',
+      'const uint8_t *',
+      'size_t',
+      'int64_t',
+      'xg_classification *',
+      STRING_OUT,
+    ],
+  ],
   ['xg_body_bytes_to_classify', 'int32_t', ['uint16_t', 'const uint8_t *', 'size_t', U64_OUT]],
   ['xg_classify_raw', 'int32_t', ['const uint8_t *', 'size_t', 'int64_t', 'xg_classification *', STRING_OUT]],
   ['xg_retry_policy_default', 'xg_retry_policy', []],
-  ['xg_backoff', 'int32_t', ['const xg_classification *', 'uint32_t', 'const xg_retry_policy *', 'xg_backoff_decision *']],
-  ['xg_resend', 'int32_t',
-    ['const xg_request *', 'const xg_classification *', 'uint32_t', 'uint32_t', 'const xg_retry_policy *',
-      'xg_backoff_decision *']],
+  [
+    'xg_backoff',
+    'int32_t',
+    ['const xg_classification *', 'uint32_t', 'const xg_retry_policy *', 'xg_backoff_decision *'],
+  ],
+  [
+    'xg_resend',
+    'int32_t',
+    [
+      'const xg_request *',
+      'const xg_classification *',
+      'uint32_t',
+      'uint32_t',
+      'const xg_retry_policy *',
+      'xg_backoff_decision *',
+    ],
+  ],
   ['xg_method_is_write', 'int32_t', ['const char *', 'size_t', U8_OUT]],
   ['xg_category_name', 'const char *', ['uint32_t']],
   ['xg_action_name', 'const char *', ['uint32_t']],
@@ -371,8 +416,11 @@ export const DECLARATIONS: ReadonlyArray<readonly [string, TypeSpec, readonly Ty
   ['xg_limiter_acquire', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', 'xg_decision *']],
   ['xg_limiter_acquire_wait', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', 'uint64_t', 'xg_decision *']],
   ['xg_limiter_deadline_ms', 'int32_t', ['const xg_limiter *', 'uint64_t', U64_OUT]],
-  ['xg_limiter_acquire_until', 'int32_t',
-    ['const xg_limiter *', 'const char *', 'size_t', 'uint64_t', 'uint64_t', 'xg_wait_step *']],
+  [
+    'xg_limiter_acquire_until',
+    'int32_t',
+    ['const xg_limiter *', 'const char *', 'size_t', 'uint64_t', 'uint64_t', 'xg_wait_step *'],
+  ],
   ['xg_limiter_interrupt', 'int32_t', ['const xg_limiter *']],
   ['xg_limiter_peek', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', 'xg_decision *']],
   ['xg_limiter_record', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t']],
@@ -382,7 +430,11 @@ export const DECLARATIONS: ReadonlyArray<readonly [string, TypeSpec, readonly Ty
   ['xg_limiter_observe', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', 'const xg_classification *']],
   ['xg_limiter_observe_raw', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', 'const uint8_t *', 'size_t']],
   ['xg_limiter_snapshot_json', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', STRING_OUT]],
-  ['xg_limiter_set_tenant_limits', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', 'const xg_tenant_limits *']],
+  [
+    'xg_limiter_set_tenant_limits',
+    'int32_t',
+    ['const xg_limiter *', 'const char *', 'size_t', 'const xg_tenant_limits *'],
+  ],
   ['xg_limiter_stats', 'int32_t', ['const xg_limiter *', 'xg_stats *']],
   ['xg_store_failure_kind_name', 'const char *', ['uint32_t']],
 ];
@@ -443,7 +495,8 @@ export function check(status: number, functionName: string): void {
 
 /** Copies a library-owned string (a `char **` output) and frees it. */
 export function takeString(pointer: unknown): string {
-  if (pointer === null || pointer === undefined || pointer === 0n) throw new XeroGuardError('the library returned no string');
+  if (pointer === null || pointer === undefined || pointer === 0n)
+    throw new XeroGuardError('the library returned no string');
   try {
     return String(koffi.decode(pointer, 'char', -1));
   } finally {

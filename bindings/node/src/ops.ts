@@ -8,9 +8,7 @@ import { fn, lastErrorMessage, offsets, sizeOf, statusName, takeString, XG_STATU
 
 export type Handle = bigint;
 
-export type OpResult<T> =
-  | { ok: true; value: T }
-  | { ok: false; status: number; statusName: string; message: string };
+export type OpResult<T> = { ok: true; value: T } | { ok: false; status: number; statusName: string; message: string };
 
 /** xg_decision as read: codes, not words (words are the main thread's business). */
 export interface RawDecision {
@@ -148,8 +146,11 @@ export const OPS = {
       tls_ca_file_len: ca === null ? 0 : ca.length,
     };
     const out: unknown[] = [null];
-    return outcome(fn.xg_limiter_new_redis!(limits, options, clock, out) as number, 'xg_limiter_new_redis',
-      () => out[0] as Handle);
+    return outcome(
+      fn.xg_limiter_new_redis!(limits, options, clock, out) as number,
+      'xg_limiter_new_redis',
+      () => out[0] as Handle,
+    );
   },
 
   acquire(handle: Handle, tenant: Uint8Array): OpResult<RawDecision> {
@@ -224,17 +225,21 @@ export const OPS = {
   snapshot(handle: Handle, tenant: Uint8Array): OpResult<string> {
     const t = asBuffer(tenant)!;
     const out: unknown[] = [null];
-    return outcome(fn.xg_limiter_snapshot_json!(handle, t, t.length, out) as number, 'xg_limiter_snapshot_json',
-      () => takeString(out[0]));
+    return outcome(fn.xg_limiter_snapshot_json!(handle, t, t.length, out) as number, 'xg_limiter_snapshot_json', () =>
+      takeString(out[0]),
+    );
   },
 
   setTenantLimits(handle: Handle, tenant: Uint8Array, limits: CTenantLimits | null): OpResult<void> {
-    const c = limits === null ? null : {
-      struct_size: sizeOf('xg_tenant_limits'),
-      minute_limit: limits.minuteLimit,
-      day_limit: limits.dayLimit,
-      concurrency: limits.concurrency,
-    };
+    const c =
+      limits === null
+        ? null
+        : {
+            struct_size: sizeOf('xg_tenant_limits'),
+            minute_limit: limits.minuteLimit,
+            day_limit: limits.dayLimit,
+            concurrency: limits.concurrency,
+          };
     return tenantCall('xg_limiter_set_tenant_limits', handle, tenant, c);
   },
 };

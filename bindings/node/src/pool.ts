@@ -40,8 +40,12 @@ class Thread {
       for (const pending of this.pending.values()) pending.reject(error);
       this.pending.clear();
     };
-    this.worker.on('error', (error: Error) => fail(new XeroGuardError(`xeroguard: a worker thread failed: ${error.message}`)));
-    this.worker.on('exit', (code: number) => fail(new XeroGuardError(`xeroguard: a worker thread exited (code ${code})`)));
+    this.worker.on('error', (error: Error) =>
+      fail(new XeroGuardError(`xeroguard: a worker thread failed: ${error.message}`)),
+    );
+    this.worker.on('exit', (code: number) =>
+      fail(new XeroGuardError(`xeroguard: a worker thread exited (code ${code})`)),
+    );
   }
 
   run(id: number, op: OpName, args: unknown[]): Promise<OpResult<unknown>> {

@@ -6,9 +6,23 @@ import { XeroGuardError } from './errors';
 import { fn, libraryVersion, XG_NONE } from './native';
 
 export const CATEGORIES = [
-  'success', 'partial_success', 'validation_error', 'bad_request', 'unauthorized', 'forbidden', 'not_found',
-  'method_not_allowed', 'conflict', 'precondition_failed', 'payload_too_large', 'rate_limited', 'internal_error',
-  'not_implemented', 'service_unavailable', 'organisation_offline', 'unknown',
+  'success',
+  'partial_success',
+  'validation_error',
+  'bad_request',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'method_not_allowed',
+  'conflict',
+  'precondition_failed',
+  'payload_too_large',
+  'rate_limited',
+  'internal_error',
+  'not_implemented',
+  'service_unavailable',
+  'organisation_offline',
+  'unknown',
 ] as const;
 /** What kind of response this is. */
 export type Category = (typeof CATEGORIES)[number];
@@ -22,14 +36,31 @@ export const RATE_LIMIT_PROBLEMS = ['minute', 'day', 'app_minute', 'concurrent',
 export type RateLimitProblem = (typeof RATE_LIMIT_PROBLEMS)[number];
 
 export const AUTH_PROBLEMS = [
-  'token_expired', 'invalid_token', 'insufficient_scope', 'tenant_not_authorized', 'invalid_grant', 'invalid_client',
-  'unsupported_grant_type', 'nonce_used', 'signature_invalid', 'signature_method_rejected', 'token_rejected', 'other',
+  'token_expired',
+  'invalid_token',
+  'insufficient_scope',
+  'tenant_not_authorized',
+  'invalid_grant',
+  'invalid_client',
+  'unsupported_grant_type',
+  'nonce_used',
+  'signature_invalid',
+  'signature_method_rejected',
+  'token_rejected',
+  'other',
 ] as const;
 /** Why authentication or authorisation failed. */
 export type AuthProblem = (typeof AUTH_PROBLEMS)[number];
 
 export const REASONS = [
-  'minute', 'day', 'app_minute', 'concurrency', 'retry_after', 'organisation_offline', 'outage', 'store_unavailable',
+  'minute',
+  'day',
+  'app_minute',
+  'concurrency',
+  'retry_after',
+  'organisation_offline',
+  'outage',
+  'store_unavailable',
 ] as const;
 /** Why the limiter refused (or would refuse) a call. */
 export type Reason = (typeof REASONS)[number];
@@ -61,7 +92,11 @@ export class Codes<W extends string> {
   readonly byCode = new Map<number, W | null>();
   readonly codeOf = new Map<W, number>();
 
-  constructor(readonly kind: string, words: readonly W[], nameFunction: string) {
+  constructor(
+    readonly kind: string,
+    words: readonly W[],
+    nameFunction: string,
+  ) {
     // XG_NONE (0) means "none" for the optional vocabularies; category and action name their code 0.
     this.byCode.set(XG_NONE, null);
     const known = new Set<string>(words);
@@ -80,7 +115,8 @@ export class Codes<W extends string> {
     const word = this.byCode.get(code);
     if (word === undefined) {
       throw new XeroGuardError(
-        `the library answered ${this.kind} code ${code}, which this xeroguard package does not know; install a matching package`,
+        `the library answered ${this.kind} code ${code}, which this xeroguard package does not know; ` +
+          'install a matching package',
       );
     }
     return word;
@@ -103,8 +139,11 @@ export class Codes<W extends string> {
 
 export const CATEGORY = new Codes<Category>('category', CATEGORIES, 'xg_category_name');
 export const ACTION = new Codes<Action>('action', ACTIONS, 'xg_action_name');
-export const RATE_LIMIT_PROBLEM = new Codes<RateLimitProblem>('rate_limit_problem', RATE_LIMIT_PROBLEMS,
-  'xg_rate_limit_problem_name');
+export const RATE_LIMIT_PROBLEM = new Codes<RateLimitProblem>(
+  'rate_limit_problem',
+  RATE_LIMIT_PROBLEMS,
+  'xg_rate_limit_problem_name',
+);
 export const AUTH_PROBLEM = new Codes<AuthProblem>('auth_problem', AUTH_PROBLEMS, 'xg_auth_problem_name');
 export const REASON = new Codes<Reason>('reason', REASONS, 'xg_reason_name');
 export const GIVE_UP = new Codes<GiveUp>('give_up', GIVE_UPS, 'xg_give_up_name');

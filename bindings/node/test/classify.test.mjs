@@ -11,7 +11,10 @@ import { SHARED, xg } from './helpers.mjs';
 const VALIDATION = fs.readFileSync(path.join(SHARED, 'fixtures', 'xero', '400_validation_minimal_docs.json'));
 
 test('headers in every usual form classify alike, repeated headers kept apart', () => {
-  const pairs = [['X-Rate-Limit-Problem', 'day'], ['Retry-After', '5']];
+  const pairs = [
+    ['X-Rate-Limit-Problem', 'day'],
+    ['Retry-After', '5'],
+  ];
   const forms = [
     pairs,
     { 'x-rate-limit-problem': 'day', 'retry-after': '5', unset: undefined },
@@ -24,7 +27,13 @@ test('headers in every usual form classify alike, repeated headers kept apart', 
   assert.equal(expected.retryAfterMs, 5000);
   for (const headers of forms) assert.deepEqual(xg.classify(429, headers).toJSON(), expected);
   // A duplicate Retry-After: the first occurrence wins (the library's rule), so both must reach it in order.
-  assert.equal(xg.classify(429, [['Retry-After', '7'], ['Retry-After', '9']]).retryAfterMs, 7000);
+  assert.equal(
+    xg.classify(429, [
+      ['Retry-After', '7'],
+      ['Retry-After', '9'],
+    ]).retryAfterMs,
+    7000,
+  );
   assert.equal(xg.classify(429, { 'Retry-After': ['7', '9'] }).retryAfterMs, 7000);
 });
 
@@ -42,7 +51,11 @@ test('bodies as Buffer, Uint8Array, ArrayBuffer and text classify alike', () => 
 });
 
 test('a large body takes its JSON form at once and reads the same', () => {
-  const items = Array.from({ length: 3000 }, (_, i) => ({ InvoiceID: String(i), HasErrors: i === 2999, ValidationErrors: i === 2999 ? [{ Message: 'last one' }] : [] }));
+  const items = Array.from({ length: 3000 }, (_, i) => ({
+    InvoiceID: String(i),
+    HasErrors: i === 2999,
+    ValidationErrors: i === 2999 ? [{ Message: 'last one' }] : [],
+  }));
   const body = JSON.stringify({ Invoices: items });
   assert.ok(body.length > 16 * 1024);
   const c = xg.classify(200, { 'Content-Type': 'application/json' }, body);
@@ -71,7 +84,10 @@ test('classification fields are typed words, and toJSON gives every field', () =
 });
 
 test('a Retry-After HTTP-date is measured against options.now', () => {
-  const headers = [['Retry-After', 'Wed, 21 Oct 2026 07:28:30 GMT'], ['X-Rate-Limit-Problem', 'minute']];
+  const headers = [
+    ['Retry-After', 'Wed, 21 Oct 2026 07:28:30 GMT'],
+    ['X-Rate-Limit-Problem', 'minute'],
+  ];
   const at = new Date(Date.UTC(2026, 9, 21, 7, 28, 0));
   assert.equal(xg.classify(429, headers, '', { now: at }).retryAfterMs, 30000);
   assert.equal(xg.classify(429, headers, '', { now: at.getTime() + 10000 }).retryAfterMs, 20000);
@@ -82,14 +98,17 @@ test('a Retry-After HTTP-date is measured against options.now', () => {
 
 test('classifyRaw matches classify', () => {
   const raw = Buffer.concat([
-    Buffer.from('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nX-MinLimit-Remaining: 7\r\n\r\n'), VALIDATION,
+    Buffer.from('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nX-MinLimit-Remaining: 7\r\n\r\n'),
+    VALIDATION,
   ]);
-  assert.deepEqual(xg.classifyRaw(raw).toJSON(),
-    xg.classify(400, { 'Content-Type': 'application/json', 'X-MinLimit-Remaining': '7' }, VALIDATION).toJSON());
+  assert.deepEqual(
+    xg.classifyRaw(raw).toJSON(),
+    xg.classify(400, { 'Content-Type': 'application/json', 'X-MinLimit-Remaining': '7' }, VALIDATION).toJSON(),
+  );
   assert.equal(xg.classifyRaw(raw.toString('latin1')).minuteRemaining, 7);
 });
 
-test('bad input is refused before it crosses, with the library\'s errors for what it refuses', () => {
+test("bad input is refused before it crosses, with the library's errors for what it refuses", () => {
   for (const status of [-1, 70000, 1.5, '200', null, 2n ** 70n]) {
     assert.throws(() => xg.classify(status), xg.InvalidArgumentError, String(status));
   }
@@ -101,7 +120,10 @@ test('bad input is refused before it crosses, with the library\'s errors for wha
   assert.throws(() => xg.classify(200, [['only-a-name']]), xg.InvalidArgumentError);
   assert.throws(() => xg.classify(200, {}, 42), xg.InvalidArgumentError);
   const tooMany = Array.from({ length: 1025 }, () => ['X-H', 'v']);
-  assert.throws(() => xg.classify(200, tooMany), (e) => e instanceof xg.TooLargeError && /xg_classify_flat/.test(e.message));
+  assert.throws(
+    () => xg.classify(200, tooMany),
+    (e) => e instanceof xg.TooLargeError && /xg_classify_flat/.test(e.message),
+  );
   const error = (() => {
     try {
       xg.classifyRaw('not http at all');
@@ -131,9 +153,18 @@ test('backoff follows the policy', () => {
   const flat = { maxRetries: 10, baseMs: 100, maxBackoffMs: 400, jitterMs: 0 };
   const s500 = xg.classify(500);
   const waits = [1, 2, 3, 4].map((a) => xg.backoff(s500, a, flat).waitMs);
-  assert.deepEqual(waits, [...waits].sort((a, b) => a - b));
+  assert.deepEqual(
+    waits,
+    [...waits].sort((a, b) => a - b),
+  );
   assert.ok(waits.every((w) => w >= s500.recommendedWaitMs));
-  assert.deepEqual(xg.DEFAULT_RETRY_POLICY, { maxRetries: 5, baseMs: 500, maxBackoffMs: 30000, jitterMs: 250, maxWaitMs: 300000 });
+  assert.deepEqual(xg.DEFAULT_RETRY_POLICY, {
+    maxRetries: 5,
+    baseMs: 500,
+    maxBackoffMs: 30000,
+    jitterMs: 250,
+    maxWaitMs: 300000,
+  });
   assert.throws(() => xg.backoff(minute, -1), xg.InvalidArgumentError);
   assert.throws(() => xg.backoff(minute, 1, { maxRetries: -2 }), xg.InvalidArgumentError);
   assert.throws(() => xg.backoff(minute, 1, { maxRetrys: 2 }), /unknown retry policy field/);
@@ -158,13 +189,15 @@ test('resend never sends a write again that the server may have carried out with
 });
 
 test('the writes given a key are exactly those resend holds back', () => {
-  for (const method of ['POST', 'PUT', 'PATCH', 'patch', 'PROPFIND']) assert.equal(xg.needsIdempotencyKey(method), true, method);
-  for (const method of ['GET', 'HEAD', 'OPTIONS', 'DELETE', 'get']) assert.equal(xg.needsIdempotencyKey(method), false, method);
+  for (const method of ['POST', 'PUT', 'PATCH', 'patch', 'PROPFIND'])
+    assert.equal(xg.needsIdempotencyKey(method), true, method);
+  for (const method of ['GET', 'HEAD', 'OPTIONS', 'DELETE', 'get'])
+    assert.equal(xg.needsIdempotencyKey(method), false, method);
   assert.throws(() => xg.needsIdempotencyKey(''), xg.InvalidArgumentError);
   assert.throws(() => xg.needsIdempotencyKey(undefined), xg.InvalidArgumentError);
 });
 
-test('bodyBytesToClassify is the library\'s body rule', () => {
+test("bodyBytesToClassify is the library's body rule", () => {
   assert.equal(xg.bodyBytesToClassify(200, 'application/json'), 1048576);
   assert.equal(xg.bodyBytesToClassify(200, 'application/pdf'), 0);
   assert.equal(xg.bodyBytesToClassify(400, 'application/pdf'), 33554432);

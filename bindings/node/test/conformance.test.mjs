@@ -1,5 +1,6 @@
 // The conformance cases through classify: the shared file (../shared/conformance/classify-cases.json) and the
-// project's own (tests/conformance/classify-cases.json, bodies under tests/), as bindings/python/tests/test_conformance.py.
+// project's own (tests/conformance/classify-cases.json, bodies under tests/), as
+// bindings/python/tests/test_conformance.py reads them.
 
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -9,10 +10,29 @@ import { test } from 'node:test';
 import { REPO, SHARED, xg } from './helpers.mjs';
 
 const KEYS = [
-  'status', 'category', 'action', 'retryable', 'mayHaveBeenProcessed', 'rateLimitProblem', 'retryAfterMs',
-  'recommendedWaitMs', 'minuteRemaining', 'dayRemaining', 'appMinuteRemaining', 'errorNumber', 'errorType', 'message',
-  'validationMessages', 'warnings', 'failedElements', 'oauthProblem', 'oauthProblemAdvice', 'authProblem',
-  'problemTitle', 'problemDetail', 'correlationId',
+  'status',
+  'category',
+  'action',
+  'retryable',
+  'mayHaveBeenProcessed',
+  'rateLimitProblem',
+  'retryAfterMs',
+  'recommendedWaitMs',
+  'minuteRemaining',
+  'dayRemaining',
+  'appMinuteRemaining',
+  'errorNumber',
+  'errorType',
+  'message',
+  'validationMessages',
+  'warnings',
+  'failedElements',
+  'oauthProblem',
+  'oauthProblemAdvice',
+  'authProblem',
+  'problemTitle',
+  'problemDetail',
+  'correlationId',
 ];
 const camel = (key) => key.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 
@@ -44,7 +64,7 @@ const shared = cases(SHARED);
 const project = cases(path.join(REPO, 'tests'));
 
 test('the 70 shared cases are found', () => assert.equal(shared.length, 70));
-test('the project\'s cases are found, named once each', () => {
+test("the project's cases are found, named once each", () => {
   assert.ok(project.length > 0);
   assert.equal(new Set(project.map((c) => c.name)).size, project.length);
 });

@@ -11,13 +11,15 @@ import { PACKAGE, REPO, run } from './helpers.mjs';
 export function tsBlocks(file) {
   const blocks = [];
   let open = null;
-  fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-    if (open === null && /^```ts( fragment)?$/.test(line)) open = { line: i + 1, code: [] };
-    else if (open !== null && line === '```') {
-      blocks.push({ line: open.line, code: `${open.code.join('\n')}\n` });
-      open = null;
-    } else if (open !== null) open.code.push(line);
-  });
+  fs.readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (open === null && /^```ts( fragment)?$/.test(line)) open = { line: i + 1, code: [] };
+      else if (open !== null && line === '```') {
+        blocks.push({ line: open.line, code: `${open.code.join('\n')}\n` });
+        open = null;
+      } else if (open !== null) open.code.push(line);
+    });
   return blocks;
 }
 
@@ -27,7 +29,10 @@ test('the examples and the README ts blocks compile with tsc --strict', async ()
   fs.mkdirSync(dir, { recursive: true });
   try {
     const files = [];
-    for (const [name, doc] of [['node', path.join(PACKAGE, 'README.md')], ['root', path.join(REPO, 'README.md')]]) {
+    for (const [name, doc] of [
+      ['node', path.join(PACKAGE, 'README.md')],
+      ['root', path.join(REPO, 'README.md')],
+    ]) {
       for (const block of tsBlocks(doc)) {
         const file = path.join(dir, `${name}_readme_line_${block.line}.mts`);
         fs.writeFileSync(file, block.code);
@@ -39,13 +44,26 @@ test('the examples and the README ts blocks compile with tsc --strict', async ()
       fs.copyFileSync(path.join(PACKAGE, 'examples', example), path.join(dir, example));
       files.push(path.join(dir, example));
     }
-    fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: {
-        target: 'ES2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true,
-        types: ['node'], skipLibCheck: false, isolatedModules: true,
-      },
-      include: ['*.mts'],
-    }, null, 1));
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify(
+        {
+          compilerOptions: {
+            target: 'ES2022',
+            module: 'nodenext',
+            moduleResolution: 'nodenext',
+            strict: true,
+            noEmit: true,
+            types: ['node'],
+            skipLibCheck: false,
+            isolatedModules: true,
+          },
+          include: ['*.mts'],
+        },
+        null,
+        1,
+      ),
+    );
     await run(path.join(PACKAGE, 'node_modules', '.bin', 'tsc'), ['-p', dir]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

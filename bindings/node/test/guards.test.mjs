@@ -28,7 +28,10 @@ const fetchDriver = {
   },
   async send(guarded, server, method, { key, url, signal, tenant } = {}) {
     const response = await guarded(url ?? server.url + INVOICES, {
-      method, headers: headersFor(key, tenant), body: method === 'GET' ? undefined : BODY, signal,
+      method,
+      headers: headersFor(key, tenant),
+      body: method === 'GET' ? undefined : BODY,
+      signal,
     });
     await response.arrayBuffer();
     return response.status;
@@ -46,7 +49,10 @@ const axiosDriver = {
   async send(instance, server, method, { key, url, signal, tenant } = {}) {
     try {
       const response = await instance.request({
-        method, url: url ?? server.url + INVOICES, headers: headersFor(key, tenant), data: method === 'GET' ? undefined : BODY,
+        method,
+        url: url ?? server.url + INVOICES,
+        headers: headersFor(key, tenant),
+        data: method === 'GET' ? undefined : BODY,
         signal,
       });
       return response.status;
@@ -88,7 +94,10 @@ for (const driver of [fetchDriver, axiosDriver]) {
       assert.equal(keys.length, 2);
       assert.match(keys[0], /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       assert.equal(keys[1], keys[0]);
-      assert.deepEqual(server.log.map((e) => e.body.toString()), [BODY, BODY]);
+      assert.deepEqual(
+        server.log.map((e) => e.body.toString()),
+        [BODY, BODY],
+      );
     });
 
     test('each logical call gets its own key; reads get none', async () => {
@@ -129,7 +138,7 @@ for (const driver of [fetchDriver, axiosDriver]) {
       assert.ok(keys[0] !== null && keys[0] === keys[1]);
     });
 
-    test('a reset after a POST without a key reaches the caller as the client\'s error', async () => {
+    test("a reset after a POST without a key reaches the caller as the client's error", async () => {
       fresh();
       server.respond({ reset: true });
       await assert.rejects(send(make({ idempotencyKeys: false }), 'POST'), driver.isResetError);
@@ -143,7 +152,7 @@ for (const driver of [fetchDriver, axiosDriver]) {
       assert.deepEqual(server.keys(), [null, null]);
     });
 
-    test('a caller\'s own key is kept on every resend', async () => {
+    test("a caller's own key is kept on every resend", async () => {
       fresh();
       server.respond({ status: 500, headers: NOW }, { status: 503, headers: NOW });
       assert.equal(await send(make(), 'PUT', { key: 'my-own-key-7' }), 200);
@@ -155,15 +164,26 @@ for (const driver of [fetchDriver, axiosDriver]) {
       const retried = [];
       const givenUp = [];
       const url = `http://127.0.0.1:${await closedPort()}${INVOICES}`;
-      const guarded = driver.guard(limiter, { url: 'http://127.0.0.1:' }, {
-        idempotencyKeys: false, onRetry: (e) => retried.push(e), onGiveUp: (e) => givenUp.push(e),
-      });
+      const guarded = driver.guard(
+        limiter,
+        { url: 'http://127.0.0.1:' },
+        {
+          idempotencyKeys: false,
+          onRetry: (e) => retried.push(e),
+          onGiveUp: (e) => givenUp.push(e),
+        },
+      );
       let raised;
-      await assert.rejects(driver.send(guarded, server, 'POST', { url }).catch((e) => {
-        raised = e;
-        throw e;
-      }));
-      assert.deepEqual(retried.map((e) => e.attempt), [1, 2, 3]);
+      await assert.rejects(
+        driver.send(guarded, server, 'POST', { url }).catch((e) => {
+          raised = e;
+          throw e;
+        }),
+      );
+      assert.deepEqual(
+        retried.map((e) => e.attempt),
+        [1, 2, 3],
+      );
       assert.equal(givenUp.length, 1);
       assert.equal(givenUp[0].giveUp, 'attempts_exhausted');
       assert.equal(givenUp[0].attempt, 4);
@@ -175,17 +195,26 @@ for (const driver of [fetchDriver, axiosDriver]) {
       const retried = [];
       const givenUp = [];
       server.respond({ status: 500, headers: NOW }, { status: 502, headers: NOW });
-      const guarded = make({ retries: { maxRetries: 1, baseMs: 1, jitterMs: 0 }, onRetry: (e) => retried.push(e),
-        onGiveUp: (e) => givenUp.push(e) });
+      const guarded = make({
+        retries: { maxRetries: 1, baseMs: 1, jitterMs: 0 },
+        onRetry: (e) => retried.push(e),
+        onGiveUp: (e) => givenUp.push(e),
+      });
       assert.equal(await send(guarded, 'GET'), 502);
       assert.equal(retried.length, 1);
       const [retry] = retried;
-      assert.deepEqual([retry.method, retry.tenant, retry.attempt, retry.giveUp, retry.error], ['GET', T, 1, null, null]);
+      assert.deepEqual(
+        [retry.method, retry.tenant, retry.attempt, retry.giveUp, retry.error],
+        ['GET', T, 1, null, null],
+      );
       assert.ok(retry.url.startsWith(server.url + INVOICES));
       assert.ok(retry.waitMs <= 5);
       assert.equal(retry.classification.category, 'internal_error');
       assert.equal(givenUp.length, 1);
-      assert.deepEqual([givenUp[0].attempt, givenUp[0].giveUp, givenUp[0].classification.status], [2, 'attempts_exhausted', 502]);
+      assert.deepEqual(
+        [givenUp[0].attempt, givenUp[0].giveUp, givenUp[0].classification.status],
+        [2, 'attempts_exhausted', 502],
+      );
     });
 
     test('a final answer is no give-up', async () => {
@@ -202,13 +231,22 @@ for (const driver of [fetchDriver, axiosDriver]) {
       const one = new xg.Limiter({ tenantConcurrency: 1 });
       const held = await one.acquire(T);
       const waits = [];
-      const guarded = make({ permitTimeoutMs: 5000, onWait: (e) => {
-        waits.push(e);
-        one.release(held);
-      } }, one);
+      const guarded = make(
+        {
+          permitTimeoutMs: 5000,
+          onWait: (e) => {
+            waits.push(e);
+            one.release(held);
+          },
+        },
+        one,
+      );
       assert.equal(await send(guarded, 'GET'), 200);
       assert.equal(waits.length, 1);
-      assert.deepEqual([waits[0].tenant, waits[0].attempt, waits[0].reason, waits[0].fallback], [T, 1, 'concurrency', null]);
+      assert.deepEqual(
+        [waits[0].tenant, waits[0].attempt, waits[0].reason, waits[0].fallback],
+        [T, 1, 'concurrency', null],
+      );
       one.close();
     });
 
@@ -217,8 +255,10 @@ for (const driver of [fetchDriver, axiosDriver]) {
       const day = new xg.Limiter({ tenantDay: { limit: 1, windowMs: 86400000 } });
       await day.record(T);
       const givenUp = [];
-      await assert.rejects(send(make({ onGiveUp: (e) => givenUp.push(e) }, day), 'GET'),
-        (e) => e instanceof xg.PermitTimeoutError && e.reason === 'day');
+      await assert.rejects(
+        send(make({ onGiveUp: (e) => givenUp.push(e) }, day), 'GET'),
+        (e) => e instanceof xg.PermitTimeoutError && e.reason === 'day',
+      );
       assert.equal(givenUp.length, 1);
       assert.equal(givenUp[0].giveUp, 'wait_too_long');
       assert.ok(givenUp[0].error instanceof xg.PermitTimeoutError);
@@ -231,7 +271,9 @@ for (const driver of [fetchDriver, axiosDriver]) {
       const one = new xg.Limiter({ tenantConcurrency: 1 });
       await one.acquire(T);
       const controller = new AbortController();
-      const call = send(make({ permitTimeoutMs: 60000, onWait: () => controller.abort() }, one), 'GET', { signal: controller.signal });
+      const call = send(make({ permitTimeoutMs: 60000, onWait: () => controller.abort() }, one), 'GET', {
+        signal: controller.signal,
+      });
       await within(5000, assert.rejects(call, driver.isAbortError), 'the aborted call');
       assert.equal(server.log.length, 0);
       one.close();
@@ -251,16 +293,20 @@ for (const driver of [fetchDriver, axiosDriver]) {
     test('a failing hook stops the call with its error', async () => {
       fresh();
       server.respond({ status: 500, headers: NOW });
-      const guarded = make({ onRetry: () => {
-        throw new Error('hook failed');
-      } });
+      const guarded = make({
+        onRetry: () => {
+          throw new Error('hook failed');
+        },
+      });
       await assert.rejects(send(guarded, 'GET'), /hook failed/);
       assert.equal(server.log.length, 1);
     });
 
     test('a success body stays readable; a long one is classified from its first MiB and handed on whole', async () => {
       fresh();
-      const big = JSON.stringify({ Invoices: Array.from({ length: 40000 }, (_, i) => ({ InvoiceID: `id-${i}`, Status: 'OK' })) });
+      const big = JSON.stringify({
+        Invoices: Array.from({ length: 40000 }, (_, i) => ({ InvoiceID: `id-${i}`, Status: 'OK' })),
+      });
       assert.ok(big.length > 1024 * 1024);
       server.respond({ status: 200, body: big });
       const guarded = make();
@@ -279,7 +325,18 @@ for (const driver of [fetchDriver, axiosDriver]) {
 describe('against the local Xero-like server', () => {
   let xero;
   before(async () => {
-    xero = await XeroServer.start(['--minute-ms', '1000', '--minute-limit', '5', '--concurrency', '2', '--latency-ms', '5', '--seed', '7']);
+    xero = await XeroServer.start([
+      '--minute-ms',
+      '1000',
+      '--minute-limit',
+      '5',
+      '--concurrency',
+      '2',
+      '--latency-ms',
+      '5',
+      '--seed',
+      '7',
+    ]);
   });
   after(async () => {
     await xero.stop();
@@ -290,18 +347,29 @@ describe('against the local Xero-like server', () => {
 
   test('unguarded calls get 429s', async () => {
     await xero.reset();
-    const statuses = await Promise.all(Array.from({ length: calls }, () => fetch(`${xero.url}${INVOICES}`,
-      { headers: headersFor() }).then(async (r) => (await r.arrayBuffer(), r.status))));
+    const statuses = await Promise.all(
+      Array.from({ length: calls }, () =>
+        fetch(`${xero.url}${INVOICES}`, { headers: headersFor() }).then(async (r) => (await r.arrayBuffer(), r.status)),
+      ),
+    );
     assert.ok(statuses.includes(429), `statuses ${statuses}`);
   });
 
   for (const [name, make] of [
-    ['guardFetch', (limiter) => (path) => xg.guardFetch(fetch, limiter, { prefixes: [xero.url] })(xero.url + path, { headers: headersFor() })
-      .then(async (r) => (await r.arrayBuffer(), r.status))],
-    ['guardAxios', (limiter) => {
-      const instance = xg.guardAxios(axios.create(), limiter, { axios, prefixes: [xero.url] });
-      return (path) => instance.get(xero.url + path, { headers: headersFor() }).then((r) => r.status);
-    }],
+    [
+      'guardFetch',
+      (limiter) => (path) =>
+        xg
+          .guardFetch(fetch, limiter, { prefixes: [xero.url] })(xero.url + path, { headers: headersFor() })
+          .then(async (r) => (await r.arrayBuffer(), r.status)),
+    ],
+    [
+      'guardAxios',
+      (limiter) => {
+        const instance = xg.guardAxios(axios.create(), limiter, { axios, prefixes: [xero.url] });
+        return (path) => instance.get(xero.url + path, { headers: headersFor() }).then((r) => r.status);
+      },
+    ],
   ]) {
     test(`${name}: guarded calls all succeed with no 429`, async () => {
       await xero.reset();
@@ -324,7 +392,8 @@ describe('against the local Xero-like server', () => {
     const guarded = xg.guardFetch(fetch, limiter, { prefixes: [xero.url], onRetry: (e) => retried.push(e) });
     const statuses = [];
     // 11 calls in a row against 5 per fixed 1 s window: X-MinLimit-Remaining tells the limiter what the server counts.
-    for (let i = 0; i < 11; i++) statuses.push((await guarded(`${xero.url}${INVOICES}`, { headers: headersFor() })).status);
+    for (let i = 0; i < 11; i++)
+      statuses.push((await guarded(`${xero.url}${INVOICES}`, { headers: headersFor() })).status);
     assert.deepEqual(statuses, Array(11).fill(200));
     assert.equal((await xero.stats()).count_429, 0);
     assert.deepEqual(retried, []);

@@ -25,7 +25,7 @@ export function fail(message) {
   throw new Error(message);
 }
 
-/** Turns a hang into a failure: `promise`, or an error after `ms` (a bound on a loaded machine, never a timing check). */
+/** Turns a hang into a failure: `promise`, or an error after `ms` (a bound for a loaded machine, not a timing). */
 export function within(ms, promise, what = 'the operation') {
   let timer;
   return Promise.race([
@@ -151,10 +151,30 @@ export class RedisServer {
     const server = new RedisServer();
     server.dir = dir;
     server.socket = path.join(dir, 'redis.sock');
-    server.child = spawn('redis-server', [
-      '--bind', '127.0.0.1', '--port', '0', '--unixsocket', server.socket, '--unixsocketperm', '700', '--dir', dir,
-      '--logfile', path.join(dir, 'redis.log'), '--daemonize', 'no', '--save', '', '--appendonly', 'no',
-    ], { stdio: 'ignore' });
+    server.child = spawn(
+      'redis-server',
+      [
+        '--bind',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--unixsocket',
+        server.socket,
+        '--unixsocketperm',
+        '700',
+        '--dir',
+        dir,
+        '--logfile',
+        path.join(dir, 'redis.log'),
+        '--daemonize',
+        'no',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+      ],
+      { stdio: 'ignore' },
+    );
     for (let i = 0; i < 200; i++) {
       if (server.ping()) return server;
       await new Promise((resolve) => setTimeout(resolve, 25));
@@ -199,7 +219,9 @@ export function pythonVenv() {
   const venv = process.env.XEROGUARD_VENV || path.join(REPO, 'bindings', 'python', '.venv');
   const exe = path.join(venv, 'bin', 'python');
   if (!fs.existsSync(exe)) {
-    fail(`${exe} is missing: run bash bindings/python/run-tests.sh first (scripts/test.sh does), or set XEROGUARD_VENV`);
+    fail(
+      `${exe} is missing: run bash bindings/python/run-tests.sh first (scripts/test.sh does), or set XEROGUARD_VENV`,
+    );
   }
   return exe;
 }

@@ -33,8 +33,10 @@ test('permits are released once; an unknown one is an UnknownPermitError', async
   const held = await limiter.acquire(T);
   assert.equal((await limiter.acquire(T)).reason, 'concurrency');
   await limiter.release(held);
-  await assert.rejects(limiter.release(held), (e) => e instanceof xg.UnknownPermitError && e.status === 7 &&
-    /^xg_limiter_release: /.test(e.message));
+  await assert.rejects(
+    limiter.release(held),
+    (e) => e instanceof xg.UnknownPermitError && e.status === 7 && /^xg_limiter_release: /.test(e.message),
+  );
   const again = await limiter.acquire(T);
   await limiter.release(again.permit);
   await limiter.release(0n); // tenantless permits hold nothing
@@ -57,7 +59,7 @@ test('reserve books the next free slot; cancel frees it', async () => {
   limiter.close();
 });
 
-test('observe takes the server\'s feedback: a 429 blocks the tenant', async () => {
+test("observe takes the server's feedback: a 429 blocks the tenant", async () => {
   const limiter = new xg.Limiter(undefined, { clock: 'manual' });
   await limiter.observe(T, xg.classify(429, { 'X-Rate-Limit-Problem': 'minute', 'Retry-After': '30' }));
   const refused = await limiter.acquire(T);
@@ -72,19 +74,21 @@ test('observe takes the server\'s feedback: a 429 blocks the tenant', async () =
   limiter.close();
 });
 
-test('a tenant\'s own limits apply until cleared; its calls are kept', async () => {
+test("a tenant's own limits apply until cleared; its calls are kept", async () => {
   const limiter = new xg.Limiter(undefined, { clock: 'manual' });
   await limiter.setTenantLimits(T, { minuteLimit: 1, dayLimit: 10, concurrency: 5 });
   assert.equal((await limiter.acquire(T)).granted, true);
   assert.equal((await limiter.acquire(T)).reason, 'minute');
   await limiter.setTenantLimits(T, null);
   assert.equal((await limiter.acquire(T)).granted, true);
-  await assert.rejects(limiter.setTenantLimits(xg.TENANTLESS, { minuteLimit: 1, dayLimit: 1, concurrency: 1 }),
-    xg.InvalidArgumentError);
+  await assert.rejects(
+    limiter.setTenantLimits(xg.TENANTLESS, { minuteLimit: 1, dayLimit: 1, concurrency: 1 }),
+    xg.InvalidArgumentError,
+  );
   limiter.close();
 });
 
-test('the limits given, the library\'s defaults for the rest', () => {
+test("the limits given, the library's defaults for the rest", () => {
   const d = xg.defaultLimits();
   assert.deepEqual(d.tenantMinute, { limit: 60, windowMs: 60000, marginMs: 500 });
   assert.equal(d.tenantConcurrency, 5);
@@ -104,33 +108,52 @@ test('bad input is refused before it crosses', async () => {
   await assert.rejects(limiter.acquire(undefined), /TENANTLESS/);
   await assert.rejects(limiter.acquire('x'.repeat(257)), xg.TooLargeError);
   await assert.rejects(limiter.acquire('\udc00'), /unpaired surrogate/);
-  for (const ms of [-1, 1.5, Number.NaN, '5', 2 ** 60]) assert.throws(() => limiter.advance(ms), xg.InvalidArgumentError, String(ms));
+  for (const ms of [-1, 1.5, Number.NaN, '5', 2 ** 60])
+    assert.throws(() => limiter.advance(ms), xg.InvalidArgumentError, String(ms));
   await assert.rejects(limiter.release(-1), xg.InvalidArgumentError);
   await assert.rejects(limiter.release(1.5), xg.InvalidArgumentError);
   await assert.rejects(limiter.acquireWait(T, { timeoutMs: -5 }), xg.InvalidArgumentError);
-  await assert.rejects(limiter.setTenantLimits(T, { minuteLimit: -1, dayLimit: 1, concurrency: 1 }), xg.InvalidArgumentError);
-  for (const limits of [{ tenantMinute: { limit: -1, windowMs: 1 } }, { tenantConcurrency: 2 ** 32 }, { tenantMinuet: {} }]) {
+  await assert.rejects(
+    limiter.setTenantLimits(T, { minuteLimit: -1, dayLimit: 1, concurrency: 1 }),
+    xg.InvalidArgumentError,
+  );
+  for (const limits of [
+    { tenantMinute: { limit: -1, windowMs: 1 } },
+    { tenantConcurrency: 2 ** 32 },
+    { tenantMinuet: {} },
+  ]) {
     assert.throws(() => new xg.Limiter(limits), xg.InvalidArgumentError, JSON.stringify(limits));
   }
   // A limit the library refuses is its InvalidArgumentError, with its message.
-  assert.throws(() => new xg.Limiter({ tenantMinute: { limit: 5, windowMs: 0 } }),
-    (e) => e instanceof xg.InvalidArgumentError && /^xg_limiter_new: /.test(e.message));
+  assert.throws(
+    () => new xg.Limiter({ tenantMinute: { limit: 5, windowMs: 0 } }),
+    (e) => e instanceof xg.InvalidArgumentError && /^xg_limiter_new: /.test(e.message),
+  );
   assert.throws(() => new xg.Limiter(undefined, { clock: 'sundial' }), xg.InvalidArgumentError);
   assert.throws(() => new xg.Limiter(undefined, { keyPrefix: 'app' }), /only apply with redisUrl/);
   assert.throws(() => new xg.Limiter(undefined, { redisUrl: 'redis://127.0.0.1:1' }), /keyPrefix is required/);
-  assert.throws(() => new xg.Limiter(undefined, { redisUrl: 'redis://127.0.0.1:1', keyPrefix: 'a', onStoreError: 'maybe' }),
-    xg.InvalidArgumentError);
-  assert.throws(() => new xg.Limiter(undefined, { redisUrl: 'redis://127.0.0.1:1', keyPrefix: 'a', deadlineMs: 20000 }),
-    xg.InvalidArgumentError);
-  assert.throws(() => new xg.Limiter(undefined, { redisUrl: 'redis://127.0.0.1:1', keyPrefix: 'p'.repeat(129) }),
-    xg.InvalidArgumentError);
+  assert.throws(
+    () => new xg.Limiter(undefined, { redisUrl: 'redis://127.0.0.1:1', keyPrefix: 'a', onStoreError: 'maybe' }),
+    xg.InvalidArgumentError,
+  );
+  assert.throws(
+    () => new xg.Limiter(undefined, { redisUrl: 'redis://127.0.0.1:1', keyPrefix: 'a', deadlineMs: 20000 }),
+    xg.InvalidArgumentError,
+  );
+  assert.throws(
+    () => new xg.Limiter(undefined, { redisUrl: 'redis://127.0.0.1:1', keyPrefix: 'p'.repeat(129) }),
+    xg.InvalidArgumentError,
+  );
   assert.throws(() => new xg.Limiter(undefined, { colour: 'red' }), /unknown limiter option/);
   limiter.close();
 });
 
 test('the manual clock is the only one that moves by hand', () => {
   const limiter = new xg.Limiter();
-  assert.throws(() => limiter.advance(5), (e) => e instanceof xg.WrongClockError && e.statusName === 'wrong_clock');
+  assert.throws(
+    () => limiter.advance(5),
+    (e) => e instanceof xg.WrongClockError && e.statusName === 'wrong_clock',
+  );
   const manual = new xg.Limiter(undefined, { clock: 'manual' });
   manual.setNow(500);
   assert.throws(() => manual.setNow(400), xg.InvalidArgumentError);
@@ -161,21 +184,32 @@ test('Symbol.dispose and Symbol.asyncDispose close it where the runtime has them
     await limiter[Symbol.asyncDispose]();
     assert.equal(limiter.closed, true);
   }
-  assert.equal(typeof xg.Limiter.prototype[Symbol.dispose], typeof Symbol.dispose === 'symbol' ? 'function' : 'undefined');
+  assert.equal(
+    typeof xg.Limiter.prototype[Symbol.dispose],
+    typeof Symbol.dispose === 'symbol' ? 'function' : 'undefined',
+  );
 });
 
 test('withPermit releases the permit however the work ends', async () => {
   const limiter = new xg.Limiter({ tenantConcurrency: 1 }, { clock: 'manual' });
   assert.equal(await limiter.withPermit(T, (d) => (d.granted ? 'done' : 'no')), 'done');
-  await assert.rejects(limiter.withPermit(T, () => {
-    throw new Error('work failed');
-  }), /work failed/);
+  await assert.rejects(
+    limiter.withPermit(T, () => {
+      throw new Error('work failed');
+    }),
+    /work failed/,
+  );
   assert.equal((await limiter.snapshot(T)).in_flight, 0);
   const day = new xg.Limiter({ tenantDay: { limit: 1, windowMs: 86400000 } }, { clock: 'manual' });
   await day.record(T);
-  await assert.rejects(day.withPermit(T, () => 'never', { timeoutMs: 1000 }),
-    (e) => e instanceof xg.PermitTimeoutError && e.reason === 'day' && e.timeoutMs === 1000 &&
-      e.message === "no permit for tenant 'tenant-a' within 1 s: day limit: next call in 24 h");
+  await assert.rejects(
+    day.withPermit(T, () => 'never', { timeoutMs: 1000 }),
+    (e) =>
+      e instanceof xg.PermitTimeoutError &&
+      e.reason === 'day' &&
+      e.timeoutMs === 1000 &&
+      e.message === "no permit for tenant 'tenant-a' within 1 s: day limit: next call in 24 h",
+  );
   limiter.close();
   day.close();
 });

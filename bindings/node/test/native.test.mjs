@@ -16,7 +16,7 @@ const vocabulary = internal('vocabulary');
 const errors = internal('errors');
 const HEADER = fs.readFileSync(path.join(REPO, 'include', 'xeroguard.h'), 'utf8');
 
-test('every struct mirror has the header\'s fields, in order', () => {
+test("every struct mirror has the header's fields, in order", () => {
   for (const [name, type] of Object.entries(native.STRUCTS)) {
     const body = HEADER.match(new RegExp(`typedef struct \\{([^{}]*)\\} ${name};`));
     assert.ok(body, `${name} is not in the header`);
@@ -27,18 +27,31 @@ test('every struct mirror has the header\'s fields, in order', () => {
   assert.deepEqual(Object.keys(native.STRUCTS).sort(), headerStructs);
 });
 
-test('struct sizes and offsets are the C compiler\'s', async () => {
+test("struct sizes and offsets are the C compiler's", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xg-probe-'));
   try {
     const lines = ['#include <stdio.h>', '#include <stddef.h>', '#include "xeroguard.h"', 'int main(void) {'];
     for (const [name, type] of Object.entries(native.STRUCTS)) {
       lines.push(`printf("${name} %zu\\n", sizeof(${name}));`);
-      for (const field of Object.keys(type.members)) lines.push(`printf("${name}.${field} %zu\\n", offsetof(${name}, ${field}));`);
+      for (const field of Object.keys(type.members))
+        lines.push(`printf("${name}.${field} %zu\\n", offsetof(${name}, ${field}));`);
     }
     lines.push('return 0; }');
     fs.writeFileSync(path.join(dir, 'probe.c'), lines.join('\n'));
-    await run('cc', ['-std=c99', '-I', path.join(REPO, 'include'), path.join(dir, 'probe.c'), '-o', path.join(dir, 'probe')]);
-    const c = Object.fromEntries((await run(path.join(dir, 'probe'), [])).trim().split('\n').map((l) => l.split(' ')));
+    await run('cc', [
+      '-std=c99',
+      '-I',
+      path.join(REPO, 'include'),
+      path.join(dir, 'probe.c'),
+      '-o',
+      path.join(dir, 'probe'),
+    ]);
+    const c = Object.fromEntries(
+      (await run(path.join(dir, 'probe'), []))
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')),
+    );
     const js = {};
     for (const [name, type] of Object.entries(native.STRUCTS)) {
       js[name] = String(koffi.sizeof(type));
@@ -56,7 +69,7 @@ test('the declaration table covers every function of the header', () => {
   for (const [name] of native.DECLARATIONS) assert.equal(typeof native.fn[name], 'function', name);
 });
 
-test('the constants are the header\'s', () => {
+test("the constants are the header's", () => {
   const define = (name) => {
     const m = HEADER.match(new RegExp(`#define ${name} (\\S+)`));
     assert.ok(m, name);
@@ -66,8 +79,14 @@ test('the constants are the header\'s', () => {
   assert.equal(native.XG_MAX_TENANT_ID_BYTES, Number(define('XG_MAX_TENANT_ID_BYTES')));
   assert.equal(native.XG_MAX_STORE_DEADLINE_MS, Number(define('XG_MAX_STORE_DEADLINE_MS')));
   assert.equal(native.XG_MAX_KEY_PREFIX_BYTES, Number(define('XG_MAX_KEY_PREFIX_BYTES')));
-  for (const name of ['XG_STATS_REASONS', 'XG_STATS_FAILURE_POLICIES', 'XG_STATS_WAIT_BUCKETS', 'XG_STATS_CATEGORIES',
-    'XG_STATS_RATE_LIMIT_PROBLEMS', 'XG_STATS_STORE_FAILURE_KINDS']) {
+  for (const name of [
+    'XG_STATS_REASONS',
+    'XG_STATS_FAILURE_POLICIES',
+    'XG_STATS_WAIT_BUCKETS',
+    'XG_STATS_CATEGORIES',
+    'XG_STATS_RATE_LIMIT_PROBLEMS',
+    'XG_STATS_STORE_FAILURE_KINDS',
+  ]) {
     assert.equal(native[name], Number(define(name)), name);
   }
   assert.equal(native.XG_CLOCK_MONOTONIC, Number(define('XG_CLOCK_MONOTONIC')));
@@ -83,7 +102,7 @@ test('the constants are the header\'s', () => {
   assert.equal(xg.version, JSON.parse(fs.readFileSync(path.join(PACKAGE, 'package.json'), 'utf8')).version);
 });
 
-test('every vocabulary union is the library\'s words', () => {
+test("every vocabulary union is the library's words", () => {
   const lists = {
     xg_category_name: vocabulary.CATEGORIES,
     xg_action_name: vocabulary.ACTIONS,
@@ -105,7 +124,10 @@ test('every vocabulary union is the library\'s words', () => {
 
 test('one error class per status code of the header', () => {
   const codes = [...HEADER.matchAll(/#define XG_STATUS_(\w+) (\d+)/g)].filter((m) => m[1] !== 'OK');
-  assert.deepEqual([...errors.STATUS_CODES].sort((a, b) => a - b), codes.map((m) => Number(m[2])).sort((a, b) => a - b));
+  assert.deepEqual(
+    [...errors.STATUS_CODES].sort((a, b) => a - b),
+    codes.map((m) => Number(m[2])).sort((a, b) => a - b),
+  );
   for (const [, name, code] of codes) {
     const error = errors.errorFor(Number(code), name.toLowerCase(), 'message');
     assert.equal(error.status, Number(code));
@@ -120,17 +142,24 @@ test('one error class per status code of the header', () => {
 test('a library serving another ABI, or older than the package, is refused with what to do', () => {
   assert.equal(native.refusal('lib.so', '0.1.0', 3, 2), null);
   assert.equal(native.refusal('lib.so', '0.2.0', 4, 3), null);
-  assert.match(native.refusal('lib.so', '0.9.0', 5, 4), /serves ABI 4 to 5 but this package needs ABI 3; install the library/);
+  assert.match(
+    native.refusal('lib.so', '0.9.0', 5, 4),
+    /serves ABI 4 to 5 but this package needs ABI 3; install the library/,
+  );
   assert.match(native.refusal('lib.so', '0.1.0', 2, 2), /serves ABI 2 but this package needs ABI 3/);
   assert.match(native.refusal('lib.so', '0.0.9', 3, 2), /is version 0\.0\.9, older than this package \(0\.1\.0\)/);
   assert.match(native.refusal('lib.so', '0.0.9', 3, 2), /XEROGUARD_LIBRARY/);
 });
 
 function load(env) {
-  return spawnSync(process.execPath, ['-e', 'const x = require(process.argv[1]); console.log(x.libraryPath)', PACKAGE], {
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-  });
+  return spawnSync(
+    process.execPath,
+    ['-e', 'const x = require(process.argv[1]); console.log(x.libraryPath)', PACKAGE],
+    {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+    },
+  );
 }
 
 test('a library that cannot be found names every place tried and the fix', () => {
@@ -145,11 +174,20 @@ test('a library that cannot be found names every place tried and the fix', () =>
       encoding: 'utf8',
     });
     assert.notEqual(done.status, 0);
-    assert.match(done.stderr, /LibraryLoadError: xeroguard: cannot load the native library libxeroguard\.so for linux-x64/);
+    assert.match(
+      done.stderr,
+      /LibraryLoadError: xeroguard: cannot load the native library libxeroguard\.so for linux-x64/,
+    );
     assert.match(done.stderr, /XEROGUARD_LIBRARY: \/nonexistent\/libxeroguard\.so \(/);
     assert.match(done.stderr, /@xeroguard\/linux-x64: not installed/);
-    assert.match(done.stderr, /the copy bundled in this package: .*prebuilds\/linux-x64\/libxeroguard\.so does not exist/);
-    assert.match(done.stderr, /Fix: set XEROGUARD_LIBRARY to the path of a libxeroguard\.so of version 0\.1\.0 or later/);
+    assert.match(
+      done.stderr,
+      /the copy bundled in this package: .*prebuilds\/linux-x64\/libxeroguard\.so does not exist/,
+    );
+    assert.match(
+      done.stderr,
+      /Fix: set XEROGUARD_LIBRARY to the path of a libxeroguard\.so of version 0\.1\.0 or later/,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -174,6 +212,9 @@ test('XEROGUARD_LIBRARY comes first; a broken one falls back to the bundled copy
 
 test('the loaded library is the one the package checked', () => {
   assert.equal(xg.libraryVersion, native.libraryVersion);
-  assert.ok(native.refusal(xg.libraryPath, xg.libraryVersion, native.fn.xg_abi_version(), native.fn.xg_abi_oldest_version()) === null);
+  assert.ok(
+    native.refusal(xg.libraryPath, xg.libraryVersion, native.fn.xg_abi_version(), native.fn.xg_abi_oldest_version()) ===
+      null,
+  );
   assert.equal(xg.ABI_VERSION, 3);
 });

@@ -34,16 +34,20 @@ const xg = require('xeroguard');
 const c = xg.classify(429, { 'Retry-After': '17', 'X-Rate-Limit-Problem': 'minute' }, '');
 const limiter = new xg.Limiter();
 limiter.acquire('tenant-a').then((d) => {
-  console.log(JSON.stringify({ category: c.category, wait: c.recommendedWaitMs, granted: d.granted, lib: xg.libraryPath }));
+  const lib = xg.libraryPath;
+  console.log(JSON.stringify({ category: c.category, wait: c.recommendedWaitMs, granted: d.granted, lib }));
   limiter.close();
 });
 `;
 const ESM = `
 import { classify, Limiter, libraryPath } from 'xeroguard';
-const c = classify(400, { 'Content-Type': 'application/json' }, '{"Type":"ValidationException","Elements":[{"ValidationErrors":[{"Message":"Email address must be valid."}]}]}');
+const body = JSON.stringify({ Type: 'ValidationException',
+  Elements: [{ ValidationErrors: [{ Message: 'Email address must be valid.' }] }] });
+const c = classify(400, { 'Content-Type': 'application/json' }, body);
 const limiter = new Limiter();
 const d = await limiter.acquire('tenant-a');
-console.log(JSON.stringify({ category: c.category, messages: c.validationMessages, granted: d.granted, lib: libraryPath }));
+const lib = libraryPath;
+console.log(JSON.stringify({ category: c.category, messages: c.validationMessages, granted: d.granted, lib }));
 limiter.close();
 `;
 
@@ -55,8 +59,16 @@ test('the tarball installs without cargo or a compiler, and loads by require() a
     const bin = sandboxPath(dir);
     const project = path.join(dir, 'project');
     fs.mkdirSync(project);
-    fs.writeFileSync(path.join(project, 'package.json'), '{ "name": "empty-project", "version": "1.0.0", "private": true }\n');
-    const env = { HOME: dir, PATH: bin, npm_config_cache: path.join(dir, 'npm-cache'), npm_config_update_notifier: 'false' };
+    fs.writeFileSync(
+      path.join(project, 'package.json'),
+      '{ "name": "empty-project", "version": "1.0.0", "private": true }\n',
+    );
+    const env = {
+      HOME: dir,
+      PATH: bin,
+      npm_config_cache: path.join(dir, 'npm-cache'),
+      npm_config_update_notifier: 'false',
+    };
     for (const tool of ['cargo', 'cc', 'gcc', 'make', 'python3']) {
       assert.ok(!fs.existsSync(path.join(bin, tool)), `${tool} must not be on the install's PATH`);
     }
@@ -68,8 +80,12 @@ test('the tarball installs without cargo or a compiler, and loads by require() a
     assert.deepEqual(cjs, { category: 'rate_limited', wait: 17000, granted: true, lib: fs.realpathSync(bundled) });
     fs.writeFileSync(path.join(project, 'main.mjs'), ESM);
     const esm = JSON.parse(await run('node', ['main.mjs'], { cwd: project, env }));
-    assert.deepEqual(esm, { category: 'validation_error', messages: ['Email address must be valid.'], granted: true,
-      lib: fs.realpathSync(bundled) });
+    assert.deepEqual(esm, {
+      category: 'validation_error',
+      messages: ['Email address must be valid.'],
+      granted: true,
+      lib: fs.realpathSync(bundled),
+    });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -78,12 +94,24 @@ test('the tarball installs without cargo or a compiler, and loads by require() a
 test('the tarball carries what the package needs and nothing of the checkout', async () => {
   assert.ok(tarball, 'XEROGUARD_NODE_TARBALL is not set');
   const listing = (await run('tar', ['tzf', tarball])).trim().split('\n').sort();
-  for (const needed of ['package/package.json', 'package/README.md', 'package/LICENSE', 'package/dist/cjs/index.js',
-    'package/dist/cjs/index.d.ts', 'package/dist/cjs/worker.js', 'package/dist/esm/index.js', 'package/dist/esm/index.d.ts',
-    'package/dist/esm/package.json', 'package/prebuilds/linux-x64/libxeroguard.so']) {
+  for (const needed of [
+    'package/package.json',
+    'package/README.md',
+    'package/LICENSE',
+    'package/dist/cjs/index.js',
+    'package/dist/cjs/index.d.ts',
+    'package/dist/cjs/worker.js',
+    'package/dist/esm/index.js',
+    'package/dist/esm/index.d.ts',
+    'package/dist/esm/package.json',
+    'package/prebuilds/linux-x64/libxeroguard.so',
+  ]) {
     assert.ok(listing.includes(needed), `${needed} is missing from the tarball`);
   }
-  assert.deepEqual(listing.filter((f) => /node_modules|\/src\/|\/test\/|\.tgz$/.test(f)), []);
+  assert.deepEqual(
+    listing.filter((f) => /node_modules|\/src\/|\/test\/|\.tgz$/.test(f)),
+    [],
+  );
   const version = JSON.parse(fs.readFileSync(path.join(PACKAGE, 'package.json'), 'utf8')).version;
   assert.equal(path.basename(tarball), `xeroguard-${version}.tgz`);
 });

@@ -22,12 +22,18 @@ let prefixes = 0;
 const prefix = () => `node-test-${process.pid}-${++prefixes}`;
 
 test('a shared limiter decides through the store, off the event loop', async () => {
-  const limiter = await xg.Limiter.connect({ tenantMinute: { limit: 3, windowMs: 60000 } }, { redisUrl: redis.url, keyPrefix: prefix() });
+  const limiter = await xg.Limiter.connect(
+    { tenantMinute: { limit: 3, windowMs: 60000 } },
+    { redisUrl: redis.url, keyPrefix: prefix() },
+  );
   assert.equal(limiter.shared, true);
   assert.ok(pool.poolThreads() >= 1, 'a worker thread made the store call');
   const granted = [];
   for (let i = 0; i < 4; i++) granted.push(await limiter.acquire(T));
-  assert.deepEqual(granted.map((d) => d.granted), [true, true, true, false]);
+  assert.deepEqual(
+    granted.map((d) => d.granted),
+    [true, true, true, false],
+  );
   assert.equal(granted[3].reason, 'minute');
   assert.ok(granted[0].permit > 0n);
   await limiter.release(granted[0]);
@@ -44,8 +50,10 @@ test('a shared limiter decides through the store, off the event loop', async () 
     assert.ok(ticks >= 5, `the event loop turned ${ticks} times while the store was stopped`);
     const outcome = await within(10000, pending, 'an acquire on a stopped store');
     // The default failure policy (closed) refuses, flagged.
-    assert.ok(outcome instanceof xg.StoreUnavailableError || (outcome.granted === false && outcome.fallback === 'closed'),
-      String(outcome));
+    assert.ok(
+      outcome instanceof xg.StoreUnavailableError || (outcome.granted === false && outcome.fallback === 'closed'),
+      String(outcome),
+    );
   } finally {
     clearInterval(ticker);
     redis.resume();
@@ -55,16 +63,25 @@ test('a shared limiter decides through the store, off the event loop', async () 
 
 test('a store that cannot be reached is StoreUnavailableError, from ready and from every operation', async () => {
   const limiter = new xg.Limiter(undefined, { redisUrl: 'redis+unix:///nonexistent/redis.sock', keyPrefix: prefix() });
-  await assert.rejects(limiter.ready, (e) => e instanceof xg.StoreUnavailableError && e.status === 13 &&
-    /^xg_limiter_new_redis: /.test(e.message));
+  await assert.rejects(
+    limiter.ready,
+    (e) => e instanceof xg.StoreUnavailableError && e.status === 13 && /^xg_limiter_new_redis: /.test(e.message),
+  );
   await assert.rejects(limiter.acquire(T), xg.StoreUnavailableError);
-  await assert.rejects(xg.Limiter.connect(undefined, { redisUrl: 'redis+unix:///nonexistent/redis.sock', keyPrefix: 'x' }),
-    xg.StoreUnavailableError);
+  await assert.rejects(
+    xg.Limiter.connect(undefined, { redisUrl: 'redis+unix:///nonexistent/redis.sock', keyPrefix: 'x' }),
+    xg.StoreUnavailableError,
+  );
   limiter.close();
 });
 
 test('failure policies: open grants flagged while the store is stopped', async () => {
-  const limiter = await xg.Limiter.connect(undefined, { redisUrl: redis.url, keyPrefix: prefix(), onStoreError: 'open', deadlineMs: 100 });
+  const limiter = await xg.Limiter.connect(undefined, {
+    redisUrl: redis.url,
+    keyPrefix: prefix(),
+    onStoreError: 'open',
+    deadlineMs: 100,
+  });
   redis.pause();
   try {
     const d = await within(10000, limiter.acquire(T), 'an acquire on a stopped store');
@@ -125,18 +142,33 @@ test('two Node processes and a Python one share one window', async () => {
   assert.equal(run3.flat().filter((x) => x === 'granted').length, 6, JSON.stringify(run3));
   const limiter = await xg.Limiter.connect(undefined, { redisUrl: redis.url, keyPrefix: p });
   assert.equal((await limiter.snapshot(fresh)).minute.count, 6);
-  assert.equal((await limiter.snapshot(T)).minute.limit, 6, 'the stored limits are the first process\'s');
+  assert.equal((await limiter.snapshot(T)).minute.limit, 6, "the stored limits are the first process's");
   limiter.close();
 });
 
 for (const [name, make] of [
-  ['guardFetch', (limiter, server, hooks) => (init) => xg.guardFetch(fetch, limiter, { prefixes: [server.url], ...hooks })(
-    `${server.url}/api.xro/2.0/Invoices`, init).then(async (r) => ({ status: r.status, body: await r.text() }))],
-  ['guardAxios', (limiter, server, hooks) => {
-    const instance = xg.guardAxios(axios.create(), limiter, { axios, prefixes: [server.url], ...hooks });
-    return (init) => instance.request({ url: `${server.url}/api.xro/2.0/Invoices`, method: init.method, headers: init.headers, data: init.body })
-      .then((r) => ({ status: r.status, body: JSON.stringify(r.data) }));
-  }],
+  [
+    'guardFetch',
+    (limiter, server, hooks) => (init) =>
+      xg
+        .guardFetch(fetch, limiter, { prefixes: [server.url], ...hooks })(`${server.url}/api.xro/2.0/Invoices`, init)
+        .then(async (r) => ({ status: r.status, body: await r.text() })),
+  ],
+  [
+    'guardAxios',
+    (limiter, server, hooks) => {
+      const instance = xg.guardAxios(axios.create(), limiter, { axios, prefixes: [server.url], ...hooks });
+      return (init) =>
+        instance
+          .request({
+            url: `${server.url}/api.xro/2.0/Invoices`,
+            method: init.method,
+            headers: init.headers,
+            data: init.body,
+          })
+          .then((r) => ({ status: r.status, body: JSON.stringify(r.data) }));
+    },
+  ],
 ]) {
   test(`${name}: a write the server answered reaches the caller though the store stalls meanwhile`, async () => {
     const server = await new LoopbackServer().start();
@@ -147,8 +179,15 @@ for (const [name, make] of [
     server.respond({ status: 200, body: created, before: () => redis.pause() });
     try {
       const call = make(limiter, server, { onStoreError: (e) => storeErrors.push(e) });
-      const response = await within(20000, call({ method: 'POST', headers: { 'Xero-Tenant-Id': T, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ Invoices: [{}] }) }), 'the guarded POST');
+      const response = await within(
+        20000,
+        call({
+          method: 'POST',
+          headers: { 'Xero-Tenant-Id': T, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ Invoices: [{}] }),
+        }),
+        'the guarded POST',
+      );
       assert.equal(response.status, 200);
       assert.equal(response.body, created);
     } finally {
@@ -175,8 +214,10 @@ test('without an onStoreError hook, a store error after the response is a warnin
   process.on('warning', listener);
   server.respond({ status: 200, before: () => redis.pause() });
   try {
-    const response = await xg.guardFetch(fetch, limiter, { prefixes: [server.url] })(`${server.url}/api.xro/2.0/Invoices`,
-      { method: 'PUT', headers: { 'Xero-Tenant-Id': T } });
+    const response = await xg.guardFetch(fetch, limiter, { prefixes: [server.url] })(
+      `${server.url}/api.xro/2.0/Invoices`,
+      { method: 'PUT', headers: { 'Xero-Tenant-Id': T } },
+    );
     assert.equal(response.status, 200);
   } finally {
     redis.resume();
@@ -184,13 +225,18 @@ test('without an onStoreError hook, a store error after the response is a warnin
   }
   await new Promise((resolve) => setImmediate(resolve));
   process.off('warning', listener);
-  assert.ok(warnings.some((w) => w.code === 'XEROGUARD_STORE_ERROR' && /failed after the response/.test(w.message)),
-    warnings.map(String).join('\n'));
+  assert.ok(
+    warnings.some((w) => w.code === 'XEROGUARD_STORE_ERROR' && /failed after the response/.test(w.message)),
+    warnings.map(String).join('\n'),
+  );
   limiter.close();
 });
 
 test('an interrupted wait on a shared limiter ends at once', async () => {
-  const limiter = await xg.Limiter.connect({ tenantMinute: { limit: 1, windowMs: 60000 } }, { redisUrl: redis.url, keyPrefix: prefix() });
+  const limiter = await xg.Limiter.connect(
+    { tenantMinute: { limit: 1, windowMs: 60000 } },
+    { redisUrl: redis.url, keyPrefix: prefix() },
+  );
   await limiter.record(T);
   const wait = limiter.acquireWait(T);
   await new Promise((resolve) => setTimeout(resolve, 50));

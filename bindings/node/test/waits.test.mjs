@@ -27,7 +27,10 @@ function watchSteps(t) {
 
 const settled = (promise) => {
   const state = { done: false };
-  promise.then(() => (state.done = true), () => (state.done = true));
+  promise.then(
+    () => (state.done = true),
+    () => (state.done = true),
+  );
   return state;
 };
 const turn = () => new Promise((resolve) => setImmediate(resolve));
@@ -47,10 +50,10 @@ test('a wait sleeps exactly what the library says, then asks again', async (t) =
   assert.ok(sleepMs > 0, `the library asked to sleep ${sleepMs} ms`);
   mock.timers.tick(sleepMs - 1);
   await turn();
-  assert.equal(steps.length, 1, 'asked again before the library\'s sleep_ms had passed');
+  assert.equal(steps.length, 1, "asked again before the library's sleep_ms had passed");
   mock.timers.tick(1);
   await turn();
-  assert.equal(steps.length, 2, 'asked again once the library\'s sleep_ms had passed');
+  assert.equal(steps.length, 2, "asked again once the library's sleep_ms had passed");
   assert.equal(state.done, false); // the manual clock has not moved: still refused
   limiter.setNow(60000); // the window frees, and moving the clock wakes the wait
   await turn();
@@ -75,8 +78,18 @@ test('an AbortSignal ends a wait at once, with an AbortError carrying its reason
   const wait = limiter.acquireWait(T, { signal: controller.signal });
   await turn(); // the wait is asleep: the library asked for up to a minute
   controller.abort(new Error('user left'));
-  await within(2000, assert.rejects(wait, (e) => e.name === 'AbortError' && e instanceof xg.AbortError &&
-    e.code === 'ABORT_ERR' && e.cause.message === 'user left'), 'the aborted wait');
+  await within(
+    2000,
+    assert.rejects(
+      wait,
+      (e) =>
+        e.name === 'AbortError' &&
+        e instanceof xg.AbortError &&
+        e.code === 'ABORT_ERR' &&
+        e.cause.message === 'user left',
+    ),
+    'the aborted wait',
+  );
   await assert.rejects(limiter.acquireWait(T, { signal: AbortSignal.abort() }), { name: 'AbortError' });
   assert.equal((await limiter.snapshot(T)).in_flight, 0);
   limiter.close();
@@ -89,7 +102,11 @@ test('interrupt ends every wait, now and later, and nothing else', async () => {
   await turn();
   limiter.interrupt();
   for (const wait of waits) {
-    await within(2000, assert.rejects(wait, (e) => e instanceof xg.LimiterInterruptedError && e.status === 11), 'an interrupted wait');
+    await within(
+      2000,
+      assert.rejects(wait, (e) => e instanceof xg.LimiterInterruptedError && e.status === 11),
+      'an interrupted wait',
+    );
   }
   await assert.rejects(limiter.acquireWait('tenant-b'), xg.LimiterInterruptedError);
   assert.equal((await limiter.acquire('tenant-b')).granted, true); // other calls keep working
@@ -119,7 +136,7 @@ test('closing a limiter ends its waits', async () => {
   await within(2000, assert.rejects(wait, /the limiter is closed/), 'the wait of a closed limiter');
 });
 
-test('the steps of one wait carry the library\'s wait state: it counts the wait once', async (t) => {
+test("the steps of one wait carry the library's wait state: it counts the wait once", async (t) => {
   const native = internal('native');
   const original = ops.OPS.step;
   let handle = null;

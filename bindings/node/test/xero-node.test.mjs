@@ -14,14 +14,30 @@ const TENANT = 'tenant-xero-node';
 let xero;
 
 before(async () => {
-  xero = await XeroServer.start(['--minute-ms', '1000', '--minute-limit', '5', '--concurrency', '2', '--latency-ms', '5', '--seed', '3']);
+  xero = await XeroServer.start([
+    '--minute-ms',
+    '1000',
+    '--minute-limit',
+    '5',
+    '--concurrency',
+    '2',
+    '--latency-ms',
+    '5',
+    '--seed',
+    '3',
+  ]);
 });
 after(async () => {
   await xero.stop();
 });
 
 function client() {
-  const c = new XeroClient({ clientId: 'id', clientSecret: 'secret', redirectUris: ['http://localhost/cb'], scopes: ['accounting.transactions'] });
+  const c = new XeroClient({
+    clientId: 'id',
+    clientSecret: 'secret',
+    redirectUris: ['http://localhost/cb'],
+    scopes: ['accounting.transactions'],
+  });
   c.setTokenSet({ access_token: 'test-token' });
   c.accountingApi.basePath = `${xero.url}/api.xro/2.0`;
   return c;
@@ -29,14 +45,21 @@ function client() {
 
 test('xero-node sends through the axios module guardAxios guards', () => {
   const appAxios = require('axios');
-  assert.equal(xeroAxios, appAxios, 'one axios in this install (npm dedupes it); the README recipe finds xero-node\'s either way');
+  assert.equal(
+    xeroAxios,
+    appAxios,
+    "one axios in this install (npm dedupes it); the README recipe finds xero-node's either way",
+  );
 });
 
 test('unguarded, xero-node meets 429s', async () => {
   await xero.reset();
   const api = client().accountingApi;
   const outcomes = await Promise.allSettled(Array.from({ length: 12 }, () => api.getInvoices(TENANT)));
-  assert.ok(outcomes.some((o) => o.status === 'rejected'), 'some calls failed');
+  assert.ok(
+    outcomes.some((o) => o.status === 'rejected'),
+    'some calls failed',
+  );
   assert.ok((await xero.stats()).count_429 > 0);
 });
 
