@@ -2,8 +2,8 @@
 # Runs every test suite: Rust (unit, conformance, properties, CLI, header drift, the forced-panic test), C and C++
 # (from the Rust suite, then again under valgrind and under ASan+UBSan), the fuzz smoke run, Python (pytest), C#
 # (Mono), Node (node --test), the fleet (C, C#, Python and Node workers on one Redis), and packaging (the sdist and
-# manylinux wheel, make install with pkg-config, one version, every README code block). A missing toolchain is installed or named; no
-# suite is skipped.
+# manylinux wheel, make install with pkg-config, one version, every README code block). A missing toolchain is
+# installed or named; no suite is skipped.
 #
 # Speed: one target directory; the library every binding loads is built once (`cargo build --release`, the shipped
 # form) and installed into each venv as it is (XEROGUARD_PREBUILT_LIBRARY); the test build carries the

@@ -10,7 +10,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 die() { echo "bindings/node/run-tests.sh: $*" >&2; exit 2; }
 
-command -v node >/dev/null || die "node is required: install Node.js 18 or later (Debian: apt-get install -y nodejs npm)"
+command -v node >/dev/null || die "node is required: install Node.js 18+ (Debian: apt-get install -y nodejs npm)"
 command -v npm >/dev/null || die "npm is required (Debian: apt-get install -y npm)"
 major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$major" -ge 18 ] || die "Node.js 18 or later is required, found $(node --version)"
