@@ -53,6 +53,10 @@ WHY_SLOWER = {
         "buffer, makes the ctypes call and builds a frozen Classification with enums from the struct it fills; "
         "reading a text field first fetches the library's JSON form and parses it (the '.validation_messages' "
         "row); json.loads only parses.",
+    "node_classify": "V8's JSON.parse is native code as fast as the library's parse; on top of the library's work "
+        "(the same parse, then the walk that collects the ApiException fields), the binding joins the headers into one "
+        "buffer, makes the koffi call and reads the struct it fills into a Classification with words for codes; "
+        "reading a text field first fetches the library's JSON form and parses it (the '.validationMessages' row).",
     "redis_decision": "a xeroguard decision is two scripts, acquire and release (the permit for the tenant's calls "
         "in flight is given back), and its acquire script checks and records every window (tenant minute and day, "
         "app minute), the blocks and the permit lease at once on the server's clock (with its stored floor), and "
@@ -205,6 +209,30 @@ def python_section(results: Path) -> List[str]:
     return out
 
 
+def node_section(results: Path) -> List[str]:
+    data = load(results, "node-ops.json")
+    if data is None:
+        sys.exit(f"render.py: {results / 'node-ops.json'} missing")
+    out = ["## Node.js (koffi binding)", "",
+           f"Node {data['node']}, koffi {data['koffi']}, measured {data.get('date', 'with the rest')}; each figure is "
+           f"the {data['statistic']} of several timed "
+           "trials. `classify` through the binding beside `JSON.parse` of the same body (decoded from bytes, as a "
+           "response arrives):", ""]
+    out += table(["case", "classify", "JSON.parse", "classify vs JSON.parse"],
+                 [[r["case"], f"{r['classify_us']:.1f} µs",
+                   f"{r['json_parse_us']:.1f} µs" if r.get("json_parse_us") else "—",
+                   ratio(r["classify_us"], r["json_parse_us"]) if r.get("json_parse_us") else "—"]
+                  for r in data["classify_rows"]])
+    if any(r.get("json_parse_us") and r["classify_us"] > r["json_parse_us"] for r in data["classify_rows"]):
+        out += why([("classify in Node", WHY_SLOWER["node_classify"])])
+    out += ["", "`acquire` + `release` on a limiter of this process, each awaited (every call granted):", ""]
+    out += table(["tenants", "API", "ops/s", "µs per op"],
+                 [[r["scenario"], r["api"], f"{r['ops_per_s']:,}", f"{r['us_per_op']:.2f}"]
+                  for r in data["limiter_rows"]])
+    out += ["", "Notes from the run:", ""] + [f"- {note}" for note in data.get("notes", [])]
+    return out
+
+
 def redis_section(results: Path) -> List[str]:
     data = load(results, "redis-ops.json")
     if data is None:
@@ -318,6 +346,7 @@ def main() -> None:
     lines += rust_section(args.results) + [""]
     lines += exactness_section(args.results) + [""]
     lines += python_section(args.results) + [""]
+    lines += node_section(args.results) + [""]
     lines += redis_section(args.results) + [""]
     lines += efficiency_section(args.results, args.chart)
     target = args.results / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every benchmark and rewrites BENCHMARKS.md (figures, machine, date) and benchmarks-efficiency.png:
 #   criterion (classify, acquire+release vs governor, memory), window exactness (Rust and Python peers),
-#   Python ops/s vs `limits` and PyrateLimiter, the shared (Redis) limiter beside theirs on one redis-server
-#   (latency, Redis CPU, memory per tenant), pacing efficiency against the local Xero-like server (with 2 and 4
-#   processes sharing one Redis).
+#   Python ops/s vs `limits` and PyrateLimiter, Node classify beside JSON.parse and acquire+release ops/s, the shared
+#   (Redis) limiter beside theirs on one redis-server (latency, Redis CPU, memory per tenant), pacing efficiency
+#   against the local Xero-like server (with 2 and 4 processes sharing one Redis).
 # Takes about 15 minutes on 2 cores; run it on a quiet machine.
 #   scripts/bench.sh           full run, rewrites BENCHMARKS.md, the chart and bench/results/*.json
 #   scripts/bench.sh --quick   smoke run of every step; writes into target/bench-smoke/ and leaves the committed
@@ -36,6 +36,9 @@ echo "== Python peers (bench/.venv)"
 py=$(bash bench/setup-venv.sh | tail -1)
 "$py" bench/exactness.py $quick --out "$out"
 "$py" bench/python_ops.py $quick --out "$out"
+echo "== Node binding: classify beside JSON.parse, acquire+release (the npm package as it ships)"
+bash scripts/build-node-package.sh target/node-dist >/dev/null
+node --expose-gc bench/node_ops.mjs $quick --out "$out"
 echo "== shared limiters on one Redis: latency, Redis CPU, memory per tenant (xeroguard from C and Python, limits, PyrateLimiter)"
 "$py" bench/redis_ops.py $quick --out "$out"
 echo "== pacing efficiency against the local Xero-like server"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test suite: Rust (unit, conformance, properties, CLI, header drift, the forced-panic test), C and C++
 # (from the Rust suite, then again under valgrind and under ASan+UBSan), the fuzz smoke run, Python (pytest), C#
-# (Mono), the fleet (C, C# and Python workers on one Redis), and packaging (the sdist and manylinux wheel, make
-# install with pkg-config, one version, every README code block). A missing toolchain is installed or named; no
-# suite is skipped.
+# (Mono), Node (node --test), the fleet (C, C#, Python and Node workers on one Redis), and packaging (the sdist and
+# manylinux wheel, make install with pkg-config, one version, every README code block). A missing toolchain is
+# installed or named; no suite is skipped.
 #
 # Speed: one target directory; the library every binding loads is built once (`cargo build --release`, the shipped
 # form) and installed into each venv as it is (XEROGUARD_PREBUILT_LIBRARY); the test build carries the
@@ -31,6 +31,8 @@ need cargo "install Rust (rustup)"
 need cc "install gcc (Debian: apt-get install -y gcc)"
 need g++ "install g++ (Debian: apt-get install -y g++)"
 need python3 "install Python 3.9+ (Debian: apt-get install -y python3 python3-venv)"
+need node "install Node.js 18 or later (Debian: apt-get install -y nodejs npm)"
+need npm "install npm (Debian: apt-get install -y npm)"
 # The Redis tests start their own redis-server instances (never the one on 6379); TLS ones need openssl.
 apt_install redis-server redis-server redis-tools openssl
 apt_install redis-cli redis-tools
@@ -160,6 +162,8 @@ lane "fuzz smoke run (10 s per target; longer: scripts/fuzz.sh 600)" bash script
 join_lanes
 stage "Python suite" bash bindings/python/run-tests.sh
 stage "C# suite (Mono)" bash bindings/csharp/run-tests.sh
+# The npm package built as it ships (the release library above, stripped in), then node --test.
+stage "Node suite" bash bindings/node/run-tests.sh
 # The bindings venv (made by the Python suite) has xeroguard, httpx and pytest; the C# suite built the binding.
 stage "fleet: C, C# and Python workers on one Redis (tests/fleet)" \
   "${XEROGUARD_VENV:-bindings/python/.venv}/bin/python" -m pytest -p no:cacheprovider -s tests/fleet

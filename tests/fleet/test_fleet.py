@@ -5,10 +5,11 @@ the local Xero-like server, some of them on a skewed clock.
 
 What runs, at the same time, for RUN_MS: C workers (tests/fleet/worker.c: xg_limiter_new_redis, acquire_wait, a
 keep-alive HTTP/1.1 client, observe_raw, release), C# workers under Mono (tests/fleet/Worker.cs: XeroGuardHandler
-over a Redis Limiter) and Python workers (tests/fleet/worker.py: XeroGuardTransport over
-xeroguard.Limiter(limits, redis_url=..., key_prefix=...)). One worker of each language runs under faketime with its
-clock moved by SKEWS. All use one key prefix and the same TENANTS, with a thread (or task) per tenant each, so
-every tenant has more callers than its concurrency limit.
+over a Redis Limiter), Python workers (tests/fleet/worker.py: XeroGuardTransport over
+xeroguard.Limiter(limits, redis_url=..., key_prefix=...)) and Node workers (tests/fleet/worker.mjs: guardFetch over
+a Redis Limiter of the npm package). One worker of each language runs under faketime with its clock moved by
+SKEWS. All use one key prefix and the same TENANTS, with a thread (or task) per tenant each, so every tenant has
+more callers than its concurrency limit.
 
 The shape of the limits. Real time cannot be scaled, so the windows are short with Xero's shape: per tenant 6 per
 1 s ("minute"), 50 per 10 s ("day") and 2 in flight, per app 20 per 1 s. Windows of 1 s rather than 600 ms because
@@ -25,8 +26,8 @@ flight; and the calls that arrived in the first SPAN_WINDOWS whole windows after
 simulation (arrivals.greedy_ceiling; it equals the per-window bound here, so it is the maximum). The span ends
 before the workers stop, so no partly-run window at the end counts against them.
 
-XEROGUARD_FLEET_LANGUAGES (default c,csharp,python) narrows the run to some languages, for debugging only: the
-test command runs all three.
+XEROGUARD_FLEET_LANGUAGES (default c,csharp,python,node) narrows the run to some languages, for debugging only: the
+test command runs all four.
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ RUN_MS = 15_000
 SPAN_WINDOWS = 14  # the measured span: this many app windows from the first arrival, all before the workers stop
 MIN_SHARE_OF_CEILING = 0.99
 # One worker of each language on a skewed clock: decisions use Redis's clock, so this must change nothing.
-SKEWS = {"c": "+5s", "csharp": "-3s", "python": "+5s"}
+SKEWS = {"c": "+5s", "csharp": "-3s", "python": "+5s", "node": "-3s"}
 SKEW_SECONDS = {"+5s": 5.0, "-3s": -3.0}
 WORKER_START_TIMEOUT_S = 120.0
 OUT = ROOT / "target" / "fleet"
-LANGUAGES = [x.strip() for x in os.environ.get("XEROGUARD_FLEET_LANGUAGES", "c,csharp,python").split(",") if x.strip()]
+LANGUAGES = [x.strip() for x in os.environ.get("XEROGUARD_FLEET_LANGUAGES", "c,csharp,python,node").split(",")
+             if x.strip()]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -171,13 +173,23 @@ def python_worker(work: Path) -> List[str]:
     return [sys.executable, str(HERE / "worker.py")]
 
 
-BUILDERS = {"c": build_c_worker, "csharp": build_csharp_worker, "python": python_worker}
+def node_worker(work: Path) -> List[str]:
+    """worker.mjs over the npm package as bindings/node/run-tests.sh built it (dist/), on the harness's library."""
+    package = ROOT / "bindings" / "node"
+    if shutil.which("node") is None:
+        fail("node is missing: install Node.js 18 or later (apt-get install -y nodejs npm)")
+    if not (package / "dist" / "cjs" / "index.js").is_file() or not (package / "node_modules" / "koffi").is_dir():
+        fail("%s is not built: run bash bindings/node/run-tests.sh first (scripts/test.sh does)" % package)
+    return ["node", str(HERE / "worker.mjs"), "--library", str(native_library())]
+
+
+BUILDERS = {"c": build_c_worker, "csharp": build_csharp_worker, "python": python_worker, "node": node_worker}
 
 
 class Worker:
     def __init__(self, language: str, index: int, argv: List[str], skew: Optional[str]) -> None:
         self.language = language
-        self.id = "%s%d" % ({"c": "c", "csharp": "cs", "python": "py"}[language], index)
+        self.id = "%s%d" % ({"c": "c", "csharp": "cs", "python": "py", "node": "js"}[language], index)
         self.skew = skew
         self.argv = (["faketime", "-f", skew] if skew else []) + argv
         self.proc: Optional["subprocess.Popen[str]"] = None

@@ -4,18 +4,24 @@ fragment and is checked for syntax. The rules (README, "Code blocks in the READM
 - the info string is a language, optionally followed by `fragment`: ```sh, ```python fragment, ```text;
 - `python` runs with this interpreter (the package installed), `sh` runs with bash from a scratch directory that
   mirrors the checkout and a scratch $HOME, `c`/`cpp` compile against the installed library (pkg-config) and run,
-  `csharp` compiles with mcs against the binding and runs under mono;
+  `csharp` compiles with mcs against the binding and runs under mono, `js` runs with node (an ES module, or CommonJS
+  when it calls require()) and `ts` compiles with tsc --strict to an ES module that node runs, both in a project where
+  the npm tarball (scripts/build-node-package.sh) is installed;
 - `sh` and `python` blocks may be fragments (bash -n, compile()); a `csharp fragment` (a recipe for packages
   this machine lacks, e.g. Microsoft.Extensions.Http, Xero-NetStandard) is compiled by the C# suite's docs test
-  against stand-ins with those packages' signatures (bindings/csharp/tests/DocsTests.cs); `text` is not code.
+  against stand-ins with those packages' signatures (bindings/csharp/tests/DocsTests.cs); a `js fragment` is checked
+  with node --check and a `ts fragment` (it needs a Redis server, say) is type-checked by the Node suite's docs test
+  (bindings/node/test/docs.test.mjs); `text` is not code.
 Examples that call Xero read XERO_API_URL, which points at the local Xero-like server: they must reach it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -24,9 +30,9 @@ import pytest
 
 from conftest import MCS_REFERENCES, REPO, XeroServer, pkg_config, run
 
-DOCS = ("README.md", "bindings/python/README.md", "bindings/csharp/README.md")
-RUNNABLE = {"sh", "python", "c", "cpp", "csharp"}
-MAY_BE_FRAGMENT = {"sh", "python", "csharp"}
+DOCS = ("README.md", "bindings/python/README.md", "bindings/csharp/README.md", "bindings/node/README.md")
+RUNNABLE = {"sh", "python", "c", "cpp", "csharp", "js", "ts"}
+MAY_BE_FRAGMENT = {"sh", "python", "csharp", "js", "ts"}
 FENCE = re.compile(r"^```(.*)$")
 
 
@@ -133,7 +139,43 @@ def run_csharp(block: Block, source: Path, binding: Path, env: Dict[str, str]) -
     run(["mono", "--debug", exe], cwd=binding, env=env, timeout=120)
 
 
-SUFFIX = {"sh": ".sh", "python": ".py", "c": ".c", "cpp": ".cpp", "csharp": ".cs"}
+NODE_PACKAGE = REPO / "bindings" / "node"
+
+
+@pytest.fixture(scope="session")
+def node_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An npm project with the package's tarball installed (built as scripts/build-node-package.sh builds it) and the
+    tools and packages the README blocks use, at the versions bindings/node/package.json pins."""
+    for tool in ("node", "npm"):
+        assert shutil.which(tool), "%s is missing: install Node.js 18 or later (apt-get install -y nodejs npm)" % tool
+    dist = tmp_path_factory.mktemp("node-dist")
+    run(["bash", REPO / "scripts" / "build-node-package.sh", dist], cwd=REPO, timeout=1800)
+    (tarball,) = dist.glob("xeroguard-*.tgz")
+    project = tmp_path_factory.mktemp("node-project")
+    pins = json.loads((NODE_PACKAGE / "package.json").read_text())["devDependencies"]
+    (project / "package.json").write_text(json.dumps({"name": "readme-blocks", "private": True, "dependencies": dict(
+        pins, xeroguard="file:%s" % tarball)}))
+    run(["npm", "install", "--no-audit", "--no-fund"], cwd=project, timeout=900)
+    return project
+
+
+def run_node(block: Block, source: Path, project: Path, env: Dict[str, str]) -> None:
+    """js: node runs it (CommonJS when it calls require(), else an ES module); ts: tsc --strict, then node."""
+    if block.lang == "js":
+        script = project / ("block_%d.%s" % (block.line, "cjs" if "require(" in block.code else "mjs"))
+        script.write_text(block.code)
+    else:
+        (project / "src").mkdir(exist_ok=True)
+        (project / "src" / ("block_%d.mts" % block.line)).write_text(block.code)
+        (project / "tsconfig.json").write_text(json.dumps({"compilerOptions": {
+            "target": "ES2022", "module": "nodenext", "moduleResolution": "nodenext", "strict": True, "types": ["node"],
+            "outDir": "out", "rootDir": "src"}, "include": ["src/block_%d.mts" % block.line]}))
+        run([project / "node_modules" / ".bin" / "tsc", "-p", project], cwd=project)
+        script = project / "out" / ("block_%d.mjs" % block.line)
+    run(["node", script], cwd=project, env=env, timeout=300)
+
+
+SUFFIX = {"sh": ".sh", "python": ".py", "c": ".c", "cpp": ".cpp", "csharp": ".cs", "js": ".js", "ts": ".mts"}
 
 
 @pytest.mark.parametrize("block", CODE_BLOCKS, ids=[block.name for block in CODE_BLOCKS])
@@ -145,7 +187,10 @@ def test_block_runs(block: Block, request: pytest.FixtureRequest, tmp_path: Path
             run(["bash", "-n", source])
         elif block.lang == "python":
             compile(block.code, block.name, "exec")
-        # csharp fragments: compiled by bindings/csharp/tests/DocsTests.cs, with stand-ins for their packages.
+        elif block.lang == "js":
+            run(["node", "--check", source])
+        # ts fragments: type-checked by bindings/node/test/docs.test.mjs; csharp fragments: compiled by
+        # bindings/csharp/tests/DocsTests.cs, with stand-ins for their packages.
         return
     env: Dict[str, str] = request.getfixturevalue("example_env")
     server: XeroServer = request.getfixturevalue("xero_server")
@@ -156,6 +201,8 @@ def test_block_runs(block: Block, request: pytest.FixtureRequest, tmp_path: Path
         run([sys.executable, source], cwd=tmp_path, env=env, timeout=300)
     elif block.lang in ("c", "cpp"):
         run_c(block, source, request.getfixturevalue("prefix"), env)
+    elif block.lang in ("js", "ts"):
+        run_node(block, source, request.getfixturevalue("node_project"), env)
     else:
         run_csharp(block, source, request.getfixturevalue("csharp_binding"), env)
     if "XERO_API_URL" in block.code:

@@ -1,9 +1,10 @@
-"""One version and one licence: Cargo.toml's version is the Python package's, the C# package's and the header's, and
-the LICENSE file is the MIT licence every manifest names."""
+"""One version and one licence: Cargo.toml's version is the Python package's, the C# package's, the npm package's and
+the header's, and the LICENSE file is the MIT licence every manifest names."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import re
 import tomllib
 import xml.etree.ElementTree as ET
@@ -13,6 +14,7 @@ import xeroguard
 from conftest import REPO, crate_version
 
 CSPROJ = REPO / "bindings" / "csharp" / "XeroGuard.csproj"
+NODE = REPO / "bindings" / "node"
 
 
 def csproj_property(name: str) -> str:
@@ -40,12 +42,24 @@ def test_the_csharp_package_and_the_header_have_the_crates_version() -> None:
     assert ".".join(m.group(1) for m in parts if m) == crate_version()
 
 
+def test_the_npm_package_has_the_crates_version() -> None:
+    package = json.loads((NODE / "package.json").read_text())
+    assert package["name"] == "xeroguard"
+    assert package["version"] == crate_version()
+    # The lock file records the package's own version too (npm ci refuses a lock that disagrees with package.json).
+    lock = json.loads((NODE / "package-lock.json").read_text())
+    assert lock["version"] == lock["packages"][""]["version"] == crate_version()
+    # The binding's own copy, which it compares with the loaded library's version.
+    native = (NODE / "src" / "native.ts").read_text()
+    assert re.findall(r"export const PACKAGE_VERSION = '([^']+)';", native) == [crate_version()]
+
+
 def test_the_readmes_name_the_crates_version() -> None:
     # File names that carry the version (wheel, sdist, nupkg, installed library) in the READMEs' instructions.
     version = r"(\d+\.\d+\.\d+)"
     patterns = [r"xeroguard-" + version, r"XeroGuard\." + version + r"\.nupkg", r"libxeroguard\.so\." + version]
     found = []
-    for doc in ("README.md", "bindings/python/README.md", "bindings/csharp/README.md"):
+    for doc in ("README.md", "bindings/python/README.md", "bindings/csharp/README.md", "bindings/node/README.md"):
         text = (REPO / doc).read_text()
         found += [(doc, found_version) for pattern in patterns for found_version in re.findall(pattern, text)]
     assert len(found) >= 4, found
@@ -58,7 +72,9 @@ def test_one_mit_licence() -> None:
     assert "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND" in licence
     cargo = tomllib.loads((REPO / "Cargo.toml").read_text())["package"]
     pyproject = tomllib.loads((REPO / "bindings" / "python" / "pyproject.toml").read_text())["project"]
+    npm = json.loads((NODE / "package.json").read_text())
     assert cargo["license"] == pyproject["license"] == csproj_property("PackageLicenseExpression") == "MIT"
+    assert npm["license"] == "MIT"
     # The Python project's licence file is the same text (a link in the checkout, a copy in the sdist).
     assert (REPO / "bindings" / "python" / pyproject["license-files"][0]).read_text() == licence
     assert "/LICENSE" in cargo["include"]
