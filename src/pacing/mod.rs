@@ -24,8 +24,8 @@ pub use limiter::Limiter;
 pub use memory::MemoryBackend;
 pub use redis::{RedisBackend, RedisOptions};
 pub use types::{
-    Decision, Feedback, MAX_BOOKING_AHEAD_MS, MAX_TENANT_ID_BYTES, PacingError, Permit, Refusal, Reservation, Snapshot,
-    WindowSnapshot,
+    Decision, Feedback, MAX_APP_BOOKINGS, MAX_BOOKING_AHEAD_MS, MAX_BOOKINGS, MAX_TENANT_ID_BYTES, PacingError, Permit,
+    Refusal, Reservation, Snapshot, WindowSnapshot,
 };
 pub use wait::Step;
 

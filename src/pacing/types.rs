@@ -16,6 +16,14 @@ pub(crate) fn check_tenant(tenant: &str) -> Result<(), PacingError> {
 /// within their range together with the longest window (see [`super::Limits::validate`]).
 pub const MAX_BOOKING_AHEAD_MS: u64 = 1 << 31;
 
+/// The most calls one tenant may have booked ahead (reservations whose instant has not come). A reserve beyond it is
+/// refused with [`PacingError::TooManyBookings`]. It bounds what a reserve costs: the search for a free slot reads
+/// the bookings it passes, and on Redis it runs on the server's one thread, in front of every other app's calls.
+pub const MAX_BOOKINGS: u32 = 2_000;
+
+/// The most calls an app may have booked ahead across its tenants (the app window holds every booking).
+pub const MAX_APP_BOOKINGS: u32 = 10_000;
+
 /// A concurrency slot held by one call in flight. Id 0 is a tenantless call's, which holds no slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Permit {
@@ -78,6 +86,11 @@ pub enum PacingError {
     BookingTooFar {
         wait_ms: u64,
     },
+    /// The tenant already holds [`MAX_BOOKINGS`] bookings ahead (or the app [`MAX_APP_BOOKINGS`]); the next one
+    /// comes due, and another can be booked, in `wait_ms`.
+    TooManyBookings {
+        wait_ms: u64,
+    },
     /// The shared store could not be reached in time (and the failure policy did not decide instead).
     StoreUnavailable(String),
     /// The shared store answered with an error: another clock or prefix setup, a bad script, a protocol mismatch.
@@ -104,6 +117,11 @@ impl std::fmt::Display for PacingError {
             PacingError::BookingTooFar { wait_ms } => write!(
                 f,
                 "the next free slot is {wait_ms} ms away, beyond the booking horizon of {MAX_BOOKING_AHEAD_MS} ms"
+            ),
+            PacingError::TooManyBookings { wait_ms } => write!(
+                f,
+                "too many calls booked ahead (at most {MAX_BOOKINGS} per tenant, {MAX_APP_BOOKINGS} per app); the \
+                 next one comes due in {wait_ms} ms"
             ),
         }
     }

@@ -32,10 +32,6 @@ impl Window {
         self.offsets.front().map(|&o| self.base + u64::from(o))
     }
 
-    fn back(&self) -> Option<u64> {
-        self.offsets.back().map(|&o| self.base + u64::from(o))
-    }
-
     /// How many entries are at or before `t`.
     fn count_le(&self, t: u64) -> usize {
         match t.checked_sub(self.base) {
@@ -55,70 +51,81 @@ impl Window {
         }
     }
 
-    fn instants(&self) -> impl Iterator<Item = u64> + '_ {
-        self.offsets.iter().map(|&o| self.base + u64::from(o))
-    }
-
     /// Forgets calls that no window containing an instant ≥ `now` can hold.
     pub fn prune(&mut self, now: u64, span: u64) {
-        while self.front().is_some_and(|e| e.saturating_add(span) <= now) {
-            self.offsets.pop_front();
+        if let Some(edge) = now.checked_sub(span) {
+            // Usually one or two calls leave: the search gallops from the front.
+            let leaving = self.first_past(0, edge, true);
+            self.offsets.drain(..leaving);
         }
     }
 
-    /// The element of the sorted sequence with `t` inserted at position `p`.
-    fn with_inserted(&self, t: u64, p: usize, i: usize) -> u64 {
-        match i.cmp(&p) {
-            std::cmp::Ordering::Less => self.at(i),
-            std::cmp::Ordering::Equal => t,
-            std::cmp::Ordering::Greater => self.at(i - 1),
-        }
-    }
-
-    /// Whether a call at `t` keeps every window within `limit` (0 means unlimited).
-    pub fn admits(&self, t: u64, limit: usize, span: u64) -> bool {
+    /// The first index at or after `from` whose entry is after `t` (`inclusive`) or at or after it: a gallop from
+    /// `from` (the searches in [`Window::earliest`] move forward by a little at a time), then a binary search.
+    fn first_past(&self, from: usize, t: u64, inclusive: bool) -> usize {
         let n = self.offsets.len();
-        if limit == 0 || n < limit {
-            return true;
+        let before = |i: usize| if inclusive { self.at(i) <= t } else { self.at(i) < t };
+        if from >= n || !before(from) {
+            return from;
         }
-        // Violation iff some run of limit+1 consecutive calls (one of them `t`) spans less than `span`.
-        let p = self.count_le(t);
-        let first_run = p.saturating_sub(limit);
-        let last_run = p.min(n - limit);
-        (first_run..=last_run).all(|j| self.with_inserted(t, p, j + limit) - self.with_inserted(t, p, j) >= span)
+        // before(lo) holds; find hi with !before(hi) (or n).
+        let (mut lo, mut step) = (from, 1);
+        let mut hi = loop {
+            let probe = lo + step;
+            if probe >= n {
+                break n;
+            }
+            if !before(probe) {
+                break probe;
+            }
+            lo = probe;
+            step *= 2;
+        };
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if before(mid) { lo = mid } else { hi = mid }
+        }
+        hi
     }
 
-    /// The earliest instant ≥ `t` at which a call fits.
+    /// The earliest instant ≥ `t` at which a call fits. A call at `t` fits when the window ending at `t` holds fewer
+    /// than `limit` calls, and so does the window ending at every booked call in (t, t + span) (the call would be in
+    /// those too). So the search moves `t` forward by two rules, each a jump to where fitness can change: past the
+    /// instant the limit-th call before `t` leaves (its `e + span`), and past the latest booked call in
+    /// (t, t + span) whose window is already full (`e`, then the first rule). Each booked call is checked once per
+    /// search: O(log n) when nothing is booked after `t` (every plain acquire), else O(log n) per jump plus the
+    /// bookings read (at most [`super::MAX_BOOKINGS`] in a tenant's windows).
     pub fn earliest(&self, t: u64, limit: usize, span: u64) -> u64 {
         let n = self.offsets.len();
         if limit == 0 || n < limit {
             return t;
         }
-        // Calls at or before `t` alone push the answer to at least this.
-        let p = self.count_le(t);
-        let floor = if p >= limit { t.max(self.at(p - limit).saturating_add(span)) } else { t };
-        if p == n {
-            return floor; // nothing booked in the future: the common case, O(log n)
-        }
-        if self.admits(floor, limit, span) {
-            return floor;
-        }
-        // Fitness changes only where a call leaves a window (e + span) or where `t` passes a booked call (e).
-        let mut leaving = self.instants().map(|e| e.saturating_add(span)).filter(|&c| c > floor).peekable();
-        let mut passing = self.instants().filter(|&c| c > floor).peekable();
+        let mut t = t;
+        let mut p = self.count_le(t);
+        // Booked calls from `p` up to `checked` are known to end windows that are not full.
+        let mut checked = p;
         loop {
-            let candidate = match (leaving.peek(), passing.peek()) {
-                (Some(&a), Some(&b)) if a <= b => leaving.next(),
-                (_, Some(_)) => passing.next(),
-                (Some(_), None) => leaving.next(),
-                (None, None) => None,
-            };
-            let Some(candidate) = candidate else {
-                return self.back().map_or(floor, |last| last.saturating_add(span));
-            };
-            if self.admits(candidate, limit, span) {
-                return candidate;
+            if p >= limit {
+                let leaves = self.at(p - limit).saturating_add(span);
+                if leaves > t {
+                    t = leaves;
+                    p = self.first_past(p, t, true);
+                    continue;
+                }
             }
+            if p == n {
+                return t; // nothing booked after t: the common case
+            }
+            let from = p.max(checked);
+            let end = self.first_past(from, t.saturating_add(span), false);
+            // The latest booked call in (t, t + span) whose window holds `limit` calls: its `limit - 1`-th
+            // predecessor has not left by then.
+            let full =
+                (from.max(limit - 1)..end).rev().find(|&k| self.at(k + 1 - limit).saturating_add(span) > self.at(k));
+            checked = checked.max(end);
+            let Some(k) = full else { return t };
+            t = self.at(k);
+            p = self.first_past(p, t, true);
         }
     }
 
@@ -186,6 +193,12 @@ impl Window {
         self.offsets.len() - self.count_le(now)
     }
 
+    /// The first call booked after `now`, if any.
+    pub fn next_booked(&self, now: u64) -> Option<u64> {
+        let p = self.count_le(now);
+        (p < self.offsets.len()).then(|| self.at(p))
+    }
+
     /// Bytes this window holds on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.offsets.capacity() * std::mem::size_of::<u32>()
@@ -236,9 +249,50 @@ mod tests {
                 let mut with = all.clone();
                 with.push(at);
                 assert!(!exceeded(&with, limit, span), "admitted {at} over the limit: {all:?}");
-                assert!(w.admits(at, limit, span));
                 w.insert(at, usize::MAX, 0);
                 all = with;
+            }
+        }
+    }
+
+    /// Whether a call at `t` keeps every window that would hold it within `limit`, whatever the log (also one that
+    /// is over its limit elsewhere: recorded calls and the server's counts can put it there).
+    fn fits(times: &[u64], t: u64, limit: usize, span: u64) -> bool {
+        (t..t + span).all(|s| times.iter().filter(|&&e| e <= s && e + span > s).count() < limit)
+    }
+
+    #[test]
+    fn earliest_is_exact_on_any_log() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for _ in 0..3_000 {
+            let limit = 1 + next(5) as usize;
+            let span = 1 + next(15);
+            let mut w = Window::default();
+            let mut all = Vec::new();
+            // Clusters, gaps and over-limit runs, in the past and booked ahead.
+            for _ in 0..next(25) {
+                let t = next(80);
+                for _ in 0..=next(3) {
+                    w.insert(t, usize::MAX, 0);
+                    all.push(t);
+                }
+            }
+            for _ in 0..next(4) {
+                if let Some(&e) = all.get(next(all.len().max(1) as u64) as usize) {
+                    assert!(w.remove(e));
+                    all.remove(all.iter().position(|&x| x == e).unwrap());
+                }
+            }
+            all.sort_unstable();
+            for t in [0, next(90), next(90)] {
+                let want = (t..).find(|&c| fits(&all, c, limit, span)).unwrap();
+                assert_eq!(w.earliest(t, limit, span), want, "from {t}: {all:?} limit {limit} span {span}");
             }
         }
     }
