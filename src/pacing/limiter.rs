@@ -9,7 +9,8 @@ use super::config::{Limits, TenantLimits};
 use super::memory::MemoryBackend;
 use super::redis::{RedisBackend, RedisOptions};
 use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot};
-use super::wait::{self, Step, Waiters};
+use super::wait::{self, Step, Waiters, Wakeup};
+use crate::vocab::Reason;
 
 pub struct Limiter {
     backend: Box<dyn Backend>,
@@ -133,7 +134,8 @@ impl Limiter {
     /// One bounded step of a wait with `deadline` on the limiter's clock: blocks at most `max_block` (None: until
     /// granted or given up; zero: not at all) and answers granted, give up, or ask again after `sleep_ms`. Bindings
     /// call it with a short block so their thread stays interruptible, or with none from async code, which then
-    /// sleeps `sleep_ms` (waking sooner on its own releases).
+    /// sleeps `sleep_ms`: for a concurrency slot that is a short, jittered poll (no release can wake such a caller),
+    /// spaced out between waiters on a shared store (see [`wait::CONCURRENCY_POLL_MS`]).
     pub fn acquire_until(&self, tenant: &str, deadline: u64, max_block: Option<Duration>) -> Result<Step, PacingError> {
         let _waiting = self.waiters.enter();
         let started = Instant::now();
@@ -147,7 +149,13 @@ impl Limiter {
                 Decision::Granted(permit) => return Ok(Step::Granted(permit)),
                 Decision::Refused(refusal) => refusal,
             };
-            let step = wait::after_refusal(refusal, now, deadline, self.clock(), self.backend.sees_every_release());
+            let wakeup = if refusal.reason == Reason::Concurrency {
+                let blocking = max_block != Some(Duration::ZERO);
+                self.waiters.concurrency_poll(blocking, self.backend.sees_every_release())
+            } else {
+                Wakeup::OnRelease
+            };
+            let step = wait::after_refusal(refusal, now, deadline, self.clock(), wakeup);
             let Step::AskAgain { sleep_ms, .. } = step else { return Ok(step) };
             let blocked = started.elapsed();
             let sleep_ms = match max_block {

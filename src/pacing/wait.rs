@@ -2,8 +2,9 @@
 //! (`Limiter::acquire_wait`), the bounded step the bindings call (`Limiter::acquire_until`) and every binding's async
 //! path follow it; nothing else decides when to give up.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -13,8 +14,9 @@ use crate::vocab::Reason;
 
 /// On a manual clock time moves only by `advance`/`set_now`, which wake waiters; they re-ask this often regardless.
 pub const MANUAL_RECHECK_MS: u64 = 50;
-/// When a backend cannot see every release (other processes share its state), a concurrency wait re-asks this often.
-pub const SHARED_RELEASE_POLL_MS: u64 = 25;
+/// A concurrency refusal that no release here can end early (the caller does not block in the library, or other
+/// processes share the state) asks again after about this long, jittered by ±50 %.
+pub const CONCURRENCY_POLL_MS: u64 = 25;
 /// Stands for "no deadline".
 pub const NO_DEADLINE: u64 = u64::MAX;
 
@@ -31,9 +33,19 @@ pub enum Step {
     GiveUp(Refusal),
 }
 
+/// How a waiter refused for concurrency learns that a slot may be free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wakeup {
+    /// A release on this limiter wakes it: it blocks in the library on a backend that sees every release.
+    OnRelease,
+    /// Only by asking again, after this many milliseconds (see [`Waiters::concurrency_poll`]).
+    Poll(u64),
+}
+
 /// What to do after `refusal` at `now`, with `deadline` on the same clock. A wait that certainly ends after the
-/// deadline gives up at once, except for concurrency, where a release may come sooner than the permits' expiry.
-pub fn after_refusal(refusal: Refusal, now: u64, deadline: u64, clock: Clock, sees_every_release: bool) -> Step {
+/// deadline gives up at once, except for concurrency, where a release may come sooner than the permits' expiry:
+/// such a wait sleeps until the expiry when a release will wake it, and otherwise asks again after `wakeup`'s poll.
+pub fn after_refusal(refusal: Refusal, now: u64, deadline: u64, clock: Clock, wakeup: Wakeup) -> Step {
     let remaining = deadline.saturating_sub(now);
     let concurrency = refusal.reason == Reason::Concurrency;
     if remaining == 0 || (refusal.wait_ms > remaining && !concurrency) {
@@ -43,10 +55,24 @@ pub fn after_refusal(refusal: Refusal, now: u64, deadline: u64, clock: Clock, se
         Clock::Monotonic => refusal.wait_ms.min(remaining).max(1),
         Clock::Manual => MANUAL_RECHECK_MS,
     };
-    if concurrency && !sees_every_release {
-        sleep_ms = sleep_ms.min(SHARED_RELEASE_POLL_MS);
+    if let (true, Wakeup::Poll(poll_ms)) = (concurrency, wakeup) {
+        sleep_ms = sleep_ms.min(poll_ms.max(1));
     }
     Step::AskAgain { sleep_ms, refusal }
+}
+
+/// `ms` scaled by a random factor in [0.5, 1.5), so that waiters started together do not ask together.
+fn jittered(ms: u64) -> u64 {
+    static SEED: AtomicU64 = AtomicU64::new(0);
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    let mut x = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        ^ (START.elapsed().as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    // splitmix64's finaliser: every input bit moves every output bit.
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    ms / 2 + x % ms.max(1)
 }
 
 /// `now + timeout_ms` on the limiter's clock, saturating ([`NO_DEADLINE`] never passes).
@@ -63,6 +89,9 @@ pub(crate) struct Waiters {
     /// Threads inside a wait; with none, a release signals nobody.
     count: AtomicUsize,
     interrupted: AtomicBool,
+    /// When this process's next re-ask of a shared store after a concurrency refusal is due (see
+    /// [`Waiters::concurrency_poll`]).
+    next_shared_poll: Mutex<Option<Instant>>,
 }
 
 /// Counts a thread in while it waits.
@@ -104,6 +133,22 @@ impl Waiters {
         *self.generation.lock()
     }
 
+    /// How a waiter refused for concurrency learns of a free slot. Blocking in the library on a backend that sees
+    /// every release, the release wakes it. A caller that does not block (async code; `max_block` zero) polls
+    /// every [`CONCURRENCY_POLL_MS`], jittered. On a shared store the re-asks of every waiter of this limiter take
+    /// turns: each gets the next free turn, one [`CONCURRENCY_POLL_MS`] (jittered) after the previous, so N waiters
+    /// ask the store about as often as one (a freed slot is still seen within a turn), not N times as often.
+    pub fn concurrency_poll(&self, blocking: bool, sees_every_release: bool) -> Wakeup {
+        if sees_every_release {
+            return if blocking { Wakeup::OnRelease } else { Wakeup::Poll(jittered(CONCURRENCY_POLL_MS)) };
+        }
+        let now = Instant::now();
+        let mut next = self.next_shared_poll.lock();
+        let turn = next.filter(|&at| at > now).unwrap_or(now) + Duration::from_millis(jittered(CONCURRENCY_POLL_MS));
+        *next = Some(turn);
+        Wakeup::Poll(u64::try_from((turn - now).as_millis()).unwrap_or(u64::MAX))
+    }
+
     /// Sleeps up to `ms`, or until woken after `generation` was read.
     pub fn sleep(&self, generation: u64, ms: u64) {
         let mut current = self.generation.lock();
@@ -124,33 +169,76 @@ mod tests {
     #[test]
     fn gives_up_only_when_the_wait_certainly_ends_too_late() {
         let minute = refusal(5_000, Reason::Minute);
-        assert_eq!(after_refusal(minute, 0, 4_999, Clock::Monotonic, true), Step::GiveUp(minute));
+        let woken = Wakeup::OnRelease;
+        assert_eq!(after_refusal(minute, 0, 4_999, Clock::Monotonic, woken), Step::GiveUp(minute));
         assert_eq!(
-            after_refusal(minute, 0, 5_000, Clock::Monotonic, true),
+            after_refusal(minute, 0, 5_000, Clock::Monotonic, woken),
             Step::AskAgain { sleep_ms: 5_000, refusal: minute }
         );
-        assert_eq!(after_refusal(minute, 10, 10, Clock::Monotonic, true), Step::GiveUp(minute), "deadline reached");
+        assert_eq!(after_refusal(minute, 10, 10, Clock::Monotonic, woken), Step::GiveUp(minute), "deadline reached");
         let busy = refusal(60_000, Reason::Concurrency);
         assert_eq!(
-            after_refusal(busy, 0, 1_000, Clock::Monotonic, true),
+            after_refusal(busy, 0, 1_000, Clock::Monotonic, woken),
             Step::AskAgain { sleep_ms: 1_000, refusal: busy },
             "a release may come before the permits expire"
         );
     }
 
     #[test]
-    fn sleeps_by_clock_and_backend() {
-        let busy = refusal(60_000, Reason::Concurrency);
+    fn concurrency_waits_that_no_release_wakes_poll() {
+        let busy = refusal(120_000, Reason::Concurrency);
         assert_eq!(
-            after_refusal(busy, 0, NO_DEADLINE, Clock::Monotonic, false),
-            Step::AskAgain { sleep_ms: SHARED_RELEASE_POLL_MS, refusal: busy },
-            "releases elsewhere signal nobody here"
+            after_refusal(busy, 0, NO_DEADLINE, Clock::Monotonic, Wakeup::Poll(30)),
+            Step::AskAgain { sleep_ms: 30, refusal: busy },
+            "not the permits' expiry: nothing would wake a caller that sleeps on its own"
+        );
+        assert_eq!(
+            after_refusal(busy, 0, 10, Clock::Monotonic, Wakeup::Poll(30)),
+            Step::AskAgain { sleep_ms: 10, refusal: busy },
+            "nor past the deadline"
+        );
+        let minute = refusal(5_000, Reason::Minute);
+        assert_eq!(
+            after_refusal(minute, 0, NO_DEADLINE, Clock::Monotonic, Wakeup::Poll(30)),
+            Step::AskAgain { sleep_ms: 5_000, refusal: minute },
+            "a window's wait is exact: no poll"
         );
         let day = refusal(3_600_000, Reason::Day);
         assert_eq!(
-            after_refusal(day, 0, NO_DEADLINE, Clock::Manual, true),
+            after_refusal(day, 0, NO_DEADLINE, Clock::Manual, Wakeup::OnRelease),
             Step::AskAgain { sleep_ms: MANUAL_RECHECK_MS, refusal: day }
         );
         assert_eq!(deadline(5, u64::MAX), NO_DEADLINE);
+    }
+
+    #[test]
+    fn non_blocking_callers_poll_with_jitter_on_every_backend() {
+        let waiters = Waiters::default();
+        assert_eq!(waiters.concurrency_poll(true, true), Wakeup::OnRelease, "a release here wakes a blocked waiter");
+        let polls: Vec<u64> = (0..200)
+            .map(|_| match waiters.concurrency_poll(false, true) {
+                Wakeup::Poll(ms) => ms,
+                Wakeup::OnRelease => panic!("an async caller is not woken by the library"),
+            })
+            .collect();
+        let (lo, hi) = (CONCURRENCY_POLL_MS / 2, CONCURRENCY_POLL_MS * 3 / 2);
+        assert!(polls.iter().all(|&ms| (lo..hi).contains(&ms)), "{polls:?}");
+        assert!(polls.iter().any(|&ms| ms != polls[0]), "jittered: {polls:?}");
+    }
+
+    #[test]
+    fn waiters_on_a_shared_store_take_turns() {
+        let waiters = Waiters::default();
+        // Twenty waiters refused at once: each asks again one turn after the previous, not all after one poll.
+        let mut polls: Vec<u64> = (0..20)
+            .map(|_| match waiters.concurrency_poll(true, false) {
+                Wakeup::Poll(ms) => ms,
+                Wakeup::OnRelease => panic!("a release elsewhere wakes nobody here"),
+            })
+            .collect();
+        polls.sort_unstable();
+        let spread = polls[19] - polls[0];
+        assert!(spread >= 19 * CONCURRENCY_POLL_MS / 2, "turns spread over the waiters: {polls:?}");
+        assert!(polls[0] <= CONCURRENCY_POLL_MS * 3 / 2, "the first asks within one turn: {polls:?}");
     }
 }
