@@ -7,6 +7,7 @@
 //!   [`redis`] (shared by every process of an app, one script per operation);
 //! - [`wait`]: the one wait policy; [`Limiter`]: the façade every caller and every export uses.
 
+mod bounds;
 mod clock;
 mod config;
 pub mod engine;

@@ -12,17 +12,7 @@ pub(crate) fn check_tenant(tenant: &str) -> Result<(), PacingError> {
     if tenant.len() > MAX_TENANT_ID_BYTES { Err(PacingError::TenantIdTooLong) } else { Ok(()) }
 }
 
-/// How far ahead a reservation may be booked: windows store 4-byte millisecond offsets, and a booking must stay
-/// within their range together with the longest window (see [`super::Limits::validate`]).
-pub const MAX_BOOKING_AHEAD_MS: u64 = 1 << 31;
-
-/// The most calls one tenant may have booked ahead (reservations whose instant has not come). A reserve beyond it is
-/// refused with [`PacingError::TooManyBookings`]. It bounds what a reserve costs: the search for a free slot reads
-/// the bookings it passes, and on Redis it runs on the server's one thread, in front of every other app's calls.
-pub const MAX_BOOKINGS: u32 = 2_000;
-
-/// The most calls an app may have booked ahead across its tenants (the app window holds every booking).
-pub const MAX_APP_BOOKINGS: u32 = 10_000;
+pub use super::bounds::{MAX_APP_BOOKINGS, MAX_BOOKING_AHEAD_MS, MAX_BOOKINGS};
 
 /// A concurrency slot held by one call in flight. Id 0 is a tenantless call's, which holds no slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -4,9 +4,13 @@
 
 use std::fmt::Write;
 
+use super::numbers::LOG_FORMAT_VERSION;
+
 pub struct KeySpace {
     /// `xg:{prefix}:`
     base: String,
+    /// `xg:{prefix}:<format>:`: every key whose layout the engine defines (all but the config hash).
+    state: String,
 }
 
 /// The longest key prefix accepted.
@@ -20,11 +24,19 @@ impl KeySpace {
         if let Some(bad) = prefix.chars().find(|c| matches!(c, '{' | '}') || c.is_whitespace() || c.is_control()) {
             return Err(format!("the key prefix may not contain {bad:?} (braces, spaces or control characters)"));
         }
-        Ok(KeySpace { base: format!("xg:{{{prefix}}}:") })
+        let base = format!("xg:{{{prefix}}}:");
+        let state = format!("{base}{LOG_FORMAT_VERSION}:");
+        Ok(KeySpace { base, state })
     }
 
+    /// The limits, the time floor, the app block and the tenants' own limits (a hash without TTL).
     pub fn config(&self) -> String {
         format!("{}cfg", self.base)
+    }
+
+    /// The app's header (a copy of the config, the floor) and its app-minute window.
+    pub fn app(&self) -> String {
+        format!("{}a", self.state)
     }
 
     /// The config field holding a tenant's own limits.
@@ -32,19 +44,23 @@ impl KeySpace {
         format!("o:{}", encode(tenant))
     }
 
-    /// The keys every script takes, in order (see prelude.lua): config, app-minute log, tenant minute, day, state,
-    /// permits, and the operation's result key. The tenantless scope's keys use the empty encoding, which no tenant
-    /// id has.
+    /// A tenant's permits (a sorted set).
+    pub fn permits(&self, tenant: &str) -> String {
+        format!("{}t:{}:p", self.state, encode(tenant))
+    }
+
+    /// The keys every engine call takes, in order (see engine.lua): config, app, tenant (header and minute window),
+    /// the tenant's day window, its permits, and the operation's result key. The tenantless scope's keys use the
+    /// empty encoding, which no tenant id has.
     pub fn for_tenant(&self, tenant: &str, op: Option<u64>) -> Vec<String> {
-        let t = format!("{}t:{}:", self.base, encode(tenant));
+        let t = format!("{}t:{}", self.state, encode(tenant));
         vec![
             self.config(),
-            format!("{}am", self.base),
-            format!("{t}m"),
-            format!("{t}d"),
-            format!("{t}s"),
-            format!("{t}p"),
-            format!("{}op:{}", self.base, op.unwrap_or(0)),
+            self.app(),
+            t.clone(),
+            format!("{t}:d"),
+            format!("{t}:p"),
+            format!("{}r:{}", self.state, op.unwrap_or(0)),
         ]
     }
 }
