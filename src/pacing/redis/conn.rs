@@ -14,12 +14,13 @@ use super::RedisOptions;
 use super::scripts::{ENGINE, Form, Op, functions_unavailable};
 use crate::pacing::PacingError;
 
-/// A fresh operation id: random, non-zero, below 2^63 (the top bit marks local-share permits).
+/// A fresh operation id: random, non-zero, below 2^53 (a Lua number holds it exactly; the top bit of a u64 marks
+/// local-share permits).
 pub fn op_id() -> u64 {
     static SEED: LazyLock<RandomState> = LazyLock::new(RandomState::new);
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let id = SEED.hash_one((std::process::id(), n, Instant::now())) >> 1;
+    let id = SEED.hash_one((std::process::id(), n, Instant::now())) >> 11;
     id.max(1)
 }
 

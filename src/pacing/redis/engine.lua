@@ -5,64 +5,81 @@
 -- Loaded once as a Redis Functions library on Redis 7 (the functions are defined once, not on every call), or sent
 -- as one script per operation (EVALSHA) where Functions are not available.
 --
--- KEYS: 1 config hash, 2 app key (app header + app-minute log), 3 tenant key (tenant header + minute log), 4
---       tenant day log, 5 tenant permits (sorted set: member = permit id, score = expiry), 6 the result key.
--- ARGV: 1 operation id ('' for reads; 'r:<id>' on a retry), 2 manual clock reading ('' = the server's TIME), 3
---       the config field of the tenant's own limits ('' for a tenantless call), 4 how long a result key lives
---       (ms), 5... the operation's own arguments.
+-- KEYS: 1 config hash (the stored limits, the tenants' own limits: no TTL), 2 state hash (every header, permit and
+--       result: see below), 3 app ring, 4 tenant minute ring, 5 tenant day ring.
+-- ARGV: 1 operation id ('' for reads; 'r:<id>' on a retry), 2 manual clock reading ('' = the server's TIME), 3 the
+--       tenant's encoded id ('' for the tenantless scope), 4 how long a result lives (ms), 5... the operation's own.
 --
--- Storage. A log is the sorted instants of one window, as 4-byte offsets from a base instant, in three parts: the
--- past calls in a ring (oldest first), the newest past calls in a small tail held in the header, and the bookings
--- (after now) in a region after the ring. The header also caches the first ring entries. So the common call reads
--- one header per key and writes it back, and touches the entries only every TAIL calls (a flush) or FRONT calls
--- (a refill); the bookings are read only when some exist. A key holds its header and one log: the app key the app
--- log, the tenant key the minute log; the day log (20 KB when full) has a key of its own.
+-- The state hash holds what every call reads and writes, as fields, so that a decision is one HMGET and one HSET:
+--   a           the app: a copy of the config (re-read every CONFIG_REFRESH_MS, or when init or an override makes
+--               it stale), the time floor, the app block, the app-minute log's header; its newest calls appended
+--   h:<tenant>  a tenant: its block, its own limits (cached), both logs' headers and newest calls, and the ids of
+--               the permits it may still hold
+--   p:<id>      a permit held until its value (release is an HDEL of it; a tenantless grant leaves one too, as its
+--               result, for a retry to find)
+--   r:<id>      an operation's result, as '<expiry>:<json>' (record, reserve, cancel)
+-- Expired fields are swept a few at a time (HSCAN) as the app's log is written; the hash's TTL covers its content.
+--
+-- A log is the sorted instants of one window, as 4-byte offsets from a base instant: its past calls in a ring (a
+-- string key, the oldest first, with the bookings in a region after it), its newest calls in a tail kept in its
+-- header, and copies of the oldest ring entries in the header too. So the common call touches no ring: it appends
+-- to the tails; a ring is written every TAIL calls (a flush) and read every FRONT (a refill) or for bookings.
 
 local U32 = 4294967296
--- Entries held in a log's header: newest past calls not yet in the ring, and copies of the oldest ring entries.
+-- Entries a log's header holds: newest past calls not yet in the ring, and copies of the oldest ring entries.
 local TAIL, FRONT = 8, 8
 -- Entries read at once when a search needs the ring or the bookings.
 local BLOCK = 64
 -- The smallest ring or bookings region allocated.
 local MIN_ROOM = 8
--- Permits: a member that keeps the sorted set (and its TTL) alive when every permit is released; never in flight.
-local SENTINEL = '-'
+-- Fields of the state hash looked at per sweep step.
+local SWEEP_COUNT = 16
 
 -- A log's header: base, ring room, ring start, ring count, bookings room, bookings start, bookings count, first
--- booking and newest past entry (offsets), tail count, cached front count; then TAIL and FRONT entries.
-local LOG_FMT = '>dI4I4I4I4I4I4I4I4BB'
-local LOG_FIXED, LOG_BYTES
--- The tenant key's header: format, block until, block reason, override generation seen, override minute, day,
--- concurrency, override set, permits key expiry, tenant keys' expiry; then the minute log and the day log.
-local TEN_FMT = '>BdBdI4I4I4Bdd'
-local TEN_FIXED, T_HDR
--- The app key's header: format, clock (1 server, 2 manual), the limits, when the config was last read, the time
--- floor, the floor last saved to the config, app block until, reason, override generation, key expiry; then the
--- app-minute log.
-local APP_FMT, APP_FIXED, A_HDR
+-- booking (offset), newest ring entry (offset), cached front count, the cached front (FRONT entries).
+local LOG_FMT = 'dI4I4I4I4I4I4I4I4Bc' .. (4 * FRONT)
+-- The app's header: format, clock (1 server, 2 manual), the limits (LIMIT_FIELDS), when the config was read, the
+-- time floor, app block until and reason, override generation, the state hash's expiry, the sweep's cursor, then
+-- the app-minute log's header. The app log's tail follows it.
+local LIMITS_FMT, APP_REST_FMT
+-- A tenant's header (after three counts: minute tail, day tail, permit ids): format, block until and reason,
+-- override generation seen, own minute, day and concurrency limits, whether it has them, when its state can be
+-- forgotten, then the minute and day logs' headers. The tails and the permit ids ('id,id,') follow.
+local TEN_FMT = '>BdBdI4I4I4Bd' .. LOG_FMT .. LOG_FMT
+local A_COLD, T_COLD, T_KEXP_AT
 local LIMITS_PATTERN
+local ZERO_FRONT
 
--- Per call: the keys, the operation, the clock reading, the app header (A), the tenant header (T), the scope's
--- limits (TL), the logs (AM app minute, TM tenant minute, TD tenant day) and what is known of the permits (P).
-local K_CFG, K_APP, K_TEN, K_DAY, K_PRM, K_RES
-local OP, ECHO, RETRY, FIELD, TENANTLESS, MANUAL, RESULT_TTL
+-- Per call: the keys and arguments, now, the app (A) and tenant (T) headers, the scope's limits (TL), the logs (AM
+-- app minute, TM tenant minute, TD tenant day), the limits' parts (L), and the fields the commit writes (W).
+local K_CFG, K_STATE, K_ARING, K_MRING, K_DRING
+local OP, ECHO, RETRY, TENANTLESS, MANUAL, RESULT_TTL, F_TENANT, F_OWN
 local now
-local A, T, TL, AM, TM, TD, P
-local L = {}
+-- Reused by every call (a Functions library keeps them between calls): every field is set before it is read.
+local A, T, TL, L = {}, {}, {}, {}
+local AM, TM, TD
+-- The fields the commit writes: W[1..WN].
+local W, WN = {}, 0
+-- Limits parsed from their stored bytes, by those bytes (a few apps per server).
+local LIMITS, LIMITS_KEPT = {}, 0
+
+local Log = {}
+Log.__index = Log
 
 -- A Functions library sees no global but `redis` while it loads: what the top level would take from the Lua
 -- libraries is taken at the first call instead.
-local max, min, floor, pack, sunpack
+local max, min, floor, pack, sunpack, sub
 local function setup()
   if pack then return end
-  max, min, floor, pack, sunpack = math.max, math.min, math.floor, struct.pack, struct.unpack
-  APP_FMT = '>BB' .. string.rep('d', LIMIT_FIELDS) .. 'ddddBdd'
-  LOG_FIXED = struct.size(LOG_FMT)
-  LOG_BYTES = LOG_FIXED + 4 * (TAIL + FRONT)
-  TEN_FIXED = struct.size(TEN_FMT)
-  T_HDR = TEN_FIXED + 2 * LOG_BYTES
-  APP_FIXED = struct.size(APP_FMT)
-  A_HDR = APP_FIXED + LOG_BYTES
+  max, min, floor, pack, sunpack, sub = math.max, math.min, math.floor, struct.pack, struct.unpack, string.sub
+  ZERO_FRONT = string.rep('\0', 4 * FRONT)
+  AM, TM, TD = setmetatable({}, Log), setmetatable({}, Log), setmetatable({}, Log)
+  LIMITS_FMT = '>' .. string.rep('d', LIMIT_FIELDS)
+  APP_REST_FMT = '>dddBddd' .. LOG_FMT
+  A_COLD = 2 + struct.size(LIMITS_FMT) + struct.size(APP_REST_FMT)
+  T_COLD = struct.size(TEN_FMT)
+  -- After the tenant field's counts ('>BBH'), the fields before kexp; 1-based.
+  T_KEXP_AT = struct.size('>BBH') + struct.size('>BdBdI4I4I4B') + 1
   LIMITS_PATTERN = '^' .. string.rep('(%d+),', LIMIT_FIELDS - 1) .. '(%d+)'
 end
 
@@ -81,33 +98,21 @@ end
 ---------------------------------------------------------------------------------------------------------------------
 -- Logs: storage.
 
-local Log = {}
-Log.__index = Log
 
--- The log whose header starts at byte `at` (1-based) of `header` (nil: an empty log), its entries in `key` from
--- byte `body`.
-local function read_log(key, body, header, at)
-  local self = setmetatable({ key = key, body = body, blocks = {}, fblocks = {}, dirty = false, grew_to = nil,
-    rewritten = false }, Log)
-  if header then
-    local base, pr, ps, pn, fr, fs, fnum, ff, pl, tn, cn = sunpack(LOG_FMT, header, at)
-    self.base, self.pr, self.ps, self.pn, self.fr, self.fs, self.fnum, self.ff = base, pr, ps, pn, fr, fs, fnum, ff
-    self.pl = pl
-    local t0 = at + LOG_FIXED
-    self.tn, self.tail = tn, string.sub(header, t0, t0 + 4 * tn - 1)
-    local c0 = t0 + 4 * TAIL
-    self.cn, self.front = cn, string.sub(header, c0, c0 + 4 * cn - 1)
-  else
-    self.base, self.pr, self.ps, self.pn, self.fr, self.fs, self.fnum, self.ff, self.pl = 0, 0, 0, 0, 0, 0, 0, 0, 0
-    self.tn, self.tail, self.cn, self.front = 0, '', 0, ''
-  end
-  return self
+-- Makes `log` an empty log with its ring in `key` (a header read into it sets its fields after).
+local function reset_log(log, key)
+  log.key, log.base, log.pr, log.ps, log.pn, log.fr, log.fs, log.fnum, log.ff, log.pl, log.cn, log.front =
+    key, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ''
+  log.tail, log.tn, log.blocks, log.fblocks, log.grew_to = '', 0, nil, nil, nil
+  log.dirty, log.changed, log.flushed, log.rewritten, log.lost, log.settled = false, false, false, false, false, false
 end
 
-function Log:pack()
-  return pack(LOG_FMT, self.base, self.pr, self.ps, self.pn, self.fr, self.fs, self.fnum, self.ff, self.pl, self.tn,
-    self.cn)
-    .. self.tail .. zeros(TAIL - self.tn) .. self.front .. zeros(FRONT - self.cn)
+-- The header's fields, in LOG_FMT's order (after `v`'s first `n`).
+function Log:fields(v, n)
+  v[n + 1], v[n + 2], v[n + 3], v[n + 4], v[n + 5], v[n + 6], v[n + 7], v[n + 8], v[n + 9], v[n + 10], v[n + 11] =
+    self.base, self.pr, self.ps, self.pn, self.fr, self.fs, self.fnum, self.ff, self.pl, self.cn,
+    self.front .. sub(ZERO_FRONT, 4 * self.cn + 1)
+  return n + 11
 end
 
 function Log:len()
@@ -118,15 +123,29 @@ function Log:is_empty()
   return self:len() == 0
 end
 
+-- The newest call at or before now, if any.
+function Log:newest_past()
+  if self.tn > 0 then return self.base + u32_at(self.tail, self.tn - 1) end
+  if self.pn > 0 then return self.base + self.pl end
+  return nil
+end
+
 -- A block of BLOCK slots of the ring (`region` 0) or of the bookings (1), as stored.
 function Log:block(region, b)
-  local cache = region == 0 and self.blocks or self.fblocks
+  local cache
+  if region == 0 then
+    cache = self.blocks or {}
+    self.blocks = cache
+  else
+    cache = self.fblocks or {}
+    self.fblocks = cache
+  end
   local bytes = cache[b]
   if bytes then return bytes end
   local room = region == 0 and self.pr or self.fr
   local first = b * BLOCK
   local last = min(first + BLOCK, room) - 1
-  local from = self.body + 4 * (region == 0 and 0 or self.pr) + 4 * first
+  local from = 4 * (region == 0 and 0 or self.pr) + 4 * first
   bytes = redis.call('GETRANGE', self.key, from, from + 4 * (last - first) + 3)
   if #bytes < 4 * (last - first + 1) then
     -- The entries are gone (an evicted key): the log is forgotten at the next write.
@@ -147,7 +166,10 @@ function Log:offset(i)
   local pn = self.pn
   if i < pn then
     if i < self.cn then return u32_at(self.front, i) end
-    if i < FRONT then self:refill_front() return u32_at(self.front, i) end
+    if i < FRONT then
+      self:refill_front()
+      return u32_at(self.front, i)
+    end
     return self:slot(0, (self.ps + i) % self.pr)
   end
   i = i - pn
@@ -159,36 +181,36 @@ function Log:at(i)
   return self.base + self:offset(i)
 end
 
--- Copies the oldest ring entries into the header's cache.
+-- Copies the oldest ring entries into the header's cache (written back only with the header).
 function Log:refill_front()
   local n = min(FRONT, self.pn)
   local parts = {}
   for i = 0, n - 1 do parts[i + 1] = pack('>I4', self:slot(0, (self.ps + i) % self.pr)) end
   self.front, self.cn = table.concat(parts), n
+  self.dirty = true
 end
 
 -- The ring's entries, oldest first, as stored.
 function Log:ring_bytes()
   if self.pn == 0 then return '' end
-  local from = self.body + 4 * self.ps
   local upto = self.ps + self.pn
   if upto <= self.pr then
-    return redis.call('GETRANGE', self.key, from, from + 4 * self.pn - 1)
+    return redis.call('GETRANGE', self.key, 4 * self.ps, 4 * upto - 1)
   end
-  return redis.call('GETRANGE', self.key, from, self.body + 4 * self.pr - 1)
-    .. redis.call('GETRANGE', self.key, self.body, self.body + 4 * (upto - self.pr) - 1)
+  return redis.call('GETRANGE', self.key, 4 * self.ps, 4 * self.pr - 1)
+    .. redis.call('GETRANGE', self.key, 0, 4 * (upto - self.pr) - 1)
 end
 
 -- `count` bookings (default: up to the last) from `from` (0-based), as stored.
 function Log:booked_bytes(from, count)
   count = min(count or self.fnum, self.fnum - from)
   if count <= 0 then return '' end
-  local at = self.body + 4 * (self.pr + self.fs + from)
+  local at = 4 * (self.pr + self.fs + from)
   return redis.call('GETRANGE', self.key, at, at + 4 * count - 1)
 end
 
--- Lays the log out again: a ring of `pr` slots starting at 0, bookings from the start of a region of `fr` slots,
--- offsets from `base`. The key is rewritten whole, at its exact size (growing it by SETRANGE would let Redis
+-- Lays the ring key out again: a ring of `pr` slots starting at 0, bookings from the start of a region of `fr`
+-- slots, offsets from `base`. The key is rewritten whole, at its exact size (growing it by SETRANGE would let Redis
 -- allocate twice the length), so it loses its TTL: the commit sets it again.
 function Log:rewrite(pr, fr, base)
   local ring, booked = self:ring_bytes(), self:booked_bytes(0)
@@ -200,18 +222,14 @@ function Log:rewrite(pr, fr, base)
     end
     ring, booked, self.tail = rebased(ring), rebased(booked), rebased(self.tail)
     if self.fnum > 0 then self.ff = u32_at(booked, 0) end
-    if self.pn + self.tn > 0 then self.pl = self.base + self.pl - base end
+    if self.pn > 0 then self.pl = self.base + self.pl - base end
     self.base = base
   end
   local region = ring .. zeros(pr - self.pn) .. booked .. zeros(fr - self.fnum)
-  if #region == 0 and self.body == 0 then
-    redis.call('DEL', self.key)
-  else
-    redis.call('SET', self.key, string.rep('\0', self.body) .. region)
-  end
+  if #region == 0 then redis.call('DEL', self.key) else redis.call('SET', self.key, region) end
   self.pr, self.ps, self.fr, self.fs = pr, 0, fr, 0
   self.front, self.cn = '', 0
-  self.blocks, self.fblocks = {}, {}
+  self.blocks, self.fblocks = nil, {}
   self.rewritten, self.dirty = true, true
 end
 
@@ -226,20 +244,18 @@ end
 -- the ring with the tail when it is full.
 function Log:append_past(bytes, count, cap)
   if count == 0 then return end
-  self.pl = u32_at(bytes, count - 1)
   if self.tn + count <= TAIL then
     self.tail, self.tn = self.tail .. bytes, self.tn + count
-  else
-    bytes, count = self.tail .. bytes, self.tn + count
-    self:ring_room(count, cap)
-    local s = (self.ps + self.pn) % self.pr
-    local fit = min(count, self.pr - s)
-    redis.call('SETRANGE', self.key, self.body + 4 * s, string.sub(bytes, 1, 4 * fit))
-    if fit < count then redis.call('SETRANGE', self.key, self.body, string.sub(bytes, 4 * fit + 1)) end
-    self.pn, self.tail, self.tn = self.pn + count, '', 0
-    self.blocks = {}
+    return
   end
-  self.dirty = true
+  bytes, count = self.tail .. bytes, self.tn + count
+  self:ring_room(count, cap)
+  local s = (self.ps + self.pn) % self.pr
+  local fit = min(count, self.pr - s)
+  redis.call('SETRANGE', self.key, 4 * s, sub(bytes, 1, 4 * fit))
+  if fit < count then redis.call('SETRANGE', self.key, 0, sub(bytes, 4 * fit + 1)) end
+  self.pn, self.pl, self.tail, self.tn = self.pn + count, u32_at(bytes, count - 1), '', 0
+  self.blocks, self.dirty, self.flushed = nil, true, true
 end
 
 -- Forgets the `k` oldest entries.
@@ -250,12 +266,12 @@ function Log:drop_front(k)
     self.pn = self.pn - from_ring
     self.ps = self.pn == 0 and 0 or (self.ps + from_ring) % self.pr
     local kept = max(self.cn - from_ring, 0)
-    self.front, self.cn = string.sub(self.front, 4 * (self.cn - kept) + 1), kept
+    self.front, self.cn = sub(self.front, 4 * (self.cn - kept) + 1, 4 * self.cn), kept
   end
   k = k - from_ring
   local from_tail = min(k, self.tn)
   if from_tail > 0 then
-    self.tail, self.tn = string.sub(self.tail, 4 * from_tail + 1), self.tn - from_tail
+    self.tail, self.tn = sub(self.tail, 4 * from_tail + 1), self.tn - from_tail
   end
   k = k - from_tail
   if k > 0 then -- bookings that came due, in an operation that did not move them (a read)
@@ -286,8 +302,8 @@ function Log:settle()
   local due = self:booked_le(now)
   if due == 0 then return end
   local bytes = self:booked_bytes(0, due + 1)
-  self:append_past(string.sub(bytes, 1, 4 * due), due, U32)
-  self.fs, self.fnum = self.fs + due, self.fnum - due
+  self:append_past(sub(bytes, 1, 4 * due), due, U32)
+  self.fs, self.fnum, self.dirty = self.fs + due, self.fnum - due, true
   if self.fnum > 0 then self.ff = u32_at(bytes, due) end
 end
 
@@ -302,8 +318,7 @@ end
 -- The offset of `t`, moving the base to the oldest entry first when `t` is too far from it (Window::offset_of).
 function Log:offset_of(t)
   if self:is_empty() then
-    self.base = t
-    if self.pr + self.fr > 0 then self.ps, self.fs = 0, 0 end
+    self.base, self.ps, self.fs, self.dirty = t, 0, 0, true
   end
   local off = t - self.base
   if off >= 0 and off < U32 then return off end
@@ -312,13 +327,28 @@ function Log:offset_of(t)
   return t - base
 end
 
+-- Before the header is written: a log whose entries were lost starts again empty; an emptied one gives back its
+-- ring key. Returns whether the log is empty.
+function Log:tidy()
+  if self.lost then
+    self.pn, self.tn, self.fnum, self.cn, self.tail, self.front = 0, 0, 0, 0, '', ''
+    self.dirty = true
+  end
+  if self:is_empty() and self.pr + self.fr > 0 then
+    redis.call('DEL', self.key)
+    self.pr, self.fr, self.ps, self.fs, self.dirty = 0, 0, 0, 0, true
+  end
+  return self:is_empty()
+end
+
 ---------------------------------------------------------------------------------------------------------------------
 -- Logs: one exact rolling window each (window.rs).
 
 -- How many entries are at or before t.
 function Log:count_le(t)
   local np = self.pn + self.tn
-  if np == 0 or self.base + self.pl <= t then return np + self:booked_le(t) end -- the common case: t >= now
+  local newest = self:newest_past()
+  if not newest or newest <= t then return np + self:booked_le(t) end -- the common case: t >= now
   if self:at(0) > t then return 0 end
   local lo, hi = 0, np - 1 -- at(lo) <= t < at(hi)
   while hi - lo > 1 do
@@ -418,17 +448,18 @@ function Log:insert(t, k, cap)
     for _ = 1, k do
       local q = self:booked_le(t)
       self:booking_room()
-      local at = self.body + 4 * (self.pr + self.fs + q)
+      local at = 4 * (self.pr + self.fs + q)
       redis.call('SETRANGE', self.key, at, entry .. self:booked_bytes(q))
       self.fnum = self.fnum + 1
       if q == 0 then self.ff = t - self.base end
-      self.fblocks = {}
+      self.fblocks, self.dirty = nil, true
     end
     local np = self.pn + self.tn
     if np > cap then self:drop_front(np - cap) end
   end
+  -- The header's own fields change only when something else than the tail did (`dirty`).
   if not self.grew_to or t > self.grew_to then self.grew_to = t end
-  self.dirty = true
+  self.changed = true
 end
 
 -- Removes one call booked at t (> now: only bookings are ever removed); false when there is none.
@@ -439,11 +470,11 @@ function Log:remove(t)
   if q == 0 then
     self.fs = self.fs + 1
   else
-    redis.call('SETRANGE', self.key, self.body + 4 * (self.pr + self.fs + q), later)
+    redis.call('SETRANGE', self.key, 4 * (self.pr + self.fs + q), later)
   end
   self.fnum = self.fnum - 1
   if self.fnum > 0 and q == 0 then self.ff = u32_at(later, 0) end
-  self.fblocks = {}
+  self.fblocks = nil
   self.dirty = true
   return true
 end
@@ -463,166 +494,197 @@ function Log:next_booked(at)
   return nil
 end
 
--- Before the header is written: a log whose entries were lost starts again empty; an emptied one gives back its
--- room. Returns whether the log is empty.
-function Log:tidy()
-  if self.lost then
-    self.pn, self.tn, self.fnum, self.cn, self.tail, self.front = 0, 0, 0, 0, '', ''
-    self.dirty = true
-  end
-  if self:is_empty() and self.pr + self.fr > 0 then
-    if self.body == 0 then redis.call('DEL', self.key) else self:rewrite(0, 0, self.base) end
-    self.pr, self.fr, self.ps, self.fs = 0, 0, 0, 0
-    self.dirty = true
-  end
-  return self:is_empty()
-end
 
 ---------------------------------------------------------------------------------------------------------------------
--- The app: its limits (a copy of the config hash's, read again every CONFIG_REFRESH_MS and whenever init or an
--- override invalidates it), the time floor, the app block and the app-minute log.
+-- The app's header ('a'): the config's copy, the floor, the block, the app-minute log.
+
+local function read_app(a)
+  reset_log(AM, K_ARING)
+  if a and #a >= A_COLD and string.byte(a, 1) == FORMAT then
+    local bytes = sub(a, 3, 2 + 8 * LIMIT_FIELDS)
+    local lim = LIMITS[bytes]
+    if not lim then
+      if LIMITS_KEPT >= 64 then LIMITS, LIMITS_KEPT = {}, 0 end
+      lim = { sunpack(LIMITS_FMT, bytes) }
+      LIMITS[bytes], LIMITS_KEPT = lim, LIMITS_KEPT + 1
+    end
+    local front
+    A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep,
+      AM.base, AM.pr, AM.ps, AM.pn, AM.fr, AM.fs, AM.fnum, AM.ff, AM.pl, AM.cn, front =
+      sunpack(APP_REST_FMT, a, 3 + 8 * LIMIT_FIELDS)
+    A.clock, A.lim, A.cold, A.dirty = string.byte(a, 2), lim, sub(a, 1, A_COLD), false
+    AM.front, AM.tail = sub(front, 1, 4 * AM.cn), sub(a, A_COLD + 1)
+    AM.tn = #AM.tail / 4
+  else
+    A.clock, A.lim, A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.cold, A.dirty =
+      0, nil, -1, 0, 0, 0, 0, 0, 0, nil, true
+  end
+end
 
 local function load_config()
-  local c = redis.call('HMGET', K_CFG, 'clock', 'lim', 'floor', 'ab', 'abr', 'ogen')
+  local c = redis.call('HMGET', K_CFG, 'clock', 'lim', 'ogen')
   if not c[1] then fail('XG_NOCONFIG the limits of this key prefix are not stored') end
   -- Not anchored at the end: a later version may append fields.
   local lim = { string.match(c[2] or '', LIMITS_PATTERN) }
   if #lim ~= LIMIT_FIELDS then fail('XG_BADCONFIG the stored limits cannot be read: ' .. tostring(c[2])) end
   for i = 1, LIMIT_FIELDS do lim[i] = tonumber(lim[i]) end
-  A.clock, A.lim = c[1] == 'server' and 1 or 2, lim
-  A.fsaved = tonumber(c[3]) or 0
-  A.floor = max(A.floor, A.fsaved)
-  A.ab, A.abr, A.ogen = tonumber(c[4]) or 0, tonumber(c[5]) or 0, tonumber(c[6]) or 0
-  A.cread = now
+  A.clock, A.lim, A.ogen, A.cread, A.dirty = c[1] == 'server' and 1 or 2, lim, tonumber(c[3]) or 0, now, true
 end
 
 local function app_header()
-  local v = { FORMAT, A.clock }
-  for i = 1, LIMIT_FIELDS do v[i + 2] = A.lim[i] end
-  local n = LIMIT_FIELDS + 2
-  v[n + 1], v[n + 2], v[n + 3], v[n + 4], v[n + 5], v[n + 6], v[n + 7] =
-    A.cread, A.floor, A.fsaved, A.ab, A.abr, A.ogen, A.kexp
-  return pack(APP_FMT, unpack(v)) .. AM:pack()
+  if A.dirty or AM.dirty then
+    local v = { A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep }
+    AM:fields(v, 7)
+    A.cold = pack('>BB', FORMAT, A.clock) .. pack(LIMITS_FMT, unpack(A.lim, 1, LIMIT_FIELDS))
+      .. pack(APP_REST_FMT, unpack(v))
+  end
+  return A.cold .. AM.tail
 end
-
--- Where init and set_override mark the app header's copy of the config as stale.
-local CREAD_AT = 2 + 8 * LIMIT_FIELDS
 
 -- Makes every process read the config again at its next call (init and set_override changed it).
-local function stale_config(app_key)
-  if redis.call('EXISTS', app_key) == 1 then redis.call('SETRANGE', app_key, CREAD_AT, pack('>d', -1)) end
+local function stale_config(state_key)
+  local a = redis.call('HGET', state_key, 'a')
+  if a and #a >= A_COLD then
+    local at = 2 + 8 * LIMIT_FIELDS
+    redis.call('HSET', state_key, 'a', sub(a, 1, at) .. pack('>d', -1) .. sub(a, at + 9))
+  end
 end
 
--- Reads the clock, the app header and (when due) the config; `now` is then the operation's instant.
-local function begin(keys, args)
+---------------------------------------------------------------------------------------------------------------------
+-- A tenant's header ('h:<tenant>'): its block, its own limits (cached), its logs, the ids of its permits. The
+-- tenantless scope (the empty id) has one for its block; its windows are disabled and it holds no permits.
+
+local function read_tenant(h)
+  reset_log(TM, K_MRING)
+  reset_log(TD, K_DRING)
+  T.np, T.pids, T.live, T.pids_changed, T.permits_until = 0, '', nil, false, nil
+  if h and #h >= 4 + T_COLD and string.byte(h, 5) == FORMAT then
+    local tnm, tnd, np = sunpack('>BBH', h)
+    local _, mfront, dfront
+    _, T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.kexp,
+      TM.base, TM.pr, TM.ps, TM.pn, TM.fr, TM.fs, TM.fnum, TM.ff, TM.pl, TM.cn, mfront,
+      TD.base, TD.pr, TD.ps, TD.pn, TD.fr, TD.fs, TD.fnum, TD.ff, TD.pl, TD.cn, dfront = sunpack(TEN_FMT, h, 5)
+    if T.kexp > now then -- else its state is past mattering (and its rings have expired)
+      T.np, T.cold, T.exists, T.stale, T.dirty = np, sub(h, 5, 4 + T_COLD), true, false, false
+      TM.front, TD.front = sub(mfront, 1, 4 * TM.cn), sub(dfront, 1, 4 * TD.cn)
+      local at = 5 + T_COLD
+      TM.tail, TM.tn = sub(h, at, at + 4 * tnm - 1), tnm
+      TD.tail, TD.tn = sub(h, at + 4 * tnm, at + 4 * (tnm + tnd) - 1), tnd
+      T.pids = sub(h, at + 4 * (tnm + tnd))
+      return
+    end
+    reset_log(TM, K_MRING)
+    reset_log(TD, K_DRING)
+  end
+  -- A header past its time: its rings may outlive it on the manual clock (TTLs run in real time); the commit deletes
+  -- them.
+  T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.kexp, T.cold = 0, 0, 0, 0, 0, 0, 0, 0, nil
+  T.exists, T.stale, T.dirty = h ~= nil, h ~= nil, true
+end
+
+local function tenant_header()
+  if T.dirty or TM.dirty or TD.dirty then
+    local v = { FORMAT, T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.kexp }
+    TD:fields(v, TM:fields(v, 9))
+    T.cold = pack(TEN_FMT, unpack(v))
+  end
+  return pack('>BBHc0c0c0c0', TM.tn, TD.tn, T.np, T.cold, TM.tail, TD.tail, T.pids)
+end
+
+---------------------------------------------------------------------------------------------------------------------
+-- Opening an operation.
+
+-- Reads the clock and the headers (one HMGET of the state hash, with `trace` .. the operation id: the field an
+-- earlier run of this operation would have left), the config when due, and the scope's limits. Returns that
+-- field's value.
+local function begin(keys, args, trace)
   setup()
-  K_CFG, K_APP, K_TEN, K_DAY, K_PRM, K_RES = keys[1], keys[2], keys[3], keys[4], keys[5], keys[6]
+  K_CFG, K_STATE, K_ARING, K_MRING, K_DRING = keys[1], keys[2], keys[3], keys[4], keys[5]
   ECHO = args[1]
-  RETRY = string.sub(ECHO, 1, 2) == 'r:'
-  OP = RETRY and string.sub(ECHO, 3) or ECHO
+  RETRY = sub(ECHO, 1, 2) == 'r:'
+  OP = RETRY and sub(ECHO, 3) or ECHO
   MANUAL = args[2] ~= ''
-  FIELD = args[3]
-  TENANTLESS = FIELD == ''
+  TENANTLESS = args[3] == ''
+  F_TENANT, F_OWN = 'h:' .. args[3], 'o:' .. args[3]
   RESULT_TTL = tonumber(args[4]) or 0
+  WN = 0
   if MANUAL then
     now = tonumber(args[2])
   else
     local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+    now = t[1] * 1000 + floor(t[2] / 1000)
   end
-  local h = redis.call('GETRANGE', K_APP, 0, A_HDR - 1)
-  if #h == A_HDR and string.byte(h, 1) == FORMAT then
-    local v = { sunpack(APP_FMT, h) }
-    local n = LIMIT_FIELDS + 2
-    A = { clock = v[2], lim = { unpack(v, 3, n) }, cread = v[n + 1], floor = v[n + 2], fsaved = v[n + 3],
-      ab = v[n + 4], abr = v[n + 5], ogen = v[n + 6], kexp = v[n + 7] }
-    AM = read_log(K_APP, A_HDR, h, APP_FIXED + 1)
-  else
-    A = { clock = 0, cread = -1, floor = 0, fsaved = 0, ab = 0, abr = 0, ogen = 0, kexp = 0 }
-    AM = read_log(K_APP, A_HDR, nil)
-  end
+  local c = redis.call('HMGET', K_STATE, 'a', F_TENANT, trace and trace .. OP or 'a')
+  read_app(c[1])
   if not A.lim or A.cread < 0 or now - A.cread >= CONFIG_REFRESH_MS or now < A.cread then load_config() end
   if (A.clock == 1) == MANUAL then
     fail('XG_CLOCK_MISMATCH this key prefix runs on the ' .. (A.clock == 1 and 'server' or 'manual') .. ' clock')
   end
   -- Time never runs backwards: not after a failover to a host with another clock, not between callers.
-  if now < A.floor then now = A.floor end
+  now = max(now, A.floor, AM:newest_past() or 0)
   local lim = A.lim
   L.minute_window, L.minute_span = lim[2], lim[2] + lim[3]
   L.day_window, L.day_span = lim[5], lim[5] + lim[6]
   L.app_limit, L.app_window, L.app_span = lim[8], lim[9], lim[9] + lim[10]
   L.permit_timeout = lim[11]
-end
-
----------------------------------------------------------------------------------------------------------------------
--- The tenant: its block, its own limits (cached), its logs and its permits. The tenantless scope (the empty id) has
--- a tenant key for its block; its windows are disabled and it holds no permits.
-
-local function tenant_header()
-  return pack(TEN_FMT, FORMAT, T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.pexp, T.kexp) .. TM:pack() .. TD:pack()
-end
-
--- Reads what a decision needs, pruned to now (in memory: only a write writes it back).
-local function open_scope()
-  local h = redis.call('GETRANGE', K_TEN, 0, T_HDR - 1)
-  if #h == T_HDR and string.byte(h, 1) == FORMAT then
-    local _, bu, br, ogen, om, od, oc, oset, pexp, kexp = sunpack(TEN_FMT, h)
-    T = { bu = bu, br = br, ogen = ogen, om = om, od = od, oc = oc, oset = oset, pexp = pexp, kexp = kexp,
-      exists = true, dirty = false }
-    TM = read_log(K_TEN, T_HDR, h, TEN_FIXED + 1)
-    TD = read_log(K_DAY, 0, h, TEN_FIXED + LOG_BYTES + 1)
-    -- The tenant's newest calls bound time too (the app's floor may have been lost with its key).
-    for _, log in ipairs({ TM, TD }) do
-      if log.pn + log.tn > 0 and log.base + log.pl > now then now = log.base + log.pl end
-    end
-  else
-    T = { bu = 0, br = 0, ogen = 0, om = 0, od = 0, oc = 0, oset = 0, pexp = 0, kexp = 0, exists = #h > 0,
-      dirty = false }
-    TM, TD = read_log(K_TEN, T_HDR, nil), read_log(K_DAY, 0, nil)
-  end
+  read_tenant(c[2])
+  now = max(now, TM:newest_past() or 0, TD:newest_past() or 0)
   -- The scope's limits (engine.rs scope_limits): none but the app window for a tenantless call, the tenant's own
-  -- (re-read when any override changed since they were cached), or the app's defaults.
+  -- (read again when any override changed since they were cached), or the app's defaults.
   if TENANTLESS then
-    TL = { minute = 0, day = 0, conc = 0 }
+    TL.minute, TL.day, TL.conc = 0, 0, 0
   else
     if A.ogen ~= 0 and T.ogen ~= A.ogen then
-      local own = redis.call('HGET', K_CFG, FIELD)
-      local m, d, c = string.match(own or '', '^(%d+),(%d+),(%d+)')
-      T.ogen, T.oset, T.om, T.od, T.oc = A.ogen, m and 1 or 0, tonumber(m) or 0, tonumber(d) or 0, tonumber(c) or 0
+      local m, d, cc = string.match(redis.call('HGET', K_CFG, F_OWN) or '', '^(%d+),(%d+),(%d+)')
+      T.ogen, T.oset, T.om, T.od, T.oc = A.ogen, m and 1 or 0, tonumber(m) or 0, tonumber(d) or 0, tonumber(cc) or 0
       T.dirty = true
     end
     if A.ogen ~= 0 and T.oset == 1 then
-      TL = { minute = T.om, day = T.od, conc = T.oc }
+      TL.minute, TL.day, TL.conc = T.om, T.od, T.oc
     else
-      TL = { minute = A.lim[1], day = A.lim[4], conc = A.lim[7] }
+      TL.minute, TL.day, TL.conc = lim[1], lim[4], lim[7]
     end
   end
-  P = {}
-  AM:prune(L.app_span)
-  TM:prune(L.minute_span)
-  TD:prune(L.day_span)
+  return trace and c[3]
+end
+
+---------------------------------------------------------------------------------------------------------------------
+-- Permits.
+
+-- The tenant's permits still held: their expiries, ascending. The header's list also holds released and expired
+-- ones until this recount (the list's length bounds the count, so it is needed only at the limit).
+local function held_permits()
+  if T.live then return T.live end
+  local ids, fields = {}, {}
+  for id in string.gmatch(T.pids, '([^,]+),') do
+    ids[#ids + 1], fields[#fields + 1] = id, 'p:' .. id
+  end
+  local live, kept = {}, {}
+  if #fields > 0 then
+    local v = redis.call('HMGET', K_STATE, unpack(fields))
+    for i = 1, #ids do
+      local expires = tonumber(v[i])
+      if expires and expires > now then live[#live + 1], kept[#kept + 1] = expires, ids[i] .. ',' end
+    end
+  end
+  table.sort(live)
+  if #kept ~= T.np then T.pids, T.np, T.pids_changed = table.concat(kept), #kept, true end
+  T.live = live
+  return live
 end
 
 -- Calls in flight: permits that have not expired.
 local function in_flight()
   if TENANTLESS then return 0 end
-  if not P.count then P.count = redis.call('ZCOUNT', K_PRM, '(' .. now, '+inf') end
-  return P.count
+  return #held_permits()
 end
 
--- Holds permit OP until `expires`; false when it is held already (this operation ran before: a replay).
+-- Holds permit OP until `expires` (its field is written with the headers).
 local function hold_permit(expires)
-  local added = redis.call('ZADD', K_PRM, 'NX', expires, OP, 0, SENTINEL)
-  if added == 0 then return false end
-  local needed = expires + GRACE_MS
-  if added == 2 or T.pexp < needed then
-    -- The sorted set is new, or its TTL runs out too soon: extend it (purging expired permits while at it).
-    if added ~= 2 then redis.call('ZREMRANGEBYSCORE', K_PRM, '(0', now) end
-    T.pexp = needed + min(TTL_SLACK_MS, L.permit_timeout)
-    redis.call('PEXPIRE', K_PRM, T.pexp - now)
-    T.dirty = true
-  end
-  return true
+  if T.np >= max(TL.conc, 16) then held_permits() end -- keeps the list short without a limit to recount at
+  T.pids, T.np, T.pids_changed = T.pids .. OP .. ',', T.np + 1, true
+  W[WN + 1], W[WN + 2], WN = 'p:' .. OP, expires, WN + 2
+  T.permits_until = max(T.permits_until or 0, expires)
 end
 
 ---------------------------------------------------------------------------------------------------------------------
@@ -631,14 +693,9 @@ end
 -- When the tenant's in-flight count drops below its limit by expiry alone.
 local function concurrency_free_at(t)
   local limit = TL.conc
-  if limit == 0 or in_flight() < limit then return t end
-  if not P.live then
-    local z = redis.call('ZRANGEBYSCORE', K_PRM, '(' .. now, '+inf', 'WITHSCORES')
-    P.live = {}
-    for i = 2, #z, 2 do P.live[#P.live + 1] = tonumber(z[i]) end
-  end
+  if limit == 0 or T.np < limit then return t end
   -- Ascending: the permits that outlive t are a suffix, and the limit-th latest of them is the limit-th latest.
-  local live = P.live
+  local live = held_permits()
   local n = #live
   if n < limit or live[n - limit + 1] <= t then return t end
   return live[n - limit + 1]
@@ -683,9 +740,9 @@ end
 
 -- Past MAX_BOOKINGS for the tenant or MAX_APP_BOOKINGS for the app: the wait until the next booking comes due.
 local function check_bookings()
-  for _, w in ipairs({ { TM, MAX_BOOKINGS }, { TD, MAX_BOOKINGS }, { AM, MAX_APP_BOOKINGS } }) do
-    if w[1]:booked_after(now) >= w[2] then return w[1]:next_booked(now) - now end
-  end
+  if TM:booked_after(now) >= MAX_BOOKINGS then return TM:next_booked(now) - now end
+  if TD:booked_after(now) >= MAX_BOOKINGS then return TD:next_booked(now) - now end
+  if AM:booked_after(now) >= MAX_APP_BOOKINGS then return AM:next_booked(now) - now end
   return nil
 end
 
@@ -705,56 +762,84 @@ local function add_phantoms(log, limit, window, remaining)
 end
 
 ---------------------------------------------------------------------------------------------------------------------
--- Idempotent retries for the operations without a permit to find: the result is kept for RESULT_TTL (a few
--- deadlines: as long as a retry, or an original that arrives after its retry, can come) and every attempt looks
--- for it first.
+-- Results, for the operations without a permit to find: kept RESULT_TTL (a few deadlines: as long as a retry, or
+-- an original that arrives after its retry, can come); every attempt reads its field first (begin's `extra`).
 
-local function replay()
-  local previous = redis.call('GET', K_RES)
-  if previous then return cjson.decode(previous) end
-  return nil
+local function replay(stored)
+  local json = stored and string.match(stored, '^%d+:(.*)$')
+  return json and cjson.decode(json)
 end
 
 local function remember(result)
-  redis.call('SET', K_RES, cjson.encode(result), 'PX', RESULT_TTL)
+  W[WN + 1], W[WN + 2], WN = 'r:' .. OP, (now + RESULT_TTL) .. ':' .. cjson.encode(result), WN + 2
   return result
 end
 
 ---------------------------------------------------------------------------------------------------------------------
--- Writing back: headers, TTLs, emptied logs.
+-- Writing back.
 
--- A log's TTL: as long as its newest entry can matter, and at most TTL_SLACK_MS longer (so it is refreshed about
--- once a minute, not on every call).
+-- Forgets a few expired fields of the state hash (one HSCAN step, as the app's ring is written).
+local function sweep()
+  local step = redis.call('HSCAN', K_STATE, A.sweep, 'COUNT', SWEEP_COUNT)
+  A.sweep, A.dirty = tonumber(step[1]), true
+  local kv, gone = step[2], {}
+  for i = 1, #kv, 2 do
+    local field, value = kv[i], kv[i + 1]
+    local kind, expiry = sub(field, 1, 2), nil
+    if kind == 'h:' and #value >= T_KEXP_AT + 7 then
+      expiry = sunpack('>d', value, T_KEXP_AT)
+    elseif kind == 'p:' then
+      expiry = tonumber(value)
+    elseif kind == 'r:' then
+      expiry = tonumber(string.match(value, '^(%d+):'))
+    end
+    if expiry and expiry <= now and field ~= F_TENANT then gone[#gone + 1] = field end
+  end
+  if #gone > 0 then redis.call('HDEL', K_STATE, unpack(gone)) end
+end
+
+-- The end of every operation that writes: the headers and the fields it made (one HSET), the TTLs when they must
+-- grow (about once a minute: up to TTL_SLACK_MS beyond what is needed), emptied state given back.
 local function commit()
-  A.floor = max(A.floor, now)
-  if now > A.fsaved + (MANUAL and 0 or FLOOR_SLACK_MS) then
-    redis.call('HSET', K_CFG, 'floor', now)
-    A.fsaved = now
+  local gone
+  -- Logs whose ring was written are pruned too (decisions never need it: see prune_logs).
+  if AM.flushed or AM.rewritten then AM:prune(L.app_span) end
+  if TM.flushed or TM.rewritten then TM:prune(L.minute_span) end
+  if TD.flushed or TD.rewritten then TD:prune(L.day_span) end
+  -- The tenant.
+  if T.stale then
+    if not TM.rewritten then redis.call('DEL', TM.key) end
+    if not TD.rewritten then redis.call('DEL', TD.key) end
   end
-  AM:tidy()
-  local need = max(AM.grew_to and AM.grew_to + L.app_span or 0, now) + GRACE_MS
-  local expire = AM.rewritten or A.kexp < need
-  if expire then A.kexp = max(A.kexp, need + min(TTL_SLACK_MS, L.app_span)) end
-  redis.call('SETRANGE', K_APP, 0, app_header())
-  if expire then redis.call('PEXPIRE', K_APP, A.kexp - now) end
-  -- The tenant (the tenantless scope too: it has no windows but may be blocked).
-  if TM.lost or TD.lost then TM:tidy() TD:tidy() end
-  if TM:is_empty() and TD:is_empty() and T.bu <= now then
-    if T.exists then redis.call('DEL', K_TEN, K_DAY) end
-    return
-  end
-  if not (T.dirty or TM.dirty or TD.dirty) then return end
   TM:tidy()
   TD:tidy()
-  need = max(TM.grew_to and TM.grew_to + L.minute_span or 0, TD.grew_to and TD.grew_to + L.day_span or 0, T.bu)
-    + GRACE_MS
-  expire = TM.rewritten or TD.rewritten or not T.exists or T.kexp < need
-  if expire then T.kexp = max(T.kexp, need + min(TTL_SLACK_MS, max(L.minute_span, L.day_span))) end
-  redis.call('SETRANGE', K_TEN, 0, tenant_header())
-  if expire then
-    redis.call('PEXPIRE', K_TEN, T.kexp - now)
-    if TD.pr + TD.fr > 0 then redis.call('PEXPIRE', K_DAY, T.kexp - now) end
+  local keep = max(TM.grew_to and TM.grew_to + L.minute_span or 0, TD.grew_to and TD.grew_to + L.day_span or 0,
+    T.bu, T.permits_until or 0) + GRACE_MS
+  if TM:is_empty() and TD:is_empty() and T.bu <= now and T.np == 0 then
+    if T.exists then gone = F_TENANT end
+  else
+    if T.kexp < keep then
+      T.kexp, T.dirty = keep + min(TTL_SLACK_MS, max(L.minute_span, L.day_span)), true
+    end
+    if T.dirty or TM.dirty or TD.dirty or TM.changed or TD.changed or T.pids_changed then
+      W[WN + 1], W[WN + 2], WN = F_TENANT, tenant_header(), WN + 2
+    end
+    if TM.pr + TM.fr > 0 and (TM.rewritten or T.dirty) then redis.call('PEXPIRE', TM.key, T.kexp - now) end
+    if TD.pr + TD.fr > 0 and (TD.rewritten or T.dirty) then redis.call('PEXPIRE', TD.key, T.kexp - now) end
   end
+  -- The app (the floor: a call appended at now covers it; else it is stored).
+  AM:tidy()
+  if not AM.changed and now > A.floor then A.dirty = true end
+  A.floor = max(A.floor, now)
+  if AM.flushed then sweep() end
+  keep = max(keep, AM.grew_to and AM.grew_to + L.app_span or 0, now + RESULT_TTL + GRACE_MS, T.kexp)
+  local expire = A.kexp < keep
+  if expire then A.kexp, A.dirty = keep + TTL_SLACK_MS, true end
+  W[WN + 1], W[WN + 2], WN = 'a', app_header(), WN + 2
+  redis.call('HSET', K_STATE, unpack(W, 1, WN))
+  if gone then redis.call('HDEL', K_STATE, gone) end
+  if expire then redis.call('PEXPIRE', K_STATE, A.kexp - now) end
+  if AM.pr + AM.fr > 0 and (expire or AM.rewritten) then redis.call('PEXPIRE', K_ARING, A.kexp - now) end
 end
 
 local OPS = {}

@@ -1,4 +1,4 @@
--- init: KEYS[1] = the config hash, KEYS[2] = the app key. ARGV: clock ('server' or 'manual'), replace ('1' to
+-- init: KEYS[1] = the config hash, KEYS[2] = the state hash. ARGV: clock ('server' or 'manual'), replace ('1' to
 -- overwrite stored limits), then the limits as one field: minute limit, window, margin; day limit, window, margin;
 -- concurrency; app-minute limit, window, margin; permit timeout, comma-separated. Stores them unless some are stored
 -- already (or replace is set) and returns {clock, limits}.

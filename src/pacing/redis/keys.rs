@@ -34,9 +34,9 @@ impl KeySpace {
         format!("{}cfg", self.base)
     }
 
-    /// The app's header (a copy of the config, the floor) and its app-minute window.
-    pub fn app(&self) -> String {
-        format!("{}a", self.state)
+    /// Every header, permit and result (see engine.lua): one hash, so that a decision is one read and one write.
+    pub fn state(&self) -> String {
+        format!("{}s", self.state)
     }
 
     /// The config field holding a tenant's own limits.
@@ -44,24 +44,21 @@ impl KeySpace {
         format!("o:{}", encode(tenant))
     }
 
-    /// A tenant's permits (a sorted set).
-    pub fn permits(&self, tenant: &str) -> String {
-        format!("{}t:{}:p", self.state, encode(tenant))
+    /// The state hash's field of a permit (and of a tenantless grant's result).
+    pub fn permit_field(id: u64) -> String {
+        format!("p:{id}")
     }
 
-    /// The keys every engine call takes, in order (see engine.lua): config, app, tenant (header and minute window),
-    /// the tenant's day window, its permits, and the operation's result key. The tenantless scope's keys use the
-    /// empty encoding, which no tenant id has.
-    pub fn for_tenant(&self, tenant: &str, op: Option<u64>) -> Vec<String> {
+    /// The tenant as the engine names it ('' for the tenantless scope, which no tenant id encodes to).
+    pub fn tenant_name(&self, tenant: &str) -> String {
+        encode(tenant)
+    }
+
+    /// The keys every engine call takes, in order (see engine.lua): config, state, the app-minute window's ring,
+    /// the tenant's minute and day rings.
+    pub fn for_tenant(&self, tenant: &str) -> Vec<String> {
         let t = format!("{}t:{}", self.state, encode(tenant));
-        vec![
-            self.config(),
-            self.app(),
-            t.clone(),
-            format!("{t}:d"),
-            format!("{t}:p"),
-            format!("{}r:{}", self.state, op.unwrap_or(0)),
-        ]
+        vec![self.config(), self.state(), format!("{}a", self.state), format!("{t}:m"), format!("{t}:d")]
     }
 }
 
@@ -87,13 +84,13 @@ mod tests {
         let hostile = ["x}:t:y", "{other}", "a:m", "", "a%3Am", "ünï"];
         let mut seen = std::collections::HashSet::new();
         for t in hostile {
-            for key in k.for_tenant(t, Some(1)) {
+            for key in k.for_tenant(t) {
                 // The first brace pair is the prefix's: the slot is the app's whatever the id.
                 assert!(key.starts_with("xg:{app}:"), "{key}");
                 assert_eq!(key.matches('{').count(), 1, "{key}");
                 assert_eq!(key.matches('}').count(), 1, "{key}");
             }
-            assert!(seen.insert(k.for_tenant(t, None)[2].clone()), "two ids share a key: {t}");
+            assert!(seen.insert(k.for_tenant(t)[3].clone()), "two ids share a key: {t}");
         }
         assert_ne!(encode("a:m"), encode("a%3Am"), "the escape character is escaped too");
         assert!(KeySpace::new("my{app}").is_err() && KeySpace::new("").is_err() && KeySpace::new("a b").is_err());

@@ -242,7 +242,7 @@ impl Backend for RedisBackend {
             return local.release(Permit::new(permit.id & !LOCAL_ID), now);
         }
         let held = self.permits.lock().remove(&permit.id).ok_or(PacingError::UnknownPermit)?;
-        if let Err(why) = self.answered(self.protocol.release(&held.tenant, permit.id)) {
+        if let Err(why) = self.answered(self.protocol.release(permit.id)) {
             // The lease expires in the store on its own; nothing is lost by not reaching it now.
             self.fallback.effect(why, |_| Ok(()))?;
         }

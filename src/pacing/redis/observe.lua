@@ -4,20 +4,14 @@
 -- a level), so a retry needs no stored result.
 function OPS.observe(keys, args)
   begin(keys, args)
-  open_scope()
   local function later(current, wait, reason)
     local until_ = now + tonumber(wait)
     return tonumber(reason) ~= 0 and (current <= now or until_ > current), until_
   end
   local extend, until_ = later(T.bu, args[5], args[6])
-  if extend then
-    T.bu, T.br, T.dirty = until_, tonumber(args[6]), true
-  end
+  if extend then T.bu, T.br, T.dirty = until_, tonumber(args[6]), true end
   extend, until_ = later(A.ab, args[7], args[8])
-  if extend then
-    A.ab, A.abr = until_, tonumber(args[8])
-    redis.call('HSET', K_CFG, 'ab', A.ab, 'abr', A.abr)
-  end
+  if extend then A.ab, A.abr, A.dirty = until_, tonumber(args[8]), true end
   add_phantoms(TM, TL.minute, L.minute_window, tonumber(args[9]))
   add_phantoms(TD, TL.day, L.day_window, tonumber(args[10]))
   add_phantoms(AM, L.app_limit, L.app_window, tonumber(args[11]))

@@ -2,14 +2,14 @@
 //! what its reply means. Nothing here decides what to do when the store fails (that is `super::fallback` and the
 //! backend in `super`).
 //!
-//! The conventions every call follows (engine.lua): KEYS are the config, the app key, the tenant key, the tenant's
-//! day window, its permits and the operation's result key; ARGV starts with the operation id ('' for a read; a
-//! retry sends `r:<id>`), the manual clock's reading ('' for the server's TIME), the tenant's config field ('' for
-//! the tenantless scope) and how long a result key lives; the reply starts with the operation id echoed (a reply
-//! that does not is a desynchronised connection) and the store's now. Idempotency: an acquire's permit id is its
-//! operation id, so every attempt finds an earlier run in the permits; record, reserve, cancel and tenantless
-//! acquires look for their result key first, and keep it for [`RESULT_TTL_DEADLINES`] deadlines; observe needs
-//! none (applying feedback twice changes nothing more); release is a ZREM, idempotent by nature.
+//! The conventions every call follows (engine.lua): KEYS are the config hash, the state hash, the app-minute ring
+//! and the tenant's minute and day rings; ARGV starts with the operation id ('' for a read; a retry sends
+//! `r:<id>`), the manual clock's reading ('' for the server's TIME), the tenant's encoded id ('' for the tenantless
+//! scope) and how long a result lives; the reply starts with the operation id echoed (a reply that does not is a
+//! desynchronised connection) and the store's now. Idempotency: every mutation reads first what an earlier run of
+//! it left. An acquire's permit id is its operation id, and its permit (`p:<id>`) is that trace; record, reserve
+//! and cancel leave their result (`r:<id>`) for [`RESULT_TTL_DEADLINES`] deadlines; observe needs none (applying
+//! feedback twice changes nothing more); release is an HDEL of the permit, which asking twice changes nothing.
 
 use redis::Value;
 
@@ -169,7 +169,7 @@ impl Protocol {
     fn store_limits(&self, replace: bool) -> Result<Limits, StoreFailure> {
         let clock = if self.manual_clock { "manual" } else { "server" };
         let args = [clock.to_owned(), if replace { "1" } else { "0" }.to_owned(), pack_limits(&self.limits)];
-        let reply = self.store.call(Op::Init, &[self.keys.config(), self.keys.app()], &args)?;
+        let reply = self.store.call(Op::Init, &[self.keys.config(), self.keys.state()], &args)?;
         let Value::Array(items) = reply else { return Err(protocol("init reply is not an array")) };
         let Some(Value::BulkString(stored)) = items.get(1) else { return Err(protocol("init reply has no limits")) };
         let stored = unpack_limits(&String::from_utf8_lossy(stored), self.limits.max_tenants)?;
@@ -179,11 +179,11 @@ impl Protocol {
 
     /// Runs one operation, storing the limits again once if the prefix lost them (a restart without persistence).
     fn call(&self, op: Op, call: &Call<'_>) -> Result<Vec<Value>, StoreFailure> {
-        let keys = self.keys.for_tenant(call.tenant, call.id);
+        let keys = self.keys.for_tenant(call.tenant);
         let mut args = Vec::with_capacity(4 + call.extra.len());
         args.push(call.id.map_or(String::new(), |id| id.to_string()));
         args.push(if self.manual_clock { call.now.to_string() } else { String::new() });
-        args.push(if call.tenant.is_empty() { String::new() } else { self.keys.override_field(call.tenant) });
+        args.push(self.keys.tenant_name(call.tenant));
         args.push(self.result_ttl_ms.to_string());
         args.extend(call.extra.iter().cloned());
         let reply = match self.store.call(op, &keys, &args) {
@@ -231,9 +231,9 @@ impl Protocol {
         self.call(Op::Record, &Call { tenant, id: Some(op_id()), now, extra: vec![count.to_string()] }).map(drop)
     }
 
-    /// Gives permit `id` back: a ZREM, so asking twice (a retry, a replay) changes nothing more.
-    pub fn release(&self, tenant: &str, id: u64) -> Result<(), StoreFailure> {
-        let reply = self.store.command(redis::cmd("ZREM").arg(self.keys.permits(tenant)).arg(id))?;
+    /// Gives permit `id` back: an HDEL of its field, so asking twice (a retry, a replay) changes nothing more.
+    pub fn release(&self, id: u64) -> Result<(), StoreFailure> {
+        let reply = self.store.command(redis::cmd("HDEL").arg(self.keys.state()).arg(KeySpace::permit_field(id)))?;
         match reply {
             Value::Int(_) => Ok(()),
             other => {
@@ -320,10 +320,10 @@ impl Protocol {
     /// Sets (or with `None` removes) a tenant's own limits; every process reads them at its next call.
     pub fn set_override(&self, tenant: &str, limits: Option<TenantLimits>) -> Result<(), StoreFailure> {
         let value = limits.map_or(String::new(), |l| format!("{},{},{}", l.minute_limit, l.day_limit, l.concurrency));
-        // A new generation (non-zero, exact as a Lua number): tenants re-read their limits when it changes.
-        let generation = (op_id() >> 11).max(1);
+        // A new generation (non-zero, below 2^53: exact as a Lua number); tenants re-read their limits when it changes.
+        let generation = op_id();
         let args = [self.keys.override_field(tenant), value, generation.to_string()];
-        self.store.call(Op::SetOverride, &[self.keys.config(), self.keys.app()], &args).map(drop)
+        self.store.call(Op::SetOverride, &[self.keys.config(), self.keys.state()], &args).map(drop)
     }
 }
 

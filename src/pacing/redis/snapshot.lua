@@ -3,7 +3,6 @@
 -- until, tenant block reason, app block until, app block reason, wait, wait reason} (0 where none).
 function OPS.snapshot(keys, args)
   begin(keys, args)
-  open_scope()
   local at, reason = earliest(true)
   local function live(until_, why)
     if until_ > now then return until_, why end
