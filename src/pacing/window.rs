@@ -4,6 +4,9 @@
 
 use std::collections::VecDeque;
 
+/// How many booked calls [`Window::earliest`] checks at once when it looks for a full window among them.
+const SCAN_CHUNK: usize = 64;
+
 /// The instants are kept as 4-byte offsets from `base` (half the memory of 8-byte instants: a full 5000-call day
 /// window is 20 KB). A window only ever holds instants within its span before now and bookings at most
 /// [`super::MAX_BOOKING_AHEAD_MS`] after it, so offsets from the oldest entry always fit; `base` moves forward when
@@ -104,6 +107,8 @@ impl Window {
         let mut p = self.count_le(t);
         // Booked calls from `p` up to `checked` are known to end windows that are not full.
         let mut checked = p;
+        // Calls at or before t - span (t only grows: the count is found by galloping on).
+        let mut left = 0;
         loop {
             if p >= limit {
                 let leaves = self.at(p - limit).saturating_add(span);
@@ -118,15 +123,45 @@ impl Window {
             }
             let from = p.max(checked);
             let end = self.first_past(from, t.saturating_add(span), false);
-            // The latest booked call in (t, t + span) whose window holds `limit` calls: its `limit - 1`-th
-            // predecessor has not left by then.
-            let full =
-                (from.max(limit - 1)..end).rev().find(|&k| self.at(k + 1 - limit).saturating_add(span) > self.at(k));
+            // A full window ending at a booked call in (t, t + span) lies within (t - span, t + span): with fewer
+            // than `limit` calls there, there is none (the common case of a tenant booking ahead).
+            if let Some(edge) = t.checked_sub(span) {
+                left = self.first_past(left, edge, true);
+            }
+            if end - left < limit {
+                return t;
+            }
+            let full = self.latest_full(from, end, limit, span);
             checked = checked.max(end);
             let Some(k) = full else { return t };
             t = self.at(k);
             p = self.first_past(p, t, true);
         }
+    }
+
+    /// The latest call in `lo..hi` whose window holds `limit` calls (its `limit - 1`-th predecessor has not left
+    /// by its instant). At `k` that is `k + 1 - c(k) >= limit`, where `c(k)` counts the calls at or before
+    /// `at(k) - span` and never decreases with `k`: over `a..b` it is at most `b - c(a)`. The range is searched
+    /// from the top in chunks of [`SCAN_CHUNK`]; a chunk this bound rules out is skipped whole (one search), the
+    /// others are read through.
+    fn latest_full(&self, lo: usize, hi: usize, limit: usize, span: u64) -> Option<usize> {
+        let lo = lo.max(limit - 1);
+        // The latest first: in a run of bookings made at the limit's pace it is full.
+        if hi > lo && self.at(hi - limit).saturating_add(span) > self.at(hi - 1) {
+            return Some(hi - 1);
+        }
+        let mut b = hi;
+        while b > lo {
+            let a = b.saturating_sub(SCAN_CHUNK).max(lo);
+            if b - self.at(a).checked_sub(span).map_or(0, |edge| self.count_le(edge)) >= limit {
+                let full = (a..b).rev().find(|&k| self.at(k + 1 - limit).saturating_add(span) > self.at(k));
+                if full.is_some() {
+                    return full;
+                }
+            }
+            b = a;
+        }
+        None
     }
 
     /// The offset of `t`, moving `base` to the oldest entry first when `t` is too far from it.

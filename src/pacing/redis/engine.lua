@@ -3,7 +3,7 @@
 -- requires identical decisions. The shared numbers (reason codes, horizon, caps, grace and slack, format version)
 -- come first, generated from Rust by build.rs; the operations (acquire.lua, ...) follow, each an entry of OPS.
 -- Loaded once as a Redis Functions library on Redis 7 (the functions are defined once, not on every call), or sent
--- as one script per operation (EVALSHA) where Functions are not available.
+-- as one script (EVALSHA; the operation named by its last argument) where Functions are not available.
 --
 -- KEYS: 1 config hash (the stored limits, the tenants' own limits: no TTL), 2 state hash (every header, permit and
 --       result: see below), 3 app ring, 4 tenant minute ring, 5 tenant day ring.
@@ -20,7 +20,9 @@
 --   r:<id>      an operation's result, as '<expiry>:<json>' (record, reserve, cancel)
 -- Expired fields are swept a few at a time (HSCAN) as the app's log is written; the hash's TTL covers its content.
 --
--- A log is the sorted instants of one window, as 4-byte offsets from a base instant: its past calls in a ring (a
+-- A log is the sorted instants of one window, each stored as 4 bytes, modulo 2^32 (a window's calls lie within
+-- 2^32 ms of each other: span and booking horizon together are less): decoded from a base instant at or before
+-- them, which moves forward without rewriting anything. Its past calls are in a ring (a
 -- string key, the oldest first, with the bookings in a region after it), its newest calls in a tail kept in its
 -- header, and copies of the oldest ring entries in the header too. So the common call touches no ring: it appends
 -- to the tails; a ring is written every TAIL calls (a flush) and read every FRONT (a refill) or for bookings.
@@ -34,6 +36,8 @@ local BLOCK = 64
 local MIN_ROOM = 8
 -- Fields of the state hash looked at per sweep step.
 local SWEEP_COUNT = 16
+-- Booked calls a search for a full window checks at once (Window::earliest's SCAN_CHUNK).
+local SCAN_CHUNK = 64
 
 -- A log's header: base, ring room, ring start, ring count, bookings room, bookings start, bookings count, first
 -- booking (offset), newest ring entry (offset), cached front count, the cached front (FRONT entries).
@@ -91,8 +95,19 @@ local function u32_at(bytes, i)
   return (sunpack('>I4', bytes, 4 * i + 1))
 end
 
+-- `bytes` repeated `n` times (by doubling: string.rep appends one copy at a time).
+local function repeated(bytes, n)
+  local out = ''
+  while n > 0 do
+    if n % 2 == 1 then out = out .. bytes end
+    n = floor(n / 2)
+    if n > 0 then bytes = bytes .. bytes end
+  end
+  return out
+end
+
 local function zeros(entries)
-  return string.rep('\0\0\0\0', entries)
+  return repeated('\0\0\0\0', entries)
 end
 
 ---------------------------------------------------------------------------------------------------------------------
@@ -124,13 +139,31 @@ function Log:is_empty()
 end
 
 -- The newest call at or before now, if any.
+-- The instant a stored value stands for.
+function Log:decode(stored)
+  return self.base + (stored - self.base) % U32
+end
+
 function Log:newest_past()
-  if self.tn > 0 then return self.base + u32_at(self.tail, self.tn - 1) end
-  if self.pn > 0 then return self.base + self.pl end
+  if self.tn > 0 then return self:decode(u32_at(self.tail, self.tn - 1)) end
+  if self.pn > 0 then return self:decode(self.pl) end
   return nil
 end
 
--- A block of BLOCK slots of the ring (`region` 0) or of the bookings (1), as stored.
+-- Formats of `n` offsets, by n.
+local OFFSETS = {}
+
+local function offsets_format(n)
+  local fmt = OFFSETS[n]
+  if not fmt then
+    fmt = '>' .. string.rep('I4', n)
+    OFFSETS[n] = fmt
+  end
+  return fmt
+end
+
+-- A block of BLOCK slots of the ring (`region` 0) or of the bookings (1), as stored (decoded entry by entry: a
+-- search reads a few of them).
 function Log:block(region, b)
   local cache
   if region == 0 then
@@ -144,13 +177,13 @@ function Log:block(region, b)
   if bytes then return bytes end
   local room = region == 0 and self.pr or self.fr
   local first = b * BLOCK
-  local last = min(first + BLOCK, room) - 1
+  local count = min(first + BLOCK, room) - first
   local from = 4 * (region == 0 and 0 or self.pr) + 4 * first
-  bytes = redis.call('GETRANGE', self.key, from, from + 4 * (last - first) + 3)
-  if #bytes < 4 * (last - first + 1) then
+  bytes = redis.call('GETRANGE', self.key, from, from + 4 * count - 1)
+  if #bytes < 4 * count then
     -- The entries are gone (an evicted key): the log is forgotten at the next write.
     self.lost = true
-    bytes = bytes .. zeros(last - first + 1)
+    bytes = bytes .. zeros(count)
   end
   cache[b] = bytes
   return bytes
@@ -158,27 +191,36 @@ end
 
 function Log:slot(region, s)
   local b = floor(s / BLOCK)
-  return u32_at(self:block(region, b), s - b * BLOCK)
+  return (sunpack('>I4', self:block(region, b), 4 * (s - b * BLOCK) + 1))
 end
 
--- The i-th entry's offset (0-based), over the ring, the tail and the bookings.
+-- The i-th entry as stored (0-based), over the ring, the tail and the bookings. (Written out: searches call it
+-- most.)
 function Log:offset(i)
   local pn = self.pn
   if i < pn then
-    if i < self.cn then return u32_at(self.front, i) end
+    if i < self.cn then return (sunpack('>I4', self.front, 4 * i + 1)) end
     if i < FRONT then
       self:refill_front()
-      return u32_at(self.front, i)
+      return (sunpack('>I4', self.front, 4 * i + 1))
     end
-    return self:slot(0, (self.ps + i) % self.pr)
+    local s = (self.ps + i) % self.pr
+    local b = floor(s / BLOCK)
+    local blocks = self.blocks
+    return (sunpack('>I4', blocks and blocks[b] or self:block(0, b), 4 * (s - b * BLOCK) + 1))
   end
   i = i - pn
-  if i < self.tn then return u32_at(self.tail, i) end
-  return self:slot(1, self.fs + i - self.tn)
+  local tn = self.tn
+  if i < tn then return (sunpack('>I4', self.tail, 4 * i + 1)) end
+  local s = self.fs + i - tn
+  local b = floor(s / BLOCK)
+  local blocks = self.fblocks
+  return (sunpack('>I4', blocks and blocks[b] or self:block(1, b), 4 * (s - b * BLOCK) + 1))
 end
 
 function Log:at(i)
-  return self.base + self:offset(i)
+  local base = self.base
+  return base + (self:offset(i) - base) % U32
 end
 
 -- Copies the oldest ring entries into the header's cache (written back only with the header).
@@ -209,39 +251,29 @@ function Log:booked_bytes(from, count)
   return redis.call('GETRANGE', self.key, at, at + 4 * count - 1)
 end
 
--- Lays the ring key out again: a ring of `pr` slots starting at 0, bookings from the start of a region of `fr`
--- slots, offsets from `base`. The key is rewritten whole, at its exact size (growing it by SETRANGE would let Redis
--- allocate twice the length), so it loses its TTL: the commit sets it again.
-function Log:rewrite(pr, fr, base)
+-- Lays the ring key out again: a ring of `pr` slots starting at 0 (with `more`, `count` more past entries after
+-- the present ones), bookings from the start of a region of `fr` slots. The key is rewritten whole, at its exact
+-- size (growing it by SETRANGE would let Redis allocate twice the length), so it loses its TTL: the commit sets it
+-- again.
+function Log:rewrite(pr, fr, more, count)
   local ring, booked = self:ring_bytes(), self:booked_bytes(0)
-  if base ~= self.base then
-    local function rebased(bytes)
-      local parts = {}
-      for i = 0, #bytes / 4 - 1 do parts[i + 1] = pack('>I4', self.base + u32_at(bytes, i) - base) end
-      return table.concat(parts)
-    end
-    ring, booked, self.tail = rebased(ring), rebased(booked), rebased(self.tail)
-    if self.fnum > 0 then self.ff = u32_at(booked, 0) end
-    if self.pn > 0 then self.pl = self.base + self.pl - base end
-    self.base = base
-  end
-  local region = ring .. zeros(pr - self.pn) .. booked .. zeros(fr - self.fnum)
+  more, count = more or '', count or 0
+  if count > 0 then self.pn, self.pl = self.pn + count, u32_at(more, count - 1) end
+  local region = table.concat({ ring, more, zeros(pr - self.pn), booked, zeros(fr - self.fnum) })
   if #region == 0 then redis.call('DEL', self.key) else redis.call('SET', self.key, region) end
   self.pr, self.ps, self.fr, self.fs = pr, 0, fr, 0
   self.front, self.cn = '', 0
-  self.blocks, self.fblocks = nil, {}
+  self.blocks, self.fblocks = nil, nil
   self.rewritten, self.dirty = true, true
 end
 
--- Room for `extra` more ring entries (the ring grows by doubling, up to `cap` when that is enough).
-function Log:ring_room(extra, cap)
-  local need = self.pn + extra
-  if need <= self.pr then return end
-  self:rewrite(max(need, min(max(2 * self.pr, MIN_ROOM), cap)), self.fr, self.base)
+-- The ring's room for `need` entries: it grows by doubling, up to `cap` when that is enough.
+function Log:grown(need, cap)
+  return max(need, min(max(2 * self.pr, MIN_ROOM), cap))
 end
 
 -- Appends entries (stored bytes, `count` of them, after every past entry) to the past: into the tail, flushed to
--- the ring with the tail when it is full.
+-- the ring with the tail when it is full (into a ring laid out again when it must grow).
 function Log:append_past(bytes, count, cap)
   if count == 0 then return end
   if self.tn + count <= TAIL then
@@ -249,13 +281,18 @@ function Log:append_past(bytes, count, cap)
     return
   end
   bytes, count = self.tail .. bytes, self.tn + count
-  self:ring_room(count, cap)
-  local s = (self.ps + self.pn) % self.pr
-  local fit = min(count, self.pr - s)
-  redis.call('SETRANGE', self.key, 4 * s, sub(bytes, 1, 4 * fit))
-  if fit < count then redis.call('SETRANGE', self.key, 0, sub(bytes, 4 * fit + 1)) end
-  self.pn, self.pl, self.tail, self.tn = self.pn + count, u32_at(bytes, count - 1), '', 0
-  self.blocks, self.dirty, self.flushed = nil, true, true
+  self.tail, self.tn = '', 0
+  if self.pn + count > self.pr then
+    self:rewrite(self:grown(self.pn + count, cap), self.fr, bytes, count)
+  else
+    local s = (self.ps + self.pn) % self.pr
+    local fit = min(count, self.pr - s)
+    redis.call('SETRANGE', self.key, 4 * s, fit == count and bytes or sub(bytes, 1, 4 * fit))
+    if fit < count then redis.call('SETRANGE', self.key, 0, sub(bytes, 4 * fit + 1)) end
+    self.pn, self.pl = self.pn + count, u32_at(bytes, count - 1)
+    self.blocks = nil
+  end
+  self.dirty, self.flushed = true, true
 end
 
 -- Forgets the `k` oldest entries.
@@ -284,11 +321,11 @@ end
 -- The bookings at or before `t`: how many (binary search over the bookings alone).
 function Log:booked_le(t)
   local n = self.fnum
-  if n == 0 or self.base + self.ff > t then return 0 end
+  if n == 0 or self:decode(self.ff) > t then return 0 end
   local lo, hi = 0, n -- slot(fs + lo) <= t; the answer is in (lo, hi]
   while hi - lo > 1 do
     local mid = floor((lo + hi) / 2)
-    if self.base + self:slot(1, self.fs + mid) <= t then lo = mid else hi = mid end
+    if self:decode(self:slot(1, self.fs + mid)) <= t then lo = mid else hi = mid end
   end
   return hi
 end
@@ -312,19 +349,20 @@ function Log:booking_room()
   if self.fs + self.fnum < self.fr then return end
   local fr = self.fr
   if self.fnum + 1 > fr - MIN_ROOM / 2 then fr = max(2 * fr, MIN_ROOM) end
-  self:rewrite(self.pr, fr, self.base)
+  self:rewrite(self.pr, fr)
 end
 
--- The offset of `t`, moving the base to the oldest entry first when `t` is too far from it (Window::offset_of).
+-- How `t` is stored, moving the base first when `t` is not within 2^32 ms after it (Window::offset_of). Calls more
+-- than 2^32 ms before `t` can be in no window with it: they are forgotten first (prune only runs when a ring is
+-- written).
 function Log:offset_of(t)
   if self:is_empty() then
     self.base, self.ps, self.fs, self.dirty = t, 0, 0, true
+  elseif t < self.base or t - self.base >= U32 then
+    if t >= U32 then self:drop_front(self:first_past(0, t - U32, true)) end
+    self.base, self.dirty = self:is_empty() and t or min(self:at(0), t), true
   end
-  local off = t - self.base
-  if off >= 0 and off < U32 then return off end
-  local base = min(self:at(0), t)
-  self:rewrite(self.pr, self.fr, base)
-  return t - base
+  return t % U32
 end
 
 -- Before the header is written: a log whose entries were lost starts again empty; an emptied one gives back its
@@ -366,23 +404,21 @@ end
 -- then a binary search (Window::first_past).
 function Log:first_past(from, t, inclusive)
   local n = self:len()
-  local function before(i)
-    if inclusive then return self:at(i) <= t end
-    return self:at(i) < t
-  end
-  if from >= n or not before(from) then return from end
+  -- Entries before the answer are <= t (`inclusive`) or < t: `edge` is the first value past them.
+  local edge = inclusive and t + 1 or t
+  if from >= n or self:at(from) >= edge then return from end
   local lo, step = from, 1
   local hi
   while true do
     local probe = lo + step
     if probe >= n then hi = n break end
-    if not before(probe) then hi = probe break end
+    if self:at(probe) >= edge then hi = probe break end
     lo = probe
     step = step * 2
   end
   while hi - lo > 1 do
     local mid = lo + floor((hi - lo) / 2)
-    if before(mid) then lo = mid else hi = mid end
+    if self:at(mid) < edge then lo = mid else hi = mid end
   end
   return hi
 end
@@ -401,6 +437,8 @@ function Log:earliest(t, limit, span)
   if limit == 0 or n < limit then return t end
   local p = self:count_le(t)
   local checked = p
+  -- Calls at or before t - span (t only grows: the count is found by galloping on).
+  local left = 0
   while true do
     local jumped = false
     if p >= limit then
@@ -415,19 +453,72 @@ function Log:earliest(t, limit, span)
       if p == n then return t end -- nothing booked after t: the common case
       local from = max(p, checked)
       local upto = self:first_past(from, t + span, false)
-      local full
-      for k = upto - 1, max(from, limit - 1), -1 do
-        if self:at(k + 1 - limit) + span > self:at(k) then
-          full = k
-          break
-        end
-      end
+      -- A full window ending at a booked call in (t, t + span) lies within (t - span, t + span): with fewer than
+      -- `limit` calls there, there is none (the common case of a tenant booking ahead).
+      if t >= span then left = self:first_past(left, t - span, true) end
+      if upto - left < limit then return t end
+      local full = self:latest_full(from, upto, limit, span)
       checked = max(checked, upto)
       if not full then return t end
       t = self:at(full)
       p = self:first_past(p, t, true)
     end
   end
+end
+
+-- Entries i..j-1 as stored, as an array (for a scan: decoded a block's run at a time, not one call each).
+function Log:offsets(i, j)
+  local out, n = {}, 0
+  local pn, tn = self.pn, self.tn
+  while i < j do
+    local bytes, at, take
+    if i < pn then
+      local s = (self.ps + i) % self.pr
+      local b = floor(s / BLOCK)
+      local blocks = self.blocks
+      bytes = blocks and blocks[b] or self:block(0, b)
+      at = s - b * BLOCK
+      take = min(j, pn) - i
+      take = min(take, #bytes / 4 - at, self.pr - s)
+    elseif i < pn + tn then
+      bytes, at, take = self.tail, i - pn, min(j, pn + tn) - i
+    else
+      local s = self.fs + i - pn - tn
+      local b = floor(s / BLOCK)
+      local blocks = self.fblocks
+      bytes = blocks and blocks[b] or self:block(1, b)
+      at = s - b * BLOCK
+      take = min(j - i, #bytes / 4 - at)
+    end
+    local run = { sunpack(offsets_format(take), bytes, 4 * at + 1) }
+    for x = 1, take do out[n + x] = run[x] end
+    n, i = n + take, i + take
+  end
+  return out
+end
+
+-- The latest call in lo..hi-1 whose window holds `limit` calls (Window::latest_full): at k that is
+-- k + 1 - c(k) >= limit, where c(k) counts the calls at or before at(k) - span and never decreases with k, so over
+-- a..b-1 it is at most b - c(a). Searched from the top in chunks of SCAN_CHUNK: a chunk the bound rules out is
+-- skipped whole (one search), the others read through.
+function Log:latest_full(lo, hi, limit, span)
+  lo = max(lo, limit - 1)
+  -- The latest first: in a run of bookings made at the limit's pace it is full.
+  if hi > lo and self:at(hi - limit) + span > self:at(hi - 1) then return hi - 1 end
+  local b = hi
+  while b > lo do
+    local a = max(b - SCAN_CHUNK, lo)
+    local edge = self:at(a) - span
+    if b - (edge >= 0 and self:count_le(edge) or 0) >= limit then
+      local ends, starts = self:offsets(a, b), self:offsets(a + 1 - limit, b + 1 - limit)
+      local base = self.base
+      for x = b - a, 1, -1 do
+        if (starts[x] - base) % U32 + span > (ends[x] - base) % U32 then return a + x - 1 end
+      end
+    end
+    b = a
+  end
+  return nil
 end
 
 -- Records k calls at t. Of the calls at or before now, only the newest `cap` are kept (Window::insert).
@@ -443,7 +534,7 @@ function Log:insert(t, k, cap)
       self:drop_front(drop)
       k = k - (over - drop)
     end
-    self:append_past(string.rep(entry, k), k, cap)
+    self:append_past(repeated(entry, k), k, cap)
   else
     for _ = 1, k do
       local q = self:booked_le(t)
@@ -451,7 +542,7 @@ function Log:insert(t, k, cap)
       local at = 4 * (self.pr + self.fs + q)
       redis.call('SETRANGE', self.key, at, entry .. self:booked_bytes(q))
       self.fnum = self.fnum + 1
-      if q == 0 then self.ff = t - self.base end
+      if q == 0 then self.ff = t % U32 end
       self.fblocks, self.dirty = nil, true
     end
     local np = self.pn + self.tn
@@ -465,7 +556,7 @@ end
 -- Removes one call booked at t (> now: only bookings are ever removed); false when there is none.
 function Log:remove(t)
   local q = self:booked_le(t - 1)
-  if q >= self.fnum or self.base + self:slot(1, self.fs + q) ~= t then return false end
+  if q >= self.fnum or self:decode(self:slot(1, self.fs + q)) ~= t then return false end
   local later = self:booked_bytes(q + 1)
   if q == 0 then
     self.fs = self.fs + 1

@@ -1,7 +1,8 @@
 //! The Lua engine as Redis runs it. One source (the generated constants, engine.lua, one file per operation) in
 //! two forms: a Functions library (Redis 7+: `FUNCTION LOAD` once per server, then `FCALL`; the engine's helpers
-//! are defined once, when the library loads), or one script per operation (`EVALSHA`, and `EVAL` with the source on
-//! NOSCRIPT: Redis 6, or an ACL without `function|load`), where every call defines them again.
+//! are defined once, when the library loads), or one script for every operation, named by its last argument
+//! (`EVALSHA`, and `EVAL` with the source on NOSCRIPT: Redis 6, or an ACL without `function|load`), where every call
+//! defines them again.
 //!
 //! Why a Lua mirror of the Rust engine, measured (BENCHMARKS.md, module docs of `super`): a Redis module in Rust
 //! would be one engine but managed Redis services do not load modules; Rust deciding over the state read as blobs
@@ -75,7 +76,7 @@ const OPERATIONS: [&str; 8] = [
 pub enum Form {
     /// A Functions library, called with FCALL.
     Functions,
-    /// A script per operation, called with EVALSHA.
+    /// One script for every operation, called with EVALSHA.
     Scripts,
 }
 
@@ -119,10 +120,15 @@ impl LuaScript {
 pub struct Engine {
     /// The Functions library: `#!lua name=xeroguard_<hash>`, the source, and its functions registered.
     library: String,
-    /// Per operation (in `Op::ALL` order): the function's name (`xg_<hash>_<op>`) and the script.
+    /// Per operation (in `Op::ALL` order): the function's name (`xg_<hash>_<op>`).
     functions: Vec<String>,
-    scripts: Vec<LuaScript>,
+    /// One script for every operation, named by its last argument (one copy of the engine in the server's script
+    /// cache, not one per operation: a smaller Lua heap for its garbage collector to walk).
+    script: LuaScript,
 }
+
+/// The scripts form's last lines: the operation named by the last argument, which it then does not see.
+const DISPATCH: &str = "local operation = ARGV[#ARGV]\nARGV[#ARGV] = nil\nreturn OPS[operation](KEYS, ARGV)\n";
 
 pub static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     let source = format!("{CONSTANTS}\n{ENGINE_SOURCE}\n{}", OPERATIONS.join("\n"));
@@ -133,9 +139,8 @@ pub static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     for (op, function) in Op::ALL.iter().zip(&functions) {
         library.push_str(&format!("redis.register_function('{function}', OPS.{})\n", op.name()));
     }
-    let scripts =
-        Op::ALL.iter().map(|op| LuaScript::new(format!("{source}\nreturn OPS.{}(KEYS, ARGV)\n", op.name()))).collect();
-    Engine { library, functions, scripts }
+    let script = LuaScript::new(format!("{source}\n{DISPATCH}"));
+    Engine { library, functions, script }
 });
 
 fn index(op: Op) -> usize {
@@ -170,7 +175,7 @@ impl Engine {
     ) -> redis::RedisResult<Value> {
         let i = index(op);
         match form {
-            Form::Scripts => self.scripts[i].run(c, keys, &args),
+            Form::Scripts => self.script.run(c, keys, &(args, op.name())),
             Form::Functions => {
                 let fcall = || {
                     let mut cmd = redis::cmd("FCALL");
@@ -180,7 +185,12 @@ impl Engine {
                 match fcall().query(c) {
                     Err(e) if function_missing(&e) => {
                         self.load(c)?;
-                        fcall().query(c)
+                        match fcall().query(c) {
+                            // Flushed again in between (FUNCTION FLUSH, a failover): this call goes as a script,
+                            // which EVAL runs in one command whatever the server has cached.
+                            Err(e) if function_missing(&e) => self.run(Form::Scripts, c, op, keys, args),
+                            reply => reply,
+                        }
                     }
                     reply => reply,
                 }
@@ -258,6 +268,35 @@ mod tests {
     }
 
     #[test]
+    fn a_library_lost_twice_in_a_row_is_answered_by_the_script() {
+        // A server whose library is flushed right after every load: FCALL never finds it.
+        struct AlwaysFlushed(FlushingServer);
+        impl ConnectionLike for AlwaysFlushed {
+            fn req_packed_command(&mut self, packed: &[u8]) -> redis::RedisResult<Value> {
+                self.0.commands.retain(|c| c[0] != "FUNCTION");
+                self.0.req_packed_command(packed)
+            }
+            fn req_packed_commands(&mut self, _: &[u8], _: usize, _: usize) -> redis::RedisResult<Vec<Value>> {
+                unreachable!("no pipelines")
+            }
+            fn get_db(&self) -> i64 {
+                0
+            }
+            fn check_connection(&mut self) -> bool {
+                true
+            }
+            fn is_open(&self) -> bool {
+                true
+            }
+        }
+        let mut server = AlwaysFlushed(FlushingServer::default());
+        let reply = ENGINE.run(Form::Functions, &mut server, Op::Peek, &["k"], &["a"]).expect("answered");
+        assert_eq!(texts(reply), ["k", "a", "peek"], "the script gets the operation's name last");
+        let names: Vec<&str> = server.0.commands.iter().map(|c| c[0].as_str()).collect();
+        assert_eq!(names, ["FCALL", "FCALL", "EVALSHA", "EVAL"]);
+    }
+
+    #[test]
     fn a_lost_library_is_loaded_again_and_the_call_made() {
         let mut server = FlushingServer::default();
         let reply = ENGINE.run(Form::Functions, &mut server, Op::Peek, &["k"], &["a"]).expect("loaded, then called");
@@ -308,8 +347,8 @@ mod tests {
         for op in Op::ALL {
             let name = op.name();
             assert!(ENGINE.library.contains(&format!("'{}', OPS.{name})", ENGINE.functions[index(op)])));
-            assert!(ENGINE.scripts[index(op)].source.ends_with(&format!("return OPS.{name}(KEYS, ARGV)\n")));
             assert!(ENGINE.library.contains(&format!("function OPS.{name}(")), "{name} is defined");
         }
+        assert!(ENGINE.script.source.ends_with(DISPATCH));
     }
 }
