@@ -9,10 +9,18 @@ Contenders, all on the same redis-server (TCP 127.0.0.1, started here) in the sa
 
 Latency: one tenant, limits far above the calls made (every decision is granted), one thread; each decision timed
 alone (perf_counter_ns; C: CLOCK_MONOTONIC) after an untimed warm-up, p50 / p99, and ops/s = decisions / total.
-Redis CPU: CONFIG RESETSTAT before each contender's timed pass, then INFO commandstats: usec_per_call of the scripts
-it ran (EVALSHA / EVAL) and script microseconds per decision. Memory: one tenant's keys after a full day window of
-5000 calls (Xero's limits: 60 a minute, so each limiter's minute window holds its last calls too), MEMORY USAGE
-... SAMPLES 0 summed over the tenant's keys; xeroguard's app-wide keys (limits, app-minute log) are listed apart.
+Redis CPU: CONFIG RESETSTAT before each contender's timed pass, then INFO commandstats: the microseconds of every
+command the client sent (FCALL / EVALSHA / EVAL, FUNCTION LOAD, xeroguard's release HDEL) per decision; and the
+server process's CPU (INFO cpu) per decision, which also counts reading requests and writing replies. xeroguard
+runs as a Functions library (Redis 7) and, in a row of its own, as scripts (an ACL user without function|load, as on
+Redis 6). Memory: one tenant's state after a full day window of 5000 calls (Xero's limits: 60 a minute, so each
+limiter's minute window holds its last calls too), MEMORY USAGE ... SAMPLES 0 summed over the tenant's keys;
+xeroguard's tenant header, permits and results are fields of a state hash shared with the app: their share is what
+the hash loses without them; its app-wide state is listed apart.
+Also xeroguard alone: reserve latency with 0 to 2,000 calls already booked (Redis, server time from SLOWLOG, and the
+in-process backend), the Redis commands per second while 100 threads in 4 processes wait for 5 slots (the library's
+waits, and waiters that each ask every 25 ms, the policy before), and an alternative engine form measured: the
+decision in the client over the state read as blobs and written back by a compare-and-set script (the store's part).
 
 Run:  bench/.venv/bin/python bench/redis_ops.py [--quick] [--out DIR]   (scripts/bench.sh runs it)
 Writes redis-ops.json (bench/results/, or target/bench-smoke/ with --quick). --contenders picks some (debugging
@@ -25,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +49,7 @@ BIG_LIMIT = 1_000_000
 DAY_CALLS = 5000
 TENANT = "bench-tenant"
 CONTENDERS = ("xeroguard-c", "xeroguard-python", "limits", "pyrate")
+RESERVE_BOOKINGS = (0, 500, 1000, 1500, 2000)
 
 
 def _die(msg: str, code: int = 2) -> NoReturn:
@@ -144,7 +154,7 @@ def build_c_program(work: Path) -> Path:
     exe = work / "redis_acquire"
     done = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
                            "-I", str(ROOT / "include"), str(HERE / "redis_acquire.c"), "-L", str(lib_dir),
-                           "-lxeroguard", "-Wl,-rpath," + str(lib_dir), "-o", str(exe)],
+                           "-lxeroguard", "-lpthread", "-Wl,-rpath," + str(lib_dir), "-o", str(exe)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         _die("compiling bench/redis_acquire.c failed:\n" + done.stderr)
@@ -159,9 +169,15 @@ def run_c(exe: Path, *args: str) -> Dict[str, Any]:
     return result
 
 
-def bench_xeroguard_c(exe: Path, url: str, admin: Any, ops: int) -> Dict[str, Any]:
+def scripts_user_url(admin: Any, port: int) -> str:
+    """A user that may run everything but FUNCTION LOAD: xeroguard then sends its engine as scripts (Redis 6's form)."""
+    admin.execute_command("ACL", "SETUSER", "scripts", "on", ">bench", "~*", "+@all", "-function")
+    return "redis://scripts:bench@127.0.0.1:%d" % port
+
+
+def bench_xeroguard_c(exe: Path, url: str, admin: Any, ops: int, prefix: str = "lat-c") -> Dict[str, Any]:
     before = reset_stats(admin)
-    row = run_c(exe, "latency", url, "lat-c", str(ops))
+    row = run_c(exe, "latency", url, prefix, str(ops))
     # The program's untimed warm-up (a tenth as many) ran after the reset too: the same steady-state decisions.
     return dict(row, **command_stats(admin, ops + ops // 10 + 1, before))
 
@@ -247,13 +263,34 @@ def bench_pyrate(port: int, admin: Any, ops: int) -> Dict[str, Any]:
 # Memory at a full day window
 
 
+def hash_share(admin: Any, key: str, fields: Sequence[bytes]) -> int:
+    """What `fields` of hash `key` cost: its MEMORY USAGE less that of a copy without them."""
+    rest = {f: v for f, v in admin.hgetall(key).items() if f not in set(fields)}
+    admin.delete("bench-copy")
+    if rest:
+        admin.hset("bench-copy", mapping=rest)
+    without = admin.memory_usage("bench-copy", samples=0) or 0
+    admin.delete("bench-copy")
+    return int(admin.memory_usage(key, samples=0)) - int(without)
+
+
 def memory_xeroguard(exe: Path, url: str, admin: Any) -> Dict[str, Any]:
     filled = run_c(exe, "fill", url, "mem-xg", TENANT, str(DAY_CALLS))
-    keys = {k: v for k, v in memory_of(admin, "xg:{mem-xg}:*").items() if ":op:" not in k}
-    tenant = {k: v for k, v in keys.items() if ":t:" in k}
-    return {"version": filled["version"], "tenant_bytes": sum(tenant.values()), "tenant_keys": tenant,
-            "app_keys": {k: v for k, v in keys.items() if k not in tenant},
-            "format": "packed 4-byte offsets in a string per window (day, minute)"}
+    keys = memory_of(admin, "xg:{mem-xg}:*")
+    rings = {k: v for k, v in keys.items() if ":t:" in k}
+    state = "xg:{mem-xg}:2:s"
+    fields = admin.hkeys(state)
+    mine = [f for f in fields if not f.startswith(b"a")]
+    bookkeeping = [f.decode() for f in mine if f[:2] in (b"p:", b"r:")]
+    share = hash_share(admin, state, mine)
+    app = {k: v for k, v in keys.items() if k not in rings and k != state}
+    app["%s (field a: the app's header)" % state] = int(keys.get(state, 0)) - share
+    return {"version": filled["version"], "tenant_bytes": sum(rings.values()) + share,
+            "tenant_keys": dict(rings, **{"%s: h:, p:, r: fields" % state: share}),
+            "bookkeeping_fields": len(bookkeeping),
+            "app_keys": app,
+            "format": "4-byte instants in a ring per window (day, minute), a header field; 5 permits held and a "
+                      "result kept (bookkeeping) included"}
 
 
 def memory_limits(url: str, admin: Any) -> Dict[str, Any]:
@@ -289,6 +326,90 @@ def memory_pyrate(port: int, admin: Any) -> Dict[str, Any]:
     client.close()
     return {"tenant_bytes": sum(keys.values()), "tenant_keys": keys, "app_keys": {},
             "format": "a ZSET member (timestamp score + unique name) per call, all rates in one key"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# xeroguard alone: reserve latency, waits, an alternative engine form
+
+
+def reserve_latency(exe: Path, url: str, admin: Any) -> Dict[str, Any]:
+    """Booking ahead, one reserve after another for one tenant (Xero's limits: 60 a minute, so the 2,000th booking
+    is 33 minutes ahead): the latency of the reserve that finds 0, 500, ... calls already booked, from the client
+    (Redis and in-process) and on the server (SLOWLOG at 0 µs records every command's time)."""
+    n = RESERVE_BOOKINGS[-1] + 1 + 60  # the first 60 are booked for now, not ahead
+    admin.config_set("slowlog-max-len", 100000)
+    admin.config_set("slowlog-log-slower-than", 0)
+    admin.slowlog_reset()
+    redis_run = run_c(exe, "reserve", url, "res", str(n))
+    logged = admin.slowlog_get(200000)
+    admin.config_set("slowlog-log-slower-than", 10000)
+    server = [e["duration"] for e in reversed(logged)
+              if (e["command"][:5] in (b"FCALL", b"fcall")) and b"_reserve" in e["command"].split(b" ")[1]]
+    memory_run = run_c(exe, "reserve", "-", "res", str(n))
+    rows = []
+    for booked in RESERVE_BOOKINGS:
+        i = 60 + booked  # the reserve that finds `booked` calls booked ahead
+        around = slice(max(i - 5, 0), i + 5)
+        rows.append({"booked_ahead": booked,
+                     "redis_server_us": statistics.median(server[around]) if len(server) > i else None,
+                     "redis_client_us": statistics.median(redis_run["latency_us"][around]),
+                     "in_process_us": statistics.median(memory_run["latency_us"][around])})
+    return {"reserves": n, "rows": rows, "redis_server_max_us": max(server) if server else None,
+            "last_booking_ahead_min": round(redis_run["last_at_ms"] / 60000, 1)}
+
+
+def waits(exe: Path, url: str, admin: Any, seconds: int) -> List[Dict[str, Any]]:
+    """100 threads in 4 processes wait for one tenant's 5 slots, each holding a slot 50 ms: the commands per second
+    Redis runs, with the library's waits and with waiters that each ask every 25 ms on their own (the policy
+    before)."""
+    rows = []
+    for mode, label in (("waiters", "acquire_wait (turns per process)"), ("pollers", "each waiter asks every 25 ms")):
+        before = reset_stats(admin)
+        procs = [subprocess.Popen([str(exe), mode, url, "wait-%s" % mode, "25", str(seconds), "50"],
+                                  stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        outs = [json.loads(p.communicate()[0]) for p in procs]
+        stats = admin.info("commandstats")
+        scripts = sum(int(v["calls"]) for k, v in stats.items() if k[len("cmdstat_"):] in ("fcall", "evalsha", "eval"))
+        usec = sum(int(v["usec"]) for k, v in stats.items() if k[len("cmdstat_"):] in TOP_LEVEL)
+        rows.append({"waiting": label, "processes": 4, "threads": 100, "seconds": seconds,
+                     "scripts_per_s": round(scripts / seconds), "grants_per_s": round(sum(o["grants"] for o in outs) / seconds),
+                     "redis_cpu_percent": round(usec / (seconds * 1e6) * 100, 1),
+                     "process_cpu_percent": round((process_cpu(admin) - before) / seconds * 100, 1)})
+    return rows
+
+
+def blob_alternative(admin: Any, ops: int) -> Dict[str, Any]:
+    """The other engine form: the client reads the tenant's and the app's state as blobs (xeroguard's sizes at
+    Xero's limits: a full day window 20 KB, the app window 40 KB), decides, and writes them back with a
+    compare-and-set script. Only the store's part is measured (the decision itself costs the client ~1 µs)."""
+    cas = admin.script_load("""
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[3], ARGV[2])
+return 1""")
+    tenant, app = b"t" * 20_480, b"a" * 40_000
+    admin.mset({"blob:t": tenant, "blob:a": app, "blob:v": 0})
+    took: List[int] = []
+    before = reset_stats(admin)
+    for i in range(ops):
+        t0 = time.perf_counter_ns()
+        pipe = admin.pipeline(transaction=False)
+        pipe.get("blob:t")
+        pipe.get("blob:a")
+        pipe.get("blob:v")
+        t, a, v = pipe.execute()
+        ok = admin.evalsha(cas, 3, "blob:t", "blob:a", "blob:v", v, i + 1, t, a)
+        took.append(time.perf_counter_ns() - t0)
+        if ok != 1:
+            _die("compare-and-set lost with one writer")
+    cpu = (process_cpu(admin) - before) * 1e6 / ops
+    stats = admin.info("commandstats")
+    usec = sum(int(v["usec"]) for k, v in stats.items() if k[len("cmdstat_"):] in ("get", "evalsha"))
+    took.sort()
+    return {"ops": ops, "round_trips": 2, "bytes_moved": 2 * (len(tenant) + len(app)),
+            "redis_usec_per_decision": round(usec / ops, 2), "process_cpu_usec_per_decision": round(cpu, 2),
+            "p50_us": round(took[(ops - 1) // 2] / 1000, 2)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -331,6 +452,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if exe is not None:
             runs.append(("xeroguard-c", "xeroguard (C)", "acquire + release (C ABI)",
                          lambda: bench_xeroguard_c(exe, url, admin, ops)))
+            scripts_url = scripts_user_url(admin, server.port)
+            runs.append(("xeroguard-c-scripts", "xeroguard (C, scripts)", "acquire + release, EVALSHA (Redis 6's form)",
+                         lambda: bench_xeroguard_c(exe, scripts_url, admin, ops, "lat-c-scripts")))
         if "xeroguard-python" in chosen:
             runs.append(("xeroguard-python", "xeroguard %s (Python)" % dist_version("xeroguard"),
                          "Limiter.acquire + release (ctypes)", lambda: bench_xeroguard_python(url, admin, ops)))
@@ -344,8 +468,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for key, name, api, fn in runs:
             print("  latency: %-28s ... " % name, end="", flush=True)
             row = dict(fn(), key=key, limiter=name, api=api)
-            if key == "xeroguard-c":
-                row["limiter"] = "xeroguard %s (C)" % row.pop("version")
+            if key.startswith("xeroguard-c"):
+                row["limiter"] = name.replace("xeroguard", "xeroguard %s" % row.pop("version"))
             latency.append(row)
             print("p50 %.0f µs, p99 %.0f µs, %d ops/s, Redis %.1f µs per decision (commandstats), %.1f µs (process)"
                   % (row["p50_us"], row["p99_us"], row["ops_per_s"], row["redis_usec_per_decision"],
@@ -366,6 +490,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             memory.append(row)
             print("  memory:  %-28s %8d bytes per tenant (%s)" % (name, row["tenant_bytes"], row["format"]),
                   flush=True)
+        reserve = waits_rows = alternative = None
+        if exe is not None:
+            admin.flushall()
+            print("  reserve latency with calls booked ahead ...", flush=True)
+            reserve = reserve_latency(exe, url, admin)
+            for r in reserve["rows"]:
+                print("    %5d booked: Redis %s µs on the server, %.0f µs at the client; in process %.1f µs"
+                      % (r["booked_ahead"], r["redis_server_us"], r["redis_client_us"], r["in_process_us"]), flush=True)
+            print("  100 waiters in 4 processes ...", flush=True)
+            waits_rows = waits(exe, url, admin, 3 if a.quick else 10)
+            for w in waits_rows:
+                print("    %-36s %5d scripts/s, %4d grants/s" % (w["waiting"], w["scripts_per_s"], w["grants_per_s"]),
+                      flush=True)
+            alternative = blob_alternative(admin, min(ops, 2000))
+            print("  alternative: blobs + compare-and-set: %.1f µs Redis CPU, p50 %.0f µs"
+                  % (alternative["redis_usec_per_decision"], alternative["p50_us"]), flush=True)
         admin.close()
     finally:
         server.stop()
@@ -379,6 +519,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "day_calls": DAY_CALLS,
         "latency": latency,
         "memory": memory,
+        "reserve": reserve,
+        "waits": waits_rows,
+        "blob_alternative": alternative,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "notes": [
@@ -386,12 +529,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "the calls, up to the decisions made); each decision timed alone after an untimed warm-up of a tenth as "
             "many. A decision is xeroguard's acquire + release (two scripts: the permit is given back), limits' "
             "hit on the minute then the day item (two scripts), pyrate's try_acquire (one script)." % BIG_LIMIT,
-            "Redis CPU: CONFIG RESETSTAT before each timed pass; EVALSHA/EVAL usec from INFO commandstats (they "
-            "include the commands the scripts call), divided by the decisions made after the reset. EVAL is a "
-            "script's first call on a server that has not cached it (it compiles the script); then EVALSHA.",
+            "Redis CPU: CONFIG RESETSTAT before each timed pass; from INFO commandstats the usec of every command "
+            "the client sent (FCALL, EVALSHA, EVAL, FUNCTION LOAD, HDEL: they include the commands a script or "
+            "function calls), divided by the decisions made after the reset; the process figure is INFO cpu's "
+            "user + sys over the same pass. EVAL is a script's first call on a server that has not cached it; "
+            "FUNCTION LOAD is xeroguard's library loaded at connect (once per server).",
             "Memory: MEMORY USAGE key SAMPLES 0 after %d calls of one tenant within a day; xeroguard's counts the "
-            "tenant's own keys (its app-wide limits and app-minute log are shared by every tenant and listed apart; "
-            "the op-result keys for retried operations expire within seconds and are left out)." % DAY_CALLS,
+            "tenant's rings and its share of the state hash (its header, 5 permits held, one result kept for "
+            "retries: what the hash loses without them); its app-wide state (limits, app header, app-minute ring) "
+            "is shared by every tenant and listed apart." % DAY_CALLS,
         ],
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@
 
 local U32 = 4294967296
 -- Entries a log's header holds: newest past calls not yet in the ring, and copies of the oldest ring entries.
-local TAIL, FRONT = 8, 8
+local TAIL, FRONT = 24, 8
 -- Entries read at once when a search needs the ring or the bookings.
 local BLOCK = 64
 -- The smallest ring or bookings region allocated.
@@ -688,7 +688,7 @@ end
 -- Reads the clock and the headers (one HMGET of the state hash, with `trace` .. the operation id: the field an
 -- earlier run of this operation would have left), the config when due, and the scope's limits. Returns that
 -- field's value.
-local function begin(keys, args, trace)
+local function begin(keys, args, trace, read_now, read)
   setup()
   K_CFG, K_STATE, K_ARING, K_MRING, K_DRING = keys[1], keys[2], keys[3], keys[4], keys[5]
   ECHO = args[1]
@@ -699,13 +699,15 @@ local function begin(keys, args, trace)
   F_TENANT, F_OWN = 'h:' .. args[3], 'o:' .. args[3]
   RESULT_TTL = tonumber(args[4]) or 0
   WN = 0
-  if MANUAL then
+  if read_now then
+    now = read_now
+  elseif MANUAL then
     now = tonumber(args[2])
   else
     local t = redis.call('TIME')
     now = t[1] * 1000 + floor(t[2] / 1000)
   end
-  local c = redis.call('HMGET', K_STATE, 'a', F_TENANT, trace and trace .. OP or 'a')
+  local c = read or redis.call('HMGET', K_STATE, 'a', F_TENANT, trace and trace .. OP or 'a')
   read_app(c[1])
   if not A.lim or A.cread < 0 or now - A.cread >= CONFIG_REFRESH_MS or now < A.cread then load_config() end
   if (A.clock == 1) == MANUAL then
