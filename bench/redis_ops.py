@@ -49,7 +49,7 @@ BIG_LIMIT = 1_000_000
 DAY_CALLS = 5000
 TENANT = "bench-tenant"
 CONTENDERS = ("xeroguard-c", "xeroguard-python", "limits", "pyrate")
-RESERVE_BOOKINGS = (0, 500, 1000, 1500, 2000)
+RESERVE_BOOKINGS = (0, 500, 1000, 1500, 1999)  # 1,999 booked: the last reserve the cap (2,000) allows
 
 
 def _die(msg: str, code: int = 2) -> NoReturn:
@@ -336,7 +336,7 @@ def reserve_latency(exe: Path, url: str, admin: Any) -> Dict[str, Any]:
     """Booking ahead, one reserve after another for one tenant (Xero's limits: 60 a minute, so the 2,000th booking
     is 33 minutes ahead): the latency of the reserve that finds 0, 500, ... calls already booked, from the client
     (Redis and in-process) and on the server (SLOWLOG at 0 µs records every command's time)."""
-    n = RESERVE_BOOKINGS[-1] + 1 + 60  # the first 60 are booked for now, not ahead
+    n = RESERVE_BOOKINGS[-1] + 1 + 60 + 1  # the first 60 are booked for now, not ahead; the last is refused
     admin.config_set("slowlog-max-len", 100000)
     admin.config_set("slowlog-log-slower-than", 0)
     admin.slowlog_reset()
@@ -346,14 +346,20 @@ def reserve_latency(exe: Path, url: str, admin: Any) -> Dict[str, Any]:
     server = [e["duration"] for e in reversed(logged)
               if (e["command"][:5] in (b"FCALL", b"fcall")) and b"_reserve" in e["command"].split(b" ")[1]]
     memory_run = run_c(exe, "reserve", "-", "res", str(n))
+    assert redis_run["refused"] == memory_run["refused"] == 1, (redis_run["refused"], memory_run["refused"])
     rows = []
     for booked in RESERVE_BOOKINGS:
         i = 60 + booked  # the reserve that finds `booked` calls booked ahead
-        around = slice(max(i - 5, 0), i + 5)
+        around = slice(max(i - 9, 0), i + 1)  # it and the 9 before it
         rows.append({"booked_ahead": booked,
                      "redis_server_us": statistics.median(server[around]) if len(server) > i else None,
                      "redis_client_us": statistics.median(redis_run["latency_us"][around]),
                      "in_process_us": statistics.median(memory_run["latency_us"][around])})
+    refused = n - 1
+    rows.append({"booked_ahead": "%d, refused" % (RESERVE_BOOKINGS[-1] + 1),
+                 "redis_server_us": server[refused] if len(server) > refused else None,
+                 "redis_client_us": redis_run["latency_us"][refused],
+                 "in_process_us": memory_run["latency_us"][refused]})
     return {"reserves": n, "rows": rows, "redis_server_max_us": max(server) if server else None,
             "last_booking_ahead_min": round(redis_run["last_at_ms"] / 60000, 1)}
 
@@ -496,7 +502,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("  reserve latency with calls booked ahead ...", flush=True)
             reserve = reserve_latency(exe, url, admin)
             for r in reserve["rows"]:
-                print("    %5d booked: Redis %s µs on the server, %.0f µs at the client; in process %.1f µs"
+                print("    %12s booked: Redis %s µs on the server, %.0f µs at the client; in process %.1f µs"
                       % (r["booked_ahead"], r["redis_server_us"], r["redis_client_us"], r["in_process_us"]), flush=True)
             print("  100 waiters in 4 processes ...", flush=True)
             waits_rows = waits(exe, url, admin, 3 if a.quick else 10)

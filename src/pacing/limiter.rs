@@ -81,7 +81,11 @@ impl Limiter {
     /// Gives back a concurrency slot. Releasing twice, or after the permit expired, is `UnknownPermit`.
     pub fn release(&self, permit: Permit, now: u64) -> Result<(), PacingError> {
         self.backend.release(permit, now)?;
-        self.waiters.wake();
+        if self.backend.sees_every_release() {
+            self.waiters.wake();
+        } else {
+            self.waiters.wake_one();
+        }
         Ok(())
     }
 

@@ -118,6 +118,17 @@ impl Waiters {
         self.signal.notify_all();
     }
 
+    /// A release on a shared store frees one slot: it wakes one waiter of this process, not all of them (each
+    /// would ask the store, and all but one be refused again). Waiters that miss it ask again at their turn
+    /// (see [`Waiters::concurrency_poll`]), as they do for a release in another process.
+    pub fn wake_one(&self) {
+        if self.count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let _held = self.generation.lock();
+        self.signal.notify_one();
+    }
+
     /// Ends every wait, now and later.
     pub fn interrupt(&self) {
         self.interrupted.store(true, Ordering::SeqCst);
@@ -240,5 +251,32 @@ mod tests {
         let spread = polls[19] - polls[0];
         assert!(spread >= 19 * CONCURRENCY_POLL_MS / 2, "turns spread over the waiters: {polls:?}");
         assert!(polls[0] <= CONCURRENCY_POLL_MS * 3 / 2, "the first asks within one turn: {polls:?}");
+    }
+
+    #[test]
+    fn a_release_on_a_shared_store_wakes_one_waiter() {
+        let waiters = std::sync::Arc::new(Waiters::default());
+        let (woke, woken) = std::sync::mpsc::channel();
+        let sleepers: Vec<_> = (0..2)
+            .map(|_| {
+                let (waiters, woke) = (waiters.clone(), woke.clone());
+                std::thread::spawn(move || {
+                    let _waiting = waiters.enter();
+                    waiters.sleep(waiters.generation(), 60_000);
+                    woke.send(()).unwrap();
+                })
+            })
+            .collect();
+        // A wake_one before a sleeper is in its wait is lost (it would have asked again at its turn): repeat it
+        // until one wakes.
+        let one = (0..40).any(|_| {
+            waiters.wake_one();
+            woken.recv_timeout(Duration::from_millis(500)).is_ok()
+        });
+        assert!(one, "one waiter woken");
+        assert!(woken.recv_timeout(Duration::from_millis(300)).is_err(), "the other sleeps on");
+        waiters.wake();
+        woken.recv_timeout(Duration::from_secs(10)).expect("a wake reaches every waiter");
+        sleepers.into_iter().for_each(|t| t.join().unwrap());
     }
 }
