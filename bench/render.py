@@ -249,7 +249,7 @@ def redis_section(results: Path) -> List[str]:
     if reserve:
         out += ["", f"xeroguard booking ahead (`reserve`, Xero's limits: 60 a minute, so the 2,000th booking is "
                 f"{reserve['last_booking_ahead_min']:g} minutes ahead): the reserve that finds so many calls booked "
-                "before it (medians of it and the 9 before it; the last row is the one reserve the cap of 2,000 bookings "
+                "before it (medians of it and the 9 before it; the last row: 10 reserves the cap of 2,000 bookings "
                 "refuses). Redis: the server's time (SLOWLOG) and the caller's; in process: the caller's.", ""]
         out += table(["calls booked ahead", "Redis, server", "Redis, caller", "in process"],
                      [[f"{r['booked_ahead']:,}" if isinstance(r["booked_ahead"], int) else r["booked_ahead"],
