@@ -116,6 +116,22 @@ def memory_of(admin: Any, pattern: str) -> Dict[str, int]:
 # Timing
 
 
+def median_row(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One contender's rounds as one row: each number the median over the rounds (a dict of numbers, key by key);
+    ops summed."""
+    out: Dict[str, Any] = {}
+    for k, v in rows[0].items():
+        if k == "ops":
+            out[k] = sum(r[k] for r in rows)
+        elif isinstance(v, bool) or not isinstance(v, (int, float, dict)):
+            out[k] = v
+        elif isinstance(v, dict):
+            out[k] = {sub: statistics.median(r[k].get(sub, 0) for r in rows) for sub in v}
+        else:
+            out[k] = statistics.median(r[k] for r in rows)
+    return out
+
+
 def time_decisions(decide: Callable[[], bool], ops: int) -> Dict[str, Any]:
     warm = ops // 10 + 1
     for _ in range(warm):
@@ -361,7 +377,9 @@ def reserve_latency(exe: Path, url: str, admin: Any) -> Dict[str, Any]:
                  "redis_server_us": statistics.median(server[refused]) if len(server) >= n else None,
                  "redis_client_us": statistics.median(redis_run["latency_us"][refused]),
                  "in_process_us": statistics.median(memory_run["latency_us"][refused])})
+    ranked = sorted(server)
     return {"reserves": n, "rows": rows, "redis_server_max_us": max(server) if server else None,
+            "redis_server_p99_us": ranked[int(len(ranked) * 0.99)] if server else None,
             "last_booking_ahead_min": round(redis_run["last_at_ms"] / 60000, 1)}
 
 
@@ -429,10 +447,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: few decisions")
     p.add_argument("--ops", type=int, help="timed decisions per contender (default 20000; --quick 500)")
     p.add_argument("--out", type=Path, help="results directory (default bench/results; --quick target/bench-smoke)")
+    p.add_argument("--rounds", type=int, help="rounds of every contender, interleaved (default 5; --quick 1)")
     p.add_argument("--contenders", default=",".join(CONTENDERS),
                    help="comma-separated subset of %s (debugging only)" % ",".join(CONTENDERS))
     a = p.parse_args(argv)
     ops = a.ops or (500 if a.quick else 20_000)
+    a.rounds = a.rounds or (1 if a.quick else 5)
+    ops = max(ops // a.rounds, 1)  # per contender and round
     chosen = [c.strip() for c in a.contenders.split(",") if c.strip()]
     unknown = sorted(set(chosen) - set(CONTENDERS))
     if unknown or not chosen:
@@ -454,7 +475,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         exe = build_c_program(work) if "xeroguard-c" in chosen else None
         latency: List[Dict[str, Any]] = []
         memory: List[Dict[str, Any]] = []
-        print("Redis %s on 127.0.0.1:%d; %d timed decisions per contender" % (version, server.port, ops), flush=True)
+        print("Redis %s on 127.0.0.1:%d; %d timed decisions per contender, in %d rounds"
+              % (version, server.port, ops * a.rounds, a.rounds), flush=True)
         runs: List[Tuple[str, str, str, Callable[[], Dict[str, Any]]]] = []
         if exe is not None:
             runs.append(("xeroguard-c", "xeroguard (C)", "acquire + release (C ABI)",
@@ -472,9 +494,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             runs.append(("pyrate", "pyrate-limiter %s" % dist_version("pyrate-limiter"),
                          "Limiter.try_acquire(blocking=False) (RedisBucket)",
                          lambda: bench_pyrate(server.port, admin, ops)))
-        for key, name, api, fn in runs:
+        # Rounds, each contender once per round in a rotating order: the medians over rounds, so that a change in
+        # the machine's load during the run weighs on every contender alike.
+        rounds: Dict[str, List[Dict[str, Any]]] = {key: [] for key, _, _, _ in runs}
+        for i in range(a.rounds):
+            print("  round %d of %d" % (i + 1, a.rounds), flush=True)
+            for key, _, _, fn in runs[i % len(runs):] + runs[:i % len(runs)]:
+                rounds[key].append(fn())
+        for key, name, api, _ in runs:
             print("  latency: %-28s ... " % name, end="", flush=True)
-            row = dict(fn(), key=key, limiter=name, api=api)
+            row = dict(median_row(rounds[key]), key=key, limiter=name, api=api, rounds=a.rounds)
             if key.startswith("xeroguard-c"):
                 row["limiter"] = name.replace("xeroguard", "xeroguard %s" % row.pop("version"))
             latency.append(row)
@@ -522,7 +551,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "quick": a.quick,
         "redis": version,
         "transport": "TCP 127.0.0.1",
-        "ops": ops,
+        "ops": ops * a.rounds,
+        "rounds": a.rounds,
         "day_calls": DAY_CALLS,
         "latency": latency,
         "memory": memory,

@@ -212,7 +212,10 @@ def redis_section(results: Path) -> List[str]:
         sys.exit(f"render.py: {results / 'redis-ops.json'} missing")
     out = ["## Shared limiters on one Redis: latency, Redis CPU, memory", "",
            f"Redis {data['redis']} over {data['transport']}, started by the run; every limiter on the same server in "
-           f"the same run, {data['ops']:,} timed decisions each (CPython {data['python']} for the Python rows). "
+           f"the same run, {data['ops']:,} timed decisions each (CPython {data['python']} for the Python rows)"
+           + (f", in {data['rounds']} rounds that take the contenders in turn (each figure is the median over the "
+              "rounds, so a change in the machine's load weighs on all alike)" if data.get("rounds", 1) > 1 else "")
+           + ". "
            "A xeroguard decision is a paced call: acquire, then release. Latency is one decision's round trips from "
            "the caller's side; Redis CPU is what `INFO commandstats` counts for every command the client sent "
            "(reset before each), per decision, and beside it the server process's CPU (`INFO cpu`), which also "
@@ -255,7 +258,10 @@ def redis_section(results: Path) -> List[str]:
                      [[f"{r['booked_ahead']:,}" if isinstance(r["booked_ahead"], int) else r["booked_ahead"],
                        f"{r['redis_server_us']:.0f} µs", f"{r['redis_client_us']:.0f} µs",
                        f"{r['in_process_us']:.1f} µs"] for r in reserve["rows"]])
-        out += ["", f"The slowest reserve on the server: {reserve['redis_server_max_us']:,} µs."]
+        p99 = reserve.get("redis_server_p99_us")
+        out += ["", f"The slowest reserve on the server: {reserve['redis_server_max_us']:,} µs"
+                + (f" (99th percentile: {p99:,} µs; SLOWLOG counts wall time, so on a shared VM the slowest can "
+                   "include time the server was not running)." if p99 is not None else ".")]
     waits = data.get("waits")
     if waits:
         out += ["", "Waiting for a concurrency slot on a shared store: 100 threads in 4 processes want one tenant's 5 "
