@@ -12,13 +12,16 @@
 //!   decisions when a call failed, the local share's calls counted into the store when it answers again.
 //!
 //! Why a Lua engine mirroring the Rust one, by measurement (bench/redis_ops.py on one Redis 7.0, BENCHMARKS.md):
-//! a paced call (acquire + release) costs Redis about as much CPU as PyrateLimiter's one `try_acquire`: the acquire
-//! reads and writes one header per key (TIME, the app's and the tenant's header, the permits' count and the new
-//! permit: 7 commands) and release is a ZREM. The alternatives: a Redis module in Rust would be one engine, but
-//! managed Redis services (ElastiCache, Memorystore, Azure Cache) do not load modules; Rust deciding over the state
-//! read as blobs and written back by a compare-and-set script takes a second round trip per decision and moves the
-//! tenant's and the app's logs (20 KB and 40 KB at Xero's limits) both ways (measured: see the `scripts` module),
-//! with every process of the app contending on the one app blob.
+//! a paced call is one FCALL (TIME, one HMGET of the state hash, one HSET: the common grant is read off the
+//! headers without building the engine's state, see acquire.lua) and an HDEL for the release. On the 2-core VM it
+//! was measured on, that cost Redis 21-38 µs of CPU per paced call (commandstats) against PyrateLimiter's 18-22 µs
+//! for its one `try_acquire` in the same runs, the gap growing with the machine's load; the layout before (a key
+//! per log, the whole log read and sorted) cost 78.8 µs against 17.1. Sent as scripts (Redis 6, or no
+//! `function|load` in the ACL) the engine's functions are defined again on every call: about three times the CPU.
+//! The alternatives: a Redis module in Rust would be one engine, but managed Redis services (ElastiCache,
+//! Memorystore, Azure Cache) do not load modules; Rust deciding over the state read as blobs and written back by a
+//! compare-and-set script (the bench's `blob_alternative`) took 90-100 µs of Redis CPU, two round trips and 121 KB
+//! moved per decision at Xero's limits, with every process of the app contending on the one app blob.
 //!
 //! Failures are bounded: each operation has a deadline covering connect, write and read; a breaker skips Redis for
 //! a cooldown after a failure; a retried mutation is never counted twice (see `protocol`). What happens while Redis
@@ -230,9 +233,9 @@ impl Backend for RedisBackend {
         }
     }
 
-    /// The slot is freed for every process at once (a ZREM, idempotent); the answer comes from this process's
-    /// record of the permit: `UnknownPermit` when it does not hold it or its timeout has passed (on the server's
-    /// clock, as this process's clock measured it from the acquire).
+    /// The slot is freed for every process at once (an HDEL of the permit, idempotent); the answer comes from this
+    /// process's record of the permit: `UnknownPermit` when it does not hold it or its timeout has passed (on the
+    /// server's clock, as this process's clock measured it from the acquire).
     fn release(&self, permit: Permit, now: u64) -> Result<(), PacingError> {
         if permit.id == 0 {
             return Ok(());

@@ -6,14 +6,14 @@
 //!
 //! Why a Lua mirror of the Rust engine, measured (BENCHMARKS.md, module docs of `super`): a Redis module in Rust
 //! would be one engine but managed Redis services do not load modules; Rust deciding over the state read as blobs
-//! and written back by a compare-and-set script costs a second round trip and moves the tenant's and the app's logs
-//! (tens of KB) twice per decision, with every process contending on the app's blob.
+//! and written back by a compare-and-set script costs a second round trip, about four times the Redis CPU, and moves
+//! the tenant's and the app's logs (tens of KB) twice per decision, with every process contending on the app's blob.
 
 use std::sync::LazyLock;
 
 use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, ToRedisArgs, Value};
 
-/// The engine's operations (release is a plain ZREM: see `super::protocol`).
+/// The engine's operations (release is a plain HDEL: see `super::protocol`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     Acquire,
