@@ -7,8 +7,17 @@
  *    xg_last_error_message() gives a readable message for the calling thread.
  *  - Inputs are (pointer, length) pairs; a pointer may be NULL only with length 0. Text (tenant ids,
  *    header names and values) must be UTF-8; bodies are bytes.
- *  - Out-parameters are written only when XG_STATUS_OK is returned. Structs passed in or out begin with
- *    struct_size: set it to sizeof(the struct) first.
+ *  - Out-parameters are written only when XG_STATUS_OK is returned.
+ *  - Structs grow: every struct passed in or out begins with uint32_t struct_size; set it to sizeof(the struct)
+ *    first. A struct only ever grows by fields appended at its end, so programs built against an older header keep
+ *    working: the library reads the fields their smaller struct has (the others take their defaults) and writes only
+ *    those. On output the library sets struct_size to the bytes it filled, so a program built against a newer
+ *    header knows which of its fields an older library left alone. On input a struct larger than the library knows
+ *    is accepted only if the bytes it does not know are zero, else XG_STATUS_UNKNOWN_FIELDS: a newer field is never
+ *    dropped silently. Flags are uint8_t, 0 or 1; another value in an input is XG_STATUS_INVALID_ARGUMENT.
+ *  - Versions: xg_abi_version() is bumped only by a change an older program cannot survive; the library serves
+ *    programs built against any ABI from xg_abi_oldest_version() to xg_abi_version(). Check both at start-up, and
+ *    that xg_version() is at least XEROGUARD_VERSION_* (later versions add functions and fields).
  *  - Ownership: strings the library returns (char **json_out) are the caller's to free with
  *    xg_string_free(). Handles (xg_limiter *) are freed with xg_limiter_free(). Static strings
  *    (xg_version, *_name functions) are never freed.
@@ -28,8 +37,17 @@
 #define XEROGUARD_VERSION_MINOR 1
 #define XEROGUARD_VERSION_PATCH 0
 
-// The ABI version this header describes; bumped whenever a struct layout or a signature changes.
-#define XG_ABI_VERSION 2
+// The largest `struct_size` believed: a newer header's struct may be larger than this library's, but not by pages
+// (a garbage size must not make the library read far past the caller's struct).
+#define XG_MAX_STRUCT_SIZE 4096
+
+// The ABI version this header describes. It is bumped only by a change an older caller cannot survive (a function
+// removed or its signature changed, a struct changed other than by appending fields); appended fields, new functions
+// and new codes keep it. ABI 3 is the first whose structs grow (the rules at the top of this header).
+#define XG_ABI_VERSION 3
+
+// The oldest ABI whose callers this library still serves unchanged (the released C suites under tests/abi/ pass).
+#define XG_ABI_OLDEST_VERSION 2
 
 // The most headers `xg_classify` accepts (`XG_STATUS_TOO_LARGE` beyond).
 #define XG_MAX_HEADERS 1024
@@ -59,7 +77,7 @@
 #define XG_MAX_TENANT_ID_BYTES 256
 
 // How far ahead `xg_limiter_reserve` books at most (about 24.8 days); beyond it, `XG_STATUS_BOOKING_TOO_FAR`.
-#define XG_MAX_BOOKING_AHEAD_MS 2147483648
+#define XG_MAX_BOOKING_AHEAD_MS 2147483648ull
 
 // A deadline that never passes, for `xg_limiter_acquire_until`.
 #define XG_NO_DEADLINE UINT64_MAX
@@ -69,6 +87,33 @@
 
 // The longest key prefix accepted, in bytes (`xg_redis_options.key_prefix`).
 #define XG_MAX_KEY_PREFIX_BYTES 128
+
+// Slots of `xg_stats.refused`: one per `xg_reason` code (slot 0 stays 0).
+//
+// The lengths of `xg_stats`'s arrays never change, whatever later versions add: each `XG_STATS_*` constant is
+// fixed with the header that introduced it. A code added to a vocabulary later (a new `xg_reason`, say) is counted
+// in a field appended to the end of `xg_stats` (e.g. `refused_more[XG_STATS_REASONS_MORE]`, its slot i holding
+// code XG_STATS_REASONS + i), never by lengthening an array, which would move every field after it. So a program
+// built against this header reads the same offsets from every later library, and the figures of codes it does not
+// know lie beyond its `struct_size`.
+#define XG_STATS_REASONS 9
+
+// Slots of `xg_stats.fallbacks`: one per `xg_failure_policy` code (slot 0 stays 0). Fixed (see `XG_STATS_REASONS`).
+#define XG_STATS_FAILURE_POLICIES 4
+
+// Slots of `xg_stats.wait_buckets` and `wait_bucket_le_ms`. Fixed (see `XG_STATS_REASONS`).
+#define XG_STATS_WAIT_BUCKETS 7
+
+// Slots of `xg_stats.responses`: one per `xg_category` code. Fixed (see `XG_STATS_REASONS`).
+#define XG_STATS_CATEGORIES 17
+
+// Slots of `xg_stats.rate_limited`: one per `xg_rate_limit_problem` code (slot 0 stays 0: a 429 naming no problem
+// counts as `unknown`). Fixed (see `XG_STATS_REASONS`).
+#define XG_STATS_RATE_LIMIT_PROBLEMS 6
+
+// Slots of `xg_stats.store_failures`: one per `xg_store_failure_kind` code (slot 0 stays 0). Fixed (see
+// `XG_STATS_REASONS`).
+#define XG_STATS_STORE_FAILURE_KINDS 5
 
 // What kind of response this is.
 enum xg_category
@@ -279,6 +324,30 @@ typedef uint32_t xg_transport_failure;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Why an operation on the shared store (Redis) failed, for the statistics (`xg_stats.store_failures`). Code 0 is
+// reserved for "none".
+enum xg_store_failure_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // No answer within the deadline.
+  XG_STORE_FAILURE_KIND_TIMEOUT = 1,
+  // The store could not be reached, or the connection broke (refused, reset, DNS, TLS).
+  XG_STORE_FAILURE_KIND_CONNECTION = 2,
+  // It answered with an error waiting will not fix (ACL, another clock on the prefix, a script error).
+  XG_STORE_FAILURE_KIND_REFUSED = 3,
+  // Its reply was not what the protocol expects (or answered another operation).
+  XG_STORE_FAILURE_KIND_PROTOCOL = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum xg_store_failure_kind xg_store_failure_kind;
+#else
+typedef uint32_t xg_store_failure_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A limiter: per-tenant and per-app rolling windows, concurrency permits and server-feedback blocks. Opaque.
 // Every function taking a `const xg_limiter *` may run concurrently from any number of threads on the same
 // handle; only `xg_limiter_free` must not race with other calls on that handle.
@@ -316,7 +385,8 @@ typedef struct {
   uint16_t status;
   uint32_t category;
   uint32_t action;
-  bool retryable;
+  // 1 exactly when `action` is `XG_ACTION_RETRY` (flags are 0 or 1; as input, anything else is refused).
+  uint8_t retryable;
   uint32_t rate_limit_problem;
   uint32_t auth_problem;
   int64_t retry_after_ms;
@@ -324,15 +394,15 @@ typedef struct {
   int64_t minute_remaining;
   int64_t day_remaining;
   int64_t app_minute_remaining;
-  bool has_error_number;
+  // 1 when `error_number` holds the body's ErrorNumber.
+  uint8_t has_error_number;
   int64_t error_number;
   uint32_t validation_message_count;
   uint32_t warning_count;
   uint32_t failed_element_count;
   // 1 when the server may have carried the request out (xero-reference §8: 500, 502, 504, other 5xx, Finance
   // `request-timeout`, and every result that is not retryable), 0 when it certainly did not (429, 503 rate limit,
-  // offline organisation or outage, OAuth1 `nonce_used`); `xg_resend` reads it. A byte, not a bool: it was
-  // added in ABI 2 where older callers have padding, and any value there must be harmless.
+  // offline organisation or outage, OAuth1 `nonce_used`); `xg_resend` reads it.
   uint8_t may_have_been_processed;
 } xg_classification;
 
@@ -354,7 +424,8 @@ typedef struct {
 // code saying why; `wait_ms` then holds the wait that was too long, else 0).
 typedef struct {
   uint32_t struct_size;
-  bool retry;
+  // 1: retry after `wait_ms`; 0: give up (`give_up` says why).
+  uint8_t retry;
   uint64_t wait_ms;
   uint32_t give_up;
 } xg_backoff_decision;
@@ -365,7 +436,8 @@ typedef struct {
   uint32_t struct_size;
   const char *method;
   size_t method_len;
-  bool has_idempotency_key;
+  // 1 when the request carries an `Idempotency-Key` header (0 or 1).
+  uint8_t has_idempotency_key;
 } xg_request;
 
 // One rolling window: at most `limit` calls in any `window_ms`, widened by `margin_ms`. `limit` 0 disables it.
@@ -409,7 +481,7 @@ typedef struct {
   // For `XG_FAILURE_POLICY_LOCAL`: how many processes share the limits (each keeps limit / workers, at least 1).
   uint32_t workers;
   // Write this limiter's limits into the store even if it holds others (otherwise the stored ones win).
-  bool replace_limits;
+  uint8_t replace_limits;
   // Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
   const char *tls_ca_file;
   size_t tls_ca_file_len;
@@ -419,7 +491,8 @@ typedef struct {
 // refused with the exact `wait_ms` until it would be granted and the `xg_reason` code.
 typedef struct {
   uint32_t struct_size;
-  bool granted;
+  // 1 when granted, 0 when refused.
+  uint8_t granted;
   uint64_t permit;
   uint64_t wait_ms;
   uint32_t reason;
@@ -429,6 +502,11 @@ typedef struct {
 } xg_decision;
 
 // One step of a wait (`xg_limiter_acquire_until`). `outcome` is an `xg_wait_outcome` code.
+//
+// The last three fields (appended after 0.1.0) let the library count a wait of many steps once, with its length,
+// in `xg_limiter_stats`: pass the same struct to every step of one wait, zeroed before the first (`waiting` 0), and
+// the library keeps the wait's start in it; start the next wait with a zeroed struct again. A caller built against
+// an older header (a smaller `struct_size`) keeps working: its steps are counted as decisions, not as waits.
 typedef struct {
   uint32_t struct_size;
   uint32_t outcome;
@@ -441,6 +519,14 @@ typedef struct {
   uint64_t sleep_ms;
   // As `xg_decision.fallback`.
   uint32_t fallback;
+  // In and out: 1 while a wait is in progress (set by the library at the wait's first refusal, cleared when it
+  // ends); 0 before the first step. Any other value is `XG_STATUS_INVALID_ARGUMENT`.
+  uint8_t waiting;
+  // In and out: when the wait's first refusal came, on the limiter's clock (valid while `waiting` is 1).
+  uint64_t wait_started_ms;
+  // Out: how long the wait has lasted through this step (ms); after its last step, its whole length (0 for a
+  // call granted at once).
+  uint64_t waited_ms;
 } xg_wait_step;
 
 // A booked future slot: the call counts from now on at `at_ms` (limiter clock), `wait_ms` from now.
@@ -458,6 +544,51 @@ typedef struct {
   uint32_t day_limit;
   uint32_t concurrency;
 } xg_tenant_limits;
+
+// A limiter's statistics since it was made (`xg_limiter_stats`): counters that only grow, except the store's
+// gauges (`breaker_open`, `replays_pending`). Arrays are indexed by a vocabulary's codes.
+//
+// Decisions are acquire's answers, and each wait's first answer and final grant (not the re-asks in between): so
+// `granted` is exactly the permits handed out, and `refused` the refusals callers were told of. Peek and reserve
+// are not counted. A wait is an `xg_limiter_acquire_wait`, or the steps of one `xg_limiter_acquire_until` wait,
+// whose first answer was a refusal: counted in `waits_started` then, and when it ends in one of `waits_granted`,
+// `waits_given_up`, `waits_interrupted` (by `xg_limiter_interrupt` or an error) with its length on the limiter's
+// clock from that first refusal. A stepped wait its caller abandons never ends.
+typedef struct {
+  uint32_t struct_size;
+  // 1 when the limiter keeps its state in a shared store (Redis): the `store_*` and breaker figures are its.
+  uint8_t shared;
+  // 1 while the store's breaker is open: the store is not asked and the failure policy decides.
+  uint8_t breaker_open;
+  // Decisions granted: the permits handed out.
+  uint64_t granted;
+  // Refusals by `xg_reason` code.
+  uint64_t refused[XG_STATS_REASONS];
+  // Decisions (granted or refused) the failure policy made because the store could not, by `xg_failure_policy`.
+  uint64_t fallbacks[XG_STATS_FAILURE_POLICIES];
+  uint64_t waits_started;
+  uint64_t waits_granted;
+  uint64_t waits_given_up;
+  uint64_t waits_interrupted;
+  // The ended waits' lengths added up (ms).
+  uint64_t wait_ms_total;
+  // Each wait bucket's upper bound (ms, inclusive): 10, 100, 1000, 10000, 65000, 600000, and UINT64_MAX.
+  uint64_t wait_bucket_le_ms[XG_STATS_WAIT_BUCKETS];
+  // Ended waits per bucket: not cumulative (a Prometheus histogram adds them up).
+  uint64_t wait_buckets[XG_STATS_WAIT_BUCKETS];
+  // Responses observed (`xg_limiter_observe*`) by `xg_category` code.
+  uint64_t responses[XG_STATS_CATEGORIES];
+  // Observed 429s by `xg_rate_limit_problem` code.
+  uint64_t rate_limited[XG_STATS_RATE_LIMIT_PROBLEMS];
+  // Operations sent to the store (each script run; a retry is another).
+  uint64_t store_operations;
+  // Failed store operations by `xg_store_failure_kind` code.
+  uint64_t store_failures[XG_STATS_STORE_FAILURE_KINDS];
+  // Times the breaker opened.
+  uint64_t breaker_openings;
+  // Releases, cancels and timed-out acquires the store has not confirmed yet, replayed when it answers.
+  uint64_t replays_pending;
+} xg_stats;
 
 // Success.
 #define XG_STATUS_OK 0
@@ -504,6 +635,10 @@ typedef struct {
 // The shared store answered with an error (e.g. its key prefix runs on another clock); the message has it.
 #define XG_STATUS_STORE_ERROR 14
 
+// An input struct sets a field this library does not know: its `struct_size` is a newer header's and a byte past
+// this library's struct is not zero. Use a library at least as new as the header, or leave the new fields zero.
+#define XG_STATUS_UNKNOWN_FIELDS 15
+
 // A panic inside the library was caught at the boundary. The library remains usable.
 #define XG_STATUS_PANIC 99
 
@@ -530,9 +665,14 @@ void xg_string_free(char *string);
 // The library version, e.g. `"0.1.0"`: a static string, never freed. Thread-safe.
 const char *xg_version(void);
 
-// The ABI version of the loaded library. Wrappers compare it at load time: a different value
-// means the struct layouts or function signatures differ. Thread-safe.
+// The ABI version the loaded library implements. It serves every caller built against an ABI from
+// `xg_abi_oldest_version()` to this one, so a caller checks `xg_abi_oldest_version() <= XG_ABI_VERSION <=
+// xg_abi_version()`, and that `xg_version()` is at least its header's `XEROGUARD_VERSION_*` (a function or field
+// added in a later version is missing from an older library). Thread-safe.
 uint32_t xg_abi_version(void);
+
+// The oldest ABI version whose callers the loaded library still serves (see `xg_abi_version`). Thread-safe.
+uint32_t xg_abi_oldest_version(void);
 
 // Classifies one response (xero-reference §6). Fills `*out` (if not NULL; set its `struct_size` first) and/or
 // stores in `*json_out` (if not NULL) the full §5 JSON object, a library-owned string to free with
@@ -606,13 +746,13 @@ xg_status xg_resend(const xg_request *request,
                     const xg_retry_policy *policy,
                     xg_backoff_decision *out);
 
-// Whether a request with this HTTP method (UTF-8, any case) is a write: `*out` true for POST, PUT, PATCH and any
-// method the library does not know, false for GET, HEAD, OPTIONS and DELETE. `xg_resend` never resends a write
+// Whether a request with this HTTP method (UTF-8, any case) is a write: `*out` 1 for POST, PUT, PATCH and any
+// method the library does not know, 0 for GET, HEAD, OPTIONS and DELETE. `xg_resend` never resends a write
 // the server may have carried out unless it carries an Idempotency-Key, so a guard adds one (the same on every
 // attempt) to each write before sending it. Thread safety: safe from any number of threads.
 xg_status xg_method_is_write(const char *method,
                              size_t method_len,
-                             bool *out);
+                             uint8_t *out);
 
 // The vocabulary word of an `xg_category` code (`"rate_limited"`, …): a static string, or NULL for an unknown
 // code. Thread-safe.
@@ -637,6 +777,27 @@ const char *xg_failure_policy_name(uint32_t code);
 
 // The vocabulary word of an `xg_reason` code, or NULL (also for 0, granted). Thread-safe.
 const char *xg_reason_name(uint32_t code);
+
+// A limiter's refusal in words, for messages and logs, with the limit named and the wait in units a person reads:
+// "day limit: next call in 11 h 59 min", "concurrency: 5 calls in flight; a slot frees in at most 2 min".
+// `reason` is an `xg_reason` code, `wait_ms` the refusal's wait, `in_flight` the tenant's concurrency limit when
+// known (0: not known; used only for concurrency). The text goes into `buf` as `xg_last_error_message` writes its
+// message: NUL-terminated, `*needed` (may be NULL) the size with the terminator, `XG_STATUS_BUFFER_TOO_SMALL` when
+// it did not fit (as much as fits is copied). Every binding words its waits with this, so they read the same.
+// `XG_STATUS_INVALID_ARGUMENT` for an unknown reason. Thread-safe.
+xg_status xg_refusal_words(uint32_t reason,
+                           uint64_t wait_ms,
+                           uint32_t in_flight,
+                           char *buf,
+                           size_t buf_len,
+                           size_t *needed);
+
+// A duration in the units of `xg_refusal_words` ("850 ms", "12.5 s", "1 min 30 s", "11 h 59 min", "3 days 2 h"),
+// written into `buf` the same way, for a binding's messages (a timeout next to a refusal). Thread-safe.
+xg_status xg_duration_words(uint64_t ms,
+                            char *buf,
+                            size_t buf_len,
+                            size_t *needed);
 
 // Xero's limits with margins: 60/60 s (+500 ms) and 5000/24 h (+60 s) per tenant, 5 in flight, 10,000/60 s
 // (+500 ms) per app, permits expiring after 120 s, no tenant cap. Thread-safe.
@@ -715,7 +876,9 @@ xg_status xg_limiter_deadline_ms(const xg_limiter *limiter,
 // the last refusal); or `XG_WAIT_OUTCOME_ASK_AGAIN` (sleep `sleep_ms`, waking sooner when this process frees
 // capacity, then call again). This is the wait policy of `xg_limiter_acquire_wait` cut into steps, so a caller
 // can stay responsive (a Python thread to Ctrl-C, an async task to cancellation) and never decides itself when to
-// give up. `XG_STATUS_INTERRUPTED` after `xg_limiter_interrupt`. Thread-safe.
+// give up. `XG_STATUS_INTERRUPTED` after `xg_limiter_interrupt`. Pass the same `*out` to every step of one wait,
+// zeroed before the first: its `waiting`/`wait_started_ms` let `xg_limiter_stats` count the wait once, with its
+// length (`waited_ms`). Thread-safe.
 xg_status xg_limiter_acquire_until(const xg_limiter *limiter,
                                    const char *tenant,
                                    size_t tenant_len,
@@ -788,6 +951,16 @@ xg_status xg_limiter_set_tenant_limits(const xg_limiter *limiter,
                                        const char *tenant,
                                        size_t tenant_len,
                                        const xg_tenant_limits *limits);
+
+// Stores the limiter's statistics in `*out` (set `out->struct_size` to `sizeof(xg_stats)` first). It takes no lock
+// and changes nothing: each figure is read on its own, so a reading taken during traffic may count a decision in
+// `granted` before the wait it ended. Call it as often as a metrics scrape does. Thread-safe.
+xg_status xg_limiter_stats(const xg_limiter *limiter,
+                           xg_stats *out);
+
+// The vocabulary word of an `xg_store_failure_kind` code (`"timeout"`, …): a static string, or NULL for an
+// unknown code. Thread-safe.
+const char *xg_store_failure_kind_name(uint32_t code);
 
 #ifdef __cplusplus
 }  // extern "C"

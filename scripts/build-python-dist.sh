@@ -16,6 +16,8 @@ GLIBC=2.17
 ARCH="$(uname -m)"
 
 die() { echo "build-python-dist.sh: $*" >&2; exit 1; }
+# The release files always carry a library built here from the sdist, never the test command's prebuilt one.
+unset XEROGUARD_PREBUILT_LIBRARY
 command -v cargo >/dev/null || die "cargo not found (install Rust): the sdist is made with cargo package"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
@@ -36,10 +38,11 @@ SDIST="$OUT/xeroguard-$VERSION.tar.gz"
 
 echo "== wheel, built from the unpacked sdist in $WORK/xeroguard-$VERSION (glibc $GLIBC, cargo-zigbuild)"
 tar -xzf "$SDIST" -C "$WORK"
-# The target directory only caches compiled dependencies between runs; the sources are the sdist's.
+# The target directory only caches compiled dependencies between runs (another target and glibc than the
+# repository's builds, so a directory of its own); the sources are the sdist's.
 (cd "$WORK" && PATH="$ZIG_DIR:$VENV/bin:$PATH" CARGO="$VENV/bin/cargo-zigbuild" \
     CARGO_BUILD_TARGET="$ARCH-unknown-linux-gnu.$GLIBC" \
-    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/python-dist}" \
+    CARGO_TARGET_DIR="$ROOT/target/python-dist" \
     "$PY" -m build --wheel --outdir "$WORK/wheel" "xeroguard-$VERSION")
 
 echo "== auditwheel"

@@ -2,10 +2,13 @@
 # Fuzzes every target for SECONDS each (default 10: the smoke run in the test command). Seeds come from
 # ../shared/fixtures; crashes land in fuzz/artifacts/<target>/ and fail the run. The Redis backend's target gets a
 # redis-server of its own (a unix socket in a temp dir, never port 6379), stopped by pid when this script ends.
-# Longer run: scripts/fuzz.sh 600
+# Longer run: scripts/fuzz.sh 600. `scripts/fuzz.sh --build-only` builds the targets and stops (the test command
+# builds them beside its other builds, then runs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
+# The fuzz crate is a workspace of its own with its own flags (sanitizers): its own target directory.
+export CARGO_TARGET_DIR="$PWD/fuzz/target"
 shared="${XEROGUARD_SHARED:-../shared}"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
@@ -30,6 +33,7 @@ done
 echo "== build the fuzz targets (AddressSanitizer)"
 cargo fuzz build --fuzz-dir fuzz 2>&1 | grep -E "^(error|warning)" -A6 || true
 cargo fuzz build --fuzz-dir fuzz >/dev/null 2>&1 || { echo "fuzz.sh: building the fuzz targets failed" >&2; exit 1; }
+[ "$seconds" = --build-only ] && exit 0
 
 command -v redis-server >/dev/null 2>&1 || { echo "fuzz.sh: redis-server is needed (apt-get install redis-server)" >&2; exit 1; }
 redis_dir=$(mktemp -d)

@@ -1,78 +1,168 @@
 #!/usr/bin/env bash
-# Runs every test suite: Rust (unit, conformance, properties, CLI, header drift), C and C++ (from the Rust
-# suite), Python (pytest), C# (Mono), the fleet (C, C# and Python workers on one Redis), and packaging (the sdist
-# and manylinux wheel, make install with pkg-config, one version, every README code block). A missing toolchain
-# is installed or named; no suite is skipped.
+# Runs every test suite: Rust (unit, conformance, properties, CLI, header drift, the forced-panic test), C and C++
+# (from the Rust suite, then again under valgrind and under ASan+UBSan), the fuzz smoke run, Python (pytest), C#
+# (Mono), the fleet (C, C# and Python workers on one Redis), and packaging (the sdist and manylinux wheel, make
+# install with pkg-config, one version, every README code block). A missing toolchain is installed or named; no
+# suite is skipped.
+#
+# Speed: one target directory; the library every binding loads is built once (`cargo build --release`, the shipped
+# form) and installed into each venv as it is (XEROGUARD_PREBUILT_LIBRARY); the test build carries the
+# fault-injection hook (Cargo.toml's dev-dependencies), so nothing is rebuilt for the panic test; the C programs are
+# compiled once per mode. The builds run in two lanes side by side (debug: lints, the test build and the Python
+# release files; release: the library and the fuzz targets); the suites then run one after another, since several
+# check latencies, except the C programs under valgrind and ASan beside the fuzz smoke run. Each stage's duration
+# is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
 
 need() {
   command -v "$1" >/dev/null 2>&1 || { echo "test.sh: '$1' is required: $2" >&2; exit 1; }
+}
+apt_install() {  # apt_install COMMAND PACKAGE...: installs the packages when COMMAND is missing and we may
+  local command="$1"; shift
+  command -v "$command" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@") >/dev/null \
+      || { echo "test.sh: could not install $* (apt-get install)" >&2; exit 1; }
+  fi
 }
 need cargo "install Rust (rustup)"
 need cc "install gcc (Debian: apt-get install -y gcc)"
 need g++ "install g++ (Debian: apt-get install -y g++)"
 need python3 "install Python 3.9+ (Debian: apt-get install -y python3 python3-venv)"
 # The Redis tests start their own redis-server instances (never the one on 6379); TLS ones need openssl.
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
-    || ! command -v openssl >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && apt-get install -y -qq redis-server redis-tools openssl) >/dev/null \
-      || { echo "test.sh: could not install redis-server redis-tools openssl (apt-get install)" >&2; exit 1; }
-  fi
-fi
+apt_install redis-server redis-server redis-tools openssl
+apt_install redis-cli redis-tools
+apt_install openssl openssl
 need redis-server "install Debian's redis-server (apt-get install -y redis-server)"
 need redis-cli "install Debian's redis-tools (apt-get install -y redis-tools)"
 need openssl "install Debian's openssl (apt-get install -y openssl)"
-# The fleet test runs some workers on a skewed clock.
-if ! command -v faketime >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  (apt-get update -qq && apt-get install -y -qq faketime) >/dev/null \
-    || { echo "test.sh: could not install faketime (apt-get install faketime)" >&2; exit 1; }
-fi
+# The fleet test runs some workers on a skewed clock; the C programs run once under valgrind memcheck.
+apt_install faketime faketime
 need faketime "install Debian's faketime (apt-get install -y faketime)"
+apt_install valgrind valgrind
+need valgrind "install Debian's valgrind (apt-get install -y valgrind)"
 
 [ -d ../shared/conformance ] || [ -n "${XEROGUARD_SHARED:-}" ] || {
   echo "test.sh: ../shared (conformance cases and fixtures) must sit beside the checkout, or set XEROGUARD_SHARED" >&2
   exit 1
 }
 
-echo "== formatting and lints (cargo fmt --check, cargo clippy -D warnings)"
-cargo fmt --check
-(cd fuzz && cargo fmt --check)
-cargo clippy --all-targets -- -D warnings 2>&1
+# One target directory for every build and every suite.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+LOGS="$CARGO_TARGET_DIR/test-logs"
+rm -rf "$LOGS" && mkdir -p "$LOGS"
+# Every venv below installs this library instead of building its own (bindings/python/setup.py).
+export XEROGUARD_PREBUILT_LIBRARY="$CARGO_TARGET_DIR/release/libxeroguard.so"
+# The Python release files, built in the debug lane; the packaging tests check them (tests/packaging).
+export XEROGUARD_PREBUILT_DIST="$CARGO_TARGET_DIR/prebuilt-dist"
 
-echo "== Rust, C and C++ suites (cargo test)"
-cargo test --all-targets 2>&1
-cargo test --features fault-injection --test ffi_panic 2>&1
+TIMES="$LOGS/stages.tsv"
+STARTED=$(date +%s)
+summary() {
+  local status=$?
+  echo
+  echo "== stage durations (seconds)"
+  [ -f "$TIMES" ] && while IFS=$'\t' read -r name seconds result; do
+    printf '%6s  %-6s  %s\n' "$seconds" "$result" "$name"
+  done < "$TIMES"
+  echo "total $(( $(date +%s) - STARTED )) s"
+  exit $status
+}
+trap summary EXIT
 
-echo "== C suites under valgrind memcheck (errors or definite leaks fail)"
-if ! command -v valgrind >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null || { echo "test.sh: could not install valgrind (apt-get install valgrind)" >&2; exit 1; }
-  else
-    echo "test.sh: valgrind is required for the memcheck run: apt-get install valgrind" >&2; exit 1
-  fi
-fi
-XEROGUARD_C_WRAPPER="valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite" \
-  cargo test --test c_suite 2>&1
+# stage NAME COMMAND...: runs and times one step; its output goes to the terminal.
+stage() {
+  local name="$1"; shift
+  local start; start=$(date +%s)
+  echo "== $name"
+  local status
+  # A subshell with errexit of its own: a failing command inside a step (a function) fails the step.
+  set +e
+  ( set -e; "$@" )
+  status=$?
+  set -e
+  printf '%s\t%s\t%s\n' "$name" "$(( $(date +%s) - start ))" "$([ $status = 0 ] && echo ok || echo FAILED)" >> "$TIMES"
+  return $status
+}
 
-echo "== C suites under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails)"
-XEROGUARD_C_SANITIZE=1 cargo test --test c_suite 2>&1
+# lane NAME COMMAND...: a stage in the background, its output in $LOGS/NAME.log (shown if it fails).
+declare -A LANES=()
+lane() {
+  local name="$1"; shift
+  local log="$LOGS/${name//[^A-Za-z0-9]/_}.log"
+  set -m  # a process group of its own, so that a failure elsewhere can stop all of it
+  ( stage "$name" "$@" ) > "$log" 2>&1 &
+  set +m
+  LANES[$!]="$name"$'\t'"$log"
+}
+# Waits for every lane; when one fails, stops the others and shows its log.
+join_lanes() {
+  local pid
+  while [ ${#LANES[@]} -gt 0 ]; do
+    if wait -n -p pid "${!LANES[@]}"; then
+      unset "LANES[$pid]"
+      continue
+    fi
+    local name="${LANES[$pid]%%$'\t'*}" log="${LANES[$pid]#*$'\t'}"
+    echo "== lane '$name' failed; its log ($log) ends:" >&2
+    tail -n 80 "$log" >&2
+    unset "LANES[$pid]"
+    for pid in "${!LANES[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    wait 2>/dev/null
+    return 1
+  done
+}
 
-echo "== fuzz smoke run (10 s per target; longer: scripts/fuzz.sh 600)"
-bash scripts/fuzz.sh 10
+# step NAME COMMAND...: one timed part of a lane (its duration is listed with the stages, indented).
+step() {
+  local name="$1"; shift
+  local start; start=$(date +%s)
+  echo "-- $name"
+  "$@"
+  printf '%s\t%s\t%s\n' "  $name" "$(( $(date +%s) - start ))" ok >> "$TIMES"
+}
 
-echo "== Python suite"
-bash bindings/python/run-tests.sh
+debug_lane() {
+  step "cargo fmt --check" cargo fmt --check
+  (cd fuzz && cargo fmt --check)
+  step "cargo clippy --all-targets -D warnings" cargo clippy --all-targets -- -D warnings
+  step "cargo test --no-run (the test build)" cargo test --all-targets --no-run
+  # The debug shared library the C programs link, as tests/c_suite.rs builds it.
+  step "cargo build --lib (debug, for C)" cargo build --lib --test c_suite
+  rm -rf "$XEROGUARD_PREBUILT_DIST"
+  step "Python sdist and manylinux wheel" bash -c 'bash scripts/build-python-dist.sh "$0" > "$0.log" 2>&1 \
+    || { tail -n 60 "$0.log"; exit 1; }' "$XEROGUARD_PREBUILT_DIST"
+}
+release_lane() {
+  # The shipped library: the bindings' suites, the fleet and make install use this one.
+  step "cargo build --release" cargo build --release
+  step "fuzz targets (ASan)" bash scripts/fuzz.sh --build-only
+}
+memory_lane() {
+  step "C suites under valgrind memcheck" env \
+    XEROGUARD_C_WRAPPER="valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite" \
+    cargo test --test c_suite
+  step "C suites under ASan + UBSan" env XEROGUARD_C_SANITIZE=1 cargo test --test c_suite
+}
 
-echo "== C# suite (Mono)"
-bash bindings/csharp/run-tests.sh
+echo "== builds, in two lanes (logs in $LOGS)"
+lane "build (debug): fmt, clippy, test build, Python dist" debug_lane
+lane "build (release): library, fuzz targets" release_lane
+join_lanes
 
-echo "== fleet: C, C# and Python workers sharing tenants through one Redis, some on a skewed clock (tests/fleet)"
+stage "Rust, C and C++ suites (cargo test)" cargo test --all-targets
+# Neither checks a latency: side by side.
+echo "== the C programs under valgrind and under ASan, beside the fuzz smoke run (logs in $LOGS)"
+lane "C suites under valgrind, then ASan + UBSan" memory_lane
+lane "fuzz smoke run (10 s per target; longer: scripts/fuzz.sh 600)" bash scripts/fuzz.sh 10
+join_lanes
+stage "Python suite" bash bindings/python/run-tests.sh
+stage "C# suite (Mono)" bash bindings/csharp/run-tests.sh
 # The bindings venv (made by the Python suite) has xeroguard, httpx and pytest; the C# suite built the binding.
-"${XEROGUARD_VENV:-bindings/python/.venv}/bin/python" -m pytest -p no:cacheprovider -s tests/fleet
-
-echo "== packaging and docs (scripts/test-packaging.sh): sdist, manylinux wheel without cargo, make install, READMEs"
-bash scripts/test-packaging.sh
+stage "fleet: C, C# and Python workers on one Redis (tests/fleet)" \
+  "${XEROGUARD_VENV:-bindings/python/.venv}/bin/python" -m pytest -p no:cacheprovider -s tests/fleet
+stage "packaging and docs (scripts/test-packaging.sh)" bash scripts/test-packaging.sh
 
 echo "== all suites passed"

@@ -1,5 +1,7 @@
-//! The `xeroguard` command: `classify` prints the §5 JSON of a raw HTTP response (as `curl -i` saves it); `demo`
-//! shows both jobs on embedded data: a response of each kind classified, then calls paced on a manual clock.
+//! The `xeroguard` command: `classify` prints the §5 JSON of a raw HTTP response (as `curl -i` saves it) and, for
+//! scripts, exits with what to do next as the library decides it for the request's method and Idempotency-Key;
+//! `demo` shows both jobs on embedded data: a response of each kind classified, then calls paced on a manual clock;
+//! `snapshot` shows a tenant's shared pacing state in Redis.
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -7,26 +9,78 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use xeroguard::pacing::{Feedback, RedisOptions};
-use xeroguard::{Action, Clock, Decision, Limiter, Limits, classify_raw};
+use xeroguard::{
+    Action, Backoff, Classification, Clock, Decision, GiveUp, Limiter, Limits, Outcome, Request, RetryPolicy,
+    classify_raw, human_duration as human, refusal_in_words, resend,
+};
 
-const USAGE: &str = "\
-usage: xeroguard classify [--pretty] [--exit-code] [FILE]
-       xeroguard demo
-       xeroguard snapshot --redis URL --prefix PREFIX [--pretty] [TENANT]
-       xeroguard --version | --help
+/// Each command: its synopsis and what `xeroguard COMMAND --help` says below it.
+const COMMANDS: &[(&str, &str, &str)] = &[
+    ("classify", "classify [--pretty] [--exit-code] [--method METHOD] [--[no-]idempotency-key] [FILE]", CLASSIFY_HELP),
+    ("demo", "demo", DEMO_HELP),
+    ("snapshot", "snapshot --redis URL --prefix PREFIX [--pretty] [TENANT]", SNAPSHOT_HELP),
+];
 
-classify     print the classification JSON of a raw HTTP response, as `curl -i` saves it, read
-             from FILE, or from standard input when FILE is absent or -. When responses follow
-             one another (redirects with curl -iL, 100 Continue), the last one is classified.
-  --pretty     indent the JSON
-  --exit-code  exit with the recommended action, for shell scripts:
-                 0 none, 10 retry, 11 fix_request, 12 refresh_token, 13 reauthorize
-demo         classify a response of each kind, then pace 70 calls for one tenant on a manual clock
-snapshot     print a tenant's shared pacing state (windows, permits in flight, blocks, the wait
-             now) from the Redis that an app's workers share; no TENANT: tenantless calls
+const CLASSIFY_HELP: &str = "\
+Print the classification JSON of a raw HTTP response, as `curl -i` saves it, read from FILE, or
+from standard input when FILE is absent or -. When responses follow one another (redirects with
+curl -iL, 100 Continue), the last one is classified. Besides the classification's keys the JSON
+says may_have_been_processed: whether the server may have carried the request out.
+  --pretty              indent the JSON
+  --exit-code           exit with what to do next, for shell scripts:
+                          0 none, 10 retry, 11 fix_request, 12 refresh_token, 13 reauthorize,
+                          14 check before resending: the server may have carried out this write
+                             and it has no Idempotency-Key (a 500, 502, 504): never 10 for it
+  --method METHOD       the request's method; without it the method is unknown and taken as a
+                        write, the safe side (a 500 then exits 14, not 10)
+  --idempotency-key     the request carried an Idempotency-Key header (a write may be resent)
+  --no-idempotency-key  it carried none (the default)
+exit status: 0 done, or with --exit-code the codes above; 1 unreadable or empty input, not an
+             HTTP response, or output that could not be written; 2 bad usage";
 
-exit status: 0 done (with --exit-code: the action above); 1 unreadable input, not an HTTP
-response, or output that could not be written; 2 bad usage";
+const DEMO_HELP: &str = "\
+Classify a response of each kind, then pace 70 calls for one tenant on a manual clock: both
+jobs on embedded data, nothing is sent anywhere.
+exit status: 0 done; 1 output that could not be written; 2 bad usage";
+
+const SNAPSHOT_HELP: &str = "\
+Print a tenant's shared pacing state (windows, permits in flight, blocks, the wait now) as JSON,
+from the Redis that an app's workers share; no TENANT: tenantless calls.
+  --redis URL        the store's URL, as the workers have it
+  --prefix PREFIX    the workers' key prefix
+  --pretty           indent the JSON
+exit status: 0 done; 1 the store unavailable or output that could not be written; 2 bad usage";
+
+/// `classify --exit-code` for a write without an Idempotency-Key that the server may have carried out.
+const CHECK_BEFORE_RESENDING: u8 = 14;
+
+/// `classify` without `--method`: a method the library does not know, which it treats as a write.
+const UNKNOWN_METHOD: &str = "";
+
+/// The synopsis of every command.
+fn synopsis() -> String {
+    let mut lines: Vec<String> = COMMANDS.iter().map(|(_, usage, _)| format!("xeroguard {usage}")).collect();
+    lines.push("xeroguard --version | --help | COMMAND --help".to_owned());
+    format!("usage: {}", lines.join("\n       "))
+}
+
+/// `xeroguard --help`: the synopsis, then each command's help, indented under its name.
+fn usage() -> String {
+    let mut text = synopsis();
+    for (name, _, help) in COMMANDS {
+        let _ = write!(text, "\n\n{name}");
+        for line in help.lines() {
+            let _ = write!(text, "\n  {line}");
+        }
+    }
+    text + "\n"
+}
+
+/// `xeroguard COMMAND --help`: that command's usage only.
+fn command_usage(command: &str) -> Option<String> {
+    let (_, usage, help) = COMMANDS.iter().find(|(name, _, _)| *name == command)?;
+    Some(format!("usage: xeroguard {usage}\n\n{help}\n"))
+}
 
 /// Exit codes of `classify --exit-code`, one per action (1 and 2 are taken by errors and usage).
 fn action_exit_code(action: Action) -> u8 {
@@ -36,6 +90,15 @@ fn action_exit_code(action: Action) -> u8 {
         Action::FixRequest => 11,
         Action::RefreshToken => 12,
         Action::Reauthorize => 13,
+    }
+}
+
+/// `--exit-code`'s answer: the action's code, except where the library would not resend this request because the
+/// server may have carried out a write that has no Idempotency-Key.
+fn exit_code(c: &Classification, request: &Request<'_>) -> u8 {
+    match resend(request, &Outcome::from(c), 1, &RetryPolicy::default()) {
+        Backoff::GiveUp { reason: GiveUp::UnsafeToResend, .. } => CHECK_BEFORE_RESENDING,
+        _ => action_exit_code(c.action),
     }
 }
 
@@ -107,22 +170,36 @@ const DEMO_COLUMNS: usize = 100;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("classify") => classify_command(&args[1..]),
-        Some("demo") if args.len() == 1 => emit(&demo(), ExitCode::SUCCESS),
-        Some("snapshot") => snapshot_command(&args[1..]),
-        Some("-V" | "--version") if args.len() == 1 => {
+    let command = args.first().map(String::as_str);
+    let rest = args.get(1..).unwrap_or_default();
+    if let Some(name) = command
+        && rest.iter().any(|arg| arg == "--help" || arg == "-h")
+    {
+        return match command_usage(name) {
+            Some(text) => emit(&text, ExitCode::SUCCESS),
+            None => usage_error(&format!("unknown command: {name}")),
+        };
+    }
+    match (command, rest) {
+        (Some("classify"), rest) => classify_command(rest),
+        (Some("demo"), []) => emit(&demo(), ExitCode::SUCCESS),
+        (Some("demo"), [extra, ..]) => usage_error(&format!("demo takes no arguments: {extra}")),
+        (Some("snapshot"), rest) => snapshot_command(rest),
+        (Some("-V" | "--version"), []) => {
             emit(&format!("xeroguard {}\n", env!("CARGO_PKG_VERSION")), ExitCode::SUCCESS)
         }
-        Some("-h" | "--help" | "help") if args.len() == 1 => emit(&format!("{USAGE}\n"), ExitCode::SUCCESS),
-        Some(other) => usage_error(&format!("unknown command or extra arguments: {other} ...")),
-        None => usage_error("no command given"),
+        (Some("-h" | "--help" | "help"), []) => emit(&usage(), ExitCode::SUCCESS),
+        (Some("help"), [name]) => match command_usage(name) {
+            Some(text) => emit(&text, ExitCode::SUCCESS),
+            None => usage_error(&format!("no help for {name}: not a command")),
+        },
+        (Some(other), _) => usage_error(&format!("unknown command or extra arguments: {other} ...")),
+        (None, _) => usage_error("no command given"),
     }
 }
 
 fn usage_error(why: &str) -> ExitCode {
-    let synopsis: Vec<&str> = USAGE.lines().take(3).collect();
-    complain(format_args!("xeroguard: {why}\n{}\n(xeroguard --help says more)", synopsis.join("\n")));
+    complain(format_args!("xeroguard: {why}\n{}\n(xeroguard --help says more)", synopsis()));
     ExitCode::from(2)
 }
 
@@ -146,11 +223,19 @@ fn emit(text: &str, code: ExitCode) -> ExitCode {
 }
 
 fn classify_command(args: &[String]) -> ExitCode {
-    let (mut pretty, mut exit_code, mut path) = (false, false, None);
-    for arg in args {
+    let (mut pretty, mut exit_code_mode, mut path) = (false, false, None);
+    let mut request = Request { method: UNKNOWN_METHOD, has_idempotency_key: false };
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--pretty" => pretty = true,
-            "--exit-code" => exit_code = true,
+            "--exit-code" => exit_code_mode = true,
+            "--idempotency-key" => request.has_idempotency_key = true,
+            "--no-idempotency-key" => request.has_idempotency_key = false,
+            "--method" => match rest.next() {
+                Some(method) if is_method(method) => request.method = method,
+                _ => return usage_error("--method needs an HTTP method, e.g. --method POST"),
+            },
             option if option.starts_with('-') && option != "-" => {
                 return usage_error(&format!("classify has no option {option}"));
             }
@@ -170,6 +255,11 @@ fn classify_command(args: &[String]) -> ExitCode {
         complain(format_args!("xeroguard: cannot read {source}: {e}"));
         return ExitCode::from(1);
     }
+    if raw.trim_ascii().is_empty() {
+        let what = if raw.is_empty() { "is empty" } else { "holds only white space" };
+        complain(format_args!("xeroguard: {source} {what}: no HTTP response to classify"));
+        return ExitCode::from(1);
+    }
     let c = match classify_raw(&raw, SystemTime::now()) {
         Ok(c) => c,
         Err(e) => {
@@ -177,11 +267,23 @@ fn classify_command(args: &[String]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let json = c.to_json();
+    let mut json = c.to_json();
+    if let Some(object) = json.as_object_mut() {
+        // Not a §5 key: placed beside `retryable`, which it qualifies.
+        let at = object.keys().position(|key| key == "retryable").map_or(object.len(), |i| i + 1);
+        object.shift_insert(at, "may_have_been_processed".to_owned(), c.may_have_been_processed().into());
+    }
     let text = if pretty { serde_json::to_string_pretty(&json) } else { serde_json::to_string(&json) };
     let text = text.expect("a serde_json::Value always serializes");
-    let code = if exit_code { ExitCode::from(action_exit_code(c.action)) } else { ExitCode::SUCCESS };
+    let code = if exit_code_mode { ExitCode::from(exit_code(&c, &request)) } else { ExitCode::SUCCESS };
     emit(&format!("{text}\n"), code)
+}
+
+/// An HTTP method token (RFC 9110 §9.1: visible ASCII, no separators) that is not an option.
+fn is_method(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with('-')
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// `snapshot --redis URL --prefix PREFIX [TENANT]`: reads the shared state without changing it (only the limits are
@@ -215,28 +317,6 @@ fn snapshot_command(args: &[String]) -> ExitCode {
             complain(format_args!("xeroguard: {e}"));
             ExitCode::from(1)
         }
-    }
-}
-
-/// A duration for people: "850 ms", "17 s", "60.5 s", "5 min", "1 min 30 s", "24 h". Fractions of a second
-/// are kept (the limiter's waits are exact), so under 10 minutes those stay in seconds.
-fn human(ms: u64) -> String {
-    let seconds = |ms: u64| {
-        let text = format!("{}.{:03}", ms / 1000, ms % 1000);
-        format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
-    };
-    match ms {
-        0..1000 => format!("{ms} ms"),
-        1000..60_000 => seconds(ms),
-        60_000..600_000 if !ms.is_multiple_of(1000) => seconds(ms),
-        60_000..3_600_000 => match ms % 60_000 {
-            0 => format!("{} min", ms / 60_000),
-            rest => format!("{} min {}", ms / 60_000, seconds(rest)),
-        },
-        _ => match (ms % 3_600_000) / 60_000 {
-            0 => format!("{} h", ms / 3_600_000),
-            minutes => format!("{} h {minutes} min", ms / 3_600_000),
-        },
     }
 }
 
@@ -309,7 +389,9 @@ fn demo_pacing(out: &mut String) {
                 limiter.release(permit, now).expect("a permit just granted");
                 ("granted".to_owned(), None)
             }
-            Decision::Refused(r) => (format!("wait {} ({})", human(r.wait_ms), r.reason), Some(r.wait_ms)),
+            Decision::Refused(r) => {
+                (refusal_in_words(r.reason, r.wait_ms, Some(limits.tenant_concurrency)), Some(r.wait_ms))
+            }
         };
         let _ = writeln!(out, "{:>12}  {call:>5}  {text}{note}", human(now));
         wait

@@ -1,5 +1,6 @@
-//! The retry policy for repeated failures: capped exponential backoff with additive jitter, never shorter than
-//! the server's wait, and never sleeping through a day limit beyond a configurable cap; and whether a request may be
+//! The retry policy for repeated failures: capped exponential backoff or the server's wait, whichever is longer,
+//! plus a bounded random jitter, and never sleeping through a day limit beyond a configurable cap; and whether a
+//! request may be
 //! resent at all (xero-reference §8): a write that the server may have carried out is resent only with an
 //! Idempotency-Key. It reads a [`Classification`]; it never changes the classification table.
 
@@ -16,9 +17,11 @@ pub struct RetryPolicy {
     pub base_ms: u64,
     /// The exponential part never exceeds this.
     pub max_backoff_ms: u64,
-    /// Up to this much random time is added, so many clients do not retry in step.
+    /// A random 0..=jitter_ms is added to every wait, the server's too, so clients told the same Retry-After do not
+    /// resend in the same instant.
     pub jitter_ms: u64,
-    /// A wait longer than this (a day limit's hours, say) is not slept through: give up instead.
+    /// A wait longer than this (a day limit's hours, say) is not slept through: give up instead. The jitter never
+    /// causes a give-up and never takes a wait past this.
     pub max_wait_ms: u64,
 }
 
@@ -116,11 +119,17 @@ pub fn backoff_from_parts(
     attempt: u32,
     policy: &RetryPolicy,
 ) -> Backoff {
-    let jitter = if policy.jitter_ms == 0 { 0 } else { random_u64() % (policy.jitter_ms + 1) };
+    let jitter = match policy.jitter_ms.checked_add(1) {
+        Some(choices) => random_u64() % choices,
+        None => random_u64(),
+    };
     backoff_with_jitter(retryable, recommended_wait_ms, attempt, policy, jitter)
 }
 
-/// [`backoff`] with the jitter chosen by the caller: deterministic, and the form the C ABI uses.
+/// [`backoff`] with the jitter chosen by the caller (capped at the policy's `jitter_ms`): deterministic. The wait is
+/// `max(exponential backoff, recommended wait) + jitter`. Whether to give up is decided before the jitter is added,
+/// on the wait the server or the backoff needs (that is the `wait_ms` of [`GiveUp::WaitTooLong`]); the jitter then
+/// takes the wait no further than `max_wait_ms`, so a wait within `jitter_ms` of the cap gets only what fits.
 pub fn backoff_with_jitter(
     retryable: bool,
     recommended_wait_ms: Option<u64>,
@@ -136,11 +145,11 @@ pub fn backoff_with_jitter(
     }
     let doublings = attempt.saturating_sub(1).min(63);
     let exponential = policy.base_ms.saturating_mul(1u64 << doublings).min(policy.max_backoff_ms);
-    let wait_ms = exponential.saturating_add(jitter_ms.min(policy.jitter_ms)).max(recommended_wait_ms.unwrap_or(0));
-    if wait_ms > policy.max_wait_ms {
-        return Backoff::GiveUp { reason: GiveUp::WaitTooLong, wait_ms };
+    let needed = exponential.max(recommended_wait_ms.unwrap_or(0));
+    if needed > policy.max_wait_ms {
+        return Backoff::GiveUp { reason: GiveUp::WaitTooLong, wait_ms: needed };
     }
-    Backoff::RetryAfter { wait_ms }
+    Backoff::RetryAfter { wait_ms: needed.saturating_add(jitter_ms.min(policy.jitter_ms)).min(policy.max_wait_ms) }
 }
 
 /// A fast per-thread random number; seeded from the standard library's random hasher keys.
@@ -175,12 +184,60 @@ mod tests {
             backoff_with_jitter(true, None, 4, &RetryPolicy { max_backoff_ms: 300, ..POLICY }, 0),
             Backoff::RetryAfter { wait_ms: 300 }
         );
-        assert_eq!(backoff_with_jitter(true, Some(5_000), 1, &POLICY, 10), Backoff::RetryAfter { wait_ms: 5_000 });
+        assert_eq!(backoff_with_jitter(true, Some(5_000), 1, &POLICY, 10), Backoff::RetryAfter { wait_ms: 5_010 });
         assert_eq!(
             backoff_with_jitter(true, Some(0), 1, &POLICY, 10_000),
             Backoff::RetryAfter { wait_ms: 150 },
             "jitter is capped"
         );
+    }
+
+    #[test]
+    fn the_jitter_is_added_to_the_servers_wait_and_bounded() {
+        let policy = RetryPolicy::default();
+        let after_37_s = |jitter| backoff_with_jitter(true, Some(37_000), 1, &policy, jitter);
+        assert_eq!(after_37_s(0), Backoff::RetryAfter { wait_ms: 37_000 });
+        assert_eq!(after_37_s(1), Backoff::RetryAfter { wait_ms: 37_001 });
+        assert_eq!(after_37_s(250), Backoff::RetryAfter { wait_ms: 37_250 });
+        assert_eq!(after_37_s(u64::MAX), Backoff::RetryAfter { wait_ms: 37_250 }, "at most jitter_ms");
+        // A backoff longer than the server's wait takes the jitter on top of itself.
+        assert_eq!(backoff_with_jitter(true, Some(100), 2, &POLICY, 30), Backoff::RetryAfter { wait_ms: 230 });
+        // Near the cap the jitter fits under max_wait_ms; it never turns a wait into a give-up.
+        let cap = POLICY.max_wait_ms;
+        assert_eq!(backoff_with_jitter(true, Some(cap - 20), 1, &POLICY, 50), Backoff::RetryAfter { wait_ms: cap });
+        assert_eq!(backoff_with_jitter(true, Some(cap), 1, &POLICY, 50), Backoff::RetryAfter { wait_ms: cap });
+        assert_eq!(
+            backoff_with_jitter(true, Some(cap + 1), 1, &POLICY, 0),
+            Backoff::GiveUp { reason: GiveUp::WaitTooLong, wait_ms: cap + 1 },
+            "the give-up names the wait needed, without jitter"
+        );
+        // The largest jitter bound draws from the whole range without overflowing.
+        let whole_range = RetryPolicy { jitter_ms: u64::MAX, max_wait_ms: u64::MAX, ..POLICY };
+        assert!(matches!(backoff_from_parts(true, Some(0), 1, &whole_range), Backoff::RetryAfter { .. }));
+    }
+
+    /// Workers told the same Retry-After resend spread over [Retry-After, Retry-After + jitter_ms], not in step.
+    #[test]
+    fn a_hundred_workers_after_the_same_429_do_not_resend_in_the_same_millisecond() {
+        let at = std::time::SystemTime::UNIX_EPOCH;
+        let limited = crate::classify(429, &[("Retry-After", "37"), ("X-Rate-Limit-Problem", "minute")], b"", at);
+        let outcome = Outcome::from(&limited);
+        let request = Request { method: "POST", has_idempotency_key: false };
+        let waits: Vec<u64> = std::thread::scope(|scope| {
+            let workers: Vec<_> =
+                (0..100).map(|_| scope.spawn(|| resend(&request, &outcome, 1, &RetryPolicy::default()))).collect();
+            workers
+                .into_iter()
+                .map(|worker| match worker.join().expect("a worker") {
+                    Backoff::RetryAfter { wait_ms } => wait_ms,
+                    other => panic!("a 429 is resent: {other:?}"),
+                })
+                .collect()
+        });
+        assert!(waits.iter().all(|wait| (37_000..=37_250).contains(wait)), "{waits:?}");
+        let instants: std::collections::BTreeSet<u64> = waits.iter().copied().collect();
+        // 100 draws from 251 milliseconds give ~82 distinct ones; 50 or fewer would mean the jitter is broken.
+        assert!(instants.len() > 50, "{} distinct instants: {waits:?}", instants.len());
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Builds the C and C++ programs in tests/c/ and examples/c/ against include/xeroguard.h and the library this
 //! test run built, runs them, and fails on any failed check. Flags: C99 and C++17 with warnings as errors.
+//!
+//! The same programs as an older ABI's callers had them (tests/abi/N/: that release's header, C suite and examples)
+//! are built against their own header and run against this library too (the `abi2_*` tests): an older caller must
+//! keep working unchanged (README "Versions and compatibility").
 mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
@@ -14,8 +18,8 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The directory holding libxeroguard.so (target/<profile>/, above deps/). `cargo test` builds the library as an
-/// rlib only, so the shared library is built here once (a no-op when it is fresh).
+/// The directory holding libxeroguard.so (target/<profile>/, above deps/). `cargo test` builds the shared library
+/// but leaves it in deps/ under a hashed name, so it is built here once more as a root (a no-op when it is fresh).
 fn library_dir() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test executable path");
@@ -23,7 +27,27 @@ fn library_dir() -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "--lib", "--quiet"]).current_dir(repo());
+        // With this test target, so that features resolve as for the test build (dev-dependencies included): the
+        // library `cargo test` just built is reused, not relinked with other features.
+        build.args(["build", "--lib", "--test", "c_suite", "--quiet"]).current_dir(repo());
+        // Without what cargo set for this test process: a build script that watches one of these (ring's watches
+        // CARGO_MANIFEST_DIR and OUT_DIR) would rebuild here, and the next `cargo test` would rebuild it back.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let per_crate = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_",
+                "CARGO_TARGET_TMPDIR",
+            ];
+            if per_crate.iter().any(|prefix| name.starts_with(prefix))
+                || ["CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"].contains(&&*name)
+            {
+                build.env_remove(&*name);
+            }
+        }
         if dir.file_name().is_some_and(|p| p == "release") {
             build.arg("--release");
         }
@@ -50,33 +74,85 @@ fn sanitize_flags() -> &'static [&'static str] {
     }
 }
 
-fn work_dir(name: &str) -> PathBuf {
-    let mode = if sanitize_flags().is_empty() { "c-tests" } else { "c-tests-asan" };
-    let dir = library_dir().join(mode).join(name);
-    std::fs::create_dir_all(&dir).expect("c-tests dir");
-    dir
+/// Where one set of C programs and the header they were written against live.
+struct Suite {
+    /// Distinguishes its build directories: "" for this checkout's, "abi2" for ABI 2's.
+    name: &'static str,
+    include: &'static str,
+    c: &'static str,
+    examples: &'static str,
 }
 
-/// Compiles `sources` into an executable and returns its path; panics with the compiler's output on failure.
-fn compile(compiler: &str, flags: &[&str], sources: &[PathBuf], exe: &Path) {
+/// This checkout's programs and header.
+const CURRENT: Suite = Suite { name: "", include: "include", c: "tests/c", examples: "examples/c" };
+/// ABI 2's callers, as they were (tests/abi/README.md).
+const ABI2: Suite =
+    Suite { name: "abi2", include: "tests/abi/2", c: "tests/abi/2/c", examples: "tests/abi/2/examples" };
+
+impl Suite {
+    fn source(&self, dir: &str, file: &str) -> PathBuf {
+        repo().join(dir).join(file)
+    }
+
+    fn test_program(&self, file: &str) -> PathBuf {
+        self.source(self.c, file)
+    }
+
+    fn example(&self, file: &str) -> PathBuf {
+        self.source(self.examples, file)
+    }
+
+    fn work_dir(&self, name: &str) -> PathBuf {
+        let mode = if sanitize_flags().is_empty() { "c-tests" } else { "c-tests-asan" };
+        let dir = library_dir().join(mode).join(self.name).join(name);
+        std::fs::create_dir_all(&dir).expect("c-tests dir");
+        dir
+    }
+
+    /// Compiles `sources` (one program) as `name` in its own directory and runs it with `args`; returns its output.
+    fn run_program(&self, name: &str, sources: &[PathBuf], args: &[&str]) -> String {
+        let exe = self.work_dir(name).join(name);
+        let cpp = sources.iter().any(|s| s.extension().is_some_and(|e| e == "cpp"));
+        let (compiler, flags) = if cpp { ("g++", CXX_FLAGS) } else { ("cc", C_FLAGS) };
+        compile(compiler, flags, self, sources, &exe);
+        run(&exe, args)
+    }
+}
+
+/// Compiles `sources` into an executable and returns its path; panics with the compiler's output on failure. A
+/// program is compiled once per mode: the valgrind run (same flags) reuses what the plain run built, unless a source,
+/// the headers or the library changed since, or the command line differs (kept beside it in a `.cmd` file).
+fn compile(compiler: &str, flags: &[&str], suite: &Suite, sources: &[PathBuf], exe: &Path) {
     let lib = library_dir();
-    let output = Command::new(compiler)
+    let mut command = Command::new(compiler);
+    command
         .args(flags)
         .args(sanitize_flags())
         .arg("-I")
-        .arg(repo().join("include"))
+        .arg(repo().join(suite.include))
         .arg("-I")
-        .arg(repo().join("tests/c"))
+        .arg(repo().join(suite.c))
         .args(sources)
         .arg("-o")
         .arg(exe)
         .arg(format!("-L{}", lib.display()))
         .arg("-lxeroguard")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-pthread")
-        .output()
-        .unwrap_or_else(|e| panic!("running {compiler}: {e} (install gcc/g++)"));
+        .arg("-pthread");
+    let line = format!("{command:?}");
+    let stamp = exe.with_extension("cmd");
+    let inputs =
+        [suite.source(suite.include, "xeroguard.h"), suite.test_program("check.h"), lib.join("libxeroguard.so")];
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = std::fs::read_to_string(&stamp).is_ok_and(|previous| previous == line)
+        && modified(exe)
+            .is_some_and(|built| sources.iter().chain(&inputs).all(|i| modified(i).is_some_and(|m| m <= built)));
+    if fresh {
+        return;
+    }
+    let output = command.output().unwrap_or_else(|e| panic!("running {compiler}: {e} (install gcc/g++)"));
     assert!(output.status.success(), "{compiler} failed for {sources:?}:\n{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::write(&stamp, line).expect("writing the compile stamp");
 }
 
 /// Runs a test program and asserts it succeeded; returns its stdout. `XEROGUARD_C_WRAPPER` runs it under a tool,
@@ -104,13 +180,6 @@ fn run(exe: &Path, args: &[&str]) -> String {
     stdout
 }
 
-fn c_program(name: &str, source: &str, args: &[&str]) -> String {
-    let dir = work_dir(name);
-    let exe = dir.join(name);
-    compile("cc", C_FLAGS, &[repo().join(source)], &exe);
-    run(&exe, args)
-}
-
 /// Writes conformance cases in the flat format tests/c/conformance.c reads.
 fn write_flat_cases(path: &Path, cases: &[common::Case]) {
     let mut out = Vec::new();
@@ -132,68 +201,92 @@ fn write_flat_cases(path: &Path, cases: &[common::Case]) {
 }
 
 /// Builds tests/c/conformance.c as `program` (one build per test, so the tests can run at once) and runs `cases`.
-fn run_c_conformance(program: &str, cases: &[common::Case]) {
-    let path = work_dir(program).join("cases.txt");
+fn run_c_conformance(suite: &Suite, program: &str, cases: &[common::Case]) {
+    let path = suite.work_dir(program).join("cases.txt");
     write_flat_cases(&path, cases);
     let count = cases.len().to_string();
-    let out = c_program(program, "tests/c/conformance.c", &[path.to_str().unwrap(), &count]);
+    let out = suite.run_program(program, &[suite.test_program("conformance.c")], &[path.to_str().unwrap(), &count]);
     assert!(out.contains(" passed, 0 failed"), "{out}");
 }
 
-#[test]
-fn c_conformance_cases() {
-    run_c_conformance("conformance", &common::load_cases());
+fn conformance_cases(suite: &Suite) {
+    run_c_conformance(suite, "conformance", &common::load_cases());
 }
 
-#[test]
-fn c_project_conformance_cases() {
-    run_c_conformance("conformance_project", &common::load_project_cases());
+fn project_conformance_cases(suite: &Suite) {
+    run_c_conformance(suite, "conformance_project", &common::load_project_cases());
 }
 
-#[test]
-fn c_bad_input_never_crashes() {
-    let out = c_program("bad_input", "tests/c/bad_input.c", &[]);
+/// A program of tests/c/ whose own checks must all pass.
+fn checks_pass(suite: &Suite, name: &str, args: &[&str]) {
+    let out = suite.run_program(name, &[suite.test_program(&format!("{name}.c"))], args);
     assert!(out.contains(" passed, 0 failed"), "{out}");
 }
 
-#[test]
-fn c_threads_classify_and_pace_concurrently() {
-    let out = c_program("threads", "tests/c/threads.c", &[]);
-    assert!(out.contains(" passed, 0 failed"), "{out}");
+fn bad_input_never_crashes(suite: &Suite) {
+    checks_pass(suite, "bad_input", &[]);
 }
 
-#[test]
-fn c_pacing_functions() {
-    let out = c_program("pacing", "tests/c/pacing.c", &[]);
-    assert!(out.contains(" passed, 0 failed"), "{out}");
+fn threads_classify_and_pace_concurrently(suite: &Suite) {
+    checks_pass(suite, "threads", &[]);
 }
 
-#[test]
-fn c_resend_follows_the_safe_retry_rules() {
-    let out = c_program("resend", "tests/c/resend.c", &[]);
-    assert!(out.contains(" passed, 0 failed"), "{out}");
+fn pacing_functions(suite: &Suite) {
+    checks_pass(suite, "pacing", &[]);
 }
 
+/// New in this ABI (no older suite has it): the figures `xg_limiter_stats` reads after known operations.
 #[test]
-fn c_shared_limiter_on_redis() {
+fn c_stats_after_known_operations() {
+    checks_pass(&CURRENT, "stats", &[]);
+}
+
+fn resend_follows_the_safe_retry_rules(suite: &Suite) {
+    checks_pass(suite, "resend", &[]);
+}
+
+fn shared_limiter_on_redis(suite: &Suite) {
     let server = redis_support::RedisServer::start();
-    let out = c_program("redis", "tests/c/redis.c", &[&server.url()]);
-    assert!(out.contains(" passed, 0 failed"), "{out}");
+    checks_pass(suite, "redis", &[&server.url()]);
 }
 
-#[test]
-fn cpp_program_links_and_runs() {
-    let dir = work_dir("cpp");
-    let exe = dir.join("cpp_smoke");
-    compile("g++", CXX_FLAGS, &[repo().join("tests/c/cpp_smoke.cpp")], &exe);
-    let out = run(&exe, &[]);
+fn cpp_links_and_runs(suite: &Suite) {
+    let out = suite.run_program("cpp_smoke", &[suite.test_program("cpp_smoke.cpp")], &[]);
     assert!(out.contains("rate_limited"), "{out}");
 }
 
-#[test]
-fn readme_c_examples_run() {
-    let out = c_program("example_classify", "examples/c/classify.c", &[]);
+fn readme_examples_run(suite: &Suite) {
+    let out = suite.run_program("example_classify", &[suite.example("classify.c")], &[]);
     assert!(out.contains("rate_limited") && out.contains("17000"), "{out}");
-    let out = c_program("example_pacing", "examples/c/pacing.c", &[]);
+    let out = suite.run_program("example_pacing", &[suite.example("pacing.c")], &[]);
     assert!(out.contains("granted 60 of 70"), "{out}");
+}
+
+/// Each check as a test of this checkout's programs (`c_…`) and of ABI 2's (`abi2_…`).
+macro_rules! suites {
+    ($($check:ident: $current:ident, $abi2:ident;)*) => {$(
+        #[test]
+        fn $current() {
+            $check(&CURRENT);
+        }
+
+        #[test]
+        fn $abi2() {
+            $check(&ABI2);
+        }
+    )*};
+}
+
+suites! {
+    conformance_cases: c_conformance_cases, abi2_c_conformance_cases;
+    project_conformance_cases: c_project_conformance_cases, abi2_c_project_conformance_cases;
+    bad_input_never_crashes: c_bad_input_never_crashes, abi2_c_bad_input_never_crashes;
+    threads_classify_and_pace_concurrently: c_threads_classify_and_pace_concurrently,
+        abi2_c_threads_classify_and_pace_concurrently;
+    pacing_functions: c_pacing_functions, abi2_c_pacing_functions;
+    resend_follows_the_safe_retry_rules: c_resend_follows_the_safe_retry_rules,
+        abi2_c_resend_follows_the_safe_retry_rules;
+    shared_limiter_on_redis: c_shared_limiter_on_redis, abi2_c_shared_limiter_on_redis;
+    cpp_links_and_runs: cpp_program_links_and_runs, abi2_cpp_program_links_and_runs;
+    readme_examples_run: readme_c_examples_run, abi2_readme_c_examples_run;
 }

@@ -1,6 +1,6 @@
 //! The `xeroguard` command as a shell user meets it: every conformance case from stdin, files saved by curl, redirect
-//! chains, `--pretty`, the exit-code mode, `--version`, clear failures, closed pipes and full disks, and a demo of
-//! both jobs that fits 100 columns.
+//! chains, `--pretty`, the exit-code mode for every method and Idempotency-Key, `--version`, help for every command,
+//! clear failures (empty input too), closed pipes and full disks, and a demo of both jobs that fits 100 columns.
 mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
@@ -93,18 +93,83 @@ fn documented_exit_code(action: &str) -> i32 {
     }
 }
 
+/// "Check before resending": a write without an Idempotency-Key that the server may have carried out.
+const CHECK_BEFORE_RESENDING: i32 = 14;
+
+/// xero-reference §8 as the README states it for the exit codes: a retryable outcome that may have been processed
+/// is 14, never 10, for a write (POST, PUT, PATCH, a method the library does not know, or none given) without an
+/// Idempotency-Key; every other request gets its action's code.
 #[test]
-fn exit_code_mode_exits_with_the_action_of_every_conformance_case() {
+fn exit_code_mode_answers_per_method_and_key_for_every_conformance_case() {
+    let requests: [(&[&str], bool); 7] = [
+        (&[], true),
+        (&["--method", "POST"], true),
+        (&["--method", "put", "--no-idempotency-key"], true),
+        (&["--method", "PROPFIND"], true),
+        (&["--method", "GET"], false),
+        (&["--method", "DELETE"], false),
+        (&["--method", "PATCH", "--idempotency-key"], false),
+    ];
     let mut seen = std::collections::BTreeSet::new();
     for case in common::load_cases() {
-        let (code, stdout, stderr) = xeroguard(&["classify", "--exit-code"], &case.raw());
-        let action = json(&stdout)["action"].as_str().expect("an action").to_owned();
-        assert_eq!(code, documented_exit_code(&action), "{}: {action} {stderr}", case.name);
-        seen.insert(action);
+        for (options, unsafe_without_key) in requests {
+            let args = [&["classify", "--exit-code"][..], options].concat();
+            let (code, stdout, stderr) = xeroguard(&args, &case.raw());
+            let json = json(&stdout);
+            let action = json["action"].as_str().expect("an action");
+            let maybe_done = json["retryable"] == true && json["may_have_been_processed"] == true;
+            let expected =
+                if unsafe_without_key && maybe_done { CHECK_BEFORE_RESENDING } else { documented_exit_code(action) };
+            assert_eq!(code, expected, "{} {options:?}: {action} {stderr}", case.name);
+            seen.insert(code);
+        }
     }
-    assert_eq!(seen.len(), 5, "the cases cover every action: {seen:?}");
+    assert_eq!(seen, [0, 10, 11, 12, 13, 14].into(), "the cases cover every code");
     // Without the mode a classified response is a success, whatever it says.
     assert_eq!(xeroguard(&["classify"], MINUTE_429).0, 0);
+}
+
+#[test]
+fn a_write_after_a_500_is_never_resent_without_a_key() {
+    let server_errors: [&[u8]; 3] = [
+        b"HTTP/1.1 500 Internal Server Error\r\n\r\nAn unhandled error with the Xero API occurred.",
+        b"HTTP/1.1 502 Bad Gateway\r\n\r\n",
+        b"HTTP/1.1 504 Gateway Timeout\r\n\r\n",
+    ];
+    for raw in server_errors {
+        let code = |options: &[&str]| xeroguard(&[&["classify", "--exit-code"][..], options].concat(), raw).0;
+        for write in
+            [&[][..], &["--method", "POST"], &["--method", "post", "--idempotency-key", "--no-idempotency-key"]]
+        {
+            assert_eq!(code(write), CHECK_BEFORE_RESENDING, "{write:?}");
+        }
+        assert_eq!(code(&["--method", "POST", "--idempotency-key"]), 10, "with a key the write may go again");
+        assert_eq!(code(&["--method", "GET"]), 10, "a read may always go again");
+    }
+    // What the server certainly did not carry out is resent whatever the method.
+    assert_eq!(xeroguard(&["classify", "--exit-code", "--method", "POST"], MINUTE_429).0, 10);
+}
+
+#[test]
+fn the_json_says_whether_the_request_may_have_been_processed_beside_the_section_5_keys() {
+    let cases: [(&[u8], bool); 3] = [
+        (b"HTTP/1.1 500 Internal Server Error\r\n\r\n", true),
+        (MINUTE_429, false),
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n{\"ErrorNumber\":10,\"Type\":\"ValidationException\"}", true),
+    ];
+    for (raw, processed) in cases {
+        let (code, stdout, _) = xeroguard(&["classify"], raw);
+        assert_eq!(code, 0);
+        let mut json = json(&stdout);
+        let object = json.as_object_mut().expect("an object");
+        let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        let after_retryable = keys.iter().position(|key| *key == "retryable").map(|i| keys[i + 1]);
+        assert_eq!(after_retryable, Some("may_have_been_processed"), "{keys:?}");
+        assert_eq!(object.shift_remove("may_have_been_processed"), Some(processed.into()), "{stdout}");
+        // Every other key is the library's §5 JSON, unchanged and in order.
+        let library = xeroguard::classify_raw(raw, std::time::SystemTime::now()).unwrap().to_json();
+        assert_eq!(serde_json::to_string(&json).unwrap(), serde_json::to_string(&library).unwrap());
+    }
 }
 
 #[test]
@@ -119,10 +184,55 @@ fn version_is_the_crates() {
 fn help_documents_the_exit_codes() {
     let (code, stdout, _) = xeroguard(&["--help"], b"");
     assert_eq!(code, 0);
-    for text in ["--pretty", "--exit-code", "0 none, 10 retry, 11 fix_request, 12 refresh_token, 13 reauthorize"] {
+    for text in [
+        "--pretty",
+        "--exit-code",
+        "0 none, 10 retry, 11 fix_request, 12 refresh_token, 13 reauthorize,",
+        "14 check before resending",
+        "--method METHOD",
+        "--idempotency-key",
+        "--no-idempotency-key  it carried none (the default)",
+        "xeroguard demo",
+        "xeroguard snapshot --redis URL",
+    ] {
         assert!(stdout.contains(text), "help lacks {text}:\n{stdout}");
     }
     assert!(stdout.lines().all(|line| line.chars().count() <= 100), "{stdout}");
+}
+
+#[test]
+fn every_command_has_its_own_help() {
+    for command in ["classify", "demo", "snapshot"] {
+        for args in [[command, "--help"], [command, "-h"], ["help", command]] {
+            let (code, stdout, stderr) = xeroguard(&args, b"");
+            assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
+            assert!(stdout.starts_with(&format!("usage: xeroguard {command}")), "{args:?}: {stdout}");
+            assert_eq!(stdout.matches("usage:").count(), 1, "that command's usage only: {stdout}");
+            assert!(stdout.contains("exit status: 0 done"), "{args:?}: {stdout}");
+            assert!(stdout.lines().all(|line| line.chars().count() <= 100), "{stdout}");
+        }
+    }
+    let (_, classify, _) = xeroguard(&["classify", "--help"], b"");
+    assert!(classify.contains("14 check before resending") && classify.contains("--method METHOD"), "{classify}");
+    // Help wins over the other arguments, even ones that would be wrong.
+    assert_eq!(xeroguard(&["classify", "--bogus", "--help"], b"").0, 0);
+    assert_eq!(xeroguard(&["snapshot", "--help"], b"").0, 0, "no --redis needed to ask");
+}
+
+#[test]
+fn empty_input_says_so() {
+    for (stdin, says) in [(&b""[..], "standard input is empty"), (b" \r\n\n", "standard input holds only white space")]
+    {
+        let (code, stdout, stderr) = xeroguard(&["classify", "--exit-code"], stdin);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stdout.is_empty() && stderr.contains(says), "{stderr}");
+        assert!(!stderr.contains("not a raw HTTP response"), "{stderr}");
+    }
+    let file = std::env::temp_dir().join(format!("xeroguard-empty-{}.txt", std::process::id()));
+    std::fs::write(&file, b"").unwrap();
+    let (code, _, stderr) = xeroguard(&["classify", file.to_str().unwrap()], b"");
+    std::fs::remove_file(&file).unwrap();
+    assert!(code == 1 && stderr.contains(&format!("{} is empty", file.display())), "{code} {stderr}");
 }
 
 #[test]
@@ -133,10 +243,23 @@ fn unreadable_input_and_bad_usage_fail_with_a_message() {
     let (code, _, stderr) = xeroguard(&["classify"], b"{\"not\": \"http\"}");
     assert_eq!(code, 1);
     assert!(stderr.contains("standard input") && stderr.contains("status line"), "{stderr}");
-    for args in [&["bogus"][..], &[], &["classify", "--bogus"], &["classify", "a", "b"], &["demo", "extra"]] {
+    let bad: [&[&str]; 10] = [
+        &["bogus"],
+        &[],
+        &["classify", "--bogus"],
+        &["classify", "a", "b"],
+        &["classify", "--method"],
+        &["classify", "--method", "--pretty"],
+        &["classify", "--method", "GET POST"],
+        &["demo", "extra"],
+        &["help", "bogus"],
+        &["bogus", "--help"],
+    ];
+    for args in bad {
         let (code, stdout, stderr) = xeroguard(args, b"");
         assert_eq!(code, 2, "{args:?}");
         assert!(stdout.is_empty() && stderr.contains("usage: xeroguard classify"), "{args:?}: {stderr}");
+        assert!(stderr.contains("xeroguard demo\n") && stderr.contains("xeroguard snapshot"), "{args:?}: {stderr}");
     }
 }
 
@@ -205,11 +328,11 @@ fn demo_shows_both_jobs_within_100_columns() {
     for text in [
         "2-59  granted, each",
         "29.5 s     60  granted",
-        "30 s     61  wait 30.5 s (minute)",
-        "34.5 s     70  wait 26 s (minute)",
+        "30 s     61  minute limit: next call in 30.5 s",
+        "34.5 s     70  minute limit: next call in 26 s",
         "60 of 70 granted in the first minute",
         "60.5 s     61  granted",
-        "60.5 s     71  wait 17 s (retry_after)",
+        "60.5 s     71  retry_after: the server asked to wait; next call in 17 s",
         "77.5 s     71  granted",
     ] {
         assert!(stdout.contains(text), "demo lacks {text:?}:\n{stdout}");

@@ -231,7 +231,29 @@ fn backoff_and_buffers_refuse_bad_arguments() {
     refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_backoff(&c, 1, ptr::null(), &mut small) });
     let tiny = xg_classification { struct_size: 2, ..c };
     refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_backoff(&tiny, 1, ptr::null(), &mut d) });
-    assert_eq!((d.retry, d.wait_ms), (false, 0), "a refused call wrote its out struct");
+    // A flag is 0 or 1 (a C bool byte of another value would be undefined behaviour): the field is named.
+    for (field, bad) in [
+        ("classification->retryable", xg_classification { retryable: 2, ..c }),
+        ("classification->has_error_number", xg_classification { has_error_number: 255, ..c }),
+        ("classification->may_have_been_processed", xg_classification { may_have_been_processed: 9, ..c }),
+    ] {
+        refused(f, XG_STATUS_INVALID_ARGUMENT, field, || unsafe { xg_backoff(&bad, 1, ptr::null(), &mut d) });
+    }
+    // A newer header's larger policy: accepted when the fields this library lacks are zero, refused otherwise.
+    #[repr(C)]
+    struct NewerPolicy {
+        policy: xg_retry_policy,
+        added: u64,
+    }
+    let mut newer = NewerPolicy { policy: xg_retry_policy_default(), added: 0 };
+    newer.policy.struct_size = size_of::<NewerPolicy>();
+    let mut ok = xg_backoff_decision { struct_size: size_of::<xg_backoff_decision>(), ..Default::default() };
+    assert_eq!(unsafe { xg_backoff(&c, 1, &raw const newer.policy, &mut ok) }, XG_STATUS_OK);
+    newer.added = 1;
+    refused(f, XG_STATUS_UNKNOWN_FIELDS, "newer header", || unsafe {
+        xg_backoff(&c, 1, &raw const newer.policy, &mut d)
+    });
+    assert_eq!((d.retry, d.wait_ms), (0, 0), "a refused call wrote its out struct");
 
     // xg_resend: the request and the outcome are checked like everything else.
     let f = "xg_resend";
@@ -240,7 +262,7 @@ fn backoff_and_buffers_refuse_bad_arguments() {
         struct_size: size_of::<xg_request>(),
         method: method.as_ptr().cast(),
         method_len: method.len(),
-        has_idempotency_key: false,
+        has_idempotency_key: 0,
     };
     refused(f, XG_STATUS_NULL_POINTER, "request", || unsafe { xg_resend(ptr::null(), &c, 0, 1, ptr::null(), &mut d) });
     refused(f, XG_STATUS_NULL_POINTER, "out", || unsafe {
@@ -263,15 +285,19 @@ fn backoff_and_buffers_refuse_bad_arguments() {
     let long = [b'A'; 33];
     let long_method = xg_request { method: long.as_ptr().cast(), method_len: long.len(), ..request };
     refused(f, XG_STATUS_TOO_LARGE, "method", || unsafe { xg_resend(&long_method, &c, 0, 1, ptr::null(), &mut d) });
+    let yes = xg_request { has_idempotency_key: 2, ..request };
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "request->has_idempotency_key", || unsafe {
+        xg_resend(&yes, &c, 0, 1, ptr::null(), &mut d)
+    });
     let small_request = xg_request { struct_size: 4, ..request };
     refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
         xg_resend(&small_request, &c, 0, 1, ptr::null(), &mut d)
     });
-    assert_eq!((d.retry, d.wait_ms), (false, 0), "a refused call wrote its out struct");
+    assert_eq!((d.retry, d.wait_ms), (0, 0), "a refused call wrote its out struct");
 
     // xg_method_is_write: the method is checked as xg_resend checks it; the answer is the table's.
     let f = "xg_method_is_write";
-    let mut write = true;
+    let mut write = 7u8;
     refused(f, XG_STATUS_NULL_POINTER, "method", || unsafe { xg_method_is_write(ptr::null(), 3, &mut write) });
     refused(f, XG_STATUS_INVALID_UTF8, "method", || unsafe {
         xg_method_is_write(bad.as_ptr().cast(), bad.len(), &mut write)
@@ -285,12 +311,12 @@ fn backoff_and_buffers_refuse_bad_arguments() {
     refused(f, XG_STATUS_NULL_POINTER, "out", || unsafe {
         xg_method_is_write(method.as_ptr().cast(), method.len(), ptr::null_mut())
     });
-    assert!(write, "a refused call wrote its output");
+    assert_eq!(write, 7, "a refused call wrote its output");
     let writes = [("POST", true), ("put", true), ("PATCH", true), ("PURGE", true)];
     let reads = [("GET", false), ("head", false), ("OPTIONS", false), ("Delete", false)];
     for (method, expected) in writes.into_iter().chain(reads) {
         assert_eq!(unsafe { xg_method_is_write(method.as_ptr().cast(), method.len(), &mut write) }, XG_STATUS_OK);
-        assert_eq!(write, expected, "{method}");
+        assert_eq!(write, u8::from(expected), "{method}");
     }
 
     // xg_body_bytes_to_classify: a content type with a length and no pointer, or nowhere to write.
@@ -339,11 +365,54 @@ impl Drop for Handle {
     }
 }
 
+#[test]
+fn words_are_written_like_the_last_error_message() {
+    let f = "xg_refusal_words";
+    let mut buf = [0x55 as c_char; 64];
+    let mut needed = 0usize;
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "reason code 99", || unsafe {
+        xg_refusal_words(99, 1, 0, buf.as_mut_ptr(), buf.len(), &mut needed)
+    });
+    assert_eq!(buf[0], 0x55, "a refused call wrote its buffer");
+    let text = |buf: &[c_char]| unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap().to_owned();
+    let day = 2; // xg_reason day
+    let wait = 43_199_942;
+    assert_eq!(unsafe { xg_refusal_words(day, wait, 0, buf.as_mut_ptr(), buf.len(), &mut needed) }, XG_STATUS_OK);
+    assert_eq!(text(&buf), "day limit: next call in 11 h 59 min");
+    assert_eq!(needed, text(&buf).len() + 1);
+    let mut small = [0x55 as c_char; 8];
+    let status = unsafe { xg_refusal_words(day, wait, 0, small.as_mut_ptr(), small.len(), &mut needed) };
+    assert_eq!((status, text(&small).as_str(), needed), (XG_STATUS_BUFFER_TOO_SMALL, "day lim", 36), "cut, sized");
+    let query = unsafe { xg_refusal_words(day, wait, 0, ptr::null_mut(), 0, &mut needed) };
+    assert_eq!((query, needed), (XG_STATUS_BUFFER_TOO_SMALL, 36), "the size query");
+    let no_buffer = unsafe { xg_refusal_words(day, wait, 0, ptr::null_mut(), 8, ptr::null_mut()) };
+    assert_eq!(no_buffer, XG_STATUS_NULL_POINTER);
+    let concurrency = 4;
+    assert_eq!(unsafe { xg_refusal_words(concurrency, 120_000, 5, buf.as_mut_ptr(), buf.len(), ptr::null_mut()) }, 0);
+    assert_eq!(text(&buf), "concurrency: 5 calls in flight; a slot frees in at most 2 min");
+
+    assert_eq!(unsafe { xg_duration_words(90_000, buf.as_mut_ptr(), buf.len(), &mut needed) }, XG_STATUS_OK);
+    assert_eq!((text(&buf).as_str(), needed), ("1 min 30 s", 11));
+    assert_eq!(unsafe { xg_duration_words(90_000, ptr::null_mut(), 3, ptr::null_mut()) }, XG_STATUS_NULL_POINTER);
+}
+
 fn new_limiter(limits: Option<xg_limits>, clock: u32) -> Handle {
     let mut out = ptr::null_mut();
     let limits_ptr = limits.as_ref().map_or(ptr::null(), |l| l as *const xg_limits);
     assert_eq!(unsafe { xg_limiter_new(limits_ptr, clock, &mut out) }, XG_STATUS_OK, "{}", common::last_error());
     Handle(out)
+}
+
+fn zero_stats() -> xg_stats {
+    // SAFETY: xg_stats is plain integers and arrays of them: all zeros is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The statistics, as comparable text.
+fn stats(l: &Handle) -> String {
+    let mut out = xg_stats { struct_size: size_of::<xg_stats>(), ..zero_stats() };
+    assert_eq!(unsafe { xg_limiter_stats(l.0, &mut out) }, XG_STATUS_OK, "{}", common::last_error());
+    format!("{out:?}")
 }
 
 fn snapshot(l: &Handle, tenant: &[u8]) -> String {
@@ -407,6 +476,7 @@ fn shared_limiter_creation_refuses_bad_options() {
         (xg_redis_options { deadline_ms: 10_001, ..good }, XG_STATUS_INVALID_ARGUMENT, "deadline_ms"),
         (xg_redis_options { on_store_error: 9, ..good }, XG_STATUS_INVALID_ARGUMENT, "on_store_error"),
         (xg_redis_options { workers: 0, ..good }, XG_STATUS_INVALID_ARGUMENT, "workers"),
+        (xg_redis_options { replace_limits: 2, ..good }, XG_STATUS_INVALID_ARGUMENT, "options->replace_limits"),
         (xg_redis_options { struct_size: 8, ..good }, XG_STATUS_INVALID_ARGUMENT, "struct_size"),
         (xg_redis_options { url: b"not a url".as_ptr().cast(), url_len: 9, ..good }, XG_STATUS_INVALID_ARGUMENT, "url"),
     ] {
@@ -429,8 +499,9 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
     }
     let mut held = xg_decision { struct_size: size_of::<xg_decision>(), ..Default::default() };
     assert_eq!(unsafe { xg_limiter_acquire(l.0, tp, tl, &mut held) }, XG_STATUS_OK);
-    assert!(held.granted);
+    assert_eq!(held.granted, 1);
     let before = snapshot(&l, t);
+    let stats_before = stats(&l);
 
     let bad_utf8 = b"tenant-\xff";
     let long: Vec<u8> = vec![b'a'; 257];
@@ -511,6 +582,23 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
     refused("xg_limiter_acquire_until", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
         xg_limiter_acquire_until(l.0, tp, tl, 0, 0, &mut small_step)
     });
+    let mut not_a_flag = xg_wait_step { struct_size: size_of::<xg_wait_step>(), waiting: 2, ..Default::default() };
+    refused("xg_limiter_acquire_until", XG_STATUS_INVALID_ARGUMENT, "out->waiting", || unsafe {
+        xg_limiter_acquire_until(l.0, tp, tl, 0, 0, &mut not_a_flag)
+    });
+    let mut st = xg_stats { struct_size: size_of::<xg_stats>(), granted: 99, ..zero_stats() };
+    refused("xg_limiter_stats", XG_STATUS_NULL_POINTER, "limiter", || unsafe {
+        xg_limiter_stats(ptr::null(), &mut st)
+    });
+    refused("xg_limiter_stats", XG_STATUS_NULL_POINTER, "out", || unsafe { xg_limiter_stats(l.0, ptr::null_mut()) });
+    for size in [0, 3, XG_MAX_STRUCT_SIZE + 1, u32::MAX] {
+        let mut bad = xg_stats { struct_size: size, granted: 99, ..zero_stats() };
+        refused("xg_limiter_stats", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
+            xg_limiter_stats(l.0, &mut bad)
+        });
+        assert_eq!(bad.granted, 99, "nothing written");
+    }
+    assert_eq!(st.granted, 99, "nothing written");
     refused("xg_limiter_interrupt", XG_STATUS_NULL_POINTER, "limiter", || unsafe { xg_limiter_interrupt(ptr::null()) });
     let mut small_d = xg_decision { struct_size: 1, ..Default::default() };
     refused("xg_limiter_acquire", XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe {
@@ -574,7 +662,75 @@ fn limiter_calls_refuse_bad_arguments_and_change_nothing() {
 
     // Nothing above changed the limiter or wrote an out-parameter.
     assert_eq!(snapshot(&l, t), before, "a refused call changed the tenant's state");
+    assert_eq!(stats(&l), stats_before, "a refused call was counted");
     assert_eq!((d.permit, d.wait_ms, r.id, step.permit), (99, 99, 99, 99), "a refused call wrote an out-parameter");
     assert!(json.is_null());
     assert_eq!(unsafe { xg_limiter_release(l.0, held.permit) }, XG_STATUS_OK, "the permit survived every refusal");
+}
+
+#[test]
+fn stats_and_wait_steps_grow_like_every_struct() {
+    let l = new_limiter(Some(xg_limits_exact()), XG_CLOCK_MANUAL);
+    let t = b"tenant-1";
+    let (tp, tl) = (t.as_ptr().cast::<c_char>(), t.len());
+    for _ in 0..60 {
+        assert_eq!(unsafe { xg_limiter_record(l.0, tp, tl) }, XG_STATUS_OK);
+    }
+
+    // A newer header's xg_stats (a field appended): filled as far as this library knows, struct_size says so, and
+    // its own field is left alone.
+    #[repr(C)]
+    struct NewerStats {
+        stats: xg_stats,
+        appended: u64,
+    }
+    let mut newer =
+        NewerStats { stats: xg_stats { struct_size: size_of::<NewerStats>(), ..zero_stats() }, appended: 7 };
+    assert_eq!(unsafe { xg_limiter_stats(l.0, &mut newer.stats) }, XG_STATUS_OK);
+    assert_eq!((newer.stats.struct_size, newer.appended), (size_of::<xg_stats>(), 7));
+    assert_eq!(newer.stats.wait_bucket_le_ms, [10, 100, 1_000, 10_000, 65_000, 600_000, u64::MAX]);
+
+    // ABI 2's xg_wait_step (48 bytes, ending after `fallback`): written only as far as it goes, and its steps are
+    // decisions, not a wait.
+    #[repr(C, align(8))]
+    struct Abi2Step([u8; 64]);
+    let mut old = Abi2Step([0xAA; 64]);
+    old.0[..4].copy_from_slice(&48u32.to_ne_bytes());
+    let old_step = (&raw mut old).cast::<xg_wait_step>();
+    for _ in 0..2 {
+        assert_eq!(unsafe { xg_limiter_acquire_until(l.0, tp, tl, XG_NO_DEADLINE, 0, old_step) }, XG_STATUS_OK);
+        assert_eq!(&old.0[..4], &48u32.to_ne_bytes(), "struct_size: the layout filled");
+        assert_eq!(&old.0[44..], &[0xAA; 20], "nothing written past `fallback`");
+    }
+    let mut st = xg_stats { struct_size: size_of::<xg_stats>(), ..zero_stats() };
+    assert_eq!(unsafe { xg_limiter_stats(l.0, &mut st) }, XG_STATUS_OK);
+    assert_eq!((st.refused[xeroguard::Reason::Minute.code() as usize], st.waits_started), (2, 0));
+
+    // This header's: the wait is kept in the struct from step to step, and counted once.
+    let mut step = xg_wait_step { struct_size: size_of::<xg_wait_step>(), ..Default::default() };
+    assert_eq!(unsafe { xg_limiter_acquire_until(l.0, tp, tl, XG_NO_DEADLINE, 0, &mut step) }, XG_STATUS_OK);
+    assert_eq!((step.outcome, step.waiting, step.wait_started_ms), (WaitOutcome::AskAgain as u32, 1, 0));
+    assert_eq!(unsafe { xg_limiter_advance_ms(l.0, 60_000) }, XG_STATUS_OK);
+    assert_eq!(unsafe { xg_limiter_acquire_until(l.0, tp, tl, XG_NO_DEADLINE, 0, &mut step) }, XG_STATUS_OK);
+    assert_eq!((step.outcome, step.waiting, step.waited_ms), (WaitOutcome::Granted as u32, 0, 60_000));
+    assert_eq!(unsafe { xg_limiter_stats(l.0, &mut st) }, XG_STATUS_OK);
+    assert_eq!(
+        (st.granted, st.refused[xeroguard::Reason::Minute.code() as usize], st.waits_started, st.waits_granted),
+        (1, 3, 1, 1)
+    );
+    assert_eq!((st.wait_ms_total, st.wait_buckets[4]), (60_000, 1));
+    assert_eq!(unsafe { xg_limiter_release(l.0, step.permit) }, XG_STATUS_OK);
+}
+
+#[test]
+fn store_failure_kinds_have_names() {
+    let name = |code| {
+        let p = xg_store_failure_kind_name(code);
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_str().unwrap())
+    };
+    let words = [None, Some("timeout"), Some("connection"), Some("refused"), Some("protocol"), None];
+    for (code, word) in words.into_iter().enumerate() {
+        assert_eq!(name(code as u32), word, "code {code}");
+    }
+    assert_eq!(name(u32::MAX), None);
 }

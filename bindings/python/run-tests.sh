@@ -25,7 +25,7 @@ PIP=("$PY" -m pip --disable-pip-version-check --no-input)
 
 missing=$("$PY" - <<'PY'
 import importlib.util
-mods = ["pytest", "mypy", "requests", "httpx", "xero_python", "xeroguard"]
+mods = ["pytest", "mypy", "requests", "httpx", "xero_python", "prometheus_client", "xeroguard"]
 print(" ".join(m for m in mods if importlib.util.find_spec(m) is None))
 PY
 )

@@ -8,6 +8,9 @@ publishes it), otherwise the repository two directories up.
 Build knobs are setuptools-rust's: CARGO (e.g. cargo-zigbuild), CARGO_BUILD_TARGET (e.g.
 x86_64-unknown-linux-gnu.2.17 with cargo-zigbuild, for an older glibc floor), CARGO_TARGET_DIR,
 SETUPTOOLS_RUST_CARGO_PROFILE. scripts/build-python-dist.sh uses them to make the published wheel.
+
+XEROGUARD_PREBUILT_LIBRARY=PATH puts that already built library in the package instead of running cargo: the test
+command builds the library once (`cargo build --release`) and every venv it makes installs that one.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import List, Tuple
 from setuptools import setup
 from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 from setuptools_rust import Binding, RustExtension
 
@@ -95,17 +99,37 @@ class BuildExtLibraryName(build_ext):
         return str(super().get_ext_filename(fullname))  # type: ignore[no-untyped-call]  # untyped in the stubs
 
 
+class BuildPyWithPrebuiltLibrary(build_py):
+    """With XEROGUARD_PREBUILT_LIBRARY, copies that library into the package where setuptools-rust would put it."""
+
+    def run(self) -> None:
+        super().run()
+        prebuilt = os.environ.get(PREBUILT_LIBRARY_VARIABLE)
+        if prebuilt:
+            target = Path(self.build_lib, *LIBRARY_MODULE.split(".")[:-1], LIBRARY_FILE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(prebuilt, target)
+
+
 class PlatformWheel(bdist_wheel):
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        self.root_is_pure = False  # it carries a native library, whether built here or prebuilt
+
     def get_tag(self) -> Tuple[str, str, str]:
         # Loaded with ctypes, not as an extension module: any Python 3 on this platform can use it.
         _, _, plat = super().get_tag()
         return "py3", "none", plat
 
 
+PREBUILT_LIBRARY_VARIABLE = "XEROGUARD_PREBUILT_LIBRARY"
 MANIFEST = crate_manifest()
+prebuilt_library = os.environ.get(PREBUILT_LIBRARY_VARIABLE)
+if prebuilt_library and not Path(prebuilt_library).is_file():
+    raise SystemExit("xeroguard: %s=%s is not a file" % (PREBUILT_LIBRARY_VARIABLE, prebuilt_library))
 setup(
     version=crate_version(MANIFEST),
-    rust_extensions=[
+    rust_extensions=[] if prebuilt_library else [
         RustExtension(
             LIBRARY_MODULE,
             path=str(MANIFEST),
@@ -113,6 +137,7 @@ setup(
             cargo_manifest_args=["--locked"],  # the Cargo.lock it ships with, in the repository and the sdist
         )
     ],
-    cmdclass={"sdist": SdistWithCrate, "build_ext": BuildExtLibraryName, "bdist_wheel": PlatformWheel},
+    cmdclass={"sdist": SdistWithCrate, "build_ext": BuildExtLibraryName, "build_py": BuildPyWithPrebuiltLibrary,
+              "bdist_wheel": PlatformWheel},
     zip_safe=False,
 )

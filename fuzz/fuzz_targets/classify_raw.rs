@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
             let text = unsafe { CStr::from_ptr(json) }.to_str().expect("UTF-8 JSON");
             let value: serde_json::Value = serde_json::from_str(text).expect("valid JSON");
             assert_eq!(value.as_object().map(|o| o.len()), Some(22), "every §5 key");
-            assert_eq!(out.retryable, out.action == xeroguard::Action::Retry.code());
+            assert_eq!(out.retryable, u8::from(out.action == xeroguard::Action::Retry.code()));
             unsafe { xg_string_free(json) };
         }
         XG_STATUS_MALFORMED_RESPONSE | XG_STATUS_TOO_LARGE => assert!(json.is_null()),

@@ -37,6 +37,9 @@ pub const XG_STATUS_BOOKING_TOO_FAR: xg_status = 12;
 pub const XG_STATUS_STORE_UNAVAILABLE: xg_status = 13;
 /// The shared store answered with an error (e.g. its key prefix runs on another clock); the message has it.
 pub const XG_STATUS_STORE_ERROR: xg_status = 14;
+/// An input struct sets a field this library does not know: its `struct_size` is a newer header's and a byte past
+/// this library's struct is not zero. Use a library at least as new as the header, or leave the new fields zero.
+pub const XG_STATUS_UNKNOWN_FIELDS: xg_status = 15;
 /// A panic inside the library was caught at the boundary. The library remains usable.
 pub const XG_STATUS_PANIC: xg_status = 99;
 
@@ -158,70 +161,131 @@ pub(crate) unsafe fn out_ref<'a, T>(ptr: *mut T, what: &str) -> FfiResult<&'a mu
 
 /// A struct that begins with `uint32_t struct_size` and grows only by appending fields (design.md "Growing
 /// structs"): a caller built against an older header passes a smaller `struct_size`, and the library uses defaults
-/// for the fields it lacks and writes only the fields it has.
+/// for the fields it lacks and writes only the fields it has; a caller built against a newer header passes a larger
+/// one, accepted as input only when the fields this library does not know are zero, and told on output how much was
+/// filled.
 pub(crate) trait SizedStruct: Copy {
     /// Earlier layouts still accepted, oldest first: (their `sizeof`, where their last field ends). A new field can
     /// sit in an earlier layout's tail padding, so only the bytes of its own fields are ever taken from it.
     const EARLIER: &'static [(usize, usize)] = &[];
 
-    /// How many leading bytes of a caller's struct of `declared` bytes this library reads or writes.
-    fn usable_bytes(declared: u32) -> Option<usize> {
-        let declared = declared as usize;
-        if declared >= std::mem::size_of::<Self>() {
-            return Some(std::mem::size_of::<Self>());
+    /// The layout a caller's struct of `declared` bytes has, as (its `sizeof`, how many leading bytes this library
+    /// reads or writes): the newest one that fits.
+    fn layout(declared: u32) -> Option<(usize, usize)> {
+        let (declared, current) = (declared as usize, std::mem::size_of::<Self>());
+        if declared >= current {
+            return Some((current, current));
         }
-        Self::EARLIER.iter().rev().find(|&&(size, _)| declared >= size).map(|&(_, fields_end)| fields_end)
+        Self::EARLIER.iter().rev().find(|&&(size, _)| declared >= size).copied()
     }
 }
+
+/// The largest `struct_size` believed: a newer header's struct may be larger than this library's, but not by pages
+/// (a garbage size must not make the library read far past the caller's struct).
+pub const XG_MAX_STRUCT_SIZE: u32 = 4096;
 
 fn struct_size_error<T>(declared: u32, what: &str) -> FfiError {
     let needed = std::mem::size_of::<T>();
     FfiError::new(
         XG_STATUS_INVALID_ARGUMENT,
         format!(
-            "{what}.struct_size is {declared}; this library needs {needed} or an earlier layout's size (set it to sizeof)"
+            "{what}.struct_size is {declared}; this library needs {needed}, an earlier layout's size, or a newer \
+             header's up to {XG_MAX_STRUCT_SIZE} (set it to sizeof)"
         ),
     )
 }
 
-/// Reads an input struct; the fields an older caller's layout lacks take `defaults`.
+/// The caller's `struct_size` and its layout (see [`SizedStruct::layout`]).
+///
+/// # Safety
+/// `ptr` is non-NULL and points to a struct that begins with its `uint32_t struct_size`.
+unsafe fn declared_size<T: SizedStruct>(ptr: *const T, what: &str) -> FfiResult<(u32, (usize, usize))> {
+    // SAFETY: the caller's contract (above).
+    let declared = unsafe { ptr.cast::<u32>().read() };
+    if declared > XG_MAX_STRUCT_SIZE {
+        return Err(struct_size_error::<T>(declared, what));
+    }
+    let layout = T::layout(declared).ok_or_else(|| struct_size_error::<T>(declared, what))?;
+    Ok((declared, layout))
+}
+
+/// Reads an input struct; the fields an older caller's layout lacks take `defaults`. A newer caller's struct is read
+/// only when every byte this library does not know is zero (Linux's `copy_struct_from_user` rule): a field it cannot
+/// honour must not be dropped silently, so a non-zero one is `XG_STATUS_UNKNOWN_FIELDS`.
+///
+/// # Safety
+/// `ptr` is NULL, or points to a struct beginning with its `uint32_t struct_size`, readable for that many bytes.
 pub(crate) unsafe fn read_sized<T: SizedStruct>(ptr: *const T, what: &str, defaults: T) -> FfiResult<T> {
     if ptr.is_null() {
         return Err(FfiError::new(XG_STATUS_NULL_POINTER, format!("{what} is NULL")));
     }
-    // SAFETY: a non-NULL pointer points to a struct beginning with its u32 struct_size (caller's contract).
-    let declared = unsafe { ptr.cast::<u32>().read() };
-    let bytes = T::usable_bytes(declared).ok_or_else(|| struct_size_error::<T>(declared, what))?;
+    // SAFETY: non-NULL, and the caller's contract.
+    let (declared, (_, bytes)) = unsafe { declared_size(ptr, what)? };
+    let known = std::mem::size_of::<T>();
+    if declared as usize > known {
+        // SAFETY: the caller's struct is `declared` bytes long (its contract), so its tail past ours is readable.
+        let tail = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>().add(known), declared as usize - known) };
+        if let Some(at) = tail.iter().position(|&b| b != 0) {
+            return Err(FfiError::new(
+                XG_STATUS_UNKNOWN_FIELDS,
+                format!(
+                    "{what} sets byte {} of its {declared}, beyond the {known} this library knows: a field of a newer \
+                     header (use a library at least as new, or leave it zero)",
+                    known + at
+                ),
+            ));
+        }
+    }
     let mut value = defaults;
     // SAFETY: the caller's struct has at least `bytes` readable bytes; `value` has room for size_of::<T>() ≥ bytes.
     unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut value).cast::<u8>(), bytes) };
     Ok(value)
 }
 
-/// A checked output struct: written once, at most the caller's layout's bytes.
+/// A checked output struct: written once, at most the caller's layout's bytes, with `struct_size` set to the size of
+/// the layout written, so a caller built against a newer header knows which of its fields this library filled (and
+/// can pass the struct back as it is).
 pub(crate) struct SizedOut<T> {
     ptr: *mut T,
-    bytes: usize,
-    /// The caller's `struct_size`, to write back unchanged.
-    pub declared: u32,
+    /// (the layout's `sizeof`, the bytes written)
+    layout: (usize, usize),
 }
 
 impl<T: SizedStruct> SizedOut<T> {
     pub fn write(&self, value: T) {
-        // SAFETY: checked by `sized_out`: `ptr` is non-NULL and has room for `bytes` ≤ size_of::<T>() bytes.
-        unsafe { std::ptr::copy_nonoverlapping((&raw const value).cast::<u8>(), self.ptr.cast::<u8>(), self.bytes) };
+        let (size, bytes) = self.layout;
+        // SAFETY: checked by `sized_out`: `ptr` is non-NULL and has room for `bytes` ≤ size_of::<T>() bytes, the first
+        // four of which are its u32 struct_size (every SizedStruct begins with it; `bytes` ≥ 4 for every layout).
+        unsafe {
+            std::ptr::copy_nonoverlapping((&raw const value).cast::<u8>(), self.ptr.cast::<u8>(), bytes);
+            self.ptr.cast::<u32>().write(size as u32);
+        }
     }
 }
 
 /// Checks an output struct's pointer and declared size before any state changes.
+///
+/// # Safety
+/// `ptr` is NULL, or points to a writable struct beginning with its `uint32_t struct_size`, that many bytes long.
 pub(crate) unsafe fn sized_out<T: SizedStruct>(ptr: *mut T, what: &str) -> FfiResult<SizedOut<T>> {
     if ptr.is_null() {
         return Err(FfiError::new(XG_STATUS_NULL_POINTER, format!("{what} is NULL")));
     }
-    // SAFETY: a non-NULL pointer points to a struct beginning with its u32 struct_size (caller's contract).
-    let declared = unsafe { ptr.cast::<u32>().read() };
-    let bytes = T::usable_bytes(declared).ok_or_else(|| struct_size_error::<T>(declared, what))?;
-    Ok(SizedOut { ptr, bytes, declared })
+    // SAFETY: non-NULL, and the caller's contract.
+    let (_, layout) = unsafe { declared_size(ptr.cast_const(), what)? };
+    Ok(SizedOut { ptr, layout })
+}
+
+/// A flag from a caller's struct (`what->field`): C has `uint8_t` flags (a C `bool` byte other than 0 or 1 would be
+/// undefined behaviour in Rust), so anything but 0 or 1 is refused, naming the field.
+pub(crate) fn flag(value: u8, what: &str, field: &str) -> FfiResult<bool> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => {
+            Err(FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("{what}->{field} is {other}; a flag is 0 or 1")))
+        }
+    }
 }
 
 /// A library-owned, NUL-terminated copy of `text`, for `xg_string_free`.
@@ -234,6 +298,33 @@ pub(crate) fn owned_c_string(text: String) -> *mut c_char {
     std::ffi::CString::new(text).expect("NUL removed above").into_raw()
 }
 
+/// Copies `text` into `buf` (NUL-terminated) and stores the size needed, terminator included, in `*needed` (which
+/// may be NULL): with `buf_len` 0 only the size (`XG_STATUS_BUFFER_TOO_SMALL`); with a buffer too small as much as
+/// fits and `XG_STATUS_BUFFER_TOO_SMALL`; a NULL `buf` with a length, `XG_STATUS_NULL_POINTER`.
+///
+/// # Safety
+/// `buf` is NULL or has room for `buf_len` bytes; `needed` is NULL or points to a writable size_t.
+pub(crate) unsafe fn copy_text(text: &str, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> xg_status {
+    let want = text.len() + 1;
+    if !needed.is_null() {
+        // SAFETY: non-NULL `needed` points to a size_t the caller owns.
+        unsafe { *needed = want };
+    }
+    if buf_len == 0 {
+        return XG_STATUS_BUFFER_TOO_SMALL; // the size query: `f(..., NULL, 0, &needed)`
+    }
+    if buf.is_null() {
+        return XG_STATUS_NULL_POINTER;
+    }
+    let copy = text.len().min(buf_len - 1);
+    // SAFETY: `buf` has room for `buf_len` bytes; we write `copy + 1 ≤ buf_len`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), copy);
+        *buf.add(copy) = 0;
+    }
+    if copy < text.len() { XG_STATUS_BUFFER_TOO_SMALL } else { XG_STATUS_OK }
+}
+
 /// Copies the calling thread's last error message into `buf` (NUL-terminated) and stores the size needed,
 /// terminator included, in `*needed` (which may be NULL). With a buffer too small, as much as fits is copied and
 /// `XG_STATUS_BUFFER_TOO_SMALL` is returned. The message is empty when no call on this thread has failed.
@@ -241,27 +332,8 @@ pub(crate) fn owned_c_string(text: String) -> *mut c_char {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xg_last_error_message(buf: *mut c_char, buf_len: usize, needed: *mut usize) -> xg_status {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        LAST_ERROR.with(|slot| {
-            let message = slot.borrow();
-            let want = message.len() + 1;
-            if !needed.is_null() {
-                // SAFETY: non-NULL `needed` points to a size_t the caller owns.
-                unsafe { *needed = want };
-            }
-            if buf_len == 0 {
-                return XG_STATUS_BUFFER_TOO_SMALL; // the size query: `xg_last_error_message(NULL, 0, &needed)`
-            }
-            if buf.is_null() {
-                return XG_STATUS_NULL_POINTER;
-            }
-            let copy = message.len().min(buf_len - 1);
-            // SAFETY: `buf` has room for `buf_len` bytes; we write `copy + 1 ≤ buf_len`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(message.as_ptr(), buf.cast::<u8>(), copy);
-                *buf.add(copy) = 0;
-            }
-            if copy < message.len() { XG_STATUS_BUFFER_TOO_SMALL } else { XG_STATUS_OK }
-        })
+        // SAFETY: the caller's contract, as copy_text states it.
+        LAST_ERROR.with(|slot| unsafe { copy_text(&slot.borrow(), buf, buf_len, needed) })
     }));
     outcome.unwrap_or(XG_STATUS_PANIC)
 }
@@ -287,6 +359,7 @@ pub extern "C" fn xg_status_name(status: xg_status) -> *const c_char {
             XG_STATUS_BOOKING_TOO_FAR => c"booking_too_far",
             XG_STATUS_STORE_UNAVAILABLE => c"store_unavailable",
             XG_STATUS_STORE_ERROR => c"store_error",
+            XG_STATUS_UNKNOWN_FIELDS => c"unknown_fields",
             XG_STATUS_PANIC => c"panic",
             _ => c"unknown_status",
         };
@@ -319,14 +392,27 @@ pub extern "C" fn xg_version() -> *const c_char {
     })
 }
 
-/// The ABI version this header describes; bumped whenever a struct layout or a signature changes.
-pub const XG_ABI_VERSION: u32 = 2;
+/// The ABI version this header describes. It is bumped only by a change an older caller cannot survive (a function
+/// removed or its signature changed, a struct changed other than by appending fields); appended fields, new functions
+/// and new codes keep it. ABI 3 is the first whose structs grow (the rules at the top of this header).
+pub const XG_ABI_VERSION: u32 = 3;
 
-/// The ABI version of the loaded library. Wrappers compare it at load time: a different value
-/// means the struct layouts or function signatures differ. Thread-safe.
+/// The oldest ABI whose callers this library still serves unchanged (the released C suites under tests/abi/ pass).
+pub const XG_ABI_OLDEST_VERSION: u32 = 2;
+
+/// The ABI version the loaded library implements. It serves every caller built against an ABI from
+/// `xg_abi_oldest_version()` to this one, so a caller checks `xg_abi_oldest_version() <= XG_ABI_VERSION <=
+/// xg_abi_version()`, and that `xg_version()` is at least its header's `XEROGUARD_VERSION_*` (a function or field
+/// added in a later version is missing from an older library). Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_abi_version() -> u32 {
     run_value("xg_abi_version", 0, || XG_ABI_VERSION)
+}
+
+/// The oldest ABI version whose callers the loaded library still serves (see `xg_abi_version`). Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_abi_oldest_version() -> u32 {
+    run_value("xg_abi_oldest_version", 0, || XG_ABI_OLDEST_VERSION)
 }
 
 #[cfg(test)]
@@ -365,7 +451,8 @@ mod tests {
         let mut buffer = Buffer([0xAA; 16]);
         buffer.0[..4].copy_from_slice(&8u32.to_ne_bytes());
         let out = unsafe { sized_out((&raw mut buffer).cast::<Grown>(), "out") }.ok().unwrap();
-        out.write(Grown { struct_size: out.declared, a: 9, b: 123 });
+        out.write(Grown { struct_size: 0, a: 9, b: 123 });
+        assert_eq!(&buffer.0[..4], &8u32.to_ne_bytes(), "struct_size says what was filled: the version-1 layout");
         assert_eq!(&buffer.0[4..8], &9u32.to_ne_bytes());
         assert_eq!(&buffer.0[8..], &[0xAA; 8], "nothing written past the caller's struct");
 
@@ -374,5 +461,44 @@ mod tests {
         assert!(refused.is_err_and(|e| e.status == XG_STATUS_INVALID_ARGUMENT && e.message.contains("struct_size")));
         let current = Grown { struct_size: 16, a: 1, b: 2 };
         assert_eq!(unsafe { read_sized(&raw const current, "new", defaults) }.ok(), Some(current));
+    }
+
+    /// Version 3 of the struct, from a newer header: `c` appended.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Version3 {
+        grown: Grown,
+        c: u64,
+    }
+
+    #[test]
+    fn a_newer_callers_struct_is_read_only_when_what_this_library_does_not_know_is_zero() {
+        let defaults = Grown { struct_size: 0, a: 0, b: 0 };
+        let mut newer = Version3 { grown: Grown { struct_size: 24, a: 1, b: 2 }, c: 0 };
+        let read = unsafe { read_sized((&raw const newer).cast::<Grown>(), "limits", defaults) };
+        assert_eq!(read.ok().map(|g| (g.a, g.b)), Some((1, 2)), "an unknown field left zero is harmless");
+        newer.c = 1 << 40;
+        let refused = unsafe { read_sized((&raw const newer).cast::<Grown>(), "limits", defaults) }.err().unwrap();
+        assert_eq!(refused.status, XG_STATUS_UNKNOWN_FIELDS);
+        assert!(refused.message.contains("limits sets byte 21 of its 24"), "{}", refused.message);
+
+        // As output, it gets the fields this library has, and struct_size says so; its own field is left alone.
+        newer.c = 0xC0FFEE;
+        let out = unsafe { sized_out((&raw mut newer).cast::<Grown>(), "out") }.ok().unwrap();
+        out.write(Grown { struct_size: 0, a: 7, b: 8 });
+        assert_eq!((newer.grown.struct_size, newer.grown.a, newer.grown.b, newer.c), (16, 7, 8, 0xC0FFEE));
+
+        let absurd = Version3 { grown: Grown { struct_size: XG_MAX_STRUCT_SIZE + 1, a: 0, b: 0 }, c: 0 };
+        let refused = unsafe { read_sized((&raw const absurd).cast::<Grown>(), "limits", defaults) }.err().unwrap();
+        assert_eq!(refused.status, XG_STATUS_INVALID_ARGUMENT, "a garbage size is not read past");
+    }
+
+    #[test]
+    fn flags_are_zero_or_one() {
+        assert_eq!(flag(0, "request", "has_idempotency_key").ok(), Some(false));
+        assert_eq!(flag(1, "request", "has_idempotency_key").ok(), Some(true));
+        let refused = flag(2, "request", "has_idempotency_key").err().unwrap();
+        assert_eq!(refused.status, XG_STATUS_INVALID_ARGUMENT);
+        assert_eq!(refused.message, "request->has_idempotency_key is 2; a flag is 0 or 1");
     }
 }

@@ -8,7 +8,9 @@ use crate::classify::{
     Classification, MAX_BODY_BYTES, MAX_HEADERS, SUCCESS_BODY_READ_CAP, body_bytes_to_classify, classify, classify_raw,
 };
 use crate::retry::{Backoff, Outcome, Request, RetryPolicy, backoff_from_parts, is_write, resend};
-use crate::vocab::{Action, AuthProblem, Category, FailurePolicy, GiveUp, RateLimitProblem, Reason};
+use crate::vocab::{
+    Action, AuthProblem, Category, FailurePolicy, GiveUp, RateLimitProblem, Reason, human_duration, refusal_in_words,
+};
 
 /// The most headers `xg_classify` accepts (`XG_STATUS_TOO_LARGE` beyond).
 pub const XG_MAX_HEADERS: usize = 1024;
@@ -56,7 +58,8 @@ pub struct xg_classification {
     pub status: u16,
     pub category: u32,
     pub action: u32,
-    pub retryable: bool,
+    /// 1 exactly when `action` is `XG_ACTION_RETRY` (flags are 0 or 1; as input, anything else is refused).
+    pub retryable: u8,
     pub rate_limit_problem: u32,
     pub auth_problem: u32,
     pub retry_after_ms: i64,
@@ -64,15 +67,15 @@ pub struct xg_classification {
     pub minute_remaining: i64,
     pub day_remaining: i64,
     pub app_minute_remaining: i64,
-    pub has_error_number: bool,
+    /// 1 when `error_number` holds the body's ErrorNumber.
+    pub has_error_number: u8,
     pub error_number: i64,
     pub validation_message_count: u32,
     pub warning_count: u32,
     pub failed_element_count: u32,
     /// 1 when the server may have carried the request out (xero-reference §8: 500, 502, 504, other 5xx, Finance
     /// `request-timeout`, and every result that is not retryable), 0 when it certainly did not (429, 503 rate limit,
-    /// offline organisation or outage, OAuth1 `nonce_used`); `xg_resend` reads it. A byte, not a bool: it was
-    /// added in ABI 2 where older callers have padding, and any value there must be harmless.
+    /// offline organisation or outage, OAuth1 `nonce_used`); `xg_resend` reads it.
     pub may_have_been_processed: u8,
 }
 
@@ -89,13 +92,14 @@ fn count(len: usize) -> u32 {
 }
 
 impl xg_classification {
-    pub(crate) fn from_classification(c: &Classification, struct_size: u32) -> Self {
+    pub(crate) fn from_classification(c: &Classification) -> Self {
         xg_classification {
-            struct_size,
+            struct_size: 0, // set by SizedOut::write
+
             status: c.status,
             category: c.category.code(),
             action: c.action.code(),
-            retryable: c.retryable(),
+            retryable: u8::from(c.retryable()),
             rate_limit_problem: c.rate_limit_problem.map_or(XG_NONE, RateLimitProblem::code),
             auth_problem: c.auth_problem.map_or(XG_NONE, AuthProblem::code),
             retry_after_ms: known(c.retry_after_ms.map(|v| v as i64)),
@@ -103,7 +107,7 @@ impl xg_classification {
             minute_remaining: known(c.minute_remaining),
             day_remaining: known(c.day_remaining),
             app_minute_remaining: known(c.app_minute_remaining),
-            has_error_number: c.error_number.is_some(),
+            has_error_number: u8::from(c.error_number.is_some()),
             error_number: c.error_number.unwrap_or(0),
             validation_message_count: count(c.validation_messages.len()),
             warning_count: count(c.warnings.len()),
@@ -111,6 +115,19 @@ impl xg_classification {
             may_have_been_processed: u8::from(c.may_have_been_processed()),
         }
     }
+}
+
+/// Reads a classification handed back as input (to observe, backoff, resend): its flags must be 0 or 1.
+///
+/// # Safety
+/// As [`read_sized`].
+pub(crate) unsafe fn classification_arg(ptr: *const xg_classification, what: &str) -> FfiResult<xg_classification> {
+    // SAFETY: forwarded contract.
+    let c = unsafe { read_sized(ptr, what, xg_classification::default())? };
+    flag(c.retryable, what, "retryable")?;
+    flag(c.has_error_number, what, "has_error_number")?;
+    flag(c.may_have_been_processed, what, "may_have_been_processed")?;
+    Ok(c)
 }
 
 fn system_time(now_unix_ms: i64) -> SystemTime {
@@ -130,7 +147,7 @@ unsafe fn deliver(c: &Classification, out: *mut xg_classification, json_out: *mu
     }
     if !out.is_null() {
         let out = unsafe { sized_out(out, "out")? };
-        out.write(xg_classification::from_classification(c, out.declared));
+        out.write(xg_classification::from_classification(c));
     }
     if !json_out.is_null() {
         let text = serde_json::to_string(c).expect("a classification always serializes");
@@ -332,7 +349,8 @@ impl From<&xg_retry_policy> for RetryPolicy {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct xg_backoff_decision {
     pub struct_size: u32,
-    pub retry: bool,
+    /// 1: retry after `wait_ms`; 0: give up (`give_up` says why).
+    pub retry: u8,
     pub wait_ms: u64,
     pub give_up: u32,
 }
@@ -346,18 +364,23 @@ fn action_of(c: &xg_classification) -> FfiResult<Action> {
         .ok_or_else(|| FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown action code {}", c.action)))
 }
 
-fn backoff_to_c(decision: Backoff, struct_size: u32) -> xg_backoff_decision {
+fn backoff_to_c(decision: Backoff) -> xg_backoff_decision {
     match decision {
-        Backoff::RetryAfter { wait_ms } => xg_backoff_decision { struct_size, retry: true, wait_ms, give_up: XG_NONE },
+        Backoff::RetryAfter { wait_ms } => xg_backoff_decision { struct_size: 0, retry: 1, wait_ms, give_up: XG_NONE },
         Backoff::GiveUp { reason, wait_ms } => {
-            xg_backoff_decision { struct_size, retry: false, wait_ms, give_up: reason.code() }
+            xg_backoff_decision { struct_size: 0, retry: 0, wait_ms, give_up: reason.code() }
         }
     }
 }
 
-fn policy_arg(policy: *const xg_retry_policy) -> FfiResult<RetryPolicy> {
+/// The policy a caller gave, or the defaults for NULL.
+///
+/// # Safety
+/// As [`read_sized`].
+unsafe fn policy_arg(policy: *const xg_retry_policy) -> FfiResult<RetryPolicy> {
     match policy.is_null() {
         true => Ok(RetryPolicy::default()),
+        // SAFETY: forwarded contract.
         false => Ok(RetryPolicy::from(&unsafe { read_sized(policy, "policy", xg_retry_policy_default())? })),
     }
 }
@@ -391,12 +414,12 @@ pub unsafe extern "C" fn xg_backoff(
     out: *mut xg_backoff_decision,
 ) -> xg_status {
     run("xg_backoff", || {
-        let c = unsafe { read_sized(classification, "classification", xg_classification::default())? };
-        let policy = policy_arg(policy)?;
+        let c = unsafe { classification_arg(classification, "classification")? };
+        let policy = unsafe { policy_arg(policy)? };
         let out = unsafe { sized_out(out, "out")? };
         let recommended = u64::try_from(c.recommended_wait_ms).ok();
         let decision = backoff_from_parts(action_of(&c)?.is_retry(), recommended, attempt, &policy);
-        out.write(backoff_to_c(decision, out.declared));
+        out.write(backoff_to_c(decision));
         Ok(())
     })
 }
@@ -409,7 +432,8 @@ pub struct xg_request {
     pub struct_size: u32,
     pub method: *const c_char,
     pub method_len: usize,
-    pub has_idempotency_key: bool,
+    /// 1 when the request carries an `Idempotency-Key` header (0 or 1).
+    pub has_idempotency_key: u8,
 }
 
 impl SizedStruct for xg_request {}
@@ -454,13 +478,12 @@ pub unsafe extern "C" fn xg_resend(
     out: *mut xg_backoff_decision,
 ) -> xg_status {
     run("xg_resend", || {
-        let defaults =
-            xg_request { struct_size: 0, method: std::ptr::null(), method_len: 0, has_idempotency_key: false };
+        let defaults = xg_request { struct_size: 0, method: std::ptr::null(), method_len: 0, has_idempotency_key: 0 };
         let request = unsafe { read_sized(request, "request", defaults)? };
         let method = unsafe { method_arg(request.method, request.method_len, "request->method")? };
         let outcome = match (transport_failure, response.is_null()) {
             (0, false) => {
-                let c = unsafe { read_sized(response, "response", xg_classification::default())? };
+                let c = unsafe { classification_arg(response, "response")? };
                 Outcome::Response {
                     retryable: action_of(&c)?.is_retry(),
                     recommended_wait_ms: u64::try_from(c.recommended_wait_ms).ok(),
@@ -482,23 +505,24 @@ pub unsafe extern "C" fn xg_resend(
                 ));
             }
         };
-        let policy = policy_arg(policy)?;
+        let has_idempotency_key = flag(request.has_idempotency_key, "request", "has_idempotency_key")?;
+        let policy = unsafe { policy_arg(policy)? };
         let out = unsafe { sized_out(out, "out")? };
-        let request = Request { method, has_idempotency_key: request.has_idempotency_key };
-        out.write(backoff_to_c(resend(&request, &outcome, attempt, &policy), out.declared));
+        let request = Request { method, has_idempotency_key };
+        out.write(backoff_to_c(resend(&request, &outcome, attempt, &policy)));
         Ok(())
     })
 }
 
-/// Whether a request with this HTTP method (UTF-8, any case) is a write: `*out` true for POST, PUT, PATCH and any
-/// method the library does not know, false for GET, HEAD, OPTIONS and DELETE. `xg_resend` never resends a write
+/// Whether a request with this HTTP method (UTF-8, any case) is a write: `*out` 1 for POST, PUT, PATCH and any
+/// method the library does not know, 0 for GET, HEAD, OPTIONS and DELETE. `xg_resend` never resends a write
 /// the server may have carried out unless it carries an Idempotency-Key, so a guard adds one (the same on every
 /// attempt) to each write before sending it. Thread safety: safe from any number of threads.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xg_method_is_write(method: *const c_char, method_len: usize, out: *mut bool) -> xg_status {
+pub unsafe extern "C" fn xg_method_is_write(method: *const c_char, method_len: usize, out: *mut u8) -> xg_status {
     run("xg_method_is_write", || {
         let method = unsafe { method_arg(method, method_len, "method")? };
-        *unsafe { out_ref(out, "out")? } = is_write(method);
+        *unsafe { out_ref(out, "out")? } = u8::from(is_write(method));
         Ok(())
     })
 }
@@ -556,4 +580,42 @@ pub extern "C" fn xg_failure_policy_name(code: u32) -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn xg_reason_name(code: u32) -> *const c_char {
     run_value("xg_reason_name", std::ptr::null(), || c_name_or_null(Reason::from_code(code).map(Reason::c_name)))
+}
+
+/// A limiter's refusal in words, for messages and logs, with the limit named and the wait in units a person reads:
+/// "day limit: next call in 11 h 59 min", "concurrency: 5 calls in flight; a slot frees in at most 2 min".
+/// `reason` is an `xg_reason` code, `wait_ms` the refusal's wait, `in_flight` the tenant's concurrency limit when
+/// known (0: not known; used only for concurrency). The text goes into `buf` as `xg_last_error_message` writes its
+/// message: NUL-terminated, `*needed` (may be NULL) the size with the terminator, `XG_STATUS_BUFFER_TOO_SMALL` when
+/// it did not fit (as much as fits is copied). Every binding words its waits with this, so they read the same.
+/// `XG_STATUS_INVALID_ARGUMENT` for an unknown reason. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_refusal_words(
+    reason: u32,
+    wait_ms: u64,
+    in_flight: u32,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> xg_status {
+    let mut copied = XG_STATUS_OK;
+    let status = run("xg_refusal_words", || {
+        let reason = Reason::from_code(reason)
+            .ok_or_else(|| FfiError::new(XG_STATUS_INVALID_ARGUMENT, format!("unknown reason code {reason}")))?;
+        let words = refusal_in_words(reason, wait_ms, (in_flight > 0).then_some(in_flight));
+        // SAFETY: the caller's contract for buf and needed, as copy_text states it.
+        copied = unsafe { copy_text(&words, buf, buf_len, needed) };
+        Ok(())
+    });
+    if status == XG_STATUS_OK { copied } else { status }
+}
+
+/// A duration in the units of `xg_refusal_words` ("850 ms", "12.5 s", "1 min 30 s", "11 h 59 min", "3 days 2 h"),
+/// written into `buf` the same way, for a binding's messages (a timeout next to a refusal). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_duration_words(ms: u64, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> xg_status {
+    run_value("xg_duration_words", XG_STATUS_PANIC, || {
+        // SAFETY: the caller's contract for buf and needed, as copy_text states it.
+        unsafe { copy_text(&human_duration(ms), buf, buf_len, needed) }
+    })
 }

@@ -4,13 +4,13 @@ use std::ffi::c_char;
 use std::time::{Duration, SystemTime};
 
 use super::boundary::*;
-use super::classify::{RAW_READ_CAP, XG_NONE, raw_error, xg_classification};
+use super::classify::{RAW_READ_CAP, XG_NONE, classification_arg, raw_error, xg_classification};
 use crate::classify::classify_raw;
 use crate::pacing::{
     Clock, Decision, Feedback, Limiter, Limits, MAX_BOOKING_AHEAD_MS, MAX_TENANT_ID_BYTES, PacingError, Permit,
-    RedisOptions, Refusal, Step, TenantLimits, WindowLimit, wait,
+    RedisOptions, Refusal, Stats, Step, TenantLimits, WaitProgress, WindowLimit, stats, wait,
 };
-use crate::vocab::{Category, FailurePolicy, RateLimitProblem};
+use crate::vocab::{Category, FailurePolicy, RateLimitProblem, StoreFailureKind};
 
 /// The system's monotonic clock, counted from the limiter's creation.
 pub const XG_CLOCK_MONOTONIC: u32 = 0;
@@ -20,7 +20,7 @@ pub const XG_CLOCK_MANUAL: u32 = 1;
 pub const XG_MAX_TENANT_ID_BYTES: usize = 256;
 
 /// How far ahead `xg_limiter_reserve` books at most (about 24.8 days); beyond it, `XG_STATUS_BOOKING_TOO_FAR`.
-pub const XG_MAX_BOOKING_AHEAD_MS: u64 = 2_147_483_648;
+pub const XG_MAX_BOOKING_AHEAD_MS: u64 = 2_147_483_648u64;
 /// A deadline that never passes, for `xg_limiter_acquire_until`.
 pub const XG_NO_DEADLINE: u64 = u64::MAX;
 
@@ -75,7 +75,8 @@ pub struct xg_tenant_limits {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct xg_decision {
     pub struct_size: u32,
-    pub granted: bool,
+    /// 1 when granted, 0 when refused.
+    pub granted: u8,
     pub permit: u64,
     pub wait_ms: u64,
     pub reason: u32,
@@ -107,6 +108,11 @@ pub enum WaitOutcome {
 }
 
 /// One step of a wait (`xg_limiter_acquire_until`). `outcome` is an `xg_wait_outcome` code.
+///
+/// The last three fields (appended after 0.1.0) let the library count a wait of many steps once, with its length,
+/// in `xg_limiter_stats`: pass the same struct to every step of one wait, zeroed before the first (`waiting` 0), and
+/// the library keeps the wait's start in it; start the next wait with a zeroed struct again. A caller built against
+/// an older header (a smaller `struct_size`) keeps working: its steps are counted as decisions, not as waits.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct xg_wait_step {
@@ -121,13 +127,26 @@ pub struct xg_wait_step {
     pub sleep_ms: u64,
     /// As `xg_decision.fallback`.
     pub fallback: u32,
+    /// In and out: 1 while a wait is in progress (set by the library at the wait's first refusal, cleared when it
+    /// ends); 0 before the first step. Any other value is `XG_STATUS_INVALID_ARGUMENT`.
+    pub waiting: u8,
+    /// In and out: when the wait's first refusal came, on the limiter's clock (valid while `waiting` is 1).
+    pub wait_started_ms: u64,
+    /// Out: how long the wait has lasted through this step (ms); after its last step, its whole length (0 for a
+    /// call granted at once).
+    pub waited_ms: u64,
 }
 
 impl SizedStruct for xg_limits {}
 impl SizedStruct for xg_tenant_limits {}
 impl SizedStruct for xg_decision {}
 impl SizedStruct for xg_reservation {}
-impl SizedStruct for xg_wait_step {}
+impl SizedStruct for xg_wait_step {
+    /// ABI 2 and 3 until `waiting` was appended: 48 bytes, ending after `fallback`.
+    const EARLIER: &'static [(usize, usize)] = &[(48, 44)];
+}
+
+const _: () = assert!(std::mem::offset_of!(xg_wait_step, waiting) == 44 && size_of::<xg_wait_step>() == 64);
 
 fn to_c_window(w: WindowLimit) -> xg_window_limit {
     xg_window_limit { limit: w.limit, window_ms: w.window_ms, margin_ms: w.margin_ms }
@@ -216,19 +235,19 @@ fn fallback_code(fallback: Option<FailurePolicy>) -> u32 {
     fallback.map_or(XG_NONE, FailurePolicy::code)
 }
 
-fn decision_to_c(decision: Decision, struct_size: u32) -> xg_decision {
+fn decision_to_c(decision: Decision) -> xg_decision {
     match decision {
         Decision::Granted(p) => xg_decision {
-            struct_size,
-            granted: true,
+            struct_size: 0, // set by SizedOut::write
+            granted: 1,
             permit: p.id,
             wait_ms: 0,
             reason: XG_NONE,
             fallback: fallback_code(p.fallback),
         },
         Decision::Refused(r) => xg_decision {
-            struct_size,
-            granted: false,
+            struct_size: 0,
+            granted: 0,
             permit: 0,
             wait_ms: r.wait_ms,
             reason: r.reason.code(),
@@ -237,29 +256,60 @@ fn decision_to_c(decision: Decision, struct_size: u32) -> xg_decision {
     }
 }
 
-fn step_to_c(step: Step, struct_size: u32) -> xg_wait_step {
+fn step_to_c(step: Step, progress: &WaitProgress) -> xg_wait_step {
+    let progress_fields = xg_wait_step {
+        waiting: u8::from(progress.started_ms.is_some()),
+        wait_started_ms: progress.started_ms.unwrap_or(0),
+        waited_ms: progress.waited_ms,
+        ..xg_wait_step::default()
+    };
     let refused = |outcome: WaitOutcome, r: Refusal, sleep_ms: u64| xg_wait_step {
-        struct_size,
+        struct_size: 0, // set by SizedOut::write
         outcome: outcome as u32,
         permit: 0,
         wait_ms: r.wait_ms,
         reason: r.reason.code(),
         sleep_ms,
         fallback: fallback_code(r.fallback),
+        ..progress_fields
     };
     match step {
         Step::Granted(p) => xg_wait_step {
-            struct_size,
+            struct_size: 0,
             outcome: WaitOutcome::Granted as u32,
             permit: p.id,
             wait_ms: 0,
             reason: XG_NONE,
             sleep_ms: 0,
             fallback: fallback_code(p.fallback),
+            ..progress_fields
         },
         Step::AskAgain { sleep_ms, refusal } => refused(WaitOutcome::AskAgain, refusal, sleep_ms),
         Step::GiveUp(refusal) => refused(WaitOutcome::GiveUp, refusal, 0),
     }
+}
+
+/// Where the caller's wait stands, from the in/out fields of its `xg_wait_step`; `None` for a caller built against
+/// a header whose struct lacks them.
+///
+/// Why the caller keeps this rather than the library: a step is a plain call (the bindings' async paths sleep
+/// between steps in their own event loops, and may abandon a wait at any point, by cancellation), so per-wait state
+/// in the library would need an id to look it up, a table shared by every thread, and a rule for forgetting waits
+/// nobody ends. In the caller's struct it costs nothing, dies with the wait, and needs no new function: the struct
+/// the caller already passes to every step carries it, and older callers keep the old size and the old behaviour.
+///
+/// # Safety
+/// `out` passed `sized_out`: non-NULL, and writable for its declared `struct_size` bytes.
+unsafe fn wait_progress_arg(out: *const xg_wait_step) -> FfiResult<Option<WaitProgress>> {
+    // SAFETY: the caller's contract (above); the fields are read only when the declared size covers them.
+    let declared = unsafe { (&raw const (*out).struct_size).read() } as usize;
+    if declared < std::mem::size_of::<xg_wait_step>() {
+        return Ok(None);
+    }
+    let (waiting, started) =
+        unsafe { ((&raw const (*out).waiting).read(), (&raw const (*out).wait_started_ms).read()) };
+    let started_ms = flag(waiting, "out", "waiting")?.then_some(started);
+    Ok(Some(WaitProgress { started_ms, waited_ms: 0 }))
 }
 
 /// Creates a limiter. `limits` may be NULL for `xg_limits_default()`; `clock` is `XG_CLOCK_MONOTONIC` or
@@ -268,7 +318,7 @@ fn step_to_c(step: Step, struct_size: u32) -> xg_wait_step {
 pub unsafe extern "C" fn xg_limiter_new(limits: *const xg_limits, clock: u32, out: *mut *mut xg_limiter) -> xg_status {
     run("xg_limiter_new", || {
         let out = unsafe { out_ref(out, "out")? };
-        let limits = limits_arg(limits)?;
+        let limits = unsafe { limits_arg(limits)? };
         let clock = clock_arg(clock)?;
         let inner = Limiter::new(limits, clock).map_err(pacing_error)?;
         *out = Box::into_raw(Box::new(xg_limiter { inner }));
@@ -298,7 +348,7 @@ pub struct xg_redis_options {
     /// For `XG_FAILURE_POLICY_LOCAL`: how many processes share the limits (each keeps limit / workers, at least 1).
     pub workers: u32,
     /// Write this limiter's limits into the store even if it holds others (otherwise the stored ones win).
-    pub replace_limits: bool,
+    pub replace_limits: u8,
     /// Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
     pub tls_ca_file: *const c_char,
     pub tls_ca_file_len: usize,
@@ -325,7 +375,7 @@ const NEVER_VALID_REDIS_OPTIONS: xg_redis_options = xg_redis_options {
     breaker_cooldown_ms: 0,
     on_store_error: 0,
     workers: 0,
-    replace_limits: false,
+    replace_limits: 0,
     tls_ca_file: std::ptr::null(),
     tls_ca_file_len: 0,
 };
@@ -348,13 +398,17 @@ fn redis_defaults() -> xg_redis_options {
         breaker_cooldown_ms: u64::try_from(d.breaker_cooldown.as_millis()).unwrap_or(u64::MAX),
         on_store_error: d.on_store_error.code(),
         workers: d.workers,
-        replace_limits: d.replace_limits,
+        replace_limits: u8::from(d.replace_limits),
         tls_ca_file: std::ptr::null(),
         tls_ca_file_len: 0,
     }
 }
 
-fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
+/// The options a caller's struct describes, its strings copied.
+///
+/// # Safety
+/// Each (pointer, length) pair of `o` is NULL with length 0, or points to that many readable bytes.
+unsafe fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
     // SAFETY (the three text arguments): pointers and lengths come from the caller's struct, under its contract.
     let url = unsafe { text_arg(o.url, o.url_len, "options->url", 4096)? };
     let prefix = unsafe { text_arg(o.key_prefix, o.key_prefix_len, "options->key_prefix", XG_MAX_KEY_PREFIX_BYTES)? };
@@ -379,7 +433,7 @@ fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
     options.breaker_cooldown = Duration::from_millis(o.breaker_cooldown_ms);
     options.on_store_error = on_store_error;
     options.workers = o.workers;
-    options.replace_limits = o.replace_limits;
+    options.replace_limits = flag(o.replace_limits, "options", "replace_limits")?;
     options.tls_ca_file = (!ca.is_empty()).then(|| ca.to_owned());
     Ok(options)
 }
@@ -392,9 +446,14 @@ fn clock_arg(clock: u32) -> FfiResult<Clock> {
     }
 }
 
-fn limits_arg(limits: *const xg_limits) -> FfiResult<Limits> {
+/// The limits a caller gave, or the defaults for NULL.
+///
+/// # Safety
+/// As [`read_sized`].
+unsafe fn limits_arg(limits: *const xg_limits) -> FfiResult<Limits> {
     match limits.is_null() {
         true => Ok(Limits::default()),
+        // SAFETY: forwarded contract.
         false => Ok(from_c_limits(&unsafe { read_sized(limits, "limits", xg_limits_default())? })),
     }
 }
@@ -417,8 +476,8 @@ pub unsafe extern "C" fn xg_limiter_new_redis(
 ) -> xg_status {
     run("xg_limiter_new_redis", || {
         let out = unsafe { out_ref(out, "out")? };
-        let limits = limits_arg(limits)?;
-        let options = options_from_c(&unsafe { read_sized(options, "options", redis_defaults())? })?;
+        let limits = unsafe { limits_arg(limits)? };
+        let options = unsafe { options_from_c(&read_sized(options, "options", redis_defaults())?)? };
         let clock = clock_arg(clock)?;
         let inner = Limiter::new_redis(limits, options, clock).map_err(pacing_error)?;
         *out = Box::into_raw(Box::new(xg_limiter { inner }));
@@ -478,7 +537,7 @@ pub unsafe extern "C" fn xg_limiter_acquire(
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
         let out = unsafe { sized_out(out, "out")? };
         let decision = limiter.acquire(tenant, limiter.now()).map_err(pacing_error)?;
-        out.write(decision_to_c(decision, out.declared));
+        out.write(decision_to_c(decision));
         Ok(())
     })
 }
@@ -505,7 +564,7 @@ pub unsafe extern "C" fn xg_limiter_acquire_wait(
             Err(PacingError::Timeout(refusal)) => Decision::Refused(refusal),
             Err(e) => return Err(pacing_error(e)),
         };
-        out.write(decision_to_c(decision, out.declared));
+        out.write(decision_to_c(decision));
         Ok(())
     })
 }
@@ -532,7 +591,9 @@ pub unsafe extern "C" fn xg_limiter_deadline_ms(
 /// the last refusal); or `XG_WAIT_OUTCOME_ASK_AGAIN` (sleep `sleep_ms`, waking sooner when this process frees
 /// capacity, then call again). This is the wait policy of `xg_limiter_acquire_wait` cut into steps, so a caller
 /// can stay responsive (a Python thread to Ctrl-C, an async task to cancellation) and never decides itself when to
-/// give up. `XG_STATUS_INTERRUPTED` after `xg_limiter_interrupt`. Thread-safe.
+/// give up. `XG_STATUS_INTERRUPTED` after `xg_limiter_interrupt`. Pass the same `*out` to every step of one wait,
+/// zeroed before the first: its `waiting`/`wait_started_ms` let `xg_limiter_stats` count the wait once, with its
+/// length (`waited_ms`). Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xg_limiter_acquire_until(
     limiter: *const xg_limiter,
@@ -545,11 +606,16 @@ pub unsafe extern "C" fn xg_limiter_acquire_until(
     run("xg_limiter_acquire_until", || {
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
-        let out = unsafe { sized_out(out, "out")? };
-        let step = limiter
-            .acquire_until(tenant, deadline_ms, Some(Duration::from_millis(max_block_ms)))
-            .map_err(pacing_error)?;
-        out.write(step_to_c(step, out.declared));
+        let checked = unsafe { sized_out(out, "out")? };
+        // SAFETY: `sized_out` checked the pointer and its declared size.
+        let tracked = unsafe { wait_progress_arg(out)? };
+        let max_block = Some(Duration::from_millis(max_block_ms));
+        let mut progress = tracked.unwrap_or_default();
+        let step = match tracked {
+            Some(_) => limiter.acquire_step(tenant, deadline_ms, max_block, &mut progress),
+            None => limiter.acquire_until(tenant, deadline_ms, max_block),
+        };
+        checked.write(step_to_c(step.map_err(pacing_error)?, &progress));
         Ok(())
     })
 }
@@ -582,7 +648,7 @@ pub unsafe extern "C" fn xg_limiter_peek(
             None => Decision::Granted(Permit::new(0)),
             Some(refusal) => Decision::Refused(refusal),
         };
-        out.write(decision_to_c(decision, out.declared));
+        out.write(decision_to_c(decision));
         Ok(())
     })
 }
@@ -626,7 +692,7 @@ pub unsafe extern "C" fn xg_limiter_reserve(
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
         let out = unsafe { sized_out(out, "out")? };
         let r = limiter.reserve(tenant, limiter.now()).map_err(pacing_error)?;
-        out.write(xg_reservation { struct_size: out.declared, id: r.id, at_ms: r.at_ms, wait_ms: r.wait_ms });
+        out.write(xg_reservation { struct_size: 0, id: r.id, at_ms: r.at_ms, wait_ms: r.wait_ms });
         Ok(())
     })
 }
@@ -678,7 +744,7 @@ pub unsafe extern "C" fn xg_limiter_observe(
     run("xg_limiter_observe", || {
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
-        let c = unsafe { read_sized(classification, "classification", xg_classification::default())? };
+        let c = unsafe { classification_arg(classification, "classification")? };
         let feedback = feedback_from_c(&c)?;
         limiter.observe(tenant, &feedback, limiter.now()).map_err(pacing_error)
     })
@@ -760,5 +826,132 @@ pub unsafe extern "C" fn xg_limiter_set_tenant_limits(
             }
         };
         limiter.set_tenant_limits(tenant, limits).map_err(pacing_error)
+    })
+}
+
+/// Slots of `xg_stats.refused`: one per `xg_reason` code (slot 0 stays 0).
+///
+/// The lengths of `xg_stats`'s arrays never change, whatever later versions add: each `XG_STATS_*` constant is
+/// fixed with the header that introduced it. A code added to a vocabulary later (a new `xg_reason`, say) is counted
+/// in a field appended to the end of `xg_stats` (e.g. `refused_more[XG_STATS_REASONS_MORE]`, its slot i holding
+/// code XG_STATS_REASONS + i), never by lengthening an array, which would move every field after it. So a program
+/// built against this header reads the same offsets from every later library, and the figures of codes it does not
+/// know lie beyond its `struct_size`.
+pub const XG_STATS_REASONS: usize = 9;
+/// Slots of `xg_stats.fallbacks`: one per `xg_failure_policy` code (slot 0 stays 0). Fixed (see `XG_STATS_REASONS`).
+pub const XG_STATS_FAILURE_POLICIES: usize = 4;
+/// Slots of `xg_stats.wait_buckets` and `wait_bucket_le_ms`. Fixed (see `XG_STATS_REASONS`).
+pub const XG_STATS_WAIT_BUCKETS: usize = 7;
+/// Slots of `xg_stats.responses`: one per `xg_category` code. Fixed (see `XG_STATS_REASONS`).
+pub const XG_STATS_CATEGORIES: usize = 17;
+/// Slots of `xg_stats.rate_limited`: one per `xg_rate_limit_problem` code (slot 0 stays 0: a 429 naming no problem
+/// counts as `unknown`). Fixed (see `XG_STATS_REASONS`).
+pub const XG_STATS_RATE_LIMIT_PROBLEMS: usize = 6;
+/// Slots of `xg_stats.store_failures`: one per `xg_store_failure_kind` code (slot 0 stays 0). Fixed (see
+/// `XG_STATS_REASONS`).
+pub const XG_STATS_STORE_FAILURE_KINDS: usize = 5;
+
+// A vocabulary that outgrows its array must follow the rule at XG_STATS_REASONS (append a field), not change these.
+const _: () = assert!(XG_STATS_REASONS == stats::REASON_SLOTS);
+const _: () = assert!(XG_STATS_FAILURE_POLICIES == stats::FAILURE_POLICY_SLOTS);
+const _: () = assert!(XG_STATS_WAIT_BUCKETS == stats::WAIT_BUCKETS);
+const _: () = assert!(XG_STATS_CATEGORIES == stats::CATEGORY_SLOTS);
+const _: () = assert!(XG_STATS_RATE_LIMIT_PROBLEMS == stats::RATE_LIMIT_PROBLEM_SLOTS);
+const _: () = assert!(XG_STATS_STORE_FAILURE_KINDS == stats::STORE_FAILURE_KIND_SLOTS);
+
+/// A limiter's statistics since it was made (`xg_limiter_stats`): counters that only grow, except the store's
+/// gauges (`breaker_open`, `replays_pending`). Arrays are indexed by a vocabulary's codes.
+///
+/// Decisions are acquire's answers, and each wait's first answer and final grant (not the re-asks in between): so
+/// `granted` is exactly the permits handed out, and `refused` the refusals callers were told of. Peek and reserve
+/// are not counted. A wait is an `xg_limiter_acquire_wait`, or the steps of one `xg_limiter_acquire_until` wait,
+/// whose first answer was a refusal: counted in `waits_started` then, and when it ends in one of `waits_granted`,
+/// `waits_given_up`, `waits_interrupted` (by `xg_limiter_interrupt` or an error) with its length on the limiter's
+/// clock from that first refusal. A stepped wait its caller abandons never ends.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xg_stats {
+    pub struct_size: u32,
+    /// 1 when the limiter keeps its state in a shared store (Redis): the `store_*` and breaker figures are its.
+    pub shared: u8,
+    /// 1 while the store's breaker is open: the store is not asked and the failure policy decides.
+    pub breaker_open: u8,
+    /// Decisions granted: the permits handed out.
+    pub granted: u64,
+    /// Refusals by `xg_reason` code.
+    pub refused: [u64; XG_STATS_REASONS],
+    /// Decisions (granted or refused) the failure policy made because the store could not, by `xg_failure_policy`.
+    pub fallbacks: [u64; XG_STATS_FAILURE_POLICIES],
+    pub waits_started: u64,
+    pub waits_granted: u64,
+    pub waits_given_up: u64,
+    pub waits_interrupted: u64,
+    /// The ended waits' lengths added up (ms).
+    pub wait_ms_total: u64,
+    /// Each wait bucket's upper bound (ms, inclusive): 10, 100, 1000, 10000, 65000, 600000, and UINT64_MAX.
+    pub wait_bucket_le_ms: [u64; XG_STATS_WAIT_BUCKETS],
+    /// Ended waits per bucket: not cumulative (a Prometheus histogram adds them up).
+    pub wait_buckets: [u64; XG_STATS_WAIT_BUCKETS],
+    /// Responses observed (`xg_limiter_observe*`) by `xg_category` code.
+    pub responses: [u64; XG_STATS_CATEGORIES],
+    /// Observed 429s by `xg_rate_limit_problem` code.
+    pub rate_limited: [u64; XG_STATS_RATE_LIMIT_PROBLEMS],
+    /// Operations sent to the store (each script run; a retry is another).
+    pub store_operations: u64,
+    /// Failed store operations by `xg_store_failure_kind` code.
+    pub store_failures: [u64; XG_STATS_STORE_FAILURE_KINDS],
+    /// Times the breaker opened.
+    pub breaker_openings: u64,
+    /// Releases, cancels and timed-out acquires the store has not confirmed yet, replayed when it answers.
+    pub replays_pending: u64,
+}
+
+impl SizedStruct for xg_stats {}
+
+fn stats_to_c(s: &Stats) -> xg_stats {
+    let mut bounds = [u64::MAX; XG_STATS_WAIT_BUCKETS];
+    bounds[..stats::WAIT_BUCKET_BOUNDS_MS.len()].copy_from_slice(&stats::WAIT_BUCKET_BOUNDS_MS);
+    xg_stats {
+        struct_size: 0, // set by SizedOut::write
+        shared: u8::from(s.store.shared),
+        breaker_open: u8::from(s.store.breaker_open),
+        granted: s.granted,
+        refused: s.refused,
+        fallbacks: s.fallbacks,
+        waits_started: s.waits.started,
+        waits_granted: s.waits.granted,
+        waits_given_up: s.waits.gave_up,
+        waits_interrupted: s.waits.interrupted,
+        wait_ms_total: s.waits.total_ms,
+        wait_bucket_le_ms: bounds,
+        wait_buckets: s.waits.buckets,
+        responses: s.responses,
+        rate_limited: s.rate_limited,
+        store_operations: s.store.operations,
+        store_failures: s.store.failures,
+        breaker_openings: s.store.breaker_openings,
+        replays_pending: s.store.replays_pending,
+    }
+}
+
+/// Stores the limiter's statistics in `*out` (set `out->struct_size` to `sizeof(xg_stats)` first). It takes no lock
+/// and changes nothing: each figure is read on its own, so a reading taken during traffic may count a decision in
+/// `granted` before the wait it ended. Call it as often as a metrics scrape does. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_stats(limiter: *const xg_limiter, out: *mut xg_stats) -> xg_status {
+    run("xg_limiter_stats", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let out = unsafe { sized_out(out, "out")? };
+        out.write(stats_to_c(&limiter.stats()));
+        Ok(())
+    })
+}
+
+/// The vocabulary word of an `xg_store_failure_kind` code (`"timeout"`, …): a static string, or NULL for an
+/// unknown code. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn xg_store_failure_kind_name(code: u32) -> *const c_char {
+    run_value("xg_store_failure_kind_name", std::ptr::null(), || {
+        StoreFailureKind::from_code(code).map_or(std::ptr::null(), |kind| kind.c_name().as_ptr())
     })
 }

@@ -1,5 +1,6 @@
-//! The `Limiter` façade: one clock, one wait policy and one set of waiters over any [`Backend`]. Every public
-//! method and every `xg_limiter_*` export goes through it, whatever stores the state.
+//! The `Limiter` façade: one clock, one wait policy, one set of waiters and one set of statistics over any
+//! [`Backend`]. Every public method and every `xg_limiter_*` export goes through it, whatever stores the state, so
+//! decisions, waits and responses are counted here once.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,8 @@ use super::clock::{Clock, ClockSource};
 use super::config::{Limits, TenantLimits};
 use super::memory::MemoryBackend;
 use super::redis::{RedisBackend, RedisOptions};
-use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot};
+use super::stats::{Counters, Stats, WaitEnd};
+use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot, check_tenant};
 use super::wait::{self, Step, Waiters, Wakeup};
 use crate::vocab::Reason;
 
@@ -16,6 +18,18 @@ pub struct Limiter {
     backend: Box<dyn Backend>,
     clock: ClockSource,
     waiters: Waiters,
+    counters: Counters,
+}
+
+/// Where one wait stands between its steps ([`Limiter::acquire_step`]): the caller keeps it from the first step to
+/// the last (in C, the in/out fields of `xg_wait_step`), so the library knows when the wait began without keeping
+/// per-wait state of its own, and the caller decides nothing: it hands back what the last step gave it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitProgress {
+    /// When the wait's first refusal came, on the limiter's clock; `None` before it, and again once the wait ended.
+    pub started_ms: Option<u64>,
+    /// How long the wait has lasted through the last step (ms); after its last step, its whole length.
+    pub waited_ms: u64,
 }
 
 impl Limiter {
@@ -33,7 +47,7 @@ impl Limiter {
 
     /// A limiter over any backend. `clock` is the clock `now` arguments and wait deadlines are read on.
     pub fn with_backend(backend: Box<dyn Backend>, clock: Clock) -> Self {
-        Limiter { backend, clock: ClockSource::new(clock), waiters: Waiters::default() }
+        Limiter { backend, clock: ClockSource::new(clock), waiters: Waiters::default(), counters: Counters::default() }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -65,7 +79,9 @@ impl Limiter {
 
     /// Admits a call now, or says exactly how long to wait and why. A refusal changes nothing.
     pub fn acquire(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
-        self.backend.acquire(tenant, now)
+        let decision = self.backend.acquire(tenant, now)?;
+        self.counters.decision(&decision);
+        Ok(decision)
     }
 
     /// What `acquire` would answer now, without taking anything: `None` when it would be granted.
@@ -105,6 +121,9 @@ impl Limiter {
     /// Takes the server's word: remaining counts raise local usage (never lower it), 429s block the scope they
     /// name, an offline organisation blocks its tenant, and an outage (503) blocks the app.
     pub fn observe(&self, tenant: &str, feedback: &Feedback, now: u64) -> Result<(), PacingError> {
+        // Counted even when the store cannot take it (the response happened), but not for a tenant id refused.
+        check_tenant(tenant)?;
+        self.counters.observed(feedback);
         self.backend.observe(tenant, feedback, now)
     }
 
@@ -128,7 +147,8 @@ impl Limiter {
     /// Blocks the calling thread until a permit is granted, or fails with the last refusal once `timeout_ms` (on
     /// the limiter's clock) would be exceeded (see [`wait::after_refusal`]), or with `Interrupted`.
     pub fn acquire_wait(&self, tenant: &str, timeout_ms: u64) -> Result<Permit, PacingError> {
-        match self.acquire_until(tenant, self.deadline(timeout_ms), None)? {
+        let mut progress = WaitProgress::default();
+        match self.acquire_step(tenant, self.deadline(timeout_ms), None, &mut progress)? {
             Step::Granted(permit) => Ok(permit),
             // An unbounded wait never asks again; both mean it ended without a permit.
             Step::GiveUp(refusal) | Step::AskAgain { refusal, .. } => Err(PacingError::Timeout(refusal)),
@@ -140,7 +160,86 @@ impl Limiter {
     /// call it with a short block so their thread stays interruptible, or with none from async code, which then
     /// sleeps `sleep_ms`: for a concurrency slot that is a short, jittered poll (no release can wake such a caller),
     /// spaced out between waiters on a shared store (see [`wait::CONCURRENCY_POLL_MS`]).
+    ///
+    /// Each call stands alone, so the statistics see its first answer as a decision but no wait: a wait of several
+    /// steps is [`Limiter::acquire_step`].
     pub fn acquire_until(&self, tenant: &str, deadline: u64, max_block: Option<Duration>) -> Result<Step, PacingError> {
+        self.step_counted(tenant, deadline, max_block, &mut WaitProgress::default(), false)
+    }
+
+    /// [`Limiter::acquire_until`] as one step of a wait the caller tracks with `progress` (default at the first
+    /// step, then as the previous step left it), so the statistics count the wait once, with its length: it starts
+    /// at its first refusal and ends granted, given up, or interrupted (an error ends it too).
+    pub fn acquire_step(
+        &self,
+        tenant: &str,
+        deadline: u64,
+        max_block: Option<Duration>,
+        progress: &mut WaitProgress,
+    ) -> Result<Step, PacingError> {
+        self.step_counted(tenant, deadline, max_block, progress, true)
+    }
+
+    fn step_counted(
+        &self,
+        tenant: &str,
+        deadline: u64,
+        max_block: Option<Duration>,
+        progress: &mut WaitProgress,
+        counts_waits: bool,
+    ) -> Result<Step, PacingError> {
+        let step = self.step(tenant, deadline, max_block, progress, counts_waits);
+        if let Some(started) = progress.started_ms {
+            progress.waited_ms = self.now().saturating_sub(started);
+            let end = match step {
+                Ok(Step::AskAgain { .. }) => None,
+                Ok(Step::Granted(_)) => Some(WaitEnd::Granted),
+                Ok(Step::GiveUp(_)) => Some(WaitEnd::GaveUp),
+                Err(_) => Some(WaitEnd::Interrupted),
+            };
+            if let Some(end) = end {
+                progress.started_ms = None;
+                if counts_waits {
+                    self.counters.wait_ended(end, progress.waited_ms);
+                }
+            }
+        }
+        step
+    }
+
+    /// One ask within a wait. Its first answer and a grant after waiting are decisions; the re-asks in between are
+    /// the wait's, not callers' (a minute wait polled every 100 ms would otherwise count 600 refusals). The first
+    /// refusal starts the wait.
+    fn ask_waiting(
+        &self,
+        tenant: &str,
+        now: u64,
+        progress: &mut WaitProgress,
+        counts_waits: bool,
+    ) -> Result<Decision, PacingError> {
+        let decision = self.backend.acquire(tenant, now)?;
+        match (&decision, progress.started_ms) {
+            (Decision::Refused(_), Some(_)) => {}
+            (Decision::Refused(_), None) => {
+                self.counters.decision(&decision);
+                progress.started_ms = Some(now);
+                if counts_waits {
+                    self.counters.wait_started();
+                }
+            }
+            (Decision::Granted(_), _) => self.counters.decision(&decision),
+        }
+        Ok(decision)
+    }
+
+    fn step(
+        &self,
+        tenant: &str,
+        deadline: u64,
+        max_block: Option<Duration>,
+        progress: &mut WaitProgress,
+        counts_waits: bool,
+    ) -> Result<Step, PacingError> {
         let _waiting = self.waiters.enter();
         let started = Instant::now();
         loop {
@@ -149,7 +248,7 @@ impl Limiter {
             }
             let generation = self.waiters.generation();
             let now = self.now();
-            let refusal = match self.acquire(tenant, now)? {
+            let refusal = match self.ask_waiting(tenant, now, progress, counts_waits)? {
                 Decision::Granted(permit) => return Ok(Step::Granted(permit)),
                 Decision::Refused(refusal) => refusal,
             };
@@ -181,5 +280,10 @@ impl Limiter {
     /// kept outside this process.
     pub fn tenant_heap_bytes(&self, tenant: &str) -> usize {
         self.backend.tenant_heap_bytes(tenant)
+    }
+
+    /// What this limiter decided, waited for and was told since it was made, and its store's figures.
+    pub fn stats(&self) -> Stats {
+        self.counters.read(self.backend.store_stats())
     }
 }

@@ -5,7 +5,8 @@
 //! - [`engine`]: the pure decisions (windows, `earliest`, admission, concurrency, feedback → effects);
 //! - a [`Backend`] stores the state and makes each whole operation atomic: [`memory`] (in-process, sharded) and
 //!   [`redis`] (shared by every process of an app, one script per operation);
-//! - [`wait`]: the one wait policy; [`Limiter`]: the façade every caller and every export uses.
+//! - [`wait`]: the one wait policy; [`Limiter`]: the façade every caller and every export uses, and counts
+//!   ([`stats`]).
 
 mod bounds;
 mod clock;
@@ -14,6 +15,7 @@ pub mod engine;
 mod limiter;
 pub mod memory;
 pub mod redis;
+pub mod stats;
 mod types;
 pub mod wait;
 mod window;
@@ -21,9 +23,10 @@ mod window;
 pub use clock::Clock;
 pub use config::{Limits, MAX_WINDOW_SPAN_MS, TenantLimits, WindowLimit};
 pub use engine::Effects;
-pub use limiter::Limiter;
+pub use limiter::{Limiter, WaitProgress};
 pub use memory::MemoryBackend;
 pub use redis::{RedisBackend, RedisOptions};
+pub use stats::{Stats, StoreStats, WaitEnd, WaitStats};
 pub use types::{
     Decision, Feedback, MAX_APP_BOOKINGS, MAX_BOOKING_AHEAD_MS, MAX_BOOKINGS, MAX_TENANT_ID_BYTES, PacingError, Permit,
     Refusal, Reservation, Snapshot, WindowSnapshot,
@@ -50,5 +53,10 @@ pub trait Backend: Send + Sync {
     /// Heap bytes this process holds for the tenant (diagnostics; 0 where state lives elsewhere).
     fn tenant_heap_bytes(&self, _tenant: &str) -> usize {
         0
+    }
+    /// The store's figures: operations, failures by kind, the breaker, replays pending (see [`StoreStats`]). A
+    /// backend without a store keeps this default.
+    fn store_stats(&self) -> StoreStats {
+        StoreStats::NONE
     }
 }

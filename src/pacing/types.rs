@@ -2,7 +2,7 @@
 //! backend speaks these types.
 
 use crate::classify::Classification;
-use crate::vocab::{Category, FailurePolicy, RateLimitProblem, Reason};
+use crate::vocab::{Category, FailurePolicy, RateLimitProblem, Reason, human_duration, refusal_in_words};
 
 /// Tenant ids are Xero GUIDs; anything much longer is a caller's bug, refused before it costs memory.
 pub const MAX_TENANT_ID_BYTES: usize = 256;
@@ -100,13 +100,17 @@ impl std::fmt::Display for PacingError {
             PacingError::ClockBackwards => f.write_str("the manual clock cannot move backwards"),
             PacingError::InvalidLimits(why) => write!(f, "invalid limits: {why}"),
             PacingError::InvalidOptions(why) => write!(f, "invalid store options: {why}"),
-            PacingError::Timeout(r) => write!(f, "timed out: would need {} ms more ({})", r.wait_ms, r.reason),
+            PacingError::Timeout(r) => {
+                write!(f, "no permit in time ({})", refusal_in_words(r.reason, r.wait_ms, None))
+            }
             PacingError::Interrupted => f.write_str("interrupted: the limiter is shutting down"),
             PacingError::StoreUnavailable(why) => write!(f, "the shared store is unavailable: {why}"),
             PacingError::Store(why) => write!(f, "the shared store refused: {why}"),
             PacingError::BookingTooFar { wait_ms } => write!(
                 f,
-                "the next free slot is {wait_ms} ms away, beyond the booking horizon of {MAX_BOOKING_AHEAD_MS} ms"
+                "the next free slot is {} away, beyond the booking horizon of {}",
+                human_duration(*wait_ms),
+                human_duration(MAX_BOOKING_AHEAD_MS)
             ),
             PacingError::TooManyBookings { wait_ms } => write!(
                 f,
@@ -196,5 +200,23 @@ impl Snapshot {
             "wait_reason": self.wait_reason.map(Reason::as_str),
             "tenants_tracked": self.tenants_tracked,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_in_errors_are_in_human_units_with_the_limit_named() {
+        let timeout = PacingError::Timeout(Refusal::new(43_199_942, Reason::Day));
+        assert_eq!(timeout.to_string(), "no permit in time (day limit: next call in 11 h 59 min)");
+        let timeout = PacingError::Timeout(Refusal::new(37_000, Reason::RetryAfter));
+        assert_eq!(timeout.to_string(), "no permit in time (retry_after: the server asked to wait; next call in 37 s)");
+        let too_far = PacingError::BookingTooFar { wait_ms: 30 * 86_400_000 };
+        assert_eq!(
+            too_far.to_string(),
+            "the next free slot is 30 days away, beyond the booking horizon of 24 days 20 h"
+        );
     }
 }

@@ -112,6 +112,16 @@ static void error_buffers_and_names(void) {
     CHECK(xg_rate_limit_problem_name(0) == NULL && xg_auth_problem_name(13) == NULL, "none and unknown");
     CHECK(strcmp(xg_category_name(XG_CATEGORY_ORGANISATION_OFFLINE), "organisation_offline") == 0, "name");
     CHECK(xg_abi_version() == XG_ABI_VERSION, "abi");
+    CHECK(xg_abi_oldest_version() <= XG_ABI_VERSION && XG_ABI_VERSION <= xg_abi_version(), "serves this header");
+    {
+        char words[64];
+        size_t needed = 0;
+        CHECK_STATUS(xg_refusal_words(XG_REASON_DAY, 43199942, 0, words, sizeof words, &needed), XG_STATUS_OK);
+        CHECK(strcmp(words, "day limit: next call in 11 h 59 min") == 0 && needed == strlen(words) + 1, "%s", words);
+        CHECK_STATUS(xg_refusal_words(99, 1, 0, words, sizeof words, &needed), XG_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(xg_duration_words(90000, words, 4, &needed), XG_STATUS_BUFFER_TOO_SMALL);
+        CHECK(strcmp(words, "1 m") == 0 && needed == 11, "cut to the buffer: %s", words);
+    }
     CHECK(strlen(xg_version()) >= 5, "version");
     xg_string_free(NULL);
     xg_limiter_free(NULL);
@@ -125,6 +135,14 @@ static void backoff_inputs(void) {
     d.struct_size = sizeof d;
     c.action = XG_ACTION_RETRY;
     c.recommended_wait_ms = 1000;
+    /* An input's flags are 0 or 1: the garbage of fresh_classification in one is refused, naming the field. */
+    CHECK_STATUS(xg_backoff(&c, 1, NULL, &d), XG_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(last_error(), "classification->retryable is 171") != NULL, "%s", last_error());
+    c.retryable = 1;
+    c.has_error_number = 0;
+    c.may_have_been_processed = 2;
+    CHECK_STATUS(xg_backoff(&c, 1, NULL, &d), XG_STATUS_INVALID_ARGUMENT);
+    c.may_have_been_processed = 1;
     CHECK_STATUS(xg_backoff(NULL, 1, NULL, &d), XG_STATUS_NULL_POINTER);
     CHECK_STATUS(xg_backoff(&c, 1, NULL, NULL), XG_STATUS_NULL_POINTER);
     c.action = 77;
@@ -148,6 +166,8 @@ static void limiter_inputs(void) {
     xg_reservation r;
     xg_classification c = fresh_classification();
     xg_tenant_limits tl;
+    xg_stats stats;
+    xg_wait_step step;
     char *json = NULL;
     char long_id[300];
     memset(long_id, 'a', sizeof long_id);
@@ -204,8 +224,25 @@ static void limiter_inputs(void) {
     tl.struct_size = 1;
     CHECK_STATUS(xg_limiter_set_tenant_limits(lim, "t", 1, &tl), XG_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(xg_limiter_set_tenant_limits(lim, NULL, 0, NULL), XG_STATUS_INVALID_ARGUMENT);
+    memset(&step, 0, sizeof step);
+    step.struct_size = sizeof step;
+    step.waiting = 2;
+    CHECK_STATUS(xg_limiter_acquire_until(lim, "t", 1, XG_NO_DEADLINE, 0, &step), XG_STATUS_INVALID_ARGUMENT);
+    memset(&stats, 0, sizeof stats);
+    stats.struct_size = 3;
+    CHECK_STATUS(xg_limiter_stats(lim, &stats), XG_STATUS_INVALID_ARGUMENT);
+    stats.struct_size = XG_MAX_STRUCT_SIZE + 1;
+    CHECK_STATUS(xg_limiter_stats(lim, &stats), XG_STATUS_INVALID_ARGUMENT);
+    stats.struct_size = sizeof stats;
+    CHECK_STATUS(xg_limiter_stats(NULL, &stats), XG_STATUS_NULL_POINTER);
+    CHECK_STATUS(xg_limiter_stats(lim, NULL), XG_STATUS_NULL_POINTER);
+    CHECK(xg_store_failure_kind_name(0) == NULL && xg_store_failure_kind_name(999) == NULL, "unknown kinds: NULL");
 
-    /* None of the refused calls changed anything: the tenant has no calls, no blocks. */
+    /* None of the refused calls changed anything: the tenant has no calls, no blocks, and nothing was counted. */
+    CHECK_STATUS(xg_limiter_stats(lim, &stats), XG_STATUS_OK);
+    CHECK(stats.granted == 0 && stats.refused[XG_REASON_MINUTE] == 0 && stats.waits_started == 0 &&
+              stats.responses[XG_CATEGORY_RATE_LIMITED] == 0,
+          "refused calls are not counted");
     CHECK_STATUS(xg_limiter_snapshot_json(lim, "t", 1, &json), XG_STATUS_OK);
     CHECK(json && strstr(json, "\"count\":0") && strstr(json, "\"blocked_until_ms\":null") && strstr(json, "\"in_flight\":0"), "%s", json);
     xg_string_free(json);

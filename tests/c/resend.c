@@ -61,7 +61,7 @@ int main(void) {
         static const char *const methods[] = {"POST", "put", "PATCH", "PURGE", "GET", "head", "OPTIONS", "DELETE"};
         size_t i;
         for (i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-            bool write = false;
+            uint8_t write = 2;
             CHECK_STATUS(xg_method_is_write(methods[i], strlen(methods[i]), &write), XG_STATUS_OK);
             d = decide(methods[i], false, NULL, XG_TRANSPORT_FAILURE_NO_RESPONSE);
             CHECK(write == (d.give_up == XG_GIVE_UP_UNSAFE_TO_RESEND), "%s: is_write %d", methods[i], (int)write);

@@ -32,6 +32,9 @@ def test_the_python_package_has_the_crates_version() -> None:
 
 def test_the_csharp_package_and_the_header_have_the_crates_version() -> None:
     assert csproj_property("Version") == crate_version()
+    # The binding's own copy, which it compares with the loaded library's version.
+    native = (REPO / "bindings" / "csharp" / "src" / "Native.cs").read_text()
+    assert re.findall(r'const string BindingVersion = "([^"]+)";', native) == [crate_version()]
     header = (REPO / "include" / "xeroguard.h").read_text()
     parts = [re.search(r"#define XEROGUARD_VERSION_%s (\d+)" % part, header) for part in ("MAJOR", "MINOR", "PATCH")]
     assert ".".join(m.group(1) for m in parts if m) == crate_version()

@@ -78,7 +78,7 @@ namespace XeroGuard
             XgClassification c = classification.Native;
             var output = new XgBackoffDecision { StructSize = Native.SizeOf<XgBackoffDecision>() };
             Native.Ensure(NativeMethods.xg_backoff(ref c, (uint)attempt, ref p, ref output));
-            return new BackoffDecision(output.Retry, Native.ClampToLong(output.WaitMs), (GiveUpReason)output.GiveUp);
+            return new BackoffDecision(output.Retry == 1, Native.ClampToLong(output.WaitMs), (GiveUpReason)output.GiveUp);
         }
     }
 }
@@ -128,9 +128,9 @@ namespace XeroGuard
         {
             byte[] methodBytes = MethodBytes(method);
             Native.EnsureAbi();
-            bool write;
+            byte write;
             Native.Ensure(NativeMethods.xg_method_is_write(methodBytes, Native.Len(methodBytes), out write));
-            return write;
+            return write == 1;
         }
 
         private static byte[] MethodBytes(string method)
@@ -155,7 +155,7 @@ namespace XeroGuard
                     StructSize = Native.SizeOf<XgRequest>(),
                     Method = pin.AddrOfPinnedObject(),
                     MethodLen = Native.Len(methodBytes),
-                    HasIdempotencyKey = hasIdempotencyKey,
+                    HasIdempotencyKey = (byte)(hasIdempotencyKey ? 1 : 0),
                 };
                 if (response != null)
                 {
@@ -172,7 +172,7 @@ namespace XeroGuard
             {
                 pin.Free();
             }
-            return new BackoffDecision(output.Retry, Native.ClampToLong(output.WaitMs), (GiveUpReason)output.GiveUp);
+            return new BackoffDecision(output.Retry == 1, Native.ClampToLong(output.WaitMs), (GiveUpReason)output.GiveUp);
         }
     }
 }

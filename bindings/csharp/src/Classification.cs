@@ -34,7 +34,7 @@ namespace XeroGuard
             Status = native.Status;
             Category = (Category)native.Category;
             Action = (RecommendedAction)native.Action;
-            Retryable = native.Retryable;
+            Retryable = native.Retryable == 1;
             MayHaveBeenProcessed = native.MayHaveBeenProcessed != 0;
             RateLimitProblem = native.RateLimitProblem == 0 ? (RateLimitProblem?)null : (RateLimitProblem)native.RateLimitProblem;
             AuthProblem = native.AuthProblem == 0 ? (AuthProblem?)null : (AuthProblem)native.AuthProblem;

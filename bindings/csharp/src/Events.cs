@@ -71,4 +71,25 @@ namespace XeroGuard
         /// </summary>
         public Exception Exception { get; private set; }
     }
+
+    /// <summary>
+    /// <see cref="XeroGuardHandler.StoreError"/>: the limiter could not be told about a response that exists (a shared
+    /// store out of reach, for example). The response still reaches the caller: once it exists nothing is thrown, so a
+    /// write the server carried out is never reported as failed (and resent by code that retries on exceptions).
+    /// </summary>
+    public sealed class StoreErrorEventArgs : XeroGuardEventArgs
+    {
+        internal StoreErrorEventArgs(HttpRequestMessage request, string tenantId, int attempt, string operation,
+            Exception exception)
+            : base(request, tenantId, attempt)
+        {
+            Operation = operation;
+            Exception = exception;
+        }
+
+        /// <summary>What failed: <c>"observe"</c> (feeding the response back) or <c>"release"</c> (the concurrency slot).</summary>
+        public string Operation { get; private set; }
+        /// <summary>What the library threw (a <see cref="StoreUnavailableException"/>, …).</summary>
+        public Exception Exception { get; private set; }
+    }
 }

@@ -187,6 +187,16 @@ namespace XeroGuard
     }
 
     /// <summary>
+    /// A struct handed to the library set a field the loaded library does not know: the binding is newer than its
+    /// library (XG_STATUS_UNKNOWN_FIELDS). Use the library the binding came with.
+    /// </summary>
+    public sealed class UnknownFieldsException : XeroGuardException
+    {
+        /// <summary>The library's status, its name and message.</summary>
+        public UnknownFieldsException(int status, string name, string message) : base(status, name, message) { }
+    }
+
+    /// <summary>
     /// The shared store could not be reached within <see cref="RedisOptions.Deadline"/>, and no failure policy decided
     /// instead: creating the limiter, for example (XG_STATUS_STORE_UNAVAILABLE).
     /// </summary>
@@ -212,9 +222,10 @@ namespace XeroGuard
     {
         /// <summary>The tenant, the last wait the limiter asked for and why, and the timeout the caller allowed.</summary>
         public RateLimitWaitTooLongException(string tenantId, TimeSpan wait, Reason? reason, TimeSpan maxWait)
-            : base(string.Format("tenant '{0}' must wait {1} ms ({2}), longer than the allowed {3} ms",
-                tenantId ?? "", (long)wait.TotalMilliseconds, reason.HasValue ? Vocabulary.Name(reason.Value) : "unknown",
-                (long)maxWait.TotalMilliseconds))
+            : base(string.Format("no permit for tenant '{0}' within {1}: {2}", tenantId ?? "",
+                Native.DurationWords(Native.DurationMs(maxWait < TimeSpan.Zero ? TimeSpan.Zero : maxWait)),
+                reason.HasValue ? Native.RefusalWords(reason.Value, Native.DurationMs(wait))
+                    : Native.DurationWords(Native.DurationMs(wait)) + " more"))
         {
             TenantId = tenantId;
             Wait = wait;

@@ -146,6 +146,12 @@ namespace XeroGuard
         /// </summary>
         public event EventHandler<ResendEventArgs> GivingUp;
 
+        /// <summary>
+        /// Raised when the limiter could not observe or release a response that exists (a shared store out of reach):
+        /// the response is returned all the same, nothing is thrown, and the request is not sent again for it.
+        /// </summary>
+        public event EventHandler<StoreErrorEventArgs> StoreError;
+
         /// <summary>Paces, sends, classifies, observes and resends (see the class summary).</summary>
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
@@ -163,7 +169,9 @@ namespace XeroGuard
                 Classification classification = null;
                 ExceptionDispatchInfo failure = null;
                 TransportFailure failureKind = TransportFailure.NoResponse;
-                using (Permit permit = await AcquireAsync(request, tenant, attempt, cancellationToken).ConfigureAwait(false))
+                var trouble = new List<StoreErrorEventArgs>();
+                Permit permit = await AcquireAsync(request, tenant, attempt, cancellationToken).ConfigureAwait(false);
+                try
                 {
                     try
                     {
@@ -183,15 +191,29 @@ namespace XeroGuard
                         try
                         {
                             classification = await ResponseBody.ClassifyAsync(response, cancellationToken).ConfigureAwait(false);
-                            limiter.Observe(tenant, classification);
                         }
                         catch
                         {
                             response.Dispose();
                             throw;
                         }
+                        // Before the permit goes back, so the next waiter sees the server's view; best-effort.
+                        try
+                        {
+                            limiter.Observe(tenant ?? Limiter.Tenantless, classification);
+                        }
+                        catch (XeroGuardException e)
+                        {
+                            trouble.Add(new StoreErrorEventArgs(request, tenant, attempt, "observe", e));
+                        }
                     }
                 }
+                finally
+                {
+                    Exception released = limiter.ReleaseReporting(permit);
+                    if (released != null) trouble.Add(new StoreErrorEventArgs(request, tenant, attempt, "release", released));
+                }
+                foreach (StoreErrorEventArgs problem in trouble) Raise(StoreError, problem);
 
                 if (response != null)
                 {
@@ -229,7 +251,7 @@ namespace XeroGuard
         {
             try
             {
-                return await limiter.AcquireAsync(tenant, Native.CheckedMs(policy.MaxWaitMs, "MaxWaitMs"), cancellationToken,
+                return await limiter.AcquireAsync(tenant ?? Limiter.Tenantless, Native.CheckedMs(policy.MaxWaitMs, "MaxWaitMs"), cancellationToken,
                     refusal => Raise(Waiting, new PacingEventArgs(request, tenant, attempt, refusal))).ConfigureAwait(false);
             }
             catch (RateLimitWaitTooLongException e)

@@ -204,9 +204,18 @@ namespace XeroGuard
     /// from server feedback, all decided by the native library, in this process or shared by every process of the app
     /// through Redis (<see cref="RedisOptions"/>). Thread-safe. To shut down while calls may be waiting:
     /// <see cref="Interrupt"/>, wait for the waiting threads and tasks to end, then <see cref="Dispose"/>.
+    /// Watching it: <see cref="GetStatistics"/>; the events <see cref="WaitStarted"/>, <see cref="WaitEnded"/>,
+    /// <see cref="StoreOutage"/> and <see cref="BreakerChanged"/> (for a logger); on .NET 6 and later, LimiterMetrics
+    /// publishes the statistics as instruments of the <c>Xeroguard</c> Meter.
     /// </summary>
     public sealed class Limiter : IDisposable
     {
+        /// <summary>
+        /// The tenant id of a call made without a tenant (e.g. <c>/connections</c>): it counts only against the app
+        /// window. Every method taking a tenant id refuses null, so a missing id is a bug found, not a call miscounted.
+        /// </summary>
+        public const string Tenantless = "";
+
         private static readonly DataContractJsonSerializer SnapshotSerializer = new DataContractJsonSerializer(typeof(LimiterSnapshot));
 
         // The longest a synchronous wait blocks in one native step, so a cancelled token is seen soon after.
@@ -215,6 +224,19 @@ namespace XeroGuard
         private readonly LimiterHandle handle;
         // Completed (and replaced) whenever capacity may have been freed, so async waiters re-ask at once.
         private TaskCompletionSource<bool> wake = NewWake();
+        private readonly OutageWatch outages = new OutageWatch();
+
+        /// <summary>A wait for a permit began: its first answer was a refusal (raised on the waiting thread).</summary>
+        public event EventHandler<LimiterWaitEventArgs> WaitStarted;
+        /// <summary>A wait for a permit ended: granted, given up, interrupted or abandoned, with how long it lasted.</summary>
+        public event EventHandler<LimiterWaitEventArgs> WaitEnded;
+        /// <summary>
+        /// The failure policy decides because the shared store cannot be reached: raised when that begins (log it as a
+        /// warning), about once a minute while it lasts, and when the store decides again, with the decisions it made.
+        /// </summary>
+        public event EventHandler<StoreOutageEventArgs> StoreOutage;
+        /// <summary>The store's breaker opened or closed (seen when the statistics are read, and when an outage begins or ends).</summary>
+        public event EventHandler<BreakerEventArgs> BreakerChanged;
 
         /// <summary>A limiter of this process with <paramref name="limits"/> (null: the library's defaults) on the given clock.</summary>
         public Limiter(Limits limits = null, LimiterClock clock = LimiterClock.Monotonic)
@@ -285,14 +307,17 @@ namespace XeroGuard
 
         /// <summary>
         /// Asks for a call now. Granted: the call is counted and <see cref="Decision.Permit"/> must be released.
-        /// Refused: nothing changes. A null or empty tenant id is a tenantless call (app window only).
+        /// Refused: nothing changes. <see cref="Tenantless"/> (the empty id) is a call without a tenant (app window
+        /// only); a null id throws <see cref="ArgumentNullException"/>.
         /// </summary>
         public Decision Acquire(string tenantId)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             var d = NewDecision();
             Native.Ensure(NativeMethods.xg_limiter_acquire(Handle, tenant, Native.Len(tenant), ref d));
-            return ToDecision(d, tenantId, true);
+            Decision decision = ToDecision(d, tenantId, true);
+            Watch(decision.Fallback);
+            return decision;
         }
 
         /// <summary>As <see cref="AcquireWait(string, TimeSpan, CancellationToken)"/> with a timeout in milliseconds.</summary>
@@ -316,26 +341,104 @@ namespace XeroGuard
 
         private Decision AcquireWait(string tenantId, ulong timeoutMs, CancellationToken cancellationToken)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             ulong deadline = DeadlineMs(timeoutMs);
-            while (true)
+            // One struct through every step: the library keeps the wait's start in it, to count the wait once.
+            XgWaitStep step = NewStep();
+            Decision first = null; // the refusal that started the wait
+            try
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                // The native step blocks (waking on this process's releases); between steps the token is checked.
-                XgWaitStep step = Step(tenant, deadline, SyncStepMs);
-                if (step.Outcome == NativeMethods.WaitGranted)
-                    return new Decision(true, new Permit(this, step.Permit, tenantId, Fallback(step.Fallback)), 0, null, Fallback(step.Fallback));
-                if (step.Outcome == NativeMethods.WaitGiveUp) return Refusal(step);
+                while (true)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    // The first step does not block, so the wait's start is seen; later ones block (waking on this
+                    // process's releases), and between them the token is checked.
+                    Step(tenant, deadline, first == null ? 0 : SyncStepMs, ref step);
+                    if (step.Outcome == NativeMethods.WaitGranted)
+                    {
+                        var granted = new Decision(true, new Permit(this, step.Permit, tenantId, Fallback(step.Fallback)), 0, null, Fallback(step.Fallback));
+                        return Waited(tenantId, first, granted, step);
+                    }
+                    if (step.Outcome == NativeMethods.WaitGiveUp) return Waited(tenantId, first, Refusal(step), step);
+                    if (first == null) first = WaitBegan(tenantId, step);
+                }
             }
+            catch (Exception e) when (first != null)
+            {
+                WaitBroken(tenantId, first, step, e);
+                throw;
+            }
+        }
+
+        private Decision WaitBegan(string tenantId, XgWaitStep step)
+        {
+            Decision first = Refusal(step);
+            Watch(first.Fallback);
+            var started = WaitStarted;
+            if (started != null) started(this, new LimiterWaitEventArgs(tenantId, first, TimeSpan.Zero, null));
+            return first;
+        }
+
+        // The wait's last step: its decision, told (a grant at once is no wait).
+        private Decision Waited(string tenantId, Decision first, Decision last, XgWaitStep step)
+        {
+            Watch(last.Fallback);
+            var ended = WaitEnded;
+            if (ended != null && (first != null || !last.Granted))
+            {
+                var outcome = last.Granted ? WaitOutcome.Granted : WaitOutcome.GaveUp;
+                ended(this, new LimiterWaitEventArgs(tenantId, first ?? last, Native.Duration(step.WaitedMs), outcome));
+            }
+            return last;
+        }
+
+        // A wait ended by an exception: Interrupt, or its caller (a cancelled token).
+        private void WaitBroken(string tenantId, Decision first, XgWaitStep step, Exception error)
+        {
+            var ended = WaitEnded;
+            if (ended == null) return;
+            ulong now;
+            if (handle.IsClosed || NativeMethods.xg_limiter_now_ms(handle, out now) != NativeMethods.StatusOk) return;
+            var outcome = error is LimiterInterruptedException ? WaitOutcome.Interrupted : WaitOutcome.Abandoned;
+            ulong waited = now > step.WaitStartedMs ? now - step.WaitStartedMs : 0;
+            ended(this, new LimiterWaitEventArgs(tenantId, first, Native.Duration(waited), outcome));
+        }
+
+        // Tells of outages from a decision's Fallback: cheap when there is none and none is going on.
+        private void Watch(FailurePolicy? fallback)
+        {
+            if (fallback == null && !outages.InOutage) return;
+            StoreOutageEventArgs outage = outages.Decided(fallback);
+            if (outage == null) return;
+            var handler = StoreOutage;
+            if (handler != null) handler(this, outage);
+            if (outage.State != StoreOutageState.Continuing && !handle.IsClosed) GetStatistics(); // the breaker, with it
+        }
+
+        /// <summary>
+        /// What this limiter decided, waited for and was told since it was made, and its shared store's figures
+        /// (xg_limiter_stats). It takes no lock in the library: read it as often as a metrics scrape does.
+        /// </summary>
+        public LimiterStatistics GetStatistics()
+        {
+            XgStats s = NewStats();
+            Native.Ensure(NativeMethods.xg_limiter_stats(Handle, ref s));
+            var stats = new LimiterStatistics(s);
+            BreakerEventArgs breaker = outages.Saw(stats);
+            var handler = BreakerChanged;
+            if (breaker != null && handler != null) handler(this, breaker);
+            return stats;
         }
 
         /// <summary>What <see cref="Acquire"/> would answer now, taking nothing.</summary>
         public Decision Peek(string tenantId)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             var d = NewDecision();
             Native.Ensure(NativeMethods.xg_limiter_peek(Handle, tenant, Native.Len(tenant), ref d));
-            return ToDecision(d, tenantId, false);
+            Decision decision = ToDecision(d, tenantId, false);
+            Watch(decision.Fallback);
+            return decision;
         }
 
         /// <summary>Waits (without blocking a thread) until a call is granted, and returns its permit; there is no timeout.</summary>
@@ -362,29 +465,48 @@ namespace XeroGuard
         internal async Task<Permit> AcquireAsync(string tenantId, ulong timeoutMs, CancellationToken cancellationToken,
             Action<Decision> onFirstRefusal)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             ulong deadline = DeadlineMs(timeoutMs);
-            bool refusedBefore = false;
-            while (true)
+            XgWaitStep step = NewStep(); // through every step: the library keeps the wait's start in it
+            Decision first = null;
+            try
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                // Taken before asking, so a release between the refusal and the sleep is not missed.
-                Task woken = Volatile.Read(ref wake).Task;
-                XgWaitStep step = Step(tenant, deadline, 0);
-                if (step.Outcome == NativeMethods.WaitGranted)
-                    return new Permit(this, step.Permit, tenantId, Fallback(step.Fallback));
-                Decision refusal = Refusal(step);
-                if (step.Outcome == NativeMethods.WaitGiveUp)
-                    throw new RateLimitWaitTooLongException(tenantId, refusal.Wait, refusal.Reason, Native.Duration(timeoutMs));
-                if (!refusedBefore && onFirstRefusal != null) onFirstRefusal(refusal);
-                refusedBefore = true;
-                if (step.SleepMs == 0) continue;
-                using (var delayCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+                while (true)
                 {
-                    Task delay = Task.Delay(Native.DelayFor(step.SleepMs), delayCancel.Token);
-                    await Task.WhenAny(delay, woken).ConfigureAwait(false);
-                    delayCancel.Cancel(); // frees the timer when woken early
+                    cancellationToken.ThrowIfCancellationRequested();
+                    // Taken before asking, so a release between the refusal and the sleep is not missed.
+                    Task woken = Volatile.Read(ref wake).Task;
+                    Step(tenant, deadline, 0, ref step);
+                    if (step.Outcome == NativeMethods.WaitGranted)
+                    {
+                        FailurePolicy? fallback = Fallback(step.Fallback);
+                        Waited(tenantId, first, new Decision(true, null, 0, null, fallback), step);
+                        return new Permit(this, step.Permit, tenantId, fallback);
+                    }
+                    Decision refusal = Refusal(step);
+                    if (step.Outcome == NativeMethods.WaitGiveUp)
+                    {
+                        Waited(tenantId, first, refusal, step);
+                        throw new RateLimitWaitTooLongException(tenantId, refusal.Wait, refusal.Reason, Native.Duration(timeoutMs));
+                    }
+                    if (first == null)
+                    {
+                        first = WaitBegan(tenantId, step);
+                        if (onFirstRefusal != null) onFirstRefusal(refusal);
+                    }
+                    if (step.SleepMs == 0) continue;
+                    using (var delayCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+                    {
+                        Task delay = Task.Delay(Native.DelayFor(step.SleepMs), delayCancel.Token);
+                        await Task.WhenAny(delay, woken).ConfigureAwait(false);
+                        delayCancel.Cancel(); // frees the timer when woken early
+                    }
                 }
+            }
+            catch (Exception e) when (first != null && !(e is RateLimitWaitTooLongException))
+            {
+                WaitBroken(tenantId, first, step, e);
+                throw;
             }
         }
 
@@ -405,7 +527,7 @@ namespace XeroGuard
         [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
         public void Record(string tenantId)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             Native.Ensure(NativeMethods.xg_limiter_record(Handle, tenant, Native.Len(tenant)));
         }
 
@@ -419,23 +541,41 @@ namespace XeroGuard
             Signal();
         }
 
-        // Permit.Dispose: an expired permit or a disposed limiter leaves nothing to give back.
+        // Permit.Dispose: never throws (an expired permit or a disposed limiter leaves nothing to give back; a store
+        // that failed is counted by the library).
         internal void ReleaseQuietly(ulong permitId)
         {
-            if (handle.IsClosed) return;
+            ReleaseReporting(permitId);
+        }
+
+        // The handler's release of a permit it holds: what went wrong (a store out of reach), or null; never throws.
+        internal Exception ReleaseReporting(Permit permit)
+        {
+            return permit.MarkReleased() ? ReleaseReporting(permit.Id) : null;
+        }
+
+        private Exception ReleaseReporting(ulong permitId)
+        {
+            if (handle.IsClosed) return null;
             try
             {
                 Native.Ensure(NativeMethods.xg_limiter_release(handle, permitId));
             }
             catch (UnknownPermitException) { }
             catch (ObjectDisposedException) { }
+            catch (XeroGuardException e)
+            {
+                Signal();
+                return e;
+            }
             Signal();
+            return null;
         }
 
         /// <summary>Books the tenant's next free slot (first come, first served); it takes no concurrency permit.</summary>
         public Reservation Reserve(string tenantId)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             var r = new XgReservation { StructSize = Native.SizeOf<XgReservation>() };
             Native.Ensure(NativeMethods.xg_limiter_reserve(Handle, tenant, Native.Len(tenant), ref r));
             return new Reservation(r.Id, Native.ClampToLong(r.AtMs), Native.ClampToLong(r.WaitMs));
@@ -453,7 +593,7 @@ namespace XeroGuard
         public void Observe(string tenantId, Classification classification)
         {
             if (classification == null) throw new ArgumentNullException("classification");
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             XgClassification c = classification.Native;
             Native.Ensure(NativeMethods.xg_limiter_observe(Handle, tenant, Native.Len(tenant), ref c));
         }
@@ -462,14 +602,14 @@ namespace XeroGuard
         public void Observe(string tenantId, byte[] rawResponse)
         {
             if (rawResponse == null) throw new ArgumentNullException("rawResponse");
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             Native.Ensure(NativeMethods.xg_limiter_observe_raw(Handle, tenant, Native.Len(tenant), rawResponse, Native.Len(rawResponse)));
         }
 
         /// <summary>The tenant's windows, permits, blocks and what acquire would answer, now.</summary>
         public LimiterSnapshot Snapshot(string tenantId)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             IntPtr json;
             Native.Ensure(NativeMethods.xg_limiter_snapshot_json(Handle, tenant, Native.Len(tenant), out json));
             byte[] bytes = Native.TakeString(json);
@@ -485,7 +625,7 @@ namespace XeroGuard
         /// <summary>Sets a tenant's own limits, or clears them with null. Its recorded calls are kept.</summary>
         public void SetTenantLimits(string tenantId, TenantLimits limits)
         {
-            byte[] tenant = Native.Utf8(tenantId);
+            byte[] tenant = Native.Tenant(tenantId);
             if (limits == null)
             {
                 Native.Ensure(NativeMethods.xg_limiter_clear_tenant_limits(Handle, tenant, Native.Len(tenant), IntPtr.Zero));
@@ -546,11 +686,30 @@ namespace XeroGuard
             return deadline;
         }
 
-        private XgWaitStep Step(byte[] tenant, ulong deadline, ulong maxBlockMs)
+        private static XgWaitStep NewStep()
         {
-            var step = new XgWaitStep { StructSize = Native.SizeOf<XgWaitStep>() };
+            return new XgWaitStep { StructSize = Native.SizeOf<XgWaitStep>() };
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
+        private void Step(byte[] tenant, ulong deadline, ulong maxBlockMs, ref XgWaitStep step)
+        {
             Native.Ensure(NativeMethods.xg_limiter_acquire_until(Handle, tenant, Native.Len(tenant), deadline, maxBlockMs, ref step));
-            return step;
+        }
+
+        private static XgStats NewStats()
+        {
+            return new XgStats
+            {
+                StructSize = Native.SizeOf<XgStats>(),
+                Refused = new ulong[XgStats.ReasonSlots],
+                Fallbacks = new ulong[XgStats.FailurePolicySlots],
+                WaitBucketLeMs = new ulong[XgStats.WaitBucketSlots],
+                WaitBuckets = new ulong[XgStats.WaitBucketSlots],
+                Responses = new ulong[XgStats.CategorySlots],
+                RateLimited = new ulong[XgStats.RateLimitProblemSlots],
+                StoreFailures = new ulong[XgStats.StoreFailureKindSlots],
+            };
         }
 
         private static FailurePolicy? Fallback(uint code)
@@ -567,7 +726,7 @@ namespace XeroGuard
         private Decision ToDecision(XgDecision d, string tenantId, bool withPermit)
         {
             FailurePolicy? fallback = Fallback(d.Fallback);
-            if (d.Granted)
+            if (d.Granted == 1)
                 return new Decision(true, withPermit ? new Permit(this, d.Permit, tenantId, fallback) : null, 0, null, fallback);
             return new Decision(false, null, Native.ClampToLong(d.WaitMs), d.Reason == 0 ? (Reason?)null : (Reason)d.Reason, fallback);
         }

@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 namespace XeroGuard
 {
     // Mirrors of the C structs in include/xeroguard.h. Field order and types follow the header exactly;
-    // C bool is one byte (I1) and size_t is UIntPtr, so Sequential layout gives the C offsets.
+    // Flags are uint8_t (byte) and size_t is UIntPtr, so Sequential layout gives the C offsets.
 
     [StructLayout(LayoutKind.Sequential)]
     internal struct XgHeader
@@ -34,7 +34,7 @@ namespace XeroGuard
         public ushort Status;
         public uint Category;
         public uint Action;
-        [MarshalAs(UnmanagedType.I1)] public bool Retryable;
+        public byte Retryable;
         public uint RateLimitProblem;
         public uint AuthProblem;
         public long RetryAfterMs;
@@ -42,7 +42,7 @@ namespace XeroGuard
         public long MinuteRemaining;
         public long DayRemaining;
         public long AppMinuteRemaining;
-        [MarshalAs(UnmanagedType.I1)] public bool HasErrorNumber;
+        public byte HasErrorNumber;
         public long ErrorNumber;
         public uint ValidationMessageCount;
         public uint WarningCount;
@@ -66,7 +66,7 @@ namespace XeroGuard
     internal struct XgBackoffDecision
     {
         public uint StructSize;
-        [MarshalAs(UnmanagedType.I1)] public bool Retry;
+        public byte Retry;
         public ulong WaitMs;
         public uint GiveUp;
     }
@@ -77,7 +77,7 @@ namespace XeroGuard
         public uint StructSize;
         public IntPtr Method;
         public UIntPtr MethodLen;
-        [MarshalAs(UnmanagedType.I1)] public bool HasIdempotencyKey;
+        public byte HasIdempotencyKey;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -100,7 +100,7 @@ namespace XeroGuard
         public uint MaxTenants;
     }
 
-    // Returned by value from xg_redis_options_default, so it must be blittable: the C bool is a byte here.
+    // Returned by value from xg_redis_options_default, so it must be blittable.
     [StructLayout(LayoutKind.Sequential)]
     internal struct XgRedisOptions
     {
@@ -122,7 +122,7 @@ namespace XeroGuard
     internal struct XgDecision
     {
         public uint StructSize;
-        [MarshalAs(UnmanagedType.I1)] public bool Granted;
+        public byte Granted;
         public ulong Permit;
         public ulong WaitMs;
         public uint Reason;
@@ -139,6 +139,38 @@ namespace XeroGuard
         public uint Reason;
         public ulong SleepMs;
         public uint Fallback;
+        // In and out: the wait in progress, kept here by the library from step to step (one struct per wait).
+        public byte Waiting;
+        public ulong WaitStartedMs;
+        public ulong WaitedMs;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct XgStats
+    {
+        // The lengths of the arrays (XG_STATS_*): fixed forever, a later vocabulary code is counted in an appended field.
+        internal const int ReasonSlots = 9, FailurePolicySlots = 4, WaitBucketSlots = 7, CategorySlots = 17,
+            RateLimitProblemSlots = 6, StoreFailureKindSlots = 5;
+
+        public uint StructSize;
+        public byte Shared;
+        public byte BreakerOpen;
+        public ulong Granted;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = ReasonSlots)] public ulong[] Refused;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = FailurePolicySlots)] public ulong[] Fallbacks;
+        public ulong WaitsStarted;
+        public ulong WaitsGranted;
+        public ulong WaitsGivenUp;
+        public ulong WaitsInterrupted;
+        public ulong WaitMsTotal;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = WaitBucketSlots)] public ulong[] WaitBucketLeMs;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = WaitBucketSlots)] public ulong[] WaitBuckets;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = CategorySlots)] public ulong[] Responses;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = RateLimitProblemSlots)] public ulong[] RateLimited;
+        public ulong StoreOperations;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = StoreFailureKindSlots)] public ulong[] StoreFailures;
+        public ulong BreakerOpenings;
+        public ulong ReplaysPending;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -194,6 +226,13 @@ namespace XeroGuard
         internal static extern int xg_last_error_message(byte[] buf, UIntPtr bufLen, out UIntPtr needed);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_refusal_words(uint reason, ulong waitMs, uint inFlight, byte[] buf, UIntPtr bufLen,
+            out UIntPtr needed);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_duration_words(ulong ms, byte[] buf, UIntPtr bufLen, out UIntPtr needed);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr xg_status_name(int status);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
@@ -204,6 +243,9 @@ namespace XeroGuard
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern uint xg_abi_version();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern uint xg_abi_oldest_version();
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_body_bytes_to_classify(ushort status, byte[] contentType, UIntPtr contentTypeLen,
@@ -234,8 +276,7 @@ namespace XeroGuard
             uint transportFailure, uint attempt, ref XgRetryPolicy policy, ref XgBackoffDecision output);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int xg_method_is_write(byte[] method, UIntPtr methodLen,
-            [MarshalAs(UnmanagedType.U1)] out bool output);
+        internal static extern int xg_method_is_write(byte[] method, UIntPtr methodLen, out byte output);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr xg_category_name(uint code);
@@ -336,6 +377,12 @@ namespace XeroGuard
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_limiter_set_tenant_limits(LimiterHandle limiter, byte[] tenant, UIntPtr tenantLen,
             ref XgTenantLimits limits);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_stats(LimiterHandle limiter, ref XgStats output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr xg_store_failure_kind_name(uint code);
 
         // The same entry point with NULL limits (clears a tenant's own limits).
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, EntryPoint = "xg_limiter_set_tenant_limits")]

@@ -142,6 +142,19 @@ namespace XeroGuard
         Local = 3,
     }
 
+    /// <summary>Why an operation on the shared store failed (<see cref="LimiterStatistics.StoreFailures"/>).</summary>
+    public enum StoreFailureKind
+    {
+        /// <summary>No answer within the deadline.</summary>
+        Timeout = 1,
+        /// <summary>The store could not be reached, or the connection broke (refused, reset, DNS, TLS).</summary>
+        Connection = 2,
+        /// <summary>An error reply waiting will not fix (ACL, another clock on the key prefix, a script error).</summary>
+        Refused = 3,
+        /// <summary>A reply the protocol does not expect.</summary>
+        Protocol = 4,
+    }
+
     /// <summary>Why <see cref="Backoff.Decide"/> or <see cref="Resend.Decide(string, bool, Classification, int, RetryPolicy)"/> gave up.</summary>
     public enum GiveUpReason
     {
@@ -206,6 +219,10 @@ namespace XeroGuard
         /// <summary>The word for a failure policy (<c>"closed"</c>, <c>"open"</c>, <c>"local"</c>), or null for a code the library does not know.</summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
         public static string Name(FailurePolicy value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_failure_policy_name((uint)value)); }
+
+        /// <summary>The word for a store failure kind (<c>"timeout"</c>, <c>"connection"</c>, …), or null for a code the library does not know.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static string Name(StoreFailureKind value) { Native.EnsureAbi(); return Native.StaticString(NativeMethods.xg_store_failure_kind_name((uint)value)); }
 
         // Snapshot JSON names reasons by word; the table is read from the library, not written here.
         internal static Reason? ParseReason(string word)

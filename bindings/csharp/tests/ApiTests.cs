@@ -27,9 +27,27 @@ namespace XeroGuard.Tests
         {
             r.Run("library/version_and_abi", () =>
             {
-                Assert.Equal(2, Library.AbiVersion, "xg_abi_version");
+                Assert.Equal(3, Library.AbiVersion, "xg_abi_version");
                 Assert.Equal(Library.RequiredAbiVersion, Library.AbiVersion, "the binding speaks the library's ABI");
                 Assert.True(Regex.IsMatch(Library.Version, @"^\d+\.\d+\.\d+"), "version looks like x.y.z: " + Library.Version);
+            });
+
+            r.Run("library/used_only_when_it_serves_this_binding", () =>
+            {
+                // Native.Refusal (internal): what the first call checks before anything crosses.
+                MethodInfo refusal = typeof(Library).Assembly.GetType("XeroGuard.Native")
+                    .GetMethod("Refusal", BindingFlags.NonPublic | BindingFlags.Static);
+                Func<string, uint, uint, string> why = (version, abi, oldest) =>
+                    (string)refusal.Invoke(null, new object[] { version, abi, oldest });
+                string own = Library.Version;
+                uint needed = (uint)Library.RequiredAbiVersion;
+                Assert.Equal(null, why(own, needed, needed), "the library it came with");
+                Assert.Equal(null, why("99.0.0", needed + 1, needed - 1), "a newer library still serving its ABI");
+                string gone = why("99.0.0", needed + 1, needed + 1);
+                Assert.True(gone != null && gone.Contains("needs ABI " + needed), "a newer ABI only: " + gone);
+                Assert.True(why(own, needed - 1, needed - 1) != null, "an older ABI");
+                string stale = why("0.0.1", needed, needed);
+                Assert.True(stale != null && stale.Contains("older than this binding"), "an older version: " + stale);
             });
 
             r.Run("interop/struct_layouts_match_c", () => CheckLayouts(Environment.GetEnvironmentVariable("XG_LAYOUT_FILE")));
@@ -45,6 +63,7 @@ namespace XeroGuard.Tests
                 // GiveUpReason.None (0, "did not give up") has no word in the library.
                 CheckEnum<GiveUpReason>(v => Vocabulary.Name(v), false);
                 CheckEnum<FailurePolicy>(v => Vocabulary.Name(v), false);
+                CheckEnum<StoreFailureKind>(v => Vocabulary.Name(v), false);
                 Assert.Equal("unsafe_to_resend", Vocabulary.Name(GiveUpReason.UnsafeToResend), "the newest give-up word");
                 Assert.Equal("store_unavailable", Vocabulary.Name(Reason.StoreUnavailable), "the newest reason");
             });
@@ -253,6 +272,12 @@ namespace XeroGuard.Tests
                     Assert.Equal("booking_too_far", e.StatusName, "status name");
                 }
                 Assert.True(typeof(StoreUnavailableException).IsSubclassOf(typeof(StoreException)), "catch (StoreException) sees both");
+                // XG_STATUS_UNKNOWN_FIELDS: this binding always passes its own struct sizes, so only Native.Ensure shows it.
+                MethodInfo ensure = typeof(Library).Assembly.GetType("XeroGuard.Native")
+                    .GetMethod("Ensure", BindingFlags.NonPublic | BindingFlags.Static);
+                var unknown = Assert.Throws<TargetInvocationException>(() => ensure.Invoke(null, new object[] { 15 }), "status 15");
+                Assert.True(unknown.InnerException is UnknownFieldsException &&
+                    ((UnknownFieldsException)unknown.InnerException).StatusName == "unknown_fields", "its exception");
                 Assert.True(typeof(LimiterInterruptedException).IsSubclassOf(typeof(OperationCanceledException)) &&
                     typeof(IXeroGuardError).IsAssignableFrom(typeof(LimiterInterruptedException)), "an interrupted wait is a cancellation");
             });

@@ -121,8 +121,10 @@ namespace XeroGuard.Tests
                 File.WriteAllText(file, "#line 1 \"README.md block " + i + "\"\n" + source);
                 files.Add(file);
             }
+            // XeroGuard.Metrics.dll: LimiterMetrics (.NET 6 code) as run-tests.sh compiles it, against Meter stand-ins.
             string references = string.Join(" ", new[] { "System.dll", "System.Core.dll", "System.Net.Http.dll", "Microsoft.CSharp.dll" }
-                .Select(a => "-r:" + a)) + " -r:\"" + Path.Combine(buildDir, "XeroGuard.dll") + "\"";
+                .Select(a => "-r:" + a)) + " -r:\"" + Path.Combine(buildDir, "XeroGuard.dll") + "\"" +
+                " -r:\"" + Path.Combine(buildDir, "XeroGuard.Metrics.dll") + "\"";
             var start = new ProcessStartInfo("mcs", "-nologo -target:library -nowarn:1998 -out:\"" + Path.Combine(outDir, "Readme.dll") + "\" " +
                 references + " " + string.Join(" ", files.Select(f => "\"" + f + "\"")))
             {

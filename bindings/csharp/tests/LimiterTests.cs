@@ -1,4 +1,5 @@
 using System;
+using System.Text.RegularExpressions;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
@@ -137,7 +138,7 @@ namespace XeroGuard.Tests
                 {
                     byte[] raw = System.Text.Encoding.ASCII.GetBytes("HTTP/1.1 429 Too Many Requests\r\nX-Rate-Limit-Problem: appminute\r\nRetry-After: 5\r\n\r\n");
                     l.Observe("acme", raw);
-                    foreach (string t in new[] { "acme", "other", null })
+                    foreach (string t in new[] { "acme", "other", Limiter.Tenantless })
                     {
                         Decision d = l.Peek(t);
                         Assert.True(!d.Granted && d.WaitMs == 5000, "the app limit blocks every caller: " + (t ?? "tenantless") + " " + d);
@@ -179,9 +180,20 @@ namespace XeroGuard.Tests
                     b.Dispose();
                     c.Dispose();
                     Assert.Equal(0L, l.Snapshot("t").InFlight, "all back");
-                    Decision tenantless = l.Acquire(null);
+                    Decision tenantless = l.Acquire(Limiter.Tenantless);
                     Assert.True(tenantless.Granted && tenantless.Permit.Id == 0, "tenantless calls hold no slot");
                     tenantless.Permit.Dispose();
+                    // A null id is a bug (a missing header), not a tenantless call: refused in every method, nothing counted.
+                    long before = l.Snapshot(Limiter.Tenantless).AppMinute.Count;
+                    var missing = Assert.Throws<ArgumentNullException>(() => l.Acquire(null), "Acquire(null)");
+                    Assert.Equal("tenantId", missing.ParamName, "the parameter named");
+                    Assert.True(missing.Message.Contains("Limiter.Tenantless"), "says how to make a tenantless call: " + missing.Message);
+                    Assert.Throws<ArgumentNullException>(() => l.Peek(null), "Peek(null)");
+                    Assert.Throws<ArgumentNullException>(() => l.Record(null), "Record(null)");
+                    Assert.Throws<ArgumentNullException>(() => l.Reserve(null), "Reserve(null)");
+                    Assert.Throws<ArgumentNullException>(() => l.AcquireWait(null, 10), "AcquireWait(null)");
+                    Assert.Throws<ArgumentNullException>(() => l.Snapshot(null), "Snapshot(null)");
+                    Assert.Equal(before, l.Snapshot(Limiter.Tenantless).AppMinute.Count, "nothing counted");
                 }
             });
 
@@ -198,7 +210,7 @@ namespace XeroGuard.Tests
                     Assert.True(l.Acquire("Zürich Ünïcode 東京").Granted, "non-ASCII tenant ids");
                     Assert.Throws<TooLargeException>(() => l.Acquire(new string('x', 300)), "tenant id over 256 bytes");
                     Assert.Throws<ArgumentException>(() => l.Acquire("bad\ud800"), "lone surrogate");
-                    Assert.Throws<InvalidArgumentException>(() => l.SetTenantLimits(null, new TenantLimits(1, 1, 1)), "tenantless has no limits");
+                    Assert.Throws<InvalidArgumentException>(() => l.SetTenantLimits(Limiter.Tenantless, new TenantLimits(1, 1, 1)), "tenantless has no limits");
                 }
             });
 
@@ -323,6 +335,9 @@ namespace XeroGuard.Tests
                         () => l.AcquireAsync("t", TimeSpan.FromMinutes(5), CancellationToken.None).Wait(), "too long a wait");
                     Assert.Equal<Reason?>(Reason.Day, e.Reason, "reason");
                     Assert.True(e.Wait > TimeSpan.FromHours(23) && e.TenantId == "t", "the wait: " + e.Wait);
+                    // In the library's words (xg_refusal_words): the limit named, hours and minutes, not milliseconds.
+                    Assert.True(Regex.IsMatch(e.Message, @"^no permit for tenant 't' within 5 min: day limit: next call in 2\d h( \d+ min)?$"),
+                        "the message: " + e.Message);
                     Decision d = l.AcquireWait("t", TimeSpan.FromMinutes(5));
                     Assert.True(!d.Granted && d.Reason == Reason.Day && d.Wait > TimeSpan.FromHours(23), "the sync wait answers the refusal: " + d);
                     Assert.True(sw.ElapsedMilliseconds < 2000, "both at once, not after waiting: " + sw.ElapsedMilliseconds + " ms");

@@ -45,7 +45,7 @@ namespace XeroGuard.Tests
             {
                 if (Directory.Exists(root)) Directory.Delete(root, true);
                 foreach (string dir in new[] { app, lib, garbage }) Directory.CreateDirectory(dir);
-                foreach (string file in new[] { "XeroGuard.dll", "XeroGuard.Tests.exe" })
+                foreach (string file in new[] { "XeroGuard.dll", "XeroGuard.Metrics.dll", "XeroGuard.Tests.exe" })
                     File.Copy(Path.Combine(buildDir, file), Path.Combine(app, file));
                 File.Copy(Path.Combine(buildDir, "libxeroguard.so"), Path.Combine(lib, "libxeroguard.so"));
                 File.WriteAllText(Path.Combine(garbage, "libxeroguard.so"), "not a shared library");

@@ -19,6 +19,8 @@ namespace XeroGuard.Tests
             ApiTests.Register(runner, shared);
             ConformanceTests.Register(runner, shared);
             LimiterTests.Register(runner);
+            StatisticsTests.Register(runner);
+            MetricsTests.Register(runner);
             HandlerTests.Register(runner, Environment.GetEnvironmentVariable("XG_SERVER_URL"));
             ResendTests.Register(runner);
             RedisTests.Register(runner);

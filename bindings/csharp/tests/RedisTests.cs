@@ -1,7 +1,10 @@
 using System;
 using System.Diagnostics;
 using System.IO;
+using System.Collections.Generic;
 using System.Linq;
+using System.Net;
+using System.Net.Http;
 using System.Threading;
 
 namespace XeroGuard.Tests
@@ -10,18 +13,27 @@ namespace XeroGuard.Tests
     // the store. Its pid file there lets run-tests.sh kill it should this program die first.
     internal sealed class OwnRedisServer : IDisposable
     {
-        private readonly Process process;
         private readonly string dir;
+        private readonly string socket;
+        private readonly string executable;
+        private Process process;
 
         public OwnRedisServer()
         {
-            string executable = Environment.GetEnvironmentVariable("XG_REDIS_SERVER");
+            executable = Environment.GetEnvironmentVariable("XG_REDIS_SERVER");
             string root = Environment.GetEnvironmentVariable("XG_REDIS_DIR");
             Assert.True(!string.IsNullOrEmpty(executable) && !string.IsNullOrEmpty(root) && Directory.Exists(root),
                 "XG_REDIS_SERVER and XG_REDIS_DIR name redis-server and a directory for it (run-tests.sh sets them)");
             dir = Path.Combine(root, "own-" + Guid.NewGuid().ToString("N").Substring(0, 8));
             Directory.CreateDirectory(dir);
-            string socket = Path.Combine(dir, "redis.sock");
+            socket = Path.Combine(dir, "redis.sock");
+            Start();
+            Url = "redis+unix://" + socket;
+        }
+
+        private void Start()
+        {
+            string root = Environment.GetEnvironmentVariable("XG_REDIS_DIR");
             var start = new ProcessStartInfo(executable, "--port 0 --unixsocket " + socket + " --save '' --appendonly no --dir " + dir)
             {
                 UseShellExecute = false,
@@ -37,10 +49,30 @@ namespace XeroGuard.Tests
             var waited = Stopwatch.StartNew();
             while (!File.Exists(socket) && !process.HasExited && waited.ElapsedMilliseconds < 10000) Thread.Sleep(20);
             Assert.True(File.Exists(socket), "redis-server started (its socket " + socket + ")");
-            Url = "redis+unix://" + socket;
+        }
+
+        // Kills the store and starts it again on the same socket, empty (no persistence).
+        public void Restart()
+        {
+            Dispose(false);
+            Start();
         }
 
         public string Url { get; private set; }
+
+        // Stops the store answering (SIGSTOP: connections stay open, nothing comes back), until Resume.
+        public void Pause() { Signal("-STOP"); }
+
+        public void Resume() { Signal("-CONT"); }
+
+        private void Signal(string signal)
+        {
+            using (Process kill = Process.Start(new ProcessStartInfo("kill", signal + " " + process.Id) { UseShellExecute = false }))
+            {
+                kill.WaitForExit(10000);
+                Assert.Equal(0, kill.ExitCode, "kill " + signal);
+            }
+        }
 
         // Stops the store for good (SIGKILL: no goodbye to the clients).
         public void Kill()
@@ -51,11 +83,20 @@ namespace XeroGuard.Tests
 
         public void Dispose()
         {
+            Dispose(true);
+        }
+
+        private void Dispose(bool removeDir)
+        {
             Kill();
             string root = Environment.GetEnvironmentVariable("XG_REDIS_DIR");
             File.Delete(Path.Combine(root, "own-" + process.Id + ".pid"));
             process.Dispose();
-            try { Directory.Delete(dir, true); } catch (IOException) { }
+            if (File.Exists(socket)) File.Delete(socket);
+            if (removeDir)
+            {
+                try { Directory.Delete(dir, true); } catch (IOException) { }
+            }
         }
     }
 
@@ -175,6 +216,43 @@ namespace XeroGuard.Tests
                 Assert.True(e.Message.Contains("deadline"), "the library says why: " + e.Message);
                 Assert.Throws<InvalidArgumentException>(() => new Limiter(null, new RedisOptions("nonsense://x") { KeyPrefix = "p" }), "a URL scheme");
                 Assert.True(!new RedisOptions("redis://user:secret@host:6379") { KeyPrefix = "p" }.ToString().Contains("secret"), "no password in ToString");
+            });
+
+            r.Run("redis/a_write_the_server_carried_out_reaches_the_caller_when_the_store_stalls", () =>
+            {
+                // The request is at the server when Redis stops answering; the server creates the invoice (200). The
+                // limiter cannot observe or release within its deadline, but the response exists: it is returned, not
+                // thrown away for a StoreUnavailableException (code retrying on exceptions would create it twice).
+                using (var store = new OwnRedisServer())
+                using (var limiter = new Limiter(Exact60(), new RedisOptions(store.Url)
+                    { KeyPrefix = Prefix("stall"), Deadline = TimeSpan.FromMilliseconds(100) }))
+                using (var web = new LoopbackServer((n, req) => { store.Pause(); return LoopbackServer.Reply.With(200); }))
+                {
+                    var handler = new XeroGuardHandler(limiter);
+                    var problems = new List<StoreErrorEventArgs>();
+                    handler.StoreError += (sender, e) => problems.Add(e);
+                    using (var client = new HttpClient(handler))
+                    {
+                        var request = new HttpRequestMessage(HttpMethod.Put, web.Url + "/api.xro/2.0/Invoices")
+                        {
+                            Content = new StringContent("{\"Invoices\":[]}", System.Text.Encoding.UTF8, "application/json"),
+                        };
+                        request.Headers.Add("Xero-Tenant-Id", "acme");
+                        HttpResponseMessage response;
+                        try
+                        {
+                            response = client.SendAsync(request).GetAwaiter().GetResult();
+                        }
+                        finally
+                        {
+                            store.Resume();
+                        }
+                        Assert.Equal(HttpStatusCode.OK, response.StatusCode, "the response reached the caller");
+                        Assert.Equal(1, web.Requests.Count, "sent once");
+                        Assert.True(problems.Count > 0 && problems.All(p => (p.Operation == "observe" || p.Operation == "release")
+                            && p.Exception is StoreException && p.TenantId == "acme"), "reported, not thrown: " + problems.Count);
+                    }
+                }
             });
 
             r.Run("redis/failure_policies_decide_while_the_store_is_gone", () =>

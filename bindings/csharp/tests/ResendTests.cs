@@ -164,6 +164,35 @@ namespace XeroGuard.Tests
                 }
             });
 
+            r.Run("resend/workers_told_the_same_retry_after_do_not_resend_in_the_same_millisecond", () =>
+            {
+                // 100 workers (a limiter each, as separate processes have) meet the same 429 Retry-After: 37. The
+                // handler resends after the library's wait: Retry-After plus at most the policy's JitterMs (250 ms).
+                const int workers = 100;
+                var waits = new List<long>();
+                using (var server = new LoopbackServer((n, req) =>
+                    LoopbackServer.Reply.With(429, "X-Rate-Limit-Problem", "minute", "Retry-After", "37")))
+                {
+                    for (int i = 0; i < workers; i++)
+                    {
+                        using (var limiter = new Limiter())
+                        {
+                            var handler = new XeroGuardHandler(limiter, new RetryPolicy());
+                            // The wait is known when Retrying fires: stop there instead of sleeping through it.
+                            handler.Retrying += (s, e) => { waits.Add((long)e.Wait.TotalMilliseconds); throw new OperationCanceledException("known"); };
+                            using (var client = new HttpClient(handler))
+                            {
+                                Assert.Throws<OperationCanceledException>(() => Send(client, Write(HttpMethod.Get, server.Url)), "stopped");
+                            }
+                        }
+                    }
+                }
+                Assert.True(waits.Count == workers && waits.All(w => w >= 37000 && w <= 37250),
+                    "every wait within [37 s, 37.25 s]: " + string.Join(",", waits));
+                // 100 draws from 251 milliseconds give ~82 distinct ones; all in one millisecond was the bug.
+                Assert.True(waits.Distinct().Count() > 50, "spread: " + waits.Distinct().Count() + " distinct");
+            });
+
             r.Run("resend/a_callers_key_is_kept_on_every_resend", () =>
             {
                 using (var server = new LoopbackServer((n, req) => n < 3 ? Status(500) : Status(200)))

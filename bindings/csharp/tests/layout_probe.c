@@ -58,7 +58,8 @@ int main(void) {
     SIZE(xg_wait_step);
     FIELD(xg_wait_step, struct_size); FIELD(xg_wait_step, outcome); FIELD(xg_wait_step, permit);
     FIELD(xg_wait_step, wait_ms); FIELD(xg_wait_step, reason); FIELD(xg_wait_step, sleep_ms);
-    FIELD(xg_wait_step, fallback);
+    FIELD(xg_wait_step, fallback); FIELD(xg_wait_step, waiting); FIELD(xg_wait_step, wait_started_ms);
+    FIELD(xg_wait_step, waited_ms);
 
     SIZE(xg_reservation);
     FIELD(xg_reservation, struct_size); FIELD(xg_reservation, id); FIELD(xg_reservation, at_ms); FIELD(xg_reservation, wait_ms);
@@ -66,5 +67,13 @@ int main(void) {
     SIZE(xg_tenant_limits);
     FIELD(xg_tenant_limits, struct_size); FIELD(xg_tenant_limits, minute_limit); FIELD(xg_tenant_limits, day_limit);
     FIELD(xg_tenant_limits, concurrency);
+
+    SIZE(xg_stats);
+    FIELD(xg_stats, struct_size); FIELD(xg_stats, shared); FIELD(xg_stats, breaker_open); FIELD(xg_stats, granted);
+    FIELD(xg_stats, refused); FIELD(xg_stats, fallbacks); FIELD(xg_stats, waits_started);
+    FIELD(xg_stats, waits_granted); FIELD(xg_stats, waits_given_up); FIELD(xg_stats, waits_interrupted);
+    FIELD(xg_stats, wait_ms_total); FIELD(xg_stats, wait_bucket_le_ms); FIELD(xg_stats, wait_buckets);
+    FIELD(xg_stats, responses); FIELD(xg_stats, rate_limited); FIELD(xg_stats, store_operations);
+    FIELD(xg_stats, store_failures); FIELD(xg_stats, breaker_openings); FIELD(xg_stats, replays_pending);
     return 0;
 }

@@ -14,7 +14,7 @@ import json
 import socket
 import struct
 import threading
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 LOOPBACK = "127.0.0.1"
 READ_TIMEOUT_S = 10.0  # only turns a stuck client into a failed test
@@ -45,7 +45,15 @@ class Reset:
     """Read the request, then reset the connection without a byte of response."""
 
 
-Action = Union[Respond, Reset]
+@dataclasses.dataclass(frozen=True)
+class First:
+    """Run `effect` once the request is read (the request is "at the server"), then answer with `then`."""
+
+    effect: Callable[[], None]
+    then: Respond
+
+
+Action = Union[Respond, Reset, First]
 
 
 class LoopbackServer:
@@ -104,6 +112,9 @@ class LoopbackServer:
             with self._lock:
                 self._log.append(request)
                 action = self._script.pop(0) if self._script else Respond(200)
+            if isinstance(action, First):
+                action.effect()
+                action = action.then
             if isinstance(action, Reset):
                 # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
                 connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -33,6 +33,7 @@ STRUCTS = {
     "xg_request": _native.XgRequest,
     "xg_redis_options": _native.XgRedisOptions,
     "xg_wait_step": _native.XgWaitStep,
+    "xg_stats": _native.XgStats,
 }
 
 
@@ -64,7 +65,7 @@ def test_struct_fields_are_the_headers() -> None:
     for cname, py in STRUCTS.items():
         body = re.search(r"typedef struct \{([^{}]*)\} %s;" % cname, text)
         assert body, cname
-        fields = re.findall(r"(\w+);\s*$", re.sub(r"//.*", "", body.group(1)), re.M)
+        fields = re.findall(r"(\w+)(?:\[\w+\])?;\s*$", re.sub(r"//.*", "", body.group(1)), re.M)
         assert [f for f, _ in py._fields_] == fields, cname
 
 
@@ -92,10 +93,27 @@ def test_struct_size_is_set_on_construction() -> None:
 
 
 def test_versions() -> None:
-    assert _native.abi_version == _native.EXPECTED_ABI_VERSION == 2
+    header_abi = re.search(r"#define XG_ABI_VERSION (\d+)", HEADER.read_text())
+    assert header_abi and _native.abi_version == _native.EXPECTED_ABI_VERSION == int(header_abi.group(1))
+    assert _native.lib.xg_abi_oldest_version() <= _native.EXPECTED_ABI_VERSION
     assert re.fullmatch(r"\d+\.\d+\.\d+", xeroguard.library_version)
     header_version = ".".join(re.findall(r"#define XEROGUARD_VERSION_(?:MAJOR|MINOR|PATCH) (\d+)", HEADER.read_text()))
     assert xeroguard.library_version == header_version
+
+
+def test_a_library_is_used_only_when_it_serves_this_package() -> None:
+    package = _native.PACKAGE_VERSION
+    major, minor, patch = (int(part) for part in package.split("."))
+    newer, older = "%d.%d.%d" % (major, minor + 1, 0), "%d.%d.%d" % (major, minor, patch - 1) if patch else "0.0.1"
+    abi = _native.EXPECTED_ABI_VERSION
+    assert _native.refusal("lib.so", package, abi, abi) is None
+    assert _native.refusal("lib.so", newer, abi + 1, abi - 1) is None, "a newer library still serving this ABI"
+    gone = _native.refusal("lib.so", newer, abi + 1, abi + 1)
+    assert gone and "serves ABI %d but this package needs ABI %d" % (abi + 1, abi) in gone
+    behind = _native.refusal("lib.so", package, abi - 1, abi - 1)
+    assert behind and "needs ABI %d" % abi in behind and "XEROGUARD_LIBRARY" in behind
+    stale = _native.refusal("lib.so", older, abi, abi)
+    assert stale and "older than this package" in stale
 
 
 @pytest.mark.parametrize("enum_cls, fn", [
@@ -106,6 +124,7 @@ def test_versions() -> None:
     (xeroguard.Reason, "xg_reason_name"),
     (xeroguard.GiveUp, "xg_give_up_name"),
     (xeroguard.FailurePolicy, "xg_failure_policy_name"),
+    (xeroguard.StoreFailureKind, "xg_store_failure_kind_name"),
 ])
 def test_enums_are_the_library_vocabulary(enum_cls: type, fn: str) -> None:
     """The enums' words are written out in Python (for type checkers); this ties them to the library's."""
@@ -125,7 +144,8 @@ def test_header_constants_are_the_packages() -> None:
                re.findall(r"^#define (XG_\w+) (-?\d+)$", HEADER.read_text(), re.M)}
     for name in ("XG_NONE", "XG_UNKNOWN", "XG_CLOCK_MONOTONIC", "XG_CLOCK_MANUAL", "XG_STATUS_OK",
                  "XG_STATUS_BUFFER_TOO_SMALL", "XG_MAX_TENANT_ID_BYTES", "XG_MAX_STORE_DEADLINE_MS",
-                 "XG_MAX_KEY_PREFIX_BYTES"):
+                 "XG_MAX_KEY_PREFIX_BYTES", "XG_STATS_REASONS", "XG_STATS_FAILURE_POLICIES", "XG_STATS_WAIT_BUCKETS",
+                 "XG_STATS_CATEGORIES", "XG_STATS_RATE_LIMIT_PROBLEMS", "XG_STATS_STORE_FAILURE_KINDS"):
         assert getattr(_native, name) == defines[name], name
     assert "#define XG_NO_DEADLINE UINT64_MAX" in HEADER.read_text() and _native.XG_NO_DEADLINE == 2**64 - 1
     outcomes = header_enum("XG_WAIT_OUTCOME_")

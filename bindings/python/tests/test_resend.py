@@ -16,9 +16,10 @@ from xero_python.accounting.models import Invoices
 from xero_python.exceptions import HTTPStatusException
 
 import xeroguard
-from loopback import LoopbackServer, Logged, Reset, Respond
+from loopback import First, LoopbackServer, Logged, Reset, Respond
+from redis_server import RedisServer
 from xeroguard import GiveUp, Limiter, Limits, Reason, RetryPolicy, TransportFailure
-from xeroguard.integrations import ResendEvent, WaitEvent
+from xeroguard.integrations import ResendEvent, StoreErrorEvent, WaitEvent
 from xeroguard.integrations.httpx import AsyncXeroGuardTransport, XeroGuardTransport
 from xeroguard.integrations.requests import guard_session
 from xeroguard.integrations.xero_python import guard
@@ -153,6 +154,56 @@ def test_a_create_answered_500_then_200_is_sent_twice_with_one_key(make: Callabl
     first, second = keys_of(log)
     assert first is not None and first == second
     assert uuid.UUID(first).version == 4  # a fresh UUID per logical call
+
+
+class Stop(Exception):
+    """Raised by a hook to end a call before the guard sleeps."""
+
+
+def test_workers_told_the_same_retry_after_do_not_resend_in_the_same_millisecond(make: Callable[..., Driver],
+                                                                                   server: LoopbackServer) -> None:
+    # 100 workers (a limiter each, as separate processes have) meet the same 429 Retry-After: 37. The guard resends
+    # after the library's wait: Retry-After plus a jitter of at most the policy's jitter_ms (250 ms by default).
+    workers = 100
+    server.script(*[Respond(429, (("Retry-After", "37"), ("X-Rate-Limit-Problem", "minute"), JSON))] * workers)
+    waits: List[int] = []
+
+    def record(event: ResendEvent) -> None:
+        waits.append(event.wait_ms)
+        raise Stop()  # the wait is known; no need to sleep through it
+
+    for _ in range(workers):
+        with pytest.raises(Stop):
+            make(retries=RetryPolicy(), on_retry=record).send("GET")
+    assert len(waits) == workers and all(37_000 <= wait <= 37_250 for wait in waits), waits
+    # 100 draws from 251 milliseconds give ~82 distinct ones; all in one millisecond was the bug.
+    assert len(set(waits)) > 50, sorted(waits)
+
+
+@pytest.mark.parametrize("policy", ["closed", "open", "local"])
+def test_a_write_the_server_carried_out_reaches_the_caller_when_the_store_stalls_meanwhile(
+        make: Callable[..., Driver], server: LoopbackServer, redis_server: RedisServer, policy: str) -> None:
+    # The request is at the server when Redis stops answering (SIGSTOP); the server creates the invoice (200). The
+    # limiter cannot observe or release within its deadline, but the response exists: the caller gets it, nothing
+    # is raised (an app that retries on connection errors would create the invoice twice), nothing is sent again.
+    limiter = Limiter(redis_url=redis_server.url, key_prefix="stall-" + policy, deadline=0.1, on_store_error=policy)
+    troubles: List[StoreErrorEvent] = []
+    try:
+        server.script(First(redis_server.pause, Respond(200, (JSON,), BODY)))
+        try:
+            assert make(limiter, on_store_error=troubles.append).send("PUT") == 200
+        finally:
+            redis_server.resume()
+    finally:
+        limiter.close()
+    assert [(e.method, e.path) for e in server.log()] == [("PUT", INVOICES)], "sent once"
+    # The closed policy refuses what it cannot store, and the guard reports it; open drops that feedback and local
+    # keeps it in this process, so neither has anything to report.
+    if policy == "closed":
+        assert troubles and all(e.operation in ("observe", "release") and e.tenant == TENANT for e in troubles)
+        assert all(isinstance(e.exception, xeroguard.StoreError) for e in troubles), troubles
+    else:
+        assert troubles == []
 
 
 def test_each_logical_call_gets_its_own_key(make: Callable[..., Driver], server: LoopbackServer) -> None:

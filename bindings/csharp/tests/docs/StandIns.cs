@@ -69,7 +69,11 @@ namespace Microsoft.Extensions.Logging
 
     public static class LoggerExtensions
     {
+        public static void LogDebug(this ILogger logger, string message, params object[] args) { throw new NotImplementedException(); }
+
         public static void LogInformation(this ILogger logger, string message, params object[] args) { throw new NotImplementedException(); }
+
+        public static void LogWarning(this ILogger logger, string message, params object[] args) { throw new NotImplementedException(); }
 
         public static void LogWarning(this ILogger logger, Exception exception, string message, params object[] args)
         { throw new NotImplementedException(); }

@@ -20,6 +20,7 @@ from ._classify import (
     resend,
 )
 from ._limiter import Decision, Limiter, Limits, Permit, Reservation, TenantLimits, WindowLimit
+from ._stats import Stats
 from ._vocabulary import (
     Action,
     AuthProblem,
@@ -28,6 +29,7 @@ from ._vocabulary import (
     GiveUp,
     RateLimitProblem,
     Reason,
+    StoreFailureKind,
     TransportFailure,
 )
 from .errors import (
@@ -44,13 +46,14 @@ from .errors import (
     StoreUnavailableError,
     TooLargeError,
     TooManyTenantsError,
+    UnknownFieldsError,
     UnknownPermitError,
     UnknownReservationError,
     WrongClockError,
     XeroGuardError,
 )
 
-__version__ = "0.1.0"
+__version__: str = _native.PACKAGE_VERSION
 #: The version of the loaded native library, and where it was loaded from.
 library_version: str = _native.version
 library_path: str = _native.library_path
@@ -82,6 +85,8 @@ __all__ = [
     "Reason",
     "Reservation",
     "RetryPolicy",
+    "Stats",
+    "StoreFailureKind",
     "StoreError",
     "StoreUnavailableError",
     "TENANTLESS",
@@ -89,6 +94,7 @@ __all__ = [
     "TooLargeError",
     "TooManyTenantsError",
     "TransportFailure",
+    "UnknownFieldsError",
     "UnknownPermitError",
     "UnknownReservationError",
     "WindowLimit",

@@ -157,7 +157,7 @@ class Classification:
         c.status = _args.uint(self.status, "status", _args.U16_MAX)
         c.category = CATEGORY.code(Category(self.category))
         c.action = ACTION.code(Action(self.action))
-        c.retryable = bool(self.retryable)
+        c.retryable = 1 if self.retryable else 0
         c.rate_limit_problem = (
             n.XG_NONE if self.rate_limit_problem is None
             else RATE_LIMIT_PROBLEM.code(RateLimitProblem(self.rate_limit_problem))
@@ -168,7 +168,7 @@ class Classification:
         c.minute_remaining = num(self.minute_remaining, "minute_remaining")
         c.day_remaining = num(self.day_remaining, "day_remaining")
         c.app_minute_remaining = num(self.app_minute_remaining, "app_minute_remaining")
-        c.has_error_number = self.error_number is not None
+        c.has_error_number = 0 if self.error_number is None else 1
         c.error_number = 0 if self.error_number is None else _args.i64(self.error_number, "error_number")
         c.validation_message_count = len(self.validation_messages)
         c.warning_count = len(self.warnings)
@@ -211,7 +211,7 @@ def _from_struct(c: n.XgClassification, text_source: Callable[[], bytes]) -> Cla
             "status": status,
             "category": _CATEGORY_BY_CODE[category],
             "action": _ACTION_BY_CODE[action],
-            "retryable": retryable,
+            "retryable": retryable == 1,
             "rate_limit_problem": _RATE_LIMIT_PROBLEM_BY_CODE[rate_limit_problem],
             "retry_after_ms": None if retry_after_ms < 0 else retry_after_ms,
             "recommended_wait_ms": None if recommended_wait_ms < 0 else recommended_wait_ms,
@@ -470,7 +470,7 @@ def _backoff_decision(out: n.XgBackoffDecision) -> BackoffDecision:
         give_up = GIVE_UP.by_code[out.give_up]
     except KeyError:
         raise GIVE_UP.unknown(out.give_up) from None
-    return BackoffDecision(retry=bool(out.retry), wait_ms=int(out.wait_ms), give_up=give_up)
+    return BackoffDecision(retry=out.retry == 1, wait_ms=int(out.wait_ms), give_up=give_up)
 
 
 def backoff(classification: Classification, attempt: int, policy: Optional[RetryPolicy] = None) -> BackoffDecision:
@@ -504,7 +504,7 @@ def resend(method: str, outcome: Outcome, attempt: int, policy: Optional[RetryPo
         raise TypeError("has_idempotency_key must be a bool, not %s" % type(has_idempotency_key).__name__)
     attempt = _args.u32(attempt, "attempt")
     p = _policy_arg(policy)
-    request = n.XgRequest(method=method_bytes, method_len=len(method_bytes), has_idempotency_key=has_idempotency_key)
+    request = n.XgRequest(method=method_bytes, method_len=len(method_bytes), has_idempotency_key=int(has_idempotency_key))
     out = n.XgBackoffDecision()
     if isinstance(outcome, TransportFailure):
         n.lib.xg_resend(ctypes.byref(request), None, TRANSPORT_FAILURE_CODE[outcome], attempt, p, ctypes.byref(out))
@@ -530,9 +530,9 @@ def needs_idempotency_key(method: str) -> bool:
     `resend` would not send again after an ambiguous failure unless it carries an Idempotency-Key
     (xg_method_is_write, so the list of methods lives in one place)."""
     method_bytes = _method_bytes(method)
-    write = ctypes.c_bool()
+    write = ctypes.c_uint8()
     n.lib.xg_method_is_write(method_bytes, len(method_bytes), ctypes.byref(write))
-    return write.value
+    return write.value == 1
 
 
 def body_bytes_to_classify(status: int, content_type: Union[str, bytes, None]) -> int:

@@ -16,8 +16,9 @@ from . import _native as n
 from ._args import Seconds, Tenant, tenant_bytes, tenant_text
 from ._classify import Classification
 from ._redis import PathText, PolicyInput, RedisSettings, redis_settings
+from ._stats import Stats, Watch, wait_ended, wait_started
 from ._vocabulary import FAILURE_POLICY, REASON, FailurePolicy, Reason
-from .errors import PermitTimeout, UnknownPermitError
+from .errors import LimiterInterrupted, PermitTimeout, UnknownPermitError, XeroGuardError
 
 T = TypeVar("T")
 Observed = Union[Classification, bytes, bytearray, memoryview]
@@ -177,7 +178,8 @@ class Decision:
 
     @classmethod
     def _from_c(cls, d: n.XgDecision) -> "Decision":
-        _, granted, permit, wait_ms, reason, fallback = _read_decision(d)
+        _, granted_flag, permit, wait_ms, reason, fallback = _read_decision(d)
+        granted = granted_flag == 1
         try:
             return cls(granted, permit, wait_ms, _REASON_BY_CODE[reason], _FALLBACK_BY_CODE[fallback])
         except KeyError:
@@ -186,7 +188,7 @@ class Decision:
     @classmethod
     def _from_step(cls, step: n.XgWaitStep) -> Tuple[int, "Decision"]:
         """(outcome, the decision it carries): granted with its permit, or the refusal."""
-        _, outcome, permit, wait_ms, reason, _, fallback = _read_step(step)
+        _, outcome, permit, wait_ms, reason, _, fallback, _, _, _ = _read_step(step)
         granted = outcome == n.XG_WAIT_OUTCOME_GRANTED
         return outcome, cls(granted, permit if granted else 0, 0 if granted else wait_ms,
                             None if granted else _member(REASON, reason), _member(FAILURE_POLICY, fallback))
@@ -218,6 +220,20 @@ def _timeout_ms(timeout: Optional[Seconds], timeout_ms: Optional[int]) -> int:
 # Told of the first refusal of a wait (the guards' on_wait hook), and of a wait the library gave up.
 OnRefusal = Optional[Callable[[Decision], None]]
 OnTimeout = Optional[Callable[[PermitTimeout], None]]
+
+
+# Given a release's error instead of raising it (the guards: once a response exists, nothing raises).
+OnReleaseError = Optional[Callable[[XeroGuardError], None]]
+
+
+def _release(permit: "Permit", on_error: OnReleaseError) -> None:
+    if on_error is None:
+        permit.release()
+        return
+    try:
+        permit.release()
+    except XeroGuardError as e:
+        on_error(e)
 
 
 class Permit:
@@ -277,6 +293,10 @@ class Limiter:
     Waits (`acquire_wait`, `permit`, `permit_async`, the guards) follow the library's wait policy step by step, so
     a blocked thread sees Ctrl-C within about 0.1 s. Shutting down while threads or tasks may be waiting:
     `interrupt()` (their waits end with LimiterInterrupted), join them, then `close()`.
+
+    Watching it: `stats()` (a `Stats`), `xeroguard.integrations.prometheus` for Prometheus, and the `xeroguard`
+    logger: each wait's start and end at DEBUG (tenant, reason, length), the failure policy deciding while the
+    shared store is out of reach at WARNING (once per outage, then a count) and the store's breaker at INFO.
     """
 
     def __init__(self, limits: Optional[Limits] = None, clock: str = "monotonic", *,
@@ -311,6 +331,7 @@ class Limiter:
         self._closed = False
         self._handle = None  # type: Any
         self._async_waiters: Set[Tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._watch = Watch()
         c_limits = self.limits._to_c()
         handle = ctypes.POINTER(n.XgLimiter)()
         if self._redis is None:
@@ -417,7 +438,27 @@ class Limiter:
         t = tenant_bytes(tenant)
         out = n.XgDecision()
         self._call(fn, t, len(t), ctypes.byref(out))
-        return Decision._from_c(out)
+        d = Decision._from_c(out)
+        if d.fallback is not None or self._watch.outage is not None:
+            self._saw_fallback(d.fallback)
+        return d
+
+    def _saw_fallback(self, fallback: Optional[FailurePolicy]) -> None:
+        """Logs an outage's start and end (the decisions' `fallback` says it) and then the breaker's state."""
+        if self._watch.decided(fallback):
+            try:
+                self.stats()
+            except (ValueError, XeroGuardError):  # closed meanwhile: nothing left to watch
+                pass
+
+    def stats(self) -> Stats:
+        """What this limiter decided, waited for and was told since it was made, and its shared store's figures
+        (xg_limiter_stats): a frozen `Stats`. It takes no lock in the library; call it as often as a scrape does."""
+        out = n.XgStats()
+        self._call(n.lib.xg_limiter_stats, ctypes.byref(out))
+        stats = Stats._from_c(out)
+        self._watch.saw(stats)
+        return stats
 
     def acquire(self, tenant: Tenant) -> Decision:
         """Asks for a call now. Granted: counted, and `permit` must be released. Refused: nothing changes."""
@@ -443,19 +484,57 @@ class Limiter:
     def _wait(self, t: bytes, timeout_ms: int, on_refusal: OnRefusal) -> Decision:
         """The blocking wait: steps of xg_limiter_acquire_until, each blocking at most SYNC_STEP_MS so that signal
         handlers run between them. The first step does not block, so a refusal is reported before any waiting.
-        The handle is held for the whole wait (close() frees it when the wait ends)."""
+        The handle is held for the whole wait (close() frees it when the wait ends). One XgWaitStep goes through
+        every step: the library keeps the wait's start in it, to count the wait once."""
         step = n.XgWaitStep()
+        first: Optional[Decision] = None  # the refusal that started the wait
         with self._using() as handle:
             deadline = self._deadline(handle, timeout_ms)
             max_block = 0
-            while True:
-                n.lib.xg_limiter_acquire_until(handle, t, len(t), deadline, max_block, ctypes.byref(step))
-                if step.outcome != n.XG_WAIT_OUTCOME_ASK_AGAIN:
-                    return Decision._from_step(step)[1]
-                if max_block == 0:
-                    if on_refusal is not None:
-                        on_refusal(Decision._from_step(step)[1])
-                    max_block = SYNC_STEP_MS
+            try:
+                while True:
+                    n.lib.xg_limiter_acquire_until(handle, t, len(t), deadline, max_block, ctypes.byref(step))
+                    if step.outcome != n.XG_WAIT_OUTCOME_ASK_AGAIN:
+                        return self._waited(t, first, step)
+                    if max_block == 0:
+                        first = self._wait_began(t, step)
+                        if on_refusal is not None:
+                            on_refusal(first)
+                        max_block = SYNC_STEP_MS
+            except BaseException as e:
+                if first is not None:
+                    self._wait_broken(t, first, step, e, lambda out: n.lib.xg_limiter_now_ms(handle, out))
+                raise
+
+    def _wait_began(self, t: bytes, step: n.XgWaitStep) -> Decision:
+        first = Decision._from_step(step)[1]
+        wait_started(t, first.reason, first.wait_ms)
+        if first.fallback is not None or self._watch.outage is not None:
+            self._saw_fallback(first.fallback)
+        return first
+
+    def _waited(self, t: bytes, first: Optional[Decision], step: n.XgWaitStep) -> Decision:
+        """The wait's last step: its decision, logged (a grant at once is no wait)."""
+        d = Decision._from_step(step)[1]
+        if first is not None:
+            wait_ended(t, "granted" if d.granted else "gave up", first.reason, step.waited_ms)
+        elif not d.granted:
+            wait_ended(t, "gave up at once", d.reason, 0)
+        if d.fallback is not None or self._watch.outage is not None:
+            self._saw_fallback(d.fallback)
+        return d
+
+    @staticmethod
+    def _wait_broken(t: bytes, first: Decision, step: n.XgWaitStep, error: BaseException,
+                     now_ms: Callable[[Any], Any]) -> None:
+        """A wait ended by an exception: interrupt(), or its caller (Ctrl-C, a cancelled task)."""
+        how = "interrupted" if isinstance(error, LimiterInterrupted) else "abandoned (%s)" % type(error).__name__
+        now = ctypes.c_uint64()
+        try:
+            now_ms(ctypes.byref(now))
+        except (ValueError, XeroGuardError):
+            return
+        wait_ended(t, how, first.reason, max(0, now.value - step.wait_started_ms))
 
     def interrupt(self) -> None:
         """Ends every wait on this limiter, now and later: threads blocked in `acquire_wait`, `permit` or a guard,
@@ -542,7 +621,7 @@ class Limiter:
 
     @contextlib.contextmanager
     def _permit(self, t: bytes, tenant: Tenant, timeout_ms: int, on_refusal: OnRefusal = None,
-                on_timeout: OnTimeout = None) -> Iterator[Permit]:
+                on_timeout: OnTimeout = None, on_release_error: OnReleaseError = None) -> Iterator[Permit]:
         d = self._wait(t, timeout_ms, on_refusal)
         if not d.granted:
             raise self._timed_out(tenant, timeout_ms, d, on_timeout)
@@ -550,7 +629,7 @@ class Limiter:
         try:
             yield p
         finally:
-            p.release()
+            _release(p, on_release_error)
 
     def permit_async(self, tenant: Tenant, timeout: Optional[Seconds] = None, *,
                      timeout_ms: Optional[int] = None) -> "contextlib.AbstractAsyncContextManager[Permit]":
@@ -559,7 +638,8 @@ class Limiter:
 
     @contextlib.asynccontextmanager
     async def _permit_async(self, t: bytes, tenant: Tenant, timeout_ms: int, on_refusal: OnRefusal = None,
-                            on_timeout: OnTimeout = None) -> AsyncIterator[Permit]:
+                            on_timeout: OnTimeout = None, on_release_error: OnReleaseError = None
+                            ) -> AsyncIterator[Permit]:
         d = await self._wait_async(t, timeout_ms, on_refusal)
         if not d.granted:
             raise self._timed_out(tenant, timeout_ms, d, on_timeout)
@@ -567,11 +647,14 @@ class Limiter:
         try:
             yield p
         finally:
-            p.release()
+            _release(p, on_release_error)
 
     @staticmethod
     def _timed_out(tenant: Tenant, timeout_ms: int, refusal: Decision, on_timeout: OnTimeout) -> PermitTimeout:
-        error = PermitTimeout(tenant_text(tenant), timeout_ms, refusal.wait_ms, refusal.reason)
+        reason = refusal.reason
+        words = n.refusal_words(REASON.code(reason), refusal.wait_ms) if reason is not None else ""
+        error = PermitTimeout(tenant_text(tenant), timeout_ms, refusal.wait_ms, reason,
+                              timeout_words=n.duration_words(timeout_ms), refusal_words=words)
         if on_timeout is not None:
             on_timeout(error)
         return error
@@ -584,23 +667,27 @@ class Limiter:
         waiter = (loop, wake)
         with self._state:
             self._async_waiters.add(waiter)
+        step = n.XgWaitStep()  # through every step: the library keeps the wait's start in it
+        first: Optional[Decision] = None
         try:
             deadline = self._call(self._deadline, timeout_ms)
-            step = n.XgWaitStep()
-            refused_before = False
             while True:
                 wake.clear()  # before asking: a release after this point wakes the sleep below
                 self._call(n.lib.xg_limiter_acquire_until, t, len(t), deadline, 0, ctypes.byref(step))
-                outcome, d = Decision._from_step(step)
-                if outcome != n.XG_WAIT_OUTCOME_ASK_AGAIN:
-                    return d
-                if not refused_before and on_refusal is not None:
-                    on_refusal(d)
-                refused_before = True
+                if step.outcome != n.XG_WAIT_OUTCOME_ASK_AGAIN:
+                    return self._waited(t, first, step)
+                if first is None:
+                    first = self._wait_began(t, step)
+                    if on_refusal is not None:
+                        on_refusal(first)
                 try:
                     await asyncio.wait_for(wake.wait(), step.sleep_ms / 1000)
                 except asyncio.TimeoutError:
                     pass
+        except BaseException as e:
+            if first is not None:
+                self._wait_broken(t, first, step, e, lambda out: self._call(n.lib.xg_limiter_now_ms, out))
+            raise
         finally:
             with self._state:
                 self._async_waiters.discard(waiter)

@@ -10,7 +10,6 @@ import warnings
 from ctypes import (
     POINTER,
     Structure,
-    c_bool,
     c_char,
     c_char_p,
     c_int32,
@@ -27,8 +26,12 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from .errors import STATUS_ERRORS, XeroGuardError
 
-# The ABI this package was written against (XG_ABI_VERSION in the header).
-EXPECTED_ABI_VERSION = 2
+# The ABI this package was written against (XG_ABI_VERSION in the header). A library serves it when
+# xg_abi_oldest_version() <= it <= xg_abi_version(), and has every function this package declares when its version
+# is at least the package's.
+EXPECTED_ABI_VERSION = 3
+# This package's version, the crate's (tests/packaging/test_versions.py ties them).
+PACKAGE_VERSION = "0.1.0"
 
 # Constants copied from the header; tests/test_native.py ties each to it.
 XG_NONE = 0
@@ -47,6 +50,13 @@ XG_WAIT_OUTCOME_ASK_AGAIN = 2
 XG_WAIT_OUTCOME_GIVE_UP = 3
 XG_TRANSPORT_FAILURE_NOT_SENT = 1
 XG_TRANSPORT_FAILURE_NO_RESPONSE = 2
+# The lengths of xg_stats' arrays (fixed forever: a later vocabulary code is counted in an appended field).
+XG_STATS_REASONS = 9
+XG_STATS_FAILURE_POLICIES = 4
+XG_STATS_WAIT_BUCKETS = 7
+XG_STATS_CATEGORIES = 17
+XG_STATS_RATE_LIMIT_PROBLEMS = 6
+XG_STATS_STORE_FAILURE_KINDS = 5
 
 
 class XgHeader(Structure):
@@ -85,7 +95,7 @@ class XgClassification(_Sized):
         ("status", c_uint16),
         ("category", c_uint32),
         ("action", c_uint32),
-        ("retryable", c_bool),
+        ("retryable", c_uint8),
         ("rate_limit_problem", c_uint32),
         ("auth_problem", c_uint32),
         ("retry_after_ms", c_int64),
@@ -93,7 +103,7 @@ class XgClassification(_Sized):
         ("minute_remaining", c_int64),
         ("day_remaining", c_int64),
         ("app_minute_remaining", c_int64),
-        ("has_error_number", c_bool),
+        ("has_error_number", c_uint8),
         ("error_number", c_int64),
         ("validation_message_count", c_uint32),
         ("warning_count", c_uint32),
@@ -116,7 +126,7 @@ class XgRetryPolicy(_Sized):
 class XgBackoffDecision(_Sized):
     _fields_ = [
         ("struct_size", c_uint32),
-        ("retry", c_bool),
+        ("retry", c_uint8),
         ("wait_ms", c_uint64),
         ("give_up", c_uint32),
     ]
@@ -127,7 +137,7 @@ class XgRequest(_Sized):
         ("struct_size", c_uint32),
         ("method", c_char_p),
         ("method_len", c_size_t),
-        ("has_idempotency_key", c_bool),
+        ("has_idempotency_key", c_uint8),
     ]
 
 
@@ -162,7 +172,7 @@ class XgRedisOptions(_Sized):
         ("breaker_cooldown_ms", c_uint64),
         ("on_store_error", c_uint32),
         ("workers", c_uint32),
-        ("replace_limits", c_bool),
+        ("replace_limits", c_uint8),
         ("tls_ca_file", c_char_p),
         ("tls_ca_file_len", c_size_t),
     ]
@@ -171,7 +181,7 @@ class XgRedisOptions(_Sized):
 class XgDecision(_Sized):
     _fields_ = [
         ("struct_size", c_uint32),
-        ("granted", c_bool),
+        ("granted", c_uint8),
         ("permit", c_uint64),
         ("wait_ms", c_uint64),
         ("reason", c_uint32),
@@ -188,6 +198,34 @@ class XgWaitStep(_Sized):
         ("reason", c_uint32),
         ("sleep_ms", c_uint64),
         ("fallback", c_uint32),
+        # In and out: the wait in progress, which the library keeps here from step to step (pass the same struct).
+        ("waiting", c_uint8),
+        ("wait_started_ms", c_uint64),
+        ("waited_ms", c_uint64),
+    ]
+
+
+class XgStats(_Sized):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("shared", c_uint8),
+        ("breaker_open", c_uint8),
+        ("granted", c_uint64),
+        ("refused", c_uint64 * XG_STATS_REASONS),
+        ("fallbacks", c_uint64 * XG_STATS_FAILURE_POLICIES),
+        ("waits_started", c_uint64),
+        ("waits_granted", c_uint64),
+        ("waits_given_up", c_uint64),
+        ("waits_interrupted", c_uint64),
+        ("wait_ms_total", c_uint64),
+        ("wait_bucket_le_ms", c_uint64 * XG_STATS_WAIT_BUCKETS),
+        ("wait_buckets", c_uint64 * XG_STATS_WAIT_BUCKETS),
+        ("responses", c_uint64 * XG_STATS_CATEGORIES),
+        ("rate_limited", c_uint64 * XG_STATS_RATE_LIMIT_PROBLEMS),
+        ("store_operations", c_uint64),
+        ("store_failures", c_uint64 * XG_STATS_STORE_FAILURE_KINDS),
+        ("breaker_openings", c_uint64),
+        ("replays_pending", c_uint64),
     ]
 
 
@@ -266,6 +304,29 @@ def last_error_message() -> str:
     return buf.value.decode("utf-8", "replace")
 
 
+def _buffered(fill: Callable[[Any, int, Any], int]) -> str:
+    """Text a library function writes into a caller's buffer (as xg_last_error_message does)."""
+    needed = c_size_t(0)
+    buf = ctypes.create_string_buffer(128)
+    status = fill(buf, len(buf), ctypes.byref(needed))
+    if status == XG_STATUS_BUFFER_TOO_SMALL:
+        buf = ctypes.create_string_buffer(needed.value)
+        status = fill(buf, len(buf), ctypes.byref(needed))
+    if status != XG_STATUS_OK:
+        _check_status(status, fill, ())
+    return buf.value.decode("utf-8", "replace")
+
+
+def refusal_words(reason_code: int, wait_ms: int, in_flight: int = 0) -> str:
+    """A refusal in the library's words: "day limit: next call in 11 h 59 min" (xg_refusal_words)."""
+    return _buffered(lambda buf, size, needed: lib.xg_refusal_words(reason_code, wait_ms, in_flight, buf, size, needed))
+
+
+def duration_words(ms: int) -> str:
+    """A duration in the library's words: "1 min 30 s" (xg_duration_words)."""
+    return _buffered(lambda buf, size, needed: lib.xg_duration_words(ms, buf, size, needed))
+
+
 def status_name(status: int) -> str:
     name: bytes = lib.xg_status_name(status)
     return name.decode("ascii")
@@ -295,6 +356,7 @@ DECLARATIONS: List[_Decl] = [
     ("xg_string_free", None, [c_void_p], None),
     ("xg_version", c_char_p, [], _static_str),
     ("xg_abi_version", c_uint32, [], None),
+    ("xg_abi_oldest_version", c_uint32, [], None),
     ("xg_classify", _S, [POINTER(XgResponse), POINTER(XgClassification), _StrOut], _check_status),
     # Headers as one NUL-separated buffer: bytes pass without copying, so nothing is built per header.
     ("xg_classify_flat", _S, [c_uint16, _Bytes, c_size_t, _Bytes, c_size_t, c_int64, POINTER(XgClassification),
@@ -307,7 +369,7 @@ DECLARATIONS: List[_Decl] = [
     # The response may be None: a transport failure, given as the third argument.
     ("xg_resend", _S, [POINTER(XgRequest), POINTER(XgClassification), c_uint32, c_uint32, POINTER(XgRetryPolicy),
                        POINTER(XgBackoffDecision)], _check_status),
-    ("xg_method_is_write", _S, [_Bytes, c_size_t, POINTER(c_bool)], _check_status),
+    ("xg_method_is_write", _S, [_Bytes, c_size_t, POINTER(c_uint8)], _check_status),
     ("xg_category_name", c_char_p, [c_uint32], _static_str),
     ("xg_action_name", c_char_p, [c_uint32], _static_str),
     ("xg_rate_limit_problem_name", c_char_p, [c_uint32], _static_str),
@@ -315,6 +377,10 @@ DECLARATIONS: List[_Decl] = [
     ("xg_give_up_name", c_char_p, [c_uint32], _static_str),
     ("xg_failure_policy_name", c_char_p, [c_uint32], _static_str),
     ("xg_reason_name", c_char_p, [c_uint32], _static_str),
+    ("xg_store_failure_kind_name", c_char_p, [c_uint32], _static_str),
+    # Written into a caller's buffer like the last error message (their status is read by words(), not errcheck).
+    ("xg_refusal_words", _S, [c_uint32, c_uint64, c_uint32, POINTER(c_char), c_size_t, POINTER(c_size_t)], None),
+    ("xg_duration_words", _S, [c_uint64, POINTER(c_char), c_size_t, POINTER(c_size_t)], None),
     ("xg_limits_default", XgLimits, [], None),
     ("xg_limits_exact", XgLimits, [], None),
     ("xg_limiter_new", _S, [POINTER(XgLimits), c_uint32, POINTER(_LimiterP)], _check_status),
@@ -340,7 +406,46 @@ DECLARATIONS: List[_Decl] = [
     ("xg_limiter_observe_raw", _S, [_LimiterP, _Bytes, c_size_t, _Bytes, c_size_t], _check_status),
     ("xg_limiter_snapshot_json", _S, [_LimiterP, _Bytes, c_size_t, _StrOut], _check_status),
     ("xg_limiter_set_tenant_limits", _S, [_LimiterP, _Bytes, c_size_t, POINTER(XgTenantLimits)], _check_status),
+    ("xg_limiter_stats", _S, [_LimiterP, POINTER(XgStats)], _check_status),
 ]
+
+
+def _version_tuple(text: str) -> Tuple[int, ...]:
+    """(major, minor, patch) of "1.2.3" (a pre-release suffix is ignored)."""
+    return tuple(int(part) for part in text.split("-", 1)[0].split(".")[:3])
+
+
+def refusal(path: str, found: str, abi: int, oldest: int) -> Optional[str]:
+    """Why a library of version `found` serving ABIs `oldest` to `abi` cannot serve this package, or None when it can:
+    its ABI range must hold EXPECTED_ABI_VERSION, and it must be at least as new as the package (an older one lacks
+    what later versions added)."""
+    fix = "install the library this package came with, or set XEROGUARD_LIBRARY to one of version %s or later" % (
+        PACKAGE_VERSION)
+    if not oldest <= EXPECTED_ABI_VERSION <= abi:
+        served = str(abi) if oldest == abi else "%d to %d" % (oldest, abi)
+        return "xeroguard: %s (version %s) serves ABI %s but this package needs ABI %d; %s" % (
+            path, found, served, EXPECTED_ABI_VERSION, fix)
+    if _version_tuple(found) < _version_tuple(PACKAGE_VERSION):
+        return "xeroguard: %s is version %s, older than this package (%s); %s" % (path, found, PACKAGE_VERSION, fix)
+    return None
+
+
+def _check_library(path: str) -> str:
+    """The library's version, once `refusal` finds nothing wrong with it."""
+    lib.xg_version.restype = c_char_p
+    lib.xg_abi_version.restype = c_uint32
+    found: str = lib.xg_version().decode("utf-8", "replace")
+    abi: int = lib.xg_abi_version()
+    # A library older than ABI 3 lacks the function; it served only its own ABI.
+    oldest: int = lib.xg_abi_oldest_version() if hasattr(lib, "xg_abi_oldest_version") else abi
+    why = refusal(path, found, abi, oldest)
+    if why:
+        raise ImportError(why)
+    return found
+
+
+# Checked before any declaration below is looked up, so an old library is named as such, not as a missing symbol.
+version: str = _check_library(library_path)
 
 for _name, _restype, _argtypes, _errcheck in DECLARATIONS:
     try:
@@ -353,12 +458,6 @@ for _name, _restype, _argtypes, _errcheck in DECLARATIONS:
         _fn.errcheck = _errcheck
 
 abi_version: int = lib.xg_abi_version()
-if abi_version != EXPECTED_ABI_VERSION:
-    raise ImportError(
-        "xeroguard: %s has ABI version %d but this package needs %d; install a matching library"
-        % (library_path, abi_version, EXPECTED_ABI_VERSION)
-    )
-version: str = lib.xg_version()
 
 
 def take_bytes(ptr: c_void_p) -> bytes:
@@ -376,7 +475,7 @@ def take_string(ptr: c_void_p) -> str:
     return take_bytes(ptr).decode("utf-8")
 
 
-_STRUCT_CODES = {c_bool: "?", c_uint8: "B", c_uint16: "H", c_uint32: "I", c_int64: "q", c_uint64: "Q"}
+_STRUCT_CODES = {c_uint8: "B", c_uint16: "H", c_uint32: "I", c_int64: "q", c_uint64: "Q"}
 _POINTER_CODE = {4: "I", 8: "Q"}[ctypes.sizeof(c_void_p)]
 
 

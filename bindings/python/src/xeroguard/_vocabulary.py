@@ -115,6 +115,15 @@ class FailurePolicy(Word):
     LOCAL = "local"  # decide in this process with its share of every limit (limit / workers)
 
 
+class StoreFailureKind(Word):
+    """Why an operation on the shared store failed (`Stats.store_failures`)."""
+
+    TIMEOUT = "timeout"  # no answer within the deadline
+    CONNECTION = "connection"  # not reachable, or the connection broke (refused, reset, DNS, TLS)
+    REFUSED = "refused"  # an error reply waiting will not fix (ACL, another clock on the prefix, a script error)
+    PROTOCOL = "protocol"  # a reply the protocol does not expect
+
+
 class TransportFailure(Word):
     """What became of an attempt that got no HTTP response, for `resend`."""
 
@@ -182,3 +191,4 @@ AUTH_PROBLEM = Codes(AuthProblem, n.lib.xg_auth_problem_name)
 REASON = Codes(Reason, n.lib.xg_reason_name)
 GIVE_UP = Codes(GiveUp, n.lib.xg_give_up_name)
 FAILURE_POLICY = Codes(FailurePolicy, n.lib.xg_failure_policy_name)
+STORE_FAILURE_KIND = Codes(StoreFailureKind, n.lib.xg_store_failure_kind_name)

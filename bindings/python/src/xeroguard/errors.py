@@ -83,6 +83,12 @@ class StoreUnavailableError(StoreError, ConnectionError):
     status = 13
 
 
+class UnknownFieldsError(XeroGuardError, ValueError):
+    """A struct set a field the loaded library does not know (the package is newer than its library)."""
+
+    status = 15
+
+
 class PanicError(XeroGuardError):
     status = 99
 
@@ -104,6 +110,7 @@ STATUS_ERRORS: Dict[int, Type[XeroGuardError]] = {
         BookingTooFarError,
         StoreUnavailableError,
         StoreError,
+        UnknownFieldsError,
         PanicError,
     )
 }
@@ -111,12 +118,15 @@ STATUS_ERRORS: Dict[int, Type[XeroGuardError]] = {
 
 class PermitTimeout(XeroGuardError, TimeoutError):
     """No permit within the timeout. `wait_ms` and `reason` are the limiter's last refusal; `timeout` and
-    `wait` give the times in seconds."""
+    `wait` give the times in seconds. The message says it in the library's words: "no permit for tenant 't' within
+    30 s: day limit: next call in 11 h 59 min"."""
 
-    def __init__(self, tenant: str, timeout_ms: int, wait_ms: int, reason: Optional[str]) -> None:
+    def __init__(self, tenant: str, timeout_ms: int, wait_ms: int, reason: Optional[str], *, timeout_words: str = "",
+                 refusal_words: str = "") -> None:
         super().__init__(
-            "no permit for tenant %r within %d ms: the limiter asks to wait %d ms more (reason: %s)"
-            % (tenant, timeout_ms, wait_ms, reason)
+            "no permit for tenant %r within %s: %s"
+            % (tenant, timeout_words or "%d ms" % timeout_ms,
+               refusal_words or "the limiter asks to wait %d ms more (reason: %s)" % (wait_ms, reason))
         )
         self.tenant = tenant
         self.timeout_ms = timeout_ms

@@ -21,7 +21,7 @@ from .._args import TENANTLESS, Seconds, seconds_to_ms, tenant_bytes
 from .._classify import IDEMPOTENCY_KEY_HEADER, Classification, RetryPolicy, classify, needs_idempotency_key, resend
 from .._limiter import Decision, Limiter
 from .._vocabulary import FailurePolicy, GiveUp, Reason, TransportFailure
-from ..errors import PermitTimeout
+from ..errors import PermitTimeout, XeroGuardError
 
 log = logging.getLogger("xeroguard")
 
@@ -78,8 +78,24 @@ class ResendEvent:
         return self.wait_ms / 1000
 
 
+@dataclasses.dataclass(frozen=True)
+class StoreErrorEvent:
+    """Given to `on_store_error`: telling the limiter about a response that exists failed (`operation` "observe"
+    or "release"; `exception` what the library raised, e.g. StoreUnavailableError when a shared store is out of
+    reach). The response still reaches the caller: once it exists nothing raises, so a write the server carried out
+    is never reported as failed (and resent by an app that retries on connection errors)."""
+
+    method: str
+    url: str
+    tenant: str
+    attempt: int
+    operation: str
+    exception: XeroGuardError
+
+
 OnWait = Optional[Callable[[WaitEvent], None]]
 OnResend = Optional[Callable[[ResendEvent], None]]
+OnStoreError = Optional[Callable[[StoreErrorEvent], None]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +176,8 @@ class Guard:
 
     def __init__(self, limiter: Limiter, retries: Retries = None, permit_timeout: Optional[Seconds] = None, *,
                  idempotency_keys: bool = True, on_retry: OnResend = None, on_wait: OnWait = None,
-                 on_give_up: OnResend = None, transport_failure: Optional[FailureKind] = None) -> None:
+                 on_give_up: OnResend = None, on_store_error: OnStoreError = None,
+                 transport_failure: Optional[FailureKind] = None) -> None:
         if not isinstance(limiter, Limiter):
             raise TypeError("limiter must be a xeroguard.Limiter")
         if not isinstance(idempotency_keys, bool):
@@ -175,6 +192,7 @@ class Guard:
         self.on_retry: OnResend = _hook(on_retry, "on_retry")
         self.on_wait: OnWait = _hook(on_wait, "on_wait")
         self.on_give_up: OnResend = _hook(on_give_up, "on_give_up")
+        self.on_store_error: OnStoreError = _hook(on_store_error, "on_store_error")
         self.transport_failure: FailureKind = transport_failure or (lambda e: None)
 
     def prepare(self, method: str, url: str, headers: MutableMapping[Any, Any]) -> Call:
@@ -194,8 +212,10 @@ class Guard:
             failure: Optional[Failure] = None
             c: Optional[Classification] = None
             result: Any = None
+            trouble: List[StoreErrorEvent] = []
             with self.limiter._permit(t, call.tenant, self.permit_timeout_ms, self._on_refusal(call, attempt),
-                                      self._on_timeout(call, attempt)) as permit:
+                                      self._on_timeout(call, attempt),
+                                      self._on_store_trouble(call, attempt, "release", trouble)) as permit:
                 try:
                     result, (status, headers, body) = send()
                 except Exception as e:
@@ -203,11 +223,13 @@ class Guard:
                 else:
                     try:
                         c = classify(status, headers, body)
-                        permit.observe(c)  # before the permit goes back, so the next waiter sees the server's view
                     except BaseException:
                         discard(result)
                         raise
+                    # Before the permit goes back, so the next waiter sees the server's view; best-effort.
+                    self._observe(permit, c, self._on_store_trouble(call, attempt, "observe", trouble))
             try:
+                self._report(trouble)
                 wait = self._resend_wait(call, attempt, c, failure)
             except BaseException:  # a hook failed: the response it was told of is not handed on
                 if c is not None:
@@ -228,9 +250,11 @@ class Guard:
             failure: Optional[Failure] = None
             c: Optional[Classification] = None
             result: Any = None
+            trouble: List[StoreErrorEvent] = []
             async with self.limiter._permit_async(t, call.tenant, self.permit_timeout_ms,
                                                   self._on_refusal(call, attempt),
-                                                  self._on_timeout(call, attempt)) as permit:
+                                                  self._on_timeout(call, attempt),
+                                                  self._on_store_trouble(call, attempt, "release", trouble)) as permit:
                 try:
                     result, (status, headers, body) = await send()
                 except Exception as e:
@@ -238,11 +262,12 @@ class Guard:
                 else:
                     try:
                         c = classify(status, headers, body)
-                        permit.observe(c)
                     except BaseException:
                         await discard(result)
                         raise
+                    self._observe(permit, c, self._on_store_trouble(call, attempt, "observe", trouble))
             try:
+                self._report(trouble)
                 wait = self._resend_wait(call, attempt, c, failure)
             except BaseException:
                 if c is not None:
@@ -257,6 +282,30 @@ class Guard:
 
     # The steps both loops share.
 
+    @staticmethod
+    def _observe(permit: Any, c: Classification, on_error: Callable[[XeroGuardError], None]) -> None:
+        try:
+            permit.observe(c)
+        except XeroGuardError as e:
+            on_error(e)
+
+    @staticmethod
+    def _on_store_trouble(call: Call, attempt: int, operation: str,
+                          into: List[StoreErrorEvent]) -> Callable[[XeroGuardError], None]:
+        """Keeps a failed observe or release of a response that exists, to report once the permit is back: logged at
+        WARNING and given to `on_store_error`, never raised."""
+        def keep(e: XeroGuardError) -> None:
+            into.append(StoreErrorEvent(call.method, call.url, call.tenant, attempt, operation, e))
+
+        return keep
+
+    def _report(self, trouble: List[StoreErrorEvent]) -> None:
+        for event in trouble:
+            log.warning("xeroguard: %s %s: the response is handed on, but the limiter could not %s it: %s",
+                        event.method, event.url, event.operation, event.exception)
+            if self.on_store_error is not None:
+                self.on_store_error(event)
+
     def _on_refusal(self, call: Call, attempt: int) -> Optional[Callable[[Decision], None]]:
         on_wait = self.on_wait
         if on_wait is None:
@@ -270,8 +319,7 @@ class Guard:
 
     def _on_timeout(self, call: Call, attempt: int) -> Callable[[PermitTimeout], None]:
         def report(e: PermitTimeout) -> None:
-            log.info("xeroguard: no permit for %s %s within %d ms (the limiter asks %d ms more: %s)", call.method,
-                     call.url, e.timeout_ms, e.wait_ms, e.reason)
+            log.info("xeroguard: %s %s: %s", call.method, call.url, e)
             if self.on_give_up is not None:
                 self.on_give_up(ResendEvent(call.method, call.url, call.tenant, attempt, e.wait_ms,
                                             GiveUp.WAIT_TOO_LONG, None, e))

@@ -17,7 +17,7 @@ from .._args import Seconds
 from .._classify import body_bytes_to_classify
 from .._limiter import Limiter
 from .._vocabulary import TransportFailure
-from ._guard import Guard, OnResend, OnWait, Retries
+from ._guard import Guard, OnResend, OnStoreError, OnWait, Retries
 
 # Failures while connecting or waiting for a pooled connection: the request never left.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -134,14 +134,15 @@ class XeroGuardTransport(httpx.BaseTransport):
     Once it stops, the last response is returned as it is, or the last transport exception raised unchanged.
 
     Hooks, called on the request's path (keep them quick): `on_wait(WaitEvent)` when the limiter holds an attempt
-    back, `on_retry(ResendEvent)` before a resend, `on_give_up(ResendEvent)` when it stops short of a final answer.
+    back, `on_retry(ResendEvent)` before a resend, `on_give_up(ResendEvent)` when it stops short of a final answer,
+    `on_store_error(StoreErrorEvent)` when the limiter could not observe or release a response (it still returns).
     """
 
     def __init__(self, limiter: Limiter, transport: Optional[httpx.BaseTransport] = None, retries: Retries = None,
                  permit_timeout: Optional[Seconds] = None, *, idempotency_keys: bool = True,
-                 on_retry: OnResend = None, on_wait: OnWait = None, on_give_up: OnResend = None) -> None:
+                 on_retry: OnResend = None, on_wait: OnWait = None, on_give_up: OnResend = None, on_store_error: OnStoreError = None) -> None:
         self.guard = Guard(limiter, retries, permit_timeout, idempotency_keys=idempotency_keys, on_retry=on_retry,
-                           on_wait=on_wait, on_give_up=on_give_up, transport_failure=transport_failure)
+                           on_wait=on_wait, on_give_up=on_give_up, on_store_error=on_store_error, transport_failure=transport_failure)
         self.transport = transport if transport is not None else httpx.HTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -164,9 +165,9 @@ class AsyncXeroGuardTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, limiter: Limiter, transport: Optional[httpx.AsyncBaseTransport] = None,
                  retries: Retries = None, permit_timeout: Optional[Seconds] = None, *, idempotency_keys: bool = True,
-                 on_retry: OnResend = None, on_wait: OnWait = None, on_give_up: OnResend = None) -> None:
+                 on_retry: OnResend = None, on_wait: OnWait = None, on_give_up: OnResend = None, on_store_error: OnStoreError = None) -> None:
         self.guard = Guard(limiter, retries, permit_timeout, idempotency_keys=idempotency_keys, on_retry=on_retry,
-                           on_wait=on_wait, on_give_up=on_give_up, transport_failure=transport_failure)
+                           on_wait=on_wait, on_give_up=on_give_up, on_store_error=on_store_error, transport_failure=transport_failure)
         self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

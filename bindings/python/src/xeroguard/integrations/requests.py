@@ -20,7 +20,7 @@ from .._args import Seconds
 from .._classify import body_bytes_to_classify
 from .._limiter import Limiter
 from .._vocabulary import TransportFailure
-from ._guard import Guard, OnResend, OnWait, Retries, certainly_before_sending
+from ._guard import Guard, OnResend, OnStoreError, OnWait, Retries, certainly_before_sending
 from ._urllib3 import CONNECTING, TRANSPORT
 
 XERO_API = "https://api.xero.com/"
@@ -96,17 +96,17 @@ class XeroGuardAdapter(HTTPAdapter):
     an Idempotency-Key gets one, the same on every resend (`idempotency_keys=False` turns that off: then a write the
     server may have carried out is never resent). Once it stops, the last response is returned as it is, or the
     last transport exception (requests.ConnectionError...) raised unchanged. Hooks as for the httpx transport:
-    `on_wait`, `on_retry`, `on_give_up`. Other HTTPAdapter keyword arguments pass through, except `max_retries`:
-    urllib3 resending behind the guard could duplicate a write.
+    `on_wait`, `on_retry`, `on_give_up`, `on_store_error`. Other HTTPAdapter keyword arguments pass through, except
+    `max_retries`: urllib3 resending behind the guard could duplicate a write.
     """
 
     def __init__(self, limiter: Limiter, retries: Retries = None, permit_timeout: Optional[Seconds] = None, *,
                  idempotency_keys: bool = True, on_retry: OnResend = None, on_wait: OnWait = None,
-                 on_give_up: OnResend = None, **adapter_kwargs: Any) -> None:
+                 on_give_up: OnResend = None, on_store_error: OnStoreError = None, **adapter_kwargs: Any) -> None:
         if "max_retries" in adapter_kwargs:
             raise TypeError("max_retries is not accepted: the guard decides every resend (retries= sets its policy)")
         self.guard = Guard(limiter, retries, permit_timeout, idempotency_keys=idempotency_keys, on_retry=on_retry,
-                           on_wait=on_wait, on_give_up=on_give_up, transport_failure=transport_failure)
+                           on_wait=on_wait, on_give_up=on_give_up, on_store_error=on_store_error, transport_failure=transport_failure)
         super().__init__(**adapter_kwargs)
 
     def send(self, request: PreparedRequest, stream: bool = False, timeout: Any = None,
@@ -129,10 +129,10 @@ class XeroGuardAdapter(HTTPAdapter):
 def guard_session(session: Session, limiter: Limiter, retries: Retries = None,
                   permit_timeout: Optional[Seconds] = None, prefixes: Iterable[str] = (XERO_API,), *,
                   idempotency_keys: bool = True, on_retry: OnResend = None, on_wait: OnWait = None,
-                  on_give_up: OnResend = None, **adapter_kwargs: Any) -> Session:
+                  on_give_up: OnResend = None, on_store_error: OnStoreError = None, **adapter_kwargs: Any) -> Session:
     """Mounts one XeroGuardAdapter on `session` for each URL prefix and returns the session."""
     adapter = XeroGuardAdapter(limiter, retries, permit_timeout, idempotency_keys=idempotency_keys,
-                               on_retry=on_retry, on_wait=on_wait, on_give_up=on_give_up, **adapter_kwargs)
+                               on_retry=on_retry, on_wait=on_wait, on_give_up=on_give_up, on_store_error=on_store_error, **adapter_kwargs)
     for prefix in prefixes:
         session.mount(prefix, adapter)
     return session

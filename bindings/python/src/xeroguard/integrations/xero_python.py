@@ -23,7 +23,7 @@ from .._args import Seconds
 from .._classify import body_bytes_to_classify
 from .._limiter import Limiter
 from .._vocabulary import TransportFailure
-from ._guard import Guard, OnResend, OnWait, Retries, certainly_before_sending, header_value
+from ._guard import Guard, OnResend, OnStoreError, OnWait, Retries, certainly_before_sending, header_value
 
 _MARK = "__xeroguard_original__"
 _RETRIES_MARK = "_xeroguard_saved_retries"
@@ -60,7 +60,7 @@ def _leave_resends_to_the_guard(rest: Any) -> None:
 
 def guard(api_client: Any, limiter: Limiter, retries: Retries = None, permit_timeout: Optional[Seconds] = None, *,
           idempotency_keys: bool = True, on_retry: OnResend = None, on_wait: OnWait = None,
-          on_give_up: OnResend = None) -> Any:
+          on_give_up: OnResend = None, on_store_error: OnStoreError = None) -> Any:
     """Wraps `api_client.rest_client.request` (every SDK call goes through it) and returns `api_client`.
 
     Each call waits for a permit for its Xero-Tenant-Id (at most `permit_timeout` seconds, default the retry
@@ -69,8 +69,8 @@ def guard(api_client: Any, limiter: Limiter, retries: Retries = None, permit_tim
     the same on every resend; a key given to the SDK (`idempotency_key=`) is kept; `idempotency_keys=False` turns
     this off, and then a write the server may have carried out is never resent. When it stops, the last
     HTTPStatusException, or the last urllib3 exception of a failed connection, is raised unchanged. Hooks as for
-    the httpx transport: `on_wait`, `on_retry`, `on_give_up`. Guarding an already guarded client replaces the
-    previous guard.
+    the httpx transport: `on_wait`, `on_retry`, `on_give_up`, `on_store_error`. Guarding an already guarded client
+    replaces the previous guard.
 
     A success fetched with `_preload_content=False` (a stream) is classified from its status and headers only: the
     SDK hands the caller urllib3's response itself, which cannot give back what was read of it.
@@ -84,7 +84,7 @@ def guard(api_client: Any, limiter: Limiter, retries: Retries = None, permit_tim
     rest = api_client.rest_client
     original = getattr(rest.request, _MARK, rest.request)
     g = Guard(limiter, retries, permit_timeout, idempotency_keys=idempotency_keys, on_retry=on_retry,
-              on_wait=on_wait, on_give_up=on_give_up, transport_failure=_transport_failure_of(ApiSSLException))
+              on_wait=on_wait, on_give_up=on_give_up, on_store_error=on_store_error, transport_failure=_transport_failure_of(ApiSSLException))
     _leave_resends_to_the_guard(rest)
 
     def request(method: str, url: str, query_params: Any = None, headers: Any = None, body: Any = None,
