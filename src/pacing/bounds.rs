@@ -16,7 +16,7 @@ pub const MAX_APP_BOOKINGS: u32 = 10_000;
 
 /// The names the Lua engine knows these by.
 #[allow(dead_code, reason = "the Lua engine's: build.rs writes it into the constants")]
-pub const LUA: &[(&str, u64)] = &[
+pub(crate) const LUA: &[(&str, u64)] = &[
     ("HORIZON_MS", MAX_BOOKING_AHEAD_MS),
     ("MAX_BOOKINGS", MAX_BOOKINGS as u64),
     ("MAX_APP_BOOKINGS", MAX_APP_BOOKINGS as u64),

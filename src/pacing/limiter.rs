@@ -258,7 +258,7 @@ impl Limiter {
             } else {
                 Wakeup::OnRelease
             };
-            let step = wait::after_refusal(refusal, now, deadline, self.clock(), wakeup);
+            let step = wait::after_refusal_with(refusal, now, deadline, self.clock(), wakeup);
             let Step::AskAgain { sleep_ms, .. } = step else { return Ok(step) };
             let blocked = started.elapsed();
             let sleep_ms = match max_block {

@@ -17,6 +17,9 @@ pub const MANUAL_RECHECK_MS: u64 = 50;
 /// A concurrency refusal that no release here can end early (the caller does not block in the library, or other
 /// processes share the state) asks again after about this long, jittered by ±50 %.
 pub const CONCURRENCY_POLL_MS: u64 = 25;
+/// The same poll under its earlier name (it served shared stores only).
+#[deprecated(note = "the poll serves every concurrency wait no release wakes: CONCURRENCY_POLL_MS")]
+pub const SHARED_RELEASE_POLL_MS: u64 = CONCURRENCY_POLL_MS;
 /// Stands for "no deadline".
 pub const NO_DEADLINE: u64 = u64::MAX;
 
@@ -42,10 +45,18 @@ pub enum Wakeup {
     Poll(u64),
 }
 
+/// [`after_refusal_with`] for a caller that blocks in the library: a release wakes it when the backend sees every
+/// release, else it polls every [`CONCURRENCY_POLL_MS`] (unjittered; the limiter's own waits use
+/// [`after_refusal_with`] and space their polls out).
+pub fn after_refusal(refusal: Refusal, now: u64, deadline: u64, clock: Clock, sees_every_release: bool) -> Step {
+    let wakeup = if sees_every_release { Wakeup::OnRelease } else { Wakeup::Poll(CONCURRENCY_POLL_MS) };
+    after_refusal_with(refusal, now, deadline, clock, wakeup)
+}
+
 /// What to do after `refusal` at `now`, with `deadline` on the same clock. A wait that certainly ends after the
 /// deadline gives up at once, except for concurrency, where a release may come sooner than the permits' expiry:
 /// such a wait sleeps until the expiry when a release will wake it, and otherwise asks again after `wakeup`'s poll.
-pub fn after_refusal(refusal: Refusal, now: u64, deadline: u64, clock: Clock, wakeup: Wakeup) -> Step {
+pub fn after_refusal_with(refusal: Refusal, now: u64, deadline: u64, clock: Clock, wakeup: Wakeup) -> Step {
     let remaining = deadline.saturating_sub(now);
     let concurrency = refusal.reason == Reason::Concurrency;
     if remaining == 0 || (refusal.wait_ms > remaining && !concurrency) {
@@ -181,15 +192,19 @@ mod tests {
     fn gives_up_only_when_the_wait_certainly_ends_too_late() {
         let minute = refusal(5_000, Reason::Minute);
         let woken = Wakeup::OnRelease;
-        assert_eq!(after_refusal(minute, 0, 4_999, Clock::Monotonic, woken), Step::GiveUp(minute));
+        assert_eq!(after_refusal_with(minute, 0, 4_999, Clock::Monotonic, woken), Step::GiveUp(minute));
         assert_eq!(
-            after_refusal(minute, 0, 5_000, Clock::Monotonic, woken),
+            after_refusal_with(minute, 0, 5_000, Clock::Monotonic, woken),
             Step::AskAgain { sleep_ms: 5_000, refusal: minute }
         );
-        assert_eq!(after_refusal(minute, 10, 10, Clock::Monotonic, woken), Step::GiveUp(minute), "deadline reached");
+        assert_eq!(
+            after_refusal_with(minute, 10, 10, Clock::Monotonic, woken),
+            Step::GiveUp(minute),
+            "deadline reached"
+        );
         let busy = refusal(60_000, Reason::Concurrency);
         assert_eq!(
-            after_refusal(busy, 0, 1_000, Clock::Monotonic, woken),
+            after_refusal_with(busy, 0, 1_000, Clock::Monotonic, woken),
             Step::AskAgain { sleep_ms: 1_000, refusal: busy },
             "a release may come before the permits expire"
         );
@@ -199,24 +214,24 @@ mod tests {
     fn concurrency_waits_that_no_release_wakes_poll() {
         let busy = refusal(120_000, Reason::Concurrency);
         assert_eq!(
-            after_refusal(busy, 0, NO_DEADLINE, Clock::Monotonic, Wakeup::Poll(30)),
+            after_refusal_with(busy, 0, NO_DEADLINE, Clock::Monotonic, Wakeup::Poll(30)),
             Step::AskAgain { sleep_ms: 30, refusal: busy },
             "not the permits' expiry: nothing would wake a caller that sleeps on its own"
         );
         assert_eq!(
-            after_refusal(busy, 0, 10, Clock::Monotonic, Wakeup::Poll(30)),
+            after_refusal_with(busy, 0, 10, Clock::Monotonic, Wakeup::Poll(30)),
             Step::AskAgain { sleep_ms: 10, refusal: busy },
             "nor past the deadline"
         );
         let minute = refusal(5_000, Reason::Minute);
         assert_eq!(
-            after_refusal(minute, 0, NO_DEADLINE, Clock::Monotonic, Wakeup::Poll(30)),
+            after_refusal_with(minute, 0, NO_DEADLINE, Clock::Monotonic, Wakeup::Poll(30)),
             Step::AskAgain { sleep_ms: 5_000, refusal: minute },
             "a window's wait is exact: no poll"
         );
         let day = refusal(3_600_000, Reason::Day);
         assert_eq!(
-            after_refusal(day, 0, NO_DEADLINE, Clock::Manual, Wakeup::OnRelease),
+            after_refusal_with(day, 0, NO_DEADLINE, Clock::Manual, Wakeup::OnRelease),
             Step::AskAgain { sleep_ms: MANUAL_RECHECK_MS, refusal: day }
         );
         assert_eq!(deadline(5, u64::MAX), NO_DEADLINE);
@@ -278,5 +293,22 @@ mod tests {
         waiters.wake();
         woken.recv_timeout(Duration::from_secs(10)).expect("a wake reaches every waiter");
         sleepers.into_iter().for_each(|t| t.join().unwrap());
+    }
+
+    #[test]
+    fn the_earlier_signature_keeps_its_meaning() {
+        let busy = refusal(120_000, Reason::Concurrency);
+        for (sees, wakeup) in [(true, Wakeup::OnRelease), (false, Wakeup::Poll(CONCURRENCY_POLL_MS))] {
+            for clock in [Clock::Monotonic, Clock::Manual] {
+                assert_eq!(
+                    after_refusal(busy, 0, NO_DEADLINE, clock, sees),
+                    after_refusal_with(busy, 0, NO_DEADLINE, clock, wakeup)
+                );
+            }
+        }
+        assert_eq!(
+            after_refusal(busy, 0, NO_DEADLINE, Clock::Monotonic, false),
+            Step::AskAgain { sleep_ms: CONCURRENCY_POLL_MS, refusal: busy }
+        );
     }
 }

@@ -18,7 +18,7 @@ use crate::pacing::types::{Decision, PacingError, Permit, Refusal, Reservation};
 use crate::vocab::{FailurePolicy, Reason};
 
 /// The high bit marks a permit or reservation of the local share, so release and cancel find where it lives.
-pub const LOCAL_ID: u64 = 1 << 63;
+pub(crate) const LOCAL_ID: u64 = 1 << 63;
 
 fn share(limit: u32, workers: u32) -> u32 {
     if limit == 0 { 0 } else { (limit / workers.max(1)).max(1) }

@@ -335,7 +335,6 @@ mod tests {
         assert_eq!(lua["LIMIT_FIELDS"], numbers::LIMIT_FIELDS);
         assert_eq!(lua["GRACE_MS"], numbers::KEY_TTL_GRACE_MS);
         assert_eq!(lua["TTL_SLACK_MS"], numbers::TTL_SLACK_MS);
-        assert_eq!(lua["FLOOR_SLACK_MS"], numbers::FLOOR_SLACK_MS);
         assert_eq!(lua["CONFIG_REFRESH_MS"], numbers::CONFIG_REFRESH_MS);
         for reason in Reason::ALL {
             let name = format!("R_{}", reason.as_str().to_ascii_uppercase());
