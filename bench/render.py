@@ -226,7 +226,7 @@ def redis_section(results: Path) -> List[str]:
                   "Redis µs per decision (commandstats)", "Redis process µs per decision"],
                  [[r["limiter"], r["api"], f"{r['p50_us']:.0f} µs", f"{r['p99_us']:.0f} µs", f"{r['ops_per_s']:,}",
                    f"{r['commands_per_decision']:.2f}",
-                   ", ".join(f"{name.upper()} {v:.1f}" for name, v in sorted(r["usec_per_command"].items(),
+                   ", ".join(f"{name.upper().replace('|', ' ')} {v:.1f}" for name, v in sorted(r["usec_per_command"].items(),
                                                                           key=lambda kv: -kv[1])) or "—",
                    f"{r['redis_usec_per_decision']:.1f}", f"{r['process_cpu_usec_per_decision']:.1f}"] for r in rows])
     py_row = next((r for r in rows if r["key"] == "xeroguard-python"), None)
