@@ -8,9 +8,11 @@
  *                                          clock moved 1 s per call, so no minute window refuses), each acquired,
  *                                          observed and released, but the last 5 still held and a call recorded
  *                                          (a busy tenant's bookkeeping); prints {"version", "calls"}
- *   redis_acquire reserve URL|- PREFIX N   books N slots for one tenant (Xero's limits, manual clock at 0: each
- *                                          reserve passes the bookings before it; one past the booking cap is
- *                                          refused and counted), URL "-" for the in-process backend; prints
+ *   redis_acquire reserve URL|- PREFIX N [STEP_MS]
+ *                                          books N slots for one tenant (Xero's limits, manual clock from 0, moved
+ *                                          STEP_MS (default 0) after each reserve: each reserve passes the bookings
+ *                                          before it; those past the booking cap are refused and counted), URL "-"
+ *                                          for the in-process backend; prints
  *                                          {"version", "backend", "last_at_ms", "refused", "latency_us": [each]}
  *   redis_acquire waiters URL PREFIX THREADS SECONDS HOLD_MS
  *                                          THREADS threads wait for one tenant's 5 slots with acquire_wait and
@@ -136,7 +138,7 @@ static int fill(const char *url, const char *prefix, const char *tenant, long ca
     return 0;
 }
 
-static int reserve(const char *url, const char *prefix, long n) {
+static int reserve(const char *url, const char *prefix, long n, uint64_t step_ms) {
     xg_limits limits = xg_limits_default();
     xg_limiter *limiter = NULL;
     xg_reservation r;
@@ -160,6 +162,7 @@ static int reserve(const char *url, const char *prefix, long n) {
         if (status == XG_STATUS_BOOKING_TOO_FAR) refused++; /* past the booking cap */
         else if (status != XG_STATUS_OK) return fail("reserve");
         else last_at_ms = (unsigned long long)r.at_ms;
+        if (step_ms > 0 && xg_limiter_advance_ms(limiter, step_ms) != XG_STATUS_OK) return fail("advance");
     }
     printf("{\"version\": \"%s\", \"backend\": \"%s\", \"last_at_ms\": %llu, \"refused\": %ld, \"latency_us\": [",
            xg_version(), memory ? "in-process" : "redis", last_at_ms, refused);
@@ -240,10 +243,11 @@ int main(int argc, char **argv) {
         return latency(argv[2], argv[3], atol(argv[4]));
     if (argc == 6 && strcmp(argv[1], "fill") == 0 && atol(argv[5]) > 0)
         return fill(argv[2], argv[3], argv[4], atol(argv[5]));
-    if (argc == 5 && strcmp(argv[1], "reserve") == 0 && atol(argv[4]) > 0) return reserve(argv[2], argv[3], atol(argv[4]));
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "reserve") == 0 && atol(argv[4]) > 0)
+        return reserve(argv[2], argv[3], atol(argv[4]), argc == 6 ? (uint64_t)atol(argv[5]) : 0);
     if (argc == 7 && (strcmp(argv[1], "waiters") == 0 || strcmp(argv[1], "pollers") == 0) && atol(argv[4]) > 0)
         return waiters(argv[2], argv[3], atol(argv[4]), atol(argv[5]), atol(argv[6]), strcmp(argv[1], "pollers") == 0);
-    fprintf(stderr, "usage: redis_acquire latency URL PREFIX OPS | fill URL PREFIX TENANT CALLS | reserve URL|- PREFIX N"
+    fprintf(stderr, "usage: redis_acquire latency URL PREFIX OPS | fill URL PREFIX TENANT CALLS | reserve URL|- PREFIX N [STEP_MS]"
                     " | waiters|pollers URL PREFIX THREADS SECONDS HOLD_MS\n");
     return 2;
 }

@@ -350,21 +350,25 @@ def memory_pyrate(port: int, admin: Any) -> Dict[str, Any]:
 # xeroguard alone: reserve latency, waits, an alternative engine form
 
 
-def reserve_latency(exe: Path, url: str, admin: Any) -> Dict[str, Any]:
+def reserve_latency(exe: Path, url: str, admin: Any, step_ms: int = 0) -> Dict[str, Any]:
     """Booking ahead, one reserve after another for one tenant (Xero's limits: 60 a minute, so the 2,000th booking
-    is 33 minutes ahead): the latency of the reserve that finds 0, 500, ... calls already booked, from the client
-    (Redis and in-process) and on the server (SLOWLOG at 0 µs records every command's time)."""
+    is over half an hour ahead): the latency of the reserve that finds 0, 500, ... calls already booked, from the
+    client (Redis and in-process) and on the server (SLOWLOG at 0 µs records every command's time). With the clock
+    still (`step_ms` 0) the bookings come in bursts of 60 at one instant; with it moving a millisecond after each
+    reserve, one after another, each booked a window after the one 60 before it: a chain the search passes one call
+    at a time (the costlier case)."""
     refusals = 10
     n = RESERVE_BOOKINGS[-1] + 1 + 60 + refusals  # the first 60 are booked for now, not ahead; the last 10 refused
     admin.config_set("slowlog-max-len", 100000)
     admin.config_set("slowlog-log-slower-than", 0)
     admin.slowlog_reset()
-    redis_run = run_c(exe, "reserve", url, "res", str(n))
+    prefix = "res%d" % step_ms
+    redis_run = run_c(exe, "reserve", url, prefix, str(n), str(step_ms))
     logged = admin.slowlog_get(200000)
     admin.config_set("slowlog-log-slower-than", 10000)
     server = [e["duration"] for e in reversed(logged)
               if (e["command"][:5] in (b"FCALL", b"fcall")) and b"_reserve" in e["command"].split(b" ")[1]]
-    memory_run = run_c(exe, "reserve", "-", "res", str(n))
+    memory_run = run_c(exe, "reserve", "-", prefix, str(n), str(step_ms))
     assert redis_run["refused"] == memory_run["refused"] == refusals, (redis_run["refused"], memory_run["refused"])
     rows = []
     for booked in RESERVE_BOOKINGS:
@@ -380,9 +384,9 @@ def reserve_latency(exe: Path, url: str, admin: Any) -> Dict[str, Any]:
                  "redis_client_us": statistics.median(redis_run["latency_us"][refused]),
                  "in_process_us": statistics.median(memory_run["latency_us"][refused])})
     ranked = sorted(server)
-    return {"reserves": n, "rows": rows, "redis_server_max_us": max(server) if server else None,
+    return {"reserves": n, "step_ms": step_ms, "rows": rows, "redis_server_max_us": max(server) if server else None,
             "redis_server_p99_us": ranked[int(len(ranked) * 0.99)] if server else None,
-            "last_booking_ahead_min": round(redis_run["last_at_ms"] / 60000, 1)}
+            "last_booking_ahead_min": round((redis_run["last_at_ms"] - step_ms * (n - refusals - 1)) / 60000, 1)}
 
 
 def waits(exe: Path, url: str, admin: Any, seconds: int) -> List[Dict[str, Any]]:
@@ -528,14 +532,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             memory.append(row)
             print("  memory:  %-28s %8d bytes per tenant (%s)" % (name, row["tenant_bytes"], row["format"]),
                   flush=True)
-        reserve = waits_rows = alternative = None
+        reserve = reserve_moving = waits_rows = alternative = None
         if exe is not None:
             admin.flushall()
             print("  reserve latency with calls booked ahead ...", flush=True)
             reserve = reserve_latency(exe, url, admin)
-            for r in reserve["rows"]:
-                print("    %12s booked: Redis %s µs on the server, %.0f µs at the client; in process %.1f µs"
-                      % (r["booked_ahead"], r["redis_server_us"], r["redis_client_us"], r["in_process_us"]), flush=True)
+            reserve_moving = reserve_latency(exe, url, admin, 1)
+            for label, res in (("clock still", reserve), ("clock moving 1 ms per reserve", reserve_moving)):
+                print("    %s:" % label, flush=True)
+                for r in res["rows"]:
+                    print("    %12s booked: Redis %s µs on the server, %.0f µs at the client; in process %.1f µs"
+                          % (r["booked_ahead"], r["redis_server_us"], r["redis_client_us"], r["in_process_us"]),
+                          flush=True)
             print("  100 waiters in 4 processes ...", flush=True)
             waits_rows = waits(exe, url, admin, 3 if a.quick else 10)
             for w in waits_rows:
@@ -559,6 +567,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "latency": latency,
         "memory": memory,
         "reserve": reserve,
+        "reserve_moving": reserve_moving,
         "waits": waits_rows,
         "blob_alternative": alternative,
         "python": platform.python_version(),

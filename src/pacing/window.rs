@@ -7,6 +7,10 @@ use std::collections::VecDeque;
 /// How many booked calls [`Window::earliest`] checks at once when it looks for a full window among them.
 const SCAN_CHUNK: usize = 64;
 
+/// A jump past a full window that passes fewer calls than this ends the jumping: the rest is scanned (see
+/// [`Window::leave_full`]).
+const JUMP_MIN: usize = 8;
+
 /// The instants are kept as 4-byte offsets from `base` (half the memory of 8-byte instants: a full 5000-call day
 /// window is 20 KB). A window only ever holds instants within its span before now and bookings at most
 /// [`super::MAX_BOOKING_AHEAD_MS`] after it, so offsets from the oldest entry always fit; `base` moves forward when
@@ -58,31 +62,50 @@ impl Window {
     pub fn prune(&mut self, now: u64, span: u64) {
         if let Some(edge) = now.checked_sub(span) {
             // Usually one or two calls leave: the search gallops from the front.
-            let leaving = self.first_past(0, edge, true);
+            let leaving = self.first_past(0, edge, true, 0);
             self.offsets.drain(..leaving);
         }
     }
 
     /// The first index at or after `from` whose entry is after `t` (`inclusive`) or at or after it: a gallop from
-    /// `from` (the searches in [`Window::earliest`] move forward by a little at a time), then a binary search.
-    fn first_past(&self, from: usize, t: u64, inclusive: bool) -> usize {
+    /// `from` (the searches in [`Window::earliest`] move forward by a little at a time), then a binary search. With
+    /// a `hint` (0: none) the answer is looked for first at `from + hint`: a jump past a full window passes about
+    /// `limit` calls (exactly that many when bookings come in bursts at the limit's pace), found so in two reads.
+    fn first_past(&self, from: usize, t: u64, inclusive: bool, hint: usize) -> usize {
         let n = self.offsets.len();
         let before = |i: usize| if inclusive { self.at(i) <= t } else { self.at(i) < t };
         if from >= n || !before(from) {
             return from;
         }
         // before(lo) holds; find hi with !before(hi) (or n).
-        let (mut lo, mut step) = (from, 1);
-        let mut hi = loop {
-            let probe = lo + step;
-            if probe >= n {
-                break n;
+        let mut lo = from;
+        let mut bound = None;
+        if hint > 0 {
+            let last = from + hint - 1;
+            if last >= n || !before(last) {
+                bound = Some(last.min(n));
+            } else if last + 1 >= n || !before(last + 1) {
+                return last + 1;
+            } else {
+                lo = last + 1;
             }
-            if !before(probe) {
-                break probe;
+        }
+        let mut hi = match bound {
+            Some(hi) => hi,
+            None => {
+                let mut step = 1;
+                loop {
+                    let probe = lo + step;
+                    if probe >= n {
+                        break n;
+                    }
+                    if !before(probe) {
+                        break probe;
+                    }
+                    lo = probe;
+                    step *= 2;
+                }
             }
-            lo = probe;
-            step *= 2;
         };
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
@@ -110,23 +133,19 @@ impl Window {
         // Calls at or before t - span (t only grows: the count is found by galloping on).
         let mut left = 0;
         loop {
-            if p >= limit {
-                let leaves = self.at(p - limit).saturating_add(span);
-                if leaves > t {
-                    t = leaves;
-                    p = self.first_past(p, t, true);
-                    continue;
-                }
+            if p >= limit && self.at(p - limit).saturating_add(span) > t {
+                (t, p) = self.leave_full(t, p, limit, span);
+                continue;
             }
             if p == n {
                 return t; // nothing booked after t: the common case
             }
             let from = p.max(checked);
-            let end = self.first_past(from, t.saturating_add(span), false);
+            let end = self.first_past(from, t.saturating_add(span), false, 0);
             // A full window ending at a booked call in (t, t + span) lies within (t - span, t + span): with fewer
             // than `limit` calls there, there is none (the common case of a tenant booking ahead).
             if let Some(edge) = t.checked_sub(span) {
-                left = self.first_past(left, edge, true);
+                left = self.first_past(left, edge, true, 0);
             }
             if end - left < limit {
                 return t;
@@ -135,8 +154,46 @@ impl Window {
             checked = checked.max(end);
             let Some(k) = full else { return t };
             t = self.at(k);
-            p = self.first_past(p, t, true);
+            p = self.first_past(p, t, true, 0);
         }
+    }
+
+    /// From `t` whose window is full (`p` = calls at or before `t`): the first instant after it whose window holds
+    /// fewer than `limit` calls, and the calls at or before that. Jump by jump, each to the instant the limit-th call
+    /// before leaves, while a jump passes many calls (bookings made in bursts at the limit's pace pass `limit`);
+    /// once one passes few (bookings made one after another: each jump passes one), the rest is scanned
+    /// ([`Window::free_after`]), so a chain of 2,000 bookings costs one pass, not 2,000 searches.
+    fn leave_full(&self, mut t: u64, mut p: usize, limit: usize, span: u64) -> (u64, usize) {
+        let n = self.offsets.len();
+        while p >= limit {
+            let leaves = self.at(p - limit).saturating_add(span);
+            if leaves <= t {
+                break;
+            }
+            let next = self.first_past(p, leaves, true, limit);
+            if next - p < JUMP_MIN && next < n {
+                return self.free_after(leaves, next, limit, span);
+            }
+            (t, p) = (leaves, next);
+        }
+        (t, p)
+    }
+
+    /// The first instant ≥ `t` (`p` = calls at or before it, at least `limit`) whose window holds fewer than
+    /// `limit` calls, and the calls at or before it: between the calls q − 1 and q it is the first instant
+    /// x = max(`t` or the call q − 1, the call q − limit + span), if x comes before the call q (or q is the last).
+    fn free_after(&self, t: u64, p: usize, limit: usize, span: u64) -> (u64, usize) {
+        let n = self.offsets.len();
+        let mut lower = t;
+        for q in p..n {
+            let x = lower.max(self.at(q - limit).saturating_add(span));
+            let here = self.at(q);
+            if x < here {
+                return (x, q);
+            }
+            lower = here;
+        }
+        (lower.max(self.at(n - limit).saturating_add(span)), n)
     }
 
     /// The latest call in `lo..hi` whose window holds `limit` calls (its `limit - 1`-th predecessor has not left
@@ -286,6 +343,69 @@ mod tests {
                 assert!(!exceeded(&with, limit, span), "admitted {at} over the limit: {all:?}");
                 w.insert(at, usize::MAX, 0);
                 all = with;
+            }
+        }
+    }
+
+    #[test]
+    fn earliest_is_exact_through_long_booking_chains() {
+        // Bookings made one after another as a reserve makes them (each at the earliest free instant), with the
+        // clock standing still (bursts of `limit`) or moving a little between them (chains the jumps pass one call
+        // at a time): both ways past the full windows (jumps, then the scan) must find the brute-force answer.
+        let mut seed = 0x7f4a_7c15_9e37_79b9u64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for _ in 0..60 {
+            let limit = 2 + next(14) as usize;
+            let span = 5 + next(40);
+            let step = next(3);
+            let mut w = Window::default();
+            let mut all = Vec::new();
+            let mut now = 0;
+            for _ in 0..(limit * (2 + next(12) as usize)) {
+                let at = w.earliest(now, limit, span);
+                w.insert(at, usize::MAX, 0);
+                all.push(at);
+                now += step;
+            }
+            all.sort_unstable();
+            for t in [0, now, next(now + span), next(all[all.len() - 1] + span)] {
+                let want = (t..).find(|&c| fits(&all, c, limit, span)).unwrap();
+                assert_eq!(w.earliest(t, limit, span), want, "from {t}: {all:?} limit {limit} span {span}");
+            }
+        }
+    }
+
+    #[test]
+    fn first_past_finds_the_same_index_with_any_hint() {
+        let mut seed = 0x5851_f42d_4c95_7f2du64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for _ in 0..500 {
+            let mut w = Window::default();
+            // Bursts of equal instants (as bookings at a limit's pace), and single calls.
+            for _ in 0..next(40) {
+                let t = next(200);
+                for _ in 0..=next(6) {
+                    w.insert(t, usize::MAX, 0);
+                }
+            }
+            let n = w.len();
+            for _ in 0..20 {
+                let (from, t, inclusive) = (next(n as u64 + 2) as usize, next(210), next(2) == 0);
+                let linear = (from..n).find(|&i| if inclusive { w.at(i) > t } else { w.at(i) >= t }).unwrap_or(n);
+                let expected = if from >= n { from } else { linear };
+                for hint in [0, 1, 2, 3, 5, 8, 64] {
+                    assert_eq!(w.first_past(from, t, inclusive, hint), expected, "from {from} t {t} hint {hint}");
+                }
             }
         }
     }

@@ -31,13 +31,15 @@ local U32 = 4294967296
 -- Entries a log's header holds: newest past calls not yet in the ring, and copies of the oldest ring entries.
 local TAIL, FRONT = 24, 8
 -- Entries read at once when a search needs the ring or the bookings.
-local BLOCK = 64
+local BLOCK = 256
 -- The smallest ring or bookings region allocated.
 local MIN_ROOM = 8
 -- Fields of the state hash looked at per sweep step.
 local SWEEP_COUNT = 16
 -- Booked calls a search for a full window checks at once (Window::earliest's SCAN_CHUNK).
 local SCAN_CHUNK = 64
+-- A jump past a full window that passes fewer calls than this ends the jumping (Window::leave_full's JUMP_MIN).
+local JUMP_MIN = 8
 
 -- A log's header: base, ring room, ring start, ring count, bookings room, bookings start, bookings count, first
 -- booking (offset), newest ring entry (offset), cached front count, the cached front (FRONT entries).
@@ -359,7 +361,7 @@ function Log:offset_of(t)
   if self:is_empty() then
     self.base, self.ps, self.fs, self.dirty = t, 0, 0, true
   elseif t < self.base or t - self.base >= U32 then
-    if t >= U32 then self:drop_front(self:first_past(0, t - U32, true)) end
+    if t >= U32 then self:drop_front(self:first_past(0, t - U32, true, 0)) end
     self.base, self.dirty = self:is_empty() and t or min(self:at(0), t), true
   end
   return t % U32
@@ -401,20 +403,32 @@ function Log:count_lt(t)
 end
 
 -- The first index at or after `from` whose entry is after t (`inclusive`) or at or after it: a gallop from `from`,
--- then a binary search (Window::first_past).
-function Log:first_past(from, t, inclusive)
+-- then a binary search; with a `hint` (0: none), looked for first at `from + hint` (Window::first_past).
+function Log:first_past(from, t, inclusive, hint)
   local n = self:len()
   -- Entries before the answer are <= t (`inclusive`) or < t: `edge` is the first value past them.
   local edge = inclusive and t + 1 or t
   if from >= n or self:at(from) >= edge then return from end
-  local lo, step = from, 1
-  local hi
-  while true do
-    local probe = lo + step
-    if probe >= n then hi = n break end
-    if self:at(probe) >= edge then hi = probe break end
-    lo = probe
-    step = step * 2
+  local lo, hi = from, nil
+  if hint > 0 then
+    local last = from + hint - 1
+    if last >= n or self:at(last) >= edge then
+      hi = min(last, n)
+    elseif last + 1 >= n or self:at(last + 1) >= edge then
+      return last + 1
+    else
+      lo = last + 1
+    end
+  end
+  if not hi then
+    local step = 1
+    while true do
+      local probe = lo + step
+      if probe >= n then hi = n break end
+      if self:at(probe) >= edge then hi = probe break end
+      lo = probe
+      step = step * 2
+    end
   end
   while hi - lo > 1 do
     local mid = lo + floor((hi - lo) / 2)
@@ -427,7 +441,7 @@ end
 function Log:prune(span)
   local edge = now - span
   if edge < 0 or self:is_empty() then return end
-  self:drop_front(self:first_past(0, edge, true))
+  self:drop_front(self:first_past(0, edge, true, 0))
 end
 
 -- The earliest instant >= t at which a call fits (Window::earliest): jumps past the leaving instant of the
@@ -441,29 +455,63 @@ function Log:earliest(t, limit, span)
   local left = 0
   while true do
     local jumped = false
-    if p >= limit then
-      local leaves = self:at(p - limit) + span
-      if leaves > t then
-        t = leaves
-        p = self:first_past(p, t, true)
-        jumped = true
-      end
+    if p >= limit and self:at(p - limit) + span > t then
+      t, p = self:leave_full(t, p, limit, span)
+      jumped = true
     end
     if not jumped then
       if p == n then return t end -- nothing booked after t: the common case
       local from = max(p, checked)
-      local upto = self:first_past(from, t + span, false)
+      local upto = self:first_past(from, t + span, false, 0)
       -- A full window ending at a booked call in (t, t + span) lies within (t - span, t + span): with fewer than
       -- `limit` calls there, there is none (the common case of a tenant booking ahead).
-      if t >= span then left = self:first_past(left, t - span, true) end
+      if t >= span then left = self:first_past(left, t - span, true, 0) end
       if upto - left < limit then return t end
       local full = self:latest_full(from, upto, limit, span)
       checked = max(checked, upto)
       if not full then return t end
       t = self:at(full)
-      p = self:first_past(p, t, true)
+      p = self:first_past(p, t, true, 0)
     end
   end
+end
+
+-- From t whose window is full (p calls at or before it): the first instant after it whose window is not, and the
+-- calls at or before that; jump by jump while jumps pass many calls, then a scan (Window::leave_full).
+function Log:leave_full(t, p, limit, span)
+  local n = self:len()
+  while p >= limit do
+    local leaves = self:at(p - limit) + span
+    if leaves <= t then break end
+    local next = self:first_past(p, leaves, true, limit)
+    if next - p < JUMP_MIN and next < n then return self:free_after(leaves, next, limit, span) end
+    t, p = leaves, next
+  end
+  return t, p
+end
+
+-- The first instant >= t (p calls at or before it, at least `limit`) whose window holds fewer than `limit` calls,
+-- and the calls at or before it; between the calls q - 1 and q it is x = max(t or the call q - 1, the call
+-- q - limit + span), if x comes before the call q (Window::free_after). Read a chunk at a time, as arrays.
+function Log:free_after(t, p, limit, span)
+  local n, base = self:len(), self.base
+  local lower = t - base
+  local q = p
+  while q < n do
+    local b = min(q + SCAN_CHUNK, n)
+    local here, starts = self:offsets(q, b), self:offsets(q - limit, b - limit)
+    for k = 1, b - q do -- (written out: the loop runs up to MAX_BOOKINGS times)
+      local x, h = starts[k] - base, here[k] - base
+      if x < 0 then x = x + U32 end
+      if h < 0 then h = h + U32 end
+      x = x + span
+      if x < lower then x = lower end
+      if x < h then return base + x, q + k - 1 end
+      lower = h
+    end
+    q = b
+  end
+  return base + max(lower, (self:offset(n - limit) - base) % U32 + span), n
 end
 
 -- Entries i..j-1 as stored, as an array (for a scan: decoded a block's run at a time, not one call each).
@@ -491,6 +539,7 @@ function Log:offsets(i, j)
       take = min(j - i, #bytes / 4 - at)
     end
     local run = { sunpack(offsets_format(take), bytes, 4 * at + 1) }
+    if n == 0 and take == j - i then return run end -- one run: as unpacked (its last value is past the entries)
     for x = 1, take do out[n + x] = run[x] end
     n, i = n + take, i + take
   end
