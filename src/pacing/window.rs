@@ -119,8 +119,9 @@ impl Window {
     /// those too). So the search moves `t` forward by two rules, each a jump to where fitness can change: past the
     /// instant the limit-th call before `t` leaves (its `e + span`), and past the latest booked call in
     /// (t, t + span) whose window is already full (`e`, then the first rule). Each booked call is checked once per
-    /// search: O(log n) when nothing is booked after `t` (every plain acquire), else O(log n) per jump plus the
-    /// bookings read (at most [`super::MAX_BOOKINGS`] in a tenant's windows).
+    /// search: O(log n) when nothing is booked after `t` (every plain acquire), else O(log n) per jump while the
+    /// jumps pass many calls, and one pass over the bookings where they pass few (at most [`super::MAX_BOOKINGS`]
+    /// in a tenant's windows; see [`Window::leave_full`]).
     pub fn earliest(&self, t: u64, limit: usize, span: u64) -> u64 {
         let n = self.offsets.len();
         if limit == 0 || n < limit {
