@@ -41,7 +41,7 @@ pub enum Step {
 pub enum Wakeup {
     /// A release on this limiter wakes it: it blocks in the library on a backend that sees every release.
     OnRelease,
-    /// Only by asking again, after this many milliseconds (see [`Waiters::concurrency_poll`]).
+    /// Only by asking again, after this many milliseconds (the limiter spaces these polls out between its waiters).
     Poll(u64),
 }
 
