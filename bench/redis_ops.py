@@ -379,7 +379,7 @@ def reserve_latency(exe: Path, url: str, admin: Any, step_ms: int = 0) -> Dict[s
                      "redis_client_us": statistics.median(redis_run["latency_us"][around]),
                      "in_process_us": statistics.median(memory_run["latency_us"][around])})
     refused = slice(n - refusals, n)
-    rows.append({"booked_ahead": "%d, refused" % (RESERVE_BOOKINGS[-1] + 1),
+    rows.append({"booked_ahead": "{:,}, refused".format(RESERVE_BOOKINGS[-1] + 1),
                  "redis_server_us": statistics.median(server[refused]) if len(server) >= n else None,
                  "redis_client_us": statistics.median(redis_run["latency_us"][refused]),
                  "in_process_us": statistics.median(memory_run["latency_us"][refused])})
@@ -575,8 +575,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "notes": [
             "Latency: one tenant, one thread, window limits of %d (every decision granted; the windows grow with "
             "the calls, up to the decisions made); each decision timed alone after an untimed warm-up of a tenth as "
-            "many. A decision is xeroguard's acquire + release (two scripts: the permit is given back), limits' "
-            "hit on the minute then the day item (two scripts), pyrate's try_acquire (one script)." % BIG_LIMIT,
+            "many. A decision is xeroguard's acquire + release (a function, then an HDEL that gives the permit "
+            "back), limits' hit on the minute then the day item (two scripts), pyrate's try_acquire (one script)."
+            % BIG_LIMIT,
             "Redis CPU: CONFIG RESETSTAT before each timed pass; from INFO commandstats the usec of every command "
             "the client sent (FCALL, EVALSHA, EVAL, FUNCTION LOAD, HDEL: they include the commands a script or "
             "function calls), divided by the decisions made after the reset; the process figure is INFO cpu's "

@@ -226,15 +226,16 @@ def redis_section(results: Path) -> List[str]:
                   "Redis µs per decision (commandstats)", "Redis process µs per decision"],
                  [[r["limiter"], r["api"], f"{r['p50_us']:.0f} µs", f"{r['p99_us']:.0f} µs", f"{r['ops_per_s']:,}",
                    f"{r['commands_per_decision']:.2f}",
-                   ", ".join(f"{name.upper().replace('|', ' ')} {v:.1f}" for name, v in sorted(r["usec_per_command"].items(),
-                                                                          key=lambda kv: -kv[1])) or "—",
+                   ", ".join(f"{name.upper().replace('|', ' ')} {v:.1f}"
+                             for name, v in sorted(r["usec_per_command"].items(), key=lambda kv: -kv[1])) or "—",
                    f"{r['redis_usec_per_decision']:.1f}", f"{r['process_cpu_usec_per_decision']:.1f}"] for r in rows])
     py_row = next((r for r in rows if r["key"] == "xeroguard-python"), None)
     if c_row and py_row:
         out += ["", f"The Python binding's share: {py_row['p50_us'] - c_row['p50_us']:.0f} µs of the "
                 f"{py_row['p50_us']:.0f} µs median (the same decisions from C take {c_row['p50_us']:.0f} µs)."]
     peers = [r for r in rows if not r["key"].startswith("xeroguard")]
-    if c_row and any(r["redis_usec_per_decision"] < c_row["redis_usec_per_decision"] for r in peers):
+    ours_rows = [r for r in (c_row, py_row) if r]
+    if any(p["redis_usec_per_decision"] < o["redis_usec_per_decision"] for p in peers for o in ours_rows):
         out += why([("Redis CPU per decision", WHY_SLOWER["redis_decision"])])
     memory = data["memory"]
     ours = next((m for m in memory if m["limiter"].startswith("xeroguard")), None)
