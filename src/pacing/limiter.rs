@@ -254,7 +254,7 @@ impl Limiter {
             };
             let wakeup = if refusal.reason == Reason::Concurrency {
                 let blocking = max_block != Some(Duration::ZERO);
-                self.waiters.concurrency_poll(blocking, self.backend.sees_every_release())
+                self.waiters.concurrency_poll(tenant, blocking, self.backend.sees_every_release())
             } else {
                 Wakeup::OnRelease
             };

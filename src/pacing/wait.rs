@@ -2,6 +2,7 @@
 //! (`Limiter::acquire_wait`), the bounded step the bindings call (`Limiter::acquire_until`) and every binding's async
 //! path follow it; nothing else decides when to give up.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +21,8 @@ pub const CONCURRENCY_POLL_MS: u64 = 25;
 /// The same poll under its earlier name (it served shared stores only).
 #[deprecated(note = "the poll serves every concurrency wait no release wakes: CONCURRENCY_POLL_MS")]
 pub const SHARED_RELEASE_POLL_MS: u64 = CONCURRENCY_POLL_MS;
+/// Tenants whose turns a limiter keeps before it forgets those already past.
+const SHARED_POLL_TENANTS: usize = 64;
 /// Stands for "no deadline".
 pub const NO_DEADLINE: u64 = u64::MAX;
 
@@ -100,9 +103,9 @@ pub(crate) struct Waiters {
     /// Threads inside a wait; with none, a release signals nobody.
     count: AtomicUsize,
     interrupted: AtomicBool,
-    /// When this process's next re-ask of a shared store after a concurrency refusal is due (see
+    /// When this process's next re-ask of a shared store after a concurrency refusal is due, by tenant (see
     /// [`Waiters::concurrency_poll`]).
-    next_shared_poll: Mutex<Option<Instant>>,
+    next_shared_poll: Mutex<HashMap<String, Instant>>,
 }
 
 /// Counts a thread in while it waits.
@@ -157,17 +160,22 @@ impl Waiters {
 
     /// How a waiter refused for concurrency learns of a free slot. Blocking in the library on a backend that sees
     /// every release, the release wakes it. A caller that does not block (async code; `max_block` zero) polls
-    /// every [`CONCURRENCY_POLL_MS`], jittered. On a shared store the re-asks of every waiter of this limiter take
-    /// turns: each gets the next free turn, one [`CONCURRENCY_POLL_MS`] (jittered) after the previous, so N waiters
-    /// ask the store about as often as one (a freed slot is still seen within a turn), not N times as often.
-    pub fn concurrency_poll(&self, blocking: bool, sees_every_release: bool) -> Wakeup {
+    /// every [`CONCURRENCY_POLL_MS`], jittered. On a shared store the re-asks of this limiter's waiters for one
+    /// tenant take turns: each gets the tenant's next free turn, one [`CONCURRENCY_POLL_MS`] (jittered) after the
+    /// previous, so N waiters for a tenant ask the store about as often as one (a freed slot is still seen within a
+    /// turn), not N times as often; waiters for other tenants (other slots) keep their own turns.
+    pub fn concurrency_poll(&self, tenant: &str, blocking: bool, sees_every_release: bool) -> Wakeup {
         if sees_every_release {
             return if blocking { Wakeup::OnRelease } else { Wakeup::Poll(jittered(CONCURRENCY_POLL_MS)) };
         }
         let now = Instant::now();
-        let mut next = self.next_shared_poll.lock();
-        let turn = next.filter(|&at| at > now).unwrap_or(now) + Duration::from_millis(jittered(CONCURRENCY_POLL_MS));
-        *next = Some(turn);
+        let mut turns = self.next_shared_poll.lock();
+        if turns.len() >= SHARED_POLL_TENANTS && !turns.contains_key(tenant) {
+            turns.retain(|_, at| *at > now); // turns already past matter no more
+        }
+        let next = turns.get(tenant).copied().filter(|&at| at > now).unwrap_or(now);
+        let turn = next + Duration::from_millis(jittered(CONCURRENCY_POLL_MS));
+        turns.insert(tenant.to_owned(), turn);
         Wakeup::Poll(u64::try_from((turn - now).as_millis()).unwrap_or(u64::MAX))
     }
 
@@ -240,9 +248,13 @@ mod tests {
     #[test]
     fn non_blocking_callers_poll_with_jitter_on_every_backend() {
         let waiters = Waiters::default();
-        assert_eq!(waiters.concurrency_poll(true, true), Wakeup::OnRelease, "a release here wakes a blocked waiter");
+        assert_eq!(
+            waiters.concurrency_poll("t", true, true),
+            Wakeup::OnRelease,
+            "a release here wakes a blocked waiter"
+        );
         let polls: Vec<u64> = (0..200)
-            .map(|_| match waiters.concurrency_poll(false, true) {
+            .map(|_| match waiters.concurrency_poll("t", false, true) {
                 Wakeup::Poll(ms) => ms,
                 Wakeup::OnRelease => panic!("an async caller is not woken by the library"),
             })
@@ -257,7 +269,7 @@ mod tests {
         let waiters = Waiters::default();
         // Twenty waiters refused at once: each asks again one turn after the previous, not all after one poll.
         let mut polls: Vec<u64> = (0..20)
-            .map(|_| match waiters.concurrency_poll(true, false) {
+            .map(|_| match waiters.concurrency_poll("t", true, false) {
                 Wakeup::Poll(ms) => ms,
                 Wakeup::OnRelease => panic!("a release elsewhere wakes nobody here"),
             })
@@ -266,6 +278,28 @@ mod tests {
         let spread = polls[19] - polls[0];
         assert!(spread >= 19 * CONCURRENCY_POLL_MS / 2, "turns spread over the waiters: {polls:?}");
         assert!(polls[0] <= CONCURRENCY_POLL_MS * 3 / 2, "the first asks within one turn: {polls:?}");
+    }
+
+    #[test]
+    fn waiters_for_other_tenants_keep_their_own_turns() {
+        let waiters = Waiters::default();
+        let poll = |tenant: &str| match waiters.concurrency_poll(tenant, true, false) {
+            Wakeup::Poll(ms) => ms,
+            Wakeup::OnRelease => panic!("a release elsewhere wakes nobody here"),
+        };
+        for _ in 0..10 {
+            poll("busy");
+        }
+        // Ten turns are taken for "busy"; another tenant's first waiter asks within one turn.
+        assert!(poll("other") <= CONCURRENCY_POLL_MS * 3 / 2);
+        assert!(poll("busy") >= 10 * CONCURRENCY_POLL_MS / 2);
+        // Many tenants: once their turns are past, they are forgotten.
+        for i in 0..SHARED_POLL_TENANTS {
+            poll(&format!("t{i}"));
+        }
+        std::thread::sleep(Duration::from_millis(20 * CONCURRENCY_POLL_MS)); // past every turn above (11 for "busy")
+        poll("late");
+        assert_eq!(waiters.next_shared_poll.lock().len(), 1, "only the new turn is kept");
     }
 
     #[test]
