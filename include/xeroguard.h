@@ -485,6 +485,10 @@ typedef struct {
   // Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
   const char *tls_ca_file;
   size_t tls_ca_file_len;
+  // Pace by the limits stored for the prefix when they differ from the ones given (`xg_limiter_limits` then
+  // reports them). Without it (or `replace_limits`), differing limits are `XG_STATUS_LIMITS_DIFFER`; both set is
+  // `XG_STATUS_INVALID_ARGUMENT`.
+  uint8_t adopt_stored_limits;
 } xg_redis_options;
 
 // The answer of acquire/peek: granted (with a permit to release; 0 for tenantless calls, which hold none), or
@@ -638,6 +642,13 @@ typedef struct {
 // An input struct sets a field this library does not know: its `struct_size` is a newer header's and a byte past
 // this library's struct is not zero. Use a library at least as new as the header, or leave the new fields zero.
 #define XG_STATUS_UNKNOWN_FIELDS 15
+
+// The limits given differ from those stored for the key prefix (the message names both): set
+// `replace_limits` to write them over the stored ones, or `adopt_stored_limits` to pace by the stored ones.
+#define XG_STATUS_LIMITS_DIFFER 16
+
+// A limiter opened for inspection (`xg_limiter_inspect_redis`) found no limits stored for its key prefix.
+#define XG_STATUS_NO_STORED_LIMITS 17
 
 // A panic inside the library was caught at the boundary. The library remains usable.
 #define XG_STATUS_PANIC 99
@@ -818,9 +829,10 @@ xg_redis_options xg_redis_options_default(void);
 // Creates a limiter whose windows, permits, blocks and limits are shared, through Redis, by every process and
 // machine using the same `options->key_prefix`: every decision is one atomic script on the store's clock. Every
 // other `xg_limiter_*` function works on it unchanged. `limits` (NULL: the defaults) initialise a prefix that holds
-// none; the stored ones win unless `options->replace_limits`. `clock`: `XG_CLOCK_MONOTONIC` in production (the
-// store's clock decides; this one times waits), `XG_CLOCK_MANUAL` for tests (the manual reading is the store's
-// clock; a prefix is either). It connects once now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be
+// none; a prefix holding other limits is `XG_STATUS_LIMITS_DIFFER` (the message names both) unless
+// `options->replace_limits` (these are stored) or `options->adopt_stored_limits` (the stored ones are used).
+// `clock`: `XG_CLOCK_MONOTONIC` in production (the store's clock decides; this one times waits),
+// `XG_CLOCK_MANUAL` for tests (the manual reading is the store's clock; a prefix is either). It connects once now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be
 // reached within the deadline, `XG_STATUS_STORE_ERROR` when it refuses (ACL, another clock). Later, while the
 // store cannot be reached, `options->on_store_error` decides and `xg_decision.fallback` says so. A handle made
 // before `fork()` may be used in both processes (the child never shares the parent's connections). Thread-safe.
@@ -829,8 +841,22 @@ xg_status xg_limiter_new_redis(const xg_limits *limits,
                                uint32_t clock,
                                xg_limiter **out);
 
+// Opens a shared limiter's key prefix for inspection: nothing is ever written to the store (not even limits to an
+// empty prefix). `xg_limiter_snapshot_json` and `xg_limiter_peek` answer (`XG_STATUS_NO_STORED_LIMITS` on a prefix
+// that holds no limits); operations that would write are `XG_STATUS_INVALID_ARGUMENT`. `xg_limiter_limits`
+// reports the stored limits (the defaults when there are none). `options->replace_limits`,
+// `adopt_stored_limits`, `on_store_error` and `workers` do not apply. Thread-safe.
+xg_status xg_limiter_inspect_redis(const xg_redis_options *options,
+                                   uint32_t clock,
+                                   xg_limiter **out);
+
 // Frees a limiter. NULL is a no-op. No other call may be using the handle, and it must not be used afterwards.
 void xg_limiter_free(xg_limiter *limiter);
+
+// Stores the limits the limiter paces by in `*out` (set `out->struct_size`): for a shared limiter, the limits
+// stored for its prefix (after `adopt_stored_limits`, the stored ones, not those given). Thread-safe.
+xg_status xg_limiter_limits(const xg_limiter *limiter,
+                            xg_limits *out);
 
 // Stores the limiter's clock reading (ms) in `*out_ms`. Thread-safe.
 xg_status xg_limiter_now_ms(const xg_limiter *limiter, uint64_t *out_ms);

@@ -40,6 +40,11 @@ pub const XG_STATUS_STORE_ERROR: xg_status = 14;
 /// An input struct sets a field this library does not know: its `struct_size` is a newer header's and a byte past
 /// this library's struct is not zero. Use a library at least as new as the header, or leave the new fields zero.
 pub const XG_STATUS_UNKNOWN_FIELDS: xg_status = 15;
+/// The limits given differ from those stored for the key prefix (the message names both): set
+/// `replace_limits` to write them over the stored ones, or `adopt_stored_limits` to pace by the stored ones.
+pub const XG_STATUS_LIMITS_DIFFER: xg_status = 16;
+/// A limiter opened for inspection (`xg_limiter_inspect_redis`) found no limits stored for its key prefix.
+pub const XG_STATUS_NO_STORED_LIMITS: xg_status = 17;
 /// A panic inside the library was caught at the boundary. The library remains usable.
 pub const XG_STATUS_PANIC: xg_status = 99;
 
@@ -360,6 +365,8 @@ pub extern "C" fn xg_status_name(status: xg_status) -> *const c_char {
             XG_STATUS_STORE_UNAVAILABLE => c"store_unavailable",
             XG_STATUS_STORE_ERROR => c"store_error",
             XG_STATUS_UNKNOWN_FIELDS => c"unknown_fields",
+            XG_STATUS_LIMITS_DIFFER => c"limits_differ",
+            XG_STATUS_NO_STORED_LIMITS => c"no_stored_limits",
             XG_STATUS_PANIC => c"panic",
             _ => c"unknown_status",
         };

@@ -45,6 +45,12 @@ impl Limiter {
         Ok(Self::with_backend(Box::new(RedisBackend::connect(limits, options, clock)?), clock))
     }
 
+    /// A read-only view of a shared limiter's state (snapshot and peek; nothing is ever written, see
+    /// [`RedisBackend::inspect`]).
+    pub fn inspect_redis(options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
+        Ok(Self::with_backend(Box::new(RedisBackend::inspect(options, clock)?), clock))
+    }
+
     /// A limiter over any backend. `clock` is the clock `now` arguments and wait deadlines are read on.
     pub fn with_backend(backend: Box<dyn Backend>, clock: Clock) -> Self {
         Limiter { backend, clock: ClockSource::new(clock), waiters: Waiters::default(), counters: Counters::default() }

@@ -85,6 +85,13 @@ pub enum PacingError {
     StoreUnavailable(String),
     /// The shared store answered with an error: another clock or prefix setup, a bad script, a protocol mismatch.
     Store(String),
+    /// The limits given differ from those stored for the key prefix (the message names both); set
+    /// `replace_limits` to write these over them, or `adopt_stored_limits` to pace by the stored ones.
+    LimitsDiffer(String),
+    /// A read-only look at a key prefix that holds no limits (nothing was ever stored there, or the store lost it).
+    NoStoredLimits,
+    /// A limiter opened for inspection only reads: the operation would write.
+    ReadOnly,
 }
 
 impl std::fmt::Display for PacingError {
@@ -106,6 +113,11 @@ impl std::fmt::Display for PacingError {
             PacingError::Interrupted => f.write_str("interrupted: the limiter is shutting down"),
             PacingError::StoreUnavailable(why) => write!(f, "the shared store is unavailable: {why}"),
             PacingError::Store(why) => write!(f, "the shared store refused: {why}"),
+            PacingError::LimitsDiffer(why) => f.write_str(why),
+            PacingError::NoStoredLimits => f.write_str(
+                "no limits are stored for this key prefix (no limiter has started on it, or the store lost them)",
+            ),
+            PacingError::ReadOnly => f.write_str("this limiter was opened for inspection: it only reads"),
             PacingError::BookingTooFar { wait_ms } => write!(
                 f,
                 "the next free slot is {} away, beyond the booking horizon of {}",

@@ -50,6 +50,13 @@ export class StoreUnavailableError extends statusError(13, 'store_unavailable') 
 export class StoreError extends statusError(14, 'store_error') {}
 /** A struct set a field the loaded library does not know (the package is newer than its library). */
 export class UnknownFieldsError extends statusError(15, 'unknown_fields') {}
+/**
+ * The limits given differ from those stored for the key prefix (the message names both): pass `replaceLimits` to
+ * store the given ones for every process, or `adoptStoredLimits` to pace by the stored ones.
+ */
+export class LimitsDifferError extends statusError(16, 'limits_differ') {}
+/** A read-only look at a key prefix that holds no limits. */
+export class NoStoredLimitsError extends statusError(17, 'no_stored_limits') {}
 export class PanicError extends statusError(99, 'panic') {}
 
 const STATUS_ERRORS: ReadonlyMap<
@@ -71,6 +78,8 @@ const STATUS_ERRORS: ReadonlyMap<
   [13, StoreUnavailableError],
   [14, StoreError],
   [15, UnknownFieldsError],
+  [16, LimitsDifferError],
+  [17, NoStoredLimitsError],
   [99, PanicError],
 ]);
 

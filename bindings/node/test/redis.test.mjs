@@ -61,6 +61,30 @@ test('a shared limiter decides through the store, off the event loop', async () 
   limiter.close();
 });
 
+test('limits that differ from the stored ones are LimitsDifferError unless adopted', async () => {
+  const options = { redisUrl: redis.url, keyPrefix: prefix(), clock: 'manual' };
+  const ten = { tenantMinute: { limit: 10, windowMs: 60000, marginMs: 0 } };
+  const five = { tenantMinute: { limit: 5, windowMs: 60000, marginMs: 0 } };
+  const first = await xg.Limiter.connect(ten, options);
+  await assert.rejects(
+    xg.Limiter.connect(five, options),
+    (e) =>
+      e instanceof xg.LimitsDifferError &&
+      e.status === 16 &&
+      /given 5 per 60000 ms.*stored 10 per 60000 ms/.test(e.message),
+  );
+  const adopted = await xg.Limiter.connect(five, { ...options, adoptStoredLimits: true });
+  assert.equal(adopted.limits.tenantMinute.limit, 10, 'after adopting, limits reports the stored ones');
+  assert.equal(first.limits.tenantMinute.limit, 10);
+  assert.throws(
+    () => new xg.Limiter(five, { ...options, adoptStoredLimits: true, replaceLimits: true }),
+    (e) => e instanceof xg.InvalidArgumentError && /exclude each other/.test(e.message),
+  );
+  assert.throws(() => new xg.Limiter(five, { ...options, adoptStoredLimits: 1 }), xg.InvalidArgumentError);
+  adopted.close();
+  first.close();
+});
+
 test('a store that cannot be reached is StoreUnavailableError, from ready and from every operation', async () => {
   const limiter = new xg.Limiter(undefined, { redisUrl: 'redis+unix:///nonexistent/redis.sock', keyPrefix: prefix() });
   await assert.rejects(

@@ -33,6 +33,7 @@ mod keys;
 mod numbers;
 mod protocol;
 mod scripts;
+mod stored;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,8 +71,14 @@ pub struct RedisOptions {
     /// For [`FailurePolicy::Local`]: how many processes share the limits; each keeps limit ÷ workers (at least 1).
     pub workers: u32,
     /// Write this limiter's limits to the store even if it holds others (every process adopts them at its next
-    /// call). Otherwise the limits already stored win, and these only initialise an empty prefix.
+    /// call). Otherwise these only initialise an empty prefix, and a prefix holding other limits is refused
+    /// ([`PacingError::LimitsDiffer`]) unless `adopt_stored_limits`.
     pub replace_limits: bool,
+    /// Pace by the limits stored for the prefix when they differ from this limiter's ([`Limiter::limits`] then
+    /// reports them). Not with `replace_limits`.
+    ///
+    /// [`Limiter::limits`]: crate::pacing::Limiter::limits
+    pub adopt_stored_limits: bool,
     /// A PEM file of the certificate authorities to trust for `rediss://` (default: the system's roots).
     pub tls_ca_file: Option<String>,
     /// Load the engine as a Redis Functions library (Redis 7+) when the server and its ACL allow `FUNCTION LOAD`;
@@ -89,6 +96,7 @@ impl RedisOptions {
             on_store_error: FailurePolicy::Closed,
             workers: 1,
             replace_limits: false,
+            adopt_stored_limits: false,
             tls_ca_file: None,
             functions: true,
         }
@@ -116,20 +124,45 @@ pub struct RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects, stores `limits` for the prefix unless it holds some (see [`RedisOptions::replace_limits`]), and
-    /// adopts the stored ones. `clock` is [`Clock::Manual`] only for tests: the engine then takes the caller's
-    /// `now`, and the prefix is marked so that no server-clock limiter can share it.
+    /// Connects and stores `limits` for the prefix unless it holds some; limits stored already must be these,
+    /// unless [`RedisOptions::replace_limits`] or [`RedisOptions::adopt_stored_limits`] says which win. `clock`
+    /// is [`Clock::Manual`] only for tests: the engine then takes the caller's `now`, and the prefix is marked so
+    /// that no server-clock limiter can share it.
     pub fn connect(limits: Limits, options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
+        if options.replace_limits && options.adopt_stored_limits {
+            return Err(PacingError::InvalidOptions(
+                "replace_limits and adopt_stored_limits exclude each other: set one (whose limits win) or neither"
+                    .into(),
+            ));
+        }
         limits.validate().map_err(PacingError::InvalidLimits)?;
+        let mut protocol = Self::protocol(limits, &options, clock)?;
+        protocol.init(options.replace_limits, options.adopt_stored_limits)?;
+        Self::with_protocol(protocol, &options)
+    }
+
+    /// Opens the prefix for inspection: nothing is written, not even limits to an empty prefix. The stored limits
+    /// are adopted (the defaults when it holds none); snapshot and peek answer, and say
+    /// [`PacingError::NoStoredLimits`] on a prefix that holds none; every other operation is
+    /// [`PacingError::ReadOnly`].
+    pub fn inspect(options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
+        let mut protocol = Self::protocol(Limits::default(), &options, clock)?.read_only();
+        protocol.read_stored_limits().map_err(failure)?;
+        Self::with_protocol(protocol, &options)
+    }
+
+    fn protocol(limits: Limits, options: &RedisOptions, clock: Clock) -> Result<Protocol, PacingError> {
         let keys = KeySpace::new(&options.key_prefix).map_err(PacingError::InvalidOptions)?;
         if options.deadline.is_zero() {
             return Err(PacingError::InvalidOptions("the store deadline must be positive".into()));
         }
-        let store = Store::open(&options)?;
+        let store = Store::open(options)?;
         store.choose_form(options.functions).map_err(failure)?;
         let deadline_ms = u64::try_from(options.deadline.as_millis()).unwrap_or(u64::MAX);
-        let mut protocol = Protocol::new(store, keys, limits, clock == Clock::Manual, deadline_ms);
-        protocol.init(options.replace_limits).map_err(failure)?;
+        Ok(Protocol::new(store, keys, limits, clock == Clock::Manual, deadline_ms))
+    }
+
+    fn with_protocol(protocol: Protocol, options: &RedisOptions) -> Result<Self, PacingError> {
         let fallback = Fallback::new(options.on_store_error, options.workers, protocol.limits())?;
         Ok(RedisBackend {
             protocol,

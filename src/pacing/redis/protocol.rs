@@ -57,7 +57,14 @@ pub struct Protocol {
     limits: Limits,
     manual_clock: bool,
     result_ttl_ms: u64,
+    /// Opened for inspection: only reads (peek, snapshot) are sent; nothing is ever stored, not even the limits.
+    read_only: bool,
 }
+
+/// What a read-only limiter answers an operation that would write.
+const READ_ONLY: &str = "XG_READONLY";
+/// The engine's error when the prefix holds no limits (engine.lua's load_config).
+const NO_CONFIG: &str = "XG_NOCONFIG";
 
 /// The operation's arguments after KEYS.
 struct Call<'a> {
@@ -144,7 +151,18 @@ impl Protocol {
     /// A protocol over `store`; [`Protocol::init`] stores or adopts the limits before any operation.
     pub fn new(store: Store, keys: KeySpace, limits: Limits, manual_clock: bool, deadline_ms: u64) -> Self {
         let result_ttl_ms = deadline_ms.saturating_mul(u64::from(RESULT_TTL_DEADLINES)).max(1);
-        Protocol { store, keys, limits, manual_clock, result_ttl_ms }
+        Protocol { store, keys, limits, manual_clock, result_ttl_ms, read_only: false }
+    }
+
+    /// A protocol that only reads (see [`Protocol::read_stored_limits`]): every writing operation is refused
+    /// before anything is sent.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    fn refuse_writes(&self) -> Result<(), StoreFailure> {
+        if self.read_only { Err(StoreFailure::Refused(READ_ONLY.into())) } else { Ok(()) }
     }
 
     pub fn store(&self) -> &Store {
@@ -159,11 +177,29 @@ impl Protocol {
         self.manual_clock
     }
 
-    /// Stores this protocol's limits for the prefix (if it holds none, or when `replace`) and adopts the stored
-    /// ones.
-    pub fn init(&mut self, replace: bool) -> Result<(), StoreFailure> {
-        self.limits = self.store_limits(replace)?;
+    /// Stores this protocol's limits for the prefix if it holds none, or over the stored ones when `replace`.
+    /// Limits stored already that differ from these are adopted when `adopt`, else refused with both named.
+    pub fn init(&mut self, replace: bool, adopt: bool) -> Result<(), PacingError> {
+        let stored = self.store_limits(replace).map_err(failure)?;
+        if !adopt && stored != self.limits {
+            return Err(PacingError::LimitsDiffer(super::stored::differ(&self.limits, &stored)));
+        }
+        self.limits = stored;
         Ok(())
+    }
+
+    /// Reads the limits stored for the prefix without writing anything, and adopts them; false when it holds none
+    /// (the limits stay as given).
+    pub fn read_stored_limits(&mut self) -> Result<bool, StoreFailure> {
+        let reply = self.store.command(redis::cmd("HMGET").arg(self.keys.config()).arg("clock").arg("lim"))?;
+        let Value::Array(items) = reply else { return Err(protocol("HMGET reply is not an array")) };
+        let (Some(Value::BulkString(_)), Some(Value::BulkString(stored))) = (items.first(), items.get(1)) else {
+            return Ok(false);
+        };
+        let stored = unpack_limits(&String::from_utf8_lossy(stored), self.limits.max_tenants)?;
+        stored.validate().map_err(|why| StoreFailure::Refused(format!("the stored limits are invalid: {why}")))?;
+        self.limits = stored;
+        Ok(true)
     }
 
     fn store_limits(&self, replace: bool) -> Result<Limits, StoreFailure> {
@@ -186,8 +222,11 @@ impl Protocol {
         args.push(self.keys.tenant_name(call.tenant));
         args.push(self.result_ttl_ms.to_string());
         args.extend(call.extra.iter().cloned());
+        if !matches!(op, Op::Peek | Op::Snapshot) {
+            self.refuse_writes()?;
+        }
         let reply = match self.store.call(op, &keys, &args) {
-            Err(StoreFailure::Refused(why)) if why.starts_with("XG_NOCONFIG") => {
+            Err(StoreFailure::Refused(why)) if why.starts_with(NO_CONFIG) && !self.read_only => {
                 self.store_limits(false)?;
                 self.store.call(op, &keys, &args)?
             }
@@ -233,6 +272,7 @@ impl Protocol {
 
     /// Gives permit `id` back: an HDEL of its field, so asking twice (a retry, a replay) changes nothing more.
     pub fn release(&self, id: u64) -> Result<(), StoreFailure> {
+        self.refuse_writes()?;
         let reply = self.store.command(redis::cmd("HDEL").arg(self.keys.state()).arg(KeySpace::permit_field(id)))?;
         match reply {
             Value::Int(_) => Ok(()),
@@ -319,6 +359,7 @@ impl Protocol {
 
     /// Sets (or with `None` removes) a tenant's own limits; every process reads them at its next call.
     pub fn set_override(&self, tenant: &str, limits: Option<TenantLimits>) -> Result<(), StoreFailure> {
+        self.refuse_writes()?;
         let value = limits.map_or(String::new(), |l| format!("{},{},{}", l.minute_limit, l.day_limit, l.concurrency));
         // A new generation (non-zero, below 2^53: exact as a Lua number); tenants re-read their limits when it changes.
         let generation = op_id();
@@ -331,6 +372,8 @@ impl Protocol {
 pub fn failure(failure: StoreFailure) -> PacingError {
     match failure {
         StoreFailure::Unavailable(why) => PacingError::StoreUnavailable(why),
+        StoreFailure::Refused(why) if why == READ_ONLY => PacingError::ReadOnly,
+        StoreFailure::Refused(why) if why.starts_with(NO_CONFIG) => PacingError::NoStoredLimits,
         StoreFailure::Refused(why) => PacingError::Store(why),
     }
 }

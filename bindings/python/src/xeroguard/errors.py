@@ -89,6 +89,20 @@ class UnknownFieldsError(XeroGuardError, ValueError):
     status = 15
 
 
+class LimitsDifferError(XeroGuardError, ValueError):
+    """The limits given differ from those stored for the key prefix (the message names both). Pass
+    `replace_limits=True` to store the given ones for every process, or `adopt_stored_limits=True` to pace by the
+    stored ones."""
+
+    status = 16
+
+
+class NoStoredLimitsError(XeroGuardError, LookupError):
+    """A read-only look at a key prefix that holds no limits."""
+
+    status = 17
+
+
 class PanicError(XeroGuardError):
     status = 99
 
@@ -111,6 +125,8 @@ STATUS_ERRORS: Dict[int, Type[XeroGuardError]] = {
         StoreUnavailableError,
         StoreError,
         UnknownFieldsError,
+        LimitsDifferError,
+        NoStoredLimitsError,
         PanicError,
     )
 }
