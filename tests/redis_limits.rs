@@ -8,7 +8,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis_support::RedisServer;
-use xeroguard::pacing::{Clock, Decision, Limiter, Limits, PacingError, RedisOptions, WindowLimit};
+use xeroguard::Reason;
+use xeroguard::pacing::{Clock, Decision, Limiter, Limits, PacingError, RedisOptions, TenantLimits, WindowLimit};
 
 static PREFIXES: AtomicU64 = AtomicU64::new(0);
 
@@ -115,5 +116,69 @@ fn differing_limits_are_refused_naming_both_unless_replaced_or_adopted() {
         first.release(p, first.now()).unwrap();
     }
     let Decision::Refused(r) = first.acquire("t", first.now()).unwrap() else { panic!("the 6th is refused") };
-    assert_eq!(r.reason, xeroguard::Reason::Minute);
+    assert_eq!(r.reason, Reason::Minute);
+}
+
+fn vip() -> TenantLimits {
+    TenantLimits { minute_limit: 2, day_limit: 100, concurrency: 0 }
+}
+
+/// The first `n` acquires of `tenant` at `now`, released at once: granted or the refusal's reason.
+fn acquires(l: &Limiter, tenant: &str, n: usize, now: u64) -> Vec<Option<Reason>> {
+    (0..n)
+        .map(|_| match l.acquire(tenant, now).expect("no store error reaches the caller") {
+            Decision::Granted(p) => {
+                l.release(p, now).unwrap();
+                None
+            }
+            Decision::Refused(r) => Some(r.reason),
+        })
+        .collect()
+}
+
+#[test]
+fn every_process_stores_its_overrides_again_after_an_empty_restart() {
+    let server = RedisServer::start();
+    let p = prefix();
+    let a = Limiter::new_redis(Limits::default(), RedisOptions::new(server.url(), &p), Clock::Manual).unwrap();
+    let b = Limiter::new_redis(Limits::default(), RedisOptions::new(server.url(), &p), Clock::Manual).unwrap();
+    a.set_tenant_limits("set-by-a", Some(vip())).unwrap();
+    b.set_tenant_limits("set-by-b", Some(TenantLimits { minute_limit: 3, ..vip() })).unwrap();
+    b.set_tenant_limits("removed-by-b", Some(vip())).unwrap();
+    b.set_tenant_limits("removed-by-b", None).unwrap();
+    assert_eq!(server.cli(&["FLUSHALL"]).trim(), "OK");
+    // Each process's next call finds the config gone (a) or made again by another (b): it stores its own
+    // overrides again and the call is answered, never failed.
+    assert_eq!(acquires(&a, "set-by-a", 3, 0), [None, None, Some(Reason::Minute)]);
+    assert_eq!(acquires(&b, "set-by-b", 4, 0), [None, None, None, Some(Reason::Minute)]);
+    // Both are the store's again: each process sees the other's.
+    assert_eq!(acquires(&b, "set-by-a", 1, 0), [Some(Reason::Minute)]);
+    assert_eq!(acquires(&a, "set-by-b", 1, 0), [Some(Reason::Minute)]);
+    assert_eq!(acquires(&a, "removed-by-b", 3, 0), [None, None, None], "a removed override stays removed");
+    // The limits are the stored ones again, for a limiter started now.
+    Limiter::new_redis(Limits::default(), RedisOptions::new(server.url(), &p), Clock::Manual).unwrap();
+}
+
+#[test]
+fn under_eviction_the_config_is_stored_again_and_no_call_fails() {
+    let server = RedisServer::builder().config("maxmemory", "4mb").config("maxmemory-policy", "allkeys-lru").start();
+    let p = prefix();
+    let l = Limiter::new_redis(Limits::default(), RedisOptions::new(server.url(), &p), Clock::Manual).unwrap();
+    l.set_tenant_limits("vip", Some(vip())).unwrap();
+    let config = format!("xg:{{{p}}}:cfg");
+    let mut admin = server.admin_connection();
+    let junk = "x".repeat(64 * 1024);
+    let (mut now, mut config_evicted) = (0, 0);
+    for i in 0..300 {
+        admin.call(&["SET", &format!("junk:{i}"), &junk]).unwrap();
+        config_evicted += usize::from(admin.call(&["EXISTS", &config]).unwrap().text() == "0");
+        if i % 10 == 0 {
+            now += 1_100; // past the engine's config refresh: it reads the config again
+        }
+        acquires(&l, &format!("t{}", i % 7), 1, now);
+        l.record("t0", now).expect("no store error reaches the caller");
+    }
+    assert!(config_evicted > 0, "the config was evicted at least once (else this test shows nothing)");
+    now += 1_100;
+    assert_eq!(acquires(&l, "vip", 3, now), [None, None, Some(Reason::Minute)], "the override was stored again");
 }

@@ -8,7 +8,8 @@
 -- KEYS: 1 config hash (the stored limits, the tenants' own limits: no TTL), 2 state hash (every header, permit and
 --       result: see below), 3 app ring, 4 tenant minute ring, 5 tenant day ring.
 -- ARGV: 1 operation id ('' for reads; 'r:<id>' on a retry), 2 manual clock reading ('' = the server's TIME), 3 the
---       tenant's encoded id ('' for the tenantless scope), 4 how long a result lives (ms), 5... the operation's own.
+--       tenant's encoded id ('' for the tenantless scope), 4 how long a result lives (ms), 5 the config's epoch the
+--       caller last saw ('' = any: see init.lua), 6... the operation's own.
 --
 -- The state hash holds what every call reads and writes, as fields, so that a decision is one HMGET and one HSET:
 --   a           the app: a copy of the config (re-read every CONFIG_REFRESH_MS, or when init or an override makes
@@ -45,8 +46,8 @@ local JUMP_MIN = 8
 -- booking (offset), newest ring entry (offset), cached front count, the cached front (FRONT entries).
 local LOG_FMT = 'dI4I4I4I4I4I4I4I4Bc' .. (4 * FRONT)
 -- The app's header: format, clock (1 server, 2 manual), the limits (LIMIT_FIELDS), when the config was read, the
--- time floor, app block until and reason, override generation, the state hash's expiry, the sweep's cursor, then
--- the app-minute log's header. The app log's tail follows it.
+-- time floor, app block until and reason, override generation, the state hash's expiry, the sweep's cursor, the
+-- config's epoch, then the app-minute log's header. The app log's tail follows it.
 local LIMITS_FMT, APP_REST_FMT
 -- A tenant's header (after three counts: minute tail, day tail, permit ids): format, block until and reason,
 -- override generation seen, own minute, day and concurrency limits, whether it has them, when its state can be
@@ -59,7 +60,7 @@ local ZERO_FRONT
 -- Per call: the keys and arguments, now, the app (A) and tenant (T) headers, the scope's limits (TL), the logs (AM
 -- app minute, TM tenant minute, TD tenant day), the limits' parts (L), and the fields the commit writes (W).
 local K_CFG, K_STATE, K_ARING, K_MRING, K_DRING
-local OP, ECHO, RETRY, TENANTLESS, MANUAL, RESULT_TTL, F_TENANT, F_OWN
+local OP, ECHO, RETRY, TENANTLESS, MANUAL, RESULT_TTL, F_TENANT, F_OWN, EPOCH
 local now
 -- Reused by every call (a Functions library keeps them between calls): every field is set before it is read.
 local A, T, TL, L = {}, {}, {}, {}
@@ -81,7 +82,7 @@ local function setup()
   ZERO_FRONT = string.rep('\0', 4 * FRONT)
   AM, TM, TD = setmetatable({}, Log), setmetatable({}, Log), setmetatable({}, Log)
   LIMITS_FMT = '>' .. string.rep('d', LIMIT_FIELDS)
-  APP_REST_FMT = '>dddBddd' .. LOG_FMT
+  APP_REST_FMT = '>dddBdddd' .. LOG_FMT
   A_COLD = 2 + struct.size(LIMITS_FMT) + struct.size(APP_REST_FMT)
   T_COLD = struct.size(TEN_FMT)
   -- After the tenant field's counts ('>BBH'), the fields before kexp; 1-based.
@@ -649,32 +650,33 @@ local function read_app(a)
       LIMITS[bytes], LIMITS_KEPT = lim, LIMITS_KEPT + 1
     end
     local front
-    A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep,
+    A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch,
       AM.base, AM.pr, AM.ps, AM.pn, AM.fr, AM.fs, AM.fnum, AM.ff, AM.pl, AM.cn, front =
       sunpack(APP_REST_FMT, a, 3 + 8 * LIMIT_FIELDS)
     A.clock, A.lim, A.cold, A.dirty = string.byte(a, 2), lim, sub(a, 1, A_COLD), false
     AM.front, AM.tail = sub(front, 1, 4 * AM.cn), sub(a, A_COLD + 1)
     AM.tn = #AM.tail / 4
   else
-    A.clock, A.lim, A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.cold, A.dirty =
-      0, nil, -1, 0, 0, 0, 0, 0, 0, nil, true
+    A.clock, A.lim, A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch, A.cold, A.dirty =
+      0, nil, -1, 0, 0, 0, 0, 0, 0, 0, nil, true
   end
 end
 
 local function load_config()
-  local c = redis.call('HMGET', K_CFG, 'clock', 'lim', 'ogen')
+  local c = redis.call('HMGET', K_CFG, 'clock', 'lim', 'ogen', 'epoch')
   if not c[1] then fail('XG_NOCONFIG the limits of this key prefix are not stored') end
   -- Not anchored at the end: a later version may append fields.
   local lim = { string.match(c[2] or '', LIMITS_PATTERN) }
   if #lim ~= LIMIT_FIELDS then fail('XG_BADCONFIG the stored limits cannot be read: ' .. tostring(c[2])) end
   for i = 1, LIMIT_FIELDS do lim[i] = tonumber(lim[i]) end
   A.clock, A.lim, A.ogen, A.cread, A.dirty = c[1] == 'server' and 1 or 2, lim, tonumber(c[3]) or 0, now, true
+  A.epoch = tonumber(c[4]) or 0
 end
 
 local function app_header()
   if A.dirty or AM.dirty then
-    local v = { A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep }
-    AM:fields(v, 7)
+    local v = { A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch }
+    AM:fields(v, 8)
     A.cold = pack('>BB', FORMAT, A.clock) .. pack(LIMITS_FMT, unpack(A.lim, 1, LIMIT_FIELDS))
       .. pack(APP_REST_FMT, unpack(v))
   end
@@ -747,6 +749,7 @@ local function begin(keys, args, trace, read_now, read)
   TENANTLESS = args[3] == ''
   F_TENANT, F_OWN = 'h:' .. args[3], 'o:' .. args[3]
   RESULT_TTL = tonumber(args[4]) or 0
+  EPOCH = args[5] ~= '' and tonumber(args[5]) or nil
   WN = 0
   if read_now then
     now = read_now
@@ -762,6 +765,8 @@ local function begin(keys, args, trace, read_now, read)
   if (A.clock == 1) == MANUAL then
     fail('XG_CLOCK_MISMATCH this key prefix runs on the ' .. (A.clock == 1 and 'server' or 'manual') .. ' clock')
   end
+  -- Before anything is written: the caller stores its overrides again (init), then sends this call again.
+  if EPOCH and EPOCH ~= A.epoch then fail('XG_EPOCH the config of this key prefix was lost and stored again') end
   -- Time never runs backwards: not after a failover to a host with another clock, not between callers.
   now = max(now, A.floor, AM:newest_past() or 0)
   local lim = A.lim

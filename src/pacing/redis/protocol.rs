@@ -11,6 +11,9 @@
 //! and cancel leave their result (`r:<id>`) for [`RESULT_TTL_DEADLINES`] deadlines; observe needs none (applying
 //! feedback twice changes nothing more); release is an HDEL of the permit, which asking twice changes nothing.
 
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
 use redis::Value;
 
 use super::conn::{Store, StoreFailure, op_id};
@@ -59,12 +62,23 @@ pub struct Protocol {
     result_ttl_ms: u64,
     /// Opened for inspection: only reads (peek, snapshot) are sent; nothing is ever stored, not even the limits.
     read_only: bool,
+    /// What this process knows of the stored config: its epoch (see init.lua; None before the first init) and the
+    /// tenants' own limits this process set (config field → value), stored again when the config was lost.
+    config: Mutex<KnownConfig>,
+}
+
+#[derive(Default)]
+struct KnownConfig {
+    epoch: Option<String>,
+    overrides: BTreeMap<String, String>,
 }
 
 /// What a read-only limiter answers an operation that would write.
 const READ_ONLY: &str = "XG_READONLY";
 /// The engine's error when the prefix holds no limits (engine.lua's load_config).
 const NO_CONFIG: &str = "XG_NOCONFIG";
+/// The engine's error when the config was lost and stored again since this process last stored its own.
+const NEW_EPOCH: &str = "XG_EPOCH";
 
 /// The operation's arguments after KEYS.
 struct Call<'a> {
@@ -151,7 +165,7 @@ impl Protocol {
     /// A protocol over `store`; [`Protocol::init`] stores or adopts the limits before any operation.
     pub fn new(store: Store, keys: KeySpace, limits: Limits, manual_clock: bool, deadline_ms: u64) -> Self {
         let result_ttl_ms = deadline_ms.saturating_mul(u64::from(RESULT_TTL_DEADLINES)).max(1);
-        Protocol { store, keys, limits, manual_clock, result_ttl_ms, read_only: false }
+        Protocol { store, keys, limits, manual_clock, result_ttl_ms, read_only: false, config: Mutex::default() }
     }
 
     /// A protocol that only reads (see [`Protocol::read_stored_limits`]): every writing operation is refused
@@ -202,15 +216,35 @@ impl Protocol {
         Ok(true)
     }
 
+    /// Runs init.lua: stores the limits (see [`Protocol::init`]) and, when the config was made again since this
+    /// process last saw it, the overrides this process set; learns the config's epoch.
     fn store_limits(&self, replace: bool) -> Result<Limits, StoreFailure> {
         let clock = if self.manual_clock { "manual" } else { "server" };
-        let args = [clock.to_owned(), if replace { "1" } else { "0" }.to_owned(), pack_limits(&self.limits)];
+        let mut args = vec![clock.to_owned(), if replace { "1" } else { "0" }.to_owned(), pack_limits(&self.limits)];
+        args.push(op_id().to_string());
+        {
+            let known = self.config.lock();
+            args.push(known.epoch.clone().unwrap_or_default());
+            for (field, value) in &known.overrides {
+                args.extend([field.clone(), value.clone()]);
+            }
+        }
         let reply = self.store.call(Op::Init, &[self.keys.config(), self.keys.state()], &args)?;
         let Value::Array(items) = reply else { return Err(protocol("init reply is not an array")) };
-        let Some(Value::BulkString(stored)) = items.get(1) else { return Err(protocol("init reply has no limits")) };
-        let stored = unpack_limits(&String::from_utf8_lossy(stored), self.limits.max_tenants)?;
+        let text = |i: usize| match items.get(i) {
+            Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        };
+        let (Some(stored), Some(epoch)) = (text(1), text(2)) else { return Err(protocol("init reply is short")) };
+        let stored = unpack_limits(&stored, self.limits.max_tenants)?;
         stored.validate().map_err(|why| StoreFailure::Refused(format!("the stored limits are invalid: {why}")))?;
+        self.config.lock().epoch = Some(epoch);
         Ok(stored)
+    }
+
+    /// The epoch argument of an operation: what this process last saw ('' for a read-only one: any epoch).
+    fn known_epoch(&self) -> String {
+        if self.read_only { String::new() } else { self.config.lock().epoch.clone().unwrap_or_default() }
     }
 
     /// Runs one operation, storing the limits again once if the prefix lost them (a restart without persistence).
@@ -221,13 +255,19 @@ impl Protocol {
         args.push(if self.manual_clock { call.now.to_string() } else { String::new() });
         args.push(self.keys.tenant_name(call.tenant));
         args.push(self.result_ttl_ms.to_string());
+        args.push(self.known_epoch());
         args.extend(call.extra.iter().cloned());
         if !matches!(op, Op::Peek | Op::Snapshot) {
             self.refuse_writes()?;
         }
         let reply = match self.store.call(op, &keys, &args) {
-            Err(StoreFailure::Refused(why)) if why.starts_with(NO_CONFIG) && !self.read_only => {
+            // The config was lost (a restart without persistence, an eviction): store it again, this process's
+            // overrides with it, and send the call again (the engine refused it before writing anything).
+            Err(StoreFailure::Refused(why))
+                if !self.read_only && (why.starts_with(NO_CONFIG) || why.starts_with(NEW_EPOCH)) =>
+            {
                 self.store_limits(false)?;
+                args[4] = self.known_epoch();
                 self.store.call(op, &keys, &args)?
             }
             other => other?,
@@ -364,7 +404,16 @@ impl Protocol {
         // A new generation (non-zero, below 2^53: exact as a Lua number); tenants re-read their limits when it changes.
         let generation = op_id();
         let args = [self.keys.override_field(tenant), value, generation.to_string()];
-        self.store.call(Op::SetOverride, &[self.keys.config(), self.keys.state()], &args).map(drop)
+        self.store.call(Op::SetOverride, &[self.keys.config(), self.keys.state()], &args)?;
+        // Kept to store again if the config is lost (init.lua); a removed override is not restored.
+        let [field, value, _] = args;
+        let mut known = self.config.lock();
+        if value.is_empty() {
+            known.overrides.remove(&field);
+        } else {
+            known.overrides.insert(field, value);
+        }
+        Ok(())
     }
 }
 
