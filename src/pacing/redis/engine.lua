@@ -19,6 +19,7 @@
 --   p:<id>      a permit held until its value (release is an HDEL of it; a tenantless grant leaves one too, as its
 --               result, for a retry to find)
 --   r:<id>      an operation's result, as '<expiry>:<json>' (record, reserve, cancel)
+--   b:<id>      a reservation booked ahead, until its instant (its value): cancel finds it by its id
 -- Expired fields are swept a few at a time (HSCAN) as the app's log is written; the hash's TTL covers its content.
 --
 -- A log is the sorted instants of one window, each stored as 4 bytes, modulo 2^32 (a window's calls lie within
@@ -935,7 +936,7 @@ local function sweep()
     local kind, expiry = sub(field, 1, 2), nil
     if kind == 'h:' and #value >= T_KEXP_AT + 7 then
       expiry = sunpack('>d', value, T_KEXP_AT)
-    elseif kind == 'p:' then
+    elseif kind == 'p:' or kind == 'b:' then
       expiry = tonumber(value)
     elseif kind == 'r:' then
       expiry = tonumber(string.match(value, '^(%d+):'))

@@ -287,13 +287,14 @@ impl Backend for RedisBackend {
 
     fn reserve(&self, tenant: &str, now: u64) -> Result<Reservation, PacingError> {
         check_tenant(tenant)?;
-        let (store_now, at) = match self.answered(self.protocol.reserve(tenant, now)) {
+        // The reservation's id is the operation's: cancel names the booking by it.
+        let id = op_id();
+        let (store_now, at) = match self.answered(self.protocol.reserve(tenant, id, now)) {
             Ok(Booked::At { now, at }) => (now, at),
             Ok(Booked::TooFar { wait_ms }) => return Err(PacingError::BookingTooFar { wait_ms }),
             Ok(Booked::TooMany { wait_ms }) => return Err(PacingError::TooManyBookings { wait_ms }),
             Err(why) => return self.fallback.reserve(why, tenant, now),
         };
-        let id = op_id();
         let wait_ms = at - store_now;
         let mut reservations = self.reservations.lock();
         if self.sweep_due() {
@@ -314,8 +315,8 @@ impl Backend for RedisBackend {
             let local = self.fallback.local().ok_or(PacingError::UnknownReservation)?;
             return local.cancel(reservation_id & !LOCAL_ID, now);
         }
-        let (held, at) = self.reservations.lock().remove(&reservation_id).ok_or(PacingError::UnknownReservation)?;
-        match self.answered(self.protocol.cancel(&held.tenant, at, now)).map_err(failure)? {
+        let (held, _) = self.reservations.lock().remove(&reservation_id).ok_or(PacingError::UnknownReservation)?;
+        match self.answered(self.protocol.cancel(&held.tenant, reservation_id, now)).map_err(failure)? {
             true => Ok(()),
             false => Err(PacingError::UnknownReservation),
         }

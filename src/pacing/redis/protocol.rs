@@ -323,8 +323,9 @@ impl Protocol {
         }
     }
 
-    pub fn reserve(&self, tenant: &str, now: u64) -> Result<Booked, StoreFailure> {
-        let items = self.call(Op::Reserve, &Call { tenant, id: Some(op_id()), now, extra: vec![] })?;
+    /// Books the next free slot for reservation `id` (its operation id, which cancel names).
+    pub fn reserve(&self, tenant: &str, id: u64, now: u64) -> Result<Booked, StoreFailure> {
+        let items = self.call(Op::Reserve, &Call { tenant, id: Some(id), now, extra: vec![] })?;
         let what = "short reserve reply";
         Ok(match field(&items, 2, what)? {
             1 => Booked::At { now: field(&items, 1, what)?, at: field(&items, 3, what)? },
@@ -333,9 +334,9 @@ impl Protocol {
         })
     }
 
-    /// Frees the booking at `at`; false when its time has come.
-    pub fn cancel(&self, tenant: &str, at: u64, now: u64) -> Result<bool, StoreFailure> {
-        let items = self.call(Op::Cancel, &Call { tenant, id: Some(op_id()), now, extra: vec![at.to_string()] })?;
+    /// Frees the booking of reservation `id`; false when there is none ahead (cancelled, or its time has come).
+    pub fn cancel(&self, tenant: &str, id: u64, now: u64) -> Result<bool, StoreFailure> {
+        let items = self.call(Op::Cancel, &Call { tenant, id: Some(op_id()), now, extra: vec![id.to_string()] })?;
         Ok(field(&items, 2, "short cancel reply")? == 1)
     }
 
