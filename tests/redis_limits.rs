@@ -185,3 +185,36 @@ fn under_eviction_the_config_is_stored_again_and_no_call_fails() {
     now += 1_100;
     assert_eq!(acquires(&l, "vip", 3, now), [None, None, Some(Reason::Minute)], "the override was stored again");
 }
+
+/// After an empty restart the first response's `X-DayLimit-Remaining: 10` stands for 4,990 calls the store no
+/// longer has. They are spread over the day the header describes, so once the tenant used its 10 it waits until
+/// the first of them leaves (a day ÷ 4,991 plus the margin: 77 s), not a whole day; alike in both backends.
+#[test]
+fn remaining_calls_from_a_header_are_spread_over_its_window() {
+    let server = RedisServer::start();
+    let memory = Limiter::new(Limits::default(), Clock::Manual).unwrap();
+    let shared =
+        Limiter::new_redis(Limits::default(), RedisOptions::new(server.url(), prefix()), Clock::Manual).unwrap();
+    let now = 100 * 86_400_000;
+    let feedback = xeroguard::pacing::Feedback {
+        status: 200,
+        category: xeroguard::Category::Success,
+        rate_limit_problem: None,
+        recommended_wait_ms: None,
+        minute_remaining: None,
+        day_remaining: Some(10),
+        app_minute_remaining: None,
+    };
+    for l in [&memory, &shared] {
+        l.set_now(now).unwrap();
+        l.observe("t", &feedback, now).unwrap();
+        assert_eq!(l.snapshot("t", now).unwrap().day.remaining, 10);
+        assert_eq!(acquires(l, "t", 10, now), [None; 10]);
+        let Decision::Refused(r) = l.acquire("t", now).unwrap() else { panic!("the day is used up") };
+        let step = 86_400_000 / 4_991;
+        assert_eq!((r.reason, r.wait_ms), (Reason::Day, step + 60_000), "until the first of them leaves");
+        // They leave one by one, at the pace they may have come.
+        let later = now + step + 60_000;
+        assert_eq!(acquires(l, "t", 2, later), [None, Some(Reason::Day)]);
+    }
+}

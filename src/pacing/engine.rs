@@ -323,14 +323,21 @@ impl Effects {
     }
 }
 
-/// Adds the calls the server saw (`limit − remaining`) and we did not, at `now` (the conservative place: they
-/// expire last). A disabled window (limit 0) takes none.
+/// Adds the calls the server saw (`limit − remaining`) and we did not: `n` of them, spread evenly over the window
+/// the header describes (`step` = window ÷ (n + 1) apart, the k-th `window − max(1, k·step)` before now), as the
+/// server's own calls may have come. So they leave at the pace they could have come, and a tenant that used its
+/// remaining calls waits about window ÷ (n + 1) plus the margin, not a whole window (`X-DayLimit-Remaining: 10`
+/// after an empty restart refused it for 24 h when they were all put at now). Calls that in fact came later than
+/// assumed can make one 429, whose `Retry-After` then blocks the tenant. A disabled window (limit 0) takes none.
 fn add_phantoms(window: &mut Window, limit: u32, spec: WindowLimit, remaining: Option<u32>, now: u64) {
     let Some(remaining) = remaining.filter(|_| limit > 0) else { return };
-    let seen = limit.saturating_sub(remaining) as usize;
-    let here = window.count_at(now, spec.window_ms);
-    for _ in here..seen {
-        window.insert(now, limit as usize, now);
+    let seen = limit.saturating_sub(remaining) as u64;
+    let here = window.count_at(now, spec.window_ms) as u64;
+    let n = seen.saturating_sub(here);
+    let step = spec.window_ms / (n + 1);
+    for k in 1..=n {
+        let before = spec.window_ms - (k * step).max(1);
+        window.insert(now - before.min(now), limit as usize, now);
     }
 }
 

@@ -604,6 +604,36 @@ function Log:insert(t, k, cap)
   self.changed = true
 end
 
+-- Records calls at the instants `at` (ascending, at or before now) among the past calls, which they may precede: the
+-- past is merged and the ring laid out again (phantom calls only: rare). Of the past calls the newest `cap` are kept
+-- (Window::insert, call by call).
+function Log:insert_past(at, cap)
+  self:settle()
+  local np, merged, n, a = self.pn + self.tn, {}, 0, 0
+  for _, t in ipairs(at) do
+    while a < np and self:at(a) <= t do
+      n, a = n + 1, a + 1
+      merged[n] = self:at(a - 1)
+    end
+    n = n + 1
+    merged[n] = t
+  end
+  while a < np do
+    n, a = n + 1, a + 1
+    merged[n] = self:at(a - 1)
+  end
+  local from = max(n - cap, 0) + 1
+  local count = n - from + 1
+  if count <= 0 then return end
+  local parts = {}
+  for i = from, n do parts[i - from + 1] = pack('>I4', merged[i] % U32) end
+  self.base = self:is_empty() and merged[from] or min(self.base, merged[from])
+  self.pn, self.tn, self.tail, self.cn, self.front = 0, 0, '', 0, ''
+  self:rewrite(max(count, MIN_ROOM), self.fr, table.concat(parts), count)
+  if not self.grew_to or merged[n] > self.grew_to then self.grew_to = merged[n] end
+  self.changed = true
+end
+
 -- Removes one call booked at t (> now: only bookings are ever removed); false when there is none.
 function Log:remove(t)
   local q = self:booked_le(t - 1)
@@ -901,12 +931,16 @@ local function unbook(at)
   AM:remove(at)
 end
 
--- Adds the calls the server saw (limit - remaining) and we did not, at now (engine.rs add_phantoms).
+-- Adds the calls the server saw (limit - remaining) and we did not, spread evenly over the window (engine.rs
+-- add_phantoms: the k-th of n is window - max(1, k * step) before now, step = window / (n + 1)).
 local function add_phantoms(log, limit, window, remaining)
   if remaining < 0 or limit == 0 then return end
   local seen = max(limit - remaining, 0)
-  local here = log:count_at(now, window)
-  if seen > here then log:insert(now, seen - here, limit) end
+  local n = seen - log:count_at(now, window)
+  if n <= 0 then return end
+  local step, at = floor(window / (n + 1)), {}
+  for k = 1, n do at[k] = now - min(now, window - max(1, k * step)) end
+  log:insert_past(at, limit)
 end
 
 ---------------------------------------------------------------------------------------------------------------------
