@@ -22,7 +22,13 @@ function OPS.init(keys, args)
   end
   if (redis.call('HGET', keys[1], 'epoch') or '0') ~= args[5] then
     local stored = 0
-    for i = 6, #args - 1, 2 do stored = stored + redis.call('HSETNX', keys[1], args[i], args[i + 1]) end
+    for i = 6, #args - 1, 2 do
+      -- HGET then HSET, not HSETNX: the ACL the README gives allows these.
+      if not redis.call('HGET', keys[1], args[i]) then
+        redis.call('HSET', keys[1], args[i], args[i + 1])
+        stored = stored + 1
+      end
+    end
     if stored > 0 then
       redis.call('HSET', keys[1], 'ogen', args[4])
       changed = true
