@@ -91,3 +91,21 @@ fn a_cancel_sent_twice_never_frees_another_reservations_slot() {
     l.cancel(second.id, 0).unwrap();
     assert_eq!(l.snapshot("t", 0).unwrap().minute.booked, 0);
 }
+
+/// The store's time never runs backwards (a failover to a host whose clock is behind, a caller behind another):
+/// a call is decided at the latest instant the prefix has seen, with no slack below it, so a window never moves by
+/// more than its margin (the old engine allowed 1 s back, above the 500 ms minute margin).
+#[test]
+fn a_call_from_behind_is_decided_at_the_time_floor_exactly() {
+    let server = RedisServer::start();
+    let ahead = two_a_minute(&server, "floor");
+    let behind = two_a_minute(&server, "floor");
+    ahead.set_now(100_000).unwrap();
+    behind.set_now(99_000).unwrap();
+    for _ in 0..2 {
+        ahead.record("t", 100_000).unwrap();
+    }
+    let Decision::Refused(r) = behind.acquire("t", 99_000).unwrap() else { panic!("the minute is full") };
+    assert_eq!(r.wait_ms, 60_500, "decided at 100,000 (the floor), not at 99,000: the calls leave at 160,500");
+    assert_eq!(behind.snapshot("t", 99_000).unwrap().now_ms, 100_000);
+}

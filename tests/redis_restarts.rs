@@ -114,3 +114,19 @@ fn a_store_out_of_memory_decides_again_once_it_has_room() {
         vip_is_limited_again(&l);
     }
 }
+
+#[test]
+fn a_peek_the_failure_policy_answers_says_so() {
+    for policy in POLICIES {
+        let mut server = RedisServer::start();
+        let l = limiter(&server, policy);
+        let Decision::Granted(p) = l.peek_decision("tenant", l.now()).unwrap() else { panic!("granted") };
+        assert_eq!(p.fallback, None, "the store decided");
+        server.kill();
+        let flag = match l.peek_decision("tenant", l.now()).unwrap() {
+            Decision::Granted(p) => p.fallback,
+            Decision::Refused(r) => r.fallback,
+        };
+        assert_eq!(flag, Some(policy), "the policy that decided is named, as for acquire");
+    }
+}

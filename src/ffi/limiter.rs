@@ -700,10 +700,7 @@ pub unsafe extern "C" fn xg_limiter_peek(
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
         let out = unsafe { sized_out(out, "out")? };
-        let decision = match limiter.peek(tenant, limiter.now()).map_err(pacing_error)? {
-            None => Decision::Granted(Permit::new(0)),
-            Some(refusal) => Decision::Refused(refusal),
-        };
+        let decision = limiter.peek_decision(tenant, limiter.now()).map_err(pacing_error)?;
         out.write(decision_to_c(decision));
         Ok(())
     })

@@ -92,6 +92,15 @@ impl Limiter {
 
     /// What `acquire` would answer now, without taking anything: `None` when it would be granted.
     pub fn peek(&self, tenant: &str, now: u64) -> Result<Option<Refusal>, PacingError> {
+        Ok(match self.peek_decision(tenant, now)? {
+            Decision::Granted(_) => None,
+            Decision::Refused(refusal) => Some(refusal),
+        })
+    }
+
+    /// As [`Limiter::peek`], as a decision: granted with permit id 0, flagged (`fallback`) when the failure policy
+    /// decided because a shared store could not be reached.
+    pub fn peek_decision(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
         self.backend.peek(tenant, now)
     }
 

@@ -51,7 +51,7 @@ use super::Backend;
 use super::clock::Clock;
 use super::config::{Limits, TenantLimits};
 use super::engine::Effects;
-use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot, check_tenant};
+use super::types::{Decision, Feedback, PacingError, Permit, Reservation, Snapshot, check_tenant};
 use crate::vocab::FailurePolicy;
 
 /// How to reach the store and what to do without it.
@@ -239,22 +239,12 @@ impl Backend for RedisBackend {
         }
     }
 
-    fn peek(&self, tenant: &str, now: u64) -> Result<Option<Refusal>, PacingError> {
+    /// When the store cannot decide, the failure policy answers, and says so (`fallback`), as for acquire.
+    fn peek(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
         check_tenant(tenant)?;
         match self.answered(self.protocol.peek(tenant, now)) {
-            Ok(refusal) => Ok(refusal),
-            Err(why) => {
-                let local = |local: &crate::pacing::MemoryBackend| {
-                    Ok(match local.peek(tenant, now)? {
-                        None => Decision::Granted(Permit::new(0)),
-                        Some(r) => Decision::Refused(r),
-                    })
-                };
-                match self.fallback.decision(why, self.cooldown(), local)? {
-                    Decision::Granted(_) => Ok(None),
-                    Decision::Refused(r) => Ok(Some(r)),
-                }
-            }
+            Ok(refusal) => Ok(refusal.map_or(Decision::Granted(Permit::new(0)), Decision::Refused)),
+            Err(why) => self.fallback.decision(why, self.cooldown(), |local| local.peek(tenant, now)),
         }
     }
 
