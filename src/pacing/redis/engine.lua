@@ -931,13 +931,18 @@ local function unbook(at)
   AM:remove(at)
 end
 
--- Adds the calls the server saw (limit - remaining) and we did not, spread evenly over the window (engine.rs
--- add_phantoms: the k-th of n is window - max(1, k * step) before now, step = window / (n + 1)).
+-- Adds the calls the server saw (limit - remaining) and we did not (engine.rs add_phantoms): at now in a window up
+-- to PHANTOMS_AT_NOW_UP_TO_MS, else spread evenly over it (the k-th of n window - max(1, k * step) before now, step
+-- = window / (n + 1)).
 local function add_phantoms(log, limit, window, remaining)
   if remaining < 0 or limit == 0 then return end
   local seen = max(limit - remaining, 0)
   local n = seen - log:count_at(now, window)
   if n <= 0 then return end
+  if window <= PHANTOMS_AT_NOW_UP_TO_MS then
+    log:insert(now, n, limit)
+    return
+  end
   local step, at = floor(window / (n + 1)), {}
   for k = 1, n do at[k] = now - min(now, window - max(1, k * step)) end
   log:insert_past(at, limit)
