@@ -639,6 +639,13 @@ typedef struct {
 // this library's struct is not zero. Use a library at least as new as the header, or leave the new fields zero.
 #define XG_STATUS_UNKNOWN_FIELDS 15
 
+// The shared store did not accept the credentials (WRONGPASS, NOAUTH): fix the user and password in the store URL.
+#define XG_STATUS_STORE_AUTH 16
+
+// The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command): give
+// the URL's user the commands the README lists.
+#define XG_STATUS_STORE_FORBIDDEN 17
+
 // A panic inside the library was caught at the boundary. The library remains usable.
 #define XG_STATUS_PANIC 99
 

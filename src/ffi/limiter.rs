@@ -214,6 +214,8 @@ fn pacing_error(e: PacingError) -> FfiError {
         PacingError::BookingTooFar { .. } | PacingError::TooManyBookings { .. } => XG_STATUS_BOOKING_TOO_FAR,
         PacingError::StoreUnavailable(_) => XG_STATUS_STORE_UNAVAILABLE,
         PacingError::Store(_) => XG_STATUS_STORE_ERROR,
+        PacingError::StoreAuth(_) => XG_STATUS_STORE_AUTH,
+        PacingError::StoreForbidden(_) => XG_STATUS_STORE_FORBIDDEN,
         PacingError::ClockBackwards
         | PacingError::InvalidLimits(_)
         | PacingError::InvalidOptions(_)
