@@ -402,9 +402,12 @@ fn refused(e: &RedisError) -> bool {
     }
 }
 
-/// The credentials were not accepted: at connect (AUTH answered WRONGPASS), or a command needs them (NOAUTH).
+/// The credentials were not accepted: at connect (AUTH answered WRONGPASS), or a command needs them (NOAUTH; a
+/// large request from a client that did not authenticate gets "Protocol error: unauthenticated bulk length").
 fn authentication(e: &RedisError) -> bool {
-    e.kind() == ErrorKind::AuthenticationFailed || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
+    e.kind() == ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
+        || e.to_string().contains("unauthenticated")
 }
 
 /// The ACL (or a renamed command) does not let the engine run: NOPERM, an unknown command, a script's command
