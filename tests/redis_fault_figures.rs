@@ -125,10 +125,13 @@ fn stall_recovery_per_policy() {
 }
 
 /// Of `rounds` calls made after 1.6 s idle against a Redis with `timeout 1`, how many the store did not decide.
-fn idle_drop_failures(server: &RedisServer, policy: FailurePolicy, rounds: u32) -> u32 {
+/// Also the median time of that call and of the call right after it (on a live connection): what noticing the
+/// dead pool costs.
+fn idle_drop_failures(server: &RedisServer, policy: FailurePolicy, rounds: u32) -> (u32, Duration, Duration) {
     let l = Limiter::new_redis(Limits::default(), options(server.url(), policy, &prefix("idle")), Clock::Monotonic)
         .expect("connect");
     let mut failed = 0;
+    let (mut after_idle, mut warm) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         // Four calls at once, so the pool keeps several connections (as a multi-threaded worker's does).
         let barrier = std::sync::Barrier::new(4);
@@ -144,7 +147,10 @@ fn idle_drop_failures(server: &RedisServer, policy: FailurePolicy, rounds: u32) 
             }
         });
         std::thread::sleep(Duration::from_millis(1_600));
-        match l.acquire("tenant", l.now()) {
+        let started = Instant::now();
+        let decision = l.acquire("tenant", l.now());
+        after_idle.push(started.elapsed());
+        match decision {
             Ok(Decision::Granted(p)) => {
                 if p.fallback.is_some() {
                     failed += 1;
@@ -156,8 +162,17 @@ fn idle_drop_failures(server: &RedisServer, policy: FailurePolicy, rounds: u32) 
             }
             Err(_) => failed += 1,
         }
+        let started = Instant::now();
+        if let Ok(Decision::Granted(p)) = l.acquire("tenant", l.now()) {
+            warm.push(started.elapsed());
+            let _ = l.release(p, l.now());
+        }
     }
-    failed
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    };
+    (failed, median(after_idle), median(warm))
 }
 
 #[test]
@@ -172,8 +187,9 @@ fn idle_drops_per_policy() {
         .into_iter()
         .map(|t| t.join().unwrap())
         .collect();
-    for (policy, failed) in results {
+    for (policy, (failed, after_idle, warm)) in results {
         println!("idle drop (timeout 1), {policy:?}: {failed} of 10 calls after 1.6 s idle not decided by the store");
+        println!("  median call after the idle pause {after_idle:?}, on a live connection {warm:?}");
     }
 }
 

@@ -118,6 +118,12 @@ fn stall_during_releases(pause: Duration) {
             release(l, p);
             assert!(started.elapsed() < DEADLINE * 2, "a release is bounded by the deadline");
         }
+        if paused.elapsed() + DEADLINE < pause {
+            // Still stalled: every release is deferred, the breaker opened after 3 failures in a row.
+            let store = l.stats().store;
+            assert_eq!(store.replays_pending, u64::from(CONCURRENCY) * 2, "{store:?}");
+            assert!(store.breaker_open && store.breaker_openings == 1, "{store:?}");
+        }
     }
     std::thread::sleep(pause.saturating_sub(paused.elapsed()));
     server.resume();
