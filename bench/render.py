@@ -57,11 +57,13 @@ WHY_SLOWER = {
         "(the same parse, then the walk that collects the ApiException fields), the binding joins the headers into one "
         "buffer, makes the koffi call and reads the struct it fills into a Classification with words for codes; "
         "reading a text field first fetches the library's JSON form and parses it (the '.validationMessages' row).",
-    "redis_decision": "a xeroguard decision is two scripts, acquire and release (the permit for the tenant's calls "
-        "in flight is given back), and its acquire script checks and records every window (tenant minute and day, "
-        "app minute), the blocks and the permit lease at once on the server's clock (with its stored floor), and "
-        "keeps the operation's result for a retried reply; limits' two scripts each push to one list, pyrate's one "
-        "script counts and adds to one sorted set, and neither has permits, blocks or an app window.",
+    "redis_decision": "a xeroguard decision is a paced call: the acquire checks and records every window "
+        "(tenant minute and day, app minute), the blocks and the permit lease at once, on the server's clock (TIME), "
+        "and the release gives the permit back (an HDEL); limits' two scripts each push to one list, pyrate's one "
+        "script counts and adds to one sorted set with the caller's clock, and neither has permits, blocks or an app "
+        "window. Most of xeroguard's time is the Lua work on its headers (read with one HMGET, written with one "
+        "HSET), not the commands it calls, and that is what a busy machine slows most: from run to run on one VM "
+        "xeroguard's figure moves far more than PyrateLimiter's (the per-round figures are in redis-ops.json).",
 }
 
 
@@ -239,36 +241,83 @@ def redis_section(results: Path) -> List[str]:
         sys.exit(f"render.py: {results / 'redis-ops.json'} missing")
     out = ["## Shared limiters on one Redis: latency, Redis CPU, memory", "",
            f"Redis {data['redis']} over {data['transport']}, started by the run; every limiter on the same server in "
-           f"the same run, {data['ops']:,} timed decisions each (CPython {data['python']} for the Python rows). "
-           "Latency is one decision's round trips from the caller's side; Redis CPU is what `INFO commandstats` "
-           "counts for the scripts each one ran (reset before each), per decision.", ""]
+           f"the same run, {data['ops']:,} timed decisions each (CPython {data['python']} for the Python rows)"
+           + (f", in {data['rounds']} rounds that take the contenders in turn (each figure is the median over the "
+              "rounds, so a change in the machine's load weighs on all alike)" if data.get("rounds", 1) > 1 else "")
+           + ". "
+           "A xeroguard decision is a paced call: acquire, then release. Latency is one decision's round trips from "
+           "the caller's side; Redis CPU is what `INFO commandstats` counts for every command the client sent "
+           "(reset before each), per decision, and beside it the server process's CPU (`INFO cpu`), which also "
+           "counts reading requests and writing replies.", ""]
     rows = data["latency"]
     c_row = next((r for r in rows if r["key"] == "xeroguard-c"), None)
-    out += table(["limiter", "API", "p50", "p99", "decisions/s", "scripts per decision", "µs per script call",
-                  "Redis script µs per decision"],
+    out += table(["limiter", "API", "p50", "p99", "decisions/s", "commands per decision", "µs per command",
+                  "Redis µs per decision (commandstats)", "Redis process µs per decision"],
                  [[r["limiter"], r["api"], f"{r['p50_us']:.0f} µs", f"{r['p99_us']:.0f} µs", f"{r['ops_per_s']:,}",
-                   f"{r['script_calls_per_decision']:.2f}",
-                   ", ".join(f"{name.upper()} {v:.1f}"
-                             for name, v in sorted(r["script_usec_per_call"].items(), reverse=True)) or "—",
-                   f"{r['script_usec_per_decision']:.1f}"] for r in rows])
+                   f"{r['commands_per_decision']:.2f}",
+                   ", ".join(f"{name.upper().replace('|', ' ')} {v:.1f}"
+                             for name, v in sorted(r["usec_per_command"].items(), key=lambda kv: -kv[1])) or "—",
+                   f"{r['redis_usec_per_decision']:.1f}", f"{r['process_cpu_usec_per_decision']:.1f}"] for r in rows])
     py_row = next((r for r in rows if r["key"] == "xeroguard-python"), None)
     if c_row and py_row:
         out += ["", f"The Python binding's share: {py_row['p50_us'] - c_row['p50_us']:.0f} µs of the "
                 f"{py_row['p50_us']:.0f} µs median (the same decisions from C take {c_row['p50_us']:.0f} µs)."]
     peers = [r for r in rows if not r["key"].startswith("xeroguard")]
-    if c_row and any(r["script_usec_per_decision"] < c_row["script_usec_per_decision"] for r in peers):
-        out += why([("Redis CPU and latency per decision", WHY_SLOWER["redis_decision"])])
+    ours_rows = [r for r in (c_row, py_row) if r]
+    if any(p["redis_usec_per_decision"] < o["redis_usec_per_decision"] for p in peers for o in ours_rows):
+        out += why([("Redis CPU per decision", WHY_SLOWER["redis_decision"])])
     memory = data["memory"]
     ours = next((m for m in memory if m["limiter"].startswith("xeroguard")), None)
     out += ["", f"Memory per active tenant at a full day window ({data['day_calls']:,} calls in 24 h, Xero's 60 a "
-            "minute too): `MEMORY USAGE key SAMPLES 0` over the tenant's keys.", ""]
+            "minute too), retry bookkeeping included: `MEMORY USAGE key SAMPLES 0` over the tenant's state.", ""]
     out += table(["limiter", "stored as", "bytes per active tenant", "xeroguard vs this"],
                  [[m["limiter"], m["format"], f"{m['tenant_bytes']:,}",
                    "—" if m is ours or ours is None else size_ratio(ours["tenant_bytes"], m["tenant_bytes"])]
                   for m in memory])
-    if ours is not None and ours.get("app_keys"):
-        out += ["", "xeroguard also keeps, once per app (every tenant shares them): "
+    if ours is not None:
+        out += ["", "xeroguard's tenant: " + ", ".join(f"`{k}` {v:,} B" for k, v in sorted(ours["tenant_keys"].items()))
+                + ". Once per app (every tenant shares them): "
                 + ", ".join(f"`{k}` {v:,} B" for k, v in sorted(ours["app_keys"].items())) + "."]
+    reserve = data.get("reserve")
+    if reserve:
+        out += ["", f"xeroguard booking ahead (`reserve`, Xero's limits: 60 a minute, so the 2,000th booking is "
+                f"{reserve['last_booking_ahead_min']:g} minutes ahead): the reserve that finds so many calls booked "
+                "before it (medians of it and the 9 before it; the last row: 10 reserves the cap of 2,000 bookings "
+                "refuses). Redis: the server's time (SLOWLOG) and the caller's; in process: the caller's. With the "
+                "clock still the bookings come in bursts of 60 at one instant; with the clock moving a millisecond "
+                "after each reserve they come one after another, each a window after the one 60 before it, a chain "
+                "the search passes a call at a time (the costlier case)."]
+        for label, res in (("clock still", reserve), ("clock moving 1 ms after each reserve",
+                                                      data.get("reserve_moving"))):
+            if not res:
+                continue
+            out += ["", f"{label.capitalize()}:", ""]
+            out += table(["calls booked ahead", "Redis, server", "Redis, caller", "in process"],
+                         [[f"{r['booked_ahead']:,}" if isinstance(r["booked_ahead"], int) else r["booked_ahead"],
+                           f"{r['redis_server_us']:.0f} µs", f"{r['redis_client_us']:.0f} µs",
+                           f"{r['in_process_us']:.1f} µs"] for r in res["rows"]])
+            p99 = res.get("redis_server_p99_us")
+            out += ["", f"The slowest reserve on the server: {res['redis_server_max_us']:,} µs"
+                    + (f" (99th percentile: {p99:,} µs; SLOWLOG counts wall time, so on a shared VM the slowest can "
+                       "include time the server was not running)." if p99 is not None else ".")]
+    waits = data.get("waits")
+    if waits:
+        out += ["", "Waiting for a concurrency slot on a shared store: 100 threads in 4 processes want one tenant's 5 "
+                "slots, each holding one 50 ms.", ""]
+        out += table(["waiting", "Redis scripts per second", "grants per second", "Redis CPU (commandstats)",
+                      "Redis process CPU"],
+                     [[w["waiting"], f"{w['scripts_per_s']:,}", f"{w['grants_per_s']:,}",
+                       f"{w['redis_cpu_percent']:.1f} %", f"{w['process_cpu_percent']:.1f} %"] for w in waits])
+    alt = data.get("blob_alternative")
+    if alt:
+        out += ["", "The engine's other possible form, measured for the choice (the Lua engine mirrors the Rust one): "
+                "the client decides over the tenant's and the app's state read as blobs (20 KB and 40 KB at Xero's "
+                f"limits) and writes them back with a compare-and-set script: {alt['round_trips']} round trips, "
+                f"{alt['bytes_moved']:,} bytes moved, Redis {alt['redis_usec_per_decision']:.1f} µs per decision "
+                f"(commandstats; process {alt['process_cpu_usec_per_decision']:.1f} µs), p50 {alt['p50_us']:.0f} µs "
+                "for the store's part alone, with one writer (every process of an app would contend on the app's "
+                "blob). A Redis module in Rust would be one engine too, but managed Redis services do not load "
+                "modules."]
     out += ["", "Notes from the run:", ""] + [f"- {note}" for note in data.get("notes", [])]
     return out
 

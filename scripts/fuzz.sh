@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every target for SECONDS each (default 10: the smoke run in the test command). Seeds come from
-# ../shared/fixtures; crashes land in fuzz/artifacts/<target>/ and fail the run.
+# ../shared/fixtures; crashes land in fuzz/artifacts/<target>/ and fail the run. The Redis backend's target gets a
+# redis-server of its own (a unix socket in a temp dir, never port 6379), stopped by pid when this script ends.
 # Longer run: scripts/fuzz.sh 600. `scripts/fuzz.sh --build-only` builds the targets and stops (the test command
 # builds them beside its other builds, then runs them).
 set -euo pipefail
@@ -34,10 +35,20 @@ cargo fuzz build --fuzz-dir fuzz 2>&1 | grep -E "^(error|warning)" -A6 || true
 cargo fuzz build --fuzz-dir fuzz >/dev/null 2>&1 || { echo "fuzz.sh: building the fuzz targets failed" >&2; exit 1; }
 [ "$seconds" = --build-only ] && exit 0
 
-for target in classify_raw classify_structured limiter_ops; do
+command -v redis-server >/dev/null 2>&1 || { echo "fuzz.sh: redis-server is needed (apt-get install redis-server)" >&2; exit 1; }
+redis_dir=$(mktemp -d)
+redis-server --port 0 --unixsocket "$redis_dir/redis.sock" --save '' --appendonly no --dir "$redis_dir" \
+  --logfile "$redis_dir/redis.log" &
+redis_pid=$!
+trap 'kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; rm -rf "$redis_dir"' EXIT
+for _ in $(seq 200); do [ -S "$redis_dir/redis.sock" ] && break; sleep 0.05; done
+[ -S "$redis_dir/redis.sock" ] || { echo "fuzz.sh: redis-server did not start (see $redis_dir/redis.log)" >&2; exit 1; }
+export XEROGUARD_FUZZ_REDIS="redis+unix://$redis_dir/redis.sock"
+
+for target in classify_raw classify_structured limiter_ops limiter_ops_redis; do
   corpus="fuzz/corpus/$target"
   mkdir -p "$corpus"
-  [ "$target" = limiter_ops ] || cp "$seeds"/* "$corpus"/
+  case "$target" in limiter_ops*) ;; *) cp "$seeds"/* "$corpus"/ ;; esac
   echo "== fuzz $target for ${seconds}s"
   log="fuzz/$target.log"
   if ! cargo fuzz run --fuzz-dir fuzz "$target" "$corpus" -- -max_total_time="$seconds" -rss_limit_mb=2048 >"$log" 2>&1; then

@@ -7,7 +7,9 @@ mod redis_support;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis_support::RedisServer;
-use xeroguard::pacing::{Clock, Decision, Feedback, Limiter, Limits, PacingError, RedisOptions, TenantLimits};
+use xeroguard::pacing::{
+    Clock, Decision, Feedback, Limiter, Limits, PacingError, RedisOptions, TenantLimits, WindowLimit,
+};
 use xeroguard::{Category, RateLimitProblem};
 
 static PREFIXES: AtomicU64 = AtomicU64::new(0);
@@ -19,6 +21,8 @@ fn prefix() -> String {
 /// The commands the library uses (README "Redis: the ACL it needs"): the scripts, and inside them only these.
 const ACL: &[&str] = &[
     "~xg:*",
+    "+fcall",
+    "+function|load",
     "+evalsha",
     "+eval",
     "+time",
@@ -26,17 +30,12 @@ const ACL: &[&str] = &[
     "+hmget",
     "+hset",
     "+hdel",
-    "+get",
-    "+set",
-    "+del",
+    "+hscan",
     "+getrange",
     "+setrange",
+    "+set",
+    "+del",
     "+pexpire",
-    "+zadd",
-    "+zrem",
-    "+zscore",
-    "+zrangebyscore",
-    "+zremrangebyscore",
 ];
 
 #[test]
@@ -103,10 +102,19 @@ fn tls_with_a_private_certificate_authority() {
 fn an_acl_user_with_only_the_needed_commands_can_do_everything() {
     let server = RedisServer::builder().tcp().acl_user("pacer", "s3cret", ACL).start();
     let url = server.url_for_user("pacer");
-    let l = Limiter::new_redis(Limits::exact(), RedisOptions::new(url, prefix()), Clock::Monotonic).expect("ACL user");
+    for functions in [true, false] {
+        let options = RedisOptions { functions, ..RedisOptions::new(url.clone(), prefix()) };
+        let l = Limiter::new_redis(Limits::exact(), options, Clock::Monotonic).expect("ACL user");
+        exercise(&l);
+    }
+    // Without the Functions commands (an ACL written for Redis 6) the engine is sent as scripts.
+    let scripts_only: Vec<&str> = ACL.iter().copied().filter(|c| !["+fcall", "+function|load"].contains(c)).collect();
+    let server = RedisServer::builder().tcp().acl_user("pacer", "s3cret", &scripts_only).start();
+    let url = server.url_for_user("pacer");
+    let l = Limiter::new_redis(Limits::exact(), RedisOptions::new(url, prefix()), Clock::Monotonic).expect("scripts");
     exercise(&l);
-    // One command fewer (ZADD) and the store refuses: a loud error, not an outage the failure policy hides.
-    let fewer: Vec<&str> = ACL.iter().copied().filter(|c| *c != "+zadd").collect();
+    // One command fewer (TIME) and the store refuses: a loud error, not an outage the failure policy hides.
+    let fewer: Vec<&str> = ACL.iter().copied().filter(|c| *c != "+time").collect();
     let server = RedisServer::builder().tcp().acl_user("pacer", "s3cret", &fewer).start();
     let url = server.url_for_user("pacer");
     let l = Limiter::new_redis(Limits::exact(), RedisOptions::new(url, prefix()), Clock::Monotonic).unwrap();
@@ -135,22 +143,27 @@ fn every_key_but_the_limits_expires_and_emptied_logs_go() {
     let keys = server.keys(&pattern);
     assert!(keys.iter().all(|k| k.starts_with(&format!("xg:{{{p}}}:"))), "every key in the app's slot: {keys:?}");
     assert_eq!(server.keys_without_ttl(&pattern), vec![format!("xg:{{{p}}}:cfg")], "only the limits persist");
-    // Days later the next call finds every window empty and deletes the logs instead of keeping them.
+    // Days later the next call finds every window empty and deletes the tenant's state instead of keeping it: its
+    // rings and its header in the state hash.
     l.set_now(3 * 86_400_000).unwrap();
+    let quiet = Feedback {
+        status: 200,
+        category: Category::Success,
+        rate_limit_problem: None,
+        recommended_wait_ms: None,
+        minute_remaining: None,
+        day_remaining: None,
+        app_minute_remaining: None,
+    };
     for t in hostile {
-        l.observe(
-            t,
-            &Feedback { minute_remaining: None, day_remaining: None, app_minute_remaining: None, ..limited() },
-            l.now(),
-        )
-        .unwrap();
+        l.observe(t, &quiet, l.now()).unwrap();
     }
-    let logs: Vec<String> = server
-        .keys(&pattern)
-        .into_iter()
-        .filter(|k| k.ends_with(":m") || k.ends_with(":d") || k.ends_with(":am"))
-        .collect();
-    assert!(logs.is_empty(), "emptied logs are deleted: {logs:?}");
+    let rings: Vec<String> = server.keys(&pattern).into_iter().filter(|k| k.contains(":t:")).collect();
+    assert!(rings.is_empty(), "emptied logs are deleted: {rings:?}");
+    let state = format!("xg:{{{p}}}:2:s");
+    let headers: Vec<String> =
+        server.cli(&["HKEYS", &state]).lines().filter(|f| f.starts_with("h:")).map(str::to_owned).collect();
+    assert!(headers.is_empty(), "emptied tenants are forgotten: {headers:?}");
 }
 
 #[test]
@@ -162,11 +175,37 @@ fn limits_stored_by_a_later_version_with_more_fields_are_read() {
     let stored = server.cli(&["HGET", &key, "lim"]).trim().to_owned();
     // A minute limit of 2 where this version stores 60, and a field this version does not know.
     let (_, rest) = stored.split_once(',').expect("comma-separated limits");
+    let Decision::Granted(p) = l.acquire("tenant", 0).unwrap() else { panic!("granted") };
+    l.release(p, 0).unwrap();
     assert_eq!(server.cli(&["HSET", &key, "lim", &format!("2,{rest},7")]).trim(), "0");
-    for _ in 0..2 {
-        let Decision::Granted(p) = l.acquire("tenant", 0).unwrap() else { panic!("granted") };
-        l.release(p, 0).unwrap();
-    }
-    let Decision::Refused(r) = l.acquire("tenant", 0).unwrap() else { panic!("the stored minute limit applies") };
+    // Written behind the library's back (not by replace_limits), the limits are read again within a second.
+    l.set_now(1_000).unwrap();
+    let Decision::Granted(p) = l.acquire("tenant", 1_000).unwrap() else { panic!("granted") };
+    l.release(p, 1_000).unwrap();
+    let Decision::Refused(r) = l.acquire("tenant", 1_000).unwrap() else { panic!("the stored minute limit applies") };
+    assert_eq!(r.reason, xeroguard::Reason::Minute);
+}
+
+#[test]
+fn replaced_limits_and_tenant_limits_apply_at_every_process_next_call() {
+    let server = RedisServer::start();
+    let p = prefix();
+    let first = Limiter::new_redis(Limits::exact(), RedisOptions::new(server.url(), &p), Clock::Manual).unwrap();
+    let Decision::Granted(permit) = first.acquire("tenant", 0).unwrap() else { panic!("granted") };
+    first.release(permit, 0).unwrap();
+    // Another process replaces the limits: the first one's next call (same instant) decides by them.
+    let one_a_minute = Limits { tenant_minute: WindowLimit::new(1, 60_000, 0), ..Limits::exact() };
+    let options = RedisOptions { replace_limits: true, ..RedisOptions::new(server.url(), &p) };
+    let second = Limiter::new_redis(one_a_minute, options, Clock::Manual).unwrap();
+    assert_eq!(second.limits().tenant_minute.limit, 1);
+    let Decision::Refused(r) = first.acquire("tenant", 0).unwrap() else { panic!("the replaced limits apply") };
+    assert_eq!(r.reason, xeroguard::Reason::Minute);
+    // A tenant's own limits set by one process apply to the other's next call.
+    second.set_tenant_limits("other", Some(TenantLimits { minute_limit: 5, day_limit: 5, concurrency: 1 })).unwrap();
+    let Decision::Granted(_) = first.acquire("other", 0).unwrap() else { panic!("granted") };
+    let Decision::Refused(r) = first.acquire("other", 0).unwrap() else { panic!("concurrency 1 applies") };
+    assert_eq!(r.reason, xeroguard::Reason::Concurrency);
+    second.set_tenant_limits("other", None).unwrap();
+    let Decision::Refused(r) = first.acquire("other", 0).unwrap() else { panic!("back to one a minute") };
     assert_eq!(r.reason, xeroguard::Reason::Minute);
 }

@@ -9,13 +9,14 @@ mod redis_support;
 #[path = "suites/soak.rs"]
 mod soak;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
 use redis_support::{RedisCluster, RedisServer};
 use xeroguard::pacing::{
-    Clock, Decision, Feedback, Limiter, Limits, PacingError, Permit, RedisOptions, Snapshot, TenantLimits,
+    Clock, Decision, Feedback, Limiter, Limits, MAX_BOOKINGS, PacingError, Permit, RedisOptions, Snapshot, TenantLimits,
 };
 use xeroguard::{Category, RateLimitProblem};
 
@@ -23,8 +24,14 @@ static PREFIXES: AtomicU64 = AtomicU64::new(0);
 
 /// A limiter on a fresh key prefix of the store at `url`, on the manual clock.
 fn redis_limiter(url: &str, limits: Limits) -> Limiter {
+    redis_limiter_in_form(url, limits, true)
+}
+
+/// Same, with the engine as a Functions library (`functions`) or as scripts (EVALSHA, Redis 6's form).
+fn redis_limiter_in_form(url: &str, limits: Limits, functions: bool) -> Limiter {
     let prefix = format!("test{}-{}", std::process::id(), PREFIXES.fetch_add(1, Ordering::Relaxed));
-    Limiter::new_redis(limits, RedisOptions::new(url, prefix), Clock::Manual).expect("connect")
+    let options = RedisOptions { functions, ..RedisOptions::new(url, prefix) };
+    Limiter::new_redis(limits, options, Clock::Manual).expect("connect")
 }
 
 /// The model suite's limits: small enough that every window binds in a short sequence.
@@ -107,8 +114,12 @@ fn same_decision(memory: &Decision, redis: &Decision) -> bool {
 }
 
 fn run_both(url: &str, ops: &[Op]) -> Result<(), TestCaseError> {
-    let memory = Limiter::new(limits(), Clock::Manual).unwrap();
-    let redis = redis_limiter(url, limits());
+    run_both_with(&redis_limiter(url, limits()), limits(), ops)
+}
+
+/// Runs `ops` on `redis` and on an in-process limiter with `limits`, comparing every answer.
+fn run_both_with(redis: &Limiter, limits: Limits, ops: &[Op]) -> Result<(), TestCaseError> {
+    let memory = Limiter::new(limits, Clock::Manual).unwrap();
     let mut now = 0u64;
     let mut permits: Vec<(Permit, Permit)> = Vec::new();
     let mut reservations: Vec<(u64, u64)> = Vec::new();
@@ -224,6 +235,174 @@ proptest! {
     #[test]
     fn redis_cluster_decides_like_in_process(ops in proptest::collection::vec(op(), 1..60)) {
         run_both(&cluster(), &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+
+    /// The scripts form (EVALSHA, as Redis 6 runs the engine) decides like the Functions library.
+    #[test]
+    fn redis_scripts_form_decides_like_in_process(ops in proptest::collection::vec(op(), 1..80)) {
+        run_both_with(&redis_limiter_in_form(&server(), limits(), false), limits(), &ops)?;
+    }
+}
+
+/// A deterministic generator for the production-size run (no dependency for this).
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Operations at production sizes: Xero's limits (60 a minute, 5,000 a day, 10,000 a minute per app, 5 in
+/// flight), thousands of them on a few tenants, with a tenant booking up to the cap, clock moves from a millisecond
+/// to days, and two months of calls every twelve hours (the logs never empty, so their base moves on).
+fn production_ops(seed: u64) -> Vec<Op> {
+    let mut rng = XorShift(seed);
+    let mut ops = Vec::new();
+    let tenant = |rng: &mut XorShift| rng.below(3) as usize;
+    let mixed = |rng: &mut XorShift, ops: &mut Vec<Op>, n: usize| {
+        for _ in 0..n {
+            let t = tenant(rng);
+            ops.push(match rng.below(100) {
+                0..=29 => Op::Acquire(t),
+                30..=54 => Op::Release(rng.below(8) as usize),
+                55..=59 => Op::Record(t),
+                60..=66 => Op::Reserve(t),
+                67..=71 => Op::Cancel(rng.below(8) as usize),
+                72..=77 => Op::Observe {
+                    tenant: t,
+                    kind: rng.below(6) as u8,
+                    wait: rng.below(120_000),
+                    remaining: rng.below(10_001) as u32,
+                },
+                78..=82 => Op::Peek(t),
+                83..=84 => Op::Snapshot(t),
+                85 => Op::SetLimits {
+                    tenant: rng.below(2) as usize,
+                    minute: 30 + rng.below(31) as u32,
+                    day: 1_000 + rng.below(4_001) as u32,
+                    concurrency: 1 + rng.below(5) as u32,
+                },
+                86 => Op::ClearLimits(rng.below(2) as usize),
+                87..=95 => Op::Advance(rng.below(2_000)),
+                96..=97 => Op::Advance(rng.below(600_000)),
+                98 => Op::Advance(rng.below(6 * 3_600_000)),
+                _ => Op::Advance(rng.below(3 * 86_400_000)),
+            });
+        }
+    };
+    mixed(&mut rng, &mut ops, 3_000);
+    // One tenant books ahead up to the cap (and past it: refused), a millisecond apart, then the others keep
+    // calling, some bookings are cancelled, and the clock runs through them.
+    for _ in 0..MAX_BOOKINGS + 100 {
+        ops.extend([Op::Reserve(0), Op::Advance(1)]);
+    }
+    for _ in 0..300 {
+        let t = tenant(&mut rng);
+        ops.push(match rng.below(4) {
+            0 => Op::Cancel(rng.below(2_000) as usize),
+            1 => Op::Acquire(t),
+            2 => Op::Release(0),
+            _ => Op::Advance(rng.below(30_000)),
+        });
+    }
+    mixed(&mut rng, &mut ops, 1_500);
+    // Sixty days of a call every twelve hours: the day and app windows are never empty.
+    for _ in 0..120 {
+        ops.extend([Op::Acquire(1), Op::Release(0), Op::Record(2), Op::Advance(12 * 3_600_000)]);
+    }
+    mixed(&mut rng, &mut ops, 500);
+    ops
+}
+
+/// The engine operations (functions or scripts) the server logged as slow, by what names them in any run of the
+/// same sequence: the function (or script), the clock reading, the tenant and the operation's own arguments (not
+/// the keys, nor the operation id, which differ between runs).
+fn slow_operations(server: &RedisServer) -> BTreeSet<String> {
+    let mut admin = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG").arg("GET").arg(-1).query(&mut admin).unwrap();
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    };
+    let mut slow = BTreeSet::new();
+    for entry in entries {
+        let redis::Value::Array(fields) = entry else { continue };
+        let Some(redis::Value::Array(args)) = fields.get(3) else { continue };
+        let args: Vec<String> = args.iter().map(text).collect();
+        // FCALL|EVALSHA|EVAL, function or script, 5 (keys), the keys, the operation id, then what identifies it.
+        if args.len() > 9 && matches!(args[0].to_ascii_uppercase().as_str(), "FCALL" | "EVALSHA" | "EVAL") {
+            let duration = fields.get(2).map(text).unwrap_or_default();
+            slow.insert(format!(
+                "{} {} ({duration} us)",
+                args[1].chars().take(24).collect::<String>(),
+                args[9..].join(" ")
+            ));
+        }
+    }
+    slow.into_iter().map(|s| s.rsplit_once(" (").map_or(s.clone(), |(name, _)| name.to_owned())).collect()
+}
+
+/// The differential run at production sizes, with a cost check: no engine operation takes over 2 ms on the server
+/// (SLOWLOG). A correct engine is O(log n) per call, plus the bookings a reserve passes (capped): its slowest call
+/// here is a fraction of that, even on a slow machine; one that reads or sorts the logs takes tens of milliseconds.
+/// SLOWLOG counts wall time, so a server the machine's load sets aside in the middle of a call logs it too: the
+/// sequence (deterministic) runs again, up to six times, until no operation was slow in every run so far; one that
+/// stays slow in all of them fails the test, as a slow engine's operations do. The cost check is the Functions library's (Redis 7); the scripts form
+/// (Redis 6) defines the engine again on every call, about twice the CPU: it must decide alike at these sizes, and
+/// its slow calls are printed.
+#[test]
+fn production_sizes_decide_alike_and_no_operation_is_slow() {
+    let server =
+        RedisServer::builder().config("slowlog-log-slower-than", "2000").config("slowlog-max-len", "100000").start();
+    // Best-effort (it needs the privilege): a busy machine then keeps the server waiting less in mid-call.
+    // SAFETY: setpriority only reads its arguments.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, server.pid(), -10) };
+    for functions in [true, false] {
+        let mut slow_every_time: Option<BTreeSet<String>> = None;
+        for run in 0..6 {
+            // Loading the library, or compiling a script on its first EVAL, is not an operation: every operation
+            // runs once (on a prefix of its own) before the run is watched.
+            let warm = redis_limiter_in_form(&server.url(), Limits::default(), functions);
+            let Decision::Granted(permit) = warm.acquire("t", 0).unwrap() else { panic!("granted") };
+            warm.release(permit, 0).unwrap();
+            warm.peek("t", 0).unwrap();
+            warm.record("t", 0).unwrap();
+            let r = warm.reserve("t", 0).unwrap();
+            assert_eq!(warm.cancel(r.id, 0), Err(PacingError::UnknownReservation), "booked for now: its time came");
+            warm.observe("t", &feedback(0, 0, 5), 0).unwrap();
+            warm.set_tenant_limits("t", None).unwrap();
+            assert_eq!(warm.snapshot("t", 0).unwrap().in_flight, 0);
+            server.cli(&["SLOWLOG", "RESET"]);
+            let redis = redis_limiter_in_form(&server.url(), Limits::default(), functions);
+            if let Err(e) = run_both_with(&redis, Limits::default(), &production_ops(0x5eed_0000)) {
+                panic!("functions: {functions}: {e}");
+            }
+            let slow = slow_operations(&server);
+            let still = match slow_every_time {
+                None => slow,
+                Some(before) => before.intersection(&slow).cloned().collect(),
+            };
+            println!("functions: {functions}, run {run}: {} operations slow in every run so far", still.len());
+            if still.is_empty() {
+                slow_every_time = Some(still);
+                break;
+            }
+            slow_every_time = Some(still);
+        }
+        let slow = slow_every_time.unwrap_or_default();
+        if functions {
+            assert!(slow.is_empty(), "slower than 2 ms in every run: {slow:?}");
+        } else if !slow.is_empty() {
+            println!("scripts form: slower than 2 ms in every run: {slow:?}");
+        }
     }
 }
 

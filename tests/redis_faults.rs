@@ -160,10 +160,12 @@ fn ok_feedback() -> xeroguard::pacing::Feedback {
     }
 }
 
-#[test]
-fn script_flush_under_load_surfaces_no_error() {
+/// The engine flushed from the server as fast as one connection can, while three threads decide: the library
+/// (FUNCTION FLUSH) is loaded again, a script (SCRIPT FLUSH) sent again with its source, and no error surfaces.
+fn flushes_under_load_surface_no_error(functions: bool) {
     let server = RedisServer::start();
-    let l = Arc::new(limiter(server.url(), FailurePolicy::Closed));
+    let options = RedisOptions { functions, ..options(server.url(), FailurePolicy::Closed) };
+    let l = Arc::new(Limiter::new_redis(Limits::exact(), options, Clock::Monotonic).expect("connect"));
     let stop = Arc::new(AtomicBool::new(false));
     let barrier = Arc::new(Barrier::new(4));
     let workers: Vec<_> = (0..3)
@@ -187,20 +189,31 @@ fn script_flush_under_load_surfaces_no_error() {
             })
         })
         .collect();
-    // Flush as fast as one connection can for a second: thousands of flushes, many landing between a script's
-    // NOSCRIPT and its next send.
+    // Flush as fast as one connection can for a second: thousands of flushes, many landing between a call that
+    // found the engine missing and its next send.
     let mut flusher = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let what = if functions { "FUNCTION" } else { "SCRIPT" };
     barrier.wait();
     let started = Instant::now();
     let mut flushes = 0;
     while started.elapsed() < Duration::from_secs(1) {
-        redis::cmd("SCRIPT").arg("FLUSH").exec(&mut flusher).unwrap();
+        redis::cmd(what).arg("FLUSH").exec(&mut flusher).unwrap();
         flushes += 1;
     }
     stop.store(true, Ordering::Relaxed);
-    assert!(flushes > 100, "the cache was flushed {flushes} times");
+    assert!(flushes > 100, "the engine was flushed {flushes} times");
     let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
     assert!(total > 100, "the load ran: {total} decisions");
+}
+
+#[test]
+fn script_flush_under_load_surfaces_no_error() {
+    flushes_under_load_surface_no_error(false);
+}
+
+#[test]
+fn function_flush_under_load_surfaces_no_error() {
+    flushes_under_load_surface_no_error(true);
 }
 
 #[test]

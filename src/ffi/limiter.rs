@@ -211,7 +211,7 @@ fn pacing_error(e: PacingError) -> FfiError {
         PacingError::UnknownReservation => XG_STATUS_UNKNOWN_RESERVATION,
         PacingError::NotManualClock => XG_STATUS_WRONG_CLOCK,
         PacingError::Interrupted => XG_STATUS_INTERRUPTED,
-        PacingError::BookingTooFar { .. } => XG_STATUS_BOOKING_TOO_FAR,
+        PacingError::BookingTooFar { .. } | PacingError::TooManyBookings { .. } => XG_STATUS_BOOKING_TOO_FAR,
         PacingError::StoreUnavailable(_) => XG_STATUS_STORE_UNAVAILABLE,
         PacingError::Store(_) => XG_STATUS_STORE_ERROR,
         PacingError::ClockBackwards

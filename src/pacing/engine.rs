@@ -3,7 +3,10 @@
 //! refuse, book, release and take the server's feedback is decided here and only here (xero-reference §7).
 
 use super::config::{Limits, TenantLimits, WindowLimit};
-use super::types::{Decision, Feedback, MAX_BOOKING_AHEAD_MS, PacingError, Permit, Refusal, Snapshot, WindowSnapshot};
+use super::types::{
+    Decision, Feedback, MAX_APP_BOOKINGS, MAX_BOOKING_AHEAD_MS, MAX_BOOKINGS, PacingError, Permit, Refusal, Snapshot,
+    WindowSnapshot,
+};
 use super::window::Window;
 use crate::vocab::{Category, RateLimitProblem, Reason};
 
@@ -190,6 +193,7 @@ impl Scope<'_> {
     /// Books the next free slot (after those already booked) and counts the call there; returns the instant.
     /// Concurrency is not reserved.
     pub fn reserve(&mut self) -> Result<u64, PacingError> {
+        self.check_bookings()?;
         let (at, _) = self.earliest(false);
         let wait_ms = at - self.now;
         if wait_ms > MAX_BOOKING_AHEAD_MS {
@@ -197,6 +201,24 @@ impl Scope<'_> {
         }
         self.record_call(at);
         Ok(at)
+    }
+
+    /// Refuses a booking beyond [`MAX_BOOKINGS`] for the tenant (both its windows hold its bookings) or
+    /// [`MAX_APP_BOOKINGS`] for the app, with the wait until the first of them comes due.
+    fn check_bookings(&self) -> Result<(), PacingError> {
+        let now = self.now;
+        let full = [
+            (&self.tenant.minute, MAX_BOOKINGS),
+            (&self.tenant.day, MAX_BOOKINGS),
+            (&self.app.minute, MAX_APP_BOOKINGS),
+        ];
+        for (window, most) in full {
+            if window.booked_after(now) >= most as usize {
+                let due = window.next_booked(now).expect("a window with bookings has a next one");
+                return Err(PacingError::TooManyBookings { wait_ms: due - now });
+            }
+        }
+        Ok(())
     }
 
     /// Takes the server's word (see [`Effects`]).
@@ -412,6 +434,35 @@ mod tests {
         w.tenant.block = Some(Block { until: MAX_BOOKING_AHEAD_MS + 1, reason: Reason::RetryAfter });
         assert_eq!(w.at(0).reserve(), Err(PacingError::BookingTooFar { wait_ms: MAX_BOOKING_AHEAD_MS + 1 }));
         assert!(w.tenant.day.is_empty(), "nothing booked");
+    }
+
+    #[test]
+    fn bookings_are_capped_per_tenant_and_per_app() {
+        let limits = Limits {
+            tenant_minute: WindowLimit::new(1, 1_000, 0),
+            tenant_day: WindowLimit::new(0, 0, 0),
+            app_minute: WindowLimit::new(0, 0, 0),
+            ..limits()
+        };
+        let (mut tenant, mut app) = (TenantState::default(), AppState::default());
+        let tenant_limits = scope_limits("t", None, &limits);
+        let mut scope = Scope { limits: &limits, tenant_limits, tenant: &mut tenant, app: &mut app, now: 0 };
+        // The first is booked now, the others a second apart: MAX_BOOKINGS of them ahead.
+        for i in 0..=u64::from(MAX_BOOKINGS) {
+            assert_eq!(scope.reserve(), Ok(i * 1_000));
+        }
+        assert_eq!(scope.reserve(), Err(PacingError::TooManyBookings { wait_ms: 1_000 }), "until the next comes due");
+        scope.now = 1_000;
+        assert_eq!(scope.reserve(), Ok((u64::from(MAX_BOOKINGS) + 1) * 1_000), "one came due: one more fits");
+        // The app window holds every tenant's bookings (here: tenantless calls, which only the app limits).
+        let limits = Limits { app_minute: WindowLimit::new(1, 10, 0), ..limits };
+        let (mut tenant, mut app) = (TenantState::default(), AppState::default());
+        let tenant_limits = scope_limits("", None, &limits);
+        let mut scope = Scope { limits: &limits, tenant_limits, tenant: &mut tenant, app: &mut app, now: 0 };
+        for _ in 0..=MAX_APP_BOOKINGS {
+            scope.reserve().unwrap();
+        }
+        assert_eq!(scope.reserve(), Err(PacingError::TooManyBookings { wait_ms: 10 }));
     }
 
     fn feedback(status: u16, category: Category, problem: Option<RateLimitProblem>, wait: Option<u64>) -> Feedback {

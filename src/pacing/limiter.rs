@@ -11,7 +11,8 @@ use super::memory::MemoryBackend;
 use super::redis::{RedisBackend, RedisOptions};
 use super::stats::{Counters, Stats, WaitEnd};
 use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot, check_tenant};
-use super::wait::{self, Step, Waiters};
+use super::wait::{self, Step, Waiters, Wakeup};
+use crate::vocab::Reason;
 
 pub struct Limiter {
     backend: Box<dyn Backend>,
@@ -96,7 +97,11 @@ impl Limiter {
     /// Gives back a concurrency slot. Releasing twice, or after the permit expired, is `UnknownPermit`.
     pub fn release(&self, permit: Permit, now: u64) -> Result<(), PacingError> {
         self.backend.release(permit, now)?;
-        self.waiters.wake();
+        if self.backend.sees_every_release() {
+            self.waiters.wake();
+        } else {
+            self.waiters.wake_one();
+        }
         Ok(())
     }
 
@@ -153,7 +158,8 @@ impl Limiter {
     /// One bounded step of a wait with `deadline` on the limiter's clock: blocks at most `max_block` (None: until
     /// granted or given up; zero: not at all) and answers granted, give up, or ask again after `sleep_ms`. Bindings
     /// call it with a short block so their thread stays interruptible, or with none from async code, which then
-    /// sleeps `sleep_ms` (waking sooner on its own releases).
+    /// sleeps `sleep_ms`: for a concurrency slot that is a short, jittered poll (no release can wake such a caller),
+    /// spaced out between waiters on a shared store (see [`wait::CONCURRENCY_POLL_MS`]).
     ///
     /// Each call stands alone, so the statistics see its first answer as a decision but no wait: a wait of several
     /// steps is [`Limiter::acquire_step`].
@@ -246,7 +252,13 @@ impl Limiter {
                 Decision::Granted(permit) => return Ok(Step::Granted(permit)),
                 Decision::Refused(refusal) => refusal,
             };
-            let step = wait::after_refusal(refusal, now, deadline, self.clock(), self.backend.sees_every_release());
+            let wakeup = if refusal.reason == Reason::Concurrency {
+                let blocking = max_block != Some(Duration::ZERO);
+                self.waiters.concurrency_poll(tenant, blocking, self.backend.sees_every_release())
+            } else {
+                Wakeup::OnRelease
+            };
+            let step = wait::after_refusal_with(refusal, now, deadline, self.clock(), wakeup);
             let Step::AskAgain { sleep_ms, .. } = step else { return Ok(step) };
             let blocked = started.elapsed();
             let sleep_ms = match max_block {

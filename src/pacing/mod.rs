@@ -8,6 +8,7 @@
 //! - [`wait`]: the one wait policy; [`Limiter`]: the façade every caller and every export uses, and counts
 //!   ([`stats`]).
 
+mod bounds;
 mod clock;
 mod config;
 pub mod engine;
@@ -27,8 +28,8 @@ pub use memory::MemoryBackend;
 pub use redis::{RedisBackend, RedisOptions};
 pub use stats::{Stats, StoreStats, WaitEnd, WaitStats};
 pub use types::{
-    Decision, Feedback, MAX_BOOKING_AHEAD_MS, MAX_TENANT_ID_BYTES, PacingError, Permit, Refusal, Reservation, Snapshot,
-    WindowSnapshot,
+    Decision, Feedback, MAX_APP_BOOKINGS, MAX_BOOKING_AHEAD_MS, MAX_BOOKINGS, MAX_TENANT_ID_BYTES, PacingError, Permit,
+    Refusal, Reservation, Snapshot, WindowSnapshot,
 };
 pub use wait::Step;
 

@@ -12,9 +12,7 @@ pub(crate) fn check_tenant(tenant: &str) -> Result<(), PacingError> {
     if tenant.len() > MAX_TENANT_ID_BYTES { Err(PacingError::TenantIdTooLong) } else { Ok(()) }
 }
 
-/// How far ahead a reservation may be booked: windows store 4-byte millisecond offsets, and a booking must stay
-/// within their range together with the longest window (see [`super::Limits::validate`]).
-pub const MAX_BOOKING_AHEAD_MS: u64 = 1 << 31;
+pub use super::bounds::{MAX_APP_BOOKINGS, MAX_BOOKING_AHEAD_MS, MAX_BOOKINGS};
 
 /// A concurrency slot held by one call in flight. Id 0 is a tenantless call's, which holds no slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,6 +76,11 @@ pub enum PacingError {
     BookingTooFar {
         wait_ms: u64,
     },
+    /// The tenant already holds [`MAX_BOOKINGS`] bookings ahead (or the app [`MAX_APP_BOOKINGS`]); the next one
+    /// comes due, and another can be booked, in `wait_ms`.
+    TooManyBookings {
+        wait_ms: u64,
+    },
     /// The shared store could not be reached in time (and the failure policy did not decide instead).
     StoreUnavailable(String),
     /// The shared store answered with an error: another clock or prefix setup, a bad script, a protocol mismatch.
@@ -108,6 +111,11 @@ impl std::fmt::Display for PacingError {
                 "the next free slot is {} away, beyond the booking horizon of {}",
                 human_duration(*wait_ms),
                 human_duration(MAX_BOOKING_AHEAD_MS)
+            ),
+            PacingError::TooManyBookings { wait_ms } => write!(
+                f,
+                "too many calls booked ahead (at most {MAX_BOOKINGS} per tenant, {MAX_APP_BOOKINGS} per app); the \
+                 next one comes due in {wait_ms} ms"
             ),
         }
     }

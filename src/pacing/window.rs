@@ -4,6 +4,13 @@
 
 use std::collections::VecDeque;
 
+/// How many booked calls [`Window::earliest`] checks at once when it looks for a full window among them.
+const SCAN_CHUNK: usize = 64;
+
+/// A jump past a full window that passes fewer calls than this ends the jumping: the rest is scanned (see
+/// [`Window::leave_full`]).
+const JUMP_MIN: usize = 8;
+
 /// The instants are kept as 4-byte offsets from `base` (half the memory of 8-byte instants: a full 5000-call day
 /// window is 20 KB). A window only ever holds instants within its span before now and bookings at most
 /// [`super::MAX_BOOKING_AHEAD_MS`] after it, so offsets from the oldest entry always fit; `base` moves forward when
@@ -32,10 +39,6 @@ impl Window {
         self.offsets.front().map(|&o| self.base + u64::from(o))
     }
 
-    fn back(&self) -> Option<u64> {
-        self.offsets.back().map(|&o| self.base + u64::from(o))
-    }
-
     /// How many entries are at or before `t`.
     fn count_le(&self, t: u64) -> usize {
         match t.checked_sub(self.base) {
@@ -55,71 +58,168 @@ impl Window {
         }
     }
 
-    fn instants(&self) -> impl Iterator<Item = u64> + '_ {
-        self.offsets.iter().map(|&o| self.base + u64::from(o))
-    }
-
     /// Forgets calls that no window containing an instant ≥ `now` can hold.
     pub fn prune(&mut self, now: u64, span: u64) {
-        while self.front().is_some_and(|e| e.saturating_add(span) <= now) {
-            self.offsets.pop_front();
+        if let Some(edge) = now.checked_sub(span) {
+            // Usually one or two calls leave: the search gallops from the front.
+            let leaving = self.first_past(0, edge, true, 0);
+            self.offsets.drain(..leaving);
         }
     }
 
-    /// The element of the sorted sequence with `t` inserted at position `p`.
-    fn with_inserted(&self, t: u64, p: usize, i: usize) -> u64 {
-        match i.cmp(&p) {
-            std::cmp::Ordering::Less => self.at(i),
-            std::cmp::Ordering::Equal => t,
-            std::cmp::Ordering::Greater => self.at(i - 1),
-        }
-    }
-
-    /// Whether a call at `t` keeps every window within `limit` (0 means unlimited).
-    pub fn admits(&self, t: u64, limit: usize, span: u64) -> bool {
+    /// The first index at or after `from` whose entry is after `t` (`inclusive`) or at or after it: a gallop from
+    /// `from` (the searches in [`Window::earliest`] move forward by a little at a time), then a binary search. With
+    /// a `hint` (0: none) the answer is looked for first at `from + hint`: a jump past a full window passes about
+    /// `limit` calls (exactly that many when bookings come in bursts at the limit's pace), found so in two reads.
+    fn first_past(&self, from: usize, t: u64, inclusive: bool, hint: usize) -> usize {
         let n = self.offsets.len();
-        if limit == 0 || n < limit {
-            return true;
+        let before = |i: usize| if inclusive { self.at(i) <= t } else { self.at(i) < t };
+        if from >= n || !before(from) {
+            return from;
         }
-        // Violation iff some run of limit+1 consecutive calls (one of them `t`) spans less than `span`.
-        let p = self.count_le(t);
-        let first_run = p.saturating_sub(limit);
-        let last_run = p.min(n - limit);
-        (first_run..=last_run).all(|j| self.with_inserted(t, p, j + limit) - self.with_inserted(t, p, j) >= span)
+        // before(lo) holds; find hi with !before(hi) (or n).
+        let mut lo = from;
+        let mut bound = None;
+        if hint > 0 {
+            let last = from + hint - 1;
+            if last >= n || !before(last) {
+                bound = Some(last.min(n));
+            } else if last + 1 >= n || !before(last + 1) {
+                return last + 1;
+            } else {
+                lo = last + 1;
+            }
+        }
+        let mut hi = match bound {
+            Some(hi) => hi,
+            None => {
+                let mut step = 1;
+                loop {
+                    let probe = lo + step;
+                    if probe >= n {
+                        break n;
+                    }
+                    if !before(probe) {
+                        break probe;
+                    }
+                    lo = probe;
+                    step *= 2;
+                }
+            }
+        };
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if before(mid) { lo = mid } else { hi = mid }
+        }
+        hi
     }
 
-    /// The earliest instant ≥ `t` at which a call fits.
+    /// The earliest instant ≥ `t` at which a call fits. A call at `t` fits when the window ending at `t` holds fewer
+    /// than `limit` calls, and so does the window ending at every booked call in (t, t + span) (the call would be in
+    /// those too). So the search moves `t` forward by two rules, each a jump to where fitness can change: past the
+    /// instant the limit-th call before `t` leaves (its `e + span`), and past the latest booked call in
+    /// (t, t + span) whose window is already full (`e`, then the first rule). Each booked call is checked once per
+    /// search: O(log n) when nothing is booked after `t` (every plain acquire), else O(log n) per jump while the
+    /// jumps pass many calls, and one pass over the bookings where they pass few (at most [`super::MAX_BOOKINGS`]
+    /// in a tenant's windows; see [`Window::leave_full`]).
     pub fn earliest(&self, t: u64, limit: usize, span: u64) -> u64 {
         let n = self.offsets.len();
         if limit == 0 || n < limit {
             return t;
         }
-        // Calls at or before `t` alone push the answer to at least this.
-        let p = self.count_le(t);
-        let floor = if p >= limit { t.max(self.at(p - limit).saturating_add(span)) } else { t };
-        if p == n {
-            return floor; // nothing booked in the future: the common case, O(log n)
-        }
-        if self.admits(floor, limit, span) {
-            return floor;
-        }
-        // Fitness changes only where a call leaves a window (e + span) or where `t` passes a booked call (e).
-        let mut leaving = self.instants().map(|e| e.saturating_add(span)).filter(|&c| c > floor).peekable();
-        let mut passing = self.instants().filter(|&c| c > floor).peekable();
+        let mut t = t;
+        let mut p = self.count_le(t);
+        // Booked calls from `p` up to `checked` are known to end windows that are not full.
+        let mut checked = p;
+        // Calls at or before t - span (t only grows: the count is found by galloping on).
+        let mut left = 0;
         loop {
-            let candidate = match (leaving.peek(), passing.peek()) {
-                (Some(&a), Some(&b)) if a <= b => leaving.next(),
-                (_, Some(_)) => passing.next(),
-                (Some(_), None) => leaving.next(),
-                (None, None) => None,
-            };
-            let Some(candidate) = candidate else {
-                return self.back().map_or(floor, |last| last.saturating_add(span));
-            };
-            if self.admits(candidate, limit, span) {
-                return candidate;
+            if p >= limit && self.at(p - limit).saturating_add(span) > t {
+                (t, p) = self.leave_full(t, p, limit, span);
+                continue;
             }
+            if p == n {
+                return t; // nothing booked after t: the common case
+            }
+            let from = p.max(checked);
+            let end = self.first_past(from, t.saturating_add(span), false, 0);
+            // A full window ending at a booked call in (t, t + span) lies within (t - span, t + span): with fewer
+            // than `limit` calls there, there is none (the common case of a tenant booking ahead).
+            if let Some(edge) = t.checked_sub(span) {
+                left = self.first_past(left, edge, true, 0);
+            }
+            if end - left < limit {
+                return t;
+            }
+            let full = self.latest_full(from, end, limit, span);
+            checked = checked.max(end);
+            let Some(k) = full else { return t };
+            t = self.at(k);
+            p = self.first_past(p, t, true, 0);
         }
+    }
+
+    /// From `t` whose window is full (`p` = calls at or before `t`): the first instant after it whose window holds
+    /// fewer than `limit` calls, and the calls at or before that. Jump by jump, each to the instant the limit-th call
+    /// before leaves, while a jump passes many calls (bookings made in bursts at the limit's pace pass `limit`);
+    /// once one passes few (bookings made one after another: each jump passes one), the rest is scanned
+    /// ([`Window::free_after`]), so a chain of 2,000 bookings costs one pass, not 2,000 searches.
+    fn leave_full(&self, mut t: u64, mut p: usize, limit: usize, span: u64) -> (u64, usize) {
+        let n = self.offsets.len();
+        while p >= limit {
+            let leaves = self.at(p - limit).saturating_add(span);
+            if leaves <= t {
+                break;
+            }
+            let next = self.first_past(p, leaves, true, limit);
+            if next - p < JUMP_MIN && next < n {
+                return self.free_after(leaves, next, limit, span);
+            }
+            (t, p) = (leaves, next);
+        }
+        (t, p)
+    }
+
+    /// The first instant ≥ `t` (`p` = calls at or before it, at least `limit`) whose window holds fewer than
+    /// `limit` calls, and the calls at or before it: between the calls q − 1 and q it is the first instant
+    /// x = max(`t` or the call q − 1, the call q − limit + span), if x comes before the call q (or q is the last).
+    fn free_after(&self, t: u64, p: usize, limit: usize, span: u64) -> (u64, usize) {
+        let n = self.offsets.len();
+        let mut lower = t;
+        for q in p..n {
+            let x = lower.max(self.at(q - limit).saturating_add(span));
+            let here = self.at(q);
+            if x < here {
+                return (x, q);
+            }
+            lower = here;
+        }
+        (lower.max(self.at(n - limit).saturating_add(span)), n)
+    }
+
+    /// The latest call in `lo..hi` whose window holds `limit` calls (its `limit - 1`-th predecessor has not left
+    /// by its instant). At `k` that is `k + 1 - c(k) >= limit`, where `c(k)` counts the calls at or before
+    /// `at(k) - span` and never decreases with `k`: over `a..b` it is at most `b - c(a)`. The range is searched
+    /// from the top in chunks of [`SCAN_CHUNK`]; a chunk this bound rules out is skipped whole (one search), the
+    /// others are read through.
+    fn latest_full(&self, lo: usize, hi: usize, limit: usize, span: u64) -> Option<usize> {
+        let lo = lo.max(limit - 1);
+        // The latest first: in a run of bookings made at the limit's pace it is full.
+        if hi > lo && self.at(hi - limit).saturating_add(span) > self.at(hi - 1) {
+            return Some(hi - 1);
+        }
+        let mut b = hi;
+        while b > lo {
+            let a = b.saturating_sub(SCAN_CHUNK).max(lo);
+            if b - self.at(a).checked_sub(span).map_or(0, |edge| self.count_le(edge)) >= limit {
+                let full = (a..b).rev().find(|&k| self.at(k + 1 - limit).saturating_add(span) > self.at(k));
+                if full.is_some() {
+                    return full;
+                }
+            }
+            b = a;
+        }
+        None
     }
 
     /// The offset of `t`, moving `base` to the oldest entry first when `t` is too far from it.
@@ -186,6 +286,12 @@ impl Window {
         self.offsets.len() - self.count_le(now)
     }
 
+    /// The first call booked after `now`, if any.
+    pub fn next_booked(&self, now: u64) -> Option<u64> {
+        let p = self.count_le(now);
+        (p < self.offsets.len()).then(|| self.at(p))
+    }
+
     /// Bytes this window holds on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.offsets.capacity() * std::mem::size_of::<u32>()
@@ -236,9 +342,113 @@ mod tests {
                 let mut with = all.clone();
                 with.push(at);
                 assert!(!exceeded(&with, limit, span), "admitted {at} over the limit: {all:?}");
-                assert!(w.admits(at, limit, span));
                 w.insert(at, usize::MAX, 0);
                 all = with;
+            }
+        }
+    }
+
+    #[test]
+    fn earliest_is_exact_through_long_booking_chains() {
+        // Bookings made one after another as a reserve makes them (each at the earliest free instant), with the
+        // clock standing still (bursts of `limit`) or moving a little between them (chains the jumps pass one call
+        // at a time): both ways past the full windows (jumps, then the scan) must find the brute-force answer.
+        let mut seed = 0x7f4a_7c15_9e37_79b9u64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for _ in 0..60 {
+            let limit = 2 + next(14) as usize;
+            let span = 5 + next(40);
+            let step = next(3);
+            let mut w = Window::default();
+            let mut all = Vec::new();
+            let mut now = 0;
+            for _ in 0..(limit * (2 + next(12) as usize)) {
+                let at = w.earliest(now, limit, span);
+                w.insert(at, usize::MAX, 0);
+                all.push(at);
+                now += step;
+            }
+            all.sort_unstable();
+            for t in [0, now, next(now + span), next(all[all.len() - 1] + span)] {
+                let want = (t..).find(|&c| fits(&all, c, limit, span)).unwrap();
+                assert_eq!(w.earliest(t, limit, span), want, "from {t}: {all:?} limit {limit} span {span}");
+            }
+        }
+    }
+
+    #[test]
+    fn first_past_finds_the_same_index_with_any_hint() {
+        let mut seed = 0x5851_f42d_4c95_7f2du64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for _ in 0..500 {
+            let mut w = Window::default();
+            // Bursts of equal instants (as bookings at a limit's pace), and single calls.
+            for _ in 0..next(40) {
+                let t = next(200);
+                for _ in 0..=next(6) {
+                    w.insert(t, usize::MAX, 0);
+                }
+            }
+            let n = w.len();
+            for _ in 0..20 {
+                let (from, t, inclusive) = (next(n as u64 + 2) as usize, next(210), next(2) == 0);
+                let linear = (from..n).find(|&i| if inclusive { w.at(i) > t } else { w.at(i) >= t }).unwrap_or(n);
+                let expected = if from >= n { from } else { linear };
+                for hint in [0, 1, 2, 3, 5, 8, 64] {
+                    assert_eq!(w.first_past(from, t, inclusive, hint), expected, "from {from} t {t} hint {hint}");
+                }
+            }
+        }
+    }
+
+    /// Whether a call at `t` keeps every window that would hold it within `limit`, whatever the log (also one that
+    /// is over its limit elsewhere: recorded calls and the server's counts can put it there).
+    fn fits(times: &[u64], t: u64, limit: usize, span: u64) -> bool {
+        (t..t + span).all(|s| times.iter().filter(|&&e| e <= s && e + span > s).count() < limit)
+    }
+
+    #[test]
+    fn earliest_is_exact_on_any_log() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for _ in 0..3_000 {
+            let limit = 1 + next(5) as usize;
+            let span = 1 + next(15);
+            let mut w = Window::default();
+            let mut all = Vec::new();
+            // Clusters, gaps and over-limit runs, in the past and booked ahead.
+            for _ in 0..next(25) {
+                let t = next(80);
+                for _ in 0..=next(3) {
+                    w.insert(t, usize::MAX, 0);
+                    all.push(t);
+                }
+            }
+            for _ in 0..next(4) {
+                if let Some(&e) = all.get(next(all.len().max(1) as u64) as usize) {
+                    assert!(w.remove(e));
+                    all.remove(all.iter().position(|&x| x == e).unwrap());
+                }
+            }
+            all.sort_unstable();
+            for t in [0, next(90), next(90)] {
+                let want = (t..).find(|&c| fits(&all, c, limit, span)).unwrap();
+                assert_eq!(w.earliest(t, limit, span), want, "from {t}: {all:?} limit {limit} span {span}");
             }
         }
     }

@@ -151,6 +151,32 @@ static void stepped_wait(xg_limiter *lim) {
     xg_limiter_release(lim, step.permit);
 }
 
+/* An async caller (max_block_ms 0) refused for a concurrency slot polls soon: nothing would wake it before the held
+ * permit's expiry (120 s), which it used to be told to sleep until. */
+static void non_blocking_concurrency_step(void) {
+    xg_limiter *lim = NULL;
+    xg_limits limits = xg_limits_exact();
+    xg_decision held = decision();
+    xg_wait_step step;
+    memset(&step, 0, sizeof step);
+    step.struct_size = sizeof step;
+    limits.tenant_concurrency = 1;
+    CHECK_STATUS(xg_limiter_new(&limits, XG_CLOCK_MONOTONIC, &lim), XG_STATUS_OK);
+    CHECK_STATUS(xg_limiter_acquire(lim, "async", 5, &held), XG_STATUS_OK);
+    CHECK(held.granted, "the one slot");
+    CHECK_STATUS(xg_limiter_acquire_until(lim, "async", 5, XG_NO_DEADLINE, 0, &step), XG_STATUS_OK);
+    CHECK(step.outcome == XG_WAIT_OUTCOME_ASK_AGAIN && step.reason == XG_REASON_CONCURRENCY, "ask again (outcome %u)",
+          (unsigned)step.outcome);
+    CHECK(step.wait_ms > 100000, "the slot frees by expiry in %llu ms", (unsigned long long)step.wait_ms);
+    CHECK(step.sleep_ms >= 1 && step.sleep_ms < 100, "a short poll, not the expiry: sleep %llu ms",
+          (unsigned long long)step.sleep_ms);
+    CHECK_STATUS(xg_limiter_release(lim, held.permit), XG_STATUS_OK);
+    CHECK_STATUS(xg_limiter_acquire_until(lim, "async", 5, XG_NO_DEADLINE, 0, &step), XG_STATUS_OK);
+    CHECK(step.outcome == XG_WAIT_OUTCOME_GRANTED, "the poll finds the released slot");
+    CHECK_STATUS(xg_limiter_release(lim, step.permit), XG_STATUS_OK);
+    xg_limiter_free(lim);
+}
+
 struct waiter {
     xg_limiter *lim;
     xg_status status;
@@ -200,6 +226,7 @@ int main(void) {
     blocking_wait(lim);
     stepped_wait(lim);
     xg_limiter_free(lim);
+    non_blocking_concurrency_step();
     shutdown_while_threads_wait();
     return finish();
 }

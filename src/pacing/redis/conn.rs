@@ -1,120 +1,26 @@
 //! Talking to the store within a deadline: a small pool of connections made lazily and dropped after any error,
 //! discarded in a forked child (it must never share a socket with its parent), a breaker that stops asking for a
-//! cooldown after a failure, and the scripts (EVALSHA, and EVAL with the source on NOSCRIPT).
+//! cooldown after a failure, and the engine's calls (in the form the server takes: see `super::scripts`).
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, ToRedisArgs, Value};
+use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use super::RedisOptions;
+use super::scripts::{ENGINE, Form, Op, functions_unavailable};
 use crate::pacing::PacingError;
 
-/// One script per operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    Acquire,
-    Peek,
-    Record,
-    Release,
-    Reserve,
-    Cancel,
-    Observe,
-    Snapshot,
-}
-
-/// What every script starts with: the config, the clock, idempotent retries.
-const PRELUDE: &str = include_str!("prelude.lua");
-/// The windows, blocks and permits: every script but release's.
-const ENGINE: &str = include_str!("engine.lua");
-
-/// A Lua script sent by its SHA1, or by its source when the server does not have it cached.
-struct LuaScript {
-    source: String,
-    sha1: String,
-}
-
-impl LuaScript {
-    fn new(source: String) -> Self {
-        // redis-rs computes the SHA1 the server will cache the source under.
-        let sha1 = redis::Script::new(&source).get_hash().to_owned();
-        Self { source, sha1 }
-    }
-
-    /// EVALSHA, then on NOSCRIPT one EVAL with the source, which caches and runs it in one command. (redis-rs's
-    /// `invoke` sends SCRIPT LOAD and EVALSHA again instead: a SCRIPT FLUSH between those two surfaced NOSCRIPT to
-    /// the caller.) NOSCRIPT means the script did not run, so sending it again is safe.
-    fn run<A: ToRedisArgs>(
-        &self,
-        c: &mut dyn ConnectionLike,
-        keys: &[impl ToRedisArgs],
-        args: &A,
-    ) -> redis::RedisResult<Value> {
-        let command = |name: &str, script: &str| {
-            let mut cmd = redis::cmd(name);
-            cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
-            cmd
-        };
-        match command("EVALSHA", &self.sha1).query(c) {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                command("EVAL", &self.source).query(c)
-            }
-            reply => reply,
-        }
-    }
-}
-
-/// A script per operation, by name, so that an operation without one does not compile.
-struct Scripts {
-    acquire: LuaScript,
-    peek: LuaScript,
-    record: LuaScript,
-    release: LuaScript,
-    reserve: LuaScript,
-    cancel: LuaScript,
-    observe: LuaScript,
-    snapshot: LuaScript,
-    init: LuaScript,
-}
-
-static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
-    let with_engine = |body: &str| LuaScript::new(format!("{PRELUDE}\n{ENGINE}\n{body}"));
-    Scripts {
-        acquire: with_engine(include_str!("acquire.lua")),
-        peek: with_engine(include_str!("peek.lua")),
-        record: with_engine(include_str!("record.lua")),
-        release: LuaScript::new(format!("{PRELUDE}\n{}", include_str!("release.lua"))),
-        reserve: with_engine(include_str!("reserve.lua")),
-        cancel: with_engine(include_str!("cancel.lua")),
-        observe: with_engine(include_str!("observe.lua")),
-        snapshot: with_engine(include_str!("snapshot.lua")),
-        init: LuaScript::new(include_str!("init.lua").to_owned()),
-    }
-});
-
-fn script(op: Op) -> &'static LuaScript {
-    let scripts = &*SCRIPTS;
-    match op {
-        Op::Acquire => &scripts.acquire,
-        Op::Peek => &scripts.peek,
-        Op::Record => &scripts.record,
-        Op::Release => &scripts.release,
-        Op::Reserve => &scripts.reserve,
-        Op::Cancel => &scripts.cancel,
-        Op::Observe => &scripts.observe,
-        Op::Snapshot => &scripts.snapshot,
-    }
-}
-
-/// A fresh operation id: random, non-zero, below 2^63 (the top bit marks local-share permits).
+/// A fresh operation id: random, non-zero, below 2^53 (a Lua number holds it exactly; the top bit of a u64 marks
+/// local-share permits).
 pub fn op_id() -> u64 {
     static SEED: LazyLock<RandomState> = LazyLock::new(RandomState::new);
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let id = SEED.hash_one((std::process::id(), n, Instant::now())) >> 1;
+    let id = SEED.hash_one((std::process::id(), n, Instant::now())) >> 11;
     id.max(1)
 }
 
@@ -180,6 +86,8 @@ pub struct Store {
     open_until: Mutex<Option<Instant>>,
     /// Set when a call succeeds after the breaker had opened, until `recovered` reports it once.
     recovered: Mutex<bool>,
+    /// The engine is a Functions library on this server (else scripts: see [`Store::choose_form`]).
+    functions: AtomicBool,
 }
 
 /// A URL's connection settings, without the CLIENT SETINFO round trips a new connection would otherwise make
@@ -239,6 +147,7 @@ impl Store {
             pool: Mutex::new(Pool { pid: std::process::id(), idle: Vec::new() }),
             open_until: Mutex::new(None),
             recovered: Mutex::new(false),
+            functions: AtomicBool::new(false),
         })
     }
 
@@ -342,27 +251,49 @@ impl Store {
         Err(last.unwrap_or_else(|| StoreFailure::Unavailable("no time left".into())))
     }
 
-    /// Runs an operation's script. On a retry the operation id (the first argument, echoed back first in the reply)
-    /// is sent as `r:<id>`, telling the script to answer from the first attempt's stored result if it ran.
-    pub fn eval(&self, op: Op, keys: &[String], args: &[String]) -> Result<Value, StoreFailure> {
-        let script = script(op);
-        self.with_connection(|c, retry| match args.split_first() {
-            Some((id, rest)) if retry && !id.is_empty() => script.run(c, keys, &(format!("r:{id}"), rest)),
-            _ => script.run(c, keys, &args),
+    /// Loads the engine as a Functions library when `prefer_functions` and the server takes it (Redis 7+, an ACL
+    /// allowing `function|load`); otherwise operations are sent as scripts (EVALSHA).
+    pub fn choose_form(&self, prefer_functions: bool) -> Result<Form, StoreFailure> {
+        let functions = prefer_functions
+            && match self.with_connection(|c, _| ENGINE.load(c)) {
+                Ok(_) => true,
+                Err(StoreFailure::Refused(why)) if why.starts_with("NOPERM") || why.contains("unknown") => false,
+                Err(other) => return Err(other),
+            };
+        self.functions.store(functions, Ordering::Relaxed);
+        Ok(self.form())
+    }
+
+    pub fn form(&self) -> Form {
+        if self.functions.load(Ordering::Relaxed) { Form::Functions } else { Form::Scripts }
+    }
+
+    /// Runs an operation of the engine. On a retry the operation id (the first argument, echoed back first in the
+    /// reply) is sent as `r:<id>`: a refused acquire then looks for a permit its first attempt may have taken.
+    pub fn call(&self, op: Op, keys: &[String], args: &[String]) -> Result<Value, StoreFailure> {
+        self.with_connection(|c, retry| {
+            let retried;
+            let args = match args.split_first() {
+                Some((id, rest)) if retry && !id.is_empty() => {
+                    retried = [vec![format!("r:{id}")], rest.to_vec()].concat();
+                    retried.as_slice()
+                }
+                _ => args,
+            };
+            match ENGINE.run(self.form(), c, op, keys, args) {
+                // The server no longer has Functions (a failover to an older one): scripts from now on.
+                Err(e) if self.form() == Form::Functions && functions_unavailable(&e) => {
+                    self.functions.store(false, Ordering::Relaxed);
+                    ENGINE.run(Form::Scripts, c, op, keys, args)
+                }
+                reply => reply,
+            }
         })
     }
 
-    pub fn init(&self, config_key: &str, args: &[String]) -> Result<Value, StoreFailure> {
-        self.with_connection(|c, _| SCRIPTS.init.run(c, &[config_key], &args))
-    }
-
-    /// Sets (or with `None` removes) one field of the config hash: a tenant's own limits. One command, atomic.
-    pub fn set_override(&self, config_key: &str, field: &str, value: Option<&str>) -> Result<(), StoreFailure> {
-        self.with_connection(|c, _| match value {
-            Some(v) => redis::cmd("HSET").arg(config_key).arg(field).arg(v).query(c),
-            None => redis::cmd("HDEL").arg(config_key).arg(field).query(c),
-        })
-        .map(drop)
+    /// Runs one plain command (idempotent ones only: it may run twice when a reply is lost).
+    pub fn command(&self, cmd: &redis::Cmd) -> Result<Value, StoreFailure> {
+        self.with_connection(|c, _| cmd.query(c))
     }
 }
 
@@ -397,66 +328,4 @@ fn refusal(e: RedisError) -> StoreFailure {
 
 fn unavailable(e: RedisError) -> StoreFailure {
     StoreFailure::Unavailable(e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A server that has just had SCRIPT FLUSH run: every EVALSHA gets NOSCRIPT, whatever was loaded before.
-    #[derive(Default)]
-    struct FlushingServer {
-        commands: Vec<Vec<String>>,
-    }
-
-    impl ConnectionLike for FlushingServer {
-        fn req_packed_command(&mut self, packed: &[u8]) -> redis::RedisResult<Value> {
-            let text = String::from_utf8_lossy(packed);
-            // RESP: *<n>, then $<len> and the bytes of each part; the parts here hold no CR LF.
-            let parts: Vec<String> = text.split("\r\n").skip(2).step_by(2).map(str::to_owned).collect();
-            let reply = match parts[0].as_str() {
-                "EVALSHA" => redis::parse_redis_value(b"-NOSCRIPT No matching script. Please use EVAL.\r\n"),
-                "EVAL" => {
-                    Ok(Value::Array(parts[3..].iter().map(|p| Value::BulkString(p.clone().into_bytes())).collect()))
-                }
-                other => panic!("unexpected command {other}"),
-            };
-            self.commands.push(parts);
-            reply
-        }
-        fn req_packed_commands(&mut self, _: &[u8], _: usize, _: usize) -> redis::RedisResult<Vec<Value>> {
-            unreachable!("no pipelines")
-        }
-        fn get_db(&self) -> i64 {
-            0
-        }
-        fn check_connection(&mut self) -> bool {
-            true
-        }
-        fn is_open(&self) -> bool {
-            true
-        }
-    }
-
-    #[test]
-    fn noscript_is_answered_by_eval_with_the_source_even_if_the_cache_is_flushed_again() {
-        let mut server = FlushingServer::default();
-        let script = LuaScript::new("return {KEYS[1], ARGV[1], ARGV[2]}".into());
-        let reply = script.run(&mut server, &["k"], &["a", "b"].as_slice()).expect("EVAL cannot get NOSCRIPT");
-        let texts = |v: Value| match v {
-            Value::Array(items) => items
-                .into_iter()
-                .map(|i| match i {
-                    Value::BulkString(b) => String::from_utf8(b).unwrap(),
-                    other => panic!("{other:?}"),
-                })
-                .collect::<Vec<_>>(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(texts(reply), ["k", "a", "b"]);
-        let names: Vec<&str> = server.commands.iter().map(|c| c[0].as_str()).collect();
-        assert_eq!(names, ["EVALSHA", "EVAL"]);
-        assert_eq!(server.commands[0][1], script.sha1);
-        assert_eq!(server.commands[1][1..], [script.source.as_str(), "1", "k", "a", "b"]);
-    }
 }

@@ -1,194 +1,622 @@
--- xeroguard: the windows, blocks and permits on Redis (engine.rs, window.rs), after prelude.lua in every script
--- that reads them.
+-- xeroguard: the pacing engine on Redis. The Rust engine (src/pacing/engine.rs, window.rs) is the reference: the
+-- functions below mirror it function for function, with the same names and algorithms, and a differential test
+-- requires identical decisions. The shared numbers (reason codes, horizon, caps, grace and slack, format version)
+-- come first, generated from Rust by build.rs; the operations (acquire.lua, ...) follow, each an entry of OPS.
+-- Loaded once as a Redis Functions library on Redis 7 (the functions are defined once, not on every call), or sent
+-- as one script (EVALSHA; the operation named by its last argument) where Functions are not available.
 --
--- A log is a string: a 40-byte header (u32s: base high, base low, head, used, room, first, last, expiry high,
--- expiry low, spare) and then u32 millisecond offsets from base, sorted; slots before `head` are dead, slots from
--- `used` to `room` are spare. The header carries the first and last live entries and when the key's TTL ends, so
--- the common decision reads one header per log and nothing else. Entries are read by offset (GETRANGE), never
--- copied whole on the common path; the string grows by rewriting at its exact size, so a full 5000-call day
--- window costs about 20 KB.
+-- KEYS: 1 config hash (the stored limits, the tenants' own limits: no TTL), 2 state hash (every header, permit and
+--       result: see below), 3 app ring, 4 tenant minute ring, 5 tenant day ring.
+-- ARGV: 1 operation id ('' for reads; 'r:<id>' on a retry), 2 manual clock reading ('' = the server's TIME), 3 the
+--       tenant's encoded id ('' for the tenantless scope), 4 how long a result lives (ms), 5... the operation's own.
+--
+-- The state hash holds what every call reads and writes, as fields, so that a decision is one HMGET and one HSET:
+--   a           the app: a copy of the config (re-read every CONFIG_REFRESH_MS, or when init or an override makes
+--               it stale), the time floor, the app block, the app-minute log's header; its newest calls appended
+--   h:<tenant>  a tenant: its block, its own limits (cached), both logs' headers and newest calls, and the ids of
+--               the permits it may still hold
+--   p:<id>      a permit held until its value (release is an HDEL of it; a tenantless grant leaves one too, as its
+--               result, for a retry to find)
+--   r:<id>      an operation's result, as '<expiry>:<json>' (record, reserve, cancel)
+-- Expired fields are swept a few at a time (HSCAN) as the app's log is written; the hash's TTL covers its content.
+--
+-- A log is the sorted instants of one window, each stored as 4 bytes, modulo 2^32 (a window's calls lie within
+-- 2^32 ms of each other: span and booking horizon together are less): decoded from a base instant at or before
+-- them, which moves forward without rewriting anything. Its past calls are in a ring (a
+-- string key, the oldest first, with the bookings in a region after it), its newest calls in a tail kept in its
+-- header, and copies of the oldest ring entries in the header too. So the common call touches no ring: it appends
+-- to the tails; a ring is written every TAIL calls (a flush) and read every FRONT (a refill) or for bookings.
 
 local U32 = 4294967296
-local SLACK = 32
-local HEADER = 40
--- A log's TTL is extended by up to this much beyond what it needs (never more than its window), so it is
--- refreshed about once a minute, not on every call.
-local TTL_SLACK = 60000
-local HORIZON = 2147483648
--- Reason codes (vocab.rs).
-local R_MINUTE, R_DAY, R_APP, R_CONC = 1, 2, 3, 4
+-- Entries a log's header holds: newest past calls not yet in the ring, and copies of the oldest ring entries.
+local TAIL, FRONT = 24, 8
+-- Entries read at once when a search needs the ring or the bookings.
+local BLOCK = 256
+-- The smallest ring or bookings region allocated.
+local MIN_ROOM = 8
+-- Fields of the state hash looked at per sweep step.
+local SWEEP_COUNT = 16
+-- Booked calls a search for a full window checks at once (Window::earliest's SCAN_CHUNK).
+local SCAN_CHUNK = 64
+-- A jump past a full window that passes fewer calls than this ends the jumping (Window::leave_full's JUMP_MIN).
+local JUMP_MIN = 8
 
--- The limits (init.lua): minute limit, window, margin; day limit, window, margin; concurrency; app-minute limit,
--- window, margin; permit timeout. One match, not gmatch: it costs half as much, on every call. Not anchored at the
--- end, so a later version may append fields.
-local lim = { string.match(cf[2], '^(%d+),(%d+),(%d+),(%d+),(%d+),(%d+),(%d+),(%d+),(%d+),(%d+),(%d+)') }
-for i = 1, 11 do lim[i] = tonumber(lim[i]) end
-local L = {
-  minute_window = lim[2], minute_span = lim[2] + lim[3],
-  day_window = lim[5], day_span = lim[5] + lim[6],
-  app_limit = lim[8], app_window = lim[9], app_span = lim[9] + lim[10],
-  permit_timeout = lim[11],
-}
--- The scope's limits: the tenant's own, the app's defaults, or none but the app window for tenantless calls.
-local TL = { minute = lim[1], day = lim[4], conc = lim[7] }
-if TENANTLESS then
-  TL = { minute = 0, day = 0, conc = 0 }
-elseif cf[6] then
-  local m, d, c = string.match(cf[6], '^(%d+),(%d+),(%d+)$')
-  TL = { minute = tonumber(m), day = tonumber(d), conc = tonumber(c) }
-end
+-- A log's header: base, ring room, ring start, ring count, bookings room, bookings start, bookings count, first
+-- booking (offset), newest ring entry (offset), cached front count, the cached front (FRONT entries).
+local LOG_FMT = 'dI4I4I4I4I4I4I4I4Bc' .. (4 * FRONT)
+-- The app's header: format, clock (1 server, 2 manual), the limits (LIMIT_FIELDS), when the config was read, the
+-- time floor, app block until and reason, override generation, the state hash's expiry, the sweep's cursor, then
+-- the app-minute log's header. The app log's tail follows it.
+local LIMITS_FMT, APP_REST_FMT
+-- A tenant's header (after three counts: minute tail, day tail, permit ids): format, block until and reason,
+-- override generation seen, own minute, day and concurrency limits, whether it has them, when its state can be
+-- forgotten, then the minute and day logs' headers. The tails and the permit ids ('id,id,') follow.
+local TEN_FMT = '>BdBdI4I4I4Bd' .. LOG_FMT .. LOG_FMT
+local A_COLD, T_COLD, T_KEXP_AT
+local LIMITS_PATTERN
+local ZERO_FRONT
 
-local app_block = { tonumber(cf[4]), tonumber(cf[5]) }
--- Filled by open_scope(): the tenant's block, its logs and the app's, and the permits in flight.
-local tenant_block, AM, TM, TD
-local in_flight = {}
-
----------------------------------------------------------------------------------------------------------------------
--- Logs: one exact rolling window each (window.rs).
+-- Per call: the keys and arguments, now, the app (A) and tenant (T) headers, the scope's limits (TL), the logs (AM
+-- app minute, TM tenant minute, TD tenant day), the limits' parts (L), and the fields the commit writes (W).
+local K_CFG, K_STATE, K_ARING, K_MRING, K_DRING
+local OP, ECHO, RETRY, TENANTLESS, MANUAL, RESULT_TTL, F_TENANT, F_OWN
+local now
+-- Reused by every call (a Functions library keeps them between calls): every field is set before it is read.
+local A, T, TL, L = {}, {}, {}, {}
+local AM, TM, TD
+-- The fields the commit writes: W[1..WN].
+local W, WN = {}, 0
+-- Limits parsed from their stored bytes, by those bytes (a few apps per server).
+local LIMITS, LIMITS_KEPT = {}, 0
 
 local Log = {}
 Log.__index = Log
 
-local function empty_log(key)
-  return setmetatable({ key = key, base = 0, head = 0, used = 0, room = 0, expiry = 0, cache = {}, dirty = false },
-    Log)
+-- A Functions library sees no global but `redis` while it loads: what the top level would take from the Lua
+-- libraries is taken at the first call instead.
+local max, min, floor, pack, sunpack, sub
+local function setup()
+  if pack then return end
+  max, min, floor, pack, sunpack, sub = math.max, math.min, math.floor, struct.pack, struct.unpack, string.sub
+  ZERO_FRONT = string.rep('\0', 4 * FRONT)
+  AM, TM, TD = setmetatable({}, Log), setmetatable({}, Log), setmetatable({}, Log)
+  LIMITS_FMT = '>' .. string.rep('d', LIMIT_FIELDS)
+  APP_REST_FMT = '>dddBddd' .. LOG_FMT
+  A_COLD = 2 + struct.size(LIMITS_FMT) + struct.size(APP_REST_FMT)
+  T_COLD = struct.size(TEN_FMT)
+  -- After the tenant field's counts ('>BBH'), the fields before kexp; 1-based.
+  T_KEXP_AT = struct.size('>BBH') + struct.size('>BdBdI4I4I4B') + 1
+  LIMITS_PATTERN = '^' .. string.rep('(%d+),', LIMIT_FIELDS - 1) .. '(%d+)'
 end
 
-local function open_log(key)
-  local self = empty_log(key)
-  local h = redis.call('GETRANGE', key, 0, HEADER - 1)
-  if #h == HEADER then
-    local hi, lo, head, used, room, first, last, ehi, elo = struct.unpack('>I4>I4>I4>I4>I4>I4>I4>I4>I4', h)
-    self.base, self.head, self.used, self.room, self.expiry = hi * U32 + lo, head, used, room, ehi * U32 + elo
-    if used > head then
-      self.cache[0] = self.base + first
-      self.cache[used - head - 1] = self.base + last
-    end
-  end
-  return self
+local function fail(text)
+  error({ err = text })
 end
 
-function Log:live()
-  return self.used - self.head
+local function u32_at(bytes, i)
+  return (sunpack('>I4', bytes, 4 * i + 1))
 end
 
--- The i-th live entry (0-based).
-function Log:at(i)
-  local v = self.cache[i]
-  if v then return v end
-  local pos = HEADER + 4 * (self.head + i)
-  v = self.base + struct.unpack('>I4', redis.call('GETRANGE', self.key, pos, pos + 3))
-  self.cache[i] = v
-  return v
-end
-
--- Keeps what is known of the entries from live index `from` on, renumbered from `to` (after slots move).
-function Log:recache(from, to)
-  local old = self.cache
-  self.cache = {}
-  for i, v in pairs(old) do
-    if i < math.min(from, to) then
-      self.cache[i] = v
-    elseif i >= from then
-      self.cache[i - from + to] = v
-    end
-  end
-end
-
--- Every live entry, as a 1-based table.
-function Log:all()
-  local n = self:live()
-  local out = {}
-  if n == 0 then return out end
-  local from = HEADER + 4 * self.head
-  local bytes = redis.call('GETRANGE', self.key, from, from + 4 * n - 1)
-  for i = 1, n do
-    out[i] = self.base + struct.unpack('>I4', bytes, 4 * (i - 1) + 1)
+-- `bytes` repeated `n` times (by doubling: string.rep appends one copy at a time).
+local function repeated(bytes, n)
+  local out = ''
+  while n > 0 do
+    if n % 2 == 1 then out = out .. bytes end
+    n = floor(n / 2)
+    if n > 0 then bytes = bytes .. bytes end
   end
   return out
 end
 
+local function zeros(entries)
+  return repeated('\0\0\0\0', entries)
+end
+
+---------------------------------------------------------------------------------------------------------------------
+-- Logs: storage.
+
+
+-- Makes `log` an empty log with its ring in `key` (a header read into it sets its fields after).
+local function reset_log(log, key)
+  log.key, log.base, log.pr, log.ps, log.pn, log.fr, log.fs, log.fnum, log.ff, log.pl, log.cn, log.front =
+    key, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ''
+  log.tail, log.tn, log.blocks, log.fblocks, log.grew_to = '', 0, nil, nil, nil
+  log.dirty, log.changed, log.flushed, log.rewritten, log.lost, log.settled = false, false, false, false, false, false
+end
+
+-- The header's fields, in LOG_FMT's order (after `v`'s first `n`).
+function Log:fields(v, n)
+  v[n + 1], v[n + 2], v[n + 3], v[n + 4], v[n + 5], v[n + 6], v[n + 7], v[n + 8], v[n + 9], v[n + 10], v[n + 11] =
+    self.base, self.pr, self.ps, self.pn, self.fr, self.fs, self.fnum, self.ff, self.pl, self.cn,
+    self.front .. sub(ZERO_FRONT, 4 * self.cn + 1)
+  return n + 11
+end
+
+function Log:len()
+  return self.pn + self.tn + self.fnum
+end
+
+function Log:is_empty()
+  return self:len() == 0
+end
+
+-- The newest call at or before now, if any.
+-- The instant a stored value stands for.
+function Log:decode(stored)
+  return self.base + (stored - self.base) % U32
+end
+
+function Log:newest_past()
+  if self.tn > 0 then return self:decode(u32_at(self.tail, self.tn - 1)) end
+  if self.pn > 0 then return self:decode(self.pl) end
+  return nil
+end
+
+-- Formats of `n` offsets, by n.
+local OFFSETS = {}
+
+local function offsets_format(n)
+  local fmt = OFFSETS[n]
+  if not fmt then
+    fmt = '>' .. string.rep('I4', n)
+    OFFSETS[n] = fmt
+  end
+  return fmt
+end
+
+-- A block of BLOCK slots of the ring (`region` 0) or of the bookings (1), as stored (decoded entry by entry: a
+-- search reads a few of them).
+function Log:block(region, b)
+  local cache
+  if region == 0 then
+    cache = self.blocks or {}
+    self.blocks = cache
+  else
+    cache = self.fblocks or {}
+    self.fblocks = cache
+  end
+  local bytes = cache[b]
+  if bytes then return bytes end
+  local room = region == 0 and self.pr or self.fr
+  local first = b * BLOCK
+  local count = min(first + BLOCK, room) - first
+  local from = 4 * (region == 0 and 0 or self.pr) + 4 * first
+  bytes = redis.call('GETRANGE', self.key, from, from + 4 * count - 1)
+  if #bytes < 4 * count then
+    -- The entries are gone (an evicted key): the log is forgotten at the next write.
+    self.lost = true
+    bytes = bytes .. zeros(count)
+  end
+  cache[b] = bytes
+  return bytes
+end
+
+function Log:slot(region, s)
+  local b = floor(s / BLOCK)
+  return (sunpack('>I4', self:block(region, b), 4 * (s - b * BLOCK) + 1))
+end
+
+-- The i-th entry as stored (0-based), over the ring, the tail and the bookings. (Written out: searches call it
+-- most.)
+function Log:offset(i)
+  local pn = self.pn
+  if i < pn then
+    if i < self.cn then return (sunpack('>I4', self.front, 4 * i + 1)) end
+    if i < FRONT then
+      self:refill_front()
+      return (sunpack('>I4', self.front, 4 * i + 1))
+    end
+    local s = (self.ps + i) % self.pr
+    local b = floor(s / BLOCK)
+    local blocks = self.blocks
+    return (sunpack('>I4', blocks and blocks[b] or self:block(0, b), 4 * (s - b * BLOCK) + 1))
+  end
+  i = i - pn
+  local tn = self.tn
+  if i < tn then return (sunpack('>I4', self.tail, 4 * i + 1)) end
+  local s = self.fs + i - tn
+  local b = floor(s / BLOCK)
+  local blocks = self.fblocks
+  return (sunpack('>I4', blocks and blocks[b] or self:block(1, b), 4 * (s - b * BLOCK) + 1))
+end
+
+function Log:at(i)
+  local base = self.base
+  return base + (self:offset(i) - base) % U32
+end
+
+-- Copies the oldest ring entries into the header's cache (written back only with the header).
+function Log:refill_front()
+  local n = min(FRONT, self.pn)
+  local parts = {}
+  for i = 0, n - 1 do parts[i + 1] = pack('>I4', self:slot(0, (self.ps + i) % self.pr)) end
+  self.front, self.cn = table.concat(parts), n
+  self.dirty = true
+end
+
+-- The ring's entries, oldest first, as stored.
+function Log:ring_bytes()
+  if self.pn == 0 then return '' end
+  local upto = self.ps + self.pn
+  if upto <= self.pr then
+    return redis.call('GETRANGE', self.key, 4 * self.ps, 4 * upto - 1)
+  end
+  return redis.call('GETRANGE', self.key, 4 * self.ps, 4 * self.pr - 1)
+    .. redis.call('GETRANGE', self.key, 0, 4 * (upto - self.pr) - 1)
+end
+
+-- `count` bookings (default: up to the last) from `from` (0-based), as stored.
+function Log:booked_bytes(from, count)
+  count = min(count or self.fnum, self.fnum - from)
+  if count <= 0 then return '' end
+  local at = 4 * (self.pr + self.fs + from)
+  return redis.call('GETRANGE', self.key, at, at + 4 * count - 1)
+end
+
+-- Lays the ring key out again: a ring of `pr` slots starting at 0 (with `more`, `count` more past entries after
+-- the present ones), bookings from the start of a region of `fr` slots. The key is rewritten whole, at its exact
+-- size (growing it by SETRANGE would let Redis allocate twice the length), so it loses its TTL: the commit sets it
+-- again.
+function Log:rewrite(pr, fr, more, count)
+  local ring, booked = self:ring_bytes(), self:booked_bytes(0)
+  more, count = more or '', count or 0
+  if count > 0 then self.pn, self.pl = self.pn + count, u32_at(more, count - 1) end
+  local region = table.concat({ ring, more, zeros(pr - self.pn), booked, zeros(fr - self.fnum) })
+  if #region == 0 then redis.call('DEL', self.key) else redis.call('SET', self.key, region) end
+  self.pr, self.ps, self.fr, self.fs = pr, 0, fr, 0
+  self.front, self.cn = '', 0
+  self.blocks, self.fblocks = nil, nil
+  self.rewritten, self.dirty = true, true
+end
+
+-- The ring's room for `need` entries: it grows by doubling, up to `cap` when that is enough.
+function Log:grown(need, cap)
+  return max(need, min(max(2 * self.pr, MIN_ROOM), cap))
+end
+
+-- Appends entries (stored bytes, `count` of them, after every past entry) to the past: into the tail, flushed to
+-- the ring with the tail when it is full (into a ring laid out again when it must grow).
+function Log:append_past(bytes, count, cap)
+  if count == 0 then return end
+  if self.tn + count <= TAIL then
+    self.tail, self.tn = self.tail .. bytes, self.tn + count
+    return
+  end
+  bytes, count = self.tail .. bytes, self.tn + count
+  self.tail, self.tn = '', 0
+  if self.pn + count > self.pr then
+    self:rewrite(self:grown(self.pn + count, cap), self.fr, bytes, count)
+  else
+    local s = (self.ps + self.pn) % self.pr
+    local fit = min(count, self.pr - s)
+    redis.call('SETRANGE', self.key, 4 * s, fit == count and bytes or sub(bytes, 1, 4 * fit))
+    if fit < count then redis.call('SETRANGE', self.key, 0, sub(bytes, 4 * fit + 1)) end
+    self.pn, self.pl = self.pn + count, u32_at(bytes, count - 1)
+    self.blocks = nil
+  end
+  self.dirty, self.flushed = true, true
+end
+
+-- Forgets the `k` oldest entries.
+function Log:drop_front(k)
+  if k <= 0 then return end
+  local from_ring = min(k, self.pn)
+  if from_ring > 0 then
+    self.pn = self.pn - from_ring
+    self.ps = self.pn == 0 and 0 or (self.ps + from_ring) % self.pr
+    local kept = max(self.cn - from_ring, 0)
+    self.front, self.cn = sub(self.front, 4 * (self.cn - kept) + 1, 4 * self.cn), kept
+  end
+  k = k - from_ring
+  local from_tail = min(k, self.tn)
+  if from_tail > 0 then
+    self.tail, self.tn = sub(self.tail, 4 * from_tail + 1), self.tn - from_tail
+  end
+  k = k - from_tail
+  if k > 0 then -- bookings that came due, in an operation that did not move them (a read)
+    self.fs, self.fnum = self.fs + k, self.fnum - k
+    if self.fnum > 0 then self.ff = self:slot(1, self.fs) end
+  end
+  self.dirty = true
+end
+
+-- The bookings at or before `t`: how many (binary search over the bookings alone).
+function Log:booked_le(t)
+  local n = self.fnum
+  if n == 0 or self:decode(self.ff) > t then return 0 end
+  local lo, hi = 0, n -- slot(fs + lo) <= t; the answer is in (lo, hi]
+  while hi - lo > 1 do
+    local mid = floor((lo + hi) / 2)
+    if self:decode(self:slot(1, self.fs + mid)) <= t then lo = mid else hi = mid end
+  end
+  return hi
+end
+
+-- Moves the bookings whose instant has come to the past, before the first insert of an operation: the past then
+-- holds exactly the entries at or before now, which insert's cap counts. (Reads never need it: every search runs
+-- over the whole sequence. And it may write, which only an operation that goes on to write back may do.)
+function Log:settle()
+  if self.settled then return end
+  self.settled = true
+  local due = self:booked_le(now)
+  if due == 0 then return end
+  local bytes = self:booked_bytes(0, due + 1)
+  self:append_past(sub(bytes, 1, 4 * due), due, U32)
+  self.fs, self.fnum, self.dirty = self.fs + due, self.fnum - due, true
+  if self.fnum > 0 then self.ff = u32_at(bytes, due) end
+end
+
+-- Room for one more booking at the end of the bookings region.
+function Log:booking_room()
+  if self.fs + self.fnum < self.fr then return end
+  local fr = self.fr
+  if self.fnum + 1 > fr - MIN_ROOM / 2 then fr = max(2 * fr, MIN_ROOM) end
+  self:rewrite(self.pr, fr)
+end
+
+-- How `t` is stored, moving the base first when `t` is not within 2^32 ms after it (Window::offset_of). Calls more
+-- than 2^32 ms before `t` can be in no window with it: they are forgotten first (prune only runs when a ring is
+-- written).
+function Log:offset_of(t)
+  if self:is_empty() then
+    self.base, self.ps, self.fs, self.dirty = t, 0, 0, true
+  elseif t < self.base or t - self.base >= U32 then
+    if t >= U32 then self:drop_front(self:first_past(0, t - U32, true, 0)) end
+    self.base, self.dirty = self:is_empty() and t or min(self:at(0), t), true
+  end
+  return t % U32
+end
+
+-- Before the header is written: a log whose entries were lost starts again empty; an emptied one gives back its
+-- ring key. Returns whether the log is empty.
+function Log:tidy()
+  if self.lost then
+    self.pn, self.tn, self.fnum, self.cn, self.tail, self.front = 0, 0, 0, 0, '', ''
+    self.dirty = true
+  end
+  if self:is_empty() and self.pr + self.fr > 0 then
+    redis.call('DEL', self.key)
+    self.pr, self.fr, self.ps, self.fs, self.dirty = 0, 0, 0, 0, true
+  end
+  return self:is_empty()
+end
+
+---------------------------------------------------------------------------------------------------------------------
+-- Logs: one exact rolling window each (window.rs).
+
 -- How many entries are at or before t.
 function Log:count_le(t)
-  local n = self:live()
-  if n == 0 or self:at(0) > t then return 0 end
-  if self:at(n - 1) <= t then return n end
-  local lo, hi = 1, n - 1 -- at(lo - 1) <= t < at(hi)
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if self:at(mid) <= t then lo = mid + 1 else hi = mid end
+  local np = self.pn + self.tn
+  local newest = self:newest_past()
+  if not newest or newest <= t then return np + self:booked_le(t) end -- the common case: t >= now
+  if self:at(0) > t then return 0 end
+  local lo, hi = 0, np - 1 -- at(lo) <= t < at(hi)
+  while hi - lo > 1 do
+    local mid = floor((lo + hi) / 2)
+    if self:at(mid) <= t then lo = mid else hi = mid end
   end
-  return lo
+  return hi
 end
 
 function Log:count_lt(t)
   return self:count_le(t - 1)
 end
 
--- Forgets calls that no window containing an instant >= now can hold. Usually one or two leave per call, so
--- the search gallops from the front instead of bisecting the whole log.
-function Log:prune(span)
-  local edge, n = now - span, self:live()
-  if n == 0 or self:at(0) > edge then return end
-  local k
-  if self:at(n - 1) <= edge then
-    k = n
-  else
-    local lo, step = 0, 1 -- at(lo) <= edge
-    while lo + step < n - 1 and self:at(lo + step) <= edge do
-      lo = lo + step
+-- The first index at or after `from` whose entry is after t (`inclusive`) or at or after it: a gallop from `from`,
+-- then a binary search; with a `hint` (0: none), looked for first at `from + hint` (Window::first_past).
+function Log:first_past(from, t, inclusive, hint)
+  local n = self:len()
+  -- Entries before the answer are <= t (`inclusive`) or < t: `edge` is the first value past them.
+  local edge = inclusive and t + 1 or t
+  if from >= n or self:at(from) >= edge then return from end
+  local lo, hi = from, nil
+  if hint > 0 then
+    local last = from + hint - 1
+    if last >= n or self:at(last) >= edge then
+      hi = min(last, n)
+    elseif last + 1 >= n or self:at(last + 1) >= edge then
+      return last + 1
+    else
+      lo = last + 1
+    end
+  end
+  if not hi then
+    local step = 1
+    while true do
+      local probe = lo + step
+      if probe >= n then hi = n break end
+      if self:at(probe) >= edge then hi = probe break end
+      lo = probe
       step = step * 2
     end
-    local hi = math.min(lo + step, n - 1) -- at(hi) > edge
-    while hi - lo > 1 do
-      local mid = math.floor((lo + hi) / 2)
-      if self:at(mid) <= edge then lo = mid else hi = mid end
-    end
-    k = hi
   end
-  self.head = self.head + k
-  self:recache(k, 0)
-  self.dirty = true
-end
-
-local function with_inserted(all, t, p, i) -- 0-based i over `all` with t inserted at position p
-  if i < p then return all[i + 1] elseif i == p then return t else return all[i] end
-end
-
-local function admits(all, t, limit, span)
-  local n = #all
-  if limit == 0 or n < limit then return true end
-  local p = 0
-  while p < n and all[p + 1] <= t do p = p + 1 end
-  local first = math.max(p - limit, 0)
-  local last = math.min(p, n - limit)
-  for j = first, last do
-    if with_inserted(all, t, p, j + limit) - with_inserted(all, t, p, j) < span then return false end
+  while hi - lo > 1 do
+    local mid = lo + floor((hi - lo) / 2)
+    if self:at(mid) < edge then lo = mid else hi = mid end
   end
-  return true
+  return hi
 end
 
--- The earliest instant >= t at which a call fits (Window::earliest).
+-- Forgets calls that no window containing an instant >= now can hold (Window::prune).
+function Log:prune(span)
+  local edge = now - span
+  if edge < 0 or self:is_empty() then return end
+  self:drop_front(self:first_past(0, edge, true, 0))
+end
+
+-- The earliest instant >= t at which a call fits (Window::earliest): jumps past the leaving instant of the
+-- limit-th call before t, or to the latest booked call in (t, t + span) whose window is full.
 function Log:earliest(t, limit, span)
-  local n = self:live()
+  local n = self:len()
   if limit == 0 or n < limit then return t end
   local p = self:count_le(t)
-  local floor = t
-  if p >= limit then floor = math.max(t, self:at(p - limit) + span) end
-  if p == n then return floor end -- nothing booked ahead: the common case
-  local all = self:all()
-  if admits(all, floor, limit, span) then return floor end
-  -- Fitness changes only where a call leaves a window (e + span) or where t passes a booked call (e).
-  local candidates = {}
-  for i = 1, n do
-    if all[i] + span > floor then candidates[#candidates + 1] = all[i] + span end
-    if all[i] > floor then candidates[#candidates + 1] = all[i] end
+  local checked = p
+  -- Calls at or before t - span (t only grows: the count is found by galloping on).
+  local left = 0
+  while true do
+    local jumped = false
+    if p >= limit and self:at(p - limit) + span > t then
+      t, p = self:leave_full(t, p, limit, span)
+      jumped = true
+    end
+    if not jumped then
+      if p == n then return t end -- nothing booked after t: the common case
+      local from = max(p, checked)
+      local upto = self:first_past(from, t + span, false, 0)
+      -- A full window ending at a booked call in (t, t + span) lies within (t - span, t + span): with fewer than
+      -- `limit` calls there, there is none (the common case of a tenant booking ahead).
+      if t >= span then left = self:first_past(left, t - span, true, 0) end
+      if upto - left < limit then return t end
+      local full = self:latest_full(from, upto, limit, span)
+      checked = max(checked, upto)
+      if not full then return t end
+      t = self:at(full)
+      p = self:first_past(p, t, true, 0)
+    end
   end
-  table.sort(candidates)
-  for _, c in ipairs(candidates) do
-    if admits(all, c, limit, span) then return c end
+end
+
+-- From t whose window is full (p calls at or before it): the first instant after it whose window is not, and the
+-- calls at or before that; jump by jump while jumps pass many calls, then a scan (Window::leave_full).
+function Log:leave_full(t, p, limit, span)
+  local n = self:len()
+  while p >= limit do
+    local leaves = self:at(p - limit) + span
+    if leaves <= t then break end
+    local next = self:first_past(p, leaves, true, limit)
+    if next - p < JUMP_MIN and next < n then return self:free_after(leaves, next, limit, span) end
+    t, p = leaves, next
   end
-  return all[n] + span
+  return t, p
+end
+
+-- The first instant >= t (p calls at or before it, at least `limit`) whose window holds fewer than `limit` calls,
+-- and the calls at or before it; between the calls q - 1 and q it is x = max(t or the call q - 1, the call
+-- q - limit + span), if x comes before the call q (Window::free_after). Read a chunk at a time, as arrays.
+function Log:free_after(t, p, limit, span)
+  local n, base = self:len(), self.base
+  local lower = t - base
+  local q = p
+  while q < n do
+    local b = min(q + SCAN_CHUNK, n)
+    local here, starts = self:offsets(q, b), self:offsets(q - limit, b - limit)
+    for k = 1, b - q do -- (written out: the loop runs up to MAX_BOOKINGS times)
+      local x, h = starts[k] - base, here[k] - base
+      if x < 0 then x = x + U32 end
+      if h < 0 then h = h + U32 end
+      x = x + span
+      if x < lower then x = lower end
+      if x < h then return base + x, q + k - 1 end
+      lower = h
+    end
+    q = b
+  end
+  return base + max(lower, (self:offset(n - limit) - base) % U32 + span), n
+end
+
+-- Entries i..j-1 as stored, as an array (for a scan: decoded a block's run at a time, not one call each).
+function Log:offsets(i, j)
+  local out, n = {}, 0
+  local pn, tn = self.pn, self.tn
+  while i < j do
+    local bytes, at, take
+    if i < pn then
+      local s = (self.ps + i) % self.pr
+      local b = floor(s / BLOCK)
+      local blocks = self.blocks
+      bytes = blocks and blocks[b] or self:block(0, b)
+      at = s - b * BLOCK
+      take = min(j, pn) - i
+      take = min(take, #bytes / 4 - at, self.pr - s)
+    elseif i < pn + tn then
+      bytes, at, take = self.tail, i - pn, min(j, pn + tn) - i
+    else
+      local s = self.fs + i - pn - tn
+      local b = floor(s / BLOCK)
+      local blocks = self.fblocks
+      bytes = blocks and blocks[b] or self:block(1, b)
+      at = s - b * BLOCK
+      take = min(j - i, #bytes / 4 - at)
+    end
+    local run = { sunpack(offsets_format(take), bytes, 4 * at + 1) }
+    if n == 0 and take == j - i then return run end -- one run: as unpacked (its last value is past the entries)
+    for x = 1, take do out[n + x] = run[x] end
+    n, i = n + take, i + take
+  end
+  return out
+end
+
+-- The latest call in lo..hi-1 whose window holds `limit` calls (Window::latest_full): at k that is
+-- k + 1 - c(k) >= limit, where c(k) counts the calls at or before at(k) - span and never decreases with k, so over
+-- a..b-1 it is at most b - c(a). Searched from the top in chunks of SCAN_CHUNK: a chunk the bound rules out is
+-- skipped whole (one search), the others read through.
+function Log:latest_full(lo, hi, limit, span)
+  lo = max(lo, limit - 1)
+  -- The latest first: in a run of bookings made at the limit's pace it is full.
+  if hi > lo and self:at(hi - limit) + span > self:at(hi - 1) then return hi - 1 end
+  local b = hi
+  while b > lo do
+    local a = max(b - SCAN_CHUNK, lo)
+    local edge = self:at(a) - span
+    if b - (edge >= 0 and self:count_le(edge) or 0) >= limit then
+      local ends, starts = self:offsets(a, b), self:offsets(a + 1 - limit, b + 1 - limit)
+      local base = self.base
+      for x = b - a, 1, -1 do
+        if (starts[x] - base) % U32 + span > (ends[x] - base) % U32 then return a + x - 1 end
+      end
+    end
+    b = a
+  end
+  return nil
+end
+
+-- Records k calls at t. Of the calls at or before now, only the newest `cap` are kept (Window::insert).
+function Log:insert(t, k, cap)
+  if cap == 0 or k == 0 then return end
+  self:settle()
+  local entry = pack('>I4', self:offset_of(t))
+  if t <= now then
+    local np = self.pn + self.tn
+    local over = np + k - cap
+    if over > 0 then
+      local drop = min(over, np)
+      self:drop_front(drop)
+      k = k - (over - drop)
+    end
+    self:append_past(repeated(entry, k), k, cap)
+  else
+    for _ = 1, k do
+      local q = self:booked_le(t)
+      self:booking_room()
+      local at = 4 * (self.pr + self.fs + q)
+      redis.call('SETRANGE', self.key, at, entry .. self:booked_bytes(q))
+      self.fnum = self.fnum + 1
+      if q == 0 then self.ff = t % U32 end
+      self.fblocks, self.dirty = nil, true
+    end
+    local np = self.pn + self.tn
+    if np > cap then self:drop_front(np - cap) end
+  end
+  -- The header's own fields change only when something else than the tail did (`dirty`).
+  if not self.grew_to or t > self.grew_to then self.grew_to = t end
+  self.changed = true
+end
+
+-- Removes one call booked at t (> now: only bookings are ever removed); false when there is none.
+function Log:remove(t)
+  local q = self:booked_le(t - 1)
+  if q >= self.fnum or self:decode(self:slot(1, self.fs + q)) ~= t then return false end
+  local later = self:booked_bytes(q + 1)
+  if q == 0 then
+    self.fs = self.fs + 1
+  else
+    redis.call('SETRANGE', self.key, 4 * (self.pr + self.fs + q), later)
+  end
+  self.fnum = self.fnum - 1
+  if self.fnum > 0 and q == 0 then self.ff = u32_at(later, 0) end
+  self.fblocks = nil
+  self.dirty = true
+  return true
 end
 
 -- Calls in the window ending at `at`: (at - span, at].
@@ -197,184 +625,363 @@ function Log:count_at(at, span)
 end
 
 function Log:booked_after(at)
-  return self:live() - self:count_le(at)
+  return self:len() - self:count_le(at)
 end
 
--- Moves the live entries to the start of the string, relative to `base`, with room for `extra` more (and SLACK
--- spare; `cap` is the window's limit). Bytes are moved as they are unless the base changes (every ~49 days of a
--- never-empty log).
-function Log:rewrite(base, extra, cap)
-  local n = self:live()
-  local need, room = n + extra + SLACK, self.room
-  if need > room then
-    -- Doubling while below the window's limit: few rewrites on the way up, and a full window holds its limit plus
-    -- SLACK slots, no more (bookings beyond the limit grow it one SLACK at a time).
-    room = math.max(need, math.min(2 * room, (cap or 0) + SLACK))
-  elseif need < room - 4 * SLACK then
-    room = need -- give back what a purge freed
-  end
-  local header = string.rep('\0', HEADER) -- written by flush
-  local body
-  if base == self.base then
-    local from = HEADER + 4 * self.head
-    body = n > 0 and redis.call('GETRANGE', self.key, from, from + 4 * n - 1) or ''
-  else
-    local parts = {}
-    for i, e in ipairs(self:all()) do parts[i] = struct.pack('>I4', e - base) end
-    body = table.concat(parts)
-  end
-  if room == self.room then
-    redis.call('SETRANGE', self.key, HEADER, body) -- same size: no reallocation
-  else
-    redis.call('SET', self.key, header .. body .. string.rep('\0', 4 * (room - n)))
-    self.expiry = 0 -- SET dropped the TTL
-  end
-  -- The cache holds instants by live index, which neither a move nor a new base changes.
-  self.base, self.head, self.used, self.room = base, 0, n, room
+function Log:next_booked(at)
+  local p = self:count_le(at)
+  if p < self:len() then return self:at(p) end
+  return nil
 end
 
--- Records k calls at t. Of the calls at or before now, only the newest `cap` are kept (Window::insert).
-function Log:insert(t, k, cap)
-  if cap == 0 or k == 0 then return end
-  local n = self:live()
-  local base = self.base
-  if n == 0 then base = t elseif t < base or t - base >= U32 then base = math.min(self:at(0), t) end
-  if self.used + k > self.room or base ~= self.base then self:rewrite(base, k, cap) end
-  local p = self:count_le(t)
-  local entry = struct.pack('>I4', t - self.base)
-  local from = HEADER + 4 * (self.head + p)
-  local tail = ''
-  if p < self:live() then tail = redis.call('GETRANGE', self.key, from, HEADER + 4 * self.used - 1) end
-  redis.call('SETRANGE', self.key, from, string.rep(entry, k) .. tail)
-  self:recache(p, p + k)
-  for i = p, p + k - 1 do self.cache[i] = t end
-  self.used = self.used + k
-  if self:live() > cap then
-    local drop = self:count_le(now) - cap
-    if drop > 0 then
-      self.head = self.head + drop
-      self:recache(drop, 0)
+
+---------------------------------------------------------------------------------------------------------------------
+-- The app's header ('a'): the config's copy, the floor, the block, the app-minute log.
+
+local function read_app(a)
+  reset_log(AM, K_ARING)
+  if a and #a >= A_COLD and string.byte(a, 1) == FORMAT then
+    local bytes = sub(a, 3, 2 + 8 * LIMIT_FIELDS)
+    local lim = LIMITS[bytes]
+    if not lim then
+      if LIMITS_KEPT >= 64 then LIMITS, LIMITS_KEPT = {}, 0 end
+      lim = { sunpack(LIMITS_FMT, bytes) }
+      LIMITS[bytes], LIMITS_KEPT = lim, LIMITS_KEPT + 1
     end
+    local front
+    A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep,
+      AM.base, AM.pr, AM.ps, AM.pn, AM.fr, AM.fs, AM.fnum, AM.ff, AM.pl, AM.cn, front =
+      sunpack(APP_REST_FMT, a, 3 + 8 * LIMIT_FIELDS)
+    A.clock, A.lim, A.cold, A.dirty = string.byte(a, 2), lim, sub(a, 1, A_COLD), false
+    AM.front, AM.tail = sub(front, 1, 4 * AM.cn), sub(a, A_COLD + 1)
+    AM.tn = #AM.tail / 4
+  else
+    A.clock, A.lim, A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.cold, A.dirty =
+      0, nil, -1, 0, 0, 0, 0, 0, 0, nil, true
   end
-  self.dirty = true
 end
 
--- Removes one call recorded at t; false when there is none.
-function Log:remove(t)
-  local p = self:count_lt(t)
-  if p >= self:live() or self:at(p) ~= t then return false end
-  local from = HEADER + 4 * (self.head + p)
-  local tail = redis.call('GETRANGE', self.key, from + 4, HEADER + 4 * self.used - 1)
-  if #tail > 0 then redis.call('SETRANGE', self.key, from, tail) end
-  self:recache(p + 1, p)
-  self.used = self.used - 1
-  self.dirty = true
-  return true
+local function load_config()
+  local c = redis.call('HMGET', K_CFG, 'clock', 'lim', 'ogen')
+  if not c[1] then fail('XG_NOCONFIG the limits of this key prefix are not stored') end
+  -- Not anchored at the end: a later version may append fields.
+  local lim = { string.match(c[2] or '', LIMITS_PATTERN) }
+  if #lim ~= LIMIT_FIELDS then fail('XG_BADCONFIG the stored limits cannot be read: ' .. tostring(c[2])) end
+  for i = 1, LIMIT_FIELDS do lim[i] = tonumber(lim[i]) end
+  A.clock, A.lim, A.ogen, A.cread, A.dirty = c[1] == 'server' and 1 or 2, lim, tonumber(c[3]) or 0, now, true
 end
 
--- Writes the header back and keeps the key as long as its newest entry can matter (and at most TTL_SLACK
--- longer); an empty log goes.
-function Log:flush(span)
-  if not self.dirty then return end
-  local n = self:live()
-  if n == 0 then
-    redis.call('DEL', self.key)
-    return
+local function app_header()
+  if A.dirty or AM.dirty then
+    local v = { A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep }
+    AM:fields(v, 7)
+    A.cold = pack('>BB', FORMAT, A.clock) .. pack(LIMITS_FMT, unpack(A.lim, 1, LIMIT_FIELDS))
+      .. pack(APP_REST_FMT, unpack(v))
   end
-  if self.head > SLACK and self.head > n then self:rewrite(self.base, 0) end
-  local needed = self:at(n - 1) + span + 1000
-  if self.expiry < needed then
-    self.expiry = needed + math.min(TTL_SLACK, span)
-    redis.call('PEXPIRE', self.key, self.expiry - now)
+  return A.cold .. AM.tail
+end
+
+-- Makes every process read the config again at its next call (init and set_override changed it).
+local function stale_config(state_key)
+  local a = redis.call('HGET', state_key, 'a')
+  if a and #a >= A_COLD then
+    local at = 2 + 8 * LIMIT_FIELDS
+    redis.call('HSET', state_key, 'a', sub(a, 1, at) .. pack('>d', -1) .. sub(a, at + 9))
   end
-  redis.call('SETRANGE', self.key, 0, struct.pack('>I4>I4>I4>I4>I4>I4>I4>I4>I4>I4', math.floor(self.base / U32),
-    self.base % U32, self.head, self.used, self.room, self:at(0) - self.base, self:at(n - 1) - self.base,
-    math.floor(self.expiry / U32), self.expiry % U32, 0))
 end
 
 ---------------------------------------------------------------------------------------------------------------------
--- One scope's state and the engine's rules (engine.rs).
+-- A tenant's header ('h:<tenant>'): its block, its own limits (cached), its logs, the ids of its permits. The
+-- tenantless scope (the empty id) has one for its block; its windows are disabled and it holds no permits.
 
--- Reads what a decision needs, pruned to now (an operation that needs none of it, release, never calls this).
--- Returns whether expired permits are stored (for the grant to purge them).
-local function open_scope()
-  local ts = redis.call('HMGET', K_TS, 'bu', 'br')
-  tenant_block = { tonumber(ts[1]), tonumber(ts[2]) }
-  AM = open_log(K_AM)
-  if TENANTLESS then
-    TM, TD = empty_log(K_TM), empty_log(K_TD)
-  else
-    TM, TD = open_log(K_TM), open_log(K_TD)
+local function read_tenant(h)
+  reset_log(TM, K_MRING)
+  reset_log(TD, K_DRING)
+  T.np, T.pids, T.live, T.pids_changed, T.permits_until = 0, '', nil, false, nil
+  if h and #h >= 4 + T_COLD and string.byte(h, 5) == FORMAT then
+    local tnm, tnd, np = sunpack('>BBH', h)
+    local _, mfront, dfront
+    _, T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.kexp,
+      TM.base, TM.pr, TM.ps, TM.pn, TM.fr, TM.fs, TM.fnum, TM.ff, TM.pl, TM.cn, mfront,
+      TD.base, TD.pr, TD.ps, TD.pn, TD.fr, TD.fs, TD.fnum, TD.ff, TD.pl, TD.cn, dfront = sunpack(TEN_FMT, h, 5)
+    if T.kexp > now then -- else its state is past mattering (and its rings have expired)
+      T.np, T.cold, T.exists, T.stale, T.dirty = np, sub(h, 5, 4 + T_COLD), true, false, false
+      TM.front, TD.front = sub(mfront, 1, 4 * TM.cn), sub(dfront, 1, 4 * TD.cn)
+      local at = 5 + T_COLD
+      TM.tail, TM.tn = sub(h, at, at + 4 * tnm - 1), tnm
+      TD.tail, TD.tn = sub(h, at + 4 * tnm, at + 4 * (tnm + tnd) - 1), tnd
+      T.pids = sub(h, at + 4 * (tnm + tnd))
+      return
+    end
+    reset_log(TM, K_MRING)
+    reset_log(TD, K_DRING)
   end
-  AM:prune(L.app_span)
-  TM:prune(L.minute_span)
-  TD:prune(L.day_span)
-  local expired = false
-  if not TENANTLESS then
-    -- Every permit with its expiry, ascending; those still live are the ones in flight.
-    local z = redis.call('ZRANGEBYSCORE', K_TP, '-inf', '+inf', 'WITHSCORES')
-    for i = 2, #z, 2 do
-      local e = tonumber(z[i])
-      if e > now then in_flight[#in_flight + 1] = e else expired = true end
+  -- A header past its time: its rings may outlive it on the manual clock (TTLs run in real time); the commit deletes
+  -- them.
+  T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.kexp, T.cold = 0, 0, 0, 0, 0, 0, 0, 0, nil
+  T.exists, T.stale, T.dirty = h ~= nil, h ~= nil, true
+end
+
+local function tenant_header()
+  if T.dirty or TM.dirty or TD.dirty then
+    local v = { FORMAT, T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.kexp }
+    TD:fields(v, TM:fields(v, 9))
+    T.cold = pack(TEN_FMT, unpack(v))
+  end
+  return pack('>BBHc0c0c0c0', TM.tn, TD.tn, T.np, T.cold, TM.tail, TD.tail, T.pids)
+end
+
+---------------------------------------------------------------------------------------------------------------------
+-- Opening an operation.
+
+-- Reads the clock and the headers (one HMGET of the state hash, with `trace` .. the operation id: the field an
+-- earlier run of this operation would have left), the config when due, and the scope's limits. Returns that
+-- field's value.
+local function begin(keys, args, trace, read_now, read)
+  setup()
+  K_CFG, K_STATE, K_ARING, K_MRING, K_DRING = keys[1], keys[2], keys[3], keys[4], keys[5]
+  ECHO = args[1]
+  RETRY = sub(ECHO, 1, 2) == 'r:'
+  OP = RETRY and sub(ECHO, 3) or ECHO
+  MANUAL = args[2] ~= ''
+  TENANTLESS = args[3] == ''
+  F_TENANT, F_OWN = 'h:' .. args[3], 'o:' .. args[3]
+  RESULT_TTL = tonumber(args[4]) or 0
+  WN = 0
+  if read_now then
+    now = read_now
+  elseif MANUAL then
+    now = tonumber(args[2])
+  else
+    local t = redis.call('TIME')
+    now = t[1] * 1000 + floor(t[2] / 1000)
+  end
+  local c = read or redis.call('HMGET', K_STATE, 'a', F_TENANT, trace and trace .. OP or 'a')
+  read_app(c[1])
+  if not A.lim or A.cread < 0 or now - A.cread >= CONFIG_REFRESH_MS or now < A.cread then load_config() end
+  if (A.clock == 1) == MANUAL then
+    fail('XG_CLOCK_MISMATCH this key prefix runs on the ' .. (A.clock == 1 and 'server' or 'manual') .. ' clock')
+  end
+  -- Time never runs backwards: not after a failover to a host with another clock, not between callers.
+  now = max(now, A.floor, AM:newest_past() or 0)
+  local lim = A.lim
+  L.minute_window, L.minute_span = lim[2], lim[2] + lim[3]
+  L.day_window, L.day_span = lim[5], lim[5] + lim[6]
+  L.app_limit, L.app_window, L.app_span = lim[8], lim[9], lim[9] + lim[10]
+  L.permit_timeout = lim[11]
+  read_tenant(c[2])
+  now = max(now, TM:newest_past() or 0, TD:newest_past() or 0)
+  -- The scope's limits (engine.rs scope_limits): none but the app window for a tenantless call, the tenant's own
+  -- (read again when any override changed since they were cached), or the app's defaults.
+  if TENANTLESS then
+    TL.minute, TL.day, TL.conc = 0, 0, 0
+  else
+    if A.ogen ~= 0 and T.ogen ~= A.ogen then
+      local m, d, cc = string.match(redis.call('HGET', K_CFG, F_OWN) or '', '^(%d+),(%d+),(%d+)')
+      T.ogen, T.oset, T.om, T.od, T.oc = A.ogen, m and 1 or 0, tonumber(m) or 0, tonumber(d) or 0, tonumber(cc) or 0
+      T.dirty = true
+    end
+    if A.ogen ~= 0 and T.oset == 1 then
+      TL.minute, TL.day, TL.conc = T.om, T.od, T.oc
+    else
+      TL.minute, TL.day, TL.conc = lim[1], lim[4], lim[7]
     end
   end
-  return expired
+  return trace and c[3]
 end
 
--- When the in-flight count drops below the limit by expiry alone. `in_flight` is ascending, so the permits that
--- outlive t are a suffix, and the limit-th latest of them is the limit-th latest of all.
+---------------------------------------------------------------------------------------------------------------------
+-- Permits.
+
+-- The tenant's permits still held: their expiries, ascending. The header's list also holds released and expired
+-- ones until this recount (the list's length bounds the count, so it is needed only at the limit).
+local function held_permits()
+  if T.live then return T.live end
+  local ids, fields = {}, {}
+  for id in string.gmatch(T.pids, '([^,]+),') do
+    ids[#ids + 1], fields[#fields + 1] = id, 'p:' .. id
+  end
+  local live, kept = {}, {}
+  if #fields > 0 then
+    local v = redis.call('HMGET', K_STATE, unpack(fields))
+    for i = 1, #ids do
+      local expires = tonumber(v[i])
+      if expires and expires > now then live[#live + 1], kept[#kept + 1] = expires, ids[i] .. ',' end
+    end
+  end
+  table.sort(live)
+  if #kept ~= T.np then T.pids, T.np, T.pids_changed = table.concat(kept), #kept, true end
+  T.live = live
+  return live
+end
+
+-- Calls in flight: permits that have not expired.
+local function in_flight()
+  if TENANTLESS then return 0 end
+  return #held_permits()
+end
+
+-- Holds permit OP until `expires` (its field is written with the headers).
+local function hold_permit(expires)
+  if T.np >= max(TL.conc, 16) then held_permits() end -- keeps the list short without a limit to recount at
+  T.pids, T.np, T.pids_changed = T.pids .. OP .. ',', T.np + 1, true
+  W[WN + 1], W[WN + 2], WN = 'p:' .. OP, expires, WN + 2
+  T.permits_until = max(T.permits_until or 0, expires)
+end
+
+---------------------------------------------------------------------------------------------------------------------
+-- The engine's rules (engine.rs).
+
+-- When the tenant's in-flight count drops below its limit by expiry alone.
 local function concurrency_free_at(t)
-  local limit, n = TL.conc, #in_flight
-  if limit == 0 or n < limit or in_flight[n - limit + 1] <= t then return t end
-  return in_flight[n - limit + 1]
+  local limit = TL.conc
+  if limit == 0 or T.np < limit then return t end
+  -- Ascending: the permits that outlive t are a suffix, and the limit-th latest of them is the limit-th latest.
+  local live = held_permits()
+  local n = #live
+  if n < limit or live[n - limit + 1] <= t then return t end
+  return live[n - limit + 1]
 end
 
-local function block_end(block, t)
-  if block[1] and block[1] > t then return block[1] end
+local function block_end(until_, t)
+  if until_ > t then return until_ end
   return t
 end
 
 -- The earliest instant >= now at which every constraint holds, and the constraint that set it. In priority order:
--- on a tie the first named is the reason reported. (Written out, not looped over a table: tables cost here.)
+-- on a tie the first named is the reason reported.
 local function earliest(with_concurrency)
   local t, reason = now, nil
   while true do
     local next_t, why = t, nil
-    local c = block_end(app_block, t)
-    if c > next_t then next_t, why = c, app_block[2] end
-    c = block_end(tenant_block, t)
-    if c > next_t then next_t, why = c, tenant_block[2] end
+    local c = block_end(A.ab, t)
+    if c > next_t then next_t, why = c, A.abr end
+    c = block_end(T.bu, t)
+    if c > next_t then next_t, why = c, T.br end
     c = TD:earliest(t, TL.day, L.day_span)
     if c > next_t then next_t, why = c, R_DAY end
     c = AM:earliest(t, L.app_limit, L.app_span)
-    if c > next_t then next_t, why = c, R_APP end
+    if c > next_t then next_t, why = c, R_APP_MINUTE end
     c = TM:earliest(t, TL.minute, L.minute_span)
     if c > next_t then next_t, why = c, R_MINUTE end
     if with_concurrency then
       c = concurrency_free_at(t)
-      if c > next_t then next_t, why = c, R_CONC end
+      if c > next_t then next_t, why = c, R_CONCURRENCY end
     end
     if next_t == t then return t, reason end
     t, reason = next_t, why
   end
 end
 
+-- Counts k calls at `at` in every window it belongs to (it counts even over a limit: it happened, or is booked).
 local function record_call(at, k)
   TM:insert(at, k, TL.minute)
   TD:insert(at, k, TL.day)
   AM:insert(at, k, L.app_limit)
 end
 
-local function flush_logs()
-  TM:flush(L.minute_span)
-  TD:flush(L.day_span)
-  AM:flush(L.app_span)
+-- Past MAX_BOOKINGS for the tenant or MAX_APP_BOOKINGS for the app: the wait until the next booking comes due.
+local function check_bookings()
+  if TM:booked_after(now) >= MAX_BOOKINGS then return TM:next_booked(now) - now end
+  if TD:booked_after(now) >= MAX_BOOKINGS then return TD:next_booked(now) - now end
+  if AM:booked_after(now) >= MAX_APP_BOOKINGS then return AM:next_booked(now) - now end
+  return nil
 end
 
--- Adds the calls the server saw and we did not, at now (engine.rs add_phantoms): seen = limit - remaining.
+-- Removes a booking at `at` from every window it was counted in (a cancelled reservation).
+local function unbook(at)
+  TM:remove(at)
+  TD:remove(at)
+  AM:remove(at)
+end
+
+-- Adds the calls the server saw (limit - remaining) and we did not, at now (engine.rs add_phantoms).
 local function add_phantoms(log, limit, window, remaining)
   if remaining < 0 or limit == 0 then return end
-  local seen = math.max(limit - remaining, 0)
+  local seen = max(limit - remaining, 0)
   local here = log:count_at(now, window)
   if seen > here then log:insert(now, seen - here, limit) end
 end
+
+---------------------------------------------------------------------------------------------------------------------
+-- Results, for the operations without a permit to find: kept RESULT_TTL (a few deadlines: as long as a retry, or
+-- an original that arrives after its retry, can come); every attempt reads its field first (begin's `extra`).
+
+local function replay(stored)
+  local json = stored and string.match(stored, '^%d+:(.*)$')
+  return json and cjson.decode(json)
+end
+
+local function remember(result)
+  W[WN + 1], W[WN + 2], WN = 'r:' .. OP, (now + RESULT_TTL) .. ':' .. cjson.encode(result), WN + 2
+  return result
+end
+
+---------------------------------------------------------------------------------------------------------------------
+-- Writing back.
+
+-- Forgets a few expired fields of the state hash (one HSCAN step, as the app's ring is written).
+local function sweep()
+  local step = redis.call('HSCAN', K_STATE, A.sweep, 'COUNT', SWEEP_COUNT)
+  A.sweep, A.dirty = tonumber(step[1]), true
+  local kv, gone = step[2], {}
+  for i = 1, #kv, 2 do
+    local field, value = kv[i], kv[i + 1]
+    local kind, expiry = sub(field, 1, 2), nil
+    if kind == 'h:' and #value >= T_KEXP_AT + 7 then
+      expiry = sunpack('>d', value, T_KEXP_AT)
+    elseif kind == 'p:' then
+      expiry = tonumber(value)
+    elseif kind == 'r:' then
+      expiry = tonumber(string.match(value, '^(%d+):'))
+    end
+    if expiry and expiry <= now and field ~= F_TENANT then gone[#gone + 1] = field end
+  end
+  if #gone > 0 then redis.call('HDEL', K_STATE, unpack(gone)) end
+end
+
+-- The end of every operation that writes: the headers and the fields it made (one HSET), the TTLs when they must
+-- grow (about once a minute: up to TTL_SLACK_MS beyond what is needed), emptied state given back.
+local function commit()
+  local gone
+  -- Logs whose ring was written are pruned too (decisions never need it: see prune_logs).
+  if AM.flushed or AM.rewritten then AM:prune(L.app_span) end
+  if TM.flushed or TM.rewritten then TM:prune(L.minute_span) end
+  if TD.flushed or TD.rewritten then TD:prune(L.day_span) end
+  -- The tenant.
+  if T.stale then
+    if not TM.rewritten then redis.call('DEL', TM.key) end
+    if not TD.rewritten then redis.call('DEL', TD.key) end
+  end
+  TM:tidy()
+  TD:tidy()
+  local keep = max(TM.grew_to and TM.grew_to + L.minute_span or 0, TD.grew_to and TD.grew_to + L.day_span or 0,
+    T.bu, T.permits_until or 0) + GRACE_MS
+  if TM:is_empty() and TD:is_empty() and T.bu <= now and T.np == 0 then
+    if T.exists then gone = F_TENANT end
+  else
+    if T.kexp < keep then
+      T.kexp, T.dirty = keep + min(TTL_SLACK_MS, max(L.minute_span, L.day_span)), true
+    end
+    if T.dirty or TM.dirty or TD.dirty or TM.changed or TD.changed or T.pids_changed then
+      W[WN + 1], W[WN + 2], WN = F_TENANT, tenant_header(), WN + 2
+    end
+    if TM.pr + TM.fr > 0 and (TM.rewritten or T.dirty) then redis.call('PEXPIRE', TM.key, T.kexp - now) end
+    if TD.pr + TD.fr > 0 and (TD.rewritten or T.dirty) then redis.call('PEXPIRE', TD.key, T.kexp - now) end
+  end
+  -- The app (the floor: a call appended at now covers it; else it is stored).
+  AM:tidy()
+  if not AM.changed and now > A.floor then A.dirty = true end
+  A.floor = max(A.floor, now)
+  if AM.flushed then sweep() end
+  keep = max(keep, AM.grew_to and AM.grew_to + L.app_span or 0, now + RESULT_TTL + GRACE_MS, T.kexp)
+  local expire = A.kexp < keep
+  if expire then A.kexp, A.dirty = keep + TTL_SLACK_MS, true end
+  W[WN + 1], W[WN + 2], WN = 'a', app_header(), WN + 2
+  redis.call('HSET', K_STATE, unpack(W, 1, WN))
+  if gone then redis.call('HDEL', K_STATE, gone) end
+  if expire then redis.call('PEXPIRE', K_STATE, A.kexp - now) end
+  if AM.pr + AM.fr > 0 and (expire or AM.rewritten) then redis.call('PEXPIRE', K_ARING, A.kexp - now) end
+end
+
+local OPS = {}

@@ -4,9 +4,13 @@
 
 use std::fmt::Write;
 
+use super::numbers::LOG_FORMAT_VERSION;
+
 pub struct KeySpace {
     /// `xg:{prefix}:`
     base: String,
+    /// `xg:{prefix}:<format>:`: every key whose layout the engine defines (all but the config hash).
+    state: String,
 }
 
 /// The longest key prefix accepted.
@@ -20,11 +24,19 @@ impl KeySpace {
         if let Some(bad) = prefix.chars().find(|c| matches!(c, '{' | '}') || c.is_whitespace() || c.is_control()) {
             return Err(format!("the key prefix may not contain {bad:?} (braces, spaces or control characters)"));
         }
-        Ok(KeySpace { base: format!("xg:{{{prefix}}}:") })
+        let base = format!("xg:{{{prefix}}}:");
+        let state = format!("{base}{LOG_FORMAT_VERSION}:");
+        Ok(KeySpace { base, state })
     }
 
+    /// The limits, the time floor, the app block and the tenants' own limits (a hash without TTL).
     pub fn config(&self) -> String {
         format!("{}cfg", self.base)
+    }
+
+    /// Every header, permit and result (see engine.lua): one hash, so that a decision is one read and one write.
+    pub fn state(&self) -> String {
+        format!("{}s", self.state)
     }
 
     /// The config field holding a tenant's own limits.
@@ -32,20 +44,21 @@ impl KeySpace {
         format!("o:{}", encode(tenant))
     }
 
-    /// The keys every script takes, in order (see prelude.lua): config, app-minute log, tenant minute, day, state,
-    /// permits, and the operation's result key. The tenantless scope's keys use the empty encoding, which no tenant
-    /// id has.
-    pub fn for_tenant(&self, tenant: &str, op: Option<u64>) -> Vec<String> {
-        let t = format!("{}t:{}:", self.base, encode(tenant));
-        vec![
-            self.config(),
-            format!("{}am", self.base),
-            format!("{t}m"),
-            format!("{t}d"),
-            format!("{t}s"),
-            format!("{t}p"),
-            format!("{}op:{}", self.base, op.unwrap_or(0)),
-        ]
+    /// The state hash's field of a permit (and of a tenantless grant's result).
+    pub fn permit_field(id: u64) -> String {
+        format!("p:{id}")
+    }
+
+    /// The tenant as the engine names it ('' for the tenantless scope, which no tenant id encodes to).
+    pub fn tenant_name(&self, tenant: &str) -> String {
+        encode(tenant)
+    }
+
+    /// The keys every engine call takes, in order (see engine.lua): config, state, the app-minute window's ring,
+    /// the tenant's minute and day rings.
+    pub fn for_tenant(&self, tenant: &str) -> Vec<String> {
+        let t = format!("{}t:{}", self.state, encode(tenant));
+        vec![self.config(), self.state(), format!("{}a", self.state), format!("{t}:m"), format!("{t}:d")]
     }
 }
 
@@ -71,13 +84,13 @@ mod tests {
         let hostile = ["x}:t:y", "{other}", "a:m", "", "a%3Am", "ünï"];
         let mut seen = std::collections::HashSet::new();
         for t in hostile {
-            for key in k.for_tenant(t, Some(1)) {
+            for key in k.for_tenant(t) {
                 // The first brace pair is the prefix's: the slot is the app's whatever the id.
                 assert!(key.starts_with("xg:{app}:"), "{key}");
                 assert_eq!(key.matches('{').count(), 1, "{key}");
                 assert_eq!(key.matches('}').count(), 1, "{key}");
             }
-            assert!(seen.insert(k.for_tenant(t, None)[2].clone()), "two ids share a key: {t}");
+            assert!(seen.insert(k.for_tenant(t)[3].clone()), "two ids share a key: {t}");
         }
         assert_ne!(encode("a:m"), encode("a%3Am"), "the escape character is escaped too");
         assert!(KeySpace::new("my{app}").is_err() && KeySpace::new("").is_err() && KeySpace::new("a b").is_err());

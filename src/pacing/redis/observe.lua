@@ -1,24 +1,20 @@
--- observe: the server's feedback as effects (engine.rs Effects): ARGV[4..7] = tenant block (wait, reason), app
--- block (wait, reason), reason 0 = none; ARGV[8..10] = minute, day, app-minute remaining, -1 = not to apply.
-local previous = replay()
-if previous then return previous end
-open_scope()
-commit_floor()
-local function extend(wait, reason, current, write)
-  wait, reason = tonumber(wait), tonumber(reason)
-  if reason == 0 then return end
-  local until_ = now + wait
-  if not current[1] or until_ > current[1] then write(until_, reason) end
+-- observe: the server's feedback as effects (engine.rs Effects): ARGV[5..8] = tenant block (wait, reason), app
+-- block (wait, reason), reason 0 = none; ARGV[9..11] = minute, day, app-minute remaining, -1 = not to apply.
+-- Applying the same feedback twice changes nothing more (blocks keep the later end, remaining counts raise usage to
+-- a level), so a retry needs no stored result.
+function OPS.observe(keys, args)
+  begin(keys, args)
+  local function later(current, wait, reason)
+    local until_ = now + tonumber(wait)
+    return tonumber(reason) ~= 0 and (current <= now or until_ > current), until_
+  end
+  local extend, until_ = later(T.bu, args[5], args[6])
+  if extend then T.bu, T.br, T.dirty = until_, tonumber(args[6]), true end
+  extend, until_ = later(A.ab, args[7], args[8])
+  if extend then A.ab, A.abr, A.dirty = until_, tonumber(args[8]), true end
+  add_phantoms(TM, TL.minute, L.minute_window, tonumber(args[9]))
+  add_phantoms(TD, TL.day, L.day_window, tonumber(args[10]))
+  add_phantoms(AM, L.app_limit, L.app_window, tonumber(args[11]))
+  commit()
+  return { ECHO, now }
 end
-extend(ARGV[4], ARGV[5], tenant_block, function(until_, reason)
-  redis.call('HSET', K_TS, 'bu', until_, 'br', reason)
-  redis.call('PEXPIRE', K_TS, math.max(until_ - now, 1) + 1000)
-end)
-extend(ARGV[6], ARGV[7], app_block, function(until_, reason)
-  redis.call('HSET', K_CFG, 'ab', until_, 'abr', reason)
-end)
-add_phantoms(TM, TL.minute, L.minute_window, tonumber(ARGV[8]))
-add_phantoms(TD, TL.day, L.day_window, tonumber(ARGV[9]))
-add_phantoms(AM, L.app_limit, L.app_window, tonumber(ARGV[10]))
-flush_logs()
-return remember({ OP, now })

@@ -1,8 +1,9 @@
--- record: ARGV[4] = how many calls made outside the limiter to count now (they count even over a limit).
-local previous = replay()
-if previous then return previous end
-open_scope()
-commit_floor()
-record_call(now, tonumber(ARGV[4]))
-flush_logs()
-return remember({ OP, now })
+-- record: ARGV[5] = how many calls made outside the limiter to count now (they count even over a limit).
+function OPS.record(keys, args)
+  local previous = replay(begin(keys, args, 'r:'))
+  if previous then return previous end
+  record_call(now, tonumber(args[5]))
+  local result = remember({ ECHO, now })
+  commit()
+  return result
+end

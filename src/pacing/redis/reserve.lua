@@ -1,11 +1,14 @@
--- reserve: books the next free slot (no concurrency). Returns {op, now, 1, at} or, beyond the booking horizon,
--- {op, now, 0, wait} without writing.
-local previous = replay()
-if previous then return previous end
-open_scope()
-local at = earliest(false)
-if at - now > HORIZON then return { OP, now, 0, at - now } end
-commit_floor()
-record_call(at, 1)
-flush_logs()
-return remember({ OP, now, 1, at })
+-- reserve: books the next free slot (no concurrency). Returns {op, now, 1, at}; without writing, {op, now, 0,
+-- wait} beyond the booking horizon, {op, now, 2, wait} past the bookings cap (wait: until the next comes due).
+function OPS.reserve(keys, args)
+  local previous = replay(begin(keys, args, 'r:'))
+  if previous then return previous end
+  local due = check_bookings()
+  if due then return { ECHO, now, 2, due } end
+  local at = earliest(false)
+  if at - now > HORIZON_MS then return { ECHO, now, 0, at - now } end
+  record_call(at, 1)
+  local result = remember({ ECHO, now, 1, at })
+  commit()
+  return result
+end
