@@ -77,7 +77,11 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 /// A wait as a person reads it: whole seconds from one second on, rounded up (a countdown never shows 0 s early).
 pub fn wait_words(ms: u64) -> String {
-    human_duration(if ms >= 1000 { ms.div_ceil(1000) * 1000 } else { ms })
+    human_duration(whole_seconds(ms))
+}
+
+fn whole_seconds(ms: u64) -> u64 {
+    if ms >= 1000 { ms.div_ceil(1000) * 1000 } else { ms }
 }
 
 fn tenant_name(tenant: &str) -> &str {
@@ -107,7 +111,7 @@ fn block_line(until: Option<u64>, reason: Option<xeroguard::Reason>, now_ms: u64
 /// What a call would be told now: `now`, or the refusal in words.
 fn next_call(s: &Snapshot) -> String {
     match s.wait_reason {
-        Some(reason) if s.wait_ms > 0 => refusal_in_words(reason, s.wait_ms, Some(s.concurrency_limit)),
+        Some(reason) if s.wait_ms > 0 => refusal_in_words(reason, whole_seconds(s.wait_ms), Some(s.concurrency_limit)),
         _ => "now".to_owned(),
     }
 }
@@ -150,13 +154,14 @@ fn listing_note(r: &Reading) -> String {
 }
 
 fn app_line(app: &Snapshot) -> String {
-    let blocked = match (app.app_blocked_until_ms, app.app_block_reason) {
-        (Some(until), Some(reason)) => {
-            format!("blocked {} ({reason})", wait_words(until.saturating_sub(app.now_ms)))
-        }
-        _ => "not blocked".to_owned(),
-    };
-    format!("{}, {blocked}", window_line(&app.app_minute))
+    let blocked = block_words(app.app_blocked_until_ms, app.app_block_reason, app.now_ms);
+    format!("{}; {}", window_line(&app.app_minute), blocked.as_deref().unwrap_or("not blocked"))
+}
+
+/// A block, short, the reason and the wait first (they survive a cut): `retry_after: blocked 42 s, to 21:30:42Z`.
+fn block_words(until: Option<u64>, reason: Option<xeroguard::Reason>, now_ms: u64) -> Option<String> {
+    let (until, reason) = until.zip(reason)?;
+    Some(format!("{reason}: blocked {}, to {}", wait_words(until.saturating_sub(now_ms)), clock_time(until)))
 }
 
 /// `count/limit` of a window (`count` alone without a limit).
@@ -164,16 +169,15 @@ fn fraction(w: &WindowSnapshot) -> String {
     if w.limit == 0 { w.count.to_string() } else { format!("{}/{}", w.count, w.limit) }
 }
 
-/// Why a tenant waits and for how long, short: `blocked 42 s: retry_after`, `12 s: minute`, or `now`.
+/// When a tenant's next call may go and why, short: `retry_after: blocked 42 s, to 21:30:42Z`, `minute: in 12 s`,
+/// or `now`.
 fn short_wait(s: &Snapshot) -> String {
-    match (s.blocked_until_ms, s.block_reason) {
-        (Some(until), Some(reason)) => {
-            format!("blocked until {} ({}): {reason}", clock_time(until), wait_words(until.saturating_sub(s.now_ms)))
-        }
-        _ => match s.wait_reason {
-            Some(reason) if s.wait_ms > 0 => format!("in {}: {reason}", wait_words(s.wait_ms)),
-            _ => "now".to_owned(),
-        },
+    if let Some(blocked) = block_words(s.blocked_until_ms, s.block_reason, s.now_ms) {
+        return blocked;
+    }
+    match s.wait_reason {
+        Some(reason) if s.wait_ms > 0 => format!("{reason}: in {}", wait_words(s.wait_ms)),
+        _ => "now".to_owned(),
     }
 }
 
@@ -192,6 +196,19 @@ pub fn fit(text: &str, width: usize) -> String {
         cut.push('…');
     }
     cut
+}
+
+/// A tenant id cut to `width` in the middle, so that ids sharing a beginning (GUIDs) stay apart: the start, `…`,
+/// and the last 8 characters.
+fn fit_id(id: &str, width: usize) -> String {
+    let len = id.chars().count();
+    if len <= width || width < 12 {
+        return fit(id, width);
+    }
+    let tail = 8;
+    let head: String = id.chars().take(width - tail - 1).collect();
+    let end: String = id.chars().skip(len - tail).collect();
+    format!("{head}…{end}")
 }
 
 fn pad(text: &str, width: usize) -> String {
@@ -223,15 +240,20 @@ pub fn all_text(r: &Reading) -> String {
         let _ = writeln!(
             out,
             "{} {:>6} %  {:<11}  {:<11}  {:<9}  {}",
-            pad(&s.tenant, id_width),
+            pad(&fit_id(&s.tenant, id_width), id_width),
             p.window_permille / 10,
             fraction(&s.minute),
             fraction(&s.day),
-            format!("{}/{}", s.in_flight, s.concurrency_limit),
+            in_flight(s),
             short_wait(s)
         );
     }
     out
+}
+
+/// `in flight/limit` (alone without a limit).
+fn in_flight(s: &Snapshot) -> String {
+    if s.concurrency_limit == 0 { s.in_flight.to_string() } else { format!("{}/{}", s.in_flight, s.concurrency_limit) }
 }
 
 /// The terminal's size, for [`top_frame`].
@@ -313,15 +335,17 @@ fn tenant_table(tenants: &[Snapshot], width: usize) -> Vec<String> {
         tenants.iter().map(|s| fraction(pick(s)).chars().count()).max().unwrap_or(0)
     };
     let (minute_digits, day_digits) = (numbers(|s| &s.minute), numbers(|s| &s.day));
-    // tenant, two windows (bar, space, numbers), in flight, and at least 24 columns for the wait.
-    let fixed = id_width + 2 + minute_digits + 2 + day_digits + 2 + 9 + 2 + 24;
+    // The wait column as wide as its longest text (up to a block's 40-odd characters): bars take what is left.
+    let wait_width = tenants.iter().map(|s| short_wait(s).chars().count()).max().unwrap_or(0).clamp(9, 44);
+    // tenant, two windows (bar, space, numbers), in flight, the wait, with two spaces between columns.
+    let fixed = id_width + 2 + minute_digits + 2 + day_digits + 2 + 9 + 2 + wait_width;
     let bar_width = if width >= BARS_FROM_WIDTH { (width.saturating_sub(fixed + 2) / 2).clamp(5, 30) } else { 0 };
     let cell = |w: &WindowSnapshot, digits: usize| {
         let numbers = format!("{:>digits$}", fraction(w));
         if bar_width == 0 { numbers } else { format!("{} {numbers}", bar(u64::from(w.count), w.limit, bar_width)) }
     };
-    let minute_width = if bar_width == 0 { minute_digits } else { bar_width + 1 + minute_digits };
-    let day_width = if bar_width == 0 { day_digits } else { bar_width + 1 + day_digits };
+    let bars = if bar_width == 0 { 0 } else { bar_width + 1 };
+    let (minute_width, day_width) = ((bars + minute_digits).max("minute".len()), (bars + day_digits).max("day".len()));
     let mut lines = vec![format!(
         "{}  {}  {}  {:<9}  next call",
         pad("tenant", id_width),
@@ -331,13 +355,163 @@ fn tenant_table(tenants: &[Snapshot], width: usize) -> Vec<String> {
     )];
     for s in tenants {
         lines.push(format!(
-            "{}  {}  {}  {:<9}  {}",
-            pad(&s.tenant, id_width),
+            "{}  {:>minute_width$}  {:>day_width$}  {:<9}  {}",
+            pad(&fit_id(&s.tenant, id_width), id_width),
             cell(&s.minute, minute_digits),
             cell(&s.day, day_digits),
-            format!("{}/{}", s.in_flight, s.concurrency_limit),
+            in_flight(s),
             short_wait(s)
         ));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xeroguard::Reason;
+
+    /// 2026-12-06T21:30:00Z.
+    const NOW: u64 = 1_796_592_600_000;
+
+    fn window(limit: u32, window_ms: u64, count: u32, booked: u32) -> WindowSnapshot {
+        WindowSnapshot { limit, window_ms, count, remaining: limit.saturating_sub(count + booked), booked }
+    }
+
+    fn tenant(id: &str, minute: u32, day: u32, in_flight: u32) -> Snapshot {
+        Snapshot {
+            tenant: id.to_owned(),
+            now_ms: NOW,
+            minute: window(60, 60_000, minute, 0),
+            day: window(5000, 86_400_000, day, 0),
+            app_minute: window(10_000, 60_000, 2_480, 0),
+            in_flight,
+            concurrency_limit: 5,
+            blocked_until_ms: None,
+            block_reason: None,
+            app_blocked_until_ms: None,
+            app_block_reason: None,
+            wait_ms: 0,
+            wait_reason: None,
+            tenants_tracked: 0,
+        }
+    }
+
+    /// A prefix with one tenant of each kind an operator looks for, in no order.
+    fn reading(complete: bool) -> Reading {
+        let mut tenants = vec![
+            tenant("4f8a2a1e-0000-4000-8000-000000000006", 3, 210, 0),
+            {
+                let mut t = tenant("4f8a2a1e-0000-4000-8000-000000000004", 17, 1_210, 0);
+                (t.blocked_until_ms, t.block_reason) = (Some(NOW + 41_300), Some(Reason::RetryAfter));
+                (t.wait_ms, t.wait_reason) = (41_300, Some(Reason::RetryAfter));
+                t
+            },
+            {
+                let mut t = tenant("4f8a2a1e-0000-4000-8000-000000000001", 60, 2_950, 3);
+                (t.wait_ms, t.wait_reason) = (12_400, Some(Reason::Minute));
+                t
+            },
+            tenant("4f8a2a1e-0000-4000-8000-000000000002", 44, 4_410, 2),
+            {
+                let mut t = tenant("4f8a2a1e-0000-4000-8000-000000000003", 9, 87, 5);
+                (t.wait_ms, t.wait_reason) = (350, Some(Reason::Concurrency));
+                t
+            },
+            tenant("demo company (uk)", 1, 1, 0),
+        ];
+        by_pressure(&mut tenants);
+        let app = tenant("", 0, 0, 0);
+        let listing = TenantListing {
+            tenants: tenants.iter().map(|t| t.tenant.clone()).collect(),
+            complete,
+            scan_steps: if complete { 1 } else { 1000 },
+        };
+        Reading { prefix: "acme".to_owned(), app, tenants, listing, max_tenants: 1000 }
+    }
+
+    /// Compares `text` with the golden file `tests/golden/NAME`; `XEROGUARD_UPDATE_GOLDEN=1` rewrites it.
+    fn golden(name: &str, text: &str) {
+        let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("XEROGUARD_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, text).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(text, expected, "{name} changed (XEROGUARD_UPDATE_GOLDEN=1 rewrites it):\n{text}");
+    }
+
+    #[test]
+    fn iso_dates_across_leap_years_and_the_epoch() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(NOW + 999), "2026-12-06T21:30:00Z");
+        assert_eq!(iso(951_868_799_000), "2000-02-29T23:59:59Z");
+        assert_eq!(iso(951_868_800_000), "2000-03-01T00:00:00Z");
+        assert_eq!(iso(4_107_542_400_000), "2100-03-01T00:00:00Z", "2100 is not a leap year");
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(wait_words(41_001), "42 s");
+        assert_eq!(wait_words(41_000), "41 s");
+        assert_eq!(wait_words(350), "350 ms");
+        assert_eq!(wait_words(3_599_001), "1 h");
+    }
+
+    #[test]
+    fn busiest_first_blocked_then_fullest_window_then_in_flight() {
+        let order: Vec<String> =
+            reading(true).tenants.iter().map(|t| t.tenant[t.tenant.len() - 2..].to_owned()).collect();
+        assert_eq!(order, ["04", "01", "02", "03", "06", "k)"]);
+        // The day's share counts as much as the minute's: 4,410 of 5,000 is fuller than 44 of 60.
+        assert!(pressure(&reading(true).tenants[2]).window_permille == 882);
+        // Equal windows: more slots in flight first.
+        let mut pair = [tenant("b", 10, 10, 1), tenant("a", 10, 10, 4)];
+        by_pressure(&mut pair);
+        assert_eq!(pair[0].tenant, "a");
+    }
+
+    #[test]
+    fn bars_fill_in_proportion_and_never_hide_a_call() {
+        assert_eq!(bar(30, 60, 10), "█████░░░░░");
+        assert_eq!(bar(90, 60, 4), "████", "over the limit: full");
+        assert_eq!(bar(1, 5000, 4), "█░░░", "a call is never invisible");
+        assert_eq!(bar(0, 60, 3), "░░░");
+        assert_eq!(bar(5, 0, 3), "░░░", "no limit: nothing to fill");
+    }
+
+    #[test]
+    fn long_ids_are_cut_in_the_middle() {
+        assert_eq!(fit_id("4f8a2a1e-0000-4000-8000-000000000004", 24), "4f8a2a1e-0000-4…00000004");
+        assert_eq!(fit_id("short", 24), "short");
+    }
+
+    #[test]
+    fn snapshot_of_one_tenant_for_a_person() {
+        let r = reading(true);
+        golden("snapshot-tenant.txt", &tenant_text(&r.tenants[0], "acme"));
+    }
+
+    #[test]
+    fn snapshot_all_lists_tenants_busiest_first() {
+        golden("snapshot-all.txt", &all_text(&reading(true)));
+        let partial = all_text(&reading(false));
+        assert!(partial.contains("the scan stopped after 1000 steps: others may have state"), "{partial}");
+    }
+
+    #[test]
+    fn top_frames_fit_the_screen() {
+        let r = reading(true);
+        let wide = top_frame(&r, 1000, Screen { width: 120, height: 20 });
+        golden("top-120x20.txt", &wide);
+        let narrow = top_frame(&r, 1000, Screen { width: 64, height: 9 });
+        golden("top-64x9.txt", &narrow);
+        for (frame, screen) in [(&wide, (120, 20)), (&narrow, (64, 9))] {
+            assert!(frame.lines().all(|l| l.chars().count() <= screen.0), "{frame}");
+            assert!(frame.lines().count() <= screen.1, "{frame}");
+        }
+        assert!(!narrow.contains('█'), "no bars on a narrow screen: {narrow}");
+        // A tiny screen still gets a frame, never a panic.
+        let tiny = top_frame(&r, 1000, Screen { width: 1, height: 1 });
+        assert!(!tiny.is_empty());
+    }
 }
