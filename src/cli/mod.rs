@@ -190,7 +190,23 @@ impl Default for StoreArgs<'_> {
     }
 }
 
-impl StoreArgs<'_> {
+impl<'a> StoreArgs<'a> {
+    /// The store's options from `args`; every other argument goes to `own` (with the rest, for its value), which
+    /// says why it is wrong, if it is.
+    fn parse(
+        args: &'a [String],
+        mut own: impl FnMut(&'a str, &mut std::slice::Iter<'a, String>) -> Result<(), String>,
+    ) -> Result<Self, String> {
+        let mut options = StoreArgs::default();
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            if !store_option(arg, &mut rest, &mut options)? {
+                own(arg, &mut rest)?;
+            }
+        }
+        Ok(options)
+    }
+
     /// Opens the store, or says why not (a usage error when an option is missing).
     fn open(&self, command: &str) -> Result<store::Store, ExitCode> {
         let (Some(url), Some(prefix)) = (self.url, self.prefix) else {

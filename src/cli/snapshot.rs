@@ -6,27 +6,25 @@ use std::process::ExitCode;
 use xeroguard::pacing::Snapshot;
 
 use super::view::{self, Reading, pressure};
-use super::{StoreArgs, complain, emit, store_option, usage_error};
+use super::{StoreArgs, complain, emit, usage_error};
 
 pub fn snapshot_command(args: &[String]) -> ExitCode {
-    let mut options = StoreArgs::default();
     let (mut tenant, mut json, mut pretty, mut all) = (None, false, false, false);
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match store_option(arg, &mut rest, &mut options) {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(why) => return usage_error(&why),
-        }
-        match arg.as_str() {
+    let parsed = StoreArgs::parse(args, |arg, _| {
+        match arg {
             "--json" => json = true,
             "--pretty" => pretty = true,
             "--all" => all = true,
-            option if option.starts_with('-') => return usage_error(&format!("snapshot has no option {option}")),
+            option if option.starts_with('-') => return Err(format!("snapshot has no option {option}")),
             name if tenant.is_none() => tenant = Some(name),
-            _ => return usage_error("snapshot shows one tenant (or --all)"),
+            _ => return Err("snapshot shows one tenant (or --all)".to_owned()),
         }
-    }
+        Ok(())
+    });
+    let options = match parsed {
+        Ok(options) => options,
+        Err(why) => return usage_error(&why),
+    };
     if all && tenant.is_some() {
         return usage_error("snapshot shows one TENANT or --all, not both");
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::term::Raw;
 use super::view::{self, Screen};
-use super::{StoreArgs, complain, emit, store_option, usage_error};
+use super::{StoreArgs, complain, emit, usage_error};
 
 /// The shortest and longest `--interval`, in ms.
 const INTERVALS_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
@@ -15,24 +15,21 @@ const INTERVALS_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
 const ONCE_SCREEN: Screen = Screen { width: 100, height: 40 };
 
 pub fn top_command(args: &[String]) -> ExitCode {
-    let mut options = StoreArgs::default();
     let (mut interval_ms, mut once) = (1000, false);
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match store_option(arg, &mut rest, &mut options) {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(why) => return usage_error(&why),
-        }
-        match arg.as_str() {
-            "--interval" => match rest.next().and_then(|v| seconds_ms(v)) {
-                Some(ms) => interval_ms = ms,
-                None => return usage_error("--interval takes seconds, 0.1 to 3600"),
-            },
+    let parsed = StoreArgs::parse(args, |arg, rest| {
+        match arg {
+            "--interval" => {
+                interval_ms = rest.next().and_then(|v| seconds_ms(v)).ok_or("--interval takes seconds, 0.1 to 3600")?;
+            }
             "--once" => once = true,
-            other => return usage_error(&format!("top has no argument {other}")),
+            other => return Err(format!("top has no argument {other}")),
         }
-    }
+        Ok(())
+    });
+    let options = match parsed {
+        Ok(options) => options,
+        Err(why) => return usage_error(&why),
+    };
     let store = match options.open("top") {
         Ok(s) => s,
         Err(code) => return code,
