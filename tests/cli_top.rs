@@ -171,3 +171,28 @@ fn top_runs_live_on_a_terminal_and_q_or_ctrl_c_restores_it() {
     }
     assert_eq!(writes(&server), before, "top only reads");
 }
+
+#[test]
+fn the_listing_takes_several_scan_steps_and_stops_at_its_bound() {
+    let server = redis_support::RedisServer::start();
+    let limiter =
+        Limiter::new_redis(Limits::default(), RedisOptions::new(server.url(), "many"), Clock::Monotonic).unwrap();
+    // More tenants than one HSCAN step returns (a COUNT of 500 over a hash of headers and more).
+    let tenants: Vec<String> = (0..1200).map(|i| format!("tenant {i}/é")).collect();
+    for tenant in &tenants {
+        limiter.record(tenant, limiter.now()).unwrap();
+    }
+    let all = limiter.tenants_with_state(10_000).unwrap();
+    assert!(all.complete && all.scan_steps > 1, "{} steps", all.scan_steps);
+    let mut listed = all.tenants.clone();
+    listed.sort();
+    let mut expected = tenants.clone();
+    expected.sort();
+    assert_eq!(listed, expected, "every tenant once, its id decoded");
+    let some = limiter.tenants_with_state(700).unwrap();
+    assert_eq!(some.tenants.len(), 700);
+    assert!(!some.complete);
+    // A limiter of this process has no shared store to list.
+    let local = Limiter::new(Limits::default(), Clock::Manual).unwrap();
+    assert!(local.tenants_with_state(10).unwrap_err().to_string().contains("only a shared store"));
+}

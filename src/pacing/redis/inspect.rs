@@ -3,6 +3,8 @@
 //! HSCAN of that one hash (one key: one Cluster slot, and `+hscan` is already in the documented ACL). It reads
 //! only, and never runs on a call's path.
 
+use std::collections::HashSet;
+
 use redis::Value;
 
 use super::conn::StoreFailure;
@@ -25,6 +27,8 @@ fn unexpected(what: &str) -> StoreFailure {
 pub fn tenants_with_state(protocol: &Protocol, max: usize) -> Result<TenantListing, StoreFailure> {
     let state = protocol.keys().state();
     let mut listing = TenantListing::default();
+    // HSCAN may return a field twice (the hash grew or shrank between steps).
+    let mut seen = HashSet::new();
     let mut cursor = "0".to_owned();
     loop {
         if listing.scan_steps == MAX_SCAN_STEPS || listing.tenants.len() >= max {
@@ -45,9 +49,13 @@ pub fn tenants_with_state(protocol: &Protocol, max: usize) -> Result<TenantListi
             let Some(tenant) = field.strip_prefix(HEADER).filter(|t| !t.is_empty()).and_then(decode) else {
                 continue;
             };
+            if seen.contains(&tenant) {
+                continue;
+            }
             if listing.tenants.len() == max {
                 return Ok(listing);
             }
+            seen.insert(tenant.clone());
             listing.tenants.push(tenant);
         }
         cursor = String::from_utf8(next.clone()).map_err(|_| unexpected("a cursor that is not text"))?;
