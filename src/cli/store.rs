@@ -20,8 +20,10 @@ pub struct Store {
 impl Store {
     /// Opens the store under `prefix` on the server's clock.
     ///
-    /// This is where the read-only open goes (issue 20): until then `Limiter::new_redis` with the default limits,
-    /// which stores them if the prefix holds none yet (nothing else is written: snapshots and listings only read).
+    /// THE place for the read-only open (issue 20; `Limiter::inspect_redis(RedisOptions::new(url, prefix),
+    /// Clock::Monotonic)` on the "limits" branch, whose snapshots say `PacingError::NoStoredLimits` on a prefix no
+    /// worker has used): until it is merged, `Limiter::new_redis` with the default limits, which stores them if the
+    /// prefix holds none yet. Nothing else is written: snapshots and listings only read (tests/cli_top.rs checks).
     pub fn open(url: &str, prefix: &str) -> Result<Self, PacingError> {
         let limiter = Limiter::new_redis(Limits::default(), RedisOptions::new(url, prefix), Clock::Monotonic)?;
         Ok(Store { limiter, prefix: prefix.to_owned() })
