@@ -84,8 +84,13 @@ fn whole_seconds(ms: u64) -> u64 {
     if ms >= 1000 { ms.div_ceil(1000) * 1000 } else { ms }
 }
 
-fn tenant_name(tenant: &str) -> &str {
-    if tenant.is_empty() { "(tenantless)" } else { tenant }
+/// A tenant id as it may be printed: ids are untrusted, so a control character (an escape sequence would drive the
+/// terminal) is shown escaped, `\u{1b}`; the tenantless scope is named.
+fn tenant_name(tenant: &str) -> String {
+    if tenant.is_empty() {
+        return "(tenantless)".to_owned();
+    }
+    tenant.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
 
 /// `42 of 60 calls in 1 min (70 %): 18 left, 2 booked`, or `42 calls in 1 min (no limit)`.
@@ -123,7 +128,7 @@ pub fn tenant_text(s: &Snapshot, prefix: &str) -> String {
         limit => format!("{} of {limit}", s.in_flight),
     };
     let rows = [
-        ("tenant", tenant_name(&s.tenant).to_owned()),
+        ("tenant", tenant_name(&s.tenant)),
         ("prefix", prefix.to_owned()),
         ("at", format!("{} (the store's clock)", iso(s.now_ms))),
         ("minute", window_line(&s.minute)),
@@ -225,7 +230,7 @@ pub fn all_text(r: &Reading) -> String {
     if r.tenants.is_empty() {
         return out;
     }
-    let id_width = r.tenants.iter().map(|s| s.tenant.chars().count()).max().unwrap_or(0).clamp(6, 40);
+    let id_width = r.tenants.iter().map(|s| tenant_name(&s.tenant).chars().count()).max().unwrap_or(0).clamp(6, 40);
     let _ = writeln!(
         out,
         "{} {:>8}  {:<11}  {:<11}  {:<9}  next call",
@@ -240,7 +245,7 @@ pub fn all_text(r: &Reading) -> String {
         let _ = writeln!(
             out,
             "{} {:>6} %  {:<11}  {:<11}  {:<9}  {}",
-            pad(&fit_id(&s.tenant, id_width), id_width),
+            pad(&fit_id(&tenant_name(&s.tenant), id_width), id_width),
             p.window_permille / 10,
             fraction(&s.minute),
             fraction(&s.day),
@@ -330,7 +335,7 @@ fn share_text(w: &WindowSnapshot) -> String {
 
 /// The table of `top`: the header line and one line per tenant.
 fn tenant_table(tenants: &[Snapshot], width: usize) -> Vec<String> {
-    let id_width = tenants.iter().map(|s| s.tenant.chars().count()).max().unwrap_or(0).clamp(6, 24);
+    let id_width = tenants.iter().map(|s| tenant_name(&s.tenant).chars().count()).max().unwrap_or(0).clamp(6, 24);
     let numbers = |pick: fn(&Snapshot) -> &WindowSnapshot| {
         tenants.iter().map(|s| fraction(pick(s)).chars().count()).max().unwrap_or(0)
     };
@@ -356,7 +361,7 @@ fn tenant_table(tenants: &[Snapshot], width: usize) -> Vec<String> {
     for s in tenants {
         lines.push(format!(
             "{}  {:>minute_width$}  {:>day_width$}  {:<9}  {}",
-            pad(&fit_id(&s.tenant, id_width), id_width),
+            pad(&fit_id(&tenant_name(&s.tenant), id_width), id_width),
             cell(&s.minute, minute_digits),
             cell(&s.day, day_digits),
             in_flight(s),
@@ -477,6 +482,18 @@ mod tests {
         assert_eq!(bar(1, 5000, 4), "█░░░", "a call is never invisible");
         assert_eq!(bar(0, 60, 3), "░░░");
         assert_eq!(bar(5, 0, 3), "░░░", "no limit: nothing to fill");
+    }
+
+    #[test]
+    fn control_characters_in_ids_never_reach_the_terminal() {
+        let mut r = reading(true);
+        r.tenants[0].tenant = "evil\u{1b}[2J\u{7}".to_owned();
+        for text in
+            [all_text(&r), top_frame(&r, 1000, Screen { width: 120, height: 20 }), tenant_text(&r.tenants[0], "p")]
+        {
+            assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+            assert!(text.contains("evil\\u{1b}[2J\\u{7}"), "{text}");
+        }
     }
 
     #[test]
