@@ -446,6 +446,16 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_shows_the_golden_views() {
+        let readme = std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        for name in ["top-120x20.txt", "snapshot-all.txt", "snapshot-tenant.txt"] {
+            let golden = std::fs::read_to_string(format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR")));
+            let block = format!("```text\n{}```\n", golden.unwrap());
+            assert!(readme.contains(&block), "README.md's copy of tests/golden/{name} is stale");
+        }
+    }
+
+    #[test]
     fn iso_dates_across_leap_years_and_the_epoch() {
         assert_eq!(iso(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso(NOW + 999), "2026-12-06T21:30:00Z");
