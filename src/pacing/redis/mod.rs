@@ -29,6 +29,7 @@
 
 mod conn;
 mod fallback;
+mod inspect;
 mod keys;
 mod numbers;
 mod protocol;
@@ -305,5 +306,9 @@ impl Backend for RedisBackend {
         check_tenant(tenant)?;
         self.answered(self.protocol.set_override(tenant, limits)).map_err(failure)?;
         self.fallback.set_tenant_limits(tenant, limits)
+    }
+
+    fn tenants_with_state(&self, max: usize) -> Result<super::TenantListing, PacingError> {
+        inspect::tenants_with_state(&self.protocol, max).map_err(failure)
     }
 }
