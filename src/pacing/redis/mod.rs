@@ -35,6 +35,7 @@
 mod breaker;
 mod conn;
 mod fallback;
+mod inspect;
 mod keys;
 mod numbers;
 mod pending;
@@ -397,5 +398,9 @@ impl Backend for RedisBackend {
 
     fn store_stats(&self) -> StoreStats {
         self.protocol.store().stats(self.pending.len() as u64)
+    }
+
+    fn tenants_with_state(&self, max: usize) -> Result<super::TenantListing, PacingError> {
+        inspect::tenants_with_state(&self.protocol, max).map_err(failure)
     }
 }

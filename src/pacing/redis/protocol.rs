@@ -155,6 +155,10 @@ impl Protocol {
         &self.limits
     }
 
+    pub fn keys(&self) -> &KeySpace {
+        &self.keys
+    }
+
     pub fn manual_clock(&self) -> bool {
         self.manual_clock
     }
