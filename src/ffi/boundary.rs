@@ -40,6 +40,11 @@ pub const XG_STATUS_STORE_ERROR: xg_status = 14;
 /// An input struct sets a field this library does not know: its `struct_size` is a newer header's and a byte past
 /// this library's struct is not zero. Use a library at least as new as the header, or leave the new fields zero.
 pub const XG_STATUS_UNKNOWN_FIELDS: xg_status = 15;
+/// The shared store did not accept the credentials (WRONGPASS, NOAUTH): fix the user and password in the store URL.
+pub const XG_STATUS_STORE_AUTH: xg_status = 16;
+/// The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command): give
+/// the URL's user the commands the README lists.
+pub const XG_STATUS_STORE_FORBIDDEN: xg_status = 17;
 /// A panic inside the library was caught at the boundary. The library remains usable.
 pub const XG_STATUS_PANIC: xg_status = 99;
 
@@ -360,6 +365,8 @@ pub extern "C" fn xg_status_name(status: xg_status) -> *const c_char {
             XG_STATUS_STORE_UNAVAILABLE => c"store_unavailable",
             XG_STATUS_STORE_ERROR => c"store_error",
             XG_STATUS_UNKNOWN_FIELDS => c"unknown_fields",
+            XG_STATUS_STORE_AUTH => c"store_auth",
+            XG_STATUS_STORE_FORBIDDEN => c"store_forbidden",
             XG_STATUS_PANIC => c"panic",
             _ => c"unknown_status",
         };

@@ -85,6 +85,10 @@ pub enum PacingError {
     StoreUnavailable(String),
     /// The shared store answered with an error: another clock or prefix setup, a bad script, a protocol mismatch.
     Store(String),
+    /// The shared store did not accept the credentials (WRONGPASS, NOAUTH): the URL's user or password is wrong.
+    StoreAuth(String),
+    /// The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command).
+    StoreForbidden(String),
 }
 
 impl std::fmt::Display for PacingError {
@@ -106,6 +110,16 @@ impl std::fmt::Display for PacingError {
             PacingError::Interrupted => f.write_str("interrupted: the limiter is shutting down"),
             PacingError::StoreUnavailable(why) => write!(f, "the shared store is unavailable: {why}"),
             PacingError::Store(why) => write!(f, "the shared store refused: {why}"),
+            PacingError::StoreAuth(why) => write!(
+                f,
+                "the shared store did not accept the credentials ({why}): check the user and password in the store \
+                 URL (redis://user:password@host:port)"
+            ),
+            PacingError::StoreForbidden(why) => write!(
+                f,
+                "the shared store's ACL does not allow a command the limiter needs ({why}): give the URL's user the \
+                 commands the README's Redis section lists"
+            ),
             PacingError::BookingTooFar { wait_ms } => write!(
                 f,
                 "the next free slot is {} away, beyond the booking horizon of {}",

@@ -192,7 +192,7 @@ export interface LimiterOptions {
   keyPrefix?: string;
   /** The longest one store operation may take, in ms (default 250, at most 10,000). */
   deadlineMs?: number;
-  /** After a failure, the store is not asked again for this long (ms; default 1000). */
+  /** After 3 failures in a row, the store is not asked again for this long (ms; default 1000); then one probe goes. */
   breakerCooldownMs?: number;
   /**
    * While the store cannot be reached: 'closed' refuses (the default), 'open' grants, 'local' uses this process's

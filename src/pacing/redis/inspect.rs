@@ -13,7 +13,7 @@ use crate::pacing::TenantListing;
 
 /// The most HSCAN steps one listing takes (each a round trip under the store's deadline): with [`SCAN_COUNT`],
 /// about 500,000 fields of the state hash (headers, permits, results) looked at.
-pub const MAX_SCAN_STEPS: u32 = 1000;
+pub(crate) const MAX_SCAN_STEPS: u32 = 1000;
 /// The COUNT hint of each step.
 const SCAN_COUNT: u32 = 500;
 /// The field prefix of a tenant's header.

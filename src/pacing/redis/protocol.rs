@@ -235,9 +235,14 @@ impl Protocol {
         self.call(Op::Record, &Call { tenant, id: Some(op_id()), now, extra: vec![count.to_string()] }).map(drop)
     }
 
-    /// Gives permit `id` back: an HDEL of its field, so asking twice (a retry, a replay) changes nothing more.
-    pub fn release(&self, id: u64) -> Result<(), StoreFailure> {
-        let reply = self.store.command(redis::cmd("HDEL").arg(self.keys.state()).arg(KeySpace::permit_field(id)))?;
+    /// Gives permits back: one HDEL of their fields, so asking twice (a retry, a replay) changes nothing more.
+    pub fn release(&self, ids: &[u64]) -> Result<(), StoreFailure> {
+        let mut hdel = redis::cmd("HDEL");
+        hdel.arg(self.keys.state());
+        for &id in ids {
+            hdel.arg(KeySpace::permit_field(id));
+        }
+        let reply = self.store.command(&hdel)?;
         match reply {
             Value::Int(_) => Ok(()),
             other => {
@@ -334,7 +339,9 @@ impl Protocol {
 /// A store failure as the caller sees it (when the failure policy does not decide instead).
 pub fn failure(failure: StoreFailure) -> PacingError {
     match failure {
-        StoreFailure::Unavailable(why) => PacingError::StoreUnavailable(why),
+        StoreFailure::Unavailable(why) | StoreFailure::Skipped(why) => PacingError::StoreUnavailable(why),
         StoreFailure::Refused(why) => PacingError::Store(why),
+        StoreFailure::Auth(why) => PacingError::StoreAuth(why),
+        StoreFailure::Forbidden(why) => PacingError::StoreForbidden(why),
     }
 }

@@ -83,6 +83,20 @@ class StoreUnavailableError(StoreError, ConnectionError):
     status = 13
 
 
+class StoreAuthError(StoreError):
+    """The shared store did not accept the credentials (WRONGPASS, NOAUTH): fix the user and password in the store
+    URL (redis://user:password@host:port)."""
+
+    status = 16
+
+
+class StoreForbiddenError(StoreError):
+    """The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command):
+    give the URL's user the commands the README's Redis section lists."""
+
+    status = 17
+
+
 class UnknownFieldsError(XeroGuardError, ValueError):
     """A struct set a field the loaded library does not know (the package is newer than its library)."""
 
@@ -110,6 +124,8 @@ STATUS_ERRORS: Dict[int, Type[XeroGuardError]] = {
         BookingTooFarError,
         StoreUnavailableError,
         StoreError,
+        StoreAuthError,
+        StoreForbiddenError,
         UnknownFieldsError,
         PanicError,
     )
