@@ -474,7 +474,8 @@ typedef struct {
   size_t key_prefix_len;
   // The longest one operation may take (connect, write, read, one retry), in ms; default 250, at most 10,000.
   uint64_t deadline_ms;
-  // After a failure, the store is not asked again for this long (ms; default 1000).
+  // After 3 operations in a row failed, the store is not asked again for this long (ms; default 1000); then one
+  // probe goes.
   uint64_t breaker_cooldown_ms;
   // An `xg_failure_policy` code: `XG_FAILURE_POLICY_CLOSED` (default), `_OPEN` or `_LOCAL`.
   uint32_t on_store_error;
@@ -643,12 +644,19 @@ typedef struct {
 // this library's struct is not zero. Use a library at least as new as the header, or leave the new fields zero.
 #define XG_STATUS_UNKNOWN_FIELDS 15
 
+// The shared store did not accept the credentials (WRONGPASS, NOAUTH): fix the user and password in the store URL.
+#define XG_STATUS_STORE_AUTH 16
+
+// The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command): give
+// the URL's user the commands the README lists.
+#define XG_STATUS_STORE_FORBIDDEN 17
+
 // The limits given differ from those stored for the key prefix (the message names both): set
 // `replace_limits` to write them over the stored ones, or `adopt_stored_limits` to pace by the stored ones.
-#define XG_STATUS_LIMITS_DIFFER 16
+#define XG_STATUS_LIMITS_DIFFER 18
 
 // A limiter opened for inspection (`xg_limiter_inspect_redis`) found no limits stored for its key prefix.
-#define XG_STATUS_NO_STORED_LIMITS 17
+#define XG_STATUS_NO_STORED_LIMITS 19
 
 // A panic inside the library was caught at the boundary. The library remains usable.
 #define XG_STATUS_PANIC 99
@@ -832,8 +840,10 @@ xg_redis_options xg_redis_options_default(void);
 // none; a prefix holding other limits is `XG_STATUS_LIMITS_DIFFER` (the message names both) unless
 // `options->replace_limits` (these are stored) or `options->adopt_stored_limits` (the stored ones are used).
 // `clock`: `XG_CLOCK_MONOTONIC` in production (the store's clock decides; this one times waits),
-// `XG_CLOCK_MANUAL` for tests (the manual reading is the store's clock; a prefix is either). It connects once now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be
-// reached within the deadline, `XG_STATUS_STORE_ERROR` when it refuses (ACL, another clock). Later, while the
+// `XG_CLOCK_MANUAL` for tests (the manual reading is the store's clock; a prefix is either). It connects once
+// now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be reached within the deadline, `XG_STATUS_STORE_AUTH`
+// for a wrong user or password, `XG_STATUS_STORE_FORBIDDEN` when its ACL lacks a command, `XG_STATUS_STORE_ERROR`
+// when it refuses otherwise (another clock). Later, while the
 // store cannot be reached, `options->on_store_error` decides and `xg_decision.fallback` says so. A handle made
 // before `fork()` may be used in both processes (the child never shares the parent's connections). Thread-safe.
 xg_status xg_limiter_new_redis(const xg_limits *limits,
@@ -930,7 +940,9 @@ xg_status xg_limiter_record(const xg_limiter *limiter,
                             size_t tenant_len);
 
 // Gives back a permit from acquire. Permit 0 is a no-op. `XG_STATUS_UNKNOWN_PERMIT` when it is not held (already
-// released, expired, or never granted). Thread-safe; wakes `xg_limiter_acquire_wait` callers.
+// released, expired, or never granted). On a shared store that cannot be reached it never fails: the release is
+// deferred and replayed when the store answers (`xg_stats.replays_pending`). Thread-safe; wakes
+// `xg_limiter_acquire_wait` callers.
 xg_status xg_limiter_release(const xg_limiter *limiter,
                              uint64_t permit);
 

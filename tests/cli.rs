@@ -202,7 +202,7 @@ fn help_documents_the_exit_codes() {
 
 #[test]
 fn every_command_has_its_own_help() {
-    for command in ["classify", "demo", "snapshot"] {
+    for command in ["classify", "demo", "snapshot", "top"] {
         for args in [[command, "--help"], [command, "-h"], ["help", command]] {
             let (code, stdout, stderr) = xeroguard(&args, b"");
             assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
@@ -352,7 +352,7 @@ fn snapshot_shows_a_tenants_shared_state_from_redis() {
         worker.record("tenant-1", worker.now()).unwrap();
     }
     // ...and the operator sees them from another process.
-    let (code, out, err) = xeroguard(&["snapshot", "--redis", &url, "--prefix", &prefix, "tenant-1"], b"");
+    let (code, out, err) = xeroguard(&["snapshot", "--redis", &url, "--prefix", &prefix, "--json", "tenant-1"], b"");
     assert_eq!(code, 0, "{err}");
     let snapshot = json(&out);
     assert_eq!(snapshot["tenant"], "tenant-1");

@@ -128,7 +128,7 @@ fn an_acl_user_with_only_the_needed_commands_can_do_everything() {
     let l = Limiter::new_redis(Limits::exact(), RedisOptions::new(url, prefix()), Clock::Monotonic).unwrap();
     let refused = l.acquire("tenant", l.now());
     assert!(
-        matches!(&refused, Err(PacingError::Store(why)) if why.contains("NOPERM") || why.contains("can't run this command")),
+        matches!(&refused, Err(PacingError::StoreForbidden(why)) if why.contains("NOPERM") || why.contains("can't run this command")),
         "{refused:?}"
     );
 }

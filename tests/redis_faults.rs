@@ -16,8 +16,9 @@ use xeroguard::{FailurePolicy, Reason};
 
 const DEADLINE: Duration = Duration::from_millis(250);
 const COOLDOWN: Duration = Duration::from_millis(300);
-/// What a call may take beyond the deadline (scheduling on a loaded 2-core machine).
-const SLACK: Duration = Duration::from_millis(60);
+/// What a call may take beyond the deadline (scheduling on a loaded 2-core machine: 336 ms was seen for a 250 ms
+/// deadline at load 4, on this checkout and on the one before the breaker waited for 3 failures).
+const SLACK: Duration = Duration::from_millis(120);
 
 static PREFIXES: AtomicU64 = AtomicU64::new(0);
 

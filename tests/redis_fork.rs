@@ -16,6 +16,11 @@ fn calls(l: &Limiter, tenant: &str, n: u32) -> bool {
     })
 }
 
+/// The descriptors this process holds open.
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
 #[test]
 fn a_limiter_made_before_fork_serves_parent_and_child() {
     let server = RedisServer::start();
@@ -27,14 +32,21 @@ fn a_limiter_made_before_fork_serves_parent_and_child() {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        let ok = calls(&l, "tenant", 20);
+        // The inherited connection is closed, not leaked: the child's first call replaces it with its own.
+        let before = open_descriptors();
+        let ok = calls(&l, "tenant", 20) && open_descriptors() == before;
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
     let parent_ok = calls(&l, "tenant", 20);
     let mut status = 0;
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(parent_ok, "the parent kept deciding");
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child decided on its own connection");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child decided on its own connection and closed the inherited one"
+    );
+    // Nothing was written to the parent's socket by the child (a QUIT would have closed it under the parent).
+    assert_eq!(l.stats().store.failures.iter().sum::<u64>(), 0, "the parent's connection kept working");
     // Both processes' calls are in the one shared window.
     assert_eq!(l.snapshot("tenant", 0).unwrap().minute.count, 45);
 }

@@ -214,6 +214,8 @@ fn pacing_error(e: PacingError) -> FfiError {
         PacingError::BookingTooFar { .. } | PacingError::TooManyBookings { .. } => XG_STATUS_BOOKING_TOO_FAR,
         PacingError::StoreUnavailable(_) => XG_STATUS_STORE_UNAVAILABLE,
         PacingError::Store(_) => XG_STATUS_STORE_ERROR,
+        PacingError::StoreAuth(_) => XG_STATUS_STORE_AUTH,
+        PacingError::StoreForbidden(_) => XG_STATUS_STORE_FORBIDDEN,
         PacingError::LimitsDiffer(_) => XG_STATUS_LIMITS_DIFFER,
         PacingError::NoStoredLimits => XG_STATUS_NO_STORED_LIMITS,
         PacingError::ClockBackwards
@@ -344,7 +346,8 @@ pub struct xg_redis_options {
     pub key_prefix_len: usize,
     /// The longest one operation may take (connect, write, read, one retry), in ms; default 250, at most 10,000.
     pub deadline_ms: u64,
-    /// After a failure, the store is not asked again for this long (ms; default 1000).
+    /// After 3 operations in a row failed, the store is not asked again for this long (ms; default 1000); then one
+    /// probe goes.
     pub breaker_cooldown_ms: u64,
     /// An `xg_failure_policy` code: `XG_FAILURE_POLICY_CLOSED` (default), `_OPEN` or `_LOCAL`.
     pub on_store_error: u32,
@@ -487,8 +490,10 @@ unsafe fn limits_arg(limits: *const xg_limits) -> FfiResult<Limits> {
 /// none; a prefix holding other limits is `XG_STATUS_LIMITS_DIFFER` (the message names both) unless
 /// `options->replace_limits` (these are stored) or `options->adopt_stored_limits` (the stored ones are used).
 /// `clock`: `XG_CLOCK_MONOTONIC` in production (the store's clock decides; this one times waits),
-/// `XG_CLOCK_MANUAL` for tests (the manual reading is the store's clock; a prefix is either). It connects once now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be
-/// reached within the deadline, `XG_STATUS_STORE_ERROR` when it refuses (ACL, another clock). Later, while the
+/// `XG_CLOCK_MANUAL` for tests (the manual reading is the store's clock; a prefix is either). It connects once
+/// now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be reached within the deadline, `XG_STATUS_STORE_AUTH`
+/// for a wrong user or password, `XG_STATUS_STORE_FORBIDDEN` when its ACL lacks a command, `XG_STATUS_STORE_ERROR`
+/// when it refuses otherwise (another clock). Later, while the
 /// store cannot be reached, `options->on_store_error` decides and `xg_decision.fallback` says so. A handle made
 /// before `fork()` may be used in both processes (the child never shares the parent's connections). Thread-safe.
 #[unsafe(no_mangle)]
@@ -721,7 +726,9 @@ pub unsafe extern "C" fn xg_limiter_record(
 }
 
 /// Gives back a permit from acquire. Permit 0 is a no-op. `XG_STATUS_UNKNOWN_PERMIT` when it is not held (already
-/// released, expired, or never granted). Thread-safe; wakes `xg_limiter_acquire_wait` callers.
+/// released, expired, or never granted). On a shared store that cannot be reached it never fails: the release is
+/// deferred and replayed when the store answers (`xg_stats.replays_pending`). Thread-safe; wakes
+/// `xg_limiter_acquire_wait` callers.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xg_limiter_release(limiter: *const xg_limiter, permit: u64) -> xg_status {
     run("xg_limiter_release", || {

@@ -297,6 +297,11 @@ impl Limiter {
         self.backend.tenant_heap_bytes(tenant)
     }
 
+    /// Up to `max` tenants with state in the shared store (see [`Backend::tenants_with_state`]).
+    pub fn tenants_with_state(&self, max: usize) -> Result<super::TenantListing, PacingError> {
+        self.backend.tenants_with_state(max)
+    }
+
     /// What this limiter decided, waited for and was told since it was made, and its store's figures.
     pub fn stats(&self) -> Stats {
         self.counters.read(self.backend.store_stats())

@@ -61,4 +61,20 @@ pub trait Backend: Send + Sync {
     fn store_stats(&self) -> StoreStats {
         StoreStats::NONE
     }
+    /// Up to `max` tenants that have state in the store, for operators' views (`xeroguard snapshot --all`, `top`);
+    /// never on a call's path. A backend that keeps its state in this process keeps this default: not supported.
+    fn tenants_with_state(&self, _max: usize) -> Result<TenantListing, PacingError> {
+        Err(PacingError::InvalidOptions("only a shared store (Redis) lists its tenants".into()))
+    }
+}
+
+/// What [`Backend::tenants_with_state`] found: tenant ids, in no particular order, and whether that is all of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantListing {
+    pub tenants: Vec<String>,
+    /// Every tenant with state is listed: the scan went through the whole store. False when it stopped at `max`
+    /// tenants, or at the backend's bound on scan steps, before the end.
+    pub complete: bool,
+    /// Scan steps taken (round trips to the store).
+    pub scan_steps: u32,
 }

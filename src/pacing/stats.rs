@@ -92,7 +92,8 @@ pub struct StoreStats {
     pub shared: bool,
     /// Operations sent to the store (each script run; a retry is another).
     pub operations: u64,
-    /// Failed operations by [`StoreFailureKind`] code.
+    /// Failed attempts by [`StoreFailureKind`] code (an operation retried on a fresh connection after a dead
+    /// pooled one counts its first attempt here, though it succeeded).
     pub failures: [u64; STORE_FAILURE_KIND_SLOTS],
     /// Times the breaker opened (the store unasked for a cooldown; the failure policy decides meanwhile).
     pub breaker_openings: u64,

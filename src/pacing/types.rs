@@ -85,6 +85,10 @@ pub enum PacingError {
     StoreUnavailable(String),
     /// The shared store answered with an error: another clock or prefix setup, a bad script, a protocol mismatch.
     Store(String),
+    /// The shared store did not accept the credentials (WRONGPASS, NOAUTH): the URL's user or password is wrong.
+    StoreAuth(String),
+    /// The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command).
+    StoreForbidden(String),
     /// The limits given differ from those stored for the key prefix (the message names both); set
     /// `replace_limits` to write these over them, or `adopt_stored_limits` to pace by the stored ones.
     LimitsDiffer(String),
@@ -113,6 +117,16 @@ impl std::fmt::Display for PacingError {
             PacingError::Interrupted => f.write_str("interrupted: the limiter is shutting down"),
             PacingError::StoreUnavailable(why) => write!(f, "the shared store is unavailable: {why}"),
             PacingError::Store(why) => write!(f, "the shared store refused: {why}"),
+            PacingError::StoreAuth(why) => write!(
+                f,
+                "the shared store did not accept the credentials ({why}): check the user and password in the store \
+                 URL (redis://user:password@host:port)"
+            ),
+            PacingError::StoreForbidden(why) => write!(
+                f,
+                "the shared store's ACL does not allow a command the limiter needs ({why}): give the URL's user the \
+                 commands the README's Redis section lists"
+            ),
             PacingError::LimitsDiffer(why) => f.write_str(why),
             PacingError::NoStoredLimits => f.write_str(
                 "no limits are stored for this key prefix (no limiter has started on it, or the store lost them)",

@@ -207,6 +207,23 @@ namespace XeroGuard
     }
 
     /// <summary>
+    /// The shared store did not accept the credentials (WRONGPASS, NOAUTH): fix the user and password in the store
+    /// URL, <c>redis://user:password@host:port</c> (XG_STATUS_STORE_AUTH).
+    /// </summary>
+    public sealed class StoreAuthException : StoreException
+    {
+        /// <summary>The library's status, its name and message.</summary>
+        public StoreAuthException(int status, string name, string message) : base(status, name, message) { }
+    }
+
+    /// <summary>
+    /// The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command): give
+    /// the URL's user the commands the README's Redis section lists (XG_STATUS_STORE_FORBIDDEN).
+    /// </summary>
+    public sealed class StoreForbiddenException : StoreException
+    {
+        /// <summary>The library's status, its name and message.</summary>
+        public StoreForbiddenException(int status, string name, string message) : base(status, name, message) { }
     /// The limits given differ from those stored for the key prefix; the message names both (XG_STATUS_LIMITS_DIFFER).
     /// Set <see cref="RedisOptions.ReplaceLimits"/> to store the given ones for every process, or
     /// <see cref="RedisOptions.AdoptStoredLimits"/> to pace by the stored ones.

@@ -72,7 +72,7 @@ namespace XeroGuard
             }
         }
 
-        /// <summary>After a failure the store is not asked again for this long (default 1 s); meanwhile <see cref="OnStoreError"/> decides.</summary>
+        /// <summary>After 3 failures in a row the store is not asked again for this long (default 1 s), then one probe goes; meanwhile <see cref="OnStoreError"/> decides.</summary>
         public TimeSpan BreakerCooldown
         {
             get { return breakerCooldown; }

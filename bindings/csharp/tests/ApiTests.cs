@@ -278,6 +278,15 @@ namespace XeroGuard.Tests
                 var unknown = Assert.Throws<TargetInvocationException>(() => ensure.Invoke(null, new object[] { 15 }), "status 15");
                 Assert.True(unknown.InnerException is UnknownFieldsException &&
                     ((UnknownFieldsException)unknown.InnerException).StatusName == "unknown_fields", "its exception");
+                // The store's credentials and ACL: StoreExceptions of their own, named by the library.
+                var auth = Assert.Throws<TargetInvocationException>(() => ensure.Invoke(null, new object[] { 16 }), "status 16");
+                Assert.True(auth.InnerException is StoreAuthException &&
+                    ((StoreAuthException)auth.InnerException).StatusName == "store_auth", "a wrong password");
+                var forbidden = Assert.Throws<TargetInvocationException>(() => ensure.Invoke(null, new object[] { 17 }), "status 17");
+                Assert.True(forbidden.InnerException is StoreForbiddenException &&
+                    ((StoreForbiddenException)forbidden.InnerException).StatusName == "store_forbidden", "an ACL refusal");
+                Assert.True(typeof(StoreAuthException).IsSubclassOf(typeof(StoreException)) &&
+                    typeof(StoreForbiddenException).IsSubclassOf(typeof(StoreException)), "catch (StoreException) sees them");
                 Assert.True(typeof(LimiterInterruptedException).IsSubclassOf(typeof(OperationCanceledException)) &&
                     typeof(IXeroGuardError).IsAssignableFrom(typeof(LimiterInterruptedException)), "an interrupted wait is a cancellation");
             });

@@ -48,15 +48,19 @@ export class BookingTooFarError extends statusError(12, 'booking_too_far') {}
 export class StoreUnavailableError extends statusError(13, 'store_unavailable') {}
 /** The shared store answered with an error (an ACL, a key prefix that runs on another clock); the message says how. */
 export class StoreError extends statusError(14, 'store_error') {}
+/** The shared store did not accept the credentials (WRONGPASS, NOAUTH): fix the user and password in the store URL. */
+export class StoreAuthError extends statusError(16, 'store_auth') {}
+/** The shared store's ACL does not allow a command the limiter needs (NOPERM): give the URL's user the README's list. */
+export class StoreForbiddenError extends statusError(17, 'store_forbidden') {}
 /** A struct set a field the loaded library does not know (the package is newer than its library). */
 export class UnknownFieldsError extends statusError(15, 'unknown_fields') {}
 /**
  * The limits given differ from those stored for the key prefix (the message names both): pass `replaceLimits` to
  * store the given ones for every process, or `adoptStoredLimits` to pace by the stored ones.
  */
-export class LimitsDifferError extends statusError(16, 'limits_differ') {}
+export class LimitsDifferError extends statusError(18, 'limits_differ') {}
 /** A read-only look at a key prefix that holds no limits. */
-export class NoStoredLimitsError extends statusError(17, 'no_stored_limits') {}
+export class NoStoredLimitsError extends statusError(19, 'no_stored_limits') {}
 export class PanicError extends statusError(99, 'panic') {}
 
 const STATUS_ERRORS: ReadonlyMap<
@@ -78,8 +82,10 @@ const STATUS_ERRORS: ReadonlyMap<
   [13, StoreUnavailableError],
   [14, StoreError],
   [15, UnknownFieldsError],
-  [16, LimitsDifferError],
-  [17, NoStoredLimitsError],
+  [16, StoreAuthError],
+  [17, StoreForbiddenError],
+  [18, LimitsDifferError],
+  [19, NoStoredLimitsError],
   [99, PanicError],
 ]);
 

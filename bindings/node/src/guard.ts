@@ -21,6 +21,7 @@ import {
 } from './classify';
 import { AbortError, InvalidArgumentError, PermitTimeoutError } from './errors';
 import { Decision, Limiter } from './limiter';
+import type { Logger } from './stats';
 import { FailurePolicy, GiveUp, Reason, TransportFailure } from './vocabulary';
 
 /** Xero's API: what a guard paces unless told other prefixes. */
@@ -68,13 +69,6 @@ export interface StoreErrorEvent {
   error: unknown;
 }
 
-/** Where the guard writes: console-compatible, every method optional. */
-export interface Logger {
-  debug?(message: string): void;
-  info?(message: string): void;
-  warn?(message: string): void;
-}
-
 export interface GuardOptions {
   /** A retry policy (fields left out take the library's defaults), or just the number of retries. */
   retries?: Partial<RetryPolicy> | number;
@@ -96,7 +90,11 @@ export interface GuardOptions {
   onGiveUp?: (event: ResendEvent) => void;
   /** observe or release failed after a response arrived; the response still reaches the caller. */
   onStoreError?: (event: StoreErrorEvent) => void;
-  /** Debug lines for resends, info for give-ups, warnings for store errors without an onStoreError hook. */
+  /**
+   * Debug lines for resends, info for give-ups, warnings for store errors without an onStoreError hook; and for the
+   * guard's calls, the limiter's lines (waits, outages of the shared store, its breaker) instead of the limiter's
+   * own `logger`.
+   */
   logger?: Logger;
 }
 
@@ -237,6 +235,7 @@ export class Guard {
         this.permitTimeoutMs,
         signal ?? undefined,
         this.#onRefusal(call, attempt),
+        this.#options.logger,
       );
       if (!permit.granted) throw this.#timedOut(call, attempt, permit);
       let response: Attempt<R> | null = null;

@@ -38,7 +38,9 @@ export {
   NullPointerError,
   PanicError,
   PermitTimeoutError,
+  StoreAuthError,
   StoreError,
+  StoreForbiddenError,
   StoreUnavailableError,
   TooLargeError,
   TooManyTenantsError,
@@ -49,6 +51,9 @@ export {
   XeroGuardError,
 } from './errors';
 export { defaultLimits, exactLimits, Limiter } from './limiter';
+export type { Logger, Stats } from './stats';
+export { registerMetrics } from './prometheus';
+export type { MetricsOptions, MetricsRegistry, RegisteredMetrics } from './prometheus';
 export type {
   Clock,
   Decision,
@@ -71,6 +76,7 @@ export type {
   GiveUp,
   RateLimitProblem,
   Reason,
+  StoreFailureKind,
   TransportFailure,
 } from './vocabulary';
 export {
@@ -81,10 +87,11 @@ export {
   GIVE_UPS,
   RATE_LIMIT_PROBLEMS,
   REASONS,
+  STORE_FAILURE_KINDS,
   TRANSPORT_FAILURES,
 } from './vocabulary';
 export { XERO_API } from './guard';
-export type { GuardOptions, Logger, ResendEvent, StoreErrorEvent, WaitEvent } from './guard';
+export type { GuardOptions, ResendEvent, StoreErrorEvent, WaitEvent } from './guard';
 export { guardFetch } from './fetch';
 export type { Fetch } from './fetch';
 export { guardAxios, unguardAxios } from './axios';

@@ -9,6 +9,7 @@ import {
   AbortError,
   errorFor,
   InvalidArgumentError,
+  LimiterInterruptedError,
   PermitTimeoutError,
   UnknownPermitError,
   XeroGuardError,
@@ -25,9 +26,31 @@ import {
   XG_WAIT_OUTCOME_GRANTED,
   sizeOf,
 } from './native';
-import { CLimits, Handle, OpName, OpResult, OPS, RawDecision, RawStep, RedisSettings, WaitState } from './ops';
+import {
+  CLimits,
+  Handle,
+  OpName,
+  OpResult,
+  OPS,
+  RawDecision,
+  RawStats,
+  RawStep,
+  RedisSettings,
+  WaitState,
+} from './ops';
 import { runOffThread } from './pool';
 import { durationWords, refusalWords } from './classify';
+import {
+  Logger,
+  logs,
+  Stats,
+  statsFrom,
+  tenantForLog,
+  waitEndedLine,
+  waitStartedLine,
+  Watch,
+  writeLog,
+} from './stats';
 import { FAILURE_POLICY, FailurePolicy, REASON, Reason } from './vocabulary';
 
 /** At most `limit` calls in any `windowMs`, widened by `marginMs`; `limit` 0 disables the window. */
@@ -169,7 +192,7 @@ export interface LimiterOptions {
   keyPrefix?: string;
   /** The longest one store operation may take, in ms (default 250, at most 10,000). */
   deadlineMs?: number;
-  /** After a failure, the store is not asked again for this long (ms; default 1000). */
+  /** After 3 failures in a row, the store is not asked again for this long (ms; default 1000); then one probe goes. */
   breakerCooldownMs?: number;
   /**
    * While the store cannot be reached: 'closed' refuses (the default), 'open' grants, 'local' uses this process's
@@ -187,6 +210,14 @@ export interface LimiterOptions {
   adoptStoredLimits?: boolean;
   /** A PEM file of certificate authorities to trust for rediss:// (the system's by default). */
   tlsCaFile?: string;
+  /**
+   * Where the limiter writes (console-compatible; every method optional): each wait's start and end (debug: tenant,
+   * reason, how long it lasted and how it ended), the failure policy deciding while the shared store is out of reach
+   * (warn, once per outage, then a count about once a minute; info when the store answers again) and the store's
+   * breaker (info). Without it, only the warnings are written, as process warnings. A guard's own `logger` takes the
+   * lines of the calls it makes.
+   */
+  logger?: Logger;
 }
 
 /**
@@ -230,7 +261,7 @@ const STORE_OPTIONS = [
   'adoptStoredLimits',
   'tlsCaFile',
 ];
-const KNOWN_OPTIONS = new Set(['clock', 'redisUrl', ...STORE_OPTIONS]);
+const KNOWN_OPTIONS = new Set(['clock', 'redisUrl', 'logger', ...STORE_OPTIONS]);
 // setTimeout holds at most 2^31-1 ms; a longer sleep asks the library again after that long.
 const MAX_TIMER_MS = 0x7fff_ffff;
 
@@ -352,6 +383,8 @@ export class Limiter {
   #closed = false;
   #users = 0;
   #waiters = new Set<Waiter>();
+  #logger: Logger | undefined;
+  #watch = new Watch();
 
   constructor(limits?: LimitsInput, options: LimiterOptions = {}) {
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object');
@@ -363,6 +396,10 @@ export class Limiter {
       throw new InvalidArgumentError(`clock must be 'monotonic' or 'manual', got ${String(clock)}`);
     }
     this.clock = clock;
+    if (options.logger !== undefined && (options.logger === null || typeof options.logger !== 'object')) {
+      throw new InvalidArgumentError('logger must be an object with debug, info and warn methods (console will do)');
+    }
+    this.#logger = options.logger;
     this.#limits = Object.freeze(limitsFrom(limits));
     const c = toC(this.#limits);
     if (options.redisUrl === undefined) {
@@ -458,6 +495,18 @@ export class Limiter {
     }
   }
 
+  /** An operation on the calling thread for what never touches the store (the statistics). */
+  #direct<T>(op: OpName, ...args: unknown[]): T {
+    if (this.#handle === null && !this.#closed)
+      throw new XeroGuardError('the limiter is not connected yet: await limiter.ready');
+    const handle = this.#enter();
+    try {
+      return unwrap((OPS[op] as (...a: unknown[]) => OpResult<T>)(handle, ...args));
+    } finally {
+      this.#leave();
+    }
+  }
+
   /** A call on the calling thread for what never touches the store (the clock, interrupt). */
   #local(call: (handle: Handle) => number, name: string): void {
     if (this.#handle === null && !this.#closed)
@@ -508,12 +557,41 @@ export class Limiter {
 
   /** Asks for a call now. Granted: counted, and `permit` must be released. Refused: nothing changes. */
   async acquire(tenant: string): Promise<Decision> {
-    return decision(await this.#op<RawDecision>('acquire', tenantBytes(tenant)));
+    return this.#watched(decision(await this.#op<RawDecision>('acquire', tenantBytes(tenant))));
   }
 
   /** What `acquire` would answer now, taking nothing. */
   async peek(tenant: string): Promise<Decision> {
-    return decision(await this.#op<RawDecision>('peek', tenantBytes(tenant)));
+    return this.#watched(decision(await this.#op<RawDecision>('peek', tenantBytes(tenant))));
+  }
+
+  /**
+   * What this limiter decided, waited for and was told since it was made, and its shared store's figures
+   * (xg_limiter_stats): a frozen `Stats`. It runs on the calling thread (the library reads counters, with no lock and
+   * no store round trip); call it as often as a scrape does.
+   */
+  stats(): Stats {
+    return this.#readStats(this.#logger);
+  }
+
+  #readStats(logger: Logger | undefined): Stats {
+    const stats = statsFrom(this.#direct<RawStats>('stats'));
+    this.#watch.saw(stats, logger);
+    return stats;
+  }
+
+  /** Tells the outage watch of a decision while the failure policy decides, or the first one after. */
+  #watched(d: Decision, logger: Logger | undefined = this.#logger): Decision {
+    if (d.fallback === null && this.#watch.outage === null) return d;
+    // An outage began or ended: the breaker's state comes with the stats.
+    if (this.#watch.decided(d.fallback, logger)) {
+      try {
+        this.#readStats(logger);
+      } catch {
+        // closed meanwhile: nothing left to watch
+      }
+    }
+    return d;
   }
 
   /** Counts a call made without the limiter (even over a limit: it happened). */
@@ -646,12 +724,19 @@ export class Limiter {
    * @internal The wait policy, step by step: the library's steps never block (max_block_ms 0); between them this
    * sleeps what the library says, waking sooner when this process frees capacity, and ends at once on `signal`.
    */
-  async wait(t: Buffer, timeoutMs: number | undefined, signal?: AbortSignal, onRefusal?: OnRefusal): Promise<Decision> {
+  async wait(
+    t: Buffer,
+    timeoutMs: number | undefined,
+    signal?: AbortSignal,
+    onRefusal?: OnRefusal,
+    callLogger?: Logger,
+  ): Promise<Decision> {
     if (signal?.aborted) throw abortError(signal);
+    const logger = callLogger ?? this.#logger;
     const deadline = this.#deadline(timeoutMs);
     const waiter: Waiter = { woken: false, wake: null };
     this.#waiters.add(waiter);
-    let refusedBefore = false;
+    let first: Decision | null = null; // the refusal that started the wait
     // The step struct's in-and-out fields, carried through every step of this wait so the library counts it once.
     let state: WaitState = { waiting: 0, waitStartedMs: 0n };
     try {
@@ -663,14 +748,51 @@ export class Limiter {
           if (step.outcome === XG_WAIT_OUTCOME_GRANTED) await this.#op('release', step.permit).catch(() => undefined);
           throw abortError(signal);
         }
-        if (step.outcome !== XG_WAIT_OUTCOME_ASK_AGAIN) return stepDecision(step);
-        if (!refusedBefore && onRefusal !== undefined) onRefusal(stepDecision(step));
-        refusedBefore = true;
+        if (step.outcome !== XG_WAIT_OUTCOME_ASK_AGAIN) return this.#waited(t, first, step, logger);
+        if (first === null) {
+          first = this.#watched(stepDecision(step), logger);
+          if (logs(logger, 'debug')) {
+            writeLog(logger, 'debug', waitStartedLine(tenantForLog(t), first.reason, first.waitMs));
+          }
+          onRefusal?.(first);
+        }
         await this.#sleep(step.sleepMs, waiter, signal);
       }
+    } catch (error) {
+      if (first !== null) this.#waitBroken(t, first, state, error, logger);
+      throw error;
     } finally {
       this.#waiters.delete(waiter);
     }
+  }
+
+  /** The wait's last step: its decision, logged (a grant at once is no wait). */
+  #waited(t: Buffer, first: Decision | null, step: RawStep, logger: Logger | undefined): Decision {
+    const d = stepDecision(step);
+    if (logs(logger, 'debug')) {
+      const tenant = tenantForLog(t);
+      if (first !== null) {
+        const how = d.granted ? 'granted' : 'gave up';
+        writeLog(logger, 'debug', waitEndedLine(tenant, how, first.reason, step.waitedMs));
+      } else if (!d.granted) {
+        writeLog(logger, 'debug', waitEndedLine(tenant, 'gave up at once', d.reason, 0));
+      }
+    }
+    return this.#watched(d, logger);
+  }
+
+  /** A wait ended by an error: `interrupt()`, an AbortSignal, the limiter closed, the store. */
+  #waitBroken(t: Buffer, first: Decision, state: WaitState, error: unknown, logger: Logger | undefined): void {
+    if (!logs(logger, 'debug')) return;
+    const name = error instanceof Error ? error.name : typeof error;
+    const how = error instanceof LimiterInterruptedError ? 'interrupted' : `abandoned (${name})`;
+    let waitedMs = 0;
+    try {
+      waitedMs = Math.max(0, this.now() - Number(state.waitStartedMs));
+    } catch {
+      return; // closed: its clock is gone
+    }
+    writeLog(logger, 'debug', waitEndedLine(tenantForLog(t), how, first.reason, waitedMs));
   }
 
   #deadline(timeoutMs: number | undefined): bigint {

@@ -4,7 +4,21 @@
 // blocks the event loop. Their results are plain data (an error as its status and message), so they cross
 // postMessage unchanged.
 
-import { fn, lastErrorMessage, offsets, sizeOf, statusName, takeString, XG_STATUS_OK } from './native';
+import {
+  fn,
+  lastErrorMessage,
+  offsets,
+  sizeOf,
+  statusName,
+  takeString,
+  XG_STATS_CATEGORIES,
+  XG_STATS_FAILURE_POLICIES,
+  XG_STATS_RATE_LIMIT_PROBLEMS,
+  XG_STATS_REASONS,
+  XG_STATS_STORE_FAILURE_KINDS,
+  XG_STATS_WAIT_BUCKETS,
+  XG_STATUS_OK,
+} from './native';
 
 export type Handle = bigint;
 
@@ -37,6 +51,29 @@ export interface RawStep {
 export interface WaitState {
   waiting: number;
   waitStartedMs: bigint;
+}
+
+/** xg_stats as read: counts by code (words are the main thread's business), milliseconds. */
+export interface RawStats {
+  shared: boolean;
+  breakerOpen: boolean;
+  granted: number;
+  refused: number[];
+  fallbacks: number[];
+  waitsStarted: number;
+  waitsGranted: number;
+  waitsGivenUp: number;
+  waitsInterrupted: number;
+  waitMsTotal: number;
+  /** Each bucket's upper bound (ms, inclusive); XG_NO_DEADLINE for the last, which has none. */
+  waitBucketLeMs: bigint[];
+  waitBuckets: number[];
+  responses: number[];
+  rateLimited: number[];
+  storeOperations: number;
+  storeFailures: number[];
+  breakerOpenings: number;
+  replaysPending: number;
 }
 
 export interface RawReservation {
@@ -79,6 +116,8 @@ const D = offsets('xg_decision');
 const DECISION_SIZE = sizeOf('xg_decision');
 const S = offsets('xg_wait_step');
 const STEP_SIZE = sizeOf('xg_wait_step');
+const ST = offsets('xg_stats');
+const STATS_SIZE = sizeOf('xg_stats');
 const R = offsets('xg_reservation');
 const RESERVATION_SIZE = sizeOf('xg_reservation');
 
@@ -107,6 +146,34 @@ function readDecision(struct: Buffer): RawDecision {
     waitMs: Number(view.getBigUint64(D.wait_ms!, true)),
     reason: view.getUint32(D.reason!, true),
     fallback: view.getUint32(D.fallback!, true),
+  };
+}
+
+function readStats(struct: Buffer): RawStats {
+  const count = (offset: number): number => Number(struct.readBigUInt64LE(offset));
+  const counts = (field: string, length: number): number[] =>
+    Array.from({ length }, (_, i) => count(ST[field]! + 8 * i));
+  return {
+    shared: struct[ST.shared!] === 1,
+    breakerOpen: struct[ST.breaker_open!] === 1,
+    granted: count(ST.granted!),
+    refused: counts('refused', XG_STATS_REASONS),
+    fallbacks: counts('fallbacks', XG_STATS_FAILURE_POLICIES),
+    waitsStarted: count(ST.waits_started!),
+    waitsGranted: count(ST.waits_granted!),
+    waitsGivenUp: count(ST.waits_given_up!),
+    waitsInterrupted: count(ST.waits_interrupted!),
+    waitMsTotal: count(ST.wait_ms_total!),
+    waitBucketLeMs: Array.from({ length: XG_STATS_WAIT_BUCKETS }, (_, i) =>
+      struct.readBigUInt64LE(ST.wait_bucket_le_ms! + 8 * i),
+    ),
+    waitBuckets: counts('wait_buckets', XG_STATS_WAIT_BUCKETS),
+    responses: counts('responses', XG_STATS_CATEGORIES),
+    rateLimited: counts('rate_limited', XG_STATS_RATE_LIMIT_PROBLEMS),
+    storeOperations: count(ST.store_operations!),
+    storeFailures: counts('store_failures', XG_STATS_STORE_FAILURE_KINDS),
+    breakerOpenings: count(ST.breaker_openings!),
+    replaysPending: count(ST.replays_pending!),
   };
 }
 
@@ -193,6 +260,12 @@ export const OPS = {
         waitedMs: Number(view.getBigUint64(S.waited_ms!, true)),
       };
     });
+  },
+
+  /** The limiter's statistics: counters read with no lock and no store round trip. */
+  stats(handle: Handle): OpResult<RawStats> {
+    const out = sized(STATS_SIZE);
+    return outcome(fn.xg_limiter_stats!(handle, out) as number, 'xg_limiter_stats', () => readStats(out));
   },
 
   release(handle: Handle, permit: bigint): OpResult<void> {

@@ -77,6 +77,14 @@ export const FAILURE_POLICIES = ['closed', 'open', 'local'] as const;
  */
 export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
 
+export const STORE_FAILURE_KINDS = ['timeout', 'connection', 'refused', 'protocol'] as const;
+/**
+ * Why an operation on the shared store failed (`Stats.storeFailures`): no answer within the deadline, not reachable
+ * or the connection broke, an error reply that waiting will not fix (an ACL, another clock on the prefix), or a reply
+ * the protocol does not expect.
+ */
+export type StoreFailureKind = (typeof STORE_FAILURE_KINDS)[number];
+
 export const TRANSPORT_FAILURES = ['not_sent', 'no_response'] as const;
 /**
  * What became of an attempt that got no HTTP response, for `resend`: not_sent (connection refused, DNS, TLS handshake,
@@ -148,3 +156,8 @@ export const AUTH_PROBLEM = new Codes<AuthProblem>('auth_problem', AUTH_PROBLEMS
 export const REASON = new Codes<Reason>('reason', REASONS, 'xg_reason_name');
 export const GIVE_UP = new Codes<GiveUp>('give_up', GIVE_UPS, 'xg_give_up_name');
 export const FAILURE_POLICY = new Codes<FailurePolicy>('failure_policy', FAILURE_POLICIES, 'xg_failure_policy_name');
+export const STORE_FAILURE_KIND = new Codes<StoreFailureKind>(
+  'store_failure_kind',
+  STORE_FAILURE_KINDS,
+  'xg_store_failure_kind_name',
+);

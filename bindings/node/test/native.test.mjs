@@ -111,6 +111,7 @@ test("every vocabulary union is the library's words", () => {
     xg_reason_name: vocabulary.REASONS,
     xg_give_up_name: vocabulary.GIVE_UPS,
     xg_failure_policy_name: vocabulary.FAILURE_POLICIES,
+    xg_store_failure_kind_name: vocabulary.STORE_FAILURE_KINDS,
   };
   for (const [fn, words] of Object.entries(lists)) {
     const library = [];

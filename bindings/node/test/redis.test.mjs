@@ -70,7 +70,7 @@ test('limits that differ from the stored ones are LimitsDifferError unless adopt
     xg.Limiter.connect(five, options),
     (e) =>
       e instanceof xg.LimitsDifferError &&
-      e.status === 16 &&
+      e.status === 18 &&
       /given 5 per 60000 ms.*stored 10 per 60000 ms/.test(e.message),
   );
   const adopted = await xg.Limiter.connect(five, { ...options, adoptStoredLimits: true });

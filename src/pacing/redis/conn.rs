@@ -1,6 +1,12 @@
-//! Talking to the store within a deadline: a small pool of connections made lazily and dropped after any error,
-//! discarded in a forked child (it must never share a socket with its parent), a breaker that stops asking for a
-//! cooldown after a failure, and the engine's calls (in the form the server takes: see `super::scripts`).
+//! Talking to the store within a deadline: a small pool of connections made lazily, closed in a forked child (it
+//! must never share a socket with its parent), the breaker (`super::breaker`), the store's figures, and the engine's
+//! calls (in the form the server takes: see `super::scripts`).
+//!
+//! A connection error drops the whole idle pool (a server that closed one idle connection, by its `timeout` or a
+//! proxy's, has closed its siblings too) and the operation is made once more on a fresh connection within the same
+//! deadline. Idle connections are checked by use, not before it: one the server closed already holds its FIN, so its
+//! first read fails at once (no round trip, no timer); a check before every use (PING) would cost a round trip on
+//! every call, a recycling age would reconnect (and authenticate again) healthy connections.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::LazyLock;
@@ -11,8 +17,11 @@ use parking_lot::Mutex;
 use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use super::RedisOptions;
+use super::breaker::{Breaker, FAILURES_TO_OPEN};
 use super::scripts::{ENGINE, Form, Op, functions_unavailable};
 use crate::pacing::PacingError;
+use crate::pacing::stats::{STORE_FAILURE_KIND_SLOTS, StoreStats};
+use crate::vocab::StoreFailureKind;
 
 /// A fresh operation id: random, non-zero, below 2^53 (a Lua number holds it exactly; the top bit of a u64 marks
 /// local-share permits).
@@ -27,10 +36,23 @@ pub fn op_id() -> u64 {
 /// Why the store did not answer an operation.
 #[derive(Debug)]
 pub enum StoreFailure {
-    /// Not reachable within the deadline (or the breaker is open): the failure policy decides.
+    /// Not reachable within the deadline: the failure policy decides. The operation may have reached the store.
     Unavailable(String),
-    /// It answered with an error that waiting will not fix (permissions, another clock, a script error).
+    /// The breaker is open: the operation was not sent; the failure policy decides.
+    Skipped(String),
+    /// It answered with an error that waiting will not fix (another clock, a script error).
     Refused(String),
+    /// It did not accept the URL's credentials (WRONGPASS, NOAUTH).
+    Auth(String),
+    /// Its ACL does not allow a command the engine needs (NOPERM, an unknown or renamed command).
+    Forbidden(String),
+}
+
+impl StoreFailure {
+    /// The store cannot decide now, and may later: the failure policy decides meanwhile.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, StoreFailure::Unavailable(_) | StoreFailure::Skipped(_))
+    }
 }
 
 enum Client {
@@ -68,6 +90,8 @@ impl Connection {
 struct Pool {
     /// The process the connections were made in: a forked child never uses its parent's sockets.
     pid: u32,
+    /// Bumped when the idle connections are dropped: one checked out before comes back to be dropped too.
+    generation: u64,
     idle: Vec<Connection>,
 }
 
@@ -80,12 +104,14 @@ pub struct Store {
     /// the connect deadline is shared between them.
     setup_replies: u32,
     deadline: Duration,
-    cooldown: Duration,
     pool: Mutex<Pool>,
-    /// Until when the breaker is open (no calls to the store), if it is.
-    open_until: Mutex<Option<Instant>>,
-    /// Set when a call succeeds after the breaker had opened, until `recovered` reports it once.
-    recovered: Mutex<bool>,
+    breaker: Breaker,
+    /// Set when a call succeeds after one or more failed, until `recovered` reports it once.
+    recovered: AtomicBool,
+    /// Operations sent (each attempt).
+    operations: AtomicU64,
+    /// Failed operations by [`StoreFailureKind`] code.
+    failures: [AtomicU64; STORE_FAILURE_KIND_SLOTS],
     /// The engine is a Functions library on this server (else scripts: see [`Store::choose_form`]).
     functions: AtomicBool,
 }
@@ -143,111 +169,168 @@ impl Store {
             client,
             setup_replies,
             deadline: options.deadline,
-            cooldown: options.breaker_cooldown,
-            pool: Mutex::new(Pool { pid: std::process::id(), idle: Vec::new() }),
-            open_until: Mutex::new(None),
-            recovered: Mutex::new(false),
+            pool: Mutex::new(Pool { pid: std::process::id(), generation: 0, idle: Vec::new() }),
+            breaker: Breaker::new(options.breaker_cooldown, options.deadline),
+            recovered: AtomicBool::new(false),
+            operations: AtomicU64::new(0),
+            failures: Default::default(),
             functions: AtomicBool::new(false),
         })
     }
 
-    /// How long the breaker stays open (zero when closed).
+    /// How long the breaker keeps callers from the store (zero when closed).
     pub fn cooldown_left(&self) -> Duration {
-        self.open_until.lock().map_or(Duration::ZERO, |until| until.saturating_duration_since(Instant::now()))
+        self.breaker.wait(Instant::now())
     }
 
-    /// True once after the first success that follows an outage.
+    /// True once after the first success that follows one or more failures.
     pub fn recovered(&self) -> bool {
-        std::mem::take(&mut *self.recovered.lock())
+        self.recovered.swap(false, Ordering::Relaxed)
     }
 
-    /// Forgets every pooled connection (after a reply that did not belong to its request).
+    /// The store's figures; `replays_pending` is the backend's.
+    pub fn stats(&self, replays_pending: u64) -> StoreStats {
+        StoreStats {
+            shared: true,
+            operations: self.operations.load(Ordering::Relaxed),
+            failures: std::array::from_fn(|i| self.failures[i].load(Ordering::Relaxed)),
+            breaker_openings: self.breaker.openings(),
+            breaker_open: self.breaker.is_open(),
+            replays_pending,
+        }
+    }
+
+    fn count_failure(&self, kind: StoreFailureKind) {
+        self.failures[kind.code() as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forgets every pooled connection after a reply that did not belong to its request (a protocol failure).
     pub fn discard_connections(&self) {
-        self.pool.lock().idle.clear();
+        self.count_failure(StoreFailureKind::Protocol);
+        self.drop_idle();
     }
 
-    fn checkout(&self, deadline: Instant) -> Result<Connection, StoreFailure> {
-        {
+    /// Drops the idle connections (closing their sockets); those checked out now are dropped when they come back.
+    fn drop_idle(&self) {
+        let mut pool = self.pool.lock();
+        pool.idle.clear();
+        pool.generation += 1;
+    }
+
+    /// A pooled connection, or a new one: with the pool's generation it belongs to.
+    fn checkout(&self, deadline: Instant) -> Result<(Connection, u64), StoreFailure> {
+        let generation = {
             let mut pool = self.pool.lock();
             let pid = std::process::id();
             if pool.pid != pid {
-                // Inherited from the parent: closing them here is harmless to it, but using them would mix replies.
-                for inherited in pool.idle.drain(..) {
-                    std::mem::forget(inherited);
-                }
+                // Inherited from the parent: using them would mix replies. Dropping one closes its descriptor and
+                // writes nothing (redis-rs sends no QUIT, rustls no close_notify on drop), so the parent's socket
+                // stays open and untouched.
+                pool.idle.clear();
+                pool.generation += 1;
                 pool.pid = pid;
             }
             if let Some(c) = pool.idle.pop() {
-                return Ok(c);
+                return Ok((c, pool.generation));
             }
-        }
-        let left = remaining(deadline)? / (1 + self.setup_replies);
+            pool.generation
+        };
+        let left = remaining(deadline).inspect_err(|_| self.count_failure(StoreFailureKind::Timeout))?;
+        let left = left / (1 + self.setup_replies);
         let connection = match &self.client {
             Client::Single(c) => c.get_connection_with_timeout(left).map(|c| Connection::Single(Box::new(c))),
             Client::Cluster(c) => c.get_connection().map(|c| Connection::Cluster(Box::new(c))),
         };
-        connection.map_err(unavailable)
+        connection.map(|c| (c, generation)).map_err(|e| self.classify(e))
     }
 
-    fn checkin(&self, connection: Connection) {
+    fn checkin(&self, connection: Connection, generation: u64) {
         let mut pool = self.pool.lock();
-        if pool.pid == std::process::id() && pool.idle.len() < POOL_SIZE {
+        if pool.pid == std::process::id() && pool.generation == generation && pool.idle.len() < POOL_SIZE {
             pool.idle.push(connection);
         }
     }
 
-    /// Runs `attempt` on a connection within the deadline: a connection that failed is dropped and the attempt is
-    /// made once more on a fresh one (mutations carry operation ids, so a script that ran before its reply was lost
-    /// is answered from its stored result, not run twice). The first attempt gets half the deadline, so a lost
-    /// reply still leaves time for the retry.
+    /// What an error means, counted by kind.
+    fn classify(&self, e: RedisError) -> StoreFailure {
+        let (kind, failure) = if authentication(&e) {
+            (StoreFailureKind::Refused, StoreFailure::Auth(error_text(&e)))
+        } else if forbidden(&e) {
+            (StoreFailureKind::Refused, StoreFailure::Forbidden(error_text(&e)))
+        } else if refused(&e) {
+            (StoreFailureKind::Refused, StoreFailure::Refused(error_text(&e)))
+        } else if e.is_timeout() {
+            (StoreFailureKind::Timeout, StoreFailure::Unavailable(e.to_string()))
+        } else {
+            (StoreFailureKind::Connection, StoreFailure::Unavailable(e.to_string()))
+        };
+        self.count_failure(kind);
+        failure
+    }
+
+    /// Runs `attempt` on a connection within the deadline: a connection that failed is dropped with the idle pool
+    /// and the attempt is made once more on a fresh one (mutations carry operation ids, so a script that ran before
+    /// its reply was lost is answered from its stored result, not run twice). The first attempt gets half the
+    /// deadline, so a lost reply still leaves time for the retry. The breaker hears of the outcome.
     fn with_connection(
         &self,
         mut attempt: impl FnMut(&mut dyn ConnectionLike, bool) -> redis::RedisResult<Value>,
     ) -> Result<Value, StoreFailure> {
-        if !self.cooldown_left().is_zero() {
-            return Err(StoreFailure::Unavailable("the store failed recently; waiting for the breaker".into()));
+        let now = Instant::now();
+        if let Err(wait) = self.breaker.admit(now) {
+            return Err(StoreFailure::Skipped(format!(
+                "the store failed {FAILURES_TO_OPEN} times in a row; the breaker asks it again in {} ms",
+                wait.as_millis().max(1)
+            )));
         }
-        let deadline = Instant::now() + self.deadline;
+        let deadline = now + self.deadline;
         let mut last = None;
         for retry in [false, true] {
-            let mut connection = match self.checkout(deadline) {
+            let (mut connection, generation) = match self.checkout(deadline) {
                 Ok(c) => c,
-                Err(e) => {
+                Err(e) if e.is_outage() => {
                     last = Some(e);
                     break;
                 }
+                Err(answered) => {
+                    // The store is up and refused (credentials): no outage for the breaker.
+                    self.breaker.succeeded();
+                    return Err(answered);
+                }
             };
+            self.operations.fetch_add(1, Ordering::Relaxed);
             let budget =
                 if retry { remaining(deadline) } else { remaining(deadline).map(|left| left.min(self.deadline / 2)) };
             let outcome = match budget {
-                Ok(left) => {
-                    connection.set_timeouts(left.max(Duration::from_millis(1))).map_err(unavailable).and_then(|()| {
-                        attempt(connection.like(), retry)
-                            .map_err(|e| if refused(&e) { refusal(e) } else { unavailable(e) })
-                    })
+                Ok(left) => connection
+                    .set_timeouts(left.max(Duration::from_millis(1)))
+                    .and_then(|()| attempt(connection.like(), retry))
+                    .map_err(|e| self.classify(e)),
+                Err(e) => {
+                    self.count_failure(StoreFailureKind::Timeout);
+                    Err(e)
                 }
-                Err(e) => Err(e),
             };
             match outcome {
-                Ok(value) => {
-                    self.checkin(connection);
-                    let mut open = self.open_until.lock();
-                    if open.take().is_some() {
-                        *self.recovered.lock() = true;
+                Err(e) if e.is_outage() => {
+                    // This connection is dropped (its state is unknown), and its idle siblings with it.
+                    drop(connection);
+                    self.drop_idle();
+                    last = Some(e);
+                }
+                answered => {
+                    self.checkin(connection, generation);
+                    if self.breaker.succeeded() {
+                        self.recovered.store(true, Ordering::Relaxed);
                     }
-                    return Ok(value);
+                    return answered;
                 }
-                Err(StoreFailure::Refused(why)) => {
-                    self.checkin(connection);
-                    return Err(StoreFailure::Refused(why));
-                }
-                Err(e) => last = Some(e), // the connection is dropped: its state is unknown
             }
             if remaining(deadline).is_err() {
                 break;
             }
         }
-        *self.open_until.lock() = Some(Instant::now() + self.cooldown);
+        self.breaker.failed(Instant::now());
         Err(last.unwrap_or_else(|| StoreFailure::Unavailable("no time left".into())))
     }
 
@@ -257,7 +340,8 @@ impl Store {
         let functions = prefer_functions
             && match self.with_connection(|c, _| ENGINE.load(c)) {
                 Ok(_) => true,
-                Err(StoreFailure::Refused(why)) if why.starts_with("NOPERM") || why.contains("unknown") => false,
+                Err(StoreFailure::Forbidden(_)) => false,
+                Err(StoreFailure::Refused(why)) if why.contains("unknown") => false,
                 Err(other) => return Err(other),
             };
         self.functions.store(functions, Ordering::Relaxed);
@@ -318,14 +402,27 @@ fn refused(e: &RedisError) -> bool {
     }
 }
 
-fn refusal(e: RedisError) -> StoreFailure {
-    let text = match (e.code(), e.detail()) {
-        (Some(code), Some(detail)) => format!("{code} {detail}"),
-        _ => e.to_string(),
-    };
-    StoreFailure::Refused(text)
+/// The credentials were not accepted: at connect (AUTH answered WRONGPASS), or a command needs them (NOAUTH; a
+/// large request from a client that did not authenticate gets "Protocol error: unauthenticated bulk length").
+fn authentication(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
+        || e.to_string().contains("unauthenticated")
 }
 
-fn unavailable(e: RedisError) -> StoreFailure {
-    StoreFailure::Unavailable(e.to_string())
+/// The ACL (or a renamed command) does not let the engine run: NOPERM, an unknown command, a script's command
+/// the user may not run.
+fn forbidden(e: &RedisError) -> bool {
+    let text = e.to_string();
+    e.code() == Some("NOPERM")
+        || text.contains("NOPERM")
+        || text.contains("unknown command")
+        || text.contains("can't run this command")
+}
+
+fn error_text(e: &RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        _ => e.to_string(),
+    }
 }

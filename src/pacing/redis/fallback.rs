@@ -63,7 +63,9 @@ impl Fallback {
         cooldown: Duration,
         local: impl FnOnce(&MemoryBackend) -> Result<Decision, PacingError>,
     ) -> Result<Decision, PacingError> {
-        let StoreFailure::Unavailable(_) = why else { return Err(failure(why)) };
+        if !why.is_outage() {
+            return Err(failure(why));
+        }
         match self.policy {
             FailurePolicy::Closed => {
                 let wait_ms = u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -94,7 +96,9 @@ impl Fallback {
         why: StoreFailure,
         local: impl FnOnce(&MemoryBackend) -> Result<(), PacingError>,
     ) -> Result<(), PacingError> {
-        let StoreFailure::Unavailable(_) = why else { return Err(failure(why)) };
+        if !why.is_outage() {
+            return Err(failure(why));
+        }
         match self.policy {
             FailurePolicy::Closed => Err(failure(why)),
             FailurePolicy::Open => Ok(()),
@@ -105,7 +109,7 @@ impl Fallback {
     /// A booking while the store is unavailable: only the local share makes one (counted like a granted call).
     pub fn reserve(&self, why: StoreFailure, tenant: &str, now: u64) -> Result<Reservation, PacingError> {
         match (self.policy, why) {
-            (FailurePolicy::Local, StoreFailure::Unavailable(_)) => {
+            (FailurePolicy::Local, why) if why.is_outage() => {
                 let r = self.local.as_ref().expect("built for the local policy").reserve(tenant, now)?;
                 self.count_local_call(tenant);
                 Ok(Reservation { id: r.id | LOCAL_ID, ..r })

@@ -7,7 +7,8 @@
 //!   loaded as a Functions library on Redis 7, sent as scripts on Redis 6.
 //! - `protocol`: which operation, its KEYS and ARGV, what its reply means; the conventions every call follows.
 //! - `fallback`: the failure policy, when the store cannot decide.
-//! - `conn`: connections, deadlines, the breaker. `keys`: key names.
+//! - `conn`: connections, deadlines, the store's figures; `breaker`: when the store is not asked. `keys`: key names.
+//! - `pending`: releases, cancels and unconfirmed acquires the store must still be told, replayed when it answers.
 //! - this module: the [`Backend`], joining them: the permits and reservations this process holds, the policy's
 //!   decisions when a call failed, the local share's calls counted into the store when it answers again.
 //!
@@ -23,14 +24,21 @@
 //! compare-and-set script (the bench's `blob_alternative`) took 90-100 µs of Redis CPU, two round trips and 121 KB
 //! moved per decision at Xero's limits, with every process of the app contending on the one app blob.
 //!
-//! Failures are bounded: each operation has a deadline covering connect, write and read; a breaker skips Redis for
-//! a cooldown after a failure; a retried mutation is never counted twice (see `protocol`). What happens while Redis
-//! is unreachable is the limiter's [`FailurePolicy`].
+//! Failures are bounded: each operation has a deadline covering connect, write and read; the breaker skips Redis for
+//! a cooldown after a few failures in a row; a retried mutation is never counted twice (see `protocol`). What
+//! happens while Redis is unreachable is the limiter's [`FailurePolicy`]; nothing given back is lost meanwhile: a
+//! release or cancel the store did not confirm, and the permit of an acquire whose reply never came, wait in the
+//! pending queue and are replayed (a bounded batch before each operation) as soon as the store answers, so no slot
+//! stays taken by a permit nobody holds. A release never fails for an outage: it is deferred (`replays_pending` in
+//! the store's figures counts what waits).
 
+mod breaker;
 mod conn;
 mod fallback;
+mod inspect;
 mod keys;
 mod numbers;
+mod pending;
 mod protocol;
 mod scripts;
 mod stored;
@@ -46,11 +54,13 @@ use self::conn::{Store, StoreFailure, op_id};
 use self::fallback::{Fallback, LOCAL_ID};
 use self::keys::KeySpace;
 pub use self::keys::MAX_PREFIX_BYTES;
+use self::pending::{Batch, Pending, PendingQueue};
 use self::protocol::{Acquired, Booked, Protocol, failure};
 use super::Backend;
 use super::clock::Clock;
 use super::config::{Limits, TenantLimits};
 use super::engine::Effects;
+use super::stats::StoreStats;
 use super::types::{Decision, Feedback, PacingError, Permit, Reservation, Snapshot, check_tenant};
 use crate::vocab::FailurePolicy;
 
@@ -65,7 +75,8 @@ pub struct RedisOptions {
     pub key_prefix: String,
     /// The longest one operation may take (connect, write, read, one retry); then the failure policy decides.
     pub deadline: Duration,
-    /// After a failure the store is not asked again for this long (the failure policy decides meanwhile).
+    /// After 3 operations in a row failed the store is not asked again for this long (the failure policy decides
+    /// meanwhile); then one probe goes, and its success closes the breaker.
     pub breaker_cooldown: Duration,
     pub on_store_error: FailurePolicy,
     /// For [`FailurePolicy::Local`]: how many processes share the limits; each keeps limit ÷ workers (at least 1).
@@ -121,6 +132,7 @@ pub struct RedisBackend {
     /// Reservation id → the tenant and the booked instant on the store's clock.
     reservations: Mutex<HashMap<u64, (Held, u64)>>,
     inserts: AtomicU32,
+    pending: PendingQueue,
 }
 
 impl RedisBackend {
@@ -170,7 +182,53 @@ impl RedisBackend {
             permits: Mutex::new(HashMap::new()),
             reservations: Mutex::new(HashMap::new()),
             inserts: AtomicU32::new(0),
+            pending: PendingQueue::default(),
         })
+    }
+
+    /// Runs `operation` after replaying (a bounded batch of) what the store must still be told, so that permits given
+    /// back during an outage are free before this call is decided; then [`Self::answered`]. A replay the store does
+    /// not answer ends the call there (it is not sent: one deadline per call at most).
+    fn call<T>(&self, now: u64, operation: impl FnOnce() -> Result<T, StoreFailure>) -> Result<T, StoreFailure> {
+        let replayed = match self.replay(now) {
+            Err(why) if why.is_outage() => Err(StoreFailure::Skipped(format!("{} (replaying)", failure(why)))),
+            _ => Ok(()),
+        };
+        self.answered(replayed.and_then(|()| operation()))
+    }
+
+    /// One replay: an HDEL of up to `REPLAY_BATCH` pending permits, then up to `REPLAY_CANCELS` cancels; what the
+    /// store did not confirm goes back to the queue, ahead of the rest. A refusal (an ACL without HDEL) drops the
+    /// batch: the permits expire in the store, and the caller's own operation meets the same refusal.
+    fn replay(&self, now: u64) -> Result<(), StoreFailure> {
+        if self.pending.len() == 0 {
+            return Ok(());
+        }
+        let batch = self.pending.take(now);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let Batch { permits, cancels } = batch;
+        let ids: Vec<u64> = permits.iter().map(|&(id, ..)| id).collect();
+        let released = if ids.is_empty() { Ok(()) } else { self.protocol.release(&ids) };
+        let sent = !matches!(&released, Err(why) if why.is_outage());
+        let mut outcome = released;
+        let mut unsent = Vec::new();
+        for (tenant, reservation, until) in cancels {
+            if outcome.as_ref().is_err_and(StoreFailure::is_outage) {
+                unsent.push((tenant, reservation, until));
+                continue;
+            }
+            match self.protocol.cancel(&tenant, reservation, now) {
+                Err(why) if why.is_outage() => {
+                    unsent.push((tenant, reservation, until));
+                    outcome = Err(why);
+                }
+                _ => {}
+            }
+        }
+        self.pending.put_back(Batch { permits, cancels: unsent }, sent);
+        outcome
     }
 
     /// After a call the store answered: once after an outage, counts the calls the local share granted into the
@@ -217,7 +275,7 @@ impl Backend for RedisBackend {
     fn acquire(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
         check_tenant(tenant)?;
         let id = op_id();
-        match self.answered(self.protocol.acquire(tenant, id, now)) {
+        match self.call(now, || self.protocol.acquire(tenant, id, now)) {
             Ok(Acquired::Granted { now: store_now, expires }) => {
                 if tenant.is_empty() {
                     return Ok(Decision::Granted(Permit::new(0)));
@@ -230,6 +288,14 @@ impl Backend for RedisBackend {
             }
             Ok(Acquired::Refused(refusal)) => Ok(Decision::Refused(refusal)),
             Err(why) => {
+                if let StoreFailure::Unavailable(_) = why
+                    && !tenant.is_empty()
+                {
+                    // Sent, not answered: it may have run, or still run. Its permit is the operation id: given back
+                    // when the store answers (until twice its timeout: a permit taken late lives that long at most).
+                    let until = now.saturating_add(self.protocol.limits().permit_timeout_ms.saturating_mul(2));
+                    self.pending.push(Pending::Permit { id, passes: 2, until });
+                }
                 let decision = self.fallback.decision(why, self.cooldown(), |local| local.acquire(tenant, now))?;
                 if let Decision::Granted(Permit { fallback: Some(FailurePolicy::Local), .. }) = decision {
                     self.fallback.count_local_call(tenant);
@@ -242,7 +308,7 @@ impl Backend for RedisBackend {
     /// When the store cannot decide, the failure policy answers, and says so (`fallback`), as for acquire.
     fn peek(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
         check_tenant(tenant)?;
-        match self.answered(self.protocol.peek(tenant, now)) {
+        match self.call(now, || self.protocol.peek(tenant, now)) {
             Ok(refusal) => Ok(refusal.map_or(Decision::Granted(Permit::new(0)), Decision::Refused)),
             Err(why) => self.fallback.decision(why, self.cooldown(), |local| local.peek(tenant, now)),
         }
@@ -250,7 +316,7 @@ impl Backend for RedisBackend {
 
     fn record(&self, tenant: &str, now: u64) -> Result<(), PacingError> {
         check_tenant(tenant)?;
-        match self.answered(self.protocol.record(tenant, 1, now)) {
+        match self.call(now, || self.protocol.record(tenant, 1, now)) {
             Ok(()) => Ok(()),
             Err(why) => self.fallback.effect(why, |local| local.record(tenant, now)),
         }
@@ -258,7 +324,9 @@ impl Backend for RedisBackend {
 
     /// The slot is freed for every process at once (an HDEL of the permit, idempotent); the answer comes from this
     /// process's record of the permit: `UnknownPermit` when it does not hold it or its timeout has passed (on the
-    /// server's clock, as this process's clock measured it from the acquire).
+    /// server's clock, as this process's clock measured it from the acquire). When the store does not confirm it
+    /// (an outage, the breaker open) the release is deferred, not lost: it waits in the pending queue, replayed when
+    /// the store answers, and the caller is answered Ok under every policy.
     fn release(&self, permit: Permit, now: u64) -> Result<(), PacingError> {
         if permit.id == 0 {
             return Ok(());
@@ -268,18 +336,31 @@ impl Backend for RedisBackend {
             return local.release(Permit::new(permit.id & !LOCAL_ID), now);
         }
         let held = self.permits.lock().remove(&permit.id).ok_or(PacingError::UnknownPermit)?;
-        if let Err(why) = self.answered(self.protocol.release(permit.id)) {
-            // The lease expires in the store on its own; nothing is lost by not reaching it now.
-            self.fallback.effect(why, |_| Ok(()))?;
+        let expired = held.until <= now;
+        let entry = Pending::Permit { id: permit.id, passes: 1, until: held.until };
+        let released = if self.pending.len() > 0 && !expired {
+            // Behind the releases already waiting, in one HDEL with them.
+            self.pending.push(entry);
+            self.call(now, || Ok(()))
+        } else {
+            self.call(now, || self.protocol.release(&[permit.id])).inspect_err(|why| {
+                if why.is_outage() && !expired {
+                    self.pending.push(entry);
+                }
+            })
+        };
+        match released {
+            Err(why) if !why.is_outage() => Err(failure(why)),
+            _ if expired => Err(PacingError::UnknownPermit),
+            _ => Ok(()),
         }
-        if held.until <= now { Err(PacingError::UnknownPermit) } else { Ok(()) }
     }
 
     fn reserve(&self, tenant: &str, now: u64) -> Result<Reservation, PacingError> {
         check_tenant(tenant)?;
         // The reservation's id is the operation's: cancel names the booking by it.
         let id = op_id();
-        let (store_now, at) = match self.answered(self.protocol.reserve(tenant, id, now)) {
+        let (store_now, at) = match self.call(now, || self.protocol.reserve(tenant, id, now)) {
             Ok(Booked::At { now, at }) => (now, at),
             Ok(Booked::TooFar { wait_ms }) => return Err(PacingError::BookingTooFar { wait_ms }),
             Ok(Booked::TooMany { wait_ms }) => return Err(PacingError::TooManyBookings { wait_ms }),
@@ -306,15 +387,27 @@ impl Backend for RedisBackend {
             return local.cancel(reservation_id & !LOCAL_ID, now);
         }
         let (held, _) = self.reservations.lock().remove(&reservation_id).ok_or(PacingError::UnknownReservation)?;
-        match self.answered(self.protocol.cancel(&held.tenant, reservation_id, now)).map_err(failure)? {
-            true => Ok(()),
-            false => Err(PacingError::UnknownReservation),
+        match self.call(now, || self.protocol.cancel(&held.tenant, reservation_id, now)) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(PacingError::UnknownReservation),
+            // Deferred: replayed when the store answers (a booking whose time has come needs no cancel).
+            Err(why) if why.is_outage() => {
+                if held.until > now {
+                    self.pending.push(Pending::Cancel {
+                        tenant: held.tenant,
+                        reservation: reservation_id,
+                        until: held.until,
+                    });
+                }
+                Ok(())
+            }
+            Err(why) => Err(failure(why)),
         }
     }
 
     fn observe(&self, tenant: &str, feedback: &Feedback, now: u64) -> Result<(), PacingError> {
         check_tenant(tenant)?;
-        match self.answered(self.protocol.observe(tenant, &Effects::of(feedback), now)) {
+        match self.call(now, || self.protocol.observe(tenant, &Effects::of(feedback), now)) {
             Ok(()) => Ok(()),
             Err(why) => self.fallback.effect(why, |local| local.observe(tenant, feedback, now)),
         }
@@ -322,12 +415,20 @@ impl Backend for RedisBackend {
 
     fn snapshot(&self, tenant: &str, now: u64) -> Result<Snapshot, PacingError> {
         check_tenant(tenant)?;
-        self.answered(self.protocol.snapshot(tenant, now)).map_err(failure)
+        self.call(now, || self.protocol.snapshot(tenant, now)).map_err(failure)
     }
 
     fn set_tenant_limits(&self, tenant: &str, limits: Option<TenantLimits>) -> Result<(), PacingError> {
         check_tenant(tenant)?;
         self.answered(self.protocol.set_override(tenant, limits)).map_err(failure)?;
         self.fallback.set_tenant_limits(tenant, limits)
+    }
+
+    fn store_stats(&self) -> StoreStats {
+        self.protocol.store().stats(self.pending.len() as u64)
+    }
+
+    fn tenants_with_state(&self, max: usize) -> Result<super::TenantListing, PacingError> {
+        inspect::tenants_with_state(&self.protocol, max).map_err(failure)
     }
 }

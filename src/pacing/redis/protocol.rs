@@ -187,6 +187,10 @@ impl Protocol {
         &self.limits
     }
 
+    pub fn keys(&self) -> &KeySpace {
+        &self.keys
+    }
+
     pub fn manual_clock(&self) -> bool {
         self.manual_clock
     }
@@ -310,10 +314,15 @@ impl Protocol {
         self.call(Op::Record, &Call { tenant, id: Some(op_id()), now, extra: vec![count.to_string()] }).map(drop)
     }
 
-    /// Gives permit `id` back: an HDEL of its field, so asking twice (a retry, a replay) changes nothing more.
-    pub fn release(&self, id: u64) -> Result<(), StoreFailure> {
+    /// Gives permits back: one HDEL of their fields, so asking twice (a retry, a replay) changes nothing more.
+    pub fn release(&self, ids: &[u64]) -> Result<(), StoreFailure> {
         self.refuse_writes()?;
-        let reply = self.store.command(redis::cmd("HDEL").arg(self.keys.state()).arg(KeySpace::permit_field(id)))?;
+        let mut hdel = redis::cmd("HDEL");
+        hdel.arg(self.keys.state());
+        for &id in ids {
+            hdel.arg(KeySpace::permit_field(id));
+        }
+        let reply = self.store.command(&hdel)?;
         match reply {
             Value::Int(_) => Ok(()),
             other => {
@@ -421,9 +430,11 @@ impl Protocol {
 /// A store failure as the caller sees it (when the failure policy does not decide instead).
 pub fn failure(failure: StoreFailure) -> PacingError {
     match failure {
-        StoreFailure::Unavailable(why) => PacingError::StoreUnavailable(why),
+        StoreFailure::Unavailable(why) | StoreFailure::Skipped(why) => PacingError::StoreUnavailable(why),
         StoreFailure::Refused(why) if why == READ_ONLY => PacingError::ReadOnly,
         StoreFailure::Refused(why) if why.starts_with(NO_CONFIG) => PacingError::NoStoredLimits,
         StoreFailure::Refused(why) => PacingError::Store(why),
+        StoreFailure::Auth(why) => PacingError::StoreAuth(why),
+        StoreFailure::Forbidden(why) => PacingError::StoreForbidden(why),
     }
 }

@@ -83,6 +83,20 @@ class StoreUnavailableError(StoreError, ConnectionError):
     status = 13
 
 
+class StoreAuthError(StoreError):
+    """The shared store did not accept the credentials (WRONGPASS, NOAUTH): fix the user and password in the store
+    URL (redis://user:password@host:port)."""
+
+    status = 16
+
+
+class StoreForbiddenError(StoreError):
+    """The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command):
+    give the URL's user the commands the README's Redis section lists."""
+
+    status = 17
+
+
 class UnknownFieldsError(XeroGuardError, ValueError):
     """A struct set a field the loaded library does not know (the package is newer than its library)."""
 
@@ -94,13 +108,13 @@ class LimitsDifferError(XeroGuardError, ValueError):
     `replace_limits=True` to store the given ones for every process, or `adopt_stored_limits=True` to pace by the
     stored ones."""
 
-    status = 16
+    status = 18
 
 
 class NoStoredLimitsError(XeroGuardError, LookupError):
     """A read-only look at a key prefix that holds no limits."""
 
-    status = 17
+    status = 19
 
 
 class PanicError(XeroGuardError):
@@ -124,6 +138,8 @@ STATUS_ERRORS: Dict[int, Type[XeroGuardError]] = {
         BookingTooFarError,
         StoreUnavailableError,
         StoreError,
+        StoreAuthError,
+        StoreForbiddenError,
         UnknownFieldsError,
         LimitsDifferError,
         NoStoredLimitsError,
