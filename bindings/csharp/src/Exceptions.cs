@@ -224,6 +224,9 @@ namespace XeroGuard
     {
         /// <summary>The library's status, its name and message.</summary>
         public StoreForbiddenException(int status, string name, string message) : base(status, name, message) { }
+    }
+
+    /// <summary>
     /// The limits given differ from those stored for the key prefix; the message names both (XG_STATUS_LIMITS_DIFFER).
     /// Set <see cref="RedisOptions.ReplaceLimits"/> to store the given ones for every process, or
     /// <see cref="RedisOptions.AdoptStoredLimits"/> to pace by the stored ones.
