@@ -164,9 +164,11 @@ test('two Node processes and a Python one share one window', async () => {
     run(pythonVenv(), ['-c', PYTHON_WORKER, redis.url, p, '4', fresh]).then(JSON.parse),
   ]);
   assert.equal(run3.flat().filter((x) => x === 'granted').length, 6, JSON.stringify(run3));
-  const limiter = await xg.Limiter.connect(undefined, { redisUrl: redis.url, keyPrefix: p });
+  // A reader with other limits adopts the stored ones (without adoptStoredLimits it would be LimitsDifferError).
+  const limiter = await xg.Limiter.connect(undefined, { redisUrl: redis.url, keyPrefix: p, adoptStoredLimits: true });
   assert.equal((await limiter.snapshot(fresh)).minute.count, 6);
   assert.equal((await limiter.snapshot(T)).minute.limit, 6, "the stored limits are the first process's");
+  assert.equal(limiter.limits.tenantMinute.limit, 6);
   limiter.close();
 });
 
