@@ -5,11 +5,15 @@
 //! The conventions every call follows (engine.lua): KEYS are the config hash, the state hash, the app-minute ring
 //! and the tenant's minute and day rings; ARGV starts with the operation id ('' for a read; a retry sends
 //! `r:<id>`), the manual clock's reading ('' for the server's TIME), the tenant's encoded id ('' for the tenantless
-//! scope) and how long a result lives; the reply starts with the operation id echoed (a reply that does not is a
+//! scope), how long a result lives and the config's epoch this process last saw (the engine refuses the call,
+//! before writing, when the config was lost and made again since: this process then stores its overrides again and
+//! sends the call once more); the reply starts with the operation id echoed (a reply that does not is a
 //! desynchronised connection) and the store's now. Idempotency: every mutation reads first what an earlier run of
 //! it left. An acquire's permit id is its operation id, and its permit (`p:<id>`) is that trace; record, reserve
-//! and cancel leave their result (`r:<id>`) for [`RESULT_TTL_DEADLINES`] deadlines; observe needs none (applying
-//! feedback twice changes nothing more); release is an HDEL of the permit, which asking twice changes nothing.
+//! and cancel leave their result (`r:<id>`) for [`RESULT_TTL_DEADLINES`] deadlines; a reservation's id is its
+//! reserve's operation id, and cancel names it (`b:<id>`), so a cancel run twice frees one booking; observe needs
+//! none (applying feedback twice changes nothing more); release is an HDEL of the permit, which asking twice
+//! changes nothing.
 
 use std::collections::BTreeMap;
 
