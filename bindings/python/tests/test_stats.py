@@ -152,21 +152,30 @@ def test_an_outage_is_logged_once_then_counted(redis_server: RedisServer, caplog
         redis_server.kill()
         decisions = [limiter.acquire(T) for _ in range(5)]
         assert {d.fallback for d in decisions} == {xeroguard.FailurePolicy.OPEN}
+        # The outage once, and the breaker's opening when a reading of the stats saw it (3 failures in a row).
         logged = warnings_and_infos(caplog)
-        assert logged == [(logging.WARNING, "xeroguard: the shared store cannot be reached: the open failure policy "
-                                            "decides until it answers (logged once; a count follows)")]
+        assert logged[0] == (logging.WARNING, "xeroguard: the shared store cannot be reached: the open failure "
+                                              "policy decides until it answers (logged once; a count follows)")
+        assert all(m.startswith("xeroguard: the store's breaker is open") for _, m in logged[1:]), logged
         limiter._watch.REMIND_SECONDS = 0.0  # type: ignore[misc]  # every later fallback recalls the count
         limiter.acquire(T)
         assert warnings_and_infos(caplog)[-1][1].endswith(": 6 decisions by the open failure policy so far")
         s = limiter.stats()
         assert (s.fallbacks["open"], s.granted) == (6, 7)
 
+        limiter._watch.REMIND_SECONDS = 60.0  # type: ignore[misc]  # no reminders while it comes back
         redis_server.restart()
+        before = len(warnings_and_infos(caplog))
         wait_until(lambda: limiter.acquire(T).fallback is None)  # once the breaker's cooldown has passed
-        level, message = warnings_and_infos(caplog)[-1]
-        assert level == logging.INFO and message.startswith("xeroguard: the shared store answers again after ")
-        assert message.endswith("meanwhile the open failure policy made %d decisions" % limiter.stats().fallbacks[
-            "open"])
+        # The end of the outage, and the breaker's closing (or its openings since the last reading) as the stats
+        # read at that moment show it.
+        after = warnings_and_infos(caplog)[before:]
+        ends = [m for level, m in after if m.startswith("xeroguard: the shared store answers again after ")]
+        assert len(ends) == 1, after
+        assert ends[0].endswith("meanwhile the open failure policy made %d decisions"
+                                % limiter.stats().fallbacks["open"])
+        assert all(level == logging.INFO for level, _ in after), after
+        assert all(m in ends or m.startswith("xeroguard: the store's breaker ") for _, m in after), after
 
 
 def stats_with(**figures: Any) -> Stats:
