@@ -47,8 +47,8 @@ exit status: 0 done; 1 output that could not be written; 2 bad usage";
 const SNAPSHOT_HELP: &str = "\
 Print a tenant's shared pacing state (windows, permits in flight, blocks, the wait now) from the
 Redis that an app's workers share, for a person: instants in ISO 8601 UTC on the store's clock,
-durations in words (in 42 s); no TENANT: tenantless calls. It writes nothing but the default
-limits, and those only to a prefix that holds none.
+durations in words (in 42 s); no TENANT: tenantless calls. It writes nothing; a prefix with
+no stored limits is an error saying so.
   --redis URL          the store's URL, as the workers have it
   --prefix PREFIX      the workers' key prefix
   --json               the library's snapshot JSON instead (times in Unix ms), for machines
@@ -60,13 +60,14 @@ limits, and those only to a prefix that holds none.
                        tenant's snapshot with its pressure, and whether the listing is complete
   --max-tenants N      list at most N tenants (default 1000, at most 100000); the listing says
                        when it stopped early (N reached, or 1000 HSCAN steps)
-exit status: 0 done; 1 the store unavailable or output that could not be written; 2 bad usage";
+exit status: 0 done; 1 the store unavailable, no stored limits, or output that could not be
+written; 2 bad usage";
 
 const TOP_HELP: &str = "\
 A live view of an app's shared pacing state in Redis, redrawn every interval: the app's minute
 window, then the busiest tenants (sorted as snapshot --all) with their minute and day usage as
-bars against their limits, permits in flight, and when and why they wait. It writes nothing but
-the default limits, and those only to a prefix that holds none. q or Ctrl-C quits.
+bars against their limits, permits in flight, and when and why they wait. It writes nothing; a
+prefix with no stored limits is an error saying so. q or Ctrl-C quits.
   --redis URL          the store's URL, as the workers have it
   --prefix PREFIX      the workers' key prefix
   --interval SECONDS   time between readings (default 1; 0.1 to 3600)
