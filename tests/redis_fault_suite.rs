@@ -5,7 +5,8 @@
 //! After the store answers again: every tenant is granted by the store within the breaker's cooldown + 1 s; no
 //! release raises, none is lost (the store's in-flight count returns to 0: permits given back during the outage and
 //! those of acquires that timed out are replayed); under `closed` no window holds more than its limit. Real time is
-//! kept small with a short deadline and cooldown: about 20 s of wall time on 2 cores, tests in parallel.
+//! kept small with a short deadline and cooldown: about 20 s of wall time on 2 cores, tests in parallel. Through
+//! the CLIENT KILL loop no operation of the library's takes over 10 ms on the server (SLOWLOG).
 
 #[path = "support/redis.rs"]
 mod redis_support;
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use redis_support::RedisServer;
+use redis_support::{RedisServer, Resp};
 use xeroguard::pacing::{Clock, Decision, Limiter, Limits, PacingError, Permit, RedisOptions, WindowLimit};
 use xeroguard::{FailurePolicy, StoreFailureKind};
 
@@ -247,7 +248,10 @@ fn idle_connections_closed_by_the_server_are_replaced_within_the_call() {
 #[test]
 fn client_kill_loop() {
     const MINUTE_LIMIT: u32 = 30;
-    let server = RedisServer::start();
+    let server = RedisServer::builder()
+        .config("slowlog-log-slower-than", &SLOW_US.to_string())
+        .config("slowlog-max-len", "10000")
+        .start();
     let limiters: Vec<Limiter> = POLICIES.map(|policy| limiter_with(server.url(), policy, limits(MINUTE_LIMIT))).into();
     let stop = AtomicBool::new(false);
     let closed_grants = AtomicU64::new(0);
@@ -292,6 +296,27 @@ fn client_kill_loop() {
         let in_flight = (0..3).map(|_| l.snapshot("tenant-a", l.now()).expect("snapshot").in_flight).last();
         assert_eq!(in_flight, Some(0), "{policy:?}: every permit given back: {:?}", l.stats().store);
     }
+    assert_eq!(slow_operations(&server), Vec::<String>::new(), "operations over {SLOW_US} us on the server");
+}
+
+/// Issue 20's cost bound through the faults: no operation of the library's over 10 ms on the server (SLOWLOG).
+const SLOW_US: u32 = 10_000;
+
+/// The library's commands SLOWLOG holds (its own CLIENT KILL and SLOWLOG calls left out), as "COMMAND (us)".
+fn slow_operations(server: &RedisServer) -> Vec<String> {
+    let mut admin = server.admin_connection();
+    let Ok(Resp::Array(entries)) = admin.call(&["SLOWLOG", "GET", "-1"]) else { panic!("SLOWLOG GET") };
+    let mut slow = Vec::new();
+    for entry in entries {
+        let Resp::Array(fields) = entry else { continue };
+        let (Some(Resp::Integer(us)), Some(Resp::Array(args))) = (fields.get(2), fields.get(3)) else { continue };
+        let Some(Resp::Bulk(name)) = args.first() else { continue };
+        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+        if !matches!(name.as_str(), "CLIENT" | "SLOWLOG" | "CONFIG") {
+            slow.push(format!("{name} ({us} us)"));
+        }
+    }
+    slow
 }
 
 /// The server busy for 1 s (DEBUG SLEEP: it reads nothing meanwhile) while every policy decides: calls stay
