@@ -5,6 +5,7 @@ the workers of each language (worker.c, Worker.cs, worker.py, worker.mjs; they a
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,10 @@ from redis_server import RedisServer  # noqa: E402
 from xero_like_server import XeroLikeServer  # noqa: E402
 
 WORKER_START_TIMEOUT_S = 120.0
+# XEROGUARD_FLEET_LANGUAGES (default c,csharp,python,node) narrows a run to some languages, for debugging only: the
+# test command runs all four.
+LANGUAGES = [x.strip() for x in os.environ.get("XEROGUARD_FLEET_LANGUAGES", "c,csharp,python,node").split(",")
+             if x.strip()]
 # (limit, window ms) of one window, as the Xero-like server and worst_window take it.
 Window = Tuple[int, int]
 
@@ -106,6 +111,20 @@ def node_worker(work: Path) -> List[str]:
 
 
 BUILDERS = {"c": build_c_worker, "csharp": build_csharp_worker, "python": python_worker, "node": node_worker}
+
+
+def pair_of_workers_per_language(work: Path, skews: Optional[Dict[str, str]] = None) -> List[Worker]:
+    """Two workers of each language in LANGUAGES, built in `work`; the second on a clock moved by skews[language]
+    (faketime) when skews are given."""
+    unknown = sorted(set(LANGUAGES) - set(BUILDERS))
+    assert not unknown, "XEROGUARD_FLEET_LANGUAGES names unknown languages: %s" % unknown
+    if skews and shutil.which("faketime") is None:
+        fail("faketime is missing (skewed-clock workers): apt-get install -y faketime (scripts/test.sh does)")
+    workers: List[Worker] = []
+    for language in LANGUAGES:
+        argv = BUILDERS[language](work)
+        workers += [Worker(language, 1, argv, None), Worker(language, 2, argv, skews[language] if skews else None)]
+    return workers
 
 
 class Worker:

@@ -33,8 +33,6 @@ test command runs all four.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Sequence
@@ -45,8 +43,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from arrivals import greedy_ceiling, spread_summary, window_bound, worst_window  # noqa: E402
-from harness import (BUILDERS, ROOT, RedisServer, Worker, XeroLikeServer, fail, redis,  # noqa: E402,F401 (a fixture)
-                     run_fleet, worker_args)
+from harness import (LANGUAGES, ROOT, RedisServer, Worker, XeroLikeServer,  # noqa: E402
+                     pair_of_workers_per_language, run_fleet, worker_args)
+from harness import redis  # noqa: E402,F401 (a fixture: pytest finds it here)
 
 TENANTS = ["fleet-tenant-%d" % i for i in range(1, 6)]
 MINUTE = (6, 1000)  # (limit, window ms) per tenant
@@ -68,8 +67,6 @@ MIN_SHARE_OF_CEILING = 0.99
 SKEWS = {"c": "+5s", "csharp": "-3s", "python": "+5s", "node": "-3s"}
 SKEW_SECONDS = {"+5s": 5.0, "-3s": -3.0}
 OUT = ROOT / "target" / "fleet"
-LANGUAGES = [x.strip() for x in os.environ.get("XEROGUARD_FLEET_LANGUAGES", "c,csharp,python,node").split(",")
-             if x.strip()]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -110,14 +107,7 @@ def xero() -> Iterator[XeroLikeServer]:
 
 
 def test_fleet_shares_the_limits_through_redis(redis: RedisServer, xero: XeroLikeServer, tmp_path: Path) -> None:
-    unknown = sorted(set(LANGUAGES) - set(BUILDERS))
-    assert not unknown, "XEROGUARD_FLEET_LANGUAGES names unknown languages: %s" % unknown
-    if shutil.which("faketime") is None:
-        fail("faketime is missing (skewed-clock workers): apt-get install -y faketime (scripts/test.sh does)")
-    workers: List[Worker] = []
-    for language in LANGUAGES:
-        argv = BUILDERS[language](tmp_path)
-        workers += [Worker(language, 1, argv, None), Worker(language, 2, argv, SKEWS[language])]
+    workers = pair_of_workers_per_language(tmp_path, SKEWS)
     common = worker_args(redis, "fleet", xero, TENANTS, MINUTE, DAY, CONCURRENCY, APP, MARGIN_MS,
                          PERMIT_TIMEOUT_MS)
     run_fleet(workers, common, xero, RUN_MS)
