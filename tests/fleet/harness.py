@@ -32,6 +32,20 @@ LANGUAGES = [x.strip() for x in os.environ.get("XEROGUARD_FLEET_LANGUAGES", "c,c
 # (limit, window ms) of one window, as the Xero-like server and worst_window take it.
 Window = Tuple[int, int]
 
+# The fleet's shape (test_fleet.py's docstring says why): Xero's, with windows of 1 s and 10 s.
+MINUTE: Window = (6, 1000)  # per tenant
+DAY: Window = (50, 10_000)  # per tenant
+CONCURRENCY = 2  # per tenant
+APP: Window = (20, 1000)  # per app
+# The workers' margin on every window: it covers how much later one call can arrive after its send than another
+# (measured and printed by test_fleet.py: p99 2-10 ms, the worst 5-13 ms on a loaded 2-core machine, from a Mono or
+# Python thread waiting to be scheduled; 20-33 ms for the first calls before the workers warmed their guarded path
+# up). 40 ms is three times the worst seen. It costs no throughput while what the margins add up to over the span
+# (SPAN_WINDOWS x the margin) stays below a window minus a burst; beyond that a window's calls would be lost.
+MARGIN_MS = 40
+PERMIT_TIMEOUT_MS = 10_000
+SERVER_LATENCY_MS = 5
+
 
 def fail(message: str) -> None:
     pytest.fail(message, pytrace=False)
@@ -196,15 +210,22 @@ def redis() -> Iterator[RedisServer]:
         server.stop()
 
 
-def worker_args(redis: RedisServer, prefix: str, xero: XeroLikeServer, tenants: Sequence[str], minute: Window,
-                day: Window, concurrency: int, app: Window, margin_ms: int, permit_timeout_ms: int) -> List[str]:
+def xero_like_server(seed: int) -> XeroLikeServer:
+    """The Xero-like server with the fleet's shape, in this process: its log's t_ms is time.monotonic() since
+    `state.started`, the clock (CLOCK_MONOTONIC) the unskewed workers stamp their sends with."""
+    return XeroLikeServer(minute_ms=MINUTE[1], minute_limit=MINUTE[0], day_ms=DAY[1], day_limit=DAY[0],
+                          concurrency=CONCURRENCY, app_minute_limit=APP[0], latency_ms=SERVER_LATENCY_MS, seed=seed)
+
+
+def worker_args(redis: RedisServer, prefix: str, xero: XeroLikeServer, tenants: Sequence[str],
+                margin_ms: int = MARGIN_MS) -> List[str]:
     """The command line every worker takes (after --id): the store, the server, the tenants (a thread or task per
-    tenant each) and the limits, each window with the same margin."""
+    tenant each) and the fleet's limits, each window with the margin."""
     def window(w: Window) -> str:
         return "%d/%d/%d" % (w[0], w[1], margin_ms)
     return ["--redis", redis.url, "--prefix", prefix, "--port", str(xero.port), "--tenants", ",".join(tenants),
-            "--threads-per-tenant", "1", "--minute", window(minute), "--day", window(day),
-            "--concurrency", str(concurrency), "--app", window(app), "--permit-timeout-ms", str(permit_timeout_ms)]
+            "--threads-per-tenant", "1", "--minute", window(MINUTE), "--day", window(DAY),
+            "--concurrency", str(CONCURRENCY), "--app", window(APP), "--permit-timeout-ms", str(PERMIT_TIMEOUT_MS)]
 
 
 def run_fleet(workers: Sequence[Worker], common: List[str], xero: XeroLikeServer, run_ms: int,

@@ -43,23 +43,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from arrivals import greedy_ceiling, spread_summary, window_bound, worst_window  # noqa: E402
-from harness import (LANGUAGES, ROOT, RedisServer, Worker, XeroLikeServer,  # noqa: E402
-                     pair_of_workers_per_language, run_fleet, worker_args)
+from harness import (APP, CONCURRENCY, DAY, LANGUAGES, MARGIN_MS, MINUTE, ROOT, RedisServer, Worker,  # noqa: E402
+                     XeroLikeServer, pair_of_workers_per_language, run_fleet, worker_args, xero_like_server)
 from harness import redis  # noqa: E402,F401 (a fixture: pytest finds it here)
 
 TENANTS = ["fleet-tenant-%d" % i for i in range(1, 6)]
-MINUTE = (6, 1000)  # (limit, window ms) per tenant
-DAY = (50, 10_000)  # per tenant
-CONCURRENCY = 2  # per tenant
-APP = (20, 1000)  # per app
-# The workers' margin on every window: it covers how much later one call can arrive after its send than another
-# (measured and printed by this test: p99 2-10 ms, the worst 5-13 ms on a loaded 2-core machine, from a Mono or
-# Python thread waiting to be scheduled; 20-33 ms for the first calls before the workers warmed their guarded path
-# up). 40 ms is three times the worst seen. It costs no throughput while what the margins add up to over the span
-# (SPAN_WINDOWS x the margin) stays below a window minus a burst; beyond that a window's calls would be lost.
-MARGIN_MS = 40
-PERMIT_TIMEOUT_MS = 10_000
-SERVER_LATENCY_MS = 5
 RUN_MS = 15_000
 SPAN_WINDOWS = 14  # the measured span: this many app windows from the first arrival, all before the workers stop
 MIN_SHARE_OF_CEILING = 0.99
@@ -94,11 +82,8 @@ def test_greedy_ceiling_is_the_window_bound_for_the_fleet_shape() -> None:
 
 @pytest.fixture
 def xero() -> Iterator[XeroLikeServer]:
-    # In this process: its log's t_ms is time.monotonic() since `started`, the clock (CLOCK_MONOTONIC) the
-    # unskewed workers stamp their sends with, so send-to-arrival delays can be measured.
-    with XeroLikeServer(minute_ms=MINUTE[1], minute_limit=MINUTE[0], day_ms=DAY[1], day_limit=DAY[0],
-                        concurrency=CONCURRENCY, app_minute_limit=APP[0], latency_ms=SERVER_LATENCY_MS,
-                        seed=12) as server:
+    # On the unskewed workers' clock, so send-to-arrival delays can be measured.
+    with xero_like_server(seed=12) as server:
         yield server
 
 
@@ -108,8 +93,7 @@ def xero() -> Iterator[XeroLikeServer]:
 
 def test_fleet_shares_the_limits_through_redis(redis: RedisServer, xero: XeroLikeServer, tmp_path: Path) -> None:
     workers = pair_of_workers_per_language(tmp_path, SKEWS)
-    common = worker_args(redis, "fleet", xero, TENANTS, MINUTE, DAY, CONCURRENCY, APP, MARGIN_MS,
-                         PERMIT_TIMEOUT_MS)
+    common = worker_args(redis, "fleet", xero, TENANTS)
     run_fleet(workers, common, xero, RUN_MS)
     log = xero.log()
     stats = xero.stats()

@@ -13,14 +13,17 @@ error, so a worker waits through it as through a full window.
 
 The run, on the server's clock (ms after GO):
 - STALL_AT: the redis-server is SIGSTOPped for STALL_MS, then SIGCONTed;
-- KILL_AT: it is killed (SIGKILL) and, RESTART_GAP_MS later, started EMPTY on the same socket (no persistence);
+- KILL_AT: as soon as the app window has just filled (the most calls for the store to forget), it is killed
+  (SIGKILL) and, RESTART_GAP_MS later, started EMPTY on the same socket (no persistence);
 - RUN_MS: the workers stop asking (calls already granted still go).
 
 Checks:
 (a) before the kill (the stall and the healthy time around it): the server answered 0 x 429, and in its arrival
     log no tenant's 1 s or 10 s rolling window and no app 1 s window holds more than its limit;
 (b) after the store answers again (SIGCONT; the restart answering PING) every tenant's next call arrives within
-    the breaker's cooldown + 1 s;
+    the breaker's cooldown + 1 s. (The acquires that timed out during the stall run when Redis wakes and count in
+    the windows, though their permits are given back: when they fill the app window, the next call waits for it
+    to roll, a window plus the margin, 1.1 s.)
 (c) no worker reports an error (worker.c fails a release that does not return OK; the guards of the other
     languages raise nothing once a response exists) and every worker called after the restart;
 (d) across the empty restart the store forgot every call of the windows; the workers learn the server's counts
@@ -43,24 +46,21 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from arrivals import worst_window  # noqa: E402
-from harness import (LANGUAGES, ROOT, RedisServer, XeroLikeServer, pair_of_workers_per_language,  # noqa: E402
-                     run_fleet, worker_args)
+from arrivals import spread_summary, worst_window  # noqa: E402
+from harness import (APP, DAY, LANGUAGES, MINUTE, ROOT, RedisServer, Worker, XeroLikeServer,  # noqa: E402
+                     pair_of_workers_per_language, run_fleet, worker_args, xero_like_server)
 from harness import redis  # noqa: E402,F401 (a fixture: pytest finds it here)
 
-TENANTS = ["fault-tenant-%d" % i for i in range(1, 6)]
-# test_fleet.py's shape (see there): Xero's, with windows of 1 s and 10 s.
-MINUTE = (6, 1000)
-DAY = (50, 10_000)
-CONCURRENCY = 2
-APP = (20, 1000)
-MARGIN_MS = 40
-PERMIT_TIMEOUT_MS = 10_000
-SERVER_LATENCY_MS = 5
+TENANTS = ["fault-tenant-%d" % i for i in range(1, 6)]  # the fleet's shape: harness.py
+# The margin on every window covers how much later one call arrives after its send than another. The first calls
+# of the Python workers after the stall arrived up to 81 ms after they left the guard (every other call within
+# 32 ms), beyond test_fleet.py's 40 ms: a rolling app window then held 21 calls (2 runs of 25). The margin costs
+# only throughput, which this test does not measure; the delays are printed (send_to_arrival_ms).
+FAULT_MARGIN_MS = 100
 # The breaker's cooldown (xg_redis_options.breaker_cooldown_ms; README "The breaker"), scaled like the windows: the
 # default 1 s is a 60th of Xero's minute, and an outage lasts at least a cooldown for a worker whose breaker opened,
 # so with the default every 1 s "minute" the store forgot would have emptied before anyone asked again.
-BREAKER_COOLDOWN_MS = 250
+BREAKER_COOLDOWN_MS = 300
 GRANT_AFTER_RECOVERY_MS = BREAKER_COOLDOWN_MS + 1000
 STALL_AT_MS = 2500
 STALL_MS = 1000
@@ -74,9 +74,7 @@ OUT = ROOT / "target" / "fleet-faults"
 
 @pytest.fixture
 def xero() -> Iterator[XeroLikeServer]:
-    with XeroLikeServer(minute_ms=MINUTE[1], minute_limit=MINUTE[0], day_ms=DAY[1], day_limit=DAY[0],
-                        concurrency=CONCURRENCY, app_minute_limit=APP[0], latency_ms=SERVER_LATENCY_MS,
-                        seed=20) as server:
+    with xero_like_server(seed=20) as server:
         yield server
 
 
@@ -138,11 +136,24 @@ def first_arrivals_after(log: List[Dict[str, Any]], since_ms: float) -> Dict[str
     return first
 
 
+def send_to_arrival_ms(workers: List[Worker], log: List[Dict[str, Any]], server_started: float) -> Dict[str, Any]:
+    """Per language, how long calls took from leaving the guard to arriving (ms; min/p50/p99/max): sends and
+    arrivals are both on CLOCK_MONOTONIC (no worker here runs on a moved clock)."""
+    arrivals = {e["path"].rsplit("/", 1)[-1]: e["t_ms"] for e in log}
+    delays: Dict[str, List[float]] = {}
+    for w in workers:
+        for seq, sent_ms, _status in w.result["calls"]:
+            arrived = arrivals.get("%s-%d" % (w.id, seq))
+            if arrived is not None:
+                delays.setdefault(w.language, []).append(server_started * 1000.0 + arrived - sent_ms)
+    return {language: spread_summary(d) for language, d in sorted(delays.items())}
+
+
 def test_fleet_through_a_stall_and_an_empty_restart(redis: RedisServer, xero: XeroLikeServer,
                                                      tmp_path: Path) -> None:
     workers = pair_of_workers_per_language(tmp_path)
-    common = worker_args(redis, "faults", xero, TENANTS, MINUTE, DAY, CONCURRENCY, APP, MARGIN_MS,
-                         PERMIT_TIMEOUT_MS) + ["--breaker-cooldown-ms", str(BREAKER_COOLDOWN_MS)]
+    common = worker_args(redis, "faults", xero, TENANTS, FAULT_MARGIN_MS) + [
+        "--breaker-cooldown-ms", str(BREAKER_COOLDOWN_MS)]
     faults = Faults(redis, xero)
     run_fleet(workers, common, xero, RUN_MS, faults.run)
     log = sorted(xero.log(), key=lambda e: e["t_ms"])
@@ -175,6 +186,7 @@ def test_fleet_through_a_stall_and_an_empty_restart(redis: RedisServer, xero: Xe
         "problems_across_restart": problems_across_restart,
         "admitted_after_restart": sum(1 for e in log if e["t_ms"] >= at["restarted"] and e["status"] == 200),
         "last_arrival_ms_after_go": round(log[-1]["t_ms"] - faults.go_ms, 1) if log else None,
+        "send_to_arrival_ms": send_to_arrival_ms(workers, log, xero.state.started),
     }
     print("\nfleet through faults: %d workers (%s), %d tenants; stall %d ms at %d ms, kill at %d ms, empty restart "
           "%d ms later; run %d ms" % (len(workers), ", ".join(LANGUAGES), len(TENANTS), STALL_MS, STALL_AT_MS,
