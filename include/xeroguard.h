@@ -486,6 +486,10 @@ typedef struct {
   // Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
   const char *tls_ca_file;
   size_t tls_ca_file_len;
+  // Pace by the limits stored for the prefix when they differ from the ones given (`xg_limiter_limits` then
+  // reports them). Without it (or `replace_limits`), differing limits are `XG_STATUS_LIMITS_DIFFER`; both set is
+  // `XG_STATUS_INVALID_ARGUMENT`.
+  uint8_t adopt_stored_limits;
 } xg_redis_options;
 
 // The answer of acquire/peek: granted (with a permit to release; 0 for tenantless calls, which hold none), or
@@ -646,6 +650,13 @@ typedef struct {
 // The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command): give
 // the URL's user the commands the README lists.
 #define XG_STATUS_STORE_FORBIDDEN 17
+
+// The limits given differ from those stored for the key prefix (the message names both): set
+// `replace_limits` to write them over the stored ones, or `adopt_stored_limits` to pace by the stored ones.
+#define XG_STATUS_LIMITS_DIFFER 18
+
+// A limiter opened for inspection (`xg_limiter_inspect_redis`) found no limits stored for its key prefix.
+#define XG_STATUS_NO_STORED_LIMITS 19
 
 // A panic inside the library was caught at the boundary. The library remains usable.
 #define XG_STATUS_PANIC 99
@@ -826,11 +837,13 @@ xg_redis_options xg_redis_options_default(void);
 // Creates a limiter whose windows, permits, blocks and limits are shared, through Redis, by every process and
 // machine using the same `options->key_prefix`: every decision is one atomic script on the store's clock. Every
 // other `xg_limiter_*` function works on it unchanged. `limits` (NULL: the defaults) initialise a prefix that holds
-// none; the stored ones win unless `options->replace_limits`. `clock`: `XG_CLOCK_MONOTONIC` in production (the
-// store's clock decides; this one times waits), `XG_CLOCK_MANUAL` for tests (the manual reading is the store's
-// clock; a prefix is either). It connects once now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be
-// reached within the deadline, `XG_STATUS_STORE_AUTH` for a wrong user or password, `XG_STATUS_STORE_FORBIDDEN`
-// when its ACL lacks a command, `XG_STATUS_STORE_ERROR` when it refuses otherwise (another clock). Later, while the
+// none; a prefix holding other limits is `XG_STATUS_LIMITS_DIFFER` (the message names both) unless
+// `options->replace_limits` (these are stored) or `options->adopt_stored_limits` (the stored ones are used).
+// `clock`: `XG_CLOCK_MONOTONIC` in production (the store's clock decides; this one times waits),
+// `XG_CLOCK_MANUAL` for tests (the manual reading is the store's clock; a prefix is either). It connects once
+// now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be reached within the deadline, `XG_STATUS_STORE_AUTH`
+// for a wrong user or password, `XG_STATUS_STORE_FORBIDDEN` when its ACL lacks a command, `XG_STATUS_STORE_ERROR`
+// when it refuses otherwise (another clock). Later, while the
 // store cannot be reached, `options->on_store_error` decides and `xg_decision.fallback` says so. A handle made
 // before `fork()` may be used in both processes (the child never shares the parent's connections). Thread-safe.
 xg_status xg_limiter_new_redis(const xg_limits *limits,
@@ -838,8 +851,22 @@ xg_status xg_limiter_new_redis(const xg_limits *limits,
                                uint32_t clock,
                                xg_limiter **out);
 
+// Opens a shared limiter's key prefix for inspection: nothing is ever written to the store (not even limits to an
+// empty prefix). `xg_limiter_snapshot_json` and `xg_limiter_peek` answer (`XG_STATUS_NO_STORED_LIMITS` on a prefix
+// that holds no limits); operations that would write are `XG_STATUS_INVALID_ARGUMENT`. `xg_limiter_limits`
+// reports the stored limits (the defaults when there are none). `options->replace_limits`,
+// `adopt_stored_limits`, `on_store_error` and `workers` do not apply. Thread-safe.
+xg_status xg_limiter_inspect_redis(const xg_redis_options *options,
+                                   uint32_t clock,
+                                   xg_limiter **out);
+
 // Frees a limiter. NULL is a no-op. No other call may be using the handle, and it must not be used afterwards.
 void xg_limiter_free(xg_limiter *limiter);
+
+// Stores the limits the limiter paces by in `*out` (set `out->struct_size`): for a shared limiter, the limits
+// stored for its prefix (after `adopt_stored_limits`, the stored ones, not those given). Thread-safe.
+xg_status xg_limiter_limits(const xg_limiter *limiter,
+                            xg_limits *out);
 
 // Stores the limiter's clock reading (ms) in `*out_ms`. Thread-safe.
 xg_status xg_limiter_now_ms(const xg_limiter *limiter, uint64_t *out_ms);

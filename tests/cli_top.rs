@@ -94,9 +94,10 @@ fn snapshot_all_lists_every_tenant_busiest_first_and_writes_nothing() {
 fn a_prefix_without_tenants_and_a_store_that_is_down() {
     let server = redis_support::RedisServer::start();
     let url = server.url();
-    let (code, out, err) = xeroguard(&["snapshot", "--redis", &url, "--prefix", "empty", "--all"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("0 tenants with state"), "{out}");
+    // A prefix no worker has used holds no limits: said so, and nothing is written (issue 20).
+    let (code, _, err) = xeroguard(&["snapshot", "--redis", &url, "--prefix", "empty", "--all"]);
+    assert!(code == 1 && err.contains("no limits are stored for this key prefix"), "{code} {err}");
+    assert_eq!(server.cli(&["DBSIZE"]).trim(), "0");
     let (code, _, err) = xeroguard(&["top", "--redis", "redis://127.0.0.1:1", "--prefix", "p", "--once"]);
     assert!(code == 1 && err.contains("unavailable"), "{code} {err}");
     let (code, _, err) = xeroguard(&["top", "--redis", &url, "--prefix", "p", "--interval", "0"]);

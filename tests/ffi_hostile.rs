@@ -477,13 +477,40 @@ fn shared_limiter_creation_refuses_bad_options() {
         (xg_redis_options { on_store_error: 9, ..good }, XG_STATUS_INVALID_ARGUMENT, "on_store_error"),
         (xg_redis_options { workers: 0, ..good }, XG_STATUS_INVALID_ARGUMENT, "workers"),
         (xg_redis_options { replace_limits: 2, ..good }, XG_STATUS_INVALID_ARGUMENT, "options->replace_limits"),
+        (xg_redis_options { adopt_stored_limits: 2, ..good }, XG_STATUS_INVALID_ARGUMENT, "adopt_stored_limits"),
+        (
+            xg_redis_options { replace_limits: 1, adopt_stored_limits: 1, ..good },
+            XG_STATUS_INVALID_ARGUMENT,
+            "exclude each other",
+        ),
         (xg_redis_options { struct_size: 8, ..good }, XG_STATUS_INVALID_ARGUMENT, "struct_size"),
         (xg_redis_options { url: b"not a url".as_ptr().cast(), url_len: 9, ..good }, XG_STATUS_INVALID_ARGUMENT, "url"),
     ] {
         refused(f, status, what, || new(&bad, op));
     }
     refused(f, XG_STATUS_INVALID_ARGUMENT, "clock", || unsafe { xg_limiter_new_redis(ptr::null(), &good, 7, op) });
+    let f = "xg_limiter_inspect_redis";
+    refused(f, XG_STATUS_NULL_POINTER, "options", || unsafe { xg_limiter_inspect_redis(ptr::null(), 0, op) });
+    refused(f, XG_STATUS_NULL_POINTER, "out", || unsafe { xg_limiter_inspect_redis(&good, 0, ptr::null_mut()) });
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "clock", || unsafe { xg_limiter_inspect_redis(&good, 7, op) });
+    let no_prefix = xg_redis_options { key_prefix_len: 0, ..good };
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "key_prefix", || unsafe { xg_limiter_inspect_redis(&no_prefix, 0, op) });
     assert!(out.is_null(), "no handle on failure");
+}
+
+#[test]
+fn limits_of_a_limiter_refuse_bad_pointers() {
+    let l = new_limiter(Some(xg_limits_exact()), XG_CLOCK_MANUAL);
+    let f = "xg_limiter_limits";
+    refused(f, XG_STATUS_NULL_POINTER, "limiter", || unsafe {
+        xg_limiter_limits(ptr::null(), &mut xg_limits_default())
+    });
+    refused(f, XG_STATUS_NULL_POINTER, "out", || unsafe { xg_limiter_limits(l.0, ptr::null_mut()) });
+    let mut out = xg_limits { struct_size: 8, ..xg_limits_default() };
+    refused(f, XG_STATUS_INVALID_ARGUMENT, "struct_size", || unsafe { xg_limiter_limits(l.0, &mut out) });
+    let mut out = xg_limits_default();
+    assert_eq!(unsafe { xg_limiter_limits(l.0, &mut out) }, XG_STATUS_OK);
+    assert_eq!(out.tenant_minute.margin_ms, 0, "the limiter's own limits (exact), not the defaults");
 }
 
 #[test]

@@ -106,6 +106,14 @@ fn an_acl_user_with_only_the_needed_commands_can_do_everything() {
         let options = RedisOptions { functions, ..RedisOptions::new(url.clone(), prefix()) };
         let l = Limiter::new_redis(Limits::exact(), options, Clock::Monotonic).expect("ACL user");
         exercise(&l);
+        // The config lost and stored again with this process's overrides: inside the same commands.
+        l.set_tenant_limits("vip", Some(TenantLimits { minute_limit: 1, day_limit: 10, concurrency: 0 })).unwrap();
+        server.cli(&["FLUSHALL"]);
+        let Decision::Granted(_) = l.acquire("vip", l.now()).unwrap() else { panic!("granted") };
+        assert_eq!(l.snapshot("vip", l.now()).unwrap().minute.limit, 1, "the override is back");
+        // A read-only look needs no more than these either.
+        let view = Limiter::inspect_redis(RedisOptions::new(url.clone(), prefix()), Clock::Monotonic).unwrap();
+        assert_eq!(view.snapshot("vip", view.now()), Err(PacingError::NoStoredLimits));
     }
     // Without the Functions commands (an ACL written for Redis 6) the engine is sent as scripts.
     let scripts_only: Vec<&str> = ACL.iter().copied().filter(|c| !["+fcall", "+function|load"].contains(c)).collect();

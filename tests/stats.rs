@@ -185,7 +185,7 @@ impl Backend for FallingBack {
             Decision::Refused(r) => Decision::Refused(Refusal { fallback: Some(FailurePolicy::Local), ..r }),
         })
     }
-    fn peek(&self, tenant: &str, now: u64) -> Result<Option<Refusal>, PacingError> {
+    fn peek(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
         self.0.peek(tenant, now)
     }
     fn record(&self, tenant: &str, now: u64) -> Result<(), PacingError> {

@@ -2,7 +2,7 @@
 //! state, and reads their snapshots, changing nothing.
 
 use xeroguard::pacing::{PacingError, RedisOptions, Snapshot};
-use xeroguard::{Clock, Limiter, Limits};
+use xeroguard::{Clock, Limiter};
 
 use super::view::{Reading, by_pressure};
 
@@ -18,14 +18,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store under `prefix` on the server's clock.
-    ///
-    /// THE place for the read-only open (issue 20; `Limiter::inspect_redis(RedisOptions::new(url, prefix),
-    /// Clock::Monotonic)` on the "limits" branch, whose snapshots say `PacingError::NoStoredLimits` on a prefix no
-    /// worker has used): until it is merged, `Limiter::new_redis` with the default limits, which stores them if the
-    /// prefix holds none yet. Nothing else is written: snapshots and listings only read (tests/cli_top.rs checks).
+    /// Opens the store under `prefix` on the server's clock, read-only (issue 20): nothing is written, not even
+    /// limits to a prefix no worker has used, whose snapshots say `PacingError::NoStoredLimits`; snapshots and
+    /// listings only read (tests/cli_top.rs checks).
     pub fn open(url: &str, prefix: &str) -> Result<Self, PacingError> {
-        let limiter = Limiter::new_redis(Limits::default(), RedisOptions::new(url, prefix), Clock::Monotonic)?;
+        let limiter = Limiter::inspect_redis(RedisOptions::new(url, prefix), Clock::Monotonic)?;
         Ok(Store { limiter, prefix: prefix.to_owned() })
     }
 

@@ -45,6 +45,11 @@ pub const XG_STATUS_STORE_AUTH: xg_status = 16;
 /// The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command): give
 /// the URL's user the commands the README lists.
 pub const XG_STATUS_STORE_FORBIDDEN: xg_status = 17;
+/// The limits given differ from those stored for the key prefix (the message names both): set
+/// `replace_limits` to write them over the stored ones, or `adopt_stored_limits` to pace by the stored ones.
+pub const XG_STATUS_LIMITS_DIFFER: xg_status = 18;
+/// A limiter opened for inspection (`xg_limiter_inspect_redis`) found no limits stored for its key prefix.
+pub const XG_STATUS_NO_STORED_LIMITS: xg_status = 19;
 /// A panic inside the library was caught at the boundary. The library remains usable.
 pub const XG_STATUS_PANIC: xg_status = 99;
 
@@ -367,6 +372,8 @@ pub extern "C" fn xg_status_name(status: xg_status) -> *const c_char {
             XG_STATUS_UNKNOWN_FIELDS => c"unknown_fields",
             XG_STATUS_STORE_AUTH => c"store_auth",
             XG_STATUS_STORE_FORBIDDEN => c"store_forbidden",
+            XG_STATUS_LIMITS_DIFFER => c"limits_differ",
+            XG_STATUS_NO_STORED_LIMITS => c"no_stored_limits",
             XG_STATUS_PANIC => c"panic",
             _ => c"unknown_status",
         };

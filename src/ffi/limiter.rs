@@ -216,7 +216,10 @@ fn pacing_error(e: PacingError) -> FfiError {
         PacingError::Store(_) => XG_STATUS_STORE_ERROR,
         PacingError::StoreAuth(_) => XG_STATUS_STORE_AUTH,
         PacingError::StoreForbidden(_) => XG_STATUS_STORE_FORBIDDEN,
+        PacingError::LimitsDiffer(_) => XG_STATUS_LIMITS_DIFFER,
+        PacingError::NoStoredLimits => XG_STATUS_NO_STORED_LIMITS,
         PacingError::ClockBackwards
+        | PacingError::ReadOnly
         | PacingError::InvalidLimits(_)
         | PacingError::InvalidOptions(_)
         | PacingError::Timeout(_) => XG_STATUS_INVALID_ARGUMENT,
@@ -355,9 +358,19 @@ pub struct xg_redis_options {
     /// Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
     pub tls_ca_file: *const c_char,
     pub tls_ca_file_len: usize,
+    /// Pace by the limits stored for the prefix when they differ from the ones given (`xg_limiter_limits` then
+    /// reports them). Without it (or `replace_limits`), differing limits are `XG_STATUS_LIMITS_DIFFER`; both set is
+    /// `XG_STATUS_INVALID_ARGUMENT`.
+    pub adopt_stored_limits: u8,
 }
 
-impl SizedStruct for xg_redis_options {}
+impl SizedStruct for xg_redis_options {
+    /// ABI 2 and 3 until `adopt_stored_limits` was appended: 88 bytes, ending after `tls_ca_file_len`.
+    const EARLIER: &'static [(usize, usize)] = &[(88, 88)];
+}
+
+const _: () =
+    assert!(std::mem::offset_of!(xg_redis_options, adopt_stored_limits) == 88 && size_of::<xg_redis_options>() == 96);
 
 /// The longest store deadline accepted (`xg_redis_options.deadline_ms`).
 pub const XG_MAX_STORE_DEADLINE_MS: u64 = 10_000;
@@ -381,6 +394,7 @@ const NEVER_VALID_REDIS_OPTIONS: xg_redis_options = xg_redis_options {
     replace_limits: 0,
     tls_ca_file: std::ptr::null(),
     tls_ca_file_len: 0,
+    adopt_stored_limits: 0,
 };
 
 /// Options with the defaults and no URL or prefix yet (set both). Thread-safe.
@@ -404,6 +418,7 @@ fn redis_defaults() -> xg_redis_options {
         replace_limits: u8::from(d.replace_limits),
         tls_ca_file: std::ptr::null(),
         tls_ca_file_len: 0,
+        adopt_stored_limits: u8::from(d.adopt_stored_limits),
     }
 }
 
@@ -437,6 +452,14 @@ unsafe fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
     options.on_store_error = on_store_error;
     options.workers = o.workers;
     options.replace_limits = flag(o.replace_limits, "options", "replace_limits")?;
+    options.adopt_stored_limits = flag(o.adopt_stored_limits, "options", "adopt_stored_limits")?;
+    if options.replace_limits && options.adopt_stored_limits {
+        return Err(invalid(
+            "options->replace_limits and options->adopt_stored_limits exclude each other: set one (whose limits \
+             win) or neither"
+                .into(),
+        ));
+    }
     options.tls_ca_file = (!ca.is_empty()).then(|| ca.to_owned());
     Ok(options)
 }
@@ -464,11 +487,13 @@ unsafe fn limits_arg(limits: *const xg_limits) -> FfiResult<Limits> {
 /// Creates a limiter whose windows, permits, blocks and limits are shared, through Redis, by every process and
 /// machine using the same `options->key_prefix`: every decision is one atomic script on the store's clock. Every
 /// other `xg_limiter_*` function works on it unchanged. `limits` (NULL: the defaults) initialise a prefix that holds
-/// none; the stored ones win unless `options->replace_limits`. `clock`: `XG_CLOCK_MONOTONIC` in production (the
-/// store's clock decides; this one times waits), `XG_CLOCK_MANUAL` for tests (the manual reading is the store's
-/// clock; a prefix is either). It connects once now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be
-/// reached within the deadline, `XG_STATUS_STORE_AUTH` for a wrong user or password, `XG_STATUS_STORE_FORBIDDEN`
-/// when its ACL lacks a command, `XG_STATUS_STORE_ERROR` when it refuses otherwise (another clock). Later, while the
+/// none; a prefix holding other limits is `XG_STATUS_LIMITS_DIFFER` (the message names both) unless
+/// `options->replace_limits` (these are stored) or `options->adopt_stored_limits` (the stored ones are used).
+/// `clock`: `XG_CLOCK_MONOTONIC` in production (the store's clock decides; this one times waits),
+/// `XG_CLOCK_MANUAL` for tests (the manual reading is the store's clock; a prefix is either). It connects once
+/// now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be reached within the deadline, `XG_STATUS_STORE_AUTH`
+/// for a wrong user or password, `XG_STATUS_STORE_FORBIDDEN` when its ACL lacks a command, `XG_STATUS_STORE_ERROR`
+/// when it refuses otherwise (another clock). Later, while the
 /// store cannot be reached, `options->on_store_error` decides and `xg_decision.fallback` says so. A handle made
 /// before `fork()` may be used in both processes (the child never shares the parent's connections). Thread-safe.
 #[unsafe(no_mangle)]
@@ -489,6 +514,26 @@ pub unsafe extern "C" fn xg_limiter_new_redis(
     })
 }
 
+/// Opens a shared limiter's key prefix for inspection: nothing is ever written to the store (not even limits to an
+/// empty prefix). `xg_limiter_snapshot_json` and `xg_limiter_peek` answer (`XG_STATUS_NO_STORED_LIMITS` on a prefix
+/// that holds no limits); operations that would write are `XG_STATUS_INVALID_ARGUMENT`. `xg_limiter_limits`
+/// reports the stored limits (the defaults when there are none). `options->replace_limits`,
+/// `adopt_stored_limits`, `on_store_error` and `workers` do not apply. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_inspect_redis(
+    options: *const xg_redis_options,
+    clock: u32,
+    out: *mut *mut xg_limiter,
+) -> xg_status {
+    run("xg_limiter_inspect_redis", || {
+        let out = unsafe { out_ref(out, "out")? };
+        let options = unsafe { options_from_c(&read_sized(options, "options", redis_defaults())?)? };
+        let inner = Limiter::inspect_redis(options, clock_arg(clock)?).map_err(pacing_error)?;
+        *out = Box::into_raw(Box::new(xg_limiter { inner }));
+        Ok(())
+    })
+}
+
 /// Frees a limiter. NULL is a no-op. No other call may be using the handle, and it must not be used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xg_limiter_free(limiter: *mut xg_limiter) {
@@ -499,6 +544,18 @@ pub unsafe extern "C" fn xg_limiter_free(limiter: *mut xg_limiter) {
         // SAFETY: the handle came from xg_limiter_new and is freed once (caller's contract).
         drop(unsafe { Box::from_raw(limiter) });
     });
+}
+
+/// Stores the limits the limiter paces by in `*out` (set `out->struct_size`): for a shared limiter, the limits
+/// stored for its prefix (after `adopt_stored_limits`, the stored ones, not those given). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xg_limiter_limits(limiter: *const xg_limiter, out: *mut xg_limits) -> xg_status {
+    run("xg_limiter_limits", || {
+        let limiter = unsafe { limiter_arg(limiter)? };
+        let out = unsafe { sized_out(out, "out")? };
+        out.write(to_c_limits(*limiter.limits()));
+        Ok(())
+    })
 }
 
 /// Stores the limiter's clock reading (ms) in `*out_ms`. Thread-safe.
@@ -648,10 +705,7 @@ pub unsafe extern "C" fn xg_limiter_peek(
         let limiter = unsafe { limiter_arg(limiter)? };
         let tenant = unsafe { tenant_arg(tenant, tenant_len)? };
         let out = unsafe { sized_out(out, "out")? };
-        let decision = match limiter.peek(tenant, limiter.now()).map_err(pacing_error)? {
-            None => Decision::Granted(Permit::new(0)),
-            Some(refusal) => Decision::Refused(refusal),
-        };
+        let decision = limiter.peek_decision(tenant, limiter.now()).map_err(pacing_error)?;
         out.write(decision_to_c(decision));
         Ok(())
     })

@@ -14,10 +14,17 @@ pub const MAX_BOOKINGS: u32 = 2_000;
 /// The most calls an app may have booked ahead across its tenants (the app window holds every booking).
 pub const MAX_APP_BOOKINGS: u32 = 10_000;
 
+/// Calls a server reports (`X-*-Remaining`) and the limiter did not know of go at now in windows up to this long:
+/// the wait they cause is at most the window plus its margin, and a limiter set above the server's limit learns it
+/// without a 429. In longer windows (the day) they are spread over the window, which waiting a whole day for would
+/// stop a tenant for a day (see engine.rs `add_phantoms`).
+pub(crate) const PHANTOMS_AT_NOW_UP_TO_MS: u64 = 60_000;
+
 /// The names the Lua engine knows these by.
 #[allow(dead_code, reason = "the Lua engine's: build.rs writes it into the constants")]
 pub(crate) const LUA: &[(&str, u64)] = &[
     ("HORIZON_MS", MAX_BOOKING_AHEAD_MS),
     ("MAX_BOOKINGS", MAX_BOOKINGS as u64),
     ("MAX_APP_BOOKINGS", MAX_APP_BOOKINGS as u64),
+    ("PHANTOMS_AT_NOW_UP_TO_MS", PHANTOMS_AT_NOW_UP_TO_MS),
 ];

@@ -2,6 +2,7 @@
 //! reads or I/O: a backend stores the state, makes each operation atomic and calls these. What it means to admit,
 //! refuse, book, release and take the server's feedback is decided here and only here (xero-reference §7).
 
+use super::bounds::PHANTOMS_AT_NOW_UP_TO_MS;
 use super::config::{Limits, TenantLimits, WindowLimit};
 use super::types::{
     Decision, Feedback, MAX_APP_BOOKINGS, MAX_BOOKING_AHEAD_MS, MAX_BOOKINGS, PacingError, Permit, Refusal, Snapshot,
@@ -323,14 +324,23 @@ impl Effects {
     }
 }
 
-/// Adds the calls the server saw (`limit − remaining`) and we did not, at `now` (the conservative place: they
-/// expire last). A disabled window (limit 0) takes none.
+/// Adds the calls the server saw (`limit − remaining`) and we did not, `n` of them. In a window up to
+/// [`PHANTOMS_AT_NOW_UP_TO_MS`] (the minute) at now, the conservative place: they leave last, so the wait is at most
+/// the window plus its margin and no 429 follows. In a longer one (the day) spread evenly over the window the header
+/// describes (`step` = window ÷ (n + 1) apart, the k-th `window − max(1, k·step)` before now), as the server's own
+/// calls may have come: they leave at that pace, and a tenant that used its remaining calls waits window ÷ (n + 1)
+/// plus the margin, not the whole day (`X-DayLimit-Remaining: 10` after an empty restart refused it for 24 h).
+/// Calls that in fact came later than assumed can make one 429, whose `Retry-After` then blocks the tenant. A
+/// disabled window (limit 0) takes none.
 fn add_phantoms(window: &mut Window, limit: u32, spec: WindowLimit, remaining: Option<u32>, now: u64) {
     let Some(remaining) = remaining.filter(|_| limit > 0) else { return };
-    let seen = limit.saturating_sub(remaining) as usize;
-    let here = window.count_at(now, spec.window_ms);
-    for _ in here..seen {
-        window.insert(now, limit as usize, now);
+    let seen = limit.saturating_sub(remaining) as u64;
+    let here = window.count_at(now, spec.window_ms) as u64;
+    let n = seen.saturating_sub(here);
+    let step = spec.window_ms / (n + 1);
+    for k in 1..=n {
+        let before = if spec.window_ms <= PHANTOMS_AT_NOW_UP_TO_MS { 0 } else { spec.window_ms - (k * step).max(1) };
+        window.insert(now - before.min(now), limit as usize, now);
     }
 }
 

@@ -45,6 +45,12 @@ impl Limiter {
         Ok(Self::with_backend(Box::new(RedisBackend::connect(limits, options, clock)?), clock))
     }
 
+    /// A read-only view of a shared limiter's state (snapshot and peek; nothing is ever written, see
+    /// [`RedisBackend::inspect`]).
+    pub fn inspect_redis(options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
+        Ok(Self::with_backend(Box::new(RedisBackend::inspect(options, clock)?), clock))
+    }
+
     /// A limiter over any backend. `clock` is the clock `now` arguments and wait deadlines are read on.
     pub fn with_backend(backend: Box<dyn Backend>, clock: Clock) -> Self {
         Limiter { backend, clock: ClockSource::new(clock), waiters: Waiters::default(), counters: Counters::default() }
@@ -86,6 +92,15 @@ impl Limiter {
 
     /// What `acquire` would answer now, without taking anything: `None` when it would be granted.
     pub fn peek(&self, tenant: &str, now: u64) -> Result<Option<Refusal>, PacingError> {
+        Ok(match self.peek_decision(tenant, now)? {
+            Decision::Granted(_) => None,
+            Decision::Refused(refusal) => Some(refusal),
+        })
+    }
+
+    /// As [`Limiter::peek`], as a decision: granted with permit id 0, flagged (`fallback`) when the failure policy
+    /// decided because a shared store could not be reached.
+    pub fn peek_decision(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
         self.backend.peek(tenant, now)
     }
 

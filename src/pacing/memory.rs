@@ -14,7 +14,7 @@ use super::Backend;
 use super::clock::later;
 use super::config::{Limits, TenantLimits};
 use super::engine::{AppState, Scope, TenantState, scope_limits, unbook};
-use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot, check_tenant};
+use super::types::{Decision, Feedback, PacingError, Permit, Reservation, Snapshot, check_tenant};
 
 const SHARD_BITS: u32 = 5;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -232,8 +232,9 @@ impl Backend for MemoryBackend {
         Ok(decision)
     }
 
-    fn peek(&self, tenant: &str, now: u64) -> Result<Option<Refusal>, PacingError> {
-        self.view(tenant, now, |scope, _| scope.peek())
+    fn peek(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
+        let refusal = self.view(tenant, now, |scope, _| scope.peek())?;
+        Ok(refusal.map_or(Decision::Granted(Permit::new(0)), Decision::Refused))
     }
 
     fn record(&self, tenant: &str, now: u64) -> Result<(), PacingError> {

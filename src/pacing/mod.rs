@@ -42,7 +42,9 @@ pub trait Backend: Send + Sync {
     /// Whether every release is made through this process, so a waiter here can be woken by it.
     fn sees_every_release(&self) -> bool;
     fn acquire(&self, tenant: &str, now: u64) -> Result<Decision, PacingError>;
-    fn peek(&self, tenant: &str, now: u64) -> Result<Option<Refusal>, PacingError>;
+    /// What acquire would answer, changing nothing: granted with permit id 0 (and the failure policy's flag when
+    /// it decided), or the refusal.
+    fn peek(&self, tenant: &str, now: u64) -> Result<Decision, PacingError>;
     fn record(&self, tenant: &str, now: u64) -> Result<(), PacingError>;
     fn release(&self, permit: Permit, now: u64) -> Result<(), PacingError>;
     fn reserve(&self, tenant: &str, now: u64) -> Result<Reservation, PacingError>;

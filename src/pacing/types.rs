@@ -89,6 +89,13 @@ pub enum PacingError {
     StoreAuth(String),
     /// The shared store's ACL does not allow a command the limiter needs (NOPERM, an unknown or renamed command).
     StoreForbidden(String),
+    /// The limits given differ from those stored for the key prefix (the message names both); set
+    /// `replace_limits` to write these over them, or `adopt_stored_limits` to pace by the stored ones.
+    LimitsDiffer(String),
+    /// A read-only look at a key prefix that holds no limits (nothing was ever stored there, or the store lost it).
+    NoStoredLimits,
+    /// A limiter opened for inspection only reads: the operation would write.
+    ReadOnly,
 }
 
 impl std::fmt::Display for PacingError {
@@ -120,6 +127,11 @@ impl std::fmt::Display for PacingError {
                 "the shared store's ACL does not allow a command the limiter needs ({why}): give the URL's user the \
                  commands the README's Redis section lists"
             ),
+            PacingError::LimitsDiffer(why) => f.write_str(why),
+            PacingError::NoStoredLimits => f.write_str(
+                "no limits are stored for this key prefix (no limiter has started on it, or the store lost them)",
+            ),
+            PacingError::ReadOnly => f.write_str("this limiter was opened for inspection: it only reads"),
             PacingError::BookingTooFar { wait_ms } => write!(
                 f,
                 "the next free slot is {} away, beyond the booking horizon of {}",

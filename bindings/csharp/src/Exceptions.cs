@@ -226,6 +226,24 @@ namespace XeroGuard
         public StoreForbiddenException(int status, string name, string message) : base(status, name, message) { }
     }
 
+    /// <summary>
+    /// The limits given differ from those stored for the key prefix; the message names both (XG_STATUS_LIMITS_DIFFER).
+    /// Set <see cref="RedisOptions.ReplaceLimits"/> to store the given ones for every process, or
+    /// <see cref="RedisOptions.AdoptStoredLimits"/> to pace by the stored ones.
+    /// </summary>
+    public sealed class LimitsDifferException : XeroGuardException
+    {
+        /// <summary>The library's status, its name and message.</summary>
+        public LimitsDifferException(int status, string name, string message) : base(status, name, message) { }
+    }
+
+    /// <summary>A read-only look at a key prefix that holds no limits (XG_STATUS_NO_STORED_LIMITS).</summary>
+    public sealed class NoStoredLimitsException : XeroGuardException
+    {
+        /// <summary>The library's status, its name and message.</summary>
+        public NoStoredLimitsException(int status, string name, string message) : base(status, name, message) { }
+    }
+
     /// <summary>A panic inside the library was caught at the boundary; the library stays usable (XG_STATUS_PANIC).</summary>
     public sealed class NativePanicException : XeroGuardException
     {

@@ -253,9 +253,10 @@ namespace XeroGuard
         /// A limiter whose windows, permits, blocks and limits live in Redis, shared by every process and machine using
         /// the same <see cref="RedisOptions.KeyPrefix"/> (one prefix per Xero app): each decision is one atomic script on
         /// the store's clock. Every other member works as on a limiter of this process. <paramref name="limits"/> (null:
-        /// the defaults) initialise a prefix that holds none; the stored ones win unless
-        /// <see cref="RedisOptions.ReplaceLimits"/>. <paramref name="clock"/>: <see cref="LimiterClock.Monotonic"/> in
-        /// production (the store's clock decides); <see cref="LimiterClock.Manual"/> for tests, where the manual reading
+        /// the defaults) initialise a prefix that holds none; limits that differ from the stored ones are a
+        /// <see cref="LimitsDifferException"/> unless <see cref="RedisOptions.ReplaceLimits"/> (these are stored) or
+        /// <see cref="RedisOptions.AdoptStoredLimits"/> (the stored ones are used). <paramref name="clock"/>:
+        /// <see cref="LimiterClock.Monotonic"/> in production (the store's clock decides); <see cref="LimiterClock.Manual"/> for tests, where the manual reading
         /// is the store's clock (a key prefix is used with one kind of clock only). It connects now:
         /// <see cref="StoreUnavailableException"/> when the store cannot be reached within
         /// <see cref="RedisOptions.Deadline"/>, <see cref="StoreException"/> when it refuses.
@@ -272,6 +273,21 @@ namespace XeroGuard
 
         /// <summary>The clock the limiter reads.</summary>
         public LimiterClock Clock { get; private set; }
+
+        /// <summary>
+        /// The limits the limiter paces by (a copy): on a shared limiter, those stored for its prefix (after
+        /// <see cref="RedisOptions.AdoptStoredLimits"/>, the stored ones rather than those given).
+        /// </summary>
+        public Limits Limits
+        {
+            [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
+            get
+            {
+                XgLimits l = NativeMethods.xg_limits_default();
+                Native.Ensure(NativeMethods.xg_limiter_limits(Handle, ref l));
+                return new Limits(l);
+            }
+        }
 
         /// <summary>The limiter's clock reading in milliseconds.</summary>
         public long Now

@@ -48,7 +48,7 @@ namespace XeroGuard
         /// <summary>The library's defaults (xg_limits_default): Xero's published limits with small margins.</summary>
         public Limits() : this(LoadDefault()) { }
 
-        private Limits(XgLimits l)
+        internal Limits(XgLimits l)
         {
             TenantMinute = new WindowLimit(l.TenantMinute);
             TenantDay = new WindowLimit(l.TenantDay);

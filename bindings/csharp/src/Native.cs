@@ -104,6 +104,8 @@ namespace XeroGuard
                 case 15: throw new UnknownFieldsException(status, name, message);
                 case 16: throw new StoreAuthException(status, name, message);
                 case 17: throw new StoreForbiddenException(status, name, message);
+                case 18: throw new LimitsDifferException(status, name, message);
+                case 19: throw new NoStoredLimitsException(status, name, message);
                 case 99: throw new NativePanicException(status, name, message);
                 default: throw new XeroGuardException(status, name, message);
             }

@@ -116,6 +116,7 @@ namespace XeroGuard
         public byte ReplaceLimits;
         public IntPtr TlsCaFile;
         public UIntPtr TlsCaFileLen;
+        public byte AdoptStoredLimits;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -320,6 +321,9 @@ namespace XeroGuard
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_limiter_now_ms(LimiterHandle limiter, out ulong outMs);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_limits(LimiterHandle limiter, ref XgLimits outLimits);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int xg_limiter_advance_ms(LimiterHandle limiter, ulong ms);

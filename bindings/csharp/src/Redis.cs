@@ -34,6 +34,7 @@ namespace XeroGuard
             onStoreError = (FailurePolicy)d.OnStoreError;
             workers = (int)Math.Min(d.Workers, int.MaxValue);
             ReplaceLimits = d.ReplaceLimits != 0;
+            AdoptStoredLimits = d.AdoptStoredLimits != 0;
         }
 
         [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
@@ -105,8 +106,17 @@ namespace XeroGuard
             }
         }
 
-        /// <summary>Write this limiter's limits into the store even if it holds others (otherwise the stored ones win).</summary>
+        /// <summary>
+        /// Write this limiter's limits into the store even if it holds others. Without it (or
+        /// <see cref="AdoptStoredLimits"/>), limits that differ from the stored ones are a <see cref="LimitsDifferException"/>.
+        /// </summary>
         public bool ReplaceLimits { get; set; }
+
+        /// <summary>
+        /// Pace by the limits stored for the prefix when they differ from the ones given (<see cref="Limiter.Limits"/>
+        /// then reports them). Not with <see cref="ReplaceLimits"/> (an <see cref="ArgumentException"/> when created).
+        /// </summary>
+        public bool AdoptStoredLimits { get; set; }
 
         /// <summary>Optional: a PEM file of certificate authorities to trust for <c>rediss://</c> (null: the system's).</summary>
         public string TlsCaFile
@@ -134,6 +144,10 @@ namespace XeroGuard
         internal void Validate()
         {
             if (string.IsNullOrEmpty(KeyPrefix)) throw new ArgumentException("RedisOptions.KeyPrefix is required", "redis");
+            if (ReplaceLimits && AdoptStoredLimits)
+                throw new ArgumentException(
+                    "RedisOptions.ReplaceLimits and AdoptStoredLimits exclude each other: set one (whose limits win) or neither",
+                    "redis");
         }
 
         // Creates the native limiter; the strings are pinned only for the call (the library copies them).
@@ -160,6 +174,7 @@ namespace XeroGuard
                     OnStoreError = (uint)redis.OnStoreError,
                     Workers = (uint)redis.Workers,
                     ReplaceLimits = (byte)(redis.ReplaceLimits ? 1 : 0),
+                    AdoptStoredLimits = (byte)(redis.AdoptStoredLimits ? 1 : 0),
                     TlsCaFile = ca == null ? IntPtr.Zero : caPin.AddrOfPinnedObject(),
                     TlsCaFileLen = Native.Len(ca),
                 };

@@ -163,6 +163,27 @@ namespace XeroGuard.Tests
                 }
             });
 
+            r.Run("redis/limits_that_differ_from_the_stored_ones_are_refused_unless_adopted", () =>
+            {
+                string prefix = Prefix("adopt");
+                var five = new Limits { TenantMinute = new WindowLimit(5, 60000, 0), TenantConcurrency = 0 };
+                using (var first = new Limiter(Exact60(), new RedisOptions(Url) { KeyPrefix = prefix }, LimiterClock.Manual))
+                {
+                    var e = Assert.Throws<LimitsDifferException>(
+                        () => new Limiter(five, new RedisOptions(Url) { KeyPrefix = prefix }, LimiterClock.Manual), "differing limits");
+                    Assert.Equal("limits_differ", e.StatusName, "status name");
+                    Assert.True(e.Message.Contains("given 5 per 60000 ms") && e.Message.Contains("stored 60 per 60000 ms"), "names both: " + e.Message);
+                    var adopt = new RedisOptions(Url) { KeyPrefix = prefix, AdoptStoredLimits = true };
+                    using (var adopted = new Limiter(five, adopt, LimiterClock.Manual))
+                    {
+                        Assert.Equal(60, adopted.Limits.TenantMinute.Limit, "after adopting, Limits reports the stored ones");
+                        Assert.Equal(60, first.Limits.TenantMinute.Limit, "the first limiter's own");
+                    }
+                    var both = new RedisOptions(Url) { KeyPrefix = prefix, AdoptStoredLimits = true, ReplaceLimits = true };
+                    Assert.Throws<ArgumentException>(() => new Limiter(five, both, LimiterClock.Manual), "both flags");
+                }
+            });
+
             r.Run("redis/waits_and_interrupt_work_on_the_store", () =>
             {
                 using (var l = new Limiter(Exact60(), new RedisOptions(Url) { KeyPrefix = Prefix("wait") }, LimiterClock.Manual))
@@ -198,7 +219,8 @@ namespace XeroGuard.Tests
                 Assert.Equal(TimeSpan.FromMilliseconds(250), defaults.Deadline, "the library's default deadline");
                 Assert.Equal(TimeSpan.FromSeconds(1), defaults.BreakerCooldown, "the library's default cooldown");
                 Assert.Equal(FailurePolicy.Closed, defaults.OnStoreError, "closed by default");
-                Assert.True(defaults.Workers == 1 && !defaults.ReplaceLimits && defaults.TlsCaFile == null, "workers 1, stored limits win, system CAs");
+                Assert.True(defaults.Workers == 1 && !defaults.ReplaceLimits && !defaults.AdoptStoredLimits && defaults.TlsCaFile == null,
+                    "workers 1, differing limits refused, system CAs");
 
                 Assert.Throws<ArgumentException>(() => new RedisOptions(" "), "no URL");
                 Assert.Throws<ArgumentException>(() => new Limiter(null, new RedisOptions(Url)), "no key prefix");

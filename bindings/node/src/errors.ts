@@ -54,6 +54,13 @@ export class StoreAuthError extends statusError(16, 'store_auth') {}
 export class StoreForbiddenError extends statusError(17, 'store_forbidden') {}
 /** A struct set a field the loaded library does not know (the package is newer than its library). */
 export class UnknownFieldsError extends statusError(15, 'unknown_fields') {}
+/**
+ * The limits given differ from those stored for the key prefix (the message names both): pass `replaceLimits` to
+ * store the given ones for every process, or `adoptStoredLimits` to pace by the stored ones.
+ */
+export class LimitsDifferError extends statusError(18, 'limits_differ') {}
+/** A read-only look at a key prefix that holds no limits. */
+export class NoStoredLimitsError extends statusError(19, 'no_stored_limits') {}
 export class PanicError extends statusError(99, 'panic') {}
 
 const STATUS_ERRORS: ReadonlyMap<
@@ -77,6 +84,8 @@ const STATUS_ERRORS: ReadonlyMap<
   [15, UnknownFieldsError],
   [16, StoreAuthError],
   [17, StoreForbiddenError],
+  [18, LimitsDifferError],
+  [19, NoStoredLimitsError],
   [99, PanicError],
 ]);
 

@@ -201,8 +201,13 @@ export interface LimiterOptions {
   onStoreError?: FailurePolicy;
   /** For 'local': how many processes share the limits (each keeps limit / workers, at least 1). */
   workers?: number;
-  /** Write these limits into the store even if it holds others (otherwise the stored ones win). */
+  /**
+   * Write these limits into the store even if it holds others. Without it (or `adoptStoredLimits`), limits that
+   * differ from the stored ones fail with LimitsDifferError, naming both.
+   */
   replaceLimits?: boolean;
+  /** Pace by the limits stored for the prefix when they differ from these (`limiter.limits` then reports them). */
+  adoptStoredLimits?: boolean;
   /** A PEM file of certificate authorities to trust for rediss:// (the system's by default). */
   tlsCaFile?: string;
   /**
@@ -253,6 +258,7 @@ const STORE_OPTIONS = [
   'onStoreError',
   'workers',
   'replaceLimits',
+  'adoptStoredLimits',
   'tlsCaFile',
 ];
 const KNOWN_OPTIONS = new Set(['clock', 'redisUrl', 'logger', ...STORE_OPTIONS]);
@@ -289,6 +295,14 @@ function redisSettings(options: LimiterOptions): RedisSettings {
   }
   const workers = options.workers === undefined ? Number(redisDefaults.workers) : u32(options.workers, 'workers');
   if (workers === 0) throw new InvalidArgumentError('workers must be at least 1');
+  const replaceLimits = options.replaceLimits === undefined ? false : bool(options.replaceLimits, 'replaceLimits');
+  const adoptStoredLimits =
+    options.adoptStoredLimits === undefined ? false : bool(options.adoptStoredLimits, 'adoptStoredLimits');
+  if (replaceLimits && adoptStoredLimits) {
+    throw new InvalidArgumentError(
+      'replaceLimits and adoptStoredLimits exclude each other: set one (whose limits win) or neither',
+    );
+  }
   let tlsCaFile: string | null = null;
   if (options.tlsCaFile !== undefined) {
     if (utf8(options.tlsCaFile, 'tlsCaFile').length === 0)
@@ -305,7 +319,8 @@ function redisSettings(options: LimiterOptions): RedisSettings {
         : uint(options.breakerCooldownMs, 'breakerCooldownMs'),
     onStoreError: FAILURE_POLICY.code(policy),
     workers,
-    replaceLimits: options.replaceLimits === undefined ? false : bool(options.replaceLimits, 'replaceLimits'),
+    replaceLimits,
+    adoptStoredLimits,
     tlsCaFile,
   };
 }
@@ -359,12 +374,11 @@ export type OnRefusal = (refusal: Decision) => void;
  * waits for that connection and fails with its error otherwise.
  */
 export class Limiter {
-  /** The limits this limiter was created with (a shared one may use the limits stored under its prefix). */
-  readonly limits: Readonly<Limits>;
   readonly clock: Clock;
   /** Resolves once the native limiter exists; for a shared one, rejects when the store could not be reached. */
   readonly ready: Promise<void>;
   #handle: Handle | null = null;
+  #limits: Readonly<Limits>;
   #settings: RedisSettings | null;
   #closed = false;
   #users = 0;
@@ -386,8 +400,8 @@ export class Limiter {
       throw new InvalidArgumentError('logger must be an object with debug, info and warn methods (console will do)');
     }
     this.#logger = options.logger;
-    this.limits = Object.freeze(limitsFrom(limits));
-    const c = toC(this.limits);
+    this.#limits = Object.freeze(limitsFrom(limits));
+    const c = toC(this.#limits);
     if (options.redisUrl === undefined) {
       const given = STORE_OPTIONS.filter((name) => (options as Record<string, unknown>)[name] !== undefined);
       if (given.length > 0) {
@@ -404,6 +418,8 @@ export class Limiter {
       const created = runOffThread<Handle>('newRedis', [c, settings, CLOCKS[clock]])
         .then((result) => {
           this.#handle = unwrap(result);
+          // The limits it paces by: the stored ones (they differ from those given only when adopted).
+          this.#limits = Object.freeze(fromC(unwrap(OPS.limits(this.#handle)) as RawLimits));
         })
         .finally(() => this.#leave());
       created.catch(() => undefined); // seen by whoever awaits `ready` or calls an operation; never unhandled
@@ -421,6 +437,14 @@ export class Limiter {
       throw error;
     }
     return limiter;
+  }
+
+  /**
+   * The limits this limiter paces by: those given, or for a shared one once `ready`, those stored for its prefix
+   * (the stored ones rather than those given after `adoptStoredLimits`).
+   */
+  get limits(): Readonly<Limits> {
+    return this.#limits;
   }
 
   /** True for a limiter whose state lives in Redis. */

@@ -270,6 +270,7 @@ export const STRUCTS = {
     replace_limits: 'uint8_t',
     tls_ca_file: 'const char *',
     tls_ca_file_len: 'size_t',
+    adopt_stored_limits: 'uint8_t',
   }),
   xg_decision: koffi.struct('xg_decision', {
     struct_size: 'uint32_t',
@@ -409,8 +410,10 @@ export const DECLARATIONS: ReadonlyArray<readonly [string, TypeSpec, readonly Ty
   ['xg_limiter_new', 'int32_t', ['const xg_limits *', 'uint32_t', LIMITER_OUT]],
   ['xg_redis_options_default', 'xg_redis_options', []],
   ['xg_limiter_new_redis', 'int32_t', ['const xg_limits *', 'const xg_redis_options *', 'uint32_t', LIMITER_OUT]],
+  ['xg_limiter_inspect_redis', 'int32_t', ['const xg_redis_options *', 'uint32_t', LIMITER_OUT]],
   ['xg_limiter_free', 'void', ['xg_limiter *']],
   ['xg_limiter_now_ms', 'int32_t', ['const xg_limiter *', U64_OUT]],
+  ['xg_limiter_limits', 'int32_t', ['const xg_limiter *', koffi.inout(koffi.pointer('xg_limits'))]],
   ['xg_limiter_advance_ms', 'int32_t', ['const xg_limiter *', 'uint64_t']],
   ['xg_limiter_set_now_ms', 'int32_t', ['const xg_limiter *', 'uint64_t']],
   ['xg_limiter_acquire', 'int32_t', ['const xg_limiter *', 'const char *', 'size_t', 'xg_decision *']],

@@ -102,6 +102,7 @@ export interface RedisSettings {
   onStoreError: number;
   workers: number;
   replaceLimits: boolean;
+  adoptStoredLimits: boolean;
   tlsCaFile: string | null;
 }
 
@@ -209,6 +210,7 @@ export const OPS = {
       on_store_error: settings.onStoreError,
       workers: settings.workers,
       replace_limits: settings.replaceLimits ? 1 : 0,
+      adopt_stored_limits: settings.adoptStoredLimits ? 1 : 0,
       tls_ca_file: settings.tlsCaFile,
       tls_ca_file_len: ca === null ? 0 : ca.length,
     };
@@ -218,6 +220,12 @@ export const OPS = {
       'xg_limiter_new_redis',
       () => out[0] as Handle,
     );
+  },
+
+  /** The limits a limiter paces by (a shared one: those stored for its prefix). */
+  limits(handle: Handle): OpResult<Record<string, unknown>> {
+    const out = { ...(fn.xg_limits_default!() as Record<string, unknown>) };
+    return outcome(fn.xg_limiter_limits!(handle, out) as number, 'xg_limiter_limits', () => out);
   },
 
   acquire(handle: Handle, tenant: Uint8Array): OpResult<RawDecision> {

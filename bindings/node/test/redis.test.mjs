@@ -61,6 +61,30 @@ test('a shared limiter decides through the store, off the event loop', async () 
   limiter.close();
 });
 
+test('limits that differ from the stored ones are LimitsDifferError unless adopted', async () => {
+  const options = { redisUrl: redis.url, keyPrefix: prefix(), clock: 'manual' };
+  const ten = { tenantMinute: { limit: 10, windowMs: 60000, marginMs: 0 } };
+  const five = { tenantMinute: { limit: 5, windowMs: 60000, marginMs: 0 } };
+  const first = await xg.Limiter.connect(ten, options);
+  await assert.rejects(
+    xg.Limiter.connect(five, options),
+    (e) =>
+      e instanceof xg.LimitsDifferError &&
+      e.status === 18 &&
+      /given 5 per 60000 ms.*stored 10 per 60000 ms/.test(e.message),
+  );
+  const adopted = await xg.Limiter.connect(five, { ...options, adoptStoredLimits: true });
+  assert.equal(adopted.limits.tenantMinute.limit, 10, 'after adopting, limits reports the stored ones');
+  assert.equal(first.limits.tenantMinute.limit, 10);
+  assert.throws(
+    () => new xg.Limiter(five, { ...options, adoptStoredLimits: true, replaceLimits: true }),
+    (e) => e instanceof xg.InvalidArgumentError && /exclude each other/.test(e.message),
+  );
+  assert.throws(() => new xg.Limiter(five, { ...options, adoptStoredLimits: 1 }), xg.InvalidArgumentError);
+  adopted.close();
+  first.close();
+});
+
 test('a store that cannot be reached is StoreUnavailableError, from ready and from every operation', async () => {
   const limiter = new xg.Limiter(undefined, { redisUrl: 'redis+unix:///nonexistent/redis.sock', keyPrefix: prefix() });
   await assert.rejects(
@@ -140,9 +164,11 @@ test('two Node processes and a Python one share one window', async () => {
     run(pythonVenv(), ['-c', PYTHON_WORKER, redis.url, p, '4', fresh]).then(JSON.parse),
   ]);
   assert.equal(run3.flat().filter((x) => x === 'granted').length, 6, JSON.stringify(run3));
-  const limiter = await xg.Limiter.connect(undefined, { redisUrl: redis.url, keyPrefix: p });
+  // A reader with other limits adopts the stored ones (without adoptStoredLimits it would be LimitsDifferError).
+  const limiter = await xg.Limiter.connect(undefined, { redisUrl: redis.url, keyPrefix: p, adoptStoredLimits: true });
   assert.equal((await limiter.snapshot(fresh)).minute.count, 6);
   assert.equal((await limiter.snapshot(T)).minute.limit, 6, "the stored limits are the first process's");
+  assert.equal(limiter.limits.tenantMinute.limit, 6);
   limiter.close();
 });
 

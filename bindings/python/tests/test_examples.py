@@ -55,5 +55,5 @@ def test_paced_httpx_example_shares_its_limits_through_redis(xero_server: Any, r
     assert stats["count_429"] == 0 and stats["admitted"] == {"a": 8}
     assert max(stats["max_admitted_in_rolling_minute"].values()) <= 5
     # Both processes counted in one place: the tenant's day window in the store holds all eight calls.
-    with xeroguard.Limiter(redis_url=redis_server.url, key_prefix="py-example") as shared:
+    with xeroguard.Limiter(redis_url=redis_server.url, key_prefix="py-example", adopt_stored_limits=True) as shared:
         assert shared.snapshot("a")["day"]["count"] == 8

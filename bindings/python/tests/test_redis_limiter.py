@@ -74,6 +74,17 @@ def test_permits_and_waits_work_unchanged_on_a_shared_limiter(redis_server: Redi
             limiter.acquire_wait(T)
 
 
+def test_limits_that_differ_from_the_stored_ones_are_refused_unless_adopted(redis_server: RedisServer) -> None:
+    options: Dict[str, Any] = dict(clock="manual", redis_url=redis_server.url, key_prefix="py-adopt")
+    with Limiter(minute_limits(10), **options) as first:
+        with pytest.raises(xeroguard.LimitsDifferError, match="given 5 per 60000 ms.*stored 10 per 60000 ms"):
+            Limiter(minute_limits(5), **options)
+        with Limiter(minute_limits(5), adopt_stored_limits=True, **options) as adopted:
+            assert adopted.limits == minute_limits(10)  # what it paces by: the stored limits
+            assert fill(adopted, T, 11) == [True] * 10 + [False]
+        assert first.limits == minute_limits(10)
+
+
 def test_an_unreachable_store_fails_creation(redis_server_factory: Callable[..., RedisServer]) -> None:
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError) as refused:
@@ -171,6 +182,8 @@ def test_the_requests_guard_paces_through_redis_with_no_429(xero_server: Any, re
     (dict(key_prefix="app", workers=-1), ValueError, "workers must be in 0..4294967295"),
     (dict(key_prefix="app", workers=True), TypeError, "workers must be an int, not bool"),
     (dict(key_prefix="app", replace_limits="yes"), TypeError, "replace_limits must be a bool"),
+    (dict(key_prefix="app", adopt_stored_limits=1), TypeError, "adopt_stored_limits must be a bool"),
+    (dict(key_prefix="app", replace_limits=True, adopt_stored_limits=True), ValueError, "exclude each other"),
     (dict(key_prefix="app", tls_ca_file=""), ValueError, "tls_ca_file must not be empty"),
     (dict(key_prefix="app", tls_ca_file=b"/ca.pem"), TypeError, "tls_ca_file must be a path"),
 ])
@@ -185,6 +198,7 @@ def test_redis_options_are_checked_before_anything_crosses(options: Dict[str, An
     (dict(key_prefix="app"), "key_prefix only apply with redis_url"),
     (dict(on_store_error="open", workers=2), "on_store_error, workers only apply with redis_url"),
     (dict(replace_limits=True), "replace_limits only apply"),
+    (dict(adopt_stored_limits=True), "adopt_stored_limits only apply"),
 ])
 def test_redis_options_need_a_redis_url(options: Dict[str, Any], message: str) -> None:
     with pytest.raises(TypeError, match=message):

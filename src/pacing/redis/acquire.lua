@@ -27,13 +27,14 @@ local function granted_at_once(keys, args)
   end
   local lim = LIMITS[sub(a, 3, 2 + 8 * LIMIT_FIELDS)]
   if not lim then return nil, now, c end
-  local cread, afloor, ab, _, aogen, akexp, _, abase, _, _, apn, _, _, afnum, _, apl = sunpack(APP_REST_FMT, a,
-    3 + 8 * LIMIT_FIELDS)
+  local cread, afloor, ab, _, aogen, akexp, _, aepoch, abase, _, _, apn, _, _, afnum, _, apl = sunpack(APP_REST_FMT,
+    a, 3 + 8 * LIMIT_FIELDS)
   local atn = (#a - A_COLD) / 4
   local tnm, tnd, np = sunpack('>BBH', h)
   local _, bu, _, ogen, om, od, oc, oset, kexp, mbase, _, _, mpn, _, _, mfnum, _, mpl, _, _, dbase, _, _, dpn, _, _,
     dfnum, _, dpl = sunpack(TEN_FMT, h, 5)
-  if cread < 0 or now < cread or now - cread >= CONFIG_REFRESH_MS or (aogen ~= 0 and ogen ~= aogen) then
+  if cread < 0 or now < cread or now - cread >= CONFIG_REFRESH_MS or (aogen ~= 0 and ogen ~= aogen)
+    or (args[5] ~= '' and tonumber(args[5]) ~= aepoch) then
     return nil, now, c
   end
   -- Time never runs backwards (as begin): the floor and the newest calls of every log.

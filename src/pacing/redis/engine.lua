@@ -8,7 +8,8 @@
 -- KEYS: 1 config hash (the stored limits, the tenants' own limits: no TTL), 2 state hash (every header, permit and
 --       result: see below), 3 app ring, 4 tenant minute ring, 5 tenant day ring.
 -- ARGV: 1 operation id ('' for reads; 'r:<id>' on a retry), 2 manual clock reading ('' = the server's TIME), 3 the
---       tenant's encoded id ('' for the tenantless scope), 4 how long a result lives (ms), 5... the operation's own.
+--       tenant's encoded id ('' for the tenantless scope), 4 how long a result lives (ms), 5 the config's epoch the
+--       caller last saw ('' = any: see init.lua), 6... the operation's own.
 --
 -- The state hash holds what every call reads and writes, as fields, so that a decision is one HMGET and one HSET:
 --   a           the app: a copy of the config (re-read every CONFIG_REFRESH_MS, or when init or an override makes
@@ -18,6 +19,7 @@
 --   p:<id>      a permit held until its value (release is an HDEL of it; a tenantless grant leaves one too, as its
 --               result, for a retry to find)
 --   r:<id>      an operation's result, as '<expiry>:<json>' (record, reserve, cancel)
+--   b:<id>      a reservation booked ahead, until its instant (its value): cancel finds it by its id
 -- Expired fields are swept a few at a time (HSCAN) as the app's log is written; the hash's TTL covers its content.
 --
 -- A log is the sorted instants of one window, each stored as 4 bytes, modulo 2^32 (a window's calls lie within
@@ -45,8 +47,8 @@ local JUMP_MIN = 8
 -- booking (offset), newest ring entry (offset), cached front count, the cached front (FRONT entries).
 local LOG_FMT = 'dI4I4I4I4I4I4I4I4Bc' .. (4 * FRONT)
 -- The app's header: format, clock (1 server, 2 manual), the limits (LIMIT_FIELDS), when the config was read, the
--- time floor, app block until and reason, override generation, the state hash's expiry, the sweep's cursor, then
--- the app-minute log's header. The app log's tail follows it.
+-- time floor, app block until and reason, override generation, the state hash's expiry, the sweep's cursor, the
+-- config's epoch, then the app-minute log's header. The app log's tail follows it.
 local LIMITS_FMT, APP_REST_FMT
 -- A tenant's header (after three counts: minute tail, day tail, permit ids): format, block until and reason,
 -- override generation seen, own minute, day and concurrency limits, whether it has them, when its state can be
@@ -59,7 +61,7 @@ local ZERO_FRONT
 -- Per call: the keys and arguments, now, the app (A) and tenant (T) headers, the scope's limits (TL), the logs (AM
 -- app minute, TM tenant minute, TD tenant day), the limits' parts (L), and the fields the commit writes (W).
 local K_CFG, K_STATE, K_ARING, K_MRING, K_DRING
-local OP, ECHO, RETRY, TENANTLESS, MANUAL, RESULT_TTL, F_TENANT, F_OWN
+local OP, ECHO, RETRY, TENANTLESS, MANUAL, RESULT_TTL, F_TENANT, F_OWN, EPOCH
 local now
 -- Reused by every call (a Functions library keeps them between calls): every field is set before it is read.
 local A, T, TL, L = {}, {}, {}, {}
@@ -81,7 +83,7 @@ local function setup()
   ZERO_FRONT = string.rep('\0', 4 * FRONT)
   AM, TM, TD = setmetatable({}, Log), setmetatable({}, Log), setmetatable({}, Log)
   LIMITS_FMT = '>' .. string.rep('d', LIMIT_FIELDS)
-  APP_REST_FMT = '>dddBddd' .. LOG_FMT
+  APP_REST_FMT = '>dddBdddd' .. LOG_FMT
   A_COLD = 2 + struct.size(LIMITS_FMT) + struct.size(APP_REST_FMT)
   T_COLD = struct.size(TEN_FMT)
   -- After the tenant field's counts ('>BBH'), the fields before kexp; 1-based.
@@ -602,6 +604,36 @@ function Log:insert(t, k, cap)
   self.changed = true
 end
 
+-- Records calls at the instants `at` (ascending, at or before now) among the past calls, which they may precede: the
+-- past is merged and the ring laid out again (phantom calls only: rare). Of the past calls the newest `cap` are kept
+-- (Window::insert, call by call).
+function Log:insert_past(at, cap)
+  self:settle()
+  local np, merged, n, a = self.pn + self.tn, {}, 0, 0
+  for _, t in ipairs(at) do
+    while a < np and self:at(a) <= t do
+      n, a = n + 1, a + 1
+      merged[n] = self:at(a - 1)
+    end
+    n = n + 1
+    merged[n] = t
+  end
+  while a < np do
+    n, a = n + 1, a + 1
+    merged[n] = self:at(a - 1)
+  end
+  local from = max(n - cap, 0) + 1
+  local count = n - from + 1
+  if count <= 0 then return end
+  local parts = {}
+  for i = from, n do parts[i - from + 1] = pack('>I4', merged[i] % U32) end
+  self.base = self:is_empty() and merged[from] or min(self.base, merged[from])
+  self.pn, self.tn, self.tail, self.cn, self.front = 0, 0, '', 0, ''
+  self:rewrite(max(count, MIN_ROOM), self.fr, table.concat(parts), count)
+  if not self.grew_to or merged[n] > self.grew_to then self.grew_to = merged[n] end
+  self.changed = true
+end
+
 -- Removes one call booked at t (> now: only bookings are ever removed); false when there is none.
 function Log:remove(t)
   local q = self:booked_le(t - 1)
@@ -649,32 +681,33 @@ local function read_app(a)
       LIMITS[bytes], LIMITS_KEPT = lim, LIMITS_KEPT + 1
     end
     local front
-    A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep,
+    A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch,
       AM.base, AM.pr, AM.ps, AM.pn, AM.fr, AM.fs, AM.fnum, AM.ff, AM.pl, AM.cn, front =
       sunpack(APP_REST_FMT, a, 3 + 8 * LIMIT_FIELDS)
     A.clock, A.lim, A.cold, A.dirty = string.byte(a, 2), lim, sub(a, 1, A_COLD), false
     AM.front, AM.tail = sub(front, 1, 4 * AM.cn), sub(a, A_COLD + 1)
     AM.tn = #AM.tail / 4
   else
-    A.clock, A.lim, A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.cold, A.dirty =
-      0, nil, -1, 0, 0, 0, 0, 0, 0, nil, true
+    A.clock, A.lim, A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch, A.cold, A.dirty =
+      0, nil, -1, 0, 0, 0, 0, 0, 0, 0, nil, true
   end
 end
 
 local function load_config()
-  local c = redis.call('HMGET', K_CFG, 'clock', 'lim', 'ogen')
+  local c = redis.call('HMGET', K_CFG, 'clock', 'lim', 'ogen', 'epoch')
   if not c[1] then fail('XG_NOCONFIG the limits of this key prefix are not stored') end
   -- Not anchored at the end: a later version may append fields.
   local lim = { string.match(c[2] or '', LIMITS_PATTERN) }
   if #lim ~= LIMIT_FIELDS then fail('XG_BADCONFIG the stored limits cannot be read: ' .. tostring(c[2])) end
   for i = 1, LIMIT_FIELDS do lim[i] = tonumber(lim[i]) end
   A.clock, A.lim, A.ogen, A.cread, A.dirty = c[1] == 'server' and 1 or 2, lim, tonumber(c[3]) or 0, now, true
+  A.epoch = tonumber(c[4]) or 0
 end
 
 local function app_header()
   if A.dirty or AM.dirty then
-    local v = { A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep }
-    AM:fields(v, 7)
+    local v = { A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch }
+    AM:fields(v, 8)
     A.cold = pack('>BB', FORMAT, A.clock) .. pack(LIMITS_FMT, unpack(A.lim, 1, LIMIT_FIELDS))
       .. pack(APP_REST_FMT, unpack(v))
   end
@@ -747,6 +780,7 @@ local function begin(keys, args, trace, read_now, read)
   TENANTLESS = args[3] == ''
   F_TENANT, F_OWN = 'h:' .. args[3], 'o:' .. args[3]
   RESULT_TTL = tonumber(args[4]) or 0
+  EPOCH = args[5] ~= '' and tonumber(args[5]) or nil
   WN = 0
   if read_now then
     now = read_now
@@ -762,6 +796,8 @@ local function begin(keys, args, trace, read_now, read)
   if (A.clock == 1) == MANUAL then
     fail('XG_CLOCK_MISMATCH this key prefix runs on the ' .. (A.clock == 1 and 'server' or 'manual') .. ' clock')
   end
+  -- Before anything is written: the caller stores its overrides again (init), then sends this call again.
+  if EPOCH and EPOCH ~= A.epoch then fail('XG_EPOCH the config of this key prefix was lost and stored again') end
   -- Time never runs backwards: not after a failover to a host with another clock, not between callers.
   now = max(now, A.floor, AM:newest_past() or 0)
   local lim = A.lim
@@ -895,12 +931,21 @@ local function unbook(at)
   AM:remove(at)
 end
 
--- Adds the calls the server saw (limit - remaining) and we did not, at now (engine.rs add_phantoms).
+-- Adds the calls the server saw (limit - remaining) and we did not (engine.rs add_phantoms): at now in a window up
+-- to PHANTOMS_AT_NOW_UP_TO_MS, else spread evenly over it (the k-th of n window - max(1, k * step) before now, step
+-- = window / (n + 1)).
 local function add_phantoms(log, limit, window, remaining)
   if remaining < 0 or limit == 0 then return end
   local seen = max(limit - remaining, 0)
-  local here = log:count_at(now, window)
-  if seen > here then log:insert(now, seen - here, limit) end
+  local n = seen - log:count_at(now, window)
+  if n <= 0 then return end
+  if window <= PHANTOMS_AT_NOW_UP_TO_MS then
+    log:insert(now, n, limit)
+    return
+  end
+  local step, at = floor(window / (n + 1)), {}
+  for k = 1, n do at[k] = now - min(now, window - max(1, k * step)) end
+  log:insert_past(at, limit)
 end
 
 ---------------------------------------------------------------------------------------------------------------------
@@ -930,7 +975,7 @@ local function sweep()
     local kind, expiry = sub(field, 1, 2), nil
     if kind == 'h:' and #value >= T_KEXP_AT + 7 then
       expiry = sunpack('>d', value, T_KEXP_AT)
-    elseif kind == 'p:' then
+    elseif kind == 'p:' or kind == 'b:' then
       expiry = tonumber(value)
     elseif kind == 'r:' then
       expiry = tonumber(string.match(value, '^(%d+):'))

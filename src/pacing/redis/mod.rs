@@ -41,6 +41,7 @@ mod numbers;
 mod pending;
 mod protocol;
 mod scripts;
+mod stored;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,7 +61,7 @@ use super::clock::Clock;
 use super::config::{Limits, TenantLimits};
 use super::engine::Effects;
 use super::stats::StoreStats;
-use super::types::{Decision, Feedback, PacingError, Permit, Refusal, Reservation, Snapshot, check_tenant};
+use super::types::{Decision, Feedback, PacingError, Permit, Reservation, Snapshot, check_tenant};
 use crate::vocab::FailurePolicy;
 
 /// How to reach the store and what to do without it.
@@ -81,8 +82,14 @@ pub struct RedisOptions {
     /// For [`FailurePolicy::Local`]: how many processes share the limits; each keeps limit ÷ workers (at least 1).
     pub workers: u32,
     /// Write this limiter's limits to the store even if it holds others (every process adopts them at its next
-    /// call). Otherwise the limits already stored win, and these only initialise an empty prefix.
+    /// call). Otherwise these only initialise an empty prefix, and a prefix holding other limits is refused
+    /// ([`PacingError::LimitsDiffer`]) unless `adopt_stored_limits`.
     pub replace_limits: bool,
+    /// Pace by the limits stored for the prefix when they differ from this limiter's ([`Limiter::limits`] then
+    /// reports them). Not with `replace_limits`.
+    ///
+    /// [`Limiter::limits`]: crate::pacing::Limiter::limits
+    pub adopt_stored_limits: bool,
     /// A PEM file of the certificate authorities to trust for `rediss://` (default: the system's roots).
     pub tls_ca_file: Option<String>,
     /// Load the engine as a Redis Functions library (Redis 7+) when the server and its ACL allow `FUNCTION LOAD`;
@@ -100,6 +107,7 @@ impl RedisOptions {
             on_store_error: FailurePolicy::Closed,
             workers: 1,
             replace_limits: false,
+            adopt_stored_limits: false,
             tls_ca_file: None,
             functions: true,
         }
@@ -128,20 +136,45 @@ pub struct RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects, stores `limits` for the prefix unless it holds some (see [`RedisOptions::replace_limits`]), and
-    /// adopts the stored ones. `clock` is [`Clock::Manual`] only for tests: the engine then takes the caller's
-    /// `now`, and the prefix is marked so that no server-clock limiter can share it.
+    /// Connects and stores `limits` for the prefix unless it holds some; limits stored already must be these,
+    /// unless [`RedisOptions::replace_limits`] or [`RedisOptions::adopt_stored_limits`] says which win. `clock`
+    /// is [`Clock::Manual`] only for tests: the engine then takes the caller's `now`, and the prefix is marked so
+    /// that no server-clock limiter can share it.
     pub fn connect(limits: Limits, options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
+        if options.replace_limits && options.adopt_stored_limits {
+            return Err(PacingError::InvalidOptions(
+                "replace_limits and adopt_stored_limits exclude each other: set one (whose limits win) or neither"
+                    .into(),
+            ));
+        }
         limits.validate().map_err(PacingError::InvalidLimits)?;
+        let mut protocol = Self::protocol(limits, &options, clock)?;
+        protocol.init(options.replace_limits, options.adopt_stored_limits)?;
+        Self::with_protocol(protocol, &options)
+    }
+
+    /// Opens the prefix for inspection: nothing is written, not even limits to an empty prefix. The stored limits
+    /// are adopted (the defaults when it holds none); snapshot and peek answer, and say
+    /// [`PacingError::NoStoredLimits`] on a prefix that holds none; every other operation is
+    /// [`PacingError::ReadOnly`].
+    pub fn inspect(options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
+        let mut protocol = Self::protocol(Limits::default(), &options, clock)?.read_only();
+        protocol.read_stored_limits().map_err(failure)?;
+        Self::with_protocol(protocol, &options)
+    }
+
+    fn protocol(limits: Limits, options: &RedisOptions, clock: Clock) -> Result<Protocol, PacingError> {
         let keys = KeySpace::new(&options.key_prefix).map_err(PacingError::InvalidOptions)?;
         if options.deadline.is_zero() {
             return Err(PacingError::InvalidOptions("the store deadline must be positive".into()));
         }
-        let store = Store::open(&options)?;
+        let store = Store::open(options)?;
         store.choose_form(options.functions).map_err(failure)?;
         let deadline_ms = u64::try_from(options.deadline.as_millis()).unwrap_or(u64::MAX);
-        let mut protocol = Protocol::new(store, keys, limits, clock == Clock::Manual, deadline_ms);
-        protocol.init(options.replace_limits).map_err(failure)?;
+        Ok(Protocol::new(store, keys, limits, clock == Clock::Manual, deadline_ms))
+    }
+
+    fn with_protocol(protocol: Protocol, options: &RedisOptions) -> Result<Self, PacingError> {
         let fallback = Fallback::new(options.on_store_error, options.workers, protocol.limits())?;
         Ok(RedisBackend {
             protocol,
@@ -181,14 +214,14 @@ impl RedisBackend {
         let sent = !matches!(&released, Err(why) if why.is_outage());
         let mut outcome = released;
         let mut unsent = Vec::new();
-        for (tenant, at, until) in cancels {
+        for (tenant, reservation, until) in cancels {
             if outcome.as_ref().is_err_and(StoreFailure::is_outage) {
-                unsent.push((tenant, at, until));
+                unsent.push((tenant, reservation, until));
                 continue;
             }
-            match self.protocol.cancel(&tenant, at, now) {
+            match self.protocol.cancel(&tenant, reservation, now) {
                 Err(why) if why.is_outage() => {
-                    unsent.push((tenant, at, until));
+                    unsent.push((tenant, reservation, until));
                     outcome = Err(why);
                 }
                 _ => {}
@@ -272,22 +305,12 @@ impl Backend for RedisBackend {
         }
     }
 
-    fn peek(&self, tenant: &str, now: u64) -> Result<Option<Refusal>, PacingError> {
+    /// When the store cannot decide, the failure policy answers, and says so (`fallback`), as for acquire.
+    fn peek(&self, tenant: &str, now: u64) -> Result<Decision, PacingError> {
         check_tenant(tenant)?;
         match self.call(now, || self.protocol.peek(tenant, now)) {
-            Ok(refusal) => Ok(refusal),
-            Err(why) => {
-                let local = |local: &crate::pacing::MemoryBackend| {
-                    Ok(match local.peek(tenant, now)? {
-                        None => Decision::Granted(Permit::new(0)),
-                        Some(r) => Decision::Refused(r),
-                    })
-                };
-                match self.fallback.decision(why, self.cooldown(), local)? {
-                    Decision::Granted(_) => Ok(None),
-                    Decision::Refused(r) => Ok(Some(r)),
-                }
-            }
+            Ok(refusal) => Ok(refusal.map_or(Decision::Granted(Permit::new(0)), Decision::Refused)),
+            Err(why) => self.fallback.decision(why, self.cooldown(), |local| local.peek(tenant, now)),
         }
     }
 
@@ -335,13 +358,14 @@ impl Backend for RedisBackend {
 
     fn reserve(&self, tenant: &str, now: u64) -> Result<Reservation, PacingError> {
         check_tenant(tenant)?;
-        let (store_now, at) = match self.call(now, || self.protocol.reserve(tenant, now)) {
+        // The reservation's id is the operation's: cancel names the booking by it.
+        let id = op_id();
+        let (store_now, at) = match self.call(now, || self.protocol.reserve(tenant, id, now)) {
             Ok(Booked::At { now, at }) => (now, at),
             Ok(Booked::TooFar { wait_ms }) => return Err(PacingError::BookingTooFar { wait_ms }),
             Ok(Booked::TooMany { wait_ms }) => return Err(PacingError::TooManyBookings { wait_ms }),
             Err(why) => return self.fallback.reserve(why, tenant, now),
         };
-        let id = op_id();
         let wait_ms = at - store_now;
         let mut reservations = self.reservations.lock();
         if self.sweep_due() {
@@ -362,14 +386,18 @@ impl Backend for RedisBackend {
             let local = self.fallback.local().ok_or(PacingError::UnknownReservation)?;
             return local.cancel(reservation_id & !LOCAL_ID, now);
         }
-        let (held, at) = self.reservations.lock().remove(&reservation_id).ok_or(PacingError::UnknownReservation)?;
-        match self.call(now, || self.protocol.cancel(&held.tenant, at, now)) {
+        let (held, _) = self.reservations.lock().remove(&reservation_id).ok_or(PacingError::UnknownReservation)?;
+        match self.call(now, || self.protocol.cancel(&held.tenant, reservation_id, now)) {
             Ok(true) => Ok(()),
             Ok(false) => Err(PacingError::UnknownReservation),
             // Deferred: replayed when the store answers (a booking whose time has come needs no cancel).
             Err(why) if why.is_outage() => {
                 if held.until > now {
-                    self.pending.push(Pending::Cancel { tenant: held.tenant, at, until: held.until });
+                    self.pending.push(Pending::Cancel {
+                        tenant: held.tenant,
+                        reservation: reservation_id,
+                        until: held.until,
+                    });
                 }
                 Ok(())
             }

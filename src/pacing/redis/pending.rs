@@ -26,8 +26,8 @@ pub enum Pending {
     /// the permit of an acquire whose reply never came, the second sent after the first was answered, by when the
     /// server has read everything sent to it before.
     Permit { id: u64, passes: u8, until: u64 },
-    /// A booking to free.
-    Cancel { tenant: Arc<str>, at: u64, until: u64 },
+    /// A booking to free, named by its reservation (see `Protocol::cancel`).
+    Cancel { tenant: Arc<str>, reservation: u64, until: u64 },
 }
 
 impl Pending {
@@ -85,8 +85,8 @@ impl PendingQueue {
                 Pending::Permit { id, passes, until } if batch.permits.len() < REPLAY_BATCH => {
                     batch.permits.push((id, passes, until));
                 }
-                Pending::Cancel { tenant, at, until } if batch.cancels.len() < REPLAY_CANCELS => {
-                    batch.cancels.push((tenant, at, until));
+                Pending::Cancel { tenant, reservation, until } if batch.cancels.len() < REPLAY_CANCELS => {
+                    batch.cancels.push((tenant, reservation, until));
                 }
                 other => kept.push_back(other),
             }
@@ -112,7 +112,11 @@ impl PendingQueue {
                 (passes > 0).then_some(Pending::Permit { id, passes, until })
             })
             .collect::<Vec<_>>();
-        let cancels = batch.cancels.into_iter().map(|(tenant, at, until)| Pending::Cancel { tenant, at, until });
+        let cancels = batch.cancels.into_iter().map(|(tenant, reservation, until)| Pending::Cancel {
+            tenant,
+            reservation,
+            until,
+        });
         for entry in permits.into_iter().chain(cancels).rev() {
             entries.push_front(entry);
         }
@@ -137,7 +141,7 @@ mod tests {
         for id in 1..=100 {
             q.push(permit(id, 1));
         }
-        q.push(Pending::Cancel { tenant: "t".into(), at: 5, until: 1_000 });
+        q.push(Pending::Cancel { tenant: "t".into(), reservation: 5, until: 1_000 });
         let batch = q.take(0);
         assert_eq!(batch.permits.iter().map(|p| p.0).collect::<Vec<_>>(), (1..=64).collect::<Vec<_>>());
         assert_eq!(batch.cancels.len(), 1, "a cancel behind the first permits is taken too");
@@ -165,7 +169,7 @@ mod tests {
     fn expired_entries_are_dropped_and_the_queue_is_bounded() {
         let q = PendingQueue::default();
         q.push(Pending::Permit { id: 1, passes: 1, until: 10 });
-        q.push(Pending::Cancel { tenant: "t".into(), at: 5, until: 10 });
+        q.push(Pending::Cancel { tenant: "t".into(), reservation: 5, until: 10 });
         assert!(q.take(10).is_empty(), "the store forgot them on its own");
         for id in 0..MAX_PENDING as u64 + 5 {
             q.push(permit(id, 1));

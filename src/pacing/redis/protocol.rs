@@ -5,12 +5,19 @@
 //! The conventions every call follows (engine.lua): KEYS are the config hash, the state hash, the app-minute ring
 //! and the tenant's minute and day rings; ARGV starts with the operation id ('' for a read; a retry sends
 //! `r:<id>`), the manual clock's reading ('' for the server's TIME), the tenant's encoded id ('' for the tenantless
-//! scope) and how long a result lives; the reply starts with the operation id echoed (a reply that does not is a
+//! scope), how long a result lives and the config's epoch this process last saw (the engine refuses the call,
+//! before writing, when the config was lost and made again since: this process then stores its overrides again and
+//! sends the call once more); the reply starts with the operation id echoed (a reply that does not is a
 //! desynchronised connection) and the store's now. Idempotency: every mutation reads first what an earlier run of
 //! it left. An acquire's permit id is its operation id, and its permit (`p:<id>`) is that trace; record, reserve
-//! and cancel leave their result (`r:<id>`) for [`RESULT_TTL_DEADLINES`] deadlines; observe needs none (applying
-//! feedback twice changes nothing more); release is an HDEL of the permit, which asking twice changes nothing.
+//! and cancel leave their result (`r:<id>`) for [`RESULT_TTL_DEADLINES`] deadlines; a reservation's id is its
+//! reserve's operation id, and cancel names it (`b:<id>`), so a cancel run twice frees one booking; observe needs
+//! none (applying feedback twice changes nothing more); release is an HDEL of the permit, which asking twice
+//! changes nothing.
 
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
 use redis::Value;
 
 use super::conn::{Store, StoreFailure, op_id};
@@ -57,7 +64,25 @@ pub struct Protocol {
     limits: Limits,
     manual_clock: bool,
     result_ttl_ms: u64,
+    /// Opened for inspection: only reads (peek, snapshot) are sent; nothing is ever stored, not even the limits.
+    read_only: bool,
+    /// What this process knows of the stored config: its epoch (see init.lua; None before the first init) and the
+    /// tenants' own limits this process set (config field → value), stored again when the config was lost.
+    config: Mutex<KnownConfig>,
 }
+
+#[derive(Default)]
+struct KnownConfig {
+    epoch: Option<String>,
+    overrides: BTreeMap<String, String>,
+}
+
+/// What a read-only limiter answers an operation that would write.
+const READ_ONLY: &str = "XG_READONLY";
+/// The engine's error when the prefix holds no limits (engine.lua's load_config).
+const NO_CONFIG: &str = "XG_NOCONFIG";
+/// The engine's error when the config was lost and stored again since this process last stored its own.
+const NEW_EPOCH: &str = "XG_EPOCH";
 
 /// The operation's arguments after KEYS.
 struct Call<'a> {
@@ -144,7 +169,18 @@ impl Protocol {
     /// A protocol over `store`; [`Protocol::init`] stores or adopts the limits before any operation.
     pub fn new(store: Store, keys: KeySpace, limits: Limits, manual_clock: bool, deadline_ms: u64) -> Self {
         let result_ttl_ms = deadline_ms.saturating_mul(u64::from(RESULT_TTL_DEADLINES)).max(1);
-        Protocol { store, keys, limits, manual_clock, result_ttl_ms }
+        Protocol { store, keys, limits, manual_clock, result_ttl_ms, read_only: false, config: Mutex::default() }
+    }
+
+    /// A protocol that only reads (see [`Protocol::read_stored_limits`]): every writing operation is refused
+    /// before anything is sent.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    fn refuse_writes(&self) -> Result<(), StoreFailure> {
+        if self.read_only { Err(StoreFailure::Refused(READ_ONLY.into())) } else { Ok(()) }
     }
 
     pub fn store(&self) -> &Store {
@@ -163,22 +199,60 @@ impl Protocol {
         self.manual_clock
     }
 
-    /// Stores this protocol's limits for the prefix (if it holds none, or when `replace`) and adopts the stored
-    /// ones.
-    pub fn init(&mut self, replace: bool) -> Result<(), StoreFailure> {
-        self.limits = self.store_limits(replace)?;
+    /// Stores this protocol's limits for the prefix if it holds none, or over the stored ones when `replace`.
+    /// Limits stored already that differ from these are adopted when `adopt`, else refused with both named.
+    pub fn init(&mut self, replace: bool, adopt: bool) -> Result<(), PacingError> {
+        let stored = self.store_limits(replace).map_err(failure)?;
+        if !adopt && stored != self.limits {
+            return Err(PacingError::LimitsDiffer(super::stored::differ(&self.limits, &stored)));
+        }
+        self.limits = stored;
         Ok(())
     }
 
-    fn store_limits(&self, replace: bool) -> Result<Limits, StoreFailure> {
-        let clock = if self.manual_clock { "manual" } else { "server" };
-        let args = [clock.to_owned(), if replace { "1" } else { "0" }.to_owned(), pack_limits(&self.limits)];
-        let reply = self.store.call(Op::Init, &[self.keys.config(), self.keys.state()], &args)?;
-        let Value::Array(items) = reply else { return Err(protocol("init reply is not an array")) };
-        let Some(Value::BulkString(stored)) = items.get(1) else { return Err(protocol("init reply has no limits")) };
+    /// Reads the limits stored for the prefix without writing anything, and adopts them; false when it holds none
+    /// (the limits stay as given).
+    pub fn read_stored_limits(&mut self) -> Result<bool, StoreFailure> {
+        let reply = self.store.command(redis::cmd("HMGET").arg(self.keys.config()).arg("clock").arg("lim"))?;
+        let Value::Array(items) = reply else { return Err(protocol("HMGET reply is not an array")) };
+        let (Some(Value::BulkString(_)), Some(Value::BulkString(stored))) = (items.first(), items.get(1)) else {
+            return Ok(false);
+        };
         let stored = unpack_limits(&String::from_utf8_lossy(stored), self.limits.max_tenants)?;
         stored.validate().map_err(|why| StoreFailure::Refused(format!("the stored limits are invalid: {why}")))?;
+        self.limits = stored;
+        Ok(true)
+    }
+
+    /// Runs init.lua: stores the limits (see [`Protocol::init`]) and, when the config was made again since this
+    /// process last saw it, the overrides this process set; learns the config's epoch.
+    fn store_limits(&self, replace: bool) -> Result<Limits, StoreFailure> {
+        let clock = if self.manual_clock { "manual" } else { "server" };
+        let mut args = vec![clock.to_owned(), if replace { "1" } else { "0" }.to_owned(), pack_limits(&self.limits)];
+        args.push(op_id().to_string());
+        {
+            let known = self.config.lock();
+            args.push(known.epoch.clone().unwrap_or_default());
+            for (field, value) in &known.overrides {
+                args.extend([field.clone(), value.clone()]);
+            }
+        }
+        let reply = self.store.call(Op::Init, &[self.keys.config(), self.keys.state()], &args)?;
+        let Value::Array(items) = reply else { return Err(protocol("init reply is not an array")) };
+        let text = |i: usize| match items.get(i) {
+            Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        };
+        let (Some(stored), Some(epoch)) = (text(1), text(2)) else { return Err(protocol("init reply is short")) };
+        let stored = unpack_limits(&stored, self.limits.max_tenants)?;
+        stored.validate().map_err(|why| StoreFailure::Refused(format!("the stored limits are invalid: {why}")))?;
+        self.config.lock().epoch = Some(epoch);
         Ok(stored)
+    }
+
+    /// The epoch argument of an operation: what this process last saw ('' for a read-only one: any epoch).
+    fn known_epoch(&self) -> String {
+        if self.read_only { String::new() } else { self.config.lock().epoch.clone().unwrap_or_default() }
     }
 
     /// Runs one operation, storing the limits again once if the prefix lost them (a restart without persistence).
@@ -189,10 +263,19 @@ impl Protocol {
         args.push(if self.manual_clock { call.now.to_string() } else { String::new() });
         args.push(self.keys.tenant_name(call.tenant));
         args.push(self.result_ttl_ms.to_string());
+        args.push(self.known_epoch());
         args.extend(call.extra.iter().cloned());
+        if !matches!(op, Op::Peek | Op::Snapshot) {
+            self.refuse_writes()?;
+        }
         let reply = match self.store.call(op, &keys, &args) {
-            Err(StoreFailure::Refused(why)) if why.starts_with("XG_NOCONFIG") => {
+            // The config was lost (a restart without persistence, an eviction): store it again, this process's
+            // overrides with it, and send the call again (the engine refused it before writing anything).
+            Err(StoreFailure::Refused(why))
+                if !self.read_only && (why.starts_with(NO_CONFIG) || why.starts_with(NEW_EPOCH)) =>
+            {
                 self.store_limits(false)?;
+                args[4] = self.known_epoch();
                 self.store.call(op, &keys, &args)?
             }
             other => other?,
@@ -237,6 +320,7 @@ impl Protocol {
 
     /// Gives permits back: one HDEL of their fields, so asking twice (a retry, a replay) changes nothing more.
     pub fn release(&self, ids: &[u64]) -> Result<(), StoreFailure> {
+        self.refuse_writes()?;
         let mut hdel = redis::cmd("HDEL");
         hdel.arg(self.keys.state());
         for &id in ids {
@@ -252,8 +336,9 @@ impl Protocol {
         }
     }
 
-    pub fn reserve(&self, tenant: &str, now: u64) -> Result<Booked, StoreFailure> {
-        let items = self.call(Op::Reserve, &Call { tenant, id: Some(op_id()), now, extra: vec![] })?;
+    /// Books the next free slot for reservation `id` (its operation id, which cancel names).
+    pub fn reserve(&self, tenant: &str, id: u64, now: u64) -> Result<Booked, StoreFailure> {
+        let items = self.call(Op::Reserve, &Call { tenant, id: Some(id), now, extra: vec![] })?;
         let what = "short reserve reply";
         Ok(match field(&items, 2, what)? {
             1 => Booked::At { now: field(&items, 1, what)?, at: field(&items, 3, what)? },
@@ -262,9 +347,9 @@ impl Protocol {
         })
     }
 
-    /// Frees the booking at `at`; false when its time has come.
-    pub fn cancel(&self, tenant: &str, at: u64, now: u64) -> Result<bool, StoreFailure> {
-        let items = self.call(Op::Cancel, &Call { tenant, id: Some(op_id()), now, extra: vec![at.to_string()] })?;
+    /// Frees the booking of reservation `id`; false when there is none ahead (cancelled, or its time has come).
+    pub fn cancel(&self, tenant: &str, id: u64, now: u64) -> Result<bool, StoreFailure> {
+        let items = self.call(Op::Cancel, &Call { tenant, id: Some(op_id()), now, extra: vec![id.to_string()] })?;
         Ok(field(&items, 2, "short cancel reply")? == 1)
     }
 
@@ -328,11 +413,21 @@ impl Protocol {
 
     /// Sets (or with `None` removes) a tenant's own limits; every process reads them at its next call.
     pub fn set_override(&self, tenant: &str, limits: Option<TenantLimits>) -> Result<(), StoreFailure> {
+        self.refuse_writes()?;
         let value = limits.map_or(String::new(), |l| format!("{},{},{}", l.minute_limit, l.day_limit, l.concurrency));
         // A new generation (non-zero, below 2^53: exact as a Lua number); tenants re-read their limits when it changes.
         let generation = op_id();
         let args = [self.keys.override_field(tenant), value, generation.to_string()];
-        self.store.call(Op::SetOverride, &[self.keys.config(), self.keys.state()], &args).map(drop)
+        self.store.call(Op::SetOverride, &[self.keys.config(), self.keys.state()], &args)?;
+        // Kept to store again if the config is lost (init.lua); a removed override is not restored.
+        let [field, value, _] = args;
+        let mut known = self.config.lock();
+        if value.is_empty() {
+            known.overrides.remove(&field);
+        } else {
+            known.overrides.insert(field, value);
+        }
+        Ok(())
     }
 }
 
@@ -340,6 +435,8 @@ impl Protocol {
 pub fn failure(failure: StoreFailure) -> PacingError {
     match failure {
         StoreFailure::Unavailable(why) | StoreFailure::Skipped(why) => PacingError::StoreUnavailable(why),
+        StoreFailure::Refused(why) if why == READ_ONLY => PacingError::ReadOnly,
+        StoreFailure::Refused(why) if why.starts_with(NO_CONFIG) => PacingError::NoStoredLimits,
         StoreFailure::Refused(why) => PacingError::Store(why),
         StoreFailure::Auth(why) => PacingError::StoreAuth(why),
         StoreFailure::Forbidden(why) => PacingError::StoreForbidden(why),

@@ -285,8 +285,10 @@ class Limiter:
     per Xero app), decided on the store's clock. Options (the library's defaults): `deadline` (seconds, or
     `deadline_ms`; 0.25 s, at most 10 s) for one store operation, `breaker_cooldown` (1 s) before asking a failed
     store again, `on_store_error` ("closed": refuse; "open": grant, flagged; "local": this process's share of each
-    limit, the limit divided by `workers`), `replace_limits` (write these limits over stored ones), `tls_ca_file`
-    (a PEM file of CAs for `rediss://`). It connects at once: StoreUnavailableError when the store cannot be
+    limit, the limit divided by `workers`), `replace_limits` (write these limits over stored ones),
+    `adopt_stored_limits` (pace by the stored ones; `limiter.limits` then reports them), `tls_ca_file` (a PEM file
+    of CAs for `rediss://`). Limits that differ from those stored for the prefix, without one of those two, raise
+    LimitsDifferError naming both. It connects at once: StoreUnavailableError when the store cannot be
     reached within the deadline, StoreError when it refuses. With `clock="manual"` the manual reading is the
     store's clock too (tests). A limiter made before `os.fork()` works in both processes.
 
@@ -304,7 +306,8 @@ class Limiter:
                  deadline: Optional[Seconds] = None, deadline_ms: Optional[int] = None,
                  breaker_cooldown: Optional[Seconds] = None, breaker_cooldown_ms: Optional[int] = None,
                  on_store_error: Optional[PolicyInput] = None, workers: Optional[int] = None,
-                 replace_limits: bool = False, tls_ca_file: Optional[PathText] = None) -> None:
+                 replace_limits: bool = False, tls_ca_file: Optional[PathText] = None,
+                 adopt_stored_limits: bool = False) -> None:
         if not isinstance(clock, str):
             raise TypeError("clock must be 'monotonic' or 'manual', not %s" % type(clock).__name__)
         if clock not in _CLOCKS:
@@ -317,11 +320,12 @@ class Limiter:
         self._redis: Optional[RedisSettings] = None
         if redis_url is not None:
             self._redis = redis_settings(redis_url, key_prefix, deadline, deadline_ms, breaker_cooldown,
-                                         breaker_cooldown_ms, on_store_error, workers, replace_limits, tls_ca_file)
+                                         breaker_cooldown_ms, on_store_error, workers, replace_limits, tls_ca_file,
+                                         adopt_stored_limits)
         else:
             given = [name for name, value in store_options.items() if value is not None]
-            if replace_limits is not False:
-                given.append("replace_limits")
+            given += [name for name, flag in (("replace_limits", replace_limits),
+                                              ("adopt_stored_limits", adopt_stored_limits)) if flag is not False]
             if given:
                 raise TypeError("%s only apply with redis_url (a limiter shared through Redis)" % ", ".join(given))
         self.clock = clock
@@ -340,6 +344,14 @@ class Limiter:
             options = self._redis.to_c()
             n.lib.xg_limiter_new_redis(ctypes.byref(c_limits), ctypes.byref(options), _CLOCKS[clock],
                                        ctypes.byref(handle))
+            # The limits it paces by: the stored ones (they differ from those given only when adopted).
+            stored = n.lib.xg_limits_default()
+            try:
+                n.lib.xg_limiter_limits(handle, ctypes.byref(stored))
+            except BaseException:
+                n.lib.xg_limiter_free(handle)
+                raise
+            self.limits = Limits._from_c(stored)
         self._handle = handle
 
     @property

@@ -175,6 +175,7 @@ class XgRedisOptions(_Sized):
         ("replace_limits", c_uint8),
         ("tls_ca_file", c_char_p),
         ("tls_ca_file_len", c_size_t),
+        ("adopt_stored_limits", c_uint8),
     ]
 
 
@@ -387,8 +388,10 @@ DECLARATIONS: List[_Decl] = [
     ("xg_redis_options_default", XgRedisOptions, [], None),
     ("xg_limiter_new_redis", _S, [POINTER(XgLimits), POINTER(XgRedisOptions), c_uint32, POINTER(_LimiterP)],
      _check_status),
+    ("xg_limiter_inspect_redis", _S, [POINTER(XgRedisOptions), c_uint32, POINTER(_LimiterP)], _check_status),
     ("xg_limiter_free", None, [_LimiterP], None),
     ("xg_limiter_now_ms", _S, [_LimiterP, POINTER(c_uint64)], _check_status),
+    ("xg_limiter_limits", _S, [_LimiterP, POINTER(XgLimits)], _check_status),
     ("xg_limiter_advance_ms", _S, [_LimiterP, c_uint64], _check_status),
     ("xg_limiter_set_now_ms", _S, [_LimiterP, c_uint64], _check_status),
     ("xg_limiter_acquire", _S, [_LimiterP, _Bytes, c_size_t, POINTER(XgDecision)], _check_status),

@@ -33,6 +33,7 @@ class RedisSettings:
     workers: int
     replace_limits: bool
     tls_ca_file: Optional[str]
+    adopt_stored_limits: bool = False
 
     def to_c(self) -> n.XgRedisOptions:
         """The C struct; it holds the encoded strings for as long as it lives (the library copies them)."""
@@ -45,6 +46,7 @@ class RedisSettings:
         c.on_store_error = FAILURE_POLICY.code(self.on_store_error)
         c.workers = self.workers
         c.replace_limits = self.replace_limits
+        c.adopt_stored_limits = self.adopt_stored_limits
         if self.tls_ca_file is not None:
             ca = self.tls_ca_file.encode("utf-8")
             c.tls_ca_file, c.tls_ca_file_len = ca, len(ca)
@@ -82,7 +84,7 @@ def _policy(value: object) -> FailurePolicy:
 def redis_settings(url: object, key_prefix: object, deadline: Optional[Seconds], deadline_ms: Optional[int],
                    breaker_cooldown: Optional[Seconds], breaker_cooldown_ms: Optional[int],
                    on_store_error: Optional[PolicyInput], workers: Optional[int], replace_limits: object,
-                   tls_ca_file: Optional[PathText]) -> RedisSettings:
+                   tls_ca_file: Optional[PathText], adopt_stored_limits: object = False) -> RedisSettings:
     """Every option checked against what the library accepts; the URL's form is the library's to judge."""
     url_text = _text(url, "redis_url")
     if key_prefix is None:
@@ -98,6 +100,11 @@ def redis_settings(url: object, key_prefix: object, deadline: Optional[Seconds],
         raise ValueError("deadline must be at least 1 ms: every store operation needs some time")
     if not isinstance(replace_limits, bool):
         raise TypeError("replace_limits must be a bool, not %s" % type(replace_limits).__name__)
+    if not isinstance(adopt_stored_limits, bool):
+        raise TypeError("adopt_stored_limits must be a bool, not %s" % type(adopt_stored_limits).__name__)
+    if replace_limits and adopt_stored_limits:
+        raise ValueError("replace_limits and adopt_stored_limits exclude each other: set one (whose limits win) "
+                         "or neither")
     workers_value = _DEFAULT.workers if workers is None else _args.u32(workers, "workers")
     if workers_value == 0:
         raise ValueError("workers must be at least 1")
@@ -120,4 +127,5 @@ def redis_settings(url: object, key_prefix: object, deadline: Optional[Seconds],
         workers=workers_value,
         replace_limits=replace_limits,
         tls_ca_file=ca,
+        adopt_stored_limits=adopt_stored_limits,
     )

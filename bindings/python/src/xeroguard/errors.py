@@ -103,6 +103,20 @@ class UnknownFieldsError(XeroGuardError, ValueError):
     status = 15
 
 
+class LimitsDifferError(XeroGuardError, ValueError):
+    """The limits given differ from those stored for the key prefix (the message names both). Pass
+    `replace_limits=True` to store the given ones for every process, or `adopt_stored_limits=True` to pace by the
+    stored ones."""
+
+    status = 18
+
+
+class NoStoredLimitsError(XeroGuardError, LookupError):
+    """A read-only look at a key prefix that holds no limits."""
+
+    status = 19
+
+
 class PanicError(XeroGuardError):
     status = 99
 
@@ -127,6 +141,8 @@ STATUS_ERRORS: Dict[int, Type[XeroGuardError]] = {
         StoreAuthError,
         StoreForbiddenError,
         UnknownFieldsError,
+        LimitsDifferError,
+        NoStoredLimitsError,
         PanicError,
     )
 }
