@@ -30,7 +30,8 @@ Checks:
     from the X-*-Remaining headers and from 429s. The 429s per tenant from the kill on are printed and bounded by
     the tenant's minute limit: with 2 calls in flight at most, every response teaches the store what the server
     counts and every 429 blocks its scope for its Retry-After, so a tenant cannot keep meeting 429s for long; the
-    bound holds for any sane spreading of the phantom calls (how they are spread is another helper's change).
+    bound holds for any sane rule for the phantom calls from those headers (README: at now in windows up to a
+    minute, spread over longer ones).
 """
 
 from __future__ import annotations
