@@ -8,6 +8,7 @@
 //
 // Usage: mono FleetWorker.exe --library PATH --id ID --redis URL --prefix P --port PORT --tenants a,b
 //        --threads-per-tenant K --minute L/W/M --day L/W/M --concurrency N --app L/W/M --permit-timeout-ms MS
+//        [--breaker-cooldown-ms MS]   (without it, the library's default)
 using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
@@ -107,7 +108,11 @@ static class FleetWorker
         ServicePointManager.Expect100Continue = false;
 
         string baseUrl = "http://127.0.0.1:" + port;
-        using (var limiter = new Limiter(limits, new RedisOptions(a["--redis"]) { KeyPrefix = a["--prefix"] }))
+        var redis = new RedisOptions(a["--redis"]) { KeyPrefix = a["--prefix"] };
+        if (a.ContainsKey("--breaker-cooldown-ms"))
+            redis.BreakerCooldown = TimeSpan.FromMilliseconds(
+                long.Parse(a["--breaker-cooldown-ms"], CultureInfo.InvariantCulture));
+        using (var limiter = new Limiter(limits, redis))
         using (var sender = new HttpClientHandler())
         using (var http = new HttpClient(new XeroGuardHandler(limiter, null, new StampingHandler(sender))))
         using (var warm = new HttpClient(sender, false))

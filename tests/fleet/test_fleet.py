@@ -33,50 +33,28 @@ test command runs all four.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Sequence
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "tests" / "server"))
-sys.path.insert(0, str(ROOT / "bindings" / "python" / "tests"))
 
 from arrivals import greedy_ceiling, spread_summary, window_bound, worst_window  # noqa: E402
-from redis_server import RedisServer  # noqa: E402
-from xero_like_server import XeroLikeServer  # noqa: E402
+from harness import (APP, CONCURRENCY, DAY, LANGUAGES, MARGIN_MS, MINUTE, ROOT, RedisServer, Worker,  # noqa: E402
+                     XeroLikeServer, pair_of_workers_per_language, run_fleet, worker_args, xero_like_server)
+from harness import redis  # noqa: E402,F401 (a fixture: pytest finds it here)
 
 TENANTS = ["fleet-tenant-%d" % i for i in range(1, 6)]
-MINUTE = (6, 1000)  # (limit, window ms) per tenant
-DAY = (50, 10_000)  # per tenant
-CONCURRENCY = 2  # per tenant
-APP = (20, 1000)  # per app
-# The workers' margin on every window: it covers how much later one call can arrive after its send than another
-# (measured and printed by this test: p99 2-10 ms, the worst 5-13 ms on a loaded 2-core machine, from a Mono or
-# Python thread waiting to be scheduled; 20-33 ms for the first calls before the workers warmed their guarded path
-# up). 40 ms is three times the worst seen. It costs no throughput while what the margins add up to over the span
-# (SPAN_WINDOWS x the margin) stays below a window minus a burst; beyond that a window's calls would be lost.
-MARGIN_MS = 40
-PERMIT_TIMEOUT_MS = 10_000
-SERVER_LATENCY_MS = 5
 RUN_MS = 15_000
 SPAN_WINDOWS = 14  # the measured span: this many app windows from the first arrival, all before the workers stop
 MIN_SHARE_OF_CEILING = 0.99
 # One worker of each language on a skewed clock: decisions use Redis's clock, so this must change nothing.
 SKEWS = {"c": "+5s", "csharp": "-3s", "python": "+5s", "node": "-3s"}
 SKEW_SECONDS = {"+5s": 5.0, "-3s": -3.0}
-WORKER_START_TIMEOUT_S = 120.0
 OUT = ROOT / "target" / "fleet"
-LANGUAGES = [x.strip() for x in os.environ.get("XEROGUARD_FLEET_LANGUAGES", "c,csharp,python,node").split(",")
-             if x.strip()]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -102,166 +80,10 @@ def test_greedy_ceiling_is_the_window_bound_for_the_fleet_shape() -> None:
     assert greedy_ceiling(14_000, 2, [(6, 1000), (8, 10_000)], [(20, 1000)]) == 32
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Building and starting the workers
-
-
-def fail(message: str) -> None:
-    pytest.fail(message, pytrace=False)
-
-
-def native_library() -> Path:
-    for profile in ("release", "debug"):
-        lib = ROOT / "target" / profile / "libxeroguard.so"
-        if lib.is_file():
-            return lib
-    fail("target/release/libxeroguard.so (or debug) is missing: run cargo build --release first (scripts/test.sh "
-         "builds it)")
-    raise AssertionError
-
-
-def soname(lib: Path) -> Optional[str]:
-    out = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if "(SONAME)" in line and "[" in line:
-            return line.split("[", 1)[1].split("]", 1)[0]
-    return None
-
-
-def build_c_worker(work: Path) -> List[str]:
-    """Compiles worker.c against include/ and a private copy of the library (linked by its SONAME, like an
-    installed one)."""
-    if shutil.which("cc") is None or shutil.which("readelf") is None:
-        fail("cc and readelf are needed for the C workers: apt-get install -y gcc binutils")
-    lib_dir = work / "lib"
-    lib_dir.mkdir()
-    lib = native_library()
-    shutil.copy(lib, lib_dir / "libxeroguard.so")
-    name = soname(lib)
-    if name and name != "libxeroguard.so":
-        (lib_dir / name).symlink_to("libxeroguard.so")
-    exe = work / "worker_c"
-    done = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-pthread",
-                           "-I", str(ROOT / "include"), str(HERE / "worker.c"), "-L", str(lib_dir), "-lxeroguard",
-                           "-Wl,-rpath," + str(lib_dir), "-o", str(exe)], capture_output=True, text=True)
-    if done.returncode != 0:
-        fail("compiling tests/fleet/worker.c failed:\n" + done.stderr)
-    return [str(exe)]
-
-
-def build_csharp_worker(work: Path) -> List[str]:
-    """Compiles Worker.cs with mcs against the C# binding that bindings/csharp/run-tests.sh built."""
-    build = ROOT / "bindings" / "csharp" / "build"
-    dll, lib = build / "XeroGuard.dll", build / "libxeroguard.so"
-    if not dll.is_file() or not lib.is_file():
-        fail("%s and %s are missing: run bash bindings/csharp/run-tests.sh first (scripts/test.sh does)" % (dll, lib))
-    for tool in ("mcs", "mono"):
-        if shutil.which(tool) is None:
-            fail("%s is missing: apt-get install -y mono-mcs mono-runtime libmono-system-net-http4.0-cil" % tool)
-    shutil.copy(dll, work / "XeroGuard.dll")
-    exe = work / "FleetWorker.exe"
-    refs = ["-r:System.dll", "-r:System.Core.dll", "-r:System.Net.Http.dll", "-r:" + str(work / "XeroGuard.dll")]
-    done = subprocess.run(["mcs", "-nologo", "-warnaserror+", "-target:exe", "-out:" + str(exe)] + refs
-                          + [str(HERE / "Worker.cs")], capture_output=True, text=True)
-    if done.returncode != 0:
-        fail("compiling tests/fleet/Worker.cs failed:\n" + done.stdout + done.stderr)
-    return ["mono", "--debug", str(exe), "--library", str(lib)]
-
-
-def python_worker(work: Path) -> List[str]:
-    # The interpreter running this test: the bindings venv, where xeroguard (and httpx) are installed.
-    return [sys.executable, str(HERE / "worker.py")]
-
-
-def node_worker(work: Path) -> List[str]:
-    """worker.mjs over the npm package as bindings/node/run-tests.sh built it (dist/), on the harness's library."""
-    package = ROOT / "bindings" / "node"
-    if shutil.which("node") is None:
-        fail("node is missing: install Node.js 18 or later (apt-get install -y nodejs npm)")
-    if not (package / "dist" / "cjs" / "index.js").is_file() or not (package / "node_modules" / "koffi").is_dir():
-        fail("%s is not built: run bash bindings/node/run-tests.sh first (scripts/test.sh does)" % package)
-    return ["node", str(HERE / "worker.mjs"), "--library", str(native_library())]
-
-
-BUILDERS = {"c": build_c_worker, "csharp": build_csharp_worker, "python": python_worker, "node": node_worker}
-
-
-class Worker:
-    def __init__(self, language: str, index: int, argv: List[str], skew: Optional[str]) -> None:
-        self.language = language
-        self.id = "%s%d" % ({"c": "c", "csharp": "cs", "python": "py", "node": "js"}[language], index)
-        self.skew = skew
-        self.argv = (["faketime", "-f", skew] if skew else []) + argv
-        self.proc: Optional["subprocess.Popen[str]"] = None
-        self.ready_unix = 0.0
-        self.harness_unix_at_ready = 0.0
-        self.result: Dict[str, Any] = {}
-        self.stderr = ""
-
-    def start(self, common: List[str]) -> None:
-        self.proc = subprocess.Popen(self.argv + ["--id", self.id] + common, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def wait_ready(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        line: List[str] = []
-        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()),  # type: ignore[union-attr]
-                                  daemon=True)
-        reader.start()
-        reader.join(WORKER_START_TIMEOUT_S)
-        words = line[0].split() if line else []
-        if len(words) != 3 or words[0] != "READY":
-            self.proc.kill()
-            _, err = self.proc.communicate(timeout=30)
-            fail("worker %s (%s) did not start: first line %r; stderr:\n%s"
-                 % (self.id, " ".join(self.argv), line[0] if line else "(none in time)", err))
-        self.harness_unix_at_ready = time.time()
-        self.ready_unix = float(words[1])
-
-    def go(self, run_ms: int) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write("GO %d\n" % run_ms)
-        self.proc.stdin.flush()
-
-    def finish(self, timeout_s: float) -> None:
-        assert self.proc is not None
-        try:
-            out, self.stderr = self.proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, self.stderr = self.proc.communicate(timeout=30)
-            fail("worker %s did not finish within %.0f s; stderr:\n%s" % (self.id, timeout_s, self.stderr))
-        lines = out.strip().splitlines()
-        if self.proc.returncode != 0 or not lines:
-            fail("worker %s exited %s; stderr:\n%s" % (self.id, self.proc.returncode, self.stderr))
-        self.result = json.loads(lines[-1])
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    try:
-        server.start()
-    except RuntimeError as error:
-        fail(str(error))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def xero() -> Iterator[XeroLikeServer]:
-    # In this process: its log's t_ms is time.monotonic() since `started`, the clock (CLOCK_MONOTONIC) the
-    # unskewed workers stamp their sends with, so send-to-arrival delays can be measured.
-    with XeroLikeServer(minute_ms=MINUTE[1], minute_limit=MINUTE[0], day_ms=DAY[1], day_limit=DAY[0],
-                        concurrency=CONCURRENCY, app_minute_limit=APP[0], latency_ms=SERVER_LATENCY_MS,
-                        seed=12) as server:
+    # On the unskewed workers' clock, so send-to-arrival delays can be measured.
+    with xero_like_server(seed=12) as server:
         yield server
 
 
@@ -270,32 +92,9 @@ def xero() -> Iterator[XeroLikeServer]:
 
 
 def test_fleet_shares_the_limits_through_redis(redis: RedisServer, xero: XeroLikeServer, tmp_path: Path) -> None:
-    unknown = sorted(set(LANGUAGES) - set(BUILDERS))
-    assert not unknown, "XEROGUARD_FLEET_LANGUAGES names unknown languages: %s" % unknown
-    if shutil.which("faketime") is None:
-        fail("faketime is missing (skewed-clock workers): apt-get install -y faketime (scripts/test.sh does)")
-    workers: List[Worker] = []
-    for language in LANGUAGES:
-        argv = BUILDERS[language](tmp_path)
-        workers += [Worker(language, 1, argv, None), Worker(language, 2, argv, SKEWS[language])]
-    window = "%d/%d/%d"
-    common = ["--redis", redis.url, "--prefix", "fleet", "--port", str(xero.port), "--tenants", ",".join(TENANTS),
-              "--threads-per-tenant", "1", "--minute", window % (MINUTE + (MARGIN_MS,)),
-              "--day", window % (DAY + (MARGIN_MS,)), "--concurrency", str(CONCURRENCY),
-              "--app", window % (APP + (MARGIN_MS,)), "--permit-timeout-ms", str(PERMIT_TIMEOUT_MS)]
-    try:
-        for w in workers:
-            w.start(common)
-        for w in workers:
-            w.wait_ready()
-        xero.reset()  # the warm-up calls are not part of the run
-        for w in workers:
-            w.go(RUN_MS)
-        for w in workers:
-            w.finish(RUN_MS / 1000.0 + 60)
-    finally:
-        for w in workers:
-            w.kill()
+    workers = pair_of_workers_per_language(tmp_path, SKEWS)
+    common = worker_args(redis, "fleet", xero, TENANTS)
+    run_fleet(workers, common, xero, RUN_MS)
     log = xero.log()
     stats = xero.stats()
     summary = analyse(workers, log, stats, xero.state.started)

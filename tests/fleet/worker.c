@@ -11,7 +11,8 @@
  *
  * Usage: worker --id ID --redis URL --prefix P --port PORT --tenants a,b,c --threads-per-tenant K
  *               --minute L/W/M --day L/W/M --concurrency N --app L/W/M --permit-timeout-ms MS
- * (L/W/M: limit / window ms / margin ms). */
+ *               [--breaker-cooldown-ms MS]
+ * (L/W/M: limit / window ms / margin ms; without --breaker-cooldown-ms the library's default). */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <errno.h>
@@ -167,6 +168,13 @@ static size_t exchange(worker_thread *t, const char *path, const char *tenant, c
     return len;
 }
 
+/* The thread's error: `what` and the library's message for this thread's last failed call. */
+static void library_error(worker_thread *t, const char *what) {
+    char message[256];
+    xg_last_error_message(message, sizeof message, NULL);
+    snprintf(t->error, sizeof t->error, "%s: %s", what, message);
+}
+
 static void *run_thread(void *arg) {
     worker_thread *t = arg;
     char *response = t->response;
@@ -181,9 +189,7 @@ static void *run_thread(void *arg) {
         memset(&d, 0, sizeof d);
         d.struct_size = sizeof d;
         if (xg_limiter_acquire_wait(limiter, t->tenant, tenant_len, PERMIT_WAIT_MS, &d) != XG_STATUS_OK) {
-            char message[256];
-            xg_last_error_message(message, sizeof message, NULL);
-            snprintf(t->error, sizeof t->error, "acquire_wait failed: %s", message);
+            library_error(t, "acquire_wait failed");
             break;
         }
         if (!d.granted) {
@@ -197,8 +203,12 @@ static void *run_thread(void *arg) {
         snprintf(path, sizeof path, "/api.xro/2.0/Invoices/%s-%u", worker_id, seq);
         sent = monotonic_ms();
         len = exchange(t, path, t->tenant, response, &status);
+        /* Best-effort: a store out of reach may fail an observe, but never a release (it is deferred). */
         if (len > 0) xg_limiter_observe_raw(limiter, t->tenant, tenant_len, (const uint8_t *)response, len);
-        xg_limiter_release(limiter, d.permit);
+        if (xg_limiter_release(limiter, d.permit) != XG_STATUS_OK) {
+            library_error(t, "release failed");
+            break;
+        }
         if (len == 0) break;
         t->calls[t->call_count].seq = seq;
         t->calls[t->call_count].sent_ms = sent;
@@ -234,6 +244,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--app")) ok = parse_window(v, &limits.app_minute);
         else if (!strcmp(k, "--concurrency")) limits.tenant_concurrency = (uint32_t)atoi(v);
         else if (!strcmp(k, "--permit-timeout-ms")) limits.permit_timeout_ms = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "--breaker-cooldown-ms")) options.breaker_cooldown_ms = strtoull(v, NULL, 10);
         else ok = 0;
         if (!ok) {
             fprintf(stderr, "worker: bad argument %s %s\n", k, v);

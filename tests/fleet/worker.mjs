@@ -9,6 +9,7 @@
 //
 // Usage: node worker.mjs --library PATH --id ID --redis URL --prefix P --port PORT --tenants a,b
 //        --threads-per-tenant K --minute L/W/M --day L/W/M --concurrency N --app L/W/M --permit-timeout-ms MS
+//        [--breaker-cooldown-ms MS]   (without it, the library's default)
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
@@ -61,7 +62,9 @@ const stampingFetch = (input, init) => {
   return fetch(input, init);
 };
 
-const limiter = await xg.Limiter.connect(limits, { redisUrl: args.redis, keyPrefix: args.prefix });
+const redis = { redisUrl: args.redis, keyPrefix: args.prefix };
+if (args['breaker-cooldown-ms'] !== undefined) redis.breakerCooldownMs = Number(args['breaker-cooldown-ms']);
+const limiter = await xg.Limiter.connect(limits, redis);
 const guarded = xg.guardFetch(stampingFetch, limiter, { prefixes: [`${base}/`] });
 const tenants = Array(Number(args['threads-per-tenant'] ?? 1))
   .fill(args.tenants.split(','))

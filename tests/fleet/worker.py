@@ -8,7 +8,7 @@ Protocol (as tests/fleet/worker.c): after setup it prints "READY <unix time, s> 
 where sent_ms is time.monotonic() (CLOCK_MONOTONIC) when the request left the guard (permit granted) to be sent.
 
 Usage: python worker.py --id ID --redis URL --prefix P --port PORT --tenants a,b --threads-per-tenant K
-       --minute L/W/M --day L/W/M --concurrency N --app L/W/M --permit-timeout-ms MS
+       --minute L/W/M --day L/W/M --concurrency N --app L/W/M --permit-timeout-ms MS [--breaker-cooldown-ms MS]
 """
 
 from __future__ import annotations
@@ -55,11 +55,13 @@ def main(argv: List[str]) -> int:
     for name in ("--port", "--concurrency", "--permit-timeout-ms"):
         p.add_argument(name, type=int, required=True)
     p.add_argument("--threads-per-tenant", type=int, default=1)
+    p.add_argument("--breaker-cooldown-ms", type=int, default=None)  # None: the library's default
     a = p.parse_args(argv)
     limits = xeroguard.Limits(tenant_minute=window(a.minute), tenant_day=window(a.day),
                               tenant_concurrency=a.concurrency, app_minute=window(a.app),
                               permit_timeout_ms=a.permit_timeout_ms, max_tenants=0)
-    limiter = xeroguard.Limiter(limits, redis_url=a.redis, key_prefix=a.prefix)
+    limiter = xeroguard.Limiter(limits, redis_url=a.redis, key_prefix=a.prefix,
+                                breaker_cooldown_ms=a.breaker_cooldown_ms)
     base = "http://127.0.0.1:%d" % a.port
     tenants = a.tenants.split(",") * a.threads_per_tenant
     senders = [httpx.HTTPTransport() for _ in tenants]
