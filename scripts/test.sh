@@ -164,8 +164,9 @@ stage "Python suite" bash bindings/python/run-tests.sh
 stage "C# suite (Mono)" bash bindings/csharp/run-tests.sh
 # The npm package built as it ships (the release library above, stripped in), then node --test.
 stage "Node suite" bash bindings/node/run-tests.sh
-# The bindings venv (made by the Python suite) has xeroguard, httpx and pytest; the C# suite built the binding.
-stage "fleet: C, C# and Python workers on one Redis (tests/fleet)" \
+# The bindings venv (made by the Python suite) has xeroguard, httpx and pytest; the C# suite built the binding;
+# the Node suite compiled the npm package's JavaScript (bindings/node/dist).
+stage "fleet: C, C#, Python and Node workers on one Redis, healthy and through faults (tests/fleet)" \
   "${XEROGUARD_VENV:-bindings/python/.venv}/bin/python" -m pytest -p no:cacheprovider -s tests/fleet
 stage "packaging and docs (scripts/test-packaging.sh)" bash scripts/test-packaging.sh
 
