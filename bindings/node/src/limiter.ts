@@ -370,8 +370,10 @@ export type OnRefusal = (refusal: Decision) => void;
  *
  * Shared through Redis: `new Limiter(limits, { redisUrl, keyPrefix })` keeps the windows, permits, blocks and limits
  * in the store, shared by every process and machine using the same prefix. It connects once, off the event loop:
- * `await limiter.ready` (or `Limiter.connect(...)`) to learn at once whether the store answered; every operation
- * waits for that connection and fails with its error otherwise.
+ * `await limiter.ready` (or `Limiter.connect(...)`) to learn at once whether it was created; every operation
+ * waits for that and fails with its error otherwise. A store that cannot be reached fails creation under the
+ * `closed` policy; under `open` and `local` the limiter is created and its policy decides (flagged) until the
+ * store answers.
  */
 export class Limiter {
   readonly clock: Clock;

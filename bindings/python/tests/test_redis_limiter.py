@@ -100,6 +100,43 @@ def test_an_unreachable_store_fails_creation(redis_server_factory: Callable[...,
     assert time.monotonic() - started < HANG_S
 
 
+@pytest.mark.parametrize("policy", ["open", "local"])
+def test_open_and_local_limiters_are_created_while_the_store_is_down(
+        redis_server_factory: Callable[..., RedisServer], policy: str) -> None:
+    server = redis_server_factory(tcp=True)
+    server.kill()
+    with Limiter(minute_limits(4), redis_url=server.url, key_prefix="py-startdown-" + policy, on_store_error=policy,
+                 workers=2, deadline=0.2, breaker_cooldown=0.1) as limiter:
+        d = limiter.acquire(T)
+        assert (d.granted, d.fallback) == (True, FailurePolicy(policy))
+        limiter.release(d)
+        server.restart()
+        started = time.monotonic()
+        while True:  # the policy decides until the breaker's cooldown lets a call reach the store again
+            d = limiter.acquire(T)
+            if d.granted:
+                limiter.release(d)
+            if d.fallback is None:
+                break
+            assert time.monotonic() - started < HANG_S, "the store never decided"
+            time.sleep(0.01)
+        assert d.granted and time.monotonic() - started < 0.1 + 1.0
+        # The first answered call stored the limits, and the store paces by them: 4 a minute, that call included
+        # (under "local" the calls its share granted count too: they were counted into the store when it answered).
+        assert server.command("HGET", "xg:{py-startdown-%s}:cfg" % policy, "lim")
+        granted = fill(limiter, T, 4)
+        assert granted == sorted(granted, reverse=True) and not granted[-1], granted
+        assert policy == "local" or granted.count(True) == 3, granted
+
+
+def test_a_closed_limiter_is_not_created_while_the_store_is_down(
+        redis_server_factory: Callable[..., RedisServer]) -> None:
+    server = redis_server_factory(tcp=True)
+    server.kill()
+    with pytest.raises(StoreUnavailableError):
+        Limiter(redis_url=server.url, key_prefix="py-startdown-closed", on_store_error="closed", deadline=0.2)
+
+
 @pytest.mark.parametrize("policy, granted, reason", [
     ("open", True, None),
     ("closed", False, Reason.STORE_UNAVAILABLE),

@@ -288,8 +288,10 @@ class Limiter:
     limit, the limit divided by `workers`), `replace_limits` (write these limits over stored ones),
     `adopt_stored_limits` (pace by the stored ones; `limiter.limits` then reports them), `tls_ca_file` (a PEM file
     of CAs for `rediss://`). Limits that differ from those stored for the prefix, without one of those two, raise
-    LimitsDifferError naming both. It connects at once: StoreUnavailableError when the store cannot be
-    reached within the deadline, StoreError when it refuses. With `clock="manual"` the manual reading is the
+    LimitsDifferError naming both. It connects at once: StoreError when the store refuses; when it cannot be
+    reached within the deadline, StoreUnavailableError under "closed", while an "open" or "local" limiter is made
+    and its policy decides (flagged) until the store answers, when the limits are stored or compared (limits that
+    differ then fail every call with LimitsDifferError). With `clock="manual"` the manual reading is the
     store's clock too (tests). A limiter made before `os.fork()` works in both processes.
 
     Waits (`acquire_wait`, `permit`, `permit_async`, the guards) follow the library's wait policy step by step, so
