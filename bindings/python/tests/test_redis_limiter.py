@@ -100,6 +100,25 @@ def test_an_unreachable_store_fails_creation(redis_server_factory: Callable[...,
     assert time.monotonic() - started < HANG_S
 
 
+def test_inspect_reads_a_prefix_and_writes_nothing(redis_server: RedisServer) -> None:
+    with Limiter(minute_limits(5), redis_url=redis_server.url, key_prefix="py-inspected") as writer:
+        writer.acquire(T)
+        with Limiter.inspect(redis_server.url, "py-inspected", deadline=0.5) as reader:
+            assert reader.shared and reader.limits == minute_limits(5)  # the stored limits
+            assert reader.snapshot(T)["minute"]["count"] == 1
+            assert reader.peek(T).granted
+            for write in (lambda: reader.acquire(T), lambda: reader.record(T),
+                          lambda: reader.set_tenant_limits(T, None)):
+                with pytest.raises(xeroguard.InvalidArgumentError, match="only reads"):
+                    write()
+            assert writer.snapshot(T)["minute"]["count"] == 1  # nothing counted by the reader
+    before = redis_server.keys()
+    with Limiter.inspect(redis_server.url, "py-empty") as empty:
+        with pytest.raises(xeroguard.NoStoredLimitsError):
+            empty.snapshot(T)
+    assert redis_server.keys() == before, "an inspected empty prefix stays empty"
+
+
 @pytest.mark.parametrize("policy", ["open", "local"])
 def test_open_and_local_limiters_are_created_while_the_store_is_down(
         redis_server_factory: Callable[..., RedisServer], policy: str) -> None:

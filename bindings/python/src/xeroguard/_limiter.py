@@ -344,8 +344,7 @@ class Limiter:
             n.lib.xg_limiter_new(ctypes.byref(c_limits), _CLOCKS[clock], ctypes.byref(handle))
         else:
             options = self._redis.to_c()
-            n.lib.xg_limiter_new_redis(ctypes.byref(c_limits), ctypes.byref(options), _CLOCKS[clock],
-                                       ctypes.byref(handle))
+            self._open_shared(c_limits, options, _CLOCKS[clock], handle)
             # The limits it paces by: the stored ones (they differ from those given only when adopted).
             stored = n.lib.xg_limits_default()
             try:
@@ -355,6 +354,22 @@ class Limiter:
                 raise
             self.limits = Limits._from_c(stored)
         self._handle = handle
+
+    @staticmethod
+    def _open_shared(c_limits: Any, options: Any, clock: int, handle: Any) -> None:
+        n.lib.xg_limiter_new_redis(ctypes.byref(c_limits), ctypes.byref(options), clock, ctypes.byref(handle))
+
+    @classmethod
+    def inspect(cls, redis_url: str, key_prefix: str, clock: str = "monotonic", *,
+                deadline: Optional[Seconds] = None, deadline_ms: Optional[int] = None,
+                tls_ca_file: Optional[PathText] = None) -> "Limiter":
+        """A read-only look at the limiter shared through `key_prefix` (the CLI's `xeroguard snapshot` uses the same):
+        it writes nothing, not even limits to an empty prefix. `snapshot` and `peek` answer (NoStoredLimitsError on
+        a prefix that holds no limits); every operation that would write (acquire, release, record, observe,
+        set_tenant_limits, ...) raises InvalidArgumentError saying the limiter only reads. `limits` are the stored
+        ones (the defaults when there are none). StoreUnavailableError when the store cannot be reached."""
+        return _Inspector(clock=clock, redis_url=redis_url, key_prefix=key_prefix, deadline=deadline,
+                          deadline_ms=deadline_ms, tls_ca_file=tls_ca_file)
 
     @property
     def shared(self) -> bool:
@@ -722,3 +737,11 @@ class Limiter:
     def __repr__(self) -> str:
         shared = "" if self._redis is None else ", redis=%s" % self._redis.describe()
         return "Limiter(clock=%r%s, closed=%r)" % (self.clock, shared, self._closed)
+
+
+class _Inspector(Limiter):
+    """A limiter opened by `Limiter.inspect`: read-only (xg_limiter_inspect_redis)."""
+
+    @staticmethod
+    def _open_shared(c_limits: Any, options: Any, clock: int, handle: Any) -> None:
+        n.lib.xg_limiter_inspect_redis(ctypes.byref(options), clock, ctypes.byref(handle))
