@@ -261,6 +261,12 @@ const STORE_OPTIONS = [
   'adoptStoredLimits',
   'tlsCaFile',
 ];
+/** The options of `Limiter.inspect`: where the store is; nothing it would decide or write. */
+export type InspectOptions = Pick<LimiterOptions, 'clock' | 'deadlineMs' | 'tlsCaFile' | 'logger'>;
+
+/** Marks the options of a limiter opened by `Limiter.inspect` (a symbol: never one of the user's option names). */
+const INSPECT = Symbol('inspect');
+
 const KNOWN_OPTIONS = new Set(['clock', 'redisUrl', 'logger', ...STORE_OPTIONS]);
 // setTimeout holds at most 2^31-1 ms; a longer sleep asks the library again after that long.
 const MAX_TIMER_MS = 0x7fff_ffff;
@@ -417,7 +423,12 @@ export class Limiter {
       this.#settings = settings;
       // Connecting may take up to the store deadline: on a worker thread, like every store operation.
       this.#users++;
-      const created = runOffThread<Handle>('newRedis', [c, settings, CLOCKS[clock]])
+      const readOnly = (options as { [INSPECT]?: boolean })[INSPECT] === true;
+      const created = (
+        readOnly
+          ? runOffThread<Handle>('inspectRedis', [settings, CLOCKS[clock]])
+          : runOffThread<Handle>('newRedis', [c, settings, CLOCKS[clock]])
+      )
         .then((result) => {
           this.#handle = unwrap(result);
           // The limits it paces by: the stored ones (they differ from those given only when adopted).
@@ -427,6 +438,23 @@ export class Limiter {
       created.catch(() => undefined); // seen by whoever awaits `ready` or calls an operation; never unhandled
       this.ready = created;
     }
+  }
+
+  /**
+   * A read-only look at the limiter shared through `keyPrefix` (what `xeroguard snapshot` uses): it writes nothing,
+   * not even limits to an empty prefix. `snapshot` and `peek` answer (NoStoredLimitsError on a prefix that holds
+   * none); every operation that would write rejects with InvalidArgumentError saying the limiter only reads;
+   * `limits` are the stored ones (the defaults when there are none). Resolves once the store answered.
+   */
+  static async inspect(redisUrl: string, keyPrefix: string, options: InspectOptions = {}): Promise<Limiter> {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object');
+    for (const key of Object.keys(options)) {
+      if (!['clock', 'deadlineMs', 'tlsCaFile', 'logger'].includes(key)) {
+        throw new InvalidArgumentError(`unknown inspect option '${key}'`);
+      }
+    }
+    const given = { ...options, redisUrl, keyPrefix, [INSPECT]: true } as LimiterOptions;
+    return Limiter.connect(undefined, given);
   }
 
   /** A limiter whose store has answered: `new Limiter(...)` then `await limiter.ready`. */
