@@ -5,11 +5,14 @@
 
 #[path = "support/redis.rs"]
 mod redis_support;
+#[path = "support/store_grants.rs"]
+mod store_grants;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis_support::RedisServer;
+use store_grants::until_the_store_grants;
 use xeroguard::pacing::{Clock, Decision, Limiter, Limits, PacingError, RedisOptions, WindowLimit};
 use xeroguard::{FailurePolicy, Reason};
 
@@ -38,25 +41,6 @@ fn down_server() -> RedisServer {
     let mut server = RedisServer::start_tcp();
     server.kill();
     server
-}
-
-/// How long until the store itself (no failure policy) grants `tenant` a call; panics after `limit`. Only the
-/// failure policy answers meanwhile; nothing raises.
-fn until_the_store_grants(l: &Limiter, tenant: &str, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        match l.acquire(tenant, l.now()) {
-            Ok(Decision::Granted(p)) if p.fallback.is_none() => {
-                l.release(p, l.now()).expect("a release after the store answered");
-                return start.elapsed();
-            }
-            Ok(Decision::Granted(p)) => l.release(p, l.now()).expect("a fallback's permit is released"),
-            Ok(Decision::Refused(r)) => assert!(r.fallback.is_some(), "only the failure policy refuses here: {r:?}"),
-            Err(e) => panic!("a limiter created while the store was down raised: {e}"),
-        }
-        assert!(start.elapsed() < limit, "the store granted nothing within {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// The stored limits field of the prefix's config (empty when none are stored).
