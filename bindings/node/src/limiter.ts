@@ -471,9 +471,13 @@ export class Limiter {
 
   /**
    * The limits this limiter paces by: those given, or for a shared one once `ready`, those stored for its prefix
-   * (the stored ones rather than those given after `adoptStoredLimits`).
+   * (the stored ones rather than those given after `adoptStoredLimits`; a limiter made while the store was down
+   * adopts them when the store first answers). Read from the library each time (no store call).
    */
   get limits(): Readonly<Limits> {
+    if (this.#settings !== null && this.#handle !== null && !this.#closed) {
+      this.#limits = Object.freeze(fromC(this.#direct<Record<string, unknown>>('limits') as RawLimits));
+    }
     return this.#limits;
   }
 

@@ -296,3 +296,25 @@ test('inspect reads a prefix and writes nothing', async () => {
   assert.deepEqual(redis.keys(), before, 'an inspected empty prefix stays empty');
   await assert.rejects(xg.Limiter.inspect(redis.url, shared, { workers: 2 }), xg.InvalidArgumentError);
 });
+
+test('under open a limiter is made while the store cannot be reached; under closed it is not', async () => {
+  const shared = prefix();
+  const down = `redis+unix://${redis.socket}.down`;
+  const given = { tenantMinute: { limit: 5, windowMs: 60000 } };
+  // A socket nothing listens on: the store cannot be reached, and under 'open' the limiter is made all the same.
+  const limiter = await xg.Limiter.connect(given, {
+    redisUrl: down,
+    keyPrefix: shared,
+    onStoreError: 'open',
+    adoptStoredLimits: true,
+    deadlineMs: 200,
+  });
+  assert.equal(limiter.limits.tenantMinute.limit, 5, 'its own limits until the store answers');
+  const decision = await limiter.acquire(T);
+  assert.deepEqual([decision.granted, decision.fallback], [true, 'open']);
+  limiter.close();
+  await assert.rejects(
+    xg.Limiter.connect(given, { redisUrl: down, keyPrefix: shared, onStoreError: 'closed', deadlineMs: 200 }),
+    xg.StoreUnavailableError,
+  );
+});

@@ -148,6 +148,24 @@ def test_open_and_local_limiters_are_created_while_the_store_is_down(
         assert policy == "local" or granted.count(True) == 3, granted
 
 
+def test_a_limiter_made_while_the_store_is_down_reports_the_limits_it_adopts(
+        redis_server_factory: Callable[..., RedisServer]) -> None:
+    server = redis_server_factory(tcp=True)
+    server.kill()
+    options: Dict[str, Any] = dict(redis_url=server.url, key_prefix="py-startdown-adopt", deadline=0.2,
+                                   breaker_cooldown=0.1)
+    with Limiter(minute_limits(5), on_store_error="open", adopt_stored_limits=True, **options) as limiter:
+        assert limiter.limits == minute_limits(5)  # its own until the store answers
+        server.restart()
+        Limiter(minute_limits(10), **options).close()  # another process stores its limits first
+        started = time.monotonic()
+        while limiter.acquire(T).fallback is not None:
+            assert time.monotonic() - started < HANG_S, "the store never decided"
+            time.sleep(0.01)
+        assert limiter.limits == minute_limits(10)
+    assert limiter.limits == minute_limits(10)  # closed: the limits it last paced by
+
+
 def test_a_closed_limiter_is_not_created_while_the_store_is_down(
         redis_server_factory: Callable[..., RedisServer]) -> None:
     server = redis_server_factory(tcp=True)

@@ -331,14 +331,14 @@ class Limiter:
             if given:
                 raise TypeError("%s only apply with redis_url (a limiter shared through Redis)" % ", ".join(given))
         self.clock = clock
-        self.limits = limits if limits is not None else Limits.default()
+        self._limits = limits if limits is not None else Limits.default()
         self._state = threading.Lock()  # guards _users/_closed/_async_waiters (a plain Lock: it is on every call)
         self._users = 0
         self._closed = False
         self._handle = None  # type: Any
         self._async_waiters: Set[Tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._watch = Watch()
-        c_limits = self.limits._to_c()
+        c_limits = self._limits._to_c()
         handle = ctypes.POINTER(n.XgLimiter)()
         if self._redis is None:
             n.lib.xg_limiter_new(ctypes.byref(c_limits), _CLOCKS[clock], ctypes.byref(handle))
@@ -352,8 +352,25 @@ class Limiter:
             except BaseException:
                 n.lib.xg_limiter_free(handle)
                 raise
-            self.limits = Limits._from_c(stored)
+            self._limits = Limits._from_c(stored)
         self._handle = handle
+
+    @property
+    def limits(self) -> Limits:
+        """The limits it paces by: for a shared limiter, those stored for its prefix (they differ from those given
+        only when adopted, which a limiter made while the store was down does when the store first answers)."""
+        if self._redis is None or self._handle is None or self._closed:
+            return self._limits  # a closed limiter reports the limits it last paced by
+        stored = n.lib.xg_limits_default()
+        try:
+            with self._using() as handle:
+                n.lib.xg_limiter_limits(handle, ctypes.byref(stored))
+        except ValueError:
+            if not self._closed:
+                raise
+            return self._limits  # closed meanwhile
+        self._limits = Limits._from_c(stored)
+        return self._limits
 
     @staticmethod
     def _open_shared(c_limits: Any, options: Any, clock: int, handle: Any) -> None:
