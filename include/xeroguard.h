@@ -15,6 +15,9 @@
  *    header knows which of its fields an older library left alone. On input a struct larger than the library knows
  *    is accepted only if the bytes it does not know are zero, else XG_STATUS_UNKNOWN_FIELDS: a newer field is never
  *    dropped silently. Flags are uint8_t, 0 or 1; another value in an input is XG_STATUS_INVALID_ARGUMENT.
+ *    Structs a function returns by value (xg_limits, xg_retry_policy, xg_redis_options: the *_default()
+ *    functions) never grow, since an older program gives a buffer of its size for the result: their new options
+ *    come as new values of existing fields (xg_redis_options.replace_limits: XG_STORED_LIMITS_*).
  *  - Versions: xg_abi_version() is bumped only by a change an older program cannot survive; the library serves
  *    programs built against any ABI from xg_abi_oldest_version() to xg_abi_version(). Check both at start-up, and
  *    that xg_version() is at least XEROGUARD_VERSION_* (later versions add functions and fields).
@@ -81,6 +84,15 @@
 
 // A deadline that never passes, for `xg_limiter_acquire_until`.
 #define XG_NO_DEADLINE UINT64_MAX
+
+// `xg_redis_options.replace_limits`: the stored limits must equal the limiter's (else `XG_STATUS_LIMITS_DIFFER`).
+#define XG_STORED_LIMITS_MUST_MATCH 0
+
+// `xg_redis_options.replace_limits`: the limiter's limits are written over the stored ones.
+#define XG_STORED_LIMITS_REPLACE 1
+
+// `xg_redis_options.replace_limits`: the stored limits are adopted.
+#define XG_STORED_LIMITS_ADOPT 2
 
 // The longest store deadline accepted (`xg_redis_options.deadline_ms`).
 #define XG_MAX_STORE_DEADLINE_MS 10000
@@ -481,15 +493,14 @@ typedef struct {
   uint32_t on_store_error;
   // For `XG_FAILURE_POLICY_LOCAL`: how many processes share the limits (each keeps limit / workers, at least 1).
   uint32_t workers;
-  // Write this limiter's limits into the store even if it holds others (otherwise the stored ones win).
+  // What wins when the prefix holds other limits than these: `XG_STORED_LIMITS_MUST_MATCH` (0, the default:
+  // `XG_STATUS_LIMITS_DIFFER`), `XG_STORED_LIMITS_REPLACE` (1: these are written over them) or
+  // `XG_STORED_LIMITS_ADOPT` (2: the stored ones are paced by; `xg_limiter_limits` reports them). A value, not a
+  // new field, because this struct is returned by value and so never grows.
   uint8_t replace_limits;
   // Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
   const char *tls_ca_file;
   size_t tls_ca_file_len;
-  // Pace by the limits stored for the prefix when they differ from the ones given (`xg_limiter_limits` then
-  // reports them). Without it (or `replace_limits`), differing limits are `XG_STATUS_LIMITS_DIFFER`; both set is
-  // `XG_STATUS_INVALID_ARGUMENT`.
-  uint8_t adopt_stored_limits;
 } xg_redis_options;
 
 // The answer of acquire/peek: granted (with a permit to release; 0 for tenantless calls, which hold none), or
@@ -652,7 +663,7 @@ typedef struct {
 #define XG_STATUS_STORE_FORBIDDEN 17
 
 // The limits given differ from those stored for the key prefix (the message names both): set
-// `replace_limits` to write them over the stored ones, or `adopt_stored_limits` to pace by the stored ones.
+// `replace_limits` = `XG_STORED_LIMITS_REPLACE` to write them over the stored ones, or `_ADOPT` to pace by them.
 #define XG_STATUS_LIMITS_DIFFER 18
 
 // A limiter opened for inspection (`xg_limiter_inspect_redis`) found no limits stored for its key prefix.
@@ -838,7 +849,7 @@ xg_redis_options xg_redis_options_default(void);
 // machine using the same `options->key_prefix`: every decision is one atomic script on the store's clock. Every
 // other `xg_limiter_*` function works on it unchanged. `limits` (NULL: the defaults) initialise a prefix that holds
 // none; a prefix holding other limits is `XG_STATUS_LIMITS_DIFFER` (the message names both) unless
-// `options->replace_limits` (these are stored) or `options->adopt_stored_limits` (the stored ones are used).
+// `options->replace_limits` is `XG_STORED_LIMITS_REPLACE` (these are stored) or `_ADOPT` (the stored ones are used).
 // `clock`: `XG_CLOCK_MONOTONIC` in production (the store's clock decides; this one times waits),
 // `XG_CLOCK_MANUAL` for tests (the manual reading is the store's clock; a prefix is either). It connects once
 // now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be reached within the deadline under
@@ -856,8 +867,8 @@ xg_status xg_limiter_new_redis(const xg_limits *limits,
 // Opens a shared limiter's key prefix for inspection: nothing is ever written to the store (not even limits to an
 // empty prefix). `xg_limiter_snapshot_json` and `xg_limiter_peek` answer (`XG_STATUS_NO_STORED_LIMITS` on a prefix
 // that holds no limits); operations that would write are `XG_STATUS_INVALID_ARGUMENT`. `xg_limiter_limits`
-// reports the stored limits (the defaults when there are none). `options->replace_limits`,
-// `adopt_stored_limits`, `on_store_error` and `workers` do not apply. Thread-safe.
+// reports the stored limits (the defaults when there are none). `options->replace_limits`, `on_store_error` and
+// `workers` do not apply. Thread-safe.
 xg_status xg_limiter_inspect_redis(const xg_redis_options *options,
                                    uint32_t clock,
                                    xg_limiter **out);
@@ -866,7 +877,7 @@ xg_status xg_limiter_inspect_redis(const xg_redis_options *options,
 void xg_limiter_free(xg_limiter *limiter);
 
 // Stores the limits the limiter paces by in `*out` (set `out->struct_size`): for a shared limiter, the limits
-// stored for its prefix (after `adopt_stored_limits`, the stored ones, not those given). Thread-safe.
+// stored for its prefix (after `XG_STORED_LIMITS_ADOPT`, the stored ones, not those given). Thread-safe.
 xg_status xg_limiter_limits(const xg_limiter *limiter,
                             xg_limits *out);
 

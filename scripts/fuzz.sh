@@ -17,6 +17,10 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 # cargo-fuzz needs unstable compiler flags (sanitizers); the stable toolchain allows them with this switch.
 export RUSTC_BOOTSTRAP=1
+# XEROGUARD_FUZZ_OPT_LEVEL (the test command sets 1 for its build and smoke run alike, or the run would rebuild): the
+# targets' optimisation level. At 1 the build took 24 % less CPU (175 s against 230 s) and classify_raw ran 11 % fewer
+# inputs a second (3,587 against 4,014); long runs keep cargo-fuzz's default (3).
+if [ -n "${XEROGUARD_FUZZ_OPT_LEVEL:-}" ]; then export CARGO_PROFILE_RELEASE_OPT_LEVEL="$XEROGUARD_FUZZ_OPT_LEVEL"; fi
 
 seeds="fuzz/corpus/seeds"
 rm -rf "$seeds" && mkdir -p "$seeds"

@@ -5,7 +5,8 @@
 # tests/packaging/requirements.txt), the binding's test dependencies (the README examples use httpx and
 # xero-python) and the package itself go into target/packaging-venv. Arguments go to pytest (e.g. -k docs).
 # Needs cargo, cc, g++, make, binutils, pkg-config, Mono and python3 with venv; installs pkg-config and Mono with
-# apt when it can, and otherwise names what is missing.
+# apt when it can, and otherwise names what is missing. `--prepare` installs and stops; then
+# XEROGUARD_PACKAGING_PREPARED=1 runs the tests without installing again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,10 +34,16 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --no-input)
-"${PIP[@]}" install -q -r tests/packaging/requirements.txt -r bindings/python/requirements-test.txt ||
-    die "could not install tests/packaging/requirements.txt and bindings/python/requirements-test.txt"
-# The package from this checkout, for the README's Python examples and the version checks.
-"${PIP[@]}" install -q --force-reinstall --no-deps ./bindings/python || die "pip install ./bindings/python failed"
+if [ "${XEROGUARD_PACKAGING_PREPARED:-}" != 1 ]; then
+    "${PIP[@]}" install -q -r tests/packaging/requirements.txt -r bindings/python/requirements-test.txt ||
+        die "could not install tests/packaging/requirements.txt and bindings/python/requirements-test.txt"
+    # The package from this checkout, for the README's Python examples and the version checks.
+    "${PIP[@]}" install -q --force-reinstall --no-deps ./bindings/python || die "pip install ./bindings/python failed"
+fi
+
+# --prepare: only the above (the test command installs before it runs these tests beside the bindings' suites, so
+# that no two pip builds of bindings/python run at once).
+[ "${1:-}" = --prepare ] && exit 0
 
 unset XEROGUARD_LIBRARY
 # Its own scratch directory: /tmp/pytest-of-$USER is shared with every other pytest run on the machine.

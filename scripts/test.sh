@@ -9,9 +9,9 @@
 # form) and installed into each venv as it is (XEROGUARD_PREBUILT_LIBRARY); the test build carries the
 # fault-injection hook (Cargo.toml's dev-dependencies), so nothing is rebuilt for the panic test; the C programs are
 # compiled once per mode. The builds run in two lanes side by side (debug: lints, the test build and the Python
-# release files; release: the library and the fuzz targets); the suites then run one after another, since several
-# check latencies, except the C programs under valgrind and ASan beside the fuzz smoke run. Each stage's duration
-# is printed at the end.
+# release files; release: the library and the fuzz targets). Of the suites, those that check latencies run alone
+# (Rust, the fleet); the C programs under valgrind and ASan run beside the fuzz smoke run, and the bindings' suites
+# (Python, C#, Node) beside the packaging and docs tests. Each stage's duration is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -57,6 +57,8 @@ LOGS="$CARGO_TARGET_DIR/test-logs"
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 # Every venv below installs this library instead of building its own (bindings/python/setup.py).
 export XEROGUARD_PREBUILT_LIBRARY="$CARGO_TARGET_DIR/release/libxeroguard.so"
+# The fuzz targets of the smoke run are built at opt-level 1 (scripts/fuzz.sh says what that costs and saves).
+export XEROGUARD_FUZZ_OPT_LEVEL=1
 # The Python release files, built in the debug lane; the packaging tests check them (tests/packaging).
 export XEROGUARD_PREBUILT_DIST="$CARGO_TARGET_DIR/prebuilt-dist"
 
@@ -160,14 +162,26 @@ echo "== the C programs under valgrind and under ASan, beside the fuzz smoke run
 lane "C suites under valgrind, then ASan + UBSan" memory_lane
 lane "fuzz smoke run (10 s per target; longer: scripts/fuzz.sh 600)" bash scripts/fuzz.sh 10
 join_lanes
-stage "Python suite" bash bindings/python/run-tests.sh
-stage "C# suite (Mono)" bash bindings/csharp/run-tests.sh
-# The npm package built as it ships (the release library above, stripped in), then node --test.
-stage "Node suite" bash bindings/node/run-tests.sh
+# The npm package built once, as it ships (the release library above stripped in), for the Node suite, the fleet's
+# Node workers and the docs test; the packaging venv made before the lanes (one pip build of bindings/python at a
+# time). Then the bindings' suites one after another beside the packaging tests (no latency is checked there).
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"
+export XEROGUARD_NODE_TARBALL="$CARGO_TARGET_DIR/node-dist/xeroguard-$version.tgz"
+rm -rf "$CARGO_TARGET_DIR/node-dist"
+stage "npm package (scripts/build-node-package.sh)" bash scripts/build-node-package.sh "$CARGO_TARGET_DIR/node-dist"
+stage "packaging venv (scripts/test-packaging.sh --prepare)" bash scripts/test-packaging.sh --prepare
+bindings_lane() {
+  step "Python suite" bash bindings/python/run-tests.sh
+  step "C# suite (Mono)" bash bindings/csharp/run-tests.sh
+  step "Node suite" bash bindings/node/run-tests.sh
+}
+echo "== the bindings' suites beside the packaging and docs tests (logs in $LOGS)"
+lane "Python, C# and Node suites" bindings_lane
+lane "packaging and docs (scripts/test-packaging.sh)" env XEROGUARD_PACKAGING_PREPARED=1 bash scripts/test-packaging.sh
+join_lanes
 # The bindings venv (made by the Python suite) has xeroguard, httpx and pytest; the C# suite built the binding;
-# the Node suite compiled the npm package's JavaScript (bindings/node/dist).
+# the npm package stage compiled the Node binding's JavaScript (bindings/node/dist).
 stage "fleet: C, C#, Python and Node workers on one Redis, healthy and through faults (tests/fleet)" \
   "${XEROGUARD_VENV:-bindings/python/.venv}/bin/python" -m pytest -p no:cacheprovider -s tests/fleet
-stage "packaging and docs (scripts/test-packaging.sh)" bash scripts/test-packaging.sh
 
 echo "== all suites passed"

@@ -476,13 +476,7 @@ fn shared_limiter_creation_refuses_bad_options() {
         (xg_redis_options { deadline_ms: 10_001, ..good }, XG_STATUS_INVALID_ARGUMENT, "deadline_ms"),
         (xg_redis_options { on_store_error: 9, ..good }, XG_STATUS_INVALID_ARGUMENT, "on_store_error"),
         (xg_redis_options { workers: 0, ..good }, XG_STATUS_INVALID_ARGUMENT, "workers"),
-        (xg_redis_options { replace_limits: 2, ..good }, XG_STATUS_INVALID_ARGUMENT, "options->replace_limits"),
-        (xg_redis_options { adopt_stored_limits: 2, ..good }, XG_STATUS_INVALID_ARGUMENT, "adopt_stored_limits"),
-        (
-            xg_redis_options { replace_limits: 1, adopt_stored_limits: 1, ..good },
-            XG_STATUS_INVALID_ARGUMENT,
-            "exclude each other",
-        ),
+        (xg_redis_options { replace_limits: 3, ..good }, XG_STATUS_INVALID_ARGUMENT, "options->replace_limits is 3"),
         (xg_redis_options { struct_size: 8, ..good }, XG_STATUS_INVALID_ARGUMENT, "struct_size"),
         (xg_redis_options { url: b"not a url".as_ptr().cast(), url_len: 9, ..good }, XG_STATUS_INVALID_ARGUMENT, "url"),
     ] {

@@ -48,3 +48,13 @@ fn diff_lines(committed: &str, generated: &str) -> Vec<String> {
     }
     out
 }
+
+/// The `*_default()` functions return their struct by value: a program built against an older header gives a buffer
+/// of the older size for the result, so these structs never grow (the header's rules). Their sizes as ABI 2's header
+/// (tests/abi/2/xeroguard.h) has them; ASan caught a library that wrote 96 bytes into an ABI-2 caller's 88.
+#[test]
+fn structs_returned_by_value_keep_their_abi_2_sizes() {
+    use xeroguard::ffi::{xg_limits, xg_redis_options, xg_retry_policy};
+    let sizes = (size_of::<xg_limits>(), size_of::<xg_retry_policy>(), size_of::<xg_redis_options>());
+    assert_eq!(sizes, (104, 40, 88), "(xg_limits, xg_retry_policy, xg_redis_options)");
+}

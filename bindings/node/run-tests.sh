@@ -4,7 +4,8 @@
 # test/ with node --test against that build and its bundled library (the tarball itself is installed by
 # test/package.test.mjs into an empty project). Fails, naming what is missing, when node or npm is absent.
 # Environment: XEROGUARD_PREBUILT_LIBRARY (a built library to package), CARGO_TARGET_DIR, XEROGUARD_SHARED,
-# XEROGUARD_VENV (the Python suite's venv, for the Redis test shared with Python). Arguments go to node --test.
+# XEROGUARD_VENV (the Python suite's venv, for the Redis test shared with Python), XEROGUARD_NODE_TARBALL (a package
+# built already by scripts/build-node-package.sh from this checkout: not built again). Arguments go to node --test.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -15,11 +16,14 @@ command -v npm >/dev/null || die "npm is required (Debian: apt-get install -y np
 major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$major" -ge 18 ] || die "Node.js 18 or later is required, found $(node --version)"
 
-OUT="${CARGO_TARGET_DIR:-$ROOT/target}/node-dist"
-rm -rf "$OUT"
-bash "$ROOT/scripts/build-node-package.sh" "$OUT" || die "scripts/build-node-package.sh failed"
 version="$(node -p "require('$HERE/package.json').version")"
-export XEROGUARD_NODE_TARBALL="$OUT/xeroguard-$version.tgz"
+# The test command builds the package once (its tarball in XEROGUARD_NODE_TARBALL) for this suite and the docs test.
+if [ -z "${XEROGUARD_NODE_TARBALL:-}" ] || [ ! -f "$XEROGUARD_NODE_TARBALL" ]; then
+  OUT="${CARGO_TARGET_DIR:-$ROOT/target}/node-dist"
+  rm -rf "$OUT"
+  bash "$ROOT/scripts/build-node-package.sh" "$OUT" || die "scripts/build-node-package.sh failed"
+  export XEROGUARD_NODE_TARBALL="$OUT/xeroguard-$version.tgz"
+fi
 
 # The suites load the package's bundled library, as an installed package does, not an override.
 unset XEROGUARD_LIBRARY

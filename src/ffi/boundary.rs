@@ -46,7 +46,7 @@ pub const XG_STATUS_STORE_AUTH: xg_status = 16;
 /// the URL's user the commands the README lists.
 pub const XG_STATUS_STORE_FORBIDDEN: xg_status = 17;
 /// The limits given differ from those stored for the key prefix (the message names both): set
-/// `replace_limits` to write them over the stored ones, or `adopt_stored_limits` to pace by the stored ones.
+/// `replace_limits` = `XG_STORED_LIMITS_REPLACE` to write them over the stored ones, or `_ADOPT` to pace by them.
 pub const XG_STATUS_LIMITS_DIFFER: xg_status = 18;
 /// A limiter opened for inspection (`xg_limiter_inspect_redis`) found no limits stored for its key prefix.
 pub const XG_STATUS_NO_STORED_LIMITS: xg_status = 19;

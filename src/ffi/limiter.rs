@@ -353,24 +353,28 @@ pub struct xg_redis_options {
     pub on_store_error: u32,
     /// For `XG_FAILURE_POLICY_LOCAL`: how many processes share the limits (each keeps limit / workers, at least 1).
     pub workers: u32,
-    /// Write this limiter's limits into the store even if it holds others (otherwise the stored ones win).
+    /// What wins when the prefix holds other limits than these: `XG_STORED_LIMITS_MUST_MATCH` (0, the default:
+    /// `XG_STATUS_LIMITS_DIFFER`), `XG_STORED_LIMITS_REPLACE` (1: these are written over them) or
+    /// `XG_STORED_LIMITS_ADOPT` (2: the stored ones are paced by; `xg_limiter_limits` reports them). A value, not a
+    /// new field, because this struct is returned by value and so never grows.
     pub replace_limits: u8,
     /// Optional: a PEM file of certificate authorities to trust for `rediss://` (NULL, 0: the system's).
     pub tls_ca_file: *const c_char,
     pub tls_ca_file_len: usize,
-    /// Pace by the limits stored for the prefix when they differ from the ones given (`xg_limiter_limits` then
-    /// reports them). Without it (or `replace_limits`), differing limits are `XG_STATUS_LIMITS_DIFFER`; both set is
-    /// `XG_STATUS_INVALID_ARGUMENT`.
-    pub adopt_stored_limits: u8,
 }
 
-impl SizedStruct for xg_redis_options {
-    /// ABI 2 and 3 until `adopt_stored_limits` was appended: 88 bytes, ending after `tls_ca_file_len`.
-    const EARLIER: &'static [(usize, usize)] = &[(88, 88)];
-}
+// Returned by value (`xg_redis_options_default`): a caller built against an older header gives a buffer of its size
+// for the result, so this struct keeps ABI 2's 88 bytes for good (the header's rules).
+impl SizedStruct for xg_redis_options {}
 
-const _: () =
-    assert!(std::mem::offset_of!(xg_redis_options, adopt_stored_limits) == 88 && size_of::<xg_redis_options>() == 96);
+const _: () = assert!(size_of::<xg_redis_options>() == 88);
+
+/// `xg_redis_options.replace_limits`: the stored limits must equal the limiter's (else `XG_STATUS_LIMITS_DIFFER`).
+pub const XG_STORED_LIMITS_MUST_MATCH: u8 = 0;
+/// `xg_redis_options.replace_limits`: the limiter's limits are written over the stored ones.
+pub const XG_STORED_LIMITS_REPLACE: u8 = 1;
+/// `xg_redis_options.replace_limits`: the stored limits are adopted.
+pub const XG_STORED_LIMITS_ADOPT: u8 = 2;
 
 /// The longest store deadline accepted (`xg_redis_options.deadline_ms`).
 pub const XG_MAX_STORE_DEADLINE_MS: u64 = 10_000;
@@ -394,7 +398,6 @@ const NEVER_VALID_REDIS_OPTIONS: xg_redis_options = xg_redis_options {
     replace_limits: 0,
     tls_ca_file: std::ptr::null(),
     tls_ca_file_len: 0,
-    adopt_stored_limits: 0,
 };
 
 /// Options with the defaults and no URL or prefix yet (set both). Thread-safe.
@@ -415,10 +418,9 @@ fn redis_defaults() -> xg_redis_options {
         breaker_cooldown_ms: u64::try_from(d.breaker_cooldown.as_millis()).unwrap_or(u64::MAX),
         on_store_error: d.on_store_error.code(),
         workers: d.workers,
-        replace_limits: u8::from(d.replace_limits),
+        replace_limits: XG_STORED_LIMITS_MUST_MATCH,
         tls_ca_file: std::ptr::null(),
         tls_ca_file_len: 0,
-        adopt_stored_limits: u8::from(d.adopt_stored_limits),
     }
 }
 
@@ -451,15 +453,17 @@ unsafe fn options_from_c(o: &xg_redis_options) -> FfiResult<RedisOptions> {
     options.breaker_cooldown = Duration::from_millis(o.breaker_cooldown_ms);
     options.on_store_error = on_store_error;
     options.workers = o.workers;
-    options.replace_limits = flag(o.replace_limits, "options", "replace_limits")?;
-    options.adopt_stored_limits = flag(o.adopt_stored_limits, "options", "adopt_stored_limits")?;
-    if options.replace_limits && options.adopt_stored_limits {
-        return Err(invalid(
-            "options->replace_limits and options->adopt_stored_limits exclude each other: set one (whose limits \
-             win) or neither"
-                .into(),
-        ));
-    }
+    (options.replace_limits, options.adopt_stored_limits) = match o.replace_limits {
+        XG_STORED_LIMITS_MUST_MATCH => (false, false),
+        XG_STORED_LIMITS_REPLACE => (true, false),
+        XG_STORED_LIMITS_ADOPT => (false, true),
+        other => {
+            return Err(invalid(format!(
+                "options->replace_limits is {other}; it must be XG_STORED_LIMITS_MUST_MATCH (0), _REPLACE (1) or \
+                 _ADOPT (2)"
+            )));
+        }
+    };
     options.tls_ca_file = (!ca.is_empty()).then(|| ca.to_owned());
     Ok(options)
 }
@@ -488,7 +492,7 @@ unsafe fn limits_arg(limits: *const xg_limits) -> FfiResult<Limits> {
 /// machine using the same `options->key_prefix`: every decision is one atomic script on the store's clock. Every
 /// other `xg_limiter_*` function works on it unchanged. `limits` (NULL: the defaults) initialise a prefix that holds
 /// none; a prefix holding other limits is `XG_STATUS_LIMITS_DIFFER` (the message names both) unless
-/// `options->replace_limits` (these are stored) or `options->adopt_stored_limits` (the stored ones are used).
+/// `options->replace_limits` is `XG_STORED_LIMITS_REPLACE` (these are stored) or `_ADOPT` (the stored ones are used).
 /// `clock`: `XG_CLOCK_MONOTONIC` in production (the store's clock decides; this one times waits),
 /// `XG_CLOCK_MANUAL` for tests (the manual reading is the store's clock; a prefix is either). It connects once
 /// now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be reached within the deadline under
@@ -519,8 +523,8 @@ pub unsafe extern "C" fn xg_limiter_new_redis(
 /// Opens a shared limiter's key prefix for inspection: nothing is ever written to the store (not even limits to an
 /// empty prefix). `xg_limiter_snapshot_json` and `xg_limiter_peek` answer (`XG_STATUS_NO_STORED_LIMITS` on a prefix
 /// that holds no limits); operations that would write are `XG_STATUS_INVALID_ARGUMENT`. `xg_limiter_limits`
-/// reports the stored limits (the defaults when there are none). `options->replace_limits`,
-/// `adopt_stored_limits`, `on_store_error` and `workers` do not apply. Thread-safe.
+/// reports the stored limits (the defaults when there are none). `options->replace_limits`, `on_store_error` and
+/// `workers` do not apply. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xg_limiter_inspect_redis(
     options: *const xg_redis_options,
@@ -549,7 +553,7 @@ pub unsafe extern "C" fn xg_limiter_free(limiter: *mut xg_limiter) {
 }
 
 /// Stores the limits the limiter paces by in `*out` (set `out->struct_size`): for a shared limiter, the limits
-/// stored for its prefix (after `adopt_stored_limits`, the stored ones, not those given). Thread-safe.
+/// stored for its prefix (after `XG_STORED_LIMITS_ADOPT`, the stored ones, not those given). Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xg_limiter_limits(limiter: *const xg_limiter, out: *mut xg_limits) -> xg_status {
     run("xg_limiter_limits", || {

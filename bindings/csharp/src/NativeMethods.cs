@@ -116,7 +116,6 @@ namespace XeroGuard
         public byte ReplaceLimits;
         public IntPtr TlsCaFile;
         public UIntPtr TlsCaFileLen;
-        public byte AdoptStoredLimits;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -217,6 +216,10 @@ namespace XeroGuard
         internal const int StatusBufferTooSmall = 5;
         internal const uint ClockMonotonic = 0;
         internal const uint ClockManual = 1;
+        // xg_redis_options.ReplaceLimits: which limits win when the prefix holds others (XG_STORED_LIMITS_*).
+        internal const byte StoredLimitsMustMatch = 0;
+        internal const byte StoredLimitsReplace = 1;
+        internal const byte StoredLimitsAdopt = 2;
         internal const long Unknown = -1;
         internal const ulong NoDeadline = ulong.MaxValue;
         internal const uint WaitGranted = 1;

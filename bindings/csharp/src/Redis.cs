@@ -33,8 +33,8 @@ namespace XeroGuard
             breakerCooldown = Native.Duration(d.BreakerCooldownMs);
             onStoreError = (FailurePolicy)d.OnStoreError;
             workers = (int)Math.Min(d.Workers, int.MaxValue);
-            ReplaceLimits = d.ReplaceLimits != 0;
-            AdoptStoredLimits = d.AdoptStoredLimits != 0;
+            ReplaceLimits = d.ReplaceLimits == NativeMethods.StoredLimitsReplace;
+            AdoptStoredLimits = d.ReplaceLimits == NativeMethods.StoredLimitsAdopt;
         }
 
         [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
@@ -174,8 +174,8 @@ namespace XeroGuard
                     BreakerCooldownMs = Native.DurationMs(redis.BreakerCooldown),
                     OnStoreError = (uint)redis.OnStoreError,
                     Workers = (uint)redis.Workers,
-                    ReplaceLimits = (byte)(redis.ReplaceLimits ? 1 : 0),
-                    AdoptStoredLimits = (byte)(redis.AdoptStoredLimits ? 1 : 0),
+                    ReplaceLimits = redis.ReplaceLimits ? NativeMethods.StoredLimitsReplace
+                        : redis.AdoptStoredLimits ? NativeMethods.StoredLimitsAdopt : NativeMethods.StoredLimitsMustMatch,
                     TlsCaFile = ca == null ? IntPtr.Zero : caPin.AddrOfPinnedObject(),
                     TlsCaFileLen = Native.Len(ca),
                 };

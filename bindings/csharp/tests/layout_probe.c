@@ -49,7 +49,7 @@ int main(void) {
     FIELD(xg_redis_options, key_prefix); FIELD(xg_redis_options, key_prefix_len); FIELD(xg_redis_options, deadline_ms);
     FIELD(xg_redis_options, breaker_cooldown_ms); FIELD(xg_redis_options, on_store_error);
     FIELD(xg_redis_options, workers); FIELD(xg_redis_options, replace_limits); FIELD(xg_redis_options, tls_ca_file);
-    FIELD(xg_redis_options, tls_ca_file_len); FIELD(xg_redis_options, adopt_stored_limits);
+    FIELD(xg_redis_options, tls_ca_file_len);
 
     SIZE(xg_decision);
     FIELD(xg_decision, struct_size); FIELD(xg_decision, granted); FIELD(xg_decision, permit); FIELD(xg_decision, wait_ms);

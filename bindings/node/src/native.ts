@@ -17,6 +17,10 @@ export const XG_NONE = 0;
 export const XG_UNKNOWN = -1;
 export const XG_CLOCK_MONOTONIC = 0;
 export const XG_CLOCK_MANUAL = 1;
+/** xg_redis_options.replace_limits: which limits win when the prefix holds others. */
+export const XG_STORED_LIMITS_MUST_MATCH = 0;
+export const XG_STORED_LIMITS_REPLACE = 1;
+export const XG_STORED_LIMITS_ADOPT = 2;
 export const XG_NO_DEADLINE = 0xffff_ffff_ffff_ffffn;
 export const XG_MAX_TENANT_ID_BYTES = 256;
 export const XG_MAX_STORE_DEADLINE_MS = 10_000;
@@ -270,7 +274,6 @@ export const STRUCTS = {
     replace_limits: 'uint8_t',
     tls_ca_file: 'const char *',
     tls_ca_file_len: 'size_t',
-    adopt_stored_limits: 'uint8_t',
   }),
   xg_decision: koffi.struct('xg_decision', {
     struct_size: 'uint32_t',

@@ -18,6 +18,9 @@ import {
   XG_STATS_STORE_FAILURE_KINDS,
   XG_STATS_WAIT_BUCKETS,
   XG_STATUS_OK,
+  XG_STORED_LIMITS_ADOPT,
+  XG_STORED_LIMITS_MUST_MATCH,
+  XG_STORED_LIMITS_REPLACE,
 } from './native';
 
 export type Handle = bigint;
@@ -204,8 +207,11 @@ function cRedisOptions(settings: RedisSettings): Record<string, unknown> {
     breaker_cooldown_ms: settings.breakerCooldownMs,
     on_store_error: settings.onStoreError,
     workers: settings.workers,
-    replace_limits: settings.replaceLimits ? 1 : 0,
-    adopt_stored_limits: settings.adoptStoredLimits ? 1 : 0,
+    replace_limits: settings.replaceLimits
+      ? XG_STORED_LIMITS_REPLACE
+      : settings.adoptStoredLimits
+        ? XG_STORED_LIMITS_ADOPT
+        : XG_STORED_LIMITS_MUST_MATCH,
     tls_ca_file: settings.tlsCaFile,
     tls_ca_file_len: ca === null ? 0 : ca.length,
   };

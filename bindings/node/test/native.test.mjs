@@ -91,6 +91,9 @@ test("the constants are the header's", () => {
   }
   assert.equal(native.XG_CLOCK_MONOTONIC, Number(define('XG_CLOCK_MONOTONIC')));
   assert.equal(native.XG_CLOCK_MANUAL, Number(define('XG_CLOCK_MANUAL')));
+  for (const name of ['XG_STORED_LIMITS_MUST_MATCH', 'XG_STORED_LIMITS_REPLACE', 'XG_STORED_LIMITS_ADOPT']) {
+    assert.equal(native[name], Number(define(name)), name);
+  }
   assert.equal(define('XG_NO_DEADLINE'), 'UINT64_MAX');
   assert.equal(native.XG_NO_DEADLINE, 2n ** 64n - 1n);
   const enumValue = (name) => Number(HEADER.match(new RegExp(`\\b${name} = (\\d+)`))[1]);

@@ -142,7 +142,8 @@ def test_header_constants_are_the_packages() -> None:
     """The constants the package copies from the header, and the codes of the enums without name functions."""
     defines = {name: int(value) for name, value in
                re.findall(r"^#define (XG_\w+) (-?\d+)$", HEADER.read_text(), re.M)}
-    for name in ("XG_NONE", "XG_UNKNOWN", "XG_CLOCK_MONOTONIC", "XG_CLOCK_MANUAL", "XG_STATUS_OK",
+    for name in ("XG_NONE", "XG_UNKNOWN", "XG_CLOCK_MONOTONIC", "XG_CLOCK_MANUAL", "XG_STORED_LIMITS_MUST_MATCH",
+                 "XG_STORED_LIMITS_REPLACE", "XG_STORED_LIMITS_ADOPT", "XG_STATUS_OK",
                  "XG_STATUS_BUFFER_TOO_SMALL", "XG_MAX_TENANT_ID_BYTES", "XG_MAX_STORE_DEADLINE_MS",
                  "XG_MAX_KEY_PREFIX_BYTES", "XG_STATS_REASONS", "XG_STATS_FAILURE_POLICIES", "XG_STATS_WAIT_BUCKETS",
                  "XG_STATS_CATEGORIES", "XG_STATS_RATE_LIMIT_PROBLEMS", "XG_STATS_STORE_FAILURE_KINDS"):

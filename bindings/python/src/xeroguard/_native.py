@@ -39,6 +39,10 @@ XG_UNKNOWN = -1
 XG_MAX_TENANT_ID_BYTES = 256
 XG_CLOCK_MONOTONIC = 0
 XG_CLOCK_MANUAL = 1
+# xg_redis_options.replace_limits: which limits win when the prefix holds others.
+XG_STORED_LIMITS_MUST_MATCH = 0
+XG_STORED_LIMITS_REPLACE = 1
+XG_STORED_LIMITS_ADOPT = 2
 XG_NO_DEADLINE = 0xFFFF_FFFF_FFFF_FFFF
 XG_MAX_STORE_DEADLINE_MS = 10_000
 XG_MAX_KEY_PREFIX_BYTES = 128
@@ -175,7 +179,6 @@ class XgRedisOptions(_Sized):
         ("replace_limits", c_uint8),
         ("tls_ca_file", c_char_p),
         ("tls_ca_file_len", c_size_t),
-        ("adopt_stored_limits", c_uint8),
     ]
 
 

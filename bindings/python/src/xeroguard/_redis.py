@@ -45,8 +45,8 @@ class RedisSettings:
         c.breaker_cooldown_ms = self.breaker_cooldown_ms
         c.on_store_error = FAILURE_POLICY.code(self.on_store_error)
         c.workers = self.workers
-        c.replace_limits = self.replace_limits
-        c.adopt_stored_limits = self.adopt_stored_limits
+        c.replace_limits = (n.XG_STORED_LIMITS_REPLACE if self.replace_limits else
+                            n.XG_STORED_LIMITS_ADOPT if self.adopt_stored_limits else n.XG_STORED_LIMITS_MUST_MATCH)
         if self.tls_ca_file is not None:
             ca = self.tls_ca_file.encode("utf-8")
             c.tls_ca_file, c.tls_ca_file_len = ca, len(ca)
