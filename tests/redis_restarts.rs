@@ -4,11 +4,14 @@
 
 #[path = "support/redis.rs"]
 mod redis_support;
+#[path = "support/store_grants.rs"]
+mod store_grants;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis_support::RedisServer;
+use store_grants::until_the_store_grants;
 use xeroguard::pacing::{Clock, Decision, Limiter, Limits, RedisOptions, TenantLimits};
 use xeroguard::{FailurePolicy, Reason};
 
@@ -29,30 +32,6 @@ fn limiter(server: &RedisServer, policy: FailurePolicy) -> Limiter {
     let l = Limiter::new_redis(Limits::default(), options, Clock::Monotonic).unwrap();
     l.set_tenant_limits("vip", Some(TenantLimits { minute_limit: 2, day_limit: 100, concurrency: 0 })).unwrap();
     l
-}
-
-/// How long until the store itself (no failure policy) grants `tenant` a call; panics after `limit`. Nothing may
-/// raise meanwhile, releases included.
-fn until_the_store_grants(l: &Limiter, tenant: &str, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        match l.acquire(tenant, l.now()) {
-            Ok(Decision::Granted(p)) if p.fallback.is_none() => {
-                l.release(p, l.now()).expect("a release after the store answered");
-                return start.elapsed();
-            }
-            Ok(Decision::Granted(p)) => {
-                let _ = l.release(p, l.now()); // a fallback's permit: the store may still be out of reach
-            }
-            Ok(Decision::Refused(r)) => assert!(r.fallback.is_some(), "only the failure policy refuses here: {r:?}"),
-            Err(e) => assert!(
-                matches!(e, xeroguard::pacing::PacingError::StoreUnavailable(_)),
-                "only an unavailable store may fail a call: {e}"
-            ),
-        }
-        assert!(start.elapsed() < limit, "the store granted nothing within {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// The overrides this process set apply again: 2 calls a minute for "vip", decided by the store.

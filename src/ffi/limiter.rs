@@ -495,7 +495,9 @@ unsafe fn limits_arg(limits: *const xg_limits) -> FfiResult<Limits> {
 /// `options->replace_limits` is `XG_STORED_LIMITS_REPLACE` (these are stored) or `_ADOPT` (the stored ones are used).
 /// `clock`: `XG_CLOCK_MONOTONIC` in production (the store's clock decides; this one times waits),
 /// `XG_CLOCK_MANUAL` for tests (the manual reading is the store's clock; a prefix is either). It connects once
-/// now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be reached within the deadline, `XG_STATUS_STORE_AUTH`
+/// now: `XG_STATUS_STORE_UNAVAILABLE` when the store cannot be reached within the deadline under
+/// `XG_FAILURE_POLICY_CLOSED` (under `_OPEN` and `_LOCAL` the handle is made and the policy decides until the store
+/// answers, whose first answered call stores or compares the limits), `XG_STATUS_STORE_AUTH`
 /// for a wrong user or password, `XG_STATUS_STORE_FORBIDDEN` when its ACL lacks a command, `XG_STATUS_STORE_ERROR`
 /// when it refuses otherwise (another clock). Later, while the
 /// store cannot be reached, `options->on_store_error` decides and `xg_decision.fallback` says so. A handle made

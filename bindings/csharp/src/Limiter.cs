@@ -258,17 +258,37 @@ namespace XeroGuard
         /// <see cref="RedisOptions.AdoptStoredLimits"/> (the stored ones are used). <paramref name="clock"/>:
         /// <see cref="LimiterClock.Monotonic"/> in production (the store's clock decides); <see cref="LimiterClock.Manual"/> for tests, where the manual reading
         /// is the store's clock (a key prefix is used with one kind of clock only). It connects now:
-        /// <see cref="StoreUnavailableException"/> when the store cannot be reached within
-        /// <see cref="RedisOptions.Deadline"/>, <see cref="StoreException"/> when it refuses.
+        /// <see cref="StoreException"/> when the store refuses; when it cannot be reached within
+        /// <see cref="RedisOptions.Deadline"/>, <see cref="StoreUnavailableException"/> under
+        /// <see cref="FailurePolicy.Closed"/>, while under <see cref="FailurePolicy.Open"/> and
+        /// <see cref="FailurePolicy.Local"/> the limiter is made and its policy decides (flagged) until the store answers.
         /// </summary>
         public Limiter(Limits limits, RedisOptions redis, LimiterClock clock = LimiterClock.Monotonic)
+            : this(limits, redis, clock, false)
+        {
+        }
+
+        private Limiter(Limits limits, RedisOptions redis, LimiterClock clock, bool readOnly)
         {
             if (redis == null) throw new ArgumentNullException(nameof(redis));
             redis.Validate();
             Native.EnsureAbi();
             XgLimits l = (limits ?? new Limits()).ToNative();
-            handle = RedisOptions.Open(l, redis, (uint)clock);
+            handle = RedisOptions.Open(l, redis, (uint)clock, readOnly);
             Clock = clock;
+        }
+
+        /// <summary>
+        /// A read-only look at the limiter shared through <see cref="RedisOptions.KeyPrefix"/> (what
+        /// <c>xeroguard snapshot</c> uses): it writes nothing, not even limits to an empty prefix.
+        /// <see cref="Snapshot"/> and <see cref="Peek"/> answer (<see cref="NoStoredLimitsException"/> on a prefix that
+        /// holds none); every operation that would write throws <see cref="InvalidArgumentException"/> saying the
+        /// limiter only reads; <see cref="Limits"/> are the stored ones (the defaults when there are none). Only the
+        /// URL, prefix, deadline and CA file of <paramref name="redis"/> apply.
+        /// </summary>
+        public static Limiter Inspect(RedisOptions redis, LimiterClock clock = LimiterClock.Monotonic)
+        {
+            return new Limiter(null, redis, clock, true);
         }
 
         /// <summary>The clock the limiter reads.</summary>

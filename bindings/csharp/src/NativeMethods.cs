@@ -320,6 +320,9 @@ namespace XeroGuard
             out LimiterHandle output);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int xg_limiter_inspect_redis(ref XgRedisOptions options, uint clock, out LimiterHandle output);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void xg_limiter_free(IntPtr limiter);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]

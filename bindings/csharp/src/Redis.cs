@@ -150,9 +150,10 @@ namespace XeroGuard
                     "redis");
         }
 
-        // Creates the native limiter; the strings are pinned only for the call (the library copies them).
+        // Creates the native limiter (read-only: xg_limiter_inspect_redis); the strings are pinned only for the call
+        // (the library copies them).
         [MethodImpl(MethodImplOptions.NoInlining)] // see Vocabulary.Name
-        internal static LimiterHandle Open(XgLimits limits, RedisOptions redis, uint clock)
+        internal static LimiterHandle Open(XgLimits limits, RedisOptions redis, uint clock, bool readOnly = false)
         {
             byte[] url = Native.Utf8(redis.Url);
             byte[] prefix = Native.Utf8(redis.KeyPrefix);
@@ -179,7 +180,9 @@ namespace XeroGuard
                     TlsCaFileLen = Native.Len(ca),
                 };
                 LimiterHandle handle;
-                Native.Ensure(NativeMethods.xg_limiter_new_redis(ref limits, ref options, clock, out handle));
+                Native.Ensure(readOnly
+                    ? NativeMethods.xg_limiter_inspect_redis(ref options, clock, out handle)
+                    : NativeMethods.xg_limiter_new_redis(ref limits, ref options, clock, out handle));
                 return handle;
             }
             finally

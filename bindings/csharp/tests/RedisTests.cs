@@ -184,6 +184,32 @@ namespace XeroGuard.Tests
                 }
             });
 
+            r.Run("redis/inspect_reads_a_prefix_and_writes_nothing", () =>
+            {
+                string prefix = Prefix("inspect");
+                var five = new Limits { TenantMinute = new WindowLimit(5, 60000, 0) };
+                using (var writer = new Limiter(five, new RedisOptions(Url) { KeyPrefix = prefix }))
+                {
+                    writer.Acquire("t");
+                    using (var reader = Limiter.Inspect(new RedisOptions(Url) { KeyPrefix = prefix, Deadline = TimeSpan.FromMilliseconds(500) }))
+                    {
+                        Assert.Equal(5, reader.Limits.TenantMinute.Limit, "the stored limits");
+                        Assert.Equal(1, reader.Snapshot("t").Minute.Count, "the writer's call");
+                        Assert.True(reader.Peek("t").Granted, "peek answers");
+                        var e = Assert.Throws<InvalidArgumentException>(() => reader.Acquire("t"), "acquire writes");
+                        Assert.True(e.Message.Contains("only reads"), "says why: " + e.Message);
+                        Assert.Throws<InvalidArgumentException>(() => reader.Record("t"), "record writes");
+                        Assert.Equal(1, writer.Snapshot("t").Minute.Count, "nothing counted by the reader");
+                    }
+                }
+                string empty = Prefix("inspect-empty");
+                using (var reader = Limiter.Inspect(new RedisOptions(Url) { KeyPrefix = empty }))
+                    Assert.Throws<NoStoredLimitsException>(() => reader.Snapshot("t"), "an empty prefix");
+                // Nothing was stored: limits other than the defaults initialise the prefix without LimitsDiffer.
+                using (var later = new Limiter(five, new RedisOptions(Url) { KeyPrefix = empty }))
+                    Assert.Equal(5, later.Limits.TenantMinute.Limit, "the empty prefix stayed empty");
+            });
+
             r.Run("redis/waits_and_interrupt_work_on_the_store", () =>
             {
                 using (var l = new Limiter(Exact60(), new RedisOptions(Url) { KeyPrefix = Prefix("wait") }, LimiterClock.Manual))

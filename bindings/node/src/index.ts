@@ -57,6 +57,7 @@ export type { MetricsOptions, MetricsRegistry, RegisteredMetrics } from './prome
 export type {
   Clock,
   Decision,
+  InspectOptions,
   LimiterOptions,
   Limits,
   LimitsInput,

@@ -261,6 +261,12 @@ const STORE_OPTIONS = [
   'adoptStoredLimits',
   'tlsCaFile',
 ];
+/** The options of `Limiter.inspect`: where the store is; nothing it would decide or write. */
+export type InspectOptions = Pick<LimiterOptions, 'clock' | 'deadlineMs' | 'tlsCaFile' | 'logger'>;
+
+/** Marks the options of a limiter opened by `Limiter.inspect` (a symbol: never one of the user's option names). */
+const INSPECT = Symbol('inspect');
+
 const KNOWN_OPTIONS = new Set(['clock', 'redisUrl', 'logger', ...STORE_OPTIONS]);
 // setTimeout holds at most 2^31-1 ms; a longer sleep asks the library again after that long.
 const MAX_TIMER_MS = 0x7fff_ffff;
@@ -370,8 +376,10 @@ export type OnRefusal = (refusal: Decision) => void;
  *
  * Shared through Redis: `new Limiter(limits, { redisUrl, keyPrefix })` keeps the windows, permits, blocks and limits
  * in the store, shared by every process and machine using the same prefix. It connects once, off the event loop:
- * `await limiter.ready` (or `Limiter.connect(...)`) to learn at once whether the store answered; every operation
- * waits for that connection and fails with its error otherwise.
+ * `await limiter.ready` (or `Limiter.connect(...)`) to learn at once whether it was created; every operation
+ * waits for that and fails with its error otherwise. A store that cannot be reached fails creation under the
+ * `closed` policy; under `open` and `local` the limiter is created and its policy decides (flagged) until the
+ * store answers.
  */
 export class Limiter {
   readonly clock: Clock;
@@ -415,7 +423,12 @@ export class Limiter {
       this.#settings = settings;
       // Connecting may take up to the store deadline: on a worker thread, like every store operation.
       this.#users++;
-      const created = runOffThread<Handle>('newRedis', [c, settings, CLOCKS[clock]])
+      const readOnly = (options as { [INSPECT]?: boolean })[INSPECT] === true;
+      const created = (
+        readOnly
+          ? runOffThread<Handle>('inspectRedis', [settings, CLOCKS[clock]])
+          : runOffThread<Handle>('newRedis', [c, settings, CLOCKS[clock]])
+      )
         .then((result) => {
           this.#handle = unwrap(result);
           // The limits it paces by: the stored ones (they differ from those given only when adopted).
@@ -425,6 +438,23 @@ export class Limiter {
       created.catch(() => undefined); // seen by whoever awaits `ready` or calls an operation; never unhandled
       this.ready = created;
     }
+  }
+
+  /**
+   * A read-only look at the limiter shared through `keyPrefix` (what `xeroguard snapshot` uses): it writes nothing,
+   * not even limits to an empty prefix. `snapshot` and `peek` answer (NoStoredLimitsError on a prefix that holds
+   * none); every operation that would write rejects with InvalidArgumentError saying the limiter only reads;
+   * `limits` are the stored ones (the defaults when there are none). Resolves once the store answered.
+   */
+  static async inspect(redisUrl: string, keyPrefix: string, options: InspectOptions = {}): Promise<Limiter> {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object');
+    for (const key of Object.keys(options)) {
+      if (!['clock', 'deadlineMs', 'tlsCaFile', 'logger'].includes(key)) {
+        throw new InvalidArgumentError(`unknown inspect option '${key}'`);
+      }
+    }
+    const given = { ...options, redisUrl, keyPrefix, [INSPECT]: true } as LimiterOptions;
+    return Limiter.connect(undefined, given);
   }
 
   /** A limiter whose store has answered: `new Limiter(...)` then `await limiter.ready`. */
@@ -441,9 +471,13 @@ export class Limiter {
 
   /**
    * The limits this limiter paces by: those given, or for a shared one once `ready`, those stored for its prefix
-   * (the stored ones rather than those given after `adoptStoredLimits`).
+   * (the stored ones rather than those given after `adoptStoredLimits`; a limiter made while the store was down
+   * adopts them when the store first answers). Read from the library each time (no store call).
    */
   get limits(): Readonly<Limits> {
+    if (this.#settings !== null && this.#handle !== null && !this.#closed) {
+      this.#limits = Object.freeze(fromC(this.#direct<Record<string, unknown>>('limits') as RawLimits));
+    }
     return this.#limits;
   }
 

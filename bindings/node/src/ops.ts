@@ -191,6 +191,32 @@ function tenantCall(name: string, handle: Handle, tenant: Uint8Array, ...rest: u
   return outcome(fn[name]!(handle, t, t.length, ...rest) as number, name, () => undefined);
 }
 
+/** The C options struct of a shared limiter's settings. */
+function cRedisOptions(settings: RedisSettings): Record<string, unknown> {
+  const url = Buffer.from(settings.url, 'utf8');
+  const prefix = Buffer.from(settings.keyPrefix, 'utf8');
+  const ca = settings.tlsCaFile === null ? null : Buffer.from(settings.tlsCaFile, 'utf8');
+  return {
+    ...(fn.xg_redis_options_default!() as Record<string, unknown>),
+    struct_size: sizeOf('xg_redis_options'),
+    url: settings.url,
+    url_len: url.length,
+    key_prefix: settings.keyPrefix,
+    key_prefix_len: prefix.length,
+    deadline_ms: settings.deadlineMs,
+    breaker_cooldown_ms: settings.breakerCooldownMs,
+    on_store_error: settings.onStoreError,
+    workers: settings.workers,
+    replace_limits: settings.replaceLimits
+      ? XG_STORED_LIMITS_REPLACE
+      : settings.adoptStoredLimits
+        ? XG_STORED_LIMITS_ADOPT
+        : XG_STORED_LIMITS_MUST_MATCH,
+    tls_ca_file: settings.tlsCaFile,
+    tls_ca_file_len: ca === null ? 0 : ca.length,
+  };
+}
+
 export const OPS = {
   newLimiter(limits: CLimits, clock: number): OpResult<Handle> {
     const out: unknown[] = [null];
@@ -198,32 +224,20 @@ export const OPS = {
   },
 
   newRedis(limits: CLimits, settings: RedisSettings, clock: number): OpResult<Handle> {
-    const url = Buffer.from(settings.url, 'utf8');
-    const prefix = Buffer.from(settings.keyPrefix, 'utf8');
-    const ca = settings.tlsCaFile === null ? null : Buffer.from(settings.tlsCaFile, 'utf8');
-    const options = {
-      ...(fn.xg_redis_options_default!() as Record<string, unknown>),
-      struct_size: sizeOf('xg_redis_options'),
-      url: settings.url,
-      url_len: url.length,
-      key_prefix: settings.keyPrefix,
-      key_prefix_len: prefix.length,
-      deadline_ms: settings.deadlineMs,
-      breaker_cooldown_ms: settings.breakerCooldownMs,
-      on_store_error: settings.onStoreError,
-      workers: settings.workers,
-      replace_limits: settings.replaceLimits
-        ? XG_STORED_LIMITS_REPLACE
-        : settings.adoptStoredLimits
-          ? XG_STORED_LIMITS_ADOPT
-          : XG_STORED_LIMITS_MUST_MATCH,
-      tls_ca_file: settings.tlsCaFile,
-      tls_ca_file_len: ca === null ? 0 : ca.length,
-    };
     const out: unknown[] = [null];
     return outcome(
-      fn.xg_limiter_new_redis!(limits, options, clock, out) as number,
+      fn.xg_limiter_new_redis!(limits, cRedisOptions(settings), clock, out) as number,
       'xg_limiter_new_redis',
+      () => out[0] as Handle,
+    );
+  },
+
+  /** A read-only limiter over a shared prefix (xg_limiter_inspect_redis). */
+  inspectRedis(settings: RedisSettings, clock: number): OpResult<Handle> {
+    const out: unknown[] = [null];
+    return outcome(
+      fn.xg_limiter_inspect_redis!(cRedisOptions(settings), clock, out) as number,
+      'xg_limiter_inspect_redis',
       () => out[0] as Handle,
     );
   },

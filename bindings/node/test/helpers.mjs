@@ -192,6 +192,13 @@ export class RedisServer {
     return done.status === 0 && done.stdout.trim() === 'PONG';
   }
 
+  /** The keys the server holds, sorted (redis-cli KEYS *). */
+  keys() {
+    const done = spawnSync('redis-cli', ['-s', this.socket, 'KEYS', '*'], { encoding: 'utf8' });
+    if (done.status !== 0) fail(`redis-cli KEYS failed: ${done.stderr}`);
+    return done.stdout.split('\n').filter(Boolean).sort();
+  }
+
   /** SIGSTOP: connections are accepted by the kernel, nothing is answered until resume(). */
   pause() {
     process.kill(this.child.pid, 'SIGSTOP');

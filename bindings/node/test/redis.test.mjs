@@ -270,3 +270,51 @@ test('an interrupted wait on a shared limiter ends at once', async () => {
   await within(5000, assert.rejects(wait, xg.LimiterInterruptedError), 'the interrupted wait');
   limiter.close();
 });
+
+test('inspect reads a prefix and writes nothing', async () => {
+  const shared = prefix();
+  const writer = await xg.Limiter.connect(
+    { tenantMinute: { limit: 5, windowMs: 60000 } },
+    { redisUrl: redis.url, keyPrefix: shared },
+  );
+  await writer.acquire(T);
+  const reader = await xg.Limiter.inspect(redis.url, shared, { deadlineMs: 500 });
+  assert.equal(reader.shared, true);
+  assert.equal(reader.limits.tenantMinute.limit, 5, 'the stored limits');
+  assert.equal((await reader.snapshot(T)).minute.count, 1);
+  assert.equal((await reader.peek(T)).granted, true);
+  for (const write of [() => reader.acquire(T), () => reader.record(T), () => reader.setTenantLimits(T, null)]) {
+    await assert.rejects(write(), (e) => e instanceof xg.InvalidArgumentError && /only reads/.test(e.message));
+  }
+  assert.equal((await writer.snapshot(T)).minute.count, 1, 'nothing counted by the reader');
+  reader.close();
+  writer.close();
+  const before = redis.keys();
+  const empty = await xg.Limiter.inspect(redis.url, prefix());
+  await assert.rejects(empty.snapshot(T), xg.NoStoredLimitsError);
+  empty.close();
+  assert.deepEqual(redis.keys(), before, 'an inspected empty prefix stays empty');
+  await assert.rejects(xg.Limiter.inspect(redis.url, shared, { workers: 2 }), xg.InvalidArgumentError);
+});
+
+test('under open a limiter is made while the store cannot be reached; under closed it is not', async () => {
+  const shared = prefix();
+  const down = `redis+unix://${redis.socket}.down`;
+  const given = { tenantMinute: { limit: 5, windowMs: 60000 } };
+  // A socket nothing listens on: the store cannot be reached, and under 'open' the limiter is made all the same.
+  const limiter = await xg.Limiter.connect(given, {
+    redisUrl: down,
+    keyPrefix: shared,
+    onStoreError: 'open',
+    adoptStoredLimits: true,
+    deadlineMs: 200,
+  });
+  assert.equal(limiter.limits.tenantMinute.limit, 5, 'its own limits until the store answers');
+  const decision = await limiter.acquire(T);
+  assert.deepEqual([decision.granted, decision.fallback], [true, 'open']);
+  limiter.close();
+  await assert.rejects(
+    xg.Limiter.connect(given, { redisUrl: down, keyPrefix: shared, onStoreError: 'closed', deadlineMs: 200 }),
+    xg.StoreUnavailableError,
+  );
+});

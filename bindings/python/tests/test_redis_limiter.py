@@ -100,6 +100,80 @@ def test_an_unreachable_store_fails_creation(redis_server_factory: Callable[...,
     assert time.monotonic() - started < HANG_S
 
 
+def test_inspect_reads_a_prefix_and_writes_nothing(redis_server: RedisServer) -> None:
+    with Limiter(minute_limits(5), redis_url=redis_server.url, key_prefix="py-inspected") as writer:
+        writer.acquire(T)
+        with Limiter.inspect(redis_server.url, "py-inspected", deadline=0.5) as reader:
+            assert reader.shared and reader.limits == minute_limits(5)  # the stored limits
+            assert reader.snapshot(T)["minute"]["count"] == 1
+            assert reader.peek(T).granted
+            for write in (lambda: reader.acquire(T), lambda: reader.record(T),
+                          lambda: reader.set_tenant_limits(T, None)):
+                with pytest.raises(xeroguard.InvalidArgumentError, match="only reads"):
+                    write()
+            assert writer.snapshot(T)["minute"]["count"] == 1  # nothing counted by the reader
+    before = redis_server.keys()
+    with Limiter.inspect(redis_server.url, "py-empty") as empty:
+        with pytest.raises(xeroguard.NoStoredLimitsError):
+            empty.snapshot(T)
+    assert redis_server.keys() == before, "an inspected empty prefix stays empty"
+
+
+@pytest.mark.parametrize("policy", ["open", "local"])
+def test_open_and_local_limiters_are_created_while_the_store_is_down(
+        redis_server_factory: Callable[..., RedisServer], policy: str) -> None:
+    server = redis_server_factory(tcp=True)
+    server.kill()
+    with Limiter(minute_limits(4), redis_url=server.url, key_prefix="py-startdown-" + policy, on_store_error=policy,
+                 workers=2, deadline=0.2, breaker_cooldown=0.1) as limiter:
+        d = limiter.acquire(T)
+        assert (d.granted, d.fallback) == (True, FailurePolicy(policy))
+        limiter.release(d)
+        server.restart()
+        started = time.monotonic()
+        while True:  # the policy decides until the breaker's cooldown lets a call reach the store again
+            d = limiter.acquire(T)
+            if d.granted:
+                limiter.release(d)
+            if d.fallback is None:
+                break
+            assert time.monotonic() - started < HANG_S, "the store never decided"
+            time.sleep(0.01)
+        assert d.granted and time.monotonic() - started < 0.1 + 1.0
+        # The first answered call stored the limits, and the store paces by them: 4 a minute, that call included
+        # (under "local" the calls its share granted count too: they were counted into the store when it answered).
+        assert server.command("HGET", "xg:{py-startdown-%s}:cfg" % policy, "lim")
+        granted = fill(limiter, T, 4)
+        assert granted == sorted(granted, reverse=True) and not granted[-1], granted
+        assert policy == "local" or granted.count(True) == 3, granted
+
+
+def test_a_limiter_made_while_the_store_is_down_reports_the_limits_it_adopts(
+        redis_server_factory: Callable[..., RedisServer]) -> None:
+    server = redis_server_factory(tcp=True)
+    server.kill()
+    options: Dict[str, Any] = dict(redis_url=server.url, key_prefix="py-startdown-adopt", deadline=0.2,
+                                   breaker_cooldown=0.1)
+    with Limiter(minute_limits(5), on_store_error="open", adopt_stored_limits=True, **options) as limiter:
+        assert limiter.limits == minute_limits(5)  # its own until the store answers
+        server.restart()
+        Limiter(minute_limits(10), **options).close()  # another process stores its limits first
+        started = time.monotonic()
+        while limiter.acquire(T).fallback is not None:
+            assert time.monotonic() - started < HANG_S, "the store never decided"
+            time.sleep(0.01)
+        assert limiter.limits == minute_limits(10)
+    assert limiter.limits == minute_limits(10)  # closed: the limits it last paced by
+
+
+def test_a_closed_limiter_is_not_created_while_the_store_is_down(
+        redis_server_factory: Callable[..., RedisServer]) -> None:
+    server = redis_server_factory(tcp=True)
+    server.kill()
+    with pytest.raises(StoreUnavailableError):
+        Limiter(redis_url=server.url, key_prefix="py-startdown-closed", on_store_error="closed", deadline=0.2)
+
+
 @pytest.mark.parametrize("policy, granted, reason", [
     ("open", True, None),
     ("closed", False, Reason.STORE_UNAVAILABLE),

@@ -46,6 +46,8 @@ pub enum StoreFailure {
     Auth(String),
     /// Its ACL does not allow a command the engine needs (NOPERM, an unknown or renamed command).
     Forbidden(String),
+    /// It holds other limits for the prefix than the limiter's (found by a limiter created while it was down).
+    LimitsDiffer(String),
 }
 
 impl StoreFailure {

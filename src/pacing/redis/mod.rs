@@ -45,7 +45,7 @@ mod stored;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -133,6 +133,20 @@ pub struct RedisBackend {
     reservations: Mutex<HashMap<u64, (Held, u64)>>,
     inserts: AtomicU32,
     pending: PendingQueue,
+    /// How the store is made ready for this limiter (see [`Self::start`]).
+    startup: Startup,
+    /// The engine's form was chosen / the store was made ready: false only for a limiter created while the store
+    /// was down, until it answers (and, for `started`, holds limits that agree with this limiter's).
+    form_chosen: AtomicBool,
+    started: AtomicBool,
+}
+
+/// What [`RedisBackend::start`] does once: the engine's form, and the limits stored or compared.
+#[derive(Clone, Copy)]
+struct Startup {
+    functions: bool,
+    replace: bool,
+    adopt: bool,
 }
 
 impl RedisBackend {
@@ -140,6 +154,16 @@ impl RedisBackend {
     /// unless [`RedisOptions::replace_limits`] or [`RedisOptions::adopt_stored_limits`] says which win. `clock`
     /// is [`Clock::Manual`] only for tests: the engine then takes the caller's `now`, and the prefix is marked so
     /// that no server-clock limiter can share it.
+    ///
+    /// When the store cannot be reached (refused, timed out) an `open` or `local` limiter is created all the same:
+    /// its policy decides (decisions say `fallback`) until the store first answers, and that call makes the store
+    /// ready first (the engine's form, the limits). If the store then holds other limits (and neither option says
+    /// which win), that call and every later one fail with [`PacingError::LimitsDiffer`], as creation would have:
+    /// pacing by limits nobody chose is not safe, and the check runs again at each call, so storing matching limits
+    /// (or replacing the limiter) ends it. A `closed` limiter fails creation with
+    /// [`PacingError::StoreUnavailable`]: it decides nothing without the store, and a failed start is what its
+    /// user can act on (retry, alert) rather than refusals that look like pacing. Wrong credentials, a forbidding
+    /// ACL, invalid options and limits that differ fail creation under every policy.
     pub fn connect(limits: Limits, options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
         if options.replace_limits && options.adopt_stored_limits {
             return Err(PacingError::InvalidOptions(
@@ -148,9 +172,17 @@ impl RedisBackend {
             ));
         }
         limits.validate().map_err(PacingError::InvalidLimits)?;
-        let mut protocol = Self::protocol(limits, &options, clock)?;
-        protocol.init(options.replace_limits, options.adopt_stored_limits)?;
-        Self::with_protocol(protocol, &options)
+        let protocol = Self::protocol(limits, &options, clock)?;
+        let startup = Startup {
+            functions: options.functions,
+            replace: options.replace_limits,
+            adopt: options.adopt_stored_limits,
+        };
+        let backend = Self::with_protocol(protocol, &options, startup)?;
+        match backend.start() {
+            Err(why) if !why.is_outage() || options.on_store_error == FailurePolicy::Closed => Err(failure(why)),
+            _ => Ok(backend),
+        }
     }
 
     /// Opens the prefix for inspection: nothing is written, not even limits to an empty prefix. The stored limits
@@ -159,8 +191,12 @@ impl RedisBackend {
     /// [`PacingError::ReadOnly`].
     pub fn inspect(options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
         let mut protocol = Self::protocol(Limits::default(), &options, clock)?.read_only();
+        protocol.store().choose_form(options.functions).map_err(failure)?;
         protocol.read_stored_limits().map_err(failure)?;
-        Self::with_protocol(protocol, &options)
+        let backend =
+            Self::with_protocol(protocol, &options, Startup { functions: false, replace: false, adopt: true })?;
+        backend.started.store(true, Ordering::Release);
+        Ok(backend)
     }
 
     fn protocol(limits: Limits, options: &RedisOptions, clock: Clock) -> Result<Protocol, PacingError> {
@@ -169,12 +205,11 @@ impl RedisBackend {
             return Err(PacingError::InvalidOptions("the store deadline must be positive".into()));
         }
         let store = Store::open(options)?;
-        store.choose_form(options.functions).map_err(failure)?;
         let deadline_ms = u64::try_from(options.deadline.as_millis()).unwrap_or(u64::MAX);
         Ok(Protocol::new(store, keys, limits, clock == Clock::Manual, deadline_ms))
     }
 
-    fn with_protocol(protocol: Protocol, options: &RedisOptions) -> Result<Self, PacingError> {
+    fn with_protocol(protocol: Protocol, options: &RedisOptions, startup: Startup) -> Result<Self, PacingError> {
         let fallback = Fallback::new(options.on_store_error, options.workers, protocol.limits())?;
         Ok(RedisBackend {
             protocol,
@@ -183,6 +218,34 @@ impl RedisBackend {
             reservations: Mutex::new(HashMap::new()),
             inserts: AtomicU32::new(0),
             pending: PendingQueue::default(),
+            startup,
+            form_chosen: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+        })
+    }
+
+    /// Makes the store ready for this limiter, once it answers: loads the engine in the form it takes (once) and
+    /// stores (or compares, or adopts) the limits (again at each call while they differ). Concurrent first calls may
+    /// both run it: each step is idempotent.
+    fn start(&self) -> Result<(), StoreFailure> {
+        if self.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Startup { functions, replace, adopt } = self.startup;
+        if !self.form_chosen.load(Ordering::Acquire) {
+            self.protocol.store().choose_form(functions)?;
+            self.form_chosen.store(true, Ordering::Release);
+        }
+        self.protocol.init(replace, adopt)?;
+        self.started.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// [`Self::start`] before an operation: an outage there means the operation was not sent.
+    fn started(&self) -> Result<(), StoreFailure> {
+        self.start().map_err(|why| match why {
+            why if why.is_outage() => StoreFailure::Skipped(format!("{} (starting)", failure(why))),
+            why => why,
         })
     }
 
@@ -190,6 +253,7 @@ impl RedisBackend {
     /// back during an outage are free before this call is decided; then [`Self::answered`]. A replay the store does
     /// not answer ends the call there (it is not sent: one deadline per call at most).
     fn call<T>(&self, now: u64, operation: impl FnOnce() -> Result<T, StoreFailure>) -> Result<T, StoreFailure> {
+        self.started()?;
         let replayed = match self.replay(now) {
             Err(why) if why.is_outage() => Err(StoreFailure::Skipped(format!("{} (replaying)", failure(why)))),
             _ => Ok(()),
@@ -420,7 +484,7 @@ impl Backend for RedisBackend {
 
     fn set_tenant_limits(&self, tenant: &str, limits: Option<TenantLimits>) -> Result<(), PacingError> {
         check_tenant(tenant)?;
-        self.answered(self.protocol.set_override(tenant, limits)).map_err(failure)?;
+        self.answered(self.started().and_then(|()| self.protocol.set_override(tenant, limits))).map_err(failure)?;
         self.fallback.set_tenant_limits(tenant, limits)
     }
 

@@ -16,6 +16,7 @@
 //! changes nothing.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 use redis::Value;
@@ -60,8 +61,11 @@ pub enum Booked {
 pub struct Protocol {
     store: Store,
     keys: KeySpace,
-    /// The limits stored for the prefix (adopted at connect), re-stored if the store lost them.
+    /// The limits this limiter was given (or, read-only, the stored ones).
     limits: Limits,
+    /// The stored limits, once [`Protocol::init`] adopted ones that differ from `limits`; re-stored if the store
+    /// lost them. Set once: a limiter created while the store was down adopts them at its first answered call.
+    adopted: OnceLock<Limits>,
     manual_clock: bool,
     result_ttl_ms: u64,
     /// Opened for inspection: only reads (peek, snapshot) are sent; nothing is ever stored, not even the limits.
@@ -169,7 +173,16 @@ impl Protocol {
     /// A protocol over `store`; [`Protocol::init`] stores or adopts the limits before any operation.
     pub fn new(store: Store, keys: KeySpace, limits: Limits, manual_clock: bool, deadline_ms: u64) -> Self {
         let result_ttl_ms = deadline_ms.saturating_mul(u64::from(RESULT_TTL_DEADLINES)).max(1);
-        Protocol { store, keys, limits, manual_clock, result_ttl_ms, read_only: false, config: Mutex::default() }
+        Protocol {
+            store,
+            keys,
+            limits,
+            adopted: OnceLock::new(),
+            manual_clock,
+            result_ttl_ms,
+            read_only: false,
+            config: Mutex::default(),
+        }
     }
 
     /// A protocol that only reads (see [`Protocol::read_stored_limits`]): every writing operation is refused
@@ -187,8 +200,9 @@ impl Protocol {
         &self.store
     }
 
+    /// The limits in force: the stored ones once adopted, else the given ones.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        self.adopted.get().unwrap_or(&self.limits)
     }
 
     pub fn keys(&self) -> &KeySpace {
@@ -201,12 +215,15 @@ impl Protocol {
 
     /// Stores this protocol's limits for the prefix if it holds none, or over the stored ones when `replace`.
     /// Limits stored already that differ from these are adopted when `adopt`, else refused with both named.
-    pub fn init(&mut self, replace: bool, adopt: bool) -> Result<(), PacingError> {
-        let stored = self.store_limits(replace).map_err(failure)?;
-        if !adopt && stored != self.limits {
-            return Err(PacingError::LimitsDiffer(super::stored::differ(&self.limits, &stored)));
+    /// Safe to run again (it changes nothing more), and after operations were decided without the store.
+    pub fn init(&self, replace: bool, adopt: bool) -> Result<(), StoreFailure> {
+        let stored = self.store_limits(replace)?;
+        if stored != *self.limits() {
+            if !adopt {
+                return Err(StoreFailure::LimitsDiffer(super::stored::differ(self.limits(), &stored)));
+            }
+            let _ = self.adopted.set(stored);
         }
-        self.limits = stored;
         Ok(())
     }
 
@@ -228,7 +245,7 @@ impl Protocol {
     /// process last saw it, the overrides this process set; learns the config's epoch.
     fn store_limits(&self, replace: bool) -> Result<Limits, StoreFailure> {
         let clock = if self.manual_clock { "manual" } else { "server" };
-        let mut args = vec![clock.to_owned(), if replace { "1" } else { "0" }.to_owned(), pack_limits(&self.limits)];
+        let mut args = vec![clock.to_owned(), if replace { "1" } else { "0" }.to_owned(), pack_limits(self.limits())];
         args.push(op_id().to_string());
         {
             let known = self.config.lock();
@@ -376,7 +393,7 @@ impl Protocol {
         let [now_ms, mc, mb, dc, db, ac, ab, in_flight, conc, ml, dl, tbu, tbr, abu, abr, wait, wr] = n[..] else {
             return Err(protocol("snapshot reply has the wrong length"));
         };
-        let l = &self.limits;
+        let l = self.limits();
         let window = |limit: u64, spec: WindowLimit, count: u64, booked: u64| {
             let limit = u32::try_from(limit).unwrap_or(u32::MAX);
             let count = u32::try_from(count).unwrap_or(u32::MAX);
@@ -440,5 +457,6 @@ pub fn failure(failure: StoreFailure) -> PacingError {
         StoreFailure::Refused(why) => PacingError::Store(why),
         StoreFailure::Auth(why) => PacingError::StoreAuth(why),
         StoreFailure::Forbidden(why) => PacingError::StoreForbidden(why),
+        StoreFailure::LimitsDiffer(why) => PacingError::LimitsDiffer(why),
     }
 }

@@ -288,8 +288,10 @@ class Limiter:
     limit, the limit divided by `workers`), `replace_limits` (write these limits over stored ones),
     `adopt_stored_limits` (pace by the stored ones; `limiter.limits` then reports them), `tls_ca_file` (a PEM file
     of CAs for `rediss://`). Limits that differ from those stored for the prefix, without one of those two, raise
-    LimitsDifferError naming both. It connects at once: StoreUnavailableError when the store cannot be
-    reached within the deadline, StoreError when it refuses. With `clock="manual"` the manual reading is the
+    LimitsDifferError naming both. It connects at once: StoreError when the store refuses; when it cannot be
+    reached within the deadline, StoreUnavailableError under "closed", while an "open" or "local" limiter is made
+    and its policy decides (flagged) until the store answers, when the limits are stored or compared (limits that
+    differ then fail every call with LimitsDifferError). With `clock="manual"` the manual reading is the
     store's clock too (tests). A limiter made before `os.fork()` works in both processes.
 
     Waits (`acquire_wait`, `permit`, `permit_async`, the guards) follow the library's wait policy step by step, so
@@ -329,21 +331,20 @@ class Limiter:
             if given:
                 raise TypeError("%s only apply with redis_url (a limiter shared through Redis)" % ", ".join(given))
         self.clock = clock
-        self.limits = limits if limits is not None else Limits.default()
+        self._limits = limits if limits is not None else Limits.default()
         self._state = threading.Lock()  # guards _users/_closed/_async_waiters (a plain Lock: it is on every call)
         self._users = 0
         self._closed = False
         self._handle = None  # type: Any
         self._async_waiters: Set[Tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._watch = Watch()
-        c_limits = self.limits._to_c()
+        c_limits = self._limits._to_c()
         handle = ctypes.POINTER(n.XgLimiter)()
         if self._redis is None:
             n.lib.xg_limiter_new(ctypes.byref(c_limits), _CLOCKS[clock], ctypes.byref(handle))
         else:
             options = self._redis.to_c()
-            n.lib.xg_limiter_new_redis(ctypes.byref(c_limits), ctypes.byref(options), _CLOCKS[clock],
-                                       ctypes.byref(handle))
+            self._open_shared(c_limits, options, _CLOCKS[clock], handle)
             # The limits it paces by: the stored ones (they differ from those given only when adopted).
             stored = n.lib.xg_limits_default()
             try:
@@ -351,8 +352,41 @@ class Limiter:
             except BaseException:
                 n.lib.xg_limiter_free(handle)
                 raise
-            self.limits = Limits._from_c(stored)
+            self._limits = Limits._from_c(stored)
         self._handle = handle
+
+    @property
+    def limits(self) -> Limits:
+        """The limits it paces by: for a shared limiter, those stored for its prefix (they differ from those given
+        only when adopted, which a limiter made while the store was down does when the store first answers)."""
+        if self._redis is None or self._handle is None or self._closed:
+            return self._limits  # a closed limiter reports the limits it last paced by
+        stored = n.lib.xg_limits_default()
+        try:
+            with self._using() as handle:
+                n.lib.xg_limiter_limits(handle, ctypes.byref(stored))
+        except ValueError:
+            if not self._closed:
+                raise
+            return self._limits  # closed meanwhile
+        self._limits = Limits._from_c(stored)
+        return self._limits
+
+    @staticmethod
+    def _open_shared(c_limits: Any, options: Any, clock: int, handle: Any) -> None:
+        n.lib.xg_limiter_new_redis(ctypes.byref(c_limits), ctypes.byref(options), clock, ctypes.byref(handle))
+
+    @classmethod
+    def inspect(cls, redis_url: str, key_prefix: str, clock: str = "monotonic", *,
+                deadline: Optional[Seconds] = None, deadline_ms: Optional[int] = None,
+                tls_ca_file: Optional[PathText] = None) -> "Limiter":
+        """A read-only look at the limiter shared through `key_prefix` (the CLI's `xeroguard snapshot` uses the same):
+        it writes nothing, not even limits to an empty prefix. `snapshot` and `peek` answer (NoStoredLimitsError on
+        a prefix that holds no limits); every operation that would write (acquire, release, record, observe,
+        set_tenant_limits, ...) raises InvalidArgumentError saying the limiter only reads. `limits` are the stored
+        ones (the defaults when there are none). StoreUnavailableError when the store cannot be reached."""
+        return _Inspector(clock=clock, redis_url=redis_url, key_prefix=key_prefix, deadline=deadline,
+                          deadline_ms=deadline_ms, tls_ca_file=tls_ca_file)
 
     @property
     def shared(self) -> bool:
@@ -720,3 +754,11 @@ class Limiter:
     def __repr__(self) -> str:
         shared = "" if self._redis is None else ", redis=%s" % self._redis.describe()
         return "Limiter(clock=%r%s, closed=%r)" % (self.clock, shared, self._closed)
+
+
+class _Inspector(Limiter):
+    """A limiter opened by `Limiter.inspect`: read-only (xg_limiter_inspect_redis)."""
+
+    @staticmethod
+    def _open_shared(c_limits: Any, options: Any, clock: int, handle: Any) -> None:
+        n.lib.xg_limiter_inspect_redis(ctypes.byref(options), clock, ctypes.byref(handle))
