@@ -11,8 +11,12 @@
   compare  this checkout's engine against another git revision's (e.g. main), each loaded as a library of its own
            on the same server, each on a state of its own grown alike, in interleaved rounds: acquire + release
            pipelined, INFO commandstats µs per paced call and the server's main-thread CPU, medians over rounds.
+           With --instructions the server runs under valgrind (callgrind) and each round counts the instructions
+           the whole server ran per paced call (requests, replies, Lua): exact, and the machine's load does not
+           move it, so a change of a few percent shows (slow: use --ops 1000 --rounds 4).
 
-Run:  bench/.venv/bin/python bench/redis_profile.py split|stages|compare [--base REV] [--ops N] [--rounds N]
+Run:  bench/.venv/bin/python bench/redis_profile.py split|stages|compare [--base REV] [--instructions] [--ops N]
+      [--rounds N]
 The machine's load moves every figure: use interleaved rounds' medians and compare within one run only.
 """
 
@@ -20,10 +24,17 @@ from __future__ import annotations
 
 import argparse
 import collections
+import glob
+import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
-from typing import Any, Callable, Dict, List
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
 
 from benchlib import die
 from redis_ops import ROOT, RedisServer, build_c_program, redis_py
@@ -81,6 +92,52 @@ def acquire_function(code: str) -> str:
 def tenant_keys(prefix: str) -> List[str]:
     return ["xg:{%s}:cfg" % prefix, "xg:{%s}:2:s" % prefix, "xg:{%s}:2:a" % prefix,
             "xg:{%s}:2:t:%s:m" % (prefix, TENANT), "xg:{%s}:2:t:%s:d" % (prefix, TENANT)]
+
+
+class Callgrind:
+    """A redis-server under callgrind (unix socket in a temp dir), instrumenting only between start() and count()."""
+
+    def __init__(self) -> None:
+        if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+            _die("--instructions needs valgrind (Debian: apt-get install -y valgrind)")
+        self.dir = Path(tempfile.mkdtemp(prefix="xg-callgrind-"))
+        self.socket = self.dir / "redis.sock"
+        self.out = self.dir / "callgrind.out"
+        self.proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                      "--callgrind-out-file=%s" % self.out, "redis-server", "--port", "0",
+                                      "--unixsocket", str(self.socket), "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not self.socket.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                _die("redis-server under valgrind did not start")
+            time.sleep(0.2)
+
+    def control(self, *args: str) -> None:
+        subprocess.run(["callgrind_control", *args, str(self.proc.pid)], check=True, capture_output=True)
+
+    def start(self) -> None:
+        self.control("-z")
+        self.control("-i", "on")
+
+    def count(self) -> int:
+        """The instructions since start(), from the dump it writes."""
+        before = set(glob.glob("%s*" % self.out))
+        self.control("-d")
+        self.control("-i", "off")
+        dump = max(set(glob.glob("%s*" % self.out)) - before, key=os.path.getmtime)
+        for line in open(dump):
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+        _die("no summary in %s" % dump)
+        return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def main_thread_cpu(admin: Any) -> float:
@@ -161,7 +218,8 @@ def stages(admin: Any, exe: Any, url: str, ops: int, rounds: int) -> None:
         print("  return after %-18s %6.2f" % (label, got[label]["usec"]))
 
 
-def compare(admin: Any, exe: Any, url: str, ops: int, rounds: int, base: str) -> None:
+def compare(admin: Any, exe: Any, url: str, ops: int, rounds: int, base: str,
+            callgrind: Optional[Callgrind] = None) -> None:
     code = this_library(admin, exe, url)
     base_code = code
     for path in sorted((ROOT / ENGINE_DIR).glob("*.lua")):
@@ -185,6 +243,8 @@ def compare(admin: Any, exe: Any, url: str, ops: int, rounds: int, base: str) ->
         epoch = admin.hget(keys[0], "epoch") or b""
         admin.config_resetstat()
         cpu = main_thread_cpu(admin)
+        if callgrind:
+            callgrind.start()
         for start in range(0, ops, 50):
             pipe = admin.pipeline(transaction=False)
             for _ in range(start, min(start + 50, ops)):
@@ -193,14 +253,18 @@ def compare(admin: Any, exe: Any, url: str, ops: int, rounds: int, base: str) ->
                 pipe.hdel(keys[1], "p:" + op)
             if any(reply[2] != 1 for reply in pipe.execute()[::2]):
                 _die("a call was refused: the limits should admit every call")
+        instructions = callgrind.count() / ops if callgrind else 0.0
         stats = admin.info("commandstats")
         usec = stats["cmdstat_fcall"]["usec"] + stats["cmdstat_hdel"]["usec"]
-        return {"usec": usec / ops, "cpu": (main_thread_cpu(admin) - cpu) * 1e6 / ops}
+        return {"usec": usec / ops, "cpu": (main_thread_cpu(admin) - cpu) * 1e6 / ops, "instructions": instructions}
 
     got = rounds_of(["base", "this"], rounds, run)
-    print("acquire + release, µs per paced call (medians of %d interleaved rounds of %d)" % (rounds, ops))
+    print("acquire + release, per paced call (medians of %d interleaved rounds of %d)" % (rounds, ops))
     for tag, label in (("base", base), ("this", "this checkout")):
-        print("  %-16s commandstats %6.2f   main-thread CPU %6.2f" % (label, got[tag]["usec"], got[tag]["cpu"]))
+        if callgrind:
+            print("  %-16s %9.0f instructions (callgrind)" % (label, got[tag]["instructions"]))
+        else:
+            print("  %-16s commandstats %6.2f µs   main-thread CPU %6.2f µs" % (label, got[tag]["usec"], got[tag]["cpu"]))
 
 
 def main() -> int:
@@ -208,17 +272,21 @@ def main() -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=("split", "stages", "compare"))
     p.add_argument("--base", default="main", help="compare: the git revision to compare with (default main)")
+    p.add_argument("--instructions", action="store_true",
+                   help="compare: count the server's instructions under callgrind (needs valgrind)")
     p.add_argument("--ops", type=int, default=3000, help="calls per run or round (default 3000)")
     p.add_argument("--rounds", type=int, default=12, help="interleaved rounds (default 12)")
     a = p.parse_args()
+    callgrind = Callgrind() if a.instructions else None
     server = RedisServer(tcp=True)
     try:
-        server.start()
-    except RuntimeError as exc:
-        _die(str(exc))
-    try:
-        url = "redis://127.0.0.1:%d" % server.port
-        admin = redis_py.Redis(host="127.0.0.1", port=server.port)
+        if callgrind:
+            url = "unix://%s" % callgrind.socket
+            admin = redis_py.Redis(unix_socket_path=str(callgrind.socket))
+        else:
+            server.start()
+            url = "redis://127.0.0.1:%d" % server.port
+            admin = redis_py.Redis(host="127.0.0.1", port=server.port)
         work = ROOT / "target" / "bench-redis"
         work.mkdir(parents=True, exist_ok=True)
         exe = build_c_program(work)
@@ -227,10 +295,14 @@ def main() -> int:
         elif a.mode == "stages":
             stages(admin, exe, url, a.ops, a.rounds)
         else:
-            compare(admin, exe, url, a.ops, a.rounds, a.base)
+            compare(admin, exe, url, a.ops, a.rounds, a.base, callgrind)
         admin.close()
+    except RuntimeError as exc:
+        _die(str(exc))
     finally:
         server.stop()
+        if callgrind:
+            callgrind.stop()
     return 0
 
 
