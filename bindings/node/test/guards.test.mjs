@@ -325,18 +325,7 @@ for (const driver of [fetchDriver, axiosDriver]) {
 describe('against the local Xero-like server', () => {
   let xero;
   before(async () => {
-    xero = await XeroServer.start([
-      '--minute-ms',
-      '1000',
-      '--minute-limit',
-      '5',
-      '--concurrency',
-      '2',
-      '--latency-ms',
-      '5',
-      '--seed',
-      '7',
-    ]);
+    xero = await XeroServer.startSmall(7);
   });
   after(async () => {
     await xero.stop();

@@ -106,6 +106,12 @@ function python() {
 }
 
 export class XeroServer {
+  /** Xero's limits shrunk for tests: 5 calls per 1 s window per tenant, 2 in flight, 5 ms latency. */
+  static startSmall(seed) {
+    return XeroServer.start(['--minute-ms', '1000', '--minute-limit', '5', '--concurrency', '2', '--latency-ms', '5',
+      '--seed', String(seed)]);
+  }
+
   static async start(args = []) {
     const script = path.join(REPO, 'tests', 'server', 'xero_like_server.py');
     const child = spawn(python(), [script, '--port', '0', ...args], { stdio: ['pipe', 'pipe', 'inherit'] });

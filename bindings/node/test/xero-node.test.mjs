@@ -14,18 +14,7 @@ const TENANT = 'tenant-xero-node';
 let xero;
 
 before(async () => {
-  xero = await XeroServer.start([
-    '--minute-ms',
-    '1000',
-    '--minute-limit',
-    '5',
-    '--concurrency',
-    '2',
-    '--latency-ms',
-    '5',
-    '--seed',
-    '3',
-  ]);
+  xero = await XeroServer.startSmall(3);
 });
 after(async () => {
   await xero.stop();
