@@ -298,17 +298,17 @@ def memory_xeroguard(exe: Path, url: str, admin: Any) -> Dict[str, Any]:
     rings = {k: v for k, v in keys.items() if ":t:" in k}
     state = "xg:{mem-xg}:2:s"
     fields = admin.hkeys(state)
-    mine = [f for f in fields if not f.startswith(b"a")]
+    mine = [f for f in fields if f not in (b"a", b"c", b"e")]
     bookkeeping = [f.decode() for f in mine if f[:2] in (b"p:", b"r:")]
     share = hash_share(admin, state, mine)
     app = {k: v for k, v in keys.items() if k not in rings and k != state}
-    app["%s (field a: the app's header)" % state] = int(keys.get(state, 0)) - share
+    app["%s (fields a, c, e: the app's)" % state] = int(keys.get(state, 0)) - share
     return {"version": filled["version"], "tenant_bytes": sum(rings.values()) + share,
-            "tenant_keys": dict(rings, **{"%s: h:, p:, r: fields" % state: share}),
+            "tenant_keys": dict(rings, **{"%s: h:, c:, e:, p:, r: fields" % state: share}),
             "bookkeeping_fields": len(bookkeeping),
             "app_keys": app,
-            "format": "4-byte instants in a ring per window (day, minute), a header field; 5 permits held and a "
-                      "result kept (bookkeeping) included"}
+            "format": "4-byte instants in a ring per window (day, minute), hot, cold and envelope fields; 5 permits "
+                      "held and a result kept (bookkeeping) included"}
 
 
 def memory_limits(url: str, admin: Any) -> Dict[str, Any]:

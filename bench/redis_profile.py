@@ -6,7 +6,7 @@
            anything else: the engine's full path, e.g. a tail flushed to its ring), their share per decision, and the
            releases (HDEL). SLOWLOG adds its own cost to every command: compare shares, not totals, with redis_ops.py.
   stages   copies of the engine library whose acquire returns at a stage of the fast grant (after the FCALL's
-           entry, TIME, the HMGET, the header checks, the unpacking, the decision), FCALLed on one fixed state:
+           entry, TIME, the HMGET, the envelopes, the checks and floors, the decision), FCALLed on one fixed state:
            what each stage adds (INFO commandstats µs per FCALL; the median over interleaved rounds).
   compare  this checkout's engine against another git revision's (e.g. main), each loaded as a library of its own
            on the same server, each on a state of its own grown alike, in interleaved rounds: acquire + release
@@ -14,8 +14,11 @@
            With --instructions the server runs under valgrind (callgrind) and each round counts the instructions
            the whole server ran per paced call (requests, replies, Lua): exact, and the machine's load does not
            move it, so a change of a few percent shows (slow: use --ops 1000 --rounds 4).
+  floor    what Redis itself charges before any rule: instructions per call (callgrind) of an FCALL that returns at
+           once with the engine's keys and arguments, plus TIME, plus an HMGET and an HSET of small fields, each with
+           the release's HDEL, beside PyrateLimiter's whole try_acquire (RedisBucket, two rates) on the same server.
 
-Run:  bench/.venv/bin/python bench/redis_profile.py split|stages|compare [--base REV] [--instructions] [--ops N]
+Run:  bench/.venv/bin/python bench/redis_profile.py split|stages|compare|floor [--base REV] [--instructions] [--ops N]
       [--rounds N]
 The machine's load moves every figure: use interleaved rounds' medians and compare within one run only.
 """
@@ -47,10 +50,10 @@ FAST_RECOUNT = ("TIME", "HMGET", "HMGET", "HSET")
 STAGES = (
     ("FCALL entry", "  setup()\n  local op, name = args[1], args[3]"),
     ("+ TIME", "  local hfield, pfield = 'h:' .. name, 'p:' .. op"),
-    ("+ HMGET", "  local a, h = c[1], c[2]"),
-    ("+ header checks", "  local lim = LIMITS[sub(a, 3, 2 + 8 * LIMIT_FIELDS)]"),
-    ("+ unpacking", "  if cread < 0 or now < cread"),
-    ("+ the decision", "  local entry = pack('>I4', now % U32)"),
+    ("+ HMGET", "  local ae, a, te, h = c[1], c[2], c[3], c[4]"),
+    ("+ envelopes", "  local cread, cgen = A_[3], A_[5]"),
+    ("+ checks, floors", "  local kexp, akexp = T_[2], A_[8]"),
+    ("+ the decision", "  local pids = sub(h, dend + 1)"),
 )
 EARLY_RETURN = "  do return { args[1], now or 0, 1, 0 } end\n"
 
@@ -171,23 +174,25 @@ def split(admin: Any, exe: Any, url: str, ops: int) -> None:
             nested = []
         elif name == "HDEL" and not nested:
             releases.append(entry["duration"])
+        elif name == "HMGET" and nested == ["TIME", "HMGET"] and entry["command"].split(b" ")[2].startswith(b"p:"):
+            nested.append("HMGET")  # the common grant's recount of the permits (the engine reads cold fields)
         elif name not in ("SLOWLOG", "CONFIG"):
-            nested.append(name)
+            nested.append(name if name != "HMGET" or len(nested) != 2 else "HMGET (cold)")
     kinds: Dict[str, List[int]] = collections.defaultdict(list)
-    engine: "collections.Counter[str]" = collections.Counter()
+    engine: Dict[str, List[int]] = collections.defaultdict(list)
     for took, commands in calls:
         kind = {FAST: "fast grant", FAST_RECOUNT: "fast grant, permits recounted"}.get(commands, "engine's path")
         kinds[kind].append(took)
         if kind == "engine's path":
-            engine[" ".join(commands)] += 1
+            engine[" ".join(commands)].append(took)
     n = len(calls)
     print("%d acquires (SLOWLOG µs, with its own cost)" % n)
     for kind, took in sorted(kinds.items()):
         print("  %-30s %5.1f %% of calls, mean %6.1f µs, %5.2f µs per decision"
               % (kind, 100 * len(took) / n, sum(took) / len(took), sum(took) / n))
     print("  %-30s %5.2f µs per decision" % ("release (HDEL)", sum(releases) / n))
-    for commands, count in engine.most_common(5):
-        print("    engine's path, %d x: %s" % (count, commands))
+    for commands, took in sorted(engine.items(), key=lambda kv: -sum(kv[1]))[:5]:
+        print("    engine's path, %d x, mean %.1f µs: %s" % (len(took), sum(took) / len(took), commands))
 
 
 def stages(admin: Any, exe: Any, url: str, ops: int, rounds: int) -> None:
@@ -236,6 +241,9 @@ def compare(admin: Any, exe: Any, url: str, ops: int, rounds: int, base: str,
         admin.execute_command("FUNCTION", "LOAD", "REPLACE", copy)
         functions[tag] = acquire_function(copy)
         subprocess.run([str(exe), "latency", url, "profile-" + tag, "20"], check=True, capture_output=True)
+        # The program stored the limits (the config hash, which every layout reads alike) and grew state in this
+        # checkout's layout: the copy under test grows its own.
+        admin.delete(*tenant_keys("profile-" + tag)[1:])
     ids = iter(range(1, 1 << 62))
 
     def run(tag: str, _: int) -> Dict[str, float]:
@@ -267,17 +275,72 @@ def compare(admin: Any, exe: Any, url: str, ops: int, rounds: int, base: str,
             print("  %-16s commandstats %6.2f µs   main-thread CPU %6.2f µs" % (label, got[tag]["usec"], got[tag]["cpu"]))
 
 
+# Functions with the engine's shape and none of its rules: what the common grant's commands cost by themselves.
+FLOOR_LIBRARY = """#!lua name=xg_floor
+redis.register_function('xg_floor_return', function(keys, args) return { args[1], 0, 1, 0 } end)
+redis.register_function('xg_floor_time', function(keys, args)
+  local t = redis.call('TIME')
+  return { args[1], t[1] * 1000 + math.floor(t[2] / 1000), 1, 0 }
+end)
+redis.register_function('xg_floor_commands', function(keys, args)
+  local t = redis.call('TIME')
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
+  local c = redis.call('HMGET', keys[2], 'e', 'a', 'e:' .. args[3], 'h:' .. args[3])
+  redis.call('HSET', keys[2], 'p:' .. args[1], struct.pack('>d', now + 120000), 'a', 'abcd', 'h:' .. args[3], 'abcdefgh')
+  return { args[1], now, 1, now + 120000 }
+end)
+"""
+
+
+def floor(callgrind: Callgrind, ops: int) -> None:
+    admin = redis_py.Redis(unix_socket_path=str(callgrind.socket))
+    admin.execute_command("FUNCTION", "LOAD", "REPLACE", FLOOR_LIBRARY)
+    keys = tenant_keys("floor")
+    ids = iter(range(10**15, 10**16))
+
+    def count(send: Callable[[Any], None]) -> float:
+        def run(n: int) -> None:
+            for start in range(0, n, 50):
+                pipe = admin.pipeline(transaction=False)
+                for _ in range(start, min(start + 50, n)):
+                    send(pipe)
+                pipe.execute()
+        run(ops // 10 + 1)
+        callgrind.start()
+        run(ops)
+        return callgrind.count() / ops
+
+    def paced(function: str) -> Callable[[Any], None]:
+        def send(pipe: Any) -> None:
+            op = str(next(ids))
+            pipe.execute_command("FCALL", function, 5, *keys, op, "", TENANT, 1000, "8130638225587310")
+            pipe.hdel(keys[1], "p:" + op)
+        return send
+
+    from pyrate_limiter import Duration, Limiter, Rate, RedisBucket
+
+    bucket = RedisBucket.init([Rate(10**6, Duration.MINUTE), Rate(10**7, Duration.DAY)], admin, "floor-pyrate")
+    limiter = Limiter(bucket)
+    print("instructions per call (callgrind, %d calls each)" % ops)
+    for label, function in (("FCALL returning at once + HDEL", "xg_floor_return"),
+                            ("  + TIME", "xg_floor_time"),
+                            ("  + HMGET, HSET (small fields)", "xg_floor_commands")):
+        print("  %-38s %8.0f" % (label, count(paced(function))), flush=True)
+    print("  %-38s %8.0f" % ("PyrateLimiter try_acquire", count(lambda _: limiter.try_acquire(TENANT))), flush=True)
+    admin.close()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("split", "stages", "compare"))
+    p.add_argument("mode", choices=("split", "stages", "compare", "floor"))
     p.add_argument("--base", default="main", help="compare: the git revision to compare with (default main)")
     p.add_argument("--instructions", action="store_true",
                    help="compare: count the server's instructions under callgrind (needs valgrind)")
     p.add_argument("--ops", type=int, default=3000, help="calls per run or round (default 3000)")
     p.add_argument("--rounds", type=int, default=12, help="interleaved rounds (default 12)")
     a = p.parse_args()
-    callgrind = Callgrind() if a.instructions else None
+    callgrind = Callgrind() if a.instructions or a.mode == "floor" else None
     server = RedisServer(tcp=True)
     try:
         if callgrind:
@@ -287,6 +350,10 @@ def main() -> int:
             server.start()
             url = "redis://127.0.0.1:%d" % server.port
             admin = redis_py.Redis(host="127.0.0.1", port=server.port)
+        if a.mode == "floor":
+            assert callgrind is not None
+            floor(callgrind, a.ops)
+            return 0
         work = ROOT / "target" / "bench-redis"
         work.mkdir(parents=True, exist_ok=True)
         exe = build_c_program(work)

@@ -61,9 +61,11 @@ WHY_SLOWER = {
         "(tenant minute and day, app minute), the blocks and the permit lease at once, on the server's clock (TIME), "
         "and the release gives the permit back (an HDEL); limits' two scripts each push to one list, pyrate's one "
         "script counts and adds to one sorted set with the caller's clock, and neither has permits, blocks or an app "
-        "window. Most of xeroguard's time is the Lua work on its headers (read with one HMGET, written with one "
-        "HSET), not the commands it calls, and that is what a busy machine slows most: from run to run on one VM "
-        "xeroguard's figure moves far more than PyrateLimiter's (the per-round figures are in redis-ops.json).",
+        "window. The common acquire is decided off small envelopes and hot fields (one HMGET, one HSET); what "
+        "Redis itself charges for a function call, TIME, those two commands and the HDEL is most of it: 67,000 "
+        "instructions before any rule against 85,000 for PyrateLimiter's whole try_acquire, and about 120,000 for "
+        "a paced call (`bench/redis_profile.py floor` and `compare --instructions`, under callgrind). From run to "
+        "run on one VM every figure moves (the per-round figures are in redis-ops.json).",
 }
 
 

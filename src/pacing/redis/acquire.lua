@@ -2,95 +2,118 @@
 -- permit) or {op, now, 0, wait, reason}; a refusal writes nothing. An earlier run of the same operation that was
 -- granted left its permit (or, tenantless, a marker) in the state hash: then this one answers as it did.
 
--- The newest past call of a log read off its header: of its tail (`tn` entries at `at` of `bytes`) or its ring.
-local function newest_in(base, pn, pl, tn, bytes, at)
-  if tn > 0 then return base + (sunpack('>I4', bytes, at + 4 * (tn - 1)) - base) % U32 end
-  if pn > 0 then return base + (pl - base) % U32 end
-  return 0
+-- Envelopes parsed, by their bytes: most calls find theirs (an envelope changes when its cold field does), and a
+-- table read costs less than struct.unpack. Bounded; a Functions library keeps it between calls, EVAL does not.
+local ENVELOPES, ENVELOPES_KEPT = {}, 0
+
+local function parsed(bytes, fmt)
+  local v = ENVELOPES[bytes]
+  if not v then
+    v = { sunpack(fmt, bytes) }
+    if ENVELOPES_KEPT >= 1024 then ENVELOPES, ENVELOPES_KEPT = {}, 0 end
+    ENVELOPES[bytes], ENVELOPES_KEPT = v, ENVELOPES_KEPT + 1
+  end
+  return v
 end
 
--- A window that counts must hold some calls (an empty one takes a new base), none booked, fewer than its limit,
--- and room in its tail.
-local function fits_at_once(now, limit, base, pn, tn, fnum)
-  return limit == 0 or (fnum == 0 and pn + tn > 0 and pn + tn < limit and tn < TAIL and now - base < U32)
-end
-
--- The common grant, read off the headers without building the engine's state: every window of the scope holds
--- fewer calls than its limit and none booked (Window::earliest answers `t` at once), no block is on, the tenant's
--- permits are below its limit, every tail has room, and every TTL reaches far enough that the commit would extend
--- none. That is the engine's own shortest way through, so the decision and the bytes stored are its. Anything
--- else, and what it read, go to the engine: returns nil, now, the HMGET's reply.
+-- The common grant, decided by the envelopes (engine.lua app_envelope, tenant_envelope) and the hot fields without
+-- building the engine's state: the config fresh and of the generation the tenant's envelope was written under, no
+-- block on, no call booked, every window below its limit, the tenant's permits below its limit, every tail with
+-- room, and every TTL far enough that the commit would extend none. That is the engine's own shortest way through,
+-- so the decision and the bytes stored are its. Anything else, and what it read, go to the engine: returns nil,
+-- now, the HMGET's reply. It runs on most calls: comparisons inline, no number parsed or printed twice, few bytes.
 local function granted_at_once(keys, args)
   setup()
   local op, name = args[1], args[3]
   -- A retry looks for its first attempt under another name, a tenantless call holds no permit: the engine's.
   if name == '' or sub(op, 1, 2) == 'r:' then return nil end
   local now
-  if args[2] ~= '' then
+  local manual = args[2] ~= ''
+  if manual then
     now = tonumber(args[2])
   else
     local t = redis.call('TIME')
     now = t[1] * 1000 + floor(t[2] / 1000)
   end
-  local hfield, pfield = 'h:' .. name, 'p:' .. op
-  local c = redis.call('HMGET', keys[2], 'a', hfield, pfield)
-  local a, h = c[1], c[2]
-  if c[3] or not a or not h or #a < A_COLD or #h < 4 + T_COLD
-    or string.byte(a, 1) ~= FORMAT or string.byte(h, 5) ~= FORMAT or (string.byte(a, 2) == 1) ~= (args[2] == '') then
+  local hfield = 'h:' .. name
+  local c = redis.call('HMGET', keys[2], 'e', 'a', 'e:' .. name, hfield)
+  local ae, a, te, h = c[1], c[2], c[3], c[4]
+  if not ae or not a or not te or not h or #ae ~= ENV_A or #te ~= ENV_T or #h < 4 then return nil, now, c end
+  local A_, T_ = parsed(ae, ENV_A_FMT), parsed(te, ENV_T_FMT)
+  local cread, cgen = A_[3], A_[5]
+  if A_[1] ~= FORMAT or T_[1] ~= FORMAT or (A_[2] == 1) == manual or now < cread or now - cread >= CONFIG_REFRESH_MS
+    or T_[3] ~= cgen or (args[5] ~= '' and number_of(args[5]) ~= A_[4]) then
     return nil, now, c
   end
-  local lim = LIMITS[sub(a, 3, 2 + 8 * LIMIT_FIELDS)]
-  if not lim then return nil, now, c end
-  local cread, afloor, ab, _, aogen, akexp, _, aepoch, abase, _, _, apn, _, _, afnum, _, apl = sunpack(APP_REST_FMT,
-    a, 3 + 8 * LIMIT_FIELDS)
-  local atn = (#a - A_COLD) / 4
   local tnm, tnd, np = sunpack('>BBH', h)
-  local _, bu, _, ogen, om, od, oc, oset, kexp, mbase, _, _, mpn, _, _, mfnum, _, mpl, _, _, dbase, _, _, dpn, _, _,
-    dfnum, _, dpl = sunpack(TEN_FMT, h, 5)
-  if cread < 0 or now < cread or now - cread >= CONFIG_REFRESH_MS or (aogen ~= 0 and ogen ~= aogen)
-    or (args[5] ~= '' and tonumber(args[5]) ~= aepoch) then
+  local mlim, dlim, conc = T_[8], T_[9], T_[10]
+  -- One tail for both windows (engine.lua tenant_header) stays one only while both count this call.
+  local shared = tnd == SHARED_TAIL
+  if shared then
+    if mlim == 0 or dlim == 0 then return nil, now, c end
+    tnd = tnm
+  end
+  -- Time never runs backwards (as begin): the floors (with the rings' newest calls) and the tails' newest calls.
+  local atn, mend = #a / 4, 4 + 4 * tnm
+  local dend = shared and mend or mend + 4 * tnd
+  local abase, mbase, dbase = A_[9], T_[6], T_[7]
+  if A_[6] > now then now = A_[6] end
+  if T_[5] > now then now = T_[5] end
+  if atn > 0 then
+    local t = abase + (sunpack('>I4', a, #a - 3) - abase) % U32
+    if t > now then now = t end
+  end
+  if tnm > 0 then
+    local t = mbase + (sunpack('>I4', h, mend - 3) - mbase) % U32
+    if t > now then now = t end
+  end
+  if tnd > 0 and not shared then
+    local t = dbase + (sunpack('>I4', h, dend - 3) - dbase) % U32
+    if t > now then now = t end
+  end
+  -- The engine's commit would extend no TTL: the tenant's state outlives what this call adds, the state hash the
+  -- tenant's, the app's window and this call's result.
+  local kexp, akexp = T_[2], A_[8]
+  if A_[7] > now or T_[4] > now or kexp < now + A_[10] or akexp < now + A_[11] or akexp < kexp
+    or akexp < now + (number_of(args[4]) or 0) + GRACE_MS
+    -- Every window that counts: some calls in it (an empty one takes a new base), fewer than its limit, room in
+    -- its tail, the instant within 2^32 ms of its base.
+    or A_[14] + atn == 0 or atn >= A_[13] or atn >= TAIL or now - abase >= U32
+    or (mlim > 0 and (T_[13] + tnm == 0 or tnm >= T_[11] or tnm >= TAIL or now - mbase >= U32))
+    or (dlim > 0 and (T_[14] + tnd == 0 or tnd >= T_[12] or tnd >= TAIL or now - dbase >= U32)) then
     return nil, now, c
   end
-  -- Time never runs backwards (as begin): the floor and the newest calls of every log.
-  local tails = 5 + T_COLD
-  now = max(now, afloor, newest_in(abase, apn, apl, atn, a, A_COLD + 1), newest_in(mbase, mpn, mpl, tnm, h, tails),
-    newest_in(dbase, dpn, dpl, tnd, h, tails + 4 * tnm))
-  local mlim, dlim, conc = lim[1], lim[4], lim[7]
-  if aogen ~= 0 and oset == 1 then mlim, dlim, conc = om, od, oc end
-  local expires, result_ttl = now + lim[11], tonumber(args[4]) or 0
-  local keep = max(now + lim[2] + lim[3], now + lim[5] + lim[6], bu, expires) + GRACE_MS
-  if ab > now or bu > now or kexp < keep or akexp < max(keep, kexp, now + lim[9] + lim[10] + GRACE_MS,
-      now + result_ttl + GRACE_MS) or lim[8] == 0
-    or not (fits_at_once(now, lim[8], abase, apn, atn, afnum) and fits_at_once(now, mlim, mbase, mpn, tnm, mfnum)
-      and fits_at_once(now, dlim, dbase, dpn, tnd, dfnum)) then
-    return nil, now, c
-  end
-  -- Where the day tail and the permit ids start.
-  local at = tails + 4 * tnm
-  local ids_at = at + 4 * tnd
-  local pids = sub(h, ids_at)
-  if (conc > 0 and np >= conc) or np >= max(conc, 16) then
+  local pids = sub(h, dend + 1)
+  -- This operation sent again (the same command, not a retry) finds its permit in the list while it is held: the
+  -- engine answers it as before (an id that merely ends alike sends a call there too, which costs only time).
+  if string.find(pids, op .. ',', 1, true) then return nil, now, c end
+  if np >= conc and (conc > 0 or np >= 16) then
     -- The list bounds the permits in flight: at the limit, ask which are still held (the engine's held_permits).
     local ids, fields = {}, {}
     for id in string.gmatch(pids, '([^,]+),') do ids[#ids + 1], fields[#fields + 1] = id, 'p:' .. id end
     local held = redis.call('HMGET', keys[2], unpack(fields))
     local kept = {}
     for i = 1, #ids do
-      local until_ = tonumber(held[i])
+      local until_ = permit_expiry(held[i])
       if until_ and until_ > now then kept[#kept + 1] = ids[i] .. ',' end
     end
     if conc > 0 and #kept >= conc then return nil, now, c end
     pids, np = table.concat(kept), #kept
   end
-  -- The header written as one concatenation of its parts (one new string): counts, the cold part and the minute
-  -- tail, the day tail, the permit ids, each tail with the call appended where its window counts.
+  -- Each tail with the call appended where its window counts, the permit's id appended to the list.
+  local expires = now + A_[12]
   local entry = pack('>I4', now % U32)
-  local mentry, dentry = '', ''
-  if mlim > 0 then mentry, tnm = entry, tnm + 1 end
-  if dlim > 0 then dentry, tnd = entry, tnd + 1 end
-  redis.call('HSET', keys[2], pfield, expires, 'a', a .. entry, hfield,
-    pack('>BBH', tnm, tnd, np + 1) .. sub(h, 5, at - 1) .. mentry .. sub(h, at, ids_at - 1) .. dentry .. pids .. op
-    .. ',')
+  local hot
+  if shared then
+    hot = pack('>BBH', tnm + 1, SHARED_TAIL, np + 1) .. sub(h, 5, mend) .. entry .. pids .. op .. ','
+  else
+    local mentry, dentry = '', ''
+    if mlim > 0 then mentry, tnm = entry, tnm + 1 end
+    if dlim > 0 then dentry, tnd = entry, tnd + 1 end
+    hot = pack('>BBH', tnm, tnd, np + 1) .. sub(h, 5, mend) .. mentry .. sub(h, mend + 1, dend) .. dentry .. pids .. op
+      .. ','
+  end
+  redis.call('HSET', keys[2], 'p:' .. op, pack('>d', expires), 'a', a .. entry, hfield, hot)
   return { op, now, 1, expires }
 end
 
@@ -98,12 +121,12 @@ function OPS.acquire(keys, args)
   local reply, read_now, read = granted_at_once(keys, args)
   if reply then return reply end
   local held = begin(keys, args, 'p:', read_now, read)
-  if held then return { ECHO, now, 1, TENANTLESS and 0 or tonumber(held) } end
+  if held then return { ECHO, now, 1, TENANTLESS and 0 or permit_expiry(held) or 0 } end
   local at, reason = earliest(true)
   if at > now then return { ECHO, now, 0, at - now, reason } end
   local expires = 0
   if TENANTLESS then
-    W[WN + 1], W[WN + 2], WN = 'p:' .. OP, now + RESULT_TTL, WN + 2
+    W[WN + 1], W[WN + 2], WN = 'p:' .. OP, pack('>d', now + RESULT_TTL), WN + 2
   else
     expires = now + L.permit_timeout
     hold_permit(expires)

@@ -11,13 +11,22 @@
 --       tenant's encoded id ('' for the tenantless scope), 4 how long a result lives (ms), 5 the config's epoch the
 --       caller last saw ('' = any: see init.lua), 6... the operation's own.
 --
--- The state hash holds what every call reads and writes, as fields, so that a decision is one HMGET and one HSET:
---   a           the app: a copy of the config (re-read every CONFIG_REFRESH_MS, or when init or an override makes
---               it stale), the time floor, the app block, the app-minute log's header; its newest calls appended
---   h:<tenant>  a tenant: its block, its own limits (cached), both logs' headers and newest calls, and the ids of
---               the permits it may still hold
---   p:<id>      a permit held until its value (release is an HDEL of it; a tenantless grant leaves one too, as its
---               result, for a retry to find)
+-- The state hash holds what every call reads and writes, as fields, so that a decision is one HMGET and one HSET.
+-- Each scope has three: a cold field and an envelope, written only when something but its newest calls changed, and
+-- a hot field, written by every call. The common grant (acquire.lua) reads the envelopes (what the cold field and
+-- the config allow without the engine: see app_envelope, tenant_envelope) and reads and writes the hot fields, all
+-- small; Lua strings cost by the byte (each new one is hashed whole), so the bytes a call copies are kept few.
+--   c           the app (cold): a copy of the config (re-read every CONFIG_REFRESH_MS, or when init or an override
+--               makes it stale), the time floor, the app block, the app-minute log's header
+--   e           the app's envelope
+--   a           the app (hot): its newest calls (the app-minute log's tail)
+--   c:<tenant>  a tenant (cold): its block, its own limits (cached), both logs' headers
+--   e:<tenant>  a tenant's envelope, with when its state can be forgotten (the sweep reads it there)
+--   h:<tenant>  a tenant (hot): the counts of its tails and permit ids, both logs' newest calls, and the ids of the
+--               permits it may still hold
+--   p:<id>      a permit held until its value, an 8-byte double (no decimal: number to text costs the common grant
+--               a sprintf); release is an HDEL of it; a tenantless grant leaves one too, as its result, for a retry to
+--               find
 --   r:<id>      an operation's result, as '<expiry>:<json>' (record, reserve, cancel)
 --   b:<id>      a reservation booked ahead, until its instant (its value): cancel finds it by its id
 -- Expired fields are swept a few at a time (HSCAN) as the app's log is written; the hash's TTL covers its content.
@@ -26,12 +35,16 @@
 -- 2^32 ms of each other: span and booking horizon together are less): decoded from a base instant at or before
 -- them, which moves forward without rewriting anything. Its past calls are in a ring (a
 -- string key, the oldest first, with the bookings in a region after it), its newest calls in a tail kept in its
--- header, and copies of the oldest ring entries in the header too. So the common call touches no ring: it appends
--- to the tails; a ring is written every TAIL calls (a flush) and read every FRONT (a refill) or for bookings.
+-- scope's hot field, and copies of the oldest ring entries in its cold field. So the common call touches no ring: it
+-- appends to the tails; a ring is written every TAIL calls (a flush) and read every FRONT (a refill) or for
+-- bookings.
 
 local U32 = 4294967296
--- Entries a log's header holds: newest past calls not yet in the ring, and copies of the oldest ring entries.
-local TAIL, FRONT = 24, 8
+-- Entries a log keeps out of its ring: newest past calls not yet in it (a tail: every call reads and writes it, every
+-- TAIL-th flushes it: 48 measured cheapest beside 24, 32 and 64), and copies of the oldest ring entries.
+local TAIL, FRONT = 48, 8
+-- A tenant's day tail count that says the day tail is its minute tail (more than TAIL).
+local SHARED_TAIL = 255
 -- Entries read at once when a search needs the ring or the bookings.
 local BLOCK = 256
 -- The smallest ring or bookings region allocated.
@@ -46,22 +59,32 @@ local JUMP_MIN = 8
 -- A log's header: base, ring room, ring start, ring count, bookings room, bookings start, bookings count, first
 -- booking (offset), newest ring entry (offset), cached front count, the cached front (FRONT entries).
 local LOG_FMT = 'dI4I4I4I4I4I4I4I4Bc' .. (4 * FRONT)
--- The app's header: format, clock (1 server, 2 manual), the limits (LIMIT_FIELDS), when the config was read, the
--- time floor, app block until and reason, override generation, the state hash's expiry, the sweep's cursor, the
--- config's epoch, then the app-minute log's header. The app log's tail follows it.
+-- The app's cold field: format, clock (1 server, 2 manual), the limits (LIMIT_FIELDS), when the config was read,
+-- the time floor, app block until and reason, override generation, the state hash's expiry, the sweep's cursor, the
+-- config's epoch, the config's generation (one more at every read of it), then the app-minute log's header.
 local LIMITS_FMT, APP_REST_FMT
--- A tenant's header (after three counts: minute tail, day tail, permit ids): format, block until and reason,
--- override generation seen, own minute, day and concurrency limits, whether it has them, when its state can be
--- forgotten, then the minute and day logs' headers. The tails and the permit ids ('id,id,') follow.
+-- The app's envelope: FORMAT (0: the engine decides), clock, when
+-- the config was read, its epoch and generation, the floor (with the ring's newest call), the block's end, the
+-- state hash's expiry, the log's base, the reach a tenant's state and the app's need past now (with the grace),
+-- the permit timeout, the calls the log may still take before its limit, the calls in its ring.
+local ENV_A_FMT = '>BBddddddddddI4I4'
+-- A tenant's cold field: format, block until and reason, override generation seen, own minute, day and
+-- concurrency limits, whether it has them, when its state can be forgotten, then the minute and day logs' headers.
 local TEN_FMT = '>BdBdI4I4I4Bd' .. LOG_FMT .. LOG_FMT
-local A_COLD, T_COLD, T_KEXP_AT
+-- A tenant's envelope: FORMAT (0: the engine decides), when its state can be forgotten, the config generation it
+-- was written under, its block's end, the floor (both rings' newest calls), both logs' bases, its limits (minute,
+-- day, concurrency), the calls each log may still take before its limit, the calls in each ring. Its hot field:
+-- three counts (minute tail, day tail, permit ids: '>BBH'), the tails, the permit ids ('id,id,'). A day tail
+-- count of SHARED_TAIL: the day tail is the minute tail, stored once.
+local ENV_T_FMT = '>BddddddI4I4I4I4I4I4I4'
+local A_COLD, T_COLD, ENV_A, ENV_T
 local LIMITS_PATTERN
 local ZERO_FRONT
 
 -- Per call: the keys and arguments, now, the app (A) and tenant (T) headers, the scope's limits (TL), the logs (AM
 -- app minute, TM tenant minute, TD tenant day), the limits' parts (L), and the fields the commit writes (W).
 local K_CFG, K_STATE, K_ARING, K_MRING, K_DRING
-local OP, ECHO, RETRY, TENANTLESS, MANUAL, RESULT_TTL, F_TENANT, F_OWN, EPOCH
+local OP, ECHO, RETRY, TENANTLESS, MANUAL, RESULT_TTL, F_TENANT, F_COLD, F_ENV, F_OWN, EPOCH
 local now
 -- Reused by every call (a Functions library keeps them between calls): every field is set before it is read.
 local A, T, TL, L = {}, {}, {}, {}
@@ -70,6 +93,8 @@ local AM, TM, TD
 local W, WN = {}, 0
 -- Limits parsed from their stored bytes, by those bytes (a few apps per server).
 local LIMITS, LIMITS_KEPT = {}, 0
+-- Numbers the callers send as text (epochs, result lifetimes: a few per app), parsed once: tonumber is a strtod.
+local NUMBERS, NUMBERS_KEPT = {}, 0
 
 local Log = {}
 Log.__index = Log
@@ -83,16 +108,33 @@ local function setup()
   ZERO_FRONT = string.rep('\0', 4 * FRONT)
   AM, TM, TD = setmetatable({}, Log), setmetatable({}, Log), setmetatable({}, Log)
   LIMITS_FMT = '>' .. string.rep('d', LIMIT_FIELDS)
-  APP_REST_FMT = '>dddBdddd' .. LOG_FMT
+  APP_REST_FMT = '>dddBddddd' .. LOG_FMT
   A_COLD = 2 + struct.size(LIMITS_FMT) + struct.size(APP_REST_FMT)
   T_COLD = struct.size(TEN_FMT)
-  -- After the tenant field's counts ('>BBH'), the fields before kexp; 1-based.
-  T_KEXP_AT = struct.size('>BBH') + struct.size('>BdBdI4I4I4B') + 1
+  ENV_A, ENV_T = struct.size(ENV_A_FMT), struct.size(ENV_T_FMT)
   LIMITS_PATTERN = '^' .. string.rep('(%d+),', LIMIT_FIELDS - 1) .. '(%d+)'
 end
 
 local function fail(text)
   error({ err = text })
+end
+
+-- The number `text` stands for (nil: none), parsed at most once per library load.
+local function number_of(text)
+  local n = NUMBERS[text]
+  if n == nil then
+    n = tonumber(text)
+    if n == nil then return nil end
+    if NUMBERS_KEPT >= 256 then NUMBERS, NUMBERS_KEPT = {}, 0 end
+    NUMBERS[text], NUMBERS_KEPT = n, NUMBERS_KEPT + 1
+  end
+  return n
+end
+
+-- A permit field's expiry (nil: none, or not a permit's value).
+local function permit_expiry(value)
+  if value and #value == 8 then return (sunpack('>d', value)) end
+  return nil
 end
 
 local function u32_at(bytes, i)
@@ -668,11 +710,12 @@ end
 
 
 ---------------------------------------------------------------------------------------------------------------------
--- The app's header ('a'): the config's copy, the floor, the block, the app-minute log.
+-- The app's fields ('c' cold, 'a' hot): the config's copy, the floor, the block, the app-minute log.
 
-local function read_app(a)
+-- From the cold field `a`, the envelope `env` and the hot field `hot`.
+local function read_app(a, env, hot)
   reset_log(AM, K_ARING)
-  if a and #a >= A_COLD and string.byte(a, 1) == FORMAT then
+  if a and #a >= A_COLD and string.byte(a, 1) == FORMAT and env and #env == ENV_A and hot then
     local bytes = sub(a, 3, 2 + 8 * LIMIT_FIELDS)
     local lim = LIMITS[bytes]
     if not lim then
@@ -681,15 +724,15 @@ local function read_app(a)
       LIMITS[bytes], LIMITS_KEPT = lim, LIMITS_KEPT + 1
     end
     local front
-    A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch,
+    A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch, A.cgen,
       AM.base, AM.pr, AM.ps, AM.pn, AM.fr, AM.fs, AM.fnum, AM.ff, AM.pl, AM.cn, front =
       sunpack(APP_REST_FMT, a, 3 + 8 * LIMIT_FIELDS)
-    A.clock, A.lim, A.cold, A.dirty = string.byte(a, 2), lim, sub(a, 1, A_COLD), false
-    AM.front, AM.tail = sub(front, 1, 4 * AM.cn), sub(a, A_COLD + 1)
+    A.clock, A.lim, A.cold, A.env, A.dirty = string.byte(a, 2), lim, a, env, false
+    AM.front, AM.tail = sub(front, 1, 4 * AM.cn), hot
     AM.tn = #AM.tail / 4
   else
-    A.clock, A.lim, A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch, A.cold, A.dirty =
-      0, nil, -1, 0, 0, 0, 0, 0, 0, 0, nil, true
+    A.clock, A.lim, A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch, A.cgen, A.cold, A.dirty =
+      0, nil, -1, 0, 0, 0, 0, 0, 0, 0, 0, nil, true
   end
 end
 
@@ -699,51 +742,82 @@ local function load_config()
   -- Not anchored at the end: a later version may append fields.
   local lim = { string.match(c[2] or '', LIMITS_PATTERN) }
   if #lim ~= LIMIT_FIELDS then fail('XG_BADCONFIG the stored limits cannot be read: ' .. tostring(c[2])) end
-  for i = 1, LIMIT_FIELDS do lim[i] = tonumber(lim[i]) end
-  A.clock, A.lim, A.ogen, A.cread, A.dirty = c[1] == 'server' and 1 or 2, lim, tonumber(c[3]) or 0, now, true
-  A.epoch = tonumber(c[4]) or 0
+  local same = A.lim ~= nil
+  for i = 1, LIMIT_FIELDS do
+    lim[i] = tonumber(lim[i])
+    same = same and lim[i] == A.lim[i]
+  end
+  local clock, ogen, epoch = c[1] == 'server' and 1 or 2, tonumber(c[3]) or 0, tonumber(c[4]) or 0
+  -- Tenants' envelopes hold limits of one generation: a config that changed (never the periodic re-read alone)
+  -- takes a new one (never a number used before), which sends each tenant's next call to the engine once.
+  if not (same and clock == A.clock and ogen == A.ogen and epoch == A.epoch) then A.cgen = max(A.cgen + 1, now) end
+  A.clock, A.lim, A.ogen, A.cread, A.epoch, A.dirty = clock, lim, ogen, now, epoch, true
 end
 
+-- What the common grant may take for granted of the app until the next write of its cold field (acquire.lua
+-- granted_at_once): the engine's shortest way through holds while the config is fresh, the block over, no call
+-- booked, the window below its limit and the state hash's TTL far enough.
+local function app_envelope()
+  local lim = A.lim
+  local usable = lim[8] > 0 and AM.fnum == 0
+  local floor_ = max(A.floor, AM.pn > 0 and AM:decode(AM.pl) or 0)
+  local tenant_reach = max(lim[2] + lim[3], lim[5] + lim[6], lim[11]) + GRACE_MS
+  return pack(ENV_A_FMT, usable and FORMAT or 0, A.clock, A.cread, A.epoch, A.cgen, floor_, A.ab, A.kexp, AM.base,
+    tenant_reach, max(tenant_reach, lim[9] + lim[10] + GRACE_MS), lim[11], max(lim[8] - AM.pn, 0), AM.pn)
+end
+
+-- The app's fields: the cold one and the envelope when they changed (else nil), the hot one.
 local function app_header()
+  local cold, env
   if A.dirty or AM.dirty then
-    local v = { A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch }
-    AM:fields(v, 8)
+    local v = { A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch, A.cgen }
+    AM:fields(v, 9)
     A.cold = pack('>BB', FORMAT, A.clock) .. pack(LIMITS_FMT, unpack(A.lim, 1, LIMIT_FIELDS))
       .. pack(APP_REST_FMT, unpack(v))
+    A.env = app_envelope()
+    cold, env = A.cold, A.env
   end
-  return A.cold .. AM.tail
+  return cold, env, AM.tail
 end
 
--- Makes every process read the config again at its next call (init and set_override changed it).
+-- Makes every process read the config again at its next call (init and set_override changed it): the cold field
+-- forgets when it was read, the envelope sends the common grant to the engine.
 local function stale_config(state_key)
-  local a = redis.call('HGET', state_key, 'a')
-  if a and #a >= A_COLD then
+  local c = redis.call('HMGET', state_key, 'c', 'e')
+  local a, env = c[1], c[2]
+  if a and #a >= A_COLD and env and #env == ENV_A then
     local at = 2 + 8 * LIMIT_FIELDS
-    redis.call('HSET', state_key, 'a', sub(a, 1, at) .. pack('>d', -1) .. sub(a, at + 9))
+    redis.call('HSET', state_key, 'c', sub(a, 1, at) .. pack('>d', -1) .. sub(a, at + 9), 'e', '\0' .. sub(env, 2))
   end
 end
 
 ---------------------------------------------------------------------------------------------------------------------
--- A tenant's header ('h:<tenant>'): its block, its own limits (cached), its logs, the ids of its permits. The
--- tenantless scope (the empty id) has one for its block; its windows are disabled and it holds no permits.
+-- A tenant's fields ('c:<tenant>' cold, 'h:<tenant>' hot): its block, its own limits (cached), its logs, the ids
+-- of its permits. The tenantless scope (the empty id) has them for its block; its windows are disabled and it holds
+-- no permits.
 
-local function read_tenant(h)
+-- From the cold field `c`, the envelope `env` and the hot field `h`.
+local function read_tenant(c, env, h)
   reset_log(TM, K_MRING)
   reset_log(TD, K_DRING)
   T.np, T.pids, T.live, T.pids_changed, T.permits_until = 0, '', nil, false, nil
-  if h and #h >= 4 + T_COLD and string.byte(h, 5) == FORMAT then
-    local tnm, tnd, np = sunpack('>BBH', h)
+  if c and #c >= T_COLD and string.byte(c, 1) == FORMAT and env and #env == ENV_T and h and #h >= 4 then
     local _, mfront, dfront
     _, T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.kexp,
       TM.base, TM.pr, TM.ps, TM.pn, TM.fr, TM.fs, TM.fnum, TM.ff, TM.pl, TM.cn, mfront,
-      TD.base, TD.pr, TD.ps, TD.pn, TD.fr, TD.fs, TD.fnum, TD.ff, TD.pl, TD.cn, dfront = sunpack(TEN_FMT, h, 5)
+      TD.base, TD.pr, TD.ps, TD.pn, TD.fr, TD.fs, TD.fnum, TD.ff, TD.pl, TD.cn, dfront = sunpack(TEN_FMT, c)
     if T.kexp > now then -- else its state is past mattering (and its rings have expired)
-      T.np, T.cold, T.exists, T.stale, T.dirty = np, sub(h, 5, 4 + T_COLD), true, false, false
+      local tnm, tnd, np = sunpack('>BBH', h)
+      -- An envelope of another config generation is written again, under this one.
+      T.np, T.cold, T.env, T.exists, T.stale = np, c, env, true, false
+      T.dirty = sunpack('>d', env, 10) ~= A.cgen
       TM.front, TD.front = sub(mfront, 1, 4 * TM.cn), sub(dfront, 1, 4 * TD.cn)
-      local at = 5 + T_COLD
-      TM.tail, TM.tn = sub(h, at, at + 4 * tnm - 1), tnm
-      TD.tail, TD.tn = sub(h, at + 4 * tnm, at + 4 * (tnm + tnd) - 1), tnd
-      T.pids = sub(h, at + 4 * (tnm + tnd))
+      TM.tail, TM.tn = sub(h, 5, 4 + 4 * tnm), tnm
+      if tnd == SHARED_TAIL then
+        TD.tail, TD.tn, T.pids = TM.tail, tnm, sub(h, 5 + 4 * tnm)
+      else
+        TD.tail, TD.tn, T.pids = sub(h, 5 + 4 * tnm, 4 + 4 * (tnm + tnd)), tnd, sub(h, 5 + 4 * (tnm + tnd))
+      end
       return
     end
     reset_log(TM, K_MRING)
@@ -752,16 +826,33 @@ local function read_tenant(h)
   -- A header past its time: its rings may outlive it on the manual clock (TTLs run in real time); the commit deletes
   -- them.
   T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.kexp, T.cold = 0, 0, 0, 0, 0, 0, 0, 0, nil
-  T.exists, T.stale, T.dirty = h ~= nil, h ~= nil, true
+  T.exists = h ~= nil or c ~= nil or env ~= nil
+  T.stale, T.dirty = T.exists, true
 end
 
+-- What the common grant may take for granted of the tenant until the next write of its cold field: its limits
+-- under this config generation, its block, no call booked, room in its logs, how long its state lives.
+local function tenant_envelope()
+  local usable = TM.fnum == 0 and TD.fnum == 0
+  local floor_ = max(TM.pn > 0 and TM:decode(TM.pl) or 0, TD.pn > 0 and TD:decode(TD.pl) or 0)
+  return pack(ENV_T_FMT, usable and FORMAT or 0, T.kexp, A.cgen, T.bu, floor_, TM.base, TD.base, TL.minute, TL.day,
+    TL.conc, max(TL.minute - TM.pn, 0), max(TL.day - TD.pn, 0), TM.pn, TD.pn)
+end
+
+-- The tenant's fields: the cold one and the envelope when they changed (else nil), the hot one.
 local function tenant_header()
+  local cold, env
   if T.dirty or TM.dirty or TD.dirty then
     local v = { FORMAT, T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.kexp }
     TD:fields(v, TM:fields(v, 9))
-    T.cold = pack(TEN_FMT, unpack(v))
+    T.cold, T.env = pack(TEN_FMT, unpack(v)), tenant_envelope()
+    cold, env = T.cold, T.env
   end
-  return pack('>BBHc0c0c0c0', TM.tn, TD.tn, T.np, T.cold, TM.tail, TD.tail, T.pids)
+  -- Where both windows count, every call goes into both tails: mostly the same calls, stored once then.
+  if TL.minute > 0 and TL.day > 0 and TM.tail == TD.tail then
+    return cold, env, pack('>BBHc0c0', TM.tn, SHARED_TAIL, T.np, TM.tail, T.pids)
+  end
+  return cold, env, pack('>BBHc0c0c0', TM.tn, TD.tn, T.np, TM.tail, TD.tail, T.pids)
 end
 
 ---------------------------------------------------------------------------------------------------------------------
@@ -769,7 +860,8 @@ end
 
 -- Reads the clock and the headers (one HMGET of the state hash, with `trace` .. the operation id: the field an
 -- earlier run of this operation would have left), the config when due, and the scope's limits. Returns that
--- field's value.
+-- field's value. The common grant that gave up passes the clock and what it read: the app's envelope and hot
+-- field, the tenant's.
 local function begin(keys, args, trace, read_now, read)
   setup()
   K_CFG, K_STATE, K_ARING, K_MRING, K_DRING = keys[1], keys[2], keys[3], keys[4], keys[5]
@@ -778,7 +870,7 @@ local function begin(keys, args, trace, read_now, read)
   OP = RETRY and sub(ECHO, 3) or ECHO
   MANUAL = args[2] ~= ''
   TENANTLESS = args[3] == ''
-  F_TENANT, F_OWN = 'h:' .. args[3], 'o:' .. args[3]
+  F_TENANT, F_COLD, F_ENV, F_OWN = 'h:' .. args[3], 'c:' .. args[3], 'e:' .. args[3], 'o:' .. args[3]
   RESULT_TTL = tonumber(args[4]) or 0
   EPOCH = args[5] ~= '' and tonumber(args[5]) or nil
   WN = 0
@@ -790,8 +882,14 @@ local function begin(keys, args, trace, read_now, read)
     local t = redis.call('TIME')
     now = t[1] * 1000 + floor(t[2] / 1000)
   end
-  local c = read or redis.call('HMGET', K_STATE, 'a', F_TENANT, trace and trace .. OP or 'a')
-  read_app(c[1])
+  local c, cold
+  if read then
+    c, cold = read, redis.call('HMGET', K_STATE, 'c', F_COLD, trace and trace .. OP or 'c')
+  else
+    c = redis.call('HMGET', K_STATE, 'e', 'a', F_ENV, F_TENANT, 'c', F_COLD, trace and trace .. OP or 'a')
+    cold = { c[5], c[6], c[7] }
+  end
+  read_app(cold[1], c[1], c[2])
   if not A.lim or A.cread < 0 or now - A.cread >= CONFIG_REFRESH_MS or now < A.cread then load_config() end
   if (A.clock == 1) == MANUAL then
     fail('XG_CLOCK_MISMATCH this key prefix runs on the ' .. (A.clock == 1 and 'server' or 'manual') .. ' clock')
@@ -805,7 +903,7 @@ local function begin(keys, args, trace, read_now, read)
   L.day_window, L.day_span = lim[5], lim[5] + lim[6]
   L.app_limit, L.app_window, L.app_span = lim[8], lim[9], lim[9] + lim[10]
   L.permit_timeout = lim[11]
-  read_tenant(c[2])
+  read_tenant(cold[2], c[3], c[4])
   now = max(now, TM:newest_past() or 0, TD:newest_past() or 0)
   -- The scope's limits (engine.rs scope_limits): none but the app window for a tenantless call, the tenant's own
   -- (read again when any override changed since they were cached), or the app's defaults.
@@ -823,7 +921,7 @@ local function begin(keys, args, trace, read_now, read)
       TL.minute, TL.day, TL.conc = lim[1], lim[4], lim[7]
     end
   end
-  return trace and c[3]
+  return trace and cold[3]
 end
 
 ---------------------------------------------------------------------------------------------------------------------
@@ -841,7 +939,7 @@ local function held_permits()
   if #fields > 0 then
     local v = redis.call('HMGET', K_STATE, unpack(fields))
     for i = 1, #ids do
-      local expires = tonumber(v[i])
+      local expires = permit_expiry(v[i])
       if expires and expires > now then live[#live + 1], kept[#kept + 1] = expires, ids[i] .. ',' end
     end
   end
@@ -861,7 +959,7 @@ end
 local function hold_permit(expires)
   if T.np >= max(TL.conc, 16) then held_permits() end -- keeps the list short without a limit to recount at
   T.pids, T.np, T.pids_changed = T.pids .. OP .. ',', T.np + 1, true
-  W[WN + 1], W[WN + 2], WN = 'p:' .. OP, expires, WN + 2
+  W[WN + 1], W[WN + 2], WN = 'p:' .. OP, pack('>d', expires), WN + 2
   T.permits_until = max(T.permits_until or 0, expires)
 end
 
@@ -973,14 +1071,20 @@ local function sweep()
   for i = 1, #kv, 2 do
     local field, value = kv[i], kv[i + 1]
     local kind, expiry = sub(field, 1, 2), nil
-    if kind == 'h:' and #value >= T_KEXP_AT + 7 then
-      expiry = sunpack('>d', value, T_KEXP_AT)
-    elseif kind == 'p:' or kind == 'b:' then
+    if kind == 'e:' and #value == ENV_T then
+      expiry = sunpack('>d', value, 2)
+      -- With its cold and hot fields.
+      if expiry <= now and field ~= F_ENV then
+        gone[#gone + 1], gone[#gone + 2] = 'c:' .. sub(field, 3), 'h:' .. sub(field, 3)
+      end
+    elseif kind == 'p:' then
+      expiry = permit_expiry(value)
+    elseif kind == 'b:' then
       expiry = tonumber(value)
     elseif kind == 'r:' then
       expiry = tonumber(string.match(value, '^(%d+):'))
     end
-    if expiry and expiry <= now and field ~= F_TENANT then gone[#gone + 1] = field end
+    if expiry and expiry <= now and field ~= F_ENV then gone[#gone + 1] = field end
   end
   if #gone > 0 then redis.call('HDEL', K_STATE, unpack(gone)) end
 end
@@ -1009,7 +1113,9 @@ local function commit()
       T.kexp, T.dirty = keep + min(TTL_SLACK_MS, max(L.minute_span, L.day_span)), true
     end
     if T.dirty or TM.dirty or TD.dirty or TM.changed or TD.changed or T.pids_changed then
-      W[WN + 1], W[WN + 2], WN = F_TENANT, tenant_header(), WN + 2
+      local cold, env, hot = tenant_header()
+      W[WN + 1], W[WN + 2], WN = F_TENANT, hot, WN + 2
+      if cold then W[WN + 1], W[WN + 2], W[WN + 3], W[WN + 4], WN = F_COLD, cold, F_ENV, env, WN + 4 end
     end
     if TM.pr + TM.fr > 0 and (TM.rewritten or T.dirty) then redis.call('PEXPIRE', TM.key, T.kexp - now) end
     if TD.pr + TD.fr > 0 and (TD.rewritten or T.dirty) then redis.call('PEXPIRE', TD.key, T.kexp - now) end
@@ -1022,9 +1128,11 @@ local function commit()
   keep = max(keep, AM.grew_to and AM.grew_to + L.app_span or 0, now + RESULT_TTL + GRACE_MS, T.kexp)
   local expire = A.kexp < keep
   if expire then A.kexp, A.dirty = keep + TTL_SLACK_MS, true end
-  W[WN + 1], W[WN + 2], WN = 'a', app_header(), WN + 2
+  local cold, env, hot = app_header()
+  W[WN + 1], W[WN + 2], WN = 'a', hot, WN + 2
+  if cold then W[WN + 1], W[WN + 2], W[WN + 3], W[WN + 4], WN = 'c', cold, 'e', env, WN + 4 end
   redis.call('HSET', K_STATE, unpack(W, 1, WN))
-  if gone then redis.call('HDEL', K_STATE, gone) end
+  if gone then redis.call('HDEL', K_STATE, gone, F_COLD, F_ENV) end
   if expire then redis.call('PEXPIRE', K_STATE, A.kexp - now) end
   if AM.pr + AM.fr > 0 and (expire or AM.rewritten) then redis.call('PEXPIRE', K_ARING, A.kexp - now) end
 end

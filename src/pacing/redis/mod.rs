@@ -13,12 +13,15 @@
 //!   decisions when a call failed, the local share's calls counted into the store when it answers again.
 //!
 //! Why a Lua engine mirroring the Rust one, by measurement (bench/redis_ops.py on one Redis 7.0, BENCHMARKS.md):
-//! a paced call is one FCALL (TIME, one HMGET of the state hash, one HSET: the common grant is read off the
-//! headers without building the engine's state, see acquire.lua) and an HDEL for the release. On the 2-core VM it
-//! was measured on, that cost Redis 21-38 µs of CPU per paced call (commandstats) against PyrateLimiter's 18-22 µs
-//! for its one `try_acquire` in the same runs, the gap growing with the machine's load; the layout before (a key
-//! per log, the whole log read and sorted) cost 78.8 µs against 17.1. Sent as scripts (Redis 6, or no
-//! `function|load` in the ACL) the engine's functions are defined again on every call: about three times the CPU.
+//! a paced call is one FCALL (TIME, one HMGET, one HSET: the common grant is decided off small envelopes the engine
+//! writes with the scopes' cold fields, and touches only the hot fields; see acquire.lua) and an HDEL for the
+//! release. Redis's own share of that is fixed: an FCALL that returns at once, TIME, an HMGET and an HSET of small
+//! fields and the HDEL cost 67,000 instructions (`bench/redis_profile.py floor`, callgrind) before any rule is
+//! applied, against 85,000 for PyrateLimiter's whole `try_acquire` (the client's clock, no permit to release); a
+//! paced call costs about 120,000 (`redis_profile.py compare --instructions`; 162,000 before the envelopes), 1.2-1.3
+//! times PyrateLimiter's Redis CPU in the same runs. Sent as scripts
+//! (Redis 6, or no `function|load` in the ACL) the engine's functions are defined again on every call: about three
+//! times the CPU.
 //! The alternatives: a Redis module in Rust would be one engine, but managed Redis services (ElastiCache,
 //! Memorystore, Azure Cache) do not load modules; Rust deciding over the state read as blobs and written back by a
 //! compare-and-set script (the bench's `blob_alternative`) took 90-100 µs of Redis CPU, two round trips and 121 KB
