@@ -2,20 +2,6 @@
 -- permit) or {op, now, 0, wait, reason}; a refusal writes nothing. An earlier run of the same operation that was
 -- granted left its permit (or, tenantless, a marker) in the state hash: then this one answers as it did.
 
--- Envelopes parsed, by their bytes: most calls find theirs (an envelope changes when its cold field does), and a
--- table read costs less than struct.unpack. Bounded; a Functions library keeps it between calls, EVAL does not.
-local ENVELOPES, ENVELOPES_KEPT = {}, 0
-
-local function parsed(bytes, fmt)
-  local v = ENVELOPES[bytes]
-  if not v then
-    v = { sunpack(fmt, bytes) }
-    if ENVELOPES_KEPT >= 1024 then ENVELOPES, ENVELOPES_KEPT = {}, 0 end
-    ENVELOPES[bytes], ENVELOPES_KEPT = v, ENVELOPES_KEPT + 1
-  end
-  return v
-end
-
 -- The common grant, decided by the envelopes (engine.lua app_envelope, tenant_envelope) and the hot fields without
 -- building the engine's state: the config fresh and of the generation the tenant's envelope was written under, no
 -- block on, no call booked, every window below its limit, the tenant's permits below its limit, every tail with
@@ -38,15 +24,16 @@ local function granted_at_once(keys, args)
   local hfield = 'h:' .. name
   local c = redis.call('HMGET', keys[2], 'e', 'a', 'e:' .. name, hfield)
   local ae, a, te, h = c[1], c[2], c[3], c[4]
-  if not ae or not a or not te or not h or #ae ~= ENV_A or #te ~= ENV_T or #h < 4 then return nil, now, c end
-  local A_, T_ = parsed(ae, ENV_A_FMT), parsed(te, ENV_T_FMT)
-  local cread, cgen = A_[3], A_[5]
-  if A_[1] ~= FORMAT or T_[1] ~= FORMAT or (A_[2] == 1) == manual or now < cread or now - cread >= CONFIG_REFRESH_MS
-    or T_[3] ~= cgen or (args[5] ~= '' and number_of(args[5]) ~= A_[4]) then
+  if not ae or not a or not te or not h or #ae ~= ENV_A or #te ~= ENV_T or #h < HOT_COUNTS then return nil, now, c end
+  -- Parsed once per distinct envelope: most calls find theirs (an envelope changes when its cold field does).
+  local ea, et = envelope_of(ae), envelope_of(te)
+  local cread = ea.cread
+  if ea.format ~= FORMAT or et.format ~= FORMAT or (ea.clock == 1) == manual or now < cread
+    or now - cread >= CONFIG_REFRESH_MS or et.cgen ~= ea.cgen or (args[5] ~= '' and number_of(args[5]) ~= ea.epoch) then
     return nil, now, c
   end
-  local tnm, tnd, np = sunpack('>BBH', h)
-  local mlim, dlim, conc = T_[8], T_[9], T_[10]
+  local tnm, tnd, np = sunpack(HOT_COUNTS_FMT, h)
+  local mlim, dlim, conc = et.minute, et.day, et.concurrency
   -- One tail for both windows (engine.lua tenant_header) stays one only while both count this call.
   local shared = tnd == SHARED_TAIL
   if shared then
@@ -54,11 +41,12 @@ local function granted_at_once(keys, args)
     tnd = tnm
   end
   -- Time never runs backwards (as begin): the floors (with the rings' newest calls) and the tails' newest calls.
-  local atn, mend = #a / 4, 4 + 4 * tnm
+  local atn, mend = #a / 4, HOT_COUNTS + 4 * tnm
   local dend = shared and mend or mend + 4 * tnd
-  local abase, mbase, dbase = A_[9], T_[6], T_[7]
-  if A_[6] > now then now = A_[6] end
-  if T_[5] > now then now = T_[5] end
+  local abase, mbase, dbase = ea.base, et.mbase, et.dbase
+  -- Log:decode inline, here and below: a function call per call costs more than the line.
+  if ea.floor > now then now = ea.floor end
+  if et.floor > now then now = et.floor end
   if atn > 0 then
     local t = abase + (sunpack('>I4', a, #a - 3) - abase) % U32
     if t > now then now = t end
@@ -73,14 +61,14 @@ local function granted_at_once(keys, args)
   end
   -- The engine's commit would extend no TTL: the tenant's state outlives what this call adds, the state hash the
   -- tenant's, the app's window and this call's result.
-  local kexp, akexp = T_[2], A_[8]
-  if A_[7] > now or T_[4] > now or kexp < now + A_[10] or akexp < now + A_[11] or akexp < kexp
-    or akexp < now + (number_of(args[4]) or 0) + GRACE_MS
+  local kexp, akexp = et.kexp, ea.kexp
+  if ea.block_until > now or et.block_until > now or kexp < now + ea.tenant_reach or akexp < now + ea.app_reach
+    or akexp < kexp or akexp < now + (number_of(args[4]) or 0) + GRACE_MS
     -- Every window that counts: some calls in it (an empty one takes a new base), fewer than its limit, room in
-    -- its tail, the instant within 2^32 ms of its base.
-    or A_[14] + atn == 0 or atn >= A_[13] or atn >= TAIL or now - abase >= U32
-    or (mlim > 0 and (T_[13] + tnm == 0 or tnm >= T_[11] or tnm >= TAIL or now - mbase >= U32))
-    or (dlim > 0 and (T_[14] + tnd == 0 or tnd >= T_[12] or tnd >= TAIL or now - dbase >= U32)) then
+    -- its tail, the instant within 2^32 ms of its base (inline for the same reason).
+    or ea.ring + atn == 0 or atn >= ea.room or atn >= TAIL or now - abase >= U32
+    or (mlim > 0 and (et.mring + tnm == 0 or tnm >= et.mroom or tnm >= TAIL or now - mbase >= U32))
+    or (dlim > 0 and (et.dring + tnd == 0 or tnd >= et.droom or tnd >= TAIL or now - dbase >= U32)) then
     return nil, now, c
   end
   local pids = sub(h, dend + 1)
@@ -101,17 +89,18 @@ local function granted_at_once(keys, args)
     pids, np = table.concat(kept), #kept
   end
   -- Each tail with the call appended where its window counts, the permit's id appended to the list.
-  local expires = now + A_[12]
+  local expires = now + ea.permit_timeout
   local entry = pack('>I4', now % U32)
   local hot
   if shared then
-    hot = pack('>BBH', tnm + 1, SHARED_TAIL, np + 1) .. sub(h, 5, mend) .. entry .. pids .. op .. ','
+    hot = pack(HOT_COUNTS_FMT, tnm + 1, SHARED_TAIL, np + 1) .. sub(h, HOT_COUNTS + 1, mend) .. entry .. pids .. op
+      .. ','
   else
     local mentry, dentry = '', ''
     if mlim > 0 then mentry, tnm = entry, tnm + 1 end
     if dlim > 0 then dentry, tnd = entry, tnd + 1 end
-    hot = pack('>BBH', tnm, tnd, np + 1) .. sub(h, 5, mend) .. mentry .. sub(h, mend + 1, dend) .. dentry .. pids .. op
-      .. ','
+    hot = pack(HOT_COUNTS_FMT, tnm, tnd, np + 1) .. sub(h, HOT_COUNTS + 1, mend) .. mentry .. sub(h, mend + 1, dend)
+      .. dentry .. pids .. op .. ','
   end
   redis.call('HSET', keys[2], 'p:' .. op, pack('>d', expires), 'a', a .. entry, hfield, hot)
   return { op, now, 1, expires }

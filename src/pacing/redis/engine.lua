@@ -66,17 +66,25 @@ local LIMITS_FMT, APP_REST_FMT
 -- The app's envelope: FORMAT (0: the engine decides), clock, when
 -- the config was read, its epoch and generation, the floor (with the ring's newest call), the block's end, the
 -- state hash's expiry, the log's base, the reach a tenant's state and the app's need past now (with the grace),
--- the permit timeout, the calls the log may still take before its limit, the calls in its ring.
+-- the permit timeout, the calls the log may still take before its limit, the calls in its ring. The engine packs
+-- and the common grant reads an envelope by these names (envelope_bytes, envelope_of).
 local ENV_A_FMT = '>BBddddddddddI4I4'
+local ENV_A_NAMES = { 'format', 'clock', 'cread', 'epoch', 'cgen', 'floor', 'block_until', 'kexp', 'base',
+  'tenant_reach', 'app_reach', 'permit_timeout', 'room', 'ring' }
 -- A tenant's cold field: format, block until and reason, override generation seen, own minute, day and
 -- concurrency limits, whether it has them, when its state can be forgotten, then the minute and day logs' headers.
 local TEN_FMT = '>BdBdI4I4I4Bd' .. LOG_FMT .. LOG_FMT
--- A tenant's envelope: FORMAT (0: the engine decides), when its state can be forgotten, the config generation it
--- was written under, its block's end, the floor (both rings' newest calls), both logs' bases, its limits (minute,
--- day, concurrency), the calls each log may still take before its limit, the calls in each ring. Its hot field:
--- three counts (minute tail, day tail, permit ids: '>BBH'), the tails, the permit ids ('id,id,'). A day tail
--- count of SHARED_TAIL: the day tail is the minute tail, stored once.
+-- A tenant's envelope: FORMAT (0: the engine decides), when its state can be forgotten (the sweep reads it at
+-- ENV_T_KEXP_AT), the config generation it was written under, its block's end, the floor (both rings' newest
+-- calls), both logs' bases, its limits (minute, day, concurrency), the calls each log may still take before its
+-- limit, the calls in each ring.
 local ENV_T_FMT = '>BddddddI4I4I4I4I4I4I4'
+local ENV_T_NAMES = { 'format', 'kexp', 'cgen', 'block_until', 'floor', 'mbase', 'dbase', 'minute', 'day',
+  'concurrency', 'mroom', 'droom', 'mring', 'dring' }
+local ENV_T_KEXP_AT = 2
+-- A tenant's hot field: three counts (minute tail, day tail, permit ids), the tails, the permit ids ('id,id,'). A
+-- day tail count of SHARED_TAIL: the day tail is the minute tail, stored once.
+local HOT_COUNTS_FMT, HOT_COUNTS = '>BBH', nil
 local A_COLD, T_COLD, ENV_A, ENV_T
 local LIMITS_PATTERN
 local ZERO_FRONT
@@ -91,10 +99,22 @@ local A, T, TL, L = {}, {}, {}, {}
 local AM, TM, TD
 -- The fields the commit writes: W[1..WN].
 local W, WN = {}, 0
--- Limits parsed from their stored bytes, by those bytes (a few apps per server).
-local LIMITS, LIMITS_KEPT = {}, 0
--- Numbers the callers send as text (epochs, result lifetimes: a few per app), parsed once: tonumber is a strtod.
-local NUMBERS, NUMBERS_KEPT = {}, 0
+
+-- `make(key)` remembered by key, at most `cap` keys (then forgotten together): what is parsed from the same bytes on
+-- most calls. A Functions library keeps these between calls; EVAL starts each call with them empty.
+local function memo(cap, make)
+  local values, kept = {}, 0
+  return function(key)
+    local v = values[key]
+    if v == nil then
+      v = make(key)
+      if v == nil then return nil end
+      if kept >= cap then values, kept = {}, 0 end
+      values[key], kept = v, kept + 1
+    end
+    return v
+  end
+end
 
 local Log = {}
 Log.__index = Log
@@ -111,7 +131,7 @@ local function setup()
   APP_REST_FMT = '>dddBddddd' .. LOG_FMT
   A_COLD = 2 + struct.size(LIMITS_FMT) + struct.size(APP_REST_FMT)
   T_COLD = struct.size(TEN_FMT)
-  ENV_A, ENV_T = struct.size(ENV_A_FMT), struct.size(ENV_T_FMT)
+  ENV_A, ENV_T, HOT_COUNTS = struct.size(ENV_A_FMT), struct.size(ENV_T_FMT), struct.size(HOT_COUNTS_FMT)
   LIMITS_PATTERN = '^' .. string.rep('(%d+),', LIMIT_FIELDS - 1) .. '(%d+)'
 end
 
@@ -119,17 +139,26 @@ local function fail(text)
   error({ err = text })
 end
 
--- The number `text` stands for (nil: none), parsed at most once per library load.
-local function number_of(text)
-  local n = NUMBERS[text]
-  if n == nil then
-    n = tonumber(text)
-    if n == nil then return nil end
-    if NUMBERS_KEPT >= 256 then NUMBERS, NUMBERS_KEPT = {}, 0 end
-    NUMBERS[text], NUMBERS_KEPT = n, NUMBERS_KEPT + 1
-  end
-  return n
+-- Limits parsed from their stored bytes (a few apps per server).
+local limits_of = memo(64, function(bytes) return { sunpack(LIMITS_FMT, bytes) } end)
+-- The numbers callers send as text (epochs, result lifetimes: a few per app): tonumber is a strtod.
+local number_of = memo(256, function(text) return tonumber(text) end)
+
+-- An envelope's bytes from its fields by name, and its fields by name from its bytes (by length: the app's and a
+-- tenant's differ), parsed once per distinct envelope.
+local function envelope_bytes(fmt, names, fields)
+  local v = {}
+  for i = 1, #names do v[i] = fields[names[i]] end
+  return pack(fmt, unpack(v, 1, #names))
 end
+
+local envelope_of = memo(1024, function(bytes)
+  local fmt, names = ENV_T_FMT, ENV_T_NAMES
+  if #bytes == ENV_A then fmt, names = ENV_A_FMT, ENV_A_NAMES end
+  local v, fields = { sunpack(fmt, bytes) }, {}
+  for i = 1, #names do fields[names[i]] = v[i] end
+  return fields
+end)
 
 -- A permit field's expiry (nil: none, or not a permit's value).
 local function permit_expiry(value)
@@ -716,13 +745,7 @@ end
 local function read_app(a, env, hot)
   reset_log(AM, K_ARING)
   if a and #a >= A_COLD and string.byte(a, 1) == FORMAT and env and #env == ENV_A and hot then
-    local bytes = sub(a, 3, 2 + 8 * LIMIT_FIELDS)
-    local lim = LIMITS[bytes]
-    if not lim then
-      if LIMITS_KEPT >= 64 then LIMITS, LIMITS_KEPT = {}, 0 end
-      lim = { sunpack(LIMITS_FMT, bytes) }
-      LIMITS[bytes], LIMITS_KEPT = lim, LIMITS_KEPT + 1
-    end
+    local lim = limits_of(sub(a, 3, 2 + 8 * LIMIT_FIELDS))
     local front
     A.cread, A.floor, A.ab, A.abr, A.ogen, A.kexp, A.sweep, A.epoch, A.cgen,
       AM.base, AM.pr, AM.ps, AM.pn, AM.fr, AM.fs, AM.fnum, AM.ff, AM.pl, AM.cn, front =
@@ -762,8 +785,10 @@ local function app_envelope()
   local usable = lim[8] > 0 and AM.fnum == 0
   local floor_ = max(A.floor, AM.pn > 0 and AM:decode(AM.pl) or 0)
   local tenant_reach = max(lim[2] + lim[3], lim[5] + lim[6], lim[11]) + GRACE_MS
-  return pack(ENV_A_FMT, usable and FORMAT or 0, A.clock, A.cread, A.epoch, A.cgen, floor_, A.ab, A.kexp, AM.base,
-    tenant_reach, max(tenant_reach, lim[9] + lim[10] + GRACE_MS), lim[11], max(lim[8] - AM.pn, 0), AM.pn)
+  return envelope_bytes(ENV_A_FMT, ENV_A_NAMES, { format = usable and FORMAT or 0, clock = A.clock, cread = A.cread,
+    epoch = A.epoch, cgen = A.cgen, floor = floor_, block_until = A.ab, kexp = A.kexp, base = AM.base,
+    tenant_reach = tenant_reach, app_reach = max(tenant_reach, lim[9] + lim[10] + GRACE_MS),
+    permit_timeout = lim[11], room = max(lim[8] - AM.pn, 0), ring = AM.pn })
 end
 
 -- The app's fields: the cold one and the envelope when they changed (else nil), the hot one.
@@ -801,22 +826,23 @@ local function read_tenant(c, env, h)
   reset_log(TM, K_MRING)
   reset_log(TD, K_DRING)
   T.np, T.pids, T.live, T.pids_changed, T.permits_until = 0, '', nil, false, nil
-  if c and #c >= T_COLD and string.byte(c, 1) == FORMAT and env and #env == ENV_T and h and #h >= 4 then
+  if c and #c >= T_COLD and string.byte(c, 1) == FORMAT and env and #env == ENV_T and h and #h >= HOT_COUNTS then
     local _, mfront, dfront
     _, T.bu, T.br, T.ogen, T.om, T.od, T.oc, T.oset, T.kexp,
       TM.base, TM.pr, TM.ps, TM.pn, TM.fr, TM.fs, TM.fnum, TM.ff, TM.pl, TM.cn, mfront,
       TD.base, TD.pr, TD.ps, TD.pn, TD.fr, TD.fs, TD.fnum, TD.ff, TD.pl, TD.cn, dfront = sunpack(TEN_FMT, c)
     if T.kexp > now then -- else its state is past mattering (and its rings have expired)
-      local tnm, tnd, np = sunpack('>BBH', h)
+      local tnm, tnd, np = sunpack(HOT_COUNTS_FMT, h)
       -- An envelope of another config generation is written again, under this one.
       T.np, T.cold, T.env, T.exists, T.stale = np, c, env, true, false
-      T.dirty = sunpack('>d', env, 10) ~= A.cgen
+      T.dirty = envelope_of(env).cgen ~= A.cgen
       TM.front, TD.front = sub(mfront, 1, 4 * TM.cn), sub(dfront, 1, 4 * TD.cn)
-      TM.tail, TM.tn = sub(h, 5, 4 + 4 * tnm), tnm
+      local mend = HOT_COUNTS + 4 * tnm
+      TM.tail, TM.tn = sub(h, HOT_COUNTS + 1, mend), tnm
       if tnd == SHARED_TAIL then
-        TD.tail, TD.tn, T.pids = TM.tail, tnm, sub(h, 5 + 4 * tnm)
+        TD.tail, TD.tn, T.pids = TM.tail, tnm, sub(h, mend + 1)
       else
-        TD.tail, TD.tn, T.pids = sub(h, 5 + 4 * tnm, 4 + 4 * (tnm + tnd)), tnd, sub(h, 5 + 4 * (tnm + tnd))
+        TD.tail, TD.tn, T.pids = sub(h, mend + 1, mend + 4 * tnd), tnd, sub(h, mend + 4 * tnd + 1)
       end
       return
     end
@@ -835,8 +861,10 @@ end
 local function tenant_envelope()
   local usable = TM.fnum == 0 and TD.fnum == 0
   local floor_ = max(TM.pn > 0 and TM:decode(TM.pl) or 0, TD.pn > 0 and TD:decode(TD.pl) or 0)
-  return pack(ENV_T_FMT, usable and FORMAT or 0, T.kexp, A.cgen, T.bu, floor_, TM.base, TD.base, TL.minute, TL.day,
-    TL.conc, max(TL.minute - TM.pn, 0), max(TL.day - TD.pn, 0), TM.pn, TD.pn)
+  return envelope_bytes(ENV_T_FMT, ENV_T_NAMES, { format = usable and FORMAT or 0, kexp = T.kexp, cgen = A.cgen,
+    block_until = T.bu, floor = floor_, mbase = TM.base, dbase = TD.base, minute = TL.minute, day = TL.day,
+    concurrency = TL.conc, mroom = max(TL.minute - TM.pn, 0), droom = max(TL.day - TD.pn, 0), mring = TM.pn,
+    dring = TD.pn })
 end
 
 -- The tenant's fields: the cold one and the envelope when they changed (else nil), the hot one.
@@ -850,9 +878,9 @@ local function tenant_header()
   end
   -- Where both windows count, every call goes into both tails: mostly the same calls, stored once then.
   if TL.minute > 0 and TL.day > 0 and TM.tail == TD.tail then
-    return cold, env, pack('>BBHc0c0', TM.tn, SHARED_TAIL, T.np, TM.tail, T.pids)
+    return cold, env, pack(HOT_COUNTS_FMT, TM.tn, SHARED_TAIL, T.np) .. TM.tail .. T.pids
   end
-  return cold, env, pack('>BBHc0c0c0', TM.tn, TD.tn, T.np, TM.tail, TD.tail, T.pids)
+  return cold, env, pack(HOT_COUNTS_FMT, TM.tn, TD.tn, T.np) .. TM.tail .. TD.tail .. T.pids
 end
 
 ---------------------------------------------------------------------------------------------------------------------
@@ -1072,7 +1100,7 @@ local function sweep()
     local field, value = kv[i], kv[i + 1]
     local kind, expiry = sub(field, 1, 2), nil
     if kind == 'e:' and #value == ENV_T then
-      expiry = sunpack('>d', value, 2)
+      expiry = sunpack('>d', value, ENV_T_KEXP_AT)
       -- With its cold and hot fields.
       if expiry <= now and field ~= F_ENV then
         gone[#gone + 1], gone[#gone + 2] = 'c:' .. sub(field, 3), 'h:' .. sub(field, 3)
