@@ -5,7 +5,7 @@
 #[path = "support/redis.rs"]
 mod redis_support;
 
-use redis_support::{RedisServer, Resp};
+use redis_support::RedisServer;
 use xeroguard::pacing::{Clock, Decision, Limiter, Limits, RedisOptions, TenantLimits, WindowLimit};
 
 /// Limits a long run stays under, so that every call is granted.
@@ -20,22 +20,16 @@ fn roomy() -> Limits {
 }
 
 fn logging_server() -> RedisServer {
-    RedisServer::builder().config("slowlog-log-slower-than", "0").config("slowlog-max-len", "100000").start()
+    RedisServer::builder().log_every_command().start()
 }
 
 /// Every acquire FCALL the server logged, oldest first, with the commands it ran (their arguments).
 fn acquires(server: &RedisServer) -> Vec<Vec<Vec<String>>> {
-    let log = server.admin_connection().call(&["SLOWLOG", "GET", "-1"]).unwrap();
-    let Resp::Array(entries) = log else { panic!("SLOWLOG GET answers an array") };
     let (mut calls, mut nested) = (Vec::new(), Vec::new());
-    // Newest first; a function's nested commands are logged before it.
-    for entry in entries.into_iter().rev() {
-        let Resp::Array(fields) = entry else { continue };
-        let Some(Resp::Array(args)) = fields.get(3) else { continue };
-        let args: Vec<String> = args.iter().map(Resp::text).collect();
-        match args[0].to_ascii_uppercase().as_str() {
+    for command in server.slowlog().into_iter().rev() {
+        match command.name().as_str() {
             "FCALL" => {
-                if args[1].ends_with("_acquire") {
+                if command.args[1].ends_with("_acquire") {
                     calls.push(std::mem::take(&mut nested));
                 } else {
                     nested.clear();
@@ -43,7 +37,7 @@ fn acquires(server: &RedisServer) -> Vec<Vec<Vec<String>>> {
             }
             "HDEL" if nested.is_empty() => {} // a release
             "SLOWLOG" | "CONFIG" => {}
-            _ => nested.push(args),
+            _ => nested.push(command.args),
         }
     }
     calls
@@ -128,18 +122,5 @@ fn many_tenants_keep_the_common_grant_across_config_rereads() {
     let engine = calls.iter().filter(|c| !common_grant(c)).count();
     // Each tenant's first call, the app's tail flushed every 48 calls, one call per re-read: about 30. A re-read
     // that sent every tenant to the engine would make it 100 or more.
-    // Each tenant's first call, the app's tail flushed every 48 calls, one call per re-read: about 30. A re-read
-    // that sent every tenant to the engine would make it 100 or more.
-    eprintln!("ENGINE {engine}");
-    for f in ["e", "e:org1", "e:org0"] {
-        let v = server.admin_connection().call(&["HGET", "xg:{many}:2:s", f]).unwrap();
-        if let Resp::Bulk(b) = v {
-            let off = if f == "e" { 18 } else { 9 };
-            eprintln!("{f} cgen {}", f64::from_be_bytes(b[off..off + 8].try_into().unwrap()));
-        }
-    }
-    for c in calls.iter().filter(|c| !matches!(names(c)[..], ["HMGET", "HSET"] | ["HMGET", "HMGET", "HSET"])) {
-        eprintln!("{:?}", c.iter().map(|x| x[..x.len().min(4)].join(" ")).collect::<Vec<_>>());
-    }
     assert!(engine <= 40, "{engine} of 200 calls took the engine's path");
 }

@@ -326,28 +326,13 @@ fn production_ops(seed: u64) -> Vec<Op> {
 /// same sequence: the function (or script), the clock reading, the tenant and the operation's own arguments (not
 /// the keys, nor the operation id, which differ between runs).
 fn slow_operations(server: &RedisServer) -> BTreeSet<String> {
-    let mut admin = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
-    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG").arg("GET").arg(-1).query(&mut admin).unwrap();
-    let text = |v: &redis::Value| match v {
-        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        other => format!("{other:?}"),
-    };
-    let mut slow = BTreeSet::new();
-    for entry in entries {
-        let redis::Value::Array(fields) = entry else { continue };
-        let Some(redis::Value::Array(args)) = fields.get(3) else { continue };
-        let args: Vec<String> = args.iter().map(text).collect();
+    server
+        .slowlog()
+        .into_iter()
         // FCALL|EVALSHA|EVAL, function or script, 5 (keys), the keys, the operation id, then what identifies it.
-        if args.len() > 9 && matches!(args[0].to_ascii_uppercase().as_str(), "FCALL" | "EVALSHA" | "EVAL") {
-            let duration = fields.get(2).map(text).unwrap_or_default();
-            slow.insert(format!(
-                "{} {} ({duration} us)",
-                args[1].chars().take(24).collect::<String>(),
-                args[9..].join(" ")
-            ));
-        }
-    }
-    slow.into_iter().map(|s| s.rsplit_once(" (").map_or(s.clone(), |(name, _)| name.to_owned())).collect()
+        .filter(|c| c.args.len() > 9 && matches!(c.name().as_str(), "FCALL" | "EVALSHA" | "EVAL"))
+        .map(|c| format!("{} {}", c.args[1].chars().take(24).collect::<String>(), c.args[9..].join(" ")))
+        .collect()
 }
 
 /// The differential run at production sizes, with a cost check: no engine operation takes over 2 ms on the server

@@ -15,23 +15,17 @@ fn two_a_minute(server: &RedisServer, prefix: &str) -> Limiter {
 
 /// A server that logs every command with its arguments.
 fn logging_server() -> RedisServer {
-    RedisServer::builder().config("slowlog-log-slower-than", "0").config("slowlog-max-len", "10000").start()
+    RedisServer::builder().log_every_command().start()
 }
 
 /// The newest engine call of operation `op` the library sent (FCALL, the function named `xg_<hash>_<op>`), as sent.
 fn last_call(server: &RedisServer, op: &str) -> Vec<String> {
-    let mut admin = server.admin_connection();
-    let log = admin.call(&["SLOWLOG", "GET", "-1"]).unwrap();
-    let redis_support::Resp::Array(entries) = log else { panic!("SLOWLOG GET answers an array") };
-    for entry in entries {
-        let redis_support::Resp::Array(fields) = entry else { continue };
-        let Some(redis_support::Resp::Array(args)) = fields.get(3) else { continue };
-        let args: Vec<String> = args.iter().map(redis_support::Resp::text).collect();
-        if args[0].eq_ignore_ascii_case("FCALL") && args[1].ends_with(&format!("_{op}")) {
-            return args;
-        }
-    }
-    panic!("no {op} in the SLOWLOG")
+    server
+        .slowlog()
+        .into_iter()
+        .find(|c| c.name() == "FCALL" && c.args[1].ends_with(&format!("_{op}")))
+        .unwrap_or_else(|| panic!("no {op} in the SLOWLOG"))
+        .args
 }
 
 /// Sends a logged call again; `id` replaces its operation id (argument 8: after FCALL, the function, 5 and the keys).

@@ -122,6 +122,12 @@ impl RedisConfig {
         self
     }
 
+    /// SLOWLOG keeps every command (with its arguments, the server's truncation aside), up to 100,000: see
+    /// [`RedisServer::slowlog`].
+    pub fn log_every_command(self) -> Self {
+        self.config("slowlog-log-slower-than", "0").config("slowlog-max-len", "100000")
+    }
+
     fn cluster_node(mut self) -> Self {
         self.transport = Transport::Tcp;
         self.cluster_node = true;
@@ -442,6 +448,24 @@ impl RedisServer {
     /// One command as the default user over the unix socket, with its parsed reply.
     pub fn command(&self, args: &[&str]) -> Resp {
         self.admin_connection().call(args).unwrap_or_else(|e| panic!("{args:?} on {}: {e}", self.url()))
+    }
+
+    /// The server's SLOWLOG (`SLOWLOG GET -1`), newest first: each command's time on the server and its
+    /// arguments as text. A function's nested commands come before it (they end first).
+    pub fn slowlog(&self) -> Vec<LoggedCommand> {
+        let Resp::Array(entries) = self.command(&["SLOWLOG", "GET", "-1"]) else {
+            panic!("SLOWLOG GET answers an array")
+        };
+        entries
+            .iter()
+            .filter_map(|entry| {
+                let Resp::Array(fields) = entry else { return None };
+                let (Some(Resp::Integer(micros)), Some(Resp::Array(args))) = (fields.get(2), fields.get(3)) else {
+                    return None;
+                };
+                Some(LoggedCommand { micros: *micros, args: args.iter().map(Resp::text).collect() })
+            })
+            .collect()
     }
 
     /// A connection as the default user over the unix socket (bounded reads).
@@ -824,6 +848,21 @@ impl RedisCluster {
 
 // ---------------------------------------------------------------------------------------------------------------
 // RESP: a minimal client for the helpers, and the frame boundaries the proxy needs
+
+/// One command of [`RedisServer::slowlog`].
+#[derive(Clone, Debug)]
+pub struct LoggedCommand {
+    /// Its time on the server (wall time: a server set aside by the machine's load logs that too).
+    pub micros: i64,
+    pub args: Vec<String>,
+}
+
+impl LoggedCommand {
+    /// The command's name, upper case.
+    pub fn name(&self) -> String {
+        self.args.first().map(|name| name.to_ascii_uppercase()).unwrap_or_default()
+    }
+}
 
 /// A parsed reply (RESP2, and RESP3 mapped onto it: maps and sets as flat arrays, doubles/booleans/big numbers
 /// as simple strings, null as Nil; attributes skipped).
