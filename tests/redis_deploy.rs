@@ -108,7 +108,7 @@ fn an_acl_user_with_only_the_needed_commands_can_do_everything() {
         exercise(&l);
         // The config lost and stored again with this process's overrides: inside the same commands.
         l.set_tenant_limits("vip", Some(TenantLimits { minute_limit: 1, day_limit: 10, concurrency: 0 })).unwrap();
-        server.cli(&["FLUSHALL"]);
+        assert_eq!(server.cli(&["FLUSHALL"]).trim(), "OK");
         let Decision::Granted(_) = l.acquire("vip", l.now()).unwrap() else { panic!("granted") };
         assert_eq!(l.snapshot("vip", l.now()).unwrap().minute.limit, 1, "the override is back");
         // A read-only look needs no more than these either.
