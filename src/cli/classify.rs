@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use xeroguard::{Action, Backoff, Classification, GiveUp, Outcome, Request, RetryPolicy, classify_raw, resend};
 
-use super::{complain, emit, usage_error};
+use super::{complain, emit, json_text, usage_error};
 
 /// `classify --exit-code` for a write without an Idempotency-Key that the server may have carried out.
 const CHECK_BEFORE_RESENDING: u8 = 14;
@@ -86,10 +86,8 @@ pub fn classify_command(args: &[String]) -> ExitCode {
         let at = object.keys().position(|key| key == "retryable").map_or(object.len(), |i| i + 1);
         object.shift_insert(at, "may_have_been_processed".to_owned(), c.may_have_been_processed().into());
     }
-    let text = if pretty { serde_json::to_string_pretty(&json) } else { serde_json::to_string(&json) };
-    let text = text.expect("a serde_json::Value always serializes");
     let code = if exit_code_mode { ExitCode::from(exit_code(&c, &request)) } else { ExitCode::SUCCESS };
-    emit(&format!("{text}\n"), code)
+    emit(&json_text(&json, pretty), code)
 }
 
 /// An HTTP method token (RFC 9110 §9.1: visible ASCII, no separators) that is not an option.

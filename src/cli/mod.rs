@@ -142,6 +142,18 @@ fn complain(message: std::fmt::Arguments) {
     let _ = writeln!(io::stderr(), "{message}");
 }
 
+/// An operation that failed: its error on stderr, exit 1.
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    complain(format_args!("xeroguard: {e}"));
+    ExitCode::from(1)
+}
+
+/// JSON for the output: compact or indented, one line's end after it.
+fn json_text(json: &serde_json::Value, pretty: bool) -> String {
+    let text = if pretty { serde_json::to_string_pretty(json) } else { serde_json::to_string(json) };
+    text.expect("a serde_json::Value always serializes") + "\n"
+}
+
 /// Writes the output and returns `code`. A reader that went away (a closed pipe, e.g. `| head`) wanted no more: that
 /// is quiet and keeps the code. Any other write error (a full disk) is reported and exits 1.
 fn emit(text: &str, code: ExitCode) -> ExitCode {
@@ -213,9 +225,6 @@ impl<'a> StoreArgs<'a> {
         let (Some(url), Some(prefix)) = (self.url, self.prefix) else {
             return Err(usage_error(&format!("{command} needs --redis URL and --prefix PREFIX")));
         };
-        store::Store::open(url, prefix).map_err(|e| {
-            complain(format_args!("xeroguard: {e}"));
-            ExitCode::from(1)
-        })
+        store::Store::open(url, prefix).map_err(|e| fail(&e))
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use xeroguard::pacing::Snapshot;
 
 use super::view::{self, Reading, pressure};
-use super::{StoreArgs, complain, emit, usage_error};
+use super::{StoreArgs, emit, fail, json_text, usage_error};
 
 pub fn snapshot_command(args: &[String]) -> ExitCode {
     let (mut tenant, mut json, mut pretty, mut all) = (None, false, false, false);
@@ -35,24 +35,16 @@ pub fn snapshot_command(args: &[String]) -> ExitCode {
     let json = json || pretty;
     let text = if all {
         let reading = store.read(options.max_tenants);
-        reading.map(|r| if json { to_text(&all_json(&r), pretty) } else { view::all_text(&r) })
+        reading.map(|r| if json { json_text(&all_json(&r), pretty) } else { view::all_text(&r) })
     } else {
         store
             .snapshot(tenant.unwrap_or(""))
-            .map(|s| if json { to_text(&s.to_json(), pretty) } else { view::tenant_text(&s, store.prefix()) })
+            .map(|s| if json { json_text(&s.to_json(), pretty) } else { view::tenant_text(&s, store.prefix()) })
     };
     match text {
         Ok(text) => emit(&text, ExitCode::SUCCESS),
-        Err(e) => {
-            complain(format_args!("xeroguard: {e}"));
-            ExitCode::from(1)
-        }
+        Err(e) => fail(&e),
     }
-}
-
-fn to_text(json: &serde_json::Value, pretty: bool) -> String {
-    let text = if pretty { serde_json::to_string_pretty(json) } else { serde_json::to_string(json) };
-    text.expect("a serde_json::Value always serializes") + "\n"
 }
 
 fn tenant_json(s: &Snapshot) -> serde_json::Value {

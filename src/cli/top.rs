@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::term::Raw;
 use super::view::{self, Screen};
-use super::{StoreArgs, complain, emit, usage_error};
+use super::{StoreArgs, emit, fail, usage_error};
 
 /// The shortest and longest `--interval`, in ms.
 const INTERVALS_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
@@ -67,11 +67,6 @@ pub fn top_command(args: &[String]) -> ExitCode {
             }
         }
     }
-}
-
-fn fail(e: &dyn std::fmt::Display) -> ExitCode {
-    complain(format_args!("xeroguard: {e}"));
-    ExitCode::from(1)
 }
 
 /// `1`, `0.5`, `2.25` seconds as ms, within [`INTERVALS_MS`].
