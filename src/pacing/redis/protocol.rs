@@ -87,6 +87,8 @@ const READ_ONLY: &str = "XG_READONLY";
 const NO_CONFIG: &str = "XG_NOCONFIG";
 /// The engine's error when the config was lost and stored again since this process last stored its own.
 const NEW_EPOCH: &str = "XG_EPOCH";
+/// Where an operation's arguments hold the config's epoch (engine.lua: ARGV 5, 1-based), set again on a resend.
+const EPOCH_ARG: usize = 4;
 
 /// The operation's arguments after KEYS.
 struct Call<'a> {
@@ -227,18 +229,22 @@ impl Protocol {
         Ok(())
     }
 
-    /// Reads the limits stored for the prefix without writing anything, and adopts them; false when it holds none
-    /// (the limits stay as given).
-    pub fn read_stored_limits(&mut self) -> Result<bool, StoreFailure> {
+    /// Reads the limits stored for the prefix without writing anything, and adopts them (when it holds none the
+    /// limits stay as given).
+    pub fn read_stored_limits(&mut self) -> Result<(), StoreFailure> {
         let reply = self.store.command(redis::cmd("HMGET").arg(self.keys.config()).arg("clock").arg("lim"))?;
         let Value::Array(items) = reply else { return Err(protocol("HMGET reply is not an array")) };
-        let (Some(Value::BulkString(_)), Some(Value::BulkString(stored))) = (items.first(), items.get(1)) else {
-            return Ok(false);
-        };
-        let stored = unpack_limits(&String::from_utf8_lossy(stored), self.limits.max_tenants)?;
+        if let (Some(Value::BulkString(_)), Some(Value::BulkString(stored))) = (items.first(), items.get(1)) {
+            self.limits = self.parse_stored(&String::from_utf8_lossy(stored))?;
+        }
+        Ok(())
+    }
+
+    /// Limits as stored (pack_limits), checked like given ones.
+    fn parse_stored(&self, text: &str) -> Result<Limits, StoreFailure> {
+        let stored = unpack_limits(text, self.limits.max_tenants)?;
         stored.validate().map_err(|why| StoreFailure::Refused(format!("the stored limits are invalid: {why}")))?;
-        self.limits = stored;
-        Ok(true)
+        Ok(stored)
     }
 
     /// Runs init.lua: stores the limits (see [`Protocol::init`]) and, when the config was made again since this
@@ -261,8 +267,7 @@ impl Protocol {
             _ => None,
         };
         let (Some(stored), Some(epoch)) = (text(1), text(2)) else { return Err(protocol("init reply is short")) };
-        let stored = unpack_limits(&stored, self.limits.max_tenants)?;
-        stored.validate().map_err(|why| StoreFailure::Refused(format!("the stored limits are invalid: {why}")))?;
+        let stored = self.parse_stored(&stored)?;
         self.config.lock().epoch = Some(epoch);
         Ok(stored)
     }
@@ -274,17 +279,18 @@ impl Protocol {
 
     /// Runs one operation, storing the limits again once if the prefix lost them (a restart without persistence).
     fn call(&self, op: Op, call: &Call<'_>) -> Result<Vec<Value>, StoreFailure> {
+        if !matches!(op, Op::Peek | Op::Snapshot) {
+            self.refuse_writes()?;
+        }
         let keys = self.keys.for_tenant(call.tenant);
-        let mut args = Vec::with_capacity(4 + call.extra.len());
+        let mut args = Vec::with_capacity(EPOCH_ARG + 1 + call.extra.len());
         args.push(call.id.map_or(String::new(), |id| id.to_string()));
         args.push(if self.manual_clock { call.now.to_string() } else { String::new() });
         args.push(self.keys.tenant_name(call.tenant));
         args.push(self.result_ttl_ms.to_string());
+        debug_assert_eq!(args.len(), EPOCH_ARG);
         args.push(self.known_epoch());
         args.extend(call.extra.iter().cloned());
-        if !matches!(op, Op::Peek | Op::Snapshot) {
-            self.refuse_writes()?;
-        }
         let reply = match self.store.call(op, &keys, &args) {
             // The config was lost (a restart without persistence, an eviction): store it again, this process's
             // overrides with it, and send the call again (the engine refused it before writing anything).
@@ -292,7 +298,7 @@ impl Protocol {
                 if !self.read_only && (why.starts_with(NO_CONFIG) || why.starts_with(NEW_EPOCH)) =>
             {
                 self.store_limits(false)?;
-                args[4] = self.known_epoch();
+                args[EPOCH_ARG] = self.known_epoch();
                 self.store.call(op, &keys, &args)?
             }
             other => other?,
