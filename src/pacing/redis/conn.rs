@@ -187,7 +187,8 @@ impl Store {
 
     /// True once after the first success that follows one or more failures.
     pub fn recovered(&self) -> bool {
-        self.recovered.swap(false, Ordering::Relaxed)
+        // A load first: the common case (nothing to report) writes nothing to the shared line.
+        self.recovered.load(Ordering::Relaxed) && self.recovered.swap(false, Ordering::Relaxed)
     }
 
     /// The store's figures; `replays_pending` is the backend's.
@@ -199,6 +200,14 @@ impl Store {
             breaker_openings: self.breaker.openings(),
             breaker_open: self.breaker.is_open(),
             replays_pending,
+        }
+    }
+
+    /// The store answered (a reply, or a refusal such as a wrong password): the breaker closes, and the first answer
+    /// after failures is reported once by [`Store::recovered`].
+    fn heard_from_the_store(&self) {
+        if self.breaker.succeeded() {
+            self.recovered.store(true, Ordering::Relaxed);
         }
     }
 
@@ -296,7 +305,7 @@ impl Store {
                 }
                 Err(answered) => {
                     // The store is up and refused (credentials): no outage for the breaker.
-                    self.breaker.succeeded();
+                    self.heard_from_the_store();
                     return Err(answered);
                 }
             };
@@ -322,9 +331,7 @@ impl Store {
                 }
                 answered => {
                     self.checkin(connection, generation);
-                    if self.breaker.succeeded() {
-                        self.recovered.store(true, Ordering::Relaxed);
-                    }
+                    self.heard_from_the_store();
                     return answered;
                 }
             }
