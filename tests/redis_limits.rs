@@ -8,8 +8,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis_support::RedisServer;
-use xeroguard::Reason;
 use xeroguard::pacing::{Clock, Decision, Limiter, Limits, PacingError, RedisOptions, TenantLimits, WindowLimit};
+use xeroguard::{FailurePolicy, Reason};
 
 static PREFIXES: AtomicU64 = AtomicU64::new(0);
 
@@ -80,6 +80,28 @@ fn inspecting_a_prefix_reports_its_stored_limits_and_state_without_writing() {
     let snapshot = view.snapshot("tenant", view.now()).unwrap();
     assert_eq!((snapshot.minute.limit, snapshot.minute.count, snapshot.in_flight), (5, 1, 1));
     assert_eq!(server.cli(&["DEBUG", "DIGEST"]), before, "the dataset is unchanged");
+}
+
+/// A look is not answered by the failure policy given (xg_limiter_inspect_redis: `on_store_error` does not apply):
+/// with the store stalled a peek gets closed's refusal, never `open`'s grant, and a snapshot fails.
+#[test]
+fn inspecting_a_stalled_store_is_not_answered_by_the_policy_given() {
+    let mut server = RedisServer::start();
+    let p = prefix();
+    let worker = Limiter::new_redis(five_a_minute(), RedisOptions::new(server.url(), &p), Clock::Monotonic).unwrap();
+    let Decision::Granted(_) = worker.acquire("tenant", worker.now()).unwrap() else { panic!("granted") };
+    for policy in [FailurePolicy::Open, FailurePolicy::Local] {
+        let options = RedisOptions { on_store_error: policy, ..RedisOptions::new(server.url(), &p) };
+        let view = Limiter::inspect_redis(options, Clock::Monotonic).unwrap();
+        server.pause();
+        let peek = view.peek("tenant", view.now());
+        let snapshot = view.snapshot("tenant", view.now());
+        server.resume();
+        // Closed's answer (a refusal, flagged), not the one given (granted under open, a local share's under local).
+        let closed = matches!(&peek, Ok(Some(r)) if r.fallback == Some(FailurePolicy::Closed));
+        assert!(closed, "{policy:?}: {peek:?}");
+        assert!(matches!(snapshot, Err(PacingError::StoreUnavailable(_))), "{policy:?}: {snapshot:?}");
+    }
 }
 
 #[test]

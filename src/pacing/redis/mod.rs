@@ -193,6 +193,8 @@ impl RedisBackend {
     /// [`PacingError::NoStoredLimits`] on a prefix that holds none; every other operation is
     /// [`PacingError::ReadOnly`].
     pub fn inspect(options: RedisOptions, clock: Clock) -> Result<Self, PacingError> {
+        // Documented (xg_limiter_inspect_redis): the failure policy and the local share do not apply to a look.
+        let options = RedisOptions { on_store_error: FailurePolicy::Closed, workers: 1, ..options };
         let mut protocol = Self::protocol(Limits::default(), &options, clock)?.read_only();
         protocol.store().choose_form(options.functions).map_err(failure)?;
         protocol.read_stored_limits().map_err(failure)?;
