@@ -4,7 +4,7 @@
 import { Readable } from 'node:stream';
 
 import { Attempt, certainlyNotSent, Guard, GuardOptions, TENANT_HEADER } from './guard';
-import { IDEMPOTENCY_KEY_HEADER } from './classify';
+import { bodyBytesToClassify, IDEMPOTENCY_KEY_HEADER } from './classify';
 import { InvalidArgumentError } from './errors';
 import { Limiter } from './limiter';
 import { TransportFailure } from './vocabulary';
@@ -234,7 +234,7 @@ export function guardAxios<T extends AxiosLikeInstance>(
             throw error; // as axios would have: validateStatus refused the status
           };
         }
-        const body = await bodyOf(response, Guard.wanted(response.status, contentType(response.headers)));
+        const body = await bodyOf(response, bodyBytesToClassify(response.status, contentType(response.headers)));
         const data = response;
         return {
           status: response.status,

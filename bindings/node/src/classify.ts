@@ -7,7 +7,7 @@
 // (the guards) only look at category, action and the wait.
 
 import { InvalidArgumentError } from './errors';
-import { SAFE_MAX, u32, U16_MAX, uint, utf8 } from './args';
+import { id64, SAFE_MAX, u32, U16_MAX, uint, utf8 } from './args';
 import {
   buffered,
   check,
@@ -610,7 +610,6 @@ export function refusalWords(reason: Reason, waitMs: number, inFlight = 0): stri
 
 /** A duration in the library's words: "1 min 30 s" (xg_duration_words). */
 export function durationWords(ms: number | bigint): string {
-  const value = typeof ms === 'bigint' ? ms : BigInt(uint(ms, 'ms'));
-  if (value < 0n || value > 0xffff_ffff_ffff_ffffn) throw new InvalidArgumentError('ms must fit in 64 bits');
+  const value = id64(ms, 'ms');
   return buffered((buf, size, needed) => fn.xg_duration_words!(value, buf, size, needed) as number);
 }

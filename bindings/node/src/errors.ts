@@ -63,31 +63,34 @@ export class LimitsDifferError extends statusError(18, 'limits_differ') {}
 export class NoStoredLimitsError extends statusError(19, 'no_stored_limits') {}
 export class PanicError extends statusError(99, 'panic') {}
 
-const STATUS_ERRORS: ReadonlyMap<
-  number,
-  new (message: string, status?: number, statusName?: string) => XeroGuardError
-> = new Map<number, new (message: string, status?: number, statusName?: string) => XeroGuardError>([
-  [1, NullPointerError],
-  [2, InvalidUtf8Error],
-  [3, InvalidArgumentError],
-  [4, MalformedResponseError],
-  [5, BufferTooSmallError],
-  [6, TooLargeError],
-  [7, UnknownPermitError],
-  [8, UnknownReservationError],
-  [9, TooManyTenantsError],
-  [10, WrongClockError],
-  [11, LimiterInterruptedError],
-  [12, BookingTooFarError],
-  [13, StoreUnavailableError],
-  [14, StoreError],
-  [15, UnknownFieldsError],
-  [16, StoreAuthError],
-  [17, StoreForbiddenError],
-  [18, LimitsDifferError],
-  [19, NoStoredLimitsError],
-  [99, PanicError],
-]);
+type StatusErrorClass = (new (message: string, status?: number, statusName?: string) => XeroGuardError) & {
+  readonly status: number;
+};
+
+const STATUS_ERRORS: ReadonlyMap<number, StatusErrorClass> = new Map(
+  [
+    NullPointerError,
+    InvalidUtf8Error,
+    InvalidArgumentError,
+    MalformedResponseError,
+    BufferTooSmallError,
+    TooLargeError,
+    UnknownPermitError,
+    UnknownReservationError,
+    TooManyTenantsError,
+    WrongClockError,
+    LimiterInterruptedError,
+    BookingTooFarError,
+    StoreUnavailableError,
+    StoreError,
+    UnknownFieldsError,
+    StoreAuthError,
+    StoreForbiddenError,
+    LimitsDifferError,
+    NoStoredLimitsError,
+    PanicError,
+  ].map((cls): [number, StatusErrorClass] => [cls.status, cls]),
+);
 
 /** The error for a status the library returned, with its message. */
 export function errorFor(status: number, statusName: string, message: string): XeroGuardError {

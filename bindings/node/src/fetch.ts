@@ -1,7 +1,7 @@
 // guardFetch: a fetch-compatible function that paces, classifies, observes and safely resends Xero calls.
 
 import { Attempt, certainlyNotSent, Guard, GuardOptions, TENANT_HEADER } from './guard';
-import { IDEMPOTENCY_KEY_HEADER } from './classify';
+import { bodyBytesToClassify, IDEMPOTENCY_KEY_HEADER } from './classify';
 import { InvalidArgumentError } from './errors';
 import { Limiter } from './limiter';
 import { TransportFailure } from './vocabulary';
@@ -79,7 +79,7 @@ export function guardFetch(fetchFunction: Fetch, limiter: Limiter, options: Guar
       call,
       async (): Promise<Attempt<Response>> => {
         const response = await fetchFunction(request.url, attemptInit);
-        const wanted = Guard.wanted(response.status, response.headers.get('content-type'));
+        const wanted = bodyBytesToClassify(response.status, response.headers.get('content-type'));
         let read: Uint8Array | null = null;
         if (wanted > 0 && response.body !== null) read = await readPrefix(response.clone().body!, wanted);
         return {

@@ -10,7 +10,6 @@ import { randomUUID } from 'node:crypto';
 
 import { hook, TENANTLESS, tenantBytes, uint } from './args';
 import {
-  bodyBytesToClassify,
   Classification,
   classify,
   HeadersInput,
@@ -20,7 +19,7 @@ import {
   retryPolicy,
 } from './classify';
 import { AbortError, InvalidArgumentError, PermitTimeoutError } from './errors';
-import { Decision, Limiter } from './limiter';
+import { Decision, Limiter, MAX_TIMER_MS } from './limiter';
 import type { Logger } from './stats';
 import { FailurePolicy, GiveUp, Reason, TransportFailure } from './vocabulary';
 
@@ -131,21 +130,31 @@ function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
-/** Sleeps `ms`, ending at once with an AbortError when `signal` fires. */
-export function sleep(ms: number, signal?: AbortSignal | null): Promise<void> {
+/**
+ * Sleeps `ms` (in pieces of at most MAX_TIMER_MS, setTimeout's limit), ending at once with an AbortError when `signal`
+ * fires.
+ */
+export async function sleep(ms: number, signal?: AbortSignal | null): Promise<void> {
+  let left = ms;
+  do {
+    const piece = Math.min(left, MAX_TIMER_MS);
+    await sleepOnce(piece, signal);
+    left -= piece;
+  } while (left > 0);
+}
+
+/** One setTimeout of at most MAX_TIMER_MS. */
+function sleepOnce(ms: number, signal?: AbortSignal | null): Promise<void> {
   if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
   return new Promise((resolve, reject) => {
     const aborted = (): void => {
       clearTimeout(timer);
       reject(new AbortError(undefined, { cause: signal!.reason }));
     };
-    const timer = setTimeout(
-      () => {
-        signal?.removeEventListener('abort', aborted);
-        resolve();
-      },
-      Math.min(ms, 0x7fff_ffff),
-    );
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', aborted);
+      resolve();
+    }, ms);
     signal?.addEventListener('abort', aborted, { once: true });
   });
 }
@@ -276,11 +285,6 @@ export class Guard {
       response?.discard();
       await sleep(waitMs, signal);
     }
-  }
-
-  /** Reads what a body holds, up to what the library's rule asks for this status and Content-Type. */
-  static wanted(status: number, contentType: string | null | undefined): number {
-    return bodyBytesToClassify(status, contentType ?? null);
   }
 
   #onRefusal(call: Call, attempt: number): ((refusal: Decision) => void) | undefined {

@@ -268,8 +268,8 @@ export type InspectOptions = Pick<LimiterOptions, 'clock' | 'deadlineMs' | 'tlsC
 const INSPECT = Symbol('inspect');
 
 const KNOWN_OPTIONS = new Set(['clock', 'redisUrl', 'logger', ...STORE_OPTIONS]);
-// setTimeout holds at most 2^31-1 ms; a longer sleep asks the library again after that long.
-const MAX_TIMER_MS = 0x7fff_ffff;
+/** @internal setTimeout holds at most 2^31-1 ms: a longer sleep is taken in pieces (or asks the library again). */
+export const MAX_TIMER_MS = 0x7fff_ffff;
 
 const redisDefaults = fn.xg_redis_options_default!() as Record<string, unknown>;
 
@@ -512,14 +512,7 @@ export class Limiter {
 
   /** Runs a native operation: here for a limiter of this process, on a worker thread for a shared one. */
   async #op<T>(op: OpName, ...args: unknown[]): Promise<T> {
-    if (this.#settings === null) {
-      const handle = this.#enter();
-      try {
-        return unwrap((OPS[op] as (...a: unknown[]) => OpResult<T>)(handle, ...args));
-      } finally {
-        this.#leave();
-      }
-    }
+    if (this.#settings === null) return this.#direct<T>(op, ...args);
     await this.ready;
     const handle = this.#enter();
     try {
@@ -531,23 +524,21 @@ export class Limiter {
 
   /** An operation on the calling thread for what never touches the store (the statistics). */
   #direct<T>(op: OpName, ...args: unknown[]): T {
-    if (this.#handle === null && !this.#closed)
-      throw new XeroGuardError('the limiter is not connected yet: await limiter.ready');
-    const handle = this.#enter();
-    try {
-      return unwrap((OPS[op] as (...a: unknown[]) => OpResult<T>)(handle, ...args));
-    } finally {
-      this.#leave();
-    }
+    return this.#using((handle) => unwrap((OPS[op] as (...a: unknown[]) => OpResult<T>)(handle, ...args)));
   }
 
   /** A call on the calling thread for what never touches the store (the clock, interrupt). */
   #local(call: (handle: Handle) => number, name: string): void {
+    this.#using((handle) => check(call(handle), name));
+  }
+
+  /** Runs `run` on the handle, on the calling thread, counted in and out (refused before a shared one connects). */
+  #using<T>(run: (handle: Handle) => T): T {
     if (this.#handle === null && !this.#closed)
       throw new XeroGuardError('the limiter is not connected yet: await limiter.ready');
     const handle = this.#enter();
     try {
-      check(call(handle), name);
+      return run(handle);
     } finally {
       this.#leave();
     }

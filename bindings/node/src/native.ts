@@ -14,7 +14,6 @@ export const PACKAGE_VERSION = '0.1.0';
 
 // Constants copied from the header; test/native.test.mjs ties each to it.
 export const XG_NONE = 0;
-export const XG_UNKNOWN = -1;
 export const XG_CLOCK_MONOTONIC = 0;
 export const XG_CLOCK_MANUAL = 1;
 /** xg_redis_options.replace_limits: which limits win when the prefix holds others. */
@@ -34,7 +33,6 @@ export const XG_STATS_RATE_LIMIT_PROBLEMS = 6;
 export const XG_STATS_STORE_FAILURE_KINDS = 5;
 export const XG_STATUS_OK = 0;
 export const XG_STATUS_BUFFER_TOO_SMALL = 5;
-export const XG_STATUS_UNKNOWN_PERMIT = 7;
 // xg_wait_outcome and xg_transport_failure have no name functions: their codes are written here.
 export const XG_WAIT_OUTCOME_GRANTED = 1;
 export const XG_WAIT_OUTCOME_ASK_AGAIN = 2;

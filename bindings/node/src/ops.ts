@@ -197,7 +197,6 @@ function cRedisOptions(settings: RedisSettings): Record<string, unknown> {
   const prefix = Buffer.from(settings.keyPrefix, 'utf8');
   const ca = settings.tlsCaFile === null ? null : Buffer.from(settings.tlsCaFile, 'utf8');
   return {
-    ...(fn.xg_redis_options_default!() as Record<string, unknown>),
     struct_size: sizeOf('xg_redis_options'),
     url: settings.url,
     url_len: url.length,

@@ -59,8 +59,10 @@ interface Family {
   name: string;
   help: string;
   type: Type;
-  /** Shared by limiters that keep their state in Redis only. */
+  /** Shared by limiters that keep their state in Redis only: read from those limiters alone. */
   store?: true;
+  /** How prom-client merges the series of cluster workers (`sum` when left out). */
+  aggregator?: 'max' | 'sum';
   /** With `tenants` only. */
   tenant?: true;
   samples(reading: Reading): Sample[];
@@ -79,10 +81,6 @@ function sortedLabels(sample: Sample): Sample {
 
 function each<W extends string>(reading: Reading, counts: Readonly<Record<W, number>>, label: string): Sample[] {
   return Object.entries<number>(counts).map(([word, count]) => one(reading.labels, count, { [label]: word }));
-}
-
-function storeOnly(reading: Reading, samples: () => Sample[]): Sample[] {
-  return reading.stats.shared ? samples() : [];
 }
 
 function perTenant(reading: Reading, samples: (tenant: string, s: TenantWindows) => Sample[]): Sample[] {
@@ -158,35 +156,36 @@ const FAMILIES: readonly Family[] = [
     help: 'Operations sent to the shared store.',
     type: 'counter',
     store: true,
-    samples: (r) => storeOnly(r, () => [one(r.labels, r.stats.storeOperations)]),
+    samples: (r) => [one(r.labels, r.stats.storeOperations)],
   },
   {
     name: 'xeroguard_store_errors_total',
     help: 'Failed operations on the shared store, by kind.',
     type: 'counter',
     store: true,
-    samples: (r) => storeOnly(r, () => each(r, r.stats.storeFailures, 'kind')),
+    samples: (r) => each(r, r.stats.storeFailures, 'kind'),
   },
   {
     name: 'xeroguard_breaker_open',
     help: "1 while the store's breaker is open (the failure policy decides).",
     type: 'gauge',
     store: true,
-    samples: (r) => storeOnly(r, () => [one(r.labels, r.stats.breakerOpen ? 1 : 0)]),
+    aggregator: 'max',
+    samples: (r) => [one(r.labels, r.stats.breakerOpen ? 1 : 0)],
   },
   {
     name: 'xeroguard_breaker_openings_total',
     help: "Times the store's breaker opened.",
     type: 'counter',
     store: true,
-    samples: (r) => storeOnly(r, () => [one(r.labels, r.stats.breakerOpenings)]),
+    samples: (r) => [one(r.labels, r.stats.breakerOpenings)],
   },
   {
     name: 'xeroguard_store_replays_pending',
     help: 'Releases and cancels the store has not confirmed yet.',
     type: 'gauge',
     store: true,
-    samples: (r) => storeOnly(r, () => [one(r.labels, r.stats.replaysPending)]),
+    samples: (r) => [one(r.labels, r.stats.replaysPending)],
   },
   {
     name: 'xeroguard_tenant_calls',
@@ -316,14 +315,17 @@ export function registerMetrics(
   const registered: string[] = [];
   try {
     for (const family of families) {
-      const aggregator = family.name === 'xeroguard_breaker_open' ? 'max' : 'sum';
+      const aggregator = family.aggregator ?? 'sum';
       const metric = {
         name: family.name,
         help: family.help,
         type: family.type,
         aggregator,
         async get() {
-          const values = (await reading()).flatMap((r) => family.samples(r)).map(sortedLabels);
+          const values = (await reading())
+            .filter((r) => family.store !== true || r.stats.shared)
+            .flatMap((r) => family.samples(r))
+            .map(sortedLabels);
           // Its name as the registry keeps it (an OpenMetrics registry takes `_total` off a counter's).
           return { name: metric.name, help: family.help, type: family.type, values, aggregator };
         },
