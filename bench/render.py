@@ -136,6 +136,14 @@ def load(results: Path, name: str) -> Optional[Dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def required(results: Path, name: str) -> Dict[str, Any]:
+    """A result file the section cannot do without: render.py stops, naming it, when it is missing."""
+    data = load(results, name)
+    if data is None:
+        sys.exit(f"render.py: {results / name} missing")
+    return data
+
+
 def rust_section(results: Path) -> List[str]:
     est = criterion_estimates()
     missing = [i for _, ours, anchor, *_ in CLASSIFY_ROWS + PACING_ROWS for i in (ours, anchor) if i not in est]
@@ -167,9 +175,7 @@ def rust_section(results: Path) -> List[str]:
 def exactness_section(results: Path) -> List[str]:
     rows: List[Dict[str, Any]] = []
     for name in ("exactness-rust.json", "exactness-python.json"):
-        data = load(results, name)
-        if data is None:
-            sys.exit(f"render.py: {results / name} missing")
+        data = required(results, name)
         rows += data["rows"]
     spec = json.loads((ROOT / "bench" / "schedules.json").read_text())
     out = ["## Window exactness", "",
@@ -186,9 +192,7 @@ def exactness_section(results: Path) -> List[str]:
 
 
 def python_section(results: Path) -> List[str]:
-    data = load(results, "python-ops.json")
-    if data is None:
-        sys.exit(f"render.py: {results / 'python-ops.json'} missing")
+    data = required(results, "python-ops.json")
     out = ["## Python (ctypes binding) beside `limits` and PyrateLimiter", "",
            f"CPython {data['python']}; each figure is the {data['statistic']} of several timed trials. Every limiter "
            "is configured with the same two windows and limits so high that every call is granted, so each row is "
@@ -214,9 +218,7 @@ def python_section(results: Path) -> List[str]:
 
 
 def node_section(results: Path) -> List[str]:
-    data = load(results, "node-ops.json")
-    if data is None:
-        sys.exit(f"render.py: {results / 'node-ops.json'} missing")
+    data = required(results, "node-ops.json")
     out = ["## Node.js (koffi binding)", "",
            f"Node {data['node']}, koffi {data['koffi']}, measured {data.get('date', 'with the rest')}; each figure is "
            f"the {data['statistic']} of several timed "
@@ -238,9 +240,7 @@ def node_section(results: Path) -> List[str]:
 
 
 def redis_section(results: Path) -> List[str]:
-    data = load(results, "redis-ops.json")
-    if data is None:
-        sys.exit(f"render.py: {results / 'redis-ops.json'} missing")
+    data = required(results, "redis-ops.json")
     out = ["## Shared limiters on one Redis: latency, Redis CPU, memory", "",
            f"Redis {data['redis']} over {data['transport']}, started by the run; every limiter on the same server in "
            f"the same run, {data['ops']:,} timed decisions each (CPython {data['python']} for the Python rows)"
@@ -325,9 +325,7 @@ def redis_section(results: Path) -> List[str]:
 
 
 def efficiency_section(results: Path, chart: str) -> List[str]:
-    data = load(results, "efficiency.json")
-    if data is None:
-        sys.exit(f"render.py: {results / 'efficiency.json'} missing")
+    data = required(results, "efficiency.json")
     cfg, theory = data["config"], data["theoretical"]
     scale = 60_000 / cfg["minute_ms"]
     out = ["## Pacing efficiency against the local Xero-like server", "",
